@@ -1,0 +1,32 @@
+// @ts-check
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+export default tseslint.config(
+  { ignores: ["node_modules", ".lifeline", "bench/results", "test-artifacts", "src/web/public/**"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    files: ["**/*.ts"],
+    rules: {
+      "@typescript-eslint/no-explicit-any": "error",
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+      "@typescript-eslint/consistent-type-imports": "error",
+    },
+  },
+  {
+    // The architecture of DESIGN §2: core has no I/O; gateway and worker never import each other.
+    files: ["src/core/**/*.ts"],
+    rules: {
+      "no-restricted-imports": ["error", { patterns: ["node:*", "../engine/*", "../llm/*", "../worker/*", "../gateway/*", "../cli/*", "fastify", "better-sqlite3", "pino"] }],
+    },
+  },
+  {
+    files: ["src/gateway/**/*.ts"],
+    rules: { "no-restricted-imports": ["error", { patterns: ["../worker/*", "../../worker/*"] }] },
+  },
+  {
+    files: ["src/worker/**/*.ts"],
+    rules: { "no-restricted-imports": ["error", { patterns: ["../gateway/*", "../../gateway/*"] }] },
+  },
+);

@@ -1,0 +1,104 @@
+import type { Entry, EntryBody, GenerationRequest } from "../core/entries.ts";
+
+/**
+ * The one port to storage (DESIGN §3): an append-only log per generation with fenced, idempotent
+ * appends, range reads and waiting, and a job queue with leases. Adapters live beside this file
+ * (`memory`, `sqlite`); every adapter passes the same conformance suite (test/engine).
+ *
+ * Expected outcomes (a stale fence, a re-sent entry, a wrong offset, a closed log) are values;
+ * only real failures (the store does not answer) throw.
+ *
+ * Not in the contract: how waiting is implemented, how job order is kept beyond "oldest first",
+ * and how long finished logs are kept.
+ */
+export interface Engine {
+  /** A short name for logs and metrics: `memory`, `sqlite`, … */
+  readonly kind: string;
+
+  /**
+   * Atomically creates a log whose entry 1 is `created` and a job for it. With an idempotency key
+   * seen before: the existing generation when the request is the same, a conflict when it is not.
+   */
+  create(request: GenerationRequest, options?: CreateOptions): Promise<CreateResult>;
+
+  /**
+   * Appends `entries` at `expectedOffset` (the offset of the first of them) under the fencing
+   * token `fence`, all or nothing. A terminal entry must be the last of the batch; appending it
+   * also finishes the job.
+   */
+  append(id: string, fence: number, expectedOffset: number, entries: readonly EntryBody[]): Promise<AppendResult>;
+
+  /** Up to `limit` entries with offsets above `afterOffset`, in offset order. */
+  read(id: string, afterOffset: number, limit: number): Promise<Entry[]>;
+
+  /** Where a log stands, or `undefined` when there is no such generation. */
+  head(id: string): Promise<LogHead | undefined>;
+
+  /**
+   * Resolves once an entry past `afterOffset` exists (at once if one does), or when `signal`
+   * aborts. Implementations never run a polling loop per waiter.
+   */
+  wait(id: string, afterOffset: number, signal: AbortSignal): Promise<void>;
+
+  /**
+   * Takes the oldest claimable job (queued, or leased with an expired lease) with a fencing token
+   * higher than any given for it before. Blocks while there is none; `undefined` once `signal`
+   * aborts. A job whose log is terminal is never handed out.
+   */
+  claim(worker: string, leaseMs: number, signal: AbortSignal): Promise<Claim | undefined>;
+
+  /** Extends a lease held with `fence`. */
+  renew(id: string, fence: number, leaseMs: number): Promise<RenewResult>;
+
+  /** Hands a job back at once (graceful shutdown): the next claim takes it with a higher fence. */
+  release(id: string, fence: number): Promise<void>;
+
+  /**
+   * Ends a generation with `cancelled` unless it already ended. The entry is appended by the
+   * engine itself, whoever holds the lease; the owner learns it from `closed` on its next append or
+   * renewal and stops the model call.
+   */
+  cancel(id: string): Promise<CancelResult>;
+
+  /** Resolves when the store answers; throws when it does not. */
+  ping(): Promise<void>;
+
+  /** Releases connections and timers. Waiters and claimers still blocked are woken and give up. */
+  close(): Promise<void>;
+}
+
+export interface CreateOptions {
+  readonly idempotencyKey?: string;
+}
+
+export type CreateResult =
+  | { readonly kind: "created"; readonly id: string }
+  | { readonly kind: "existing"; readonly id: string }
+  | { readonly kind: "idempotencyConflict"; readonly id: string };
+
+export type AppendResult =
+  | { readonly kind: "appended"; readonly nextOffset: number }
+  | { readonly kind: "duplicate"; readonly nextOffset: number }
+  | { readonly kind: "staleFence"; readonly fence: number }
+  | { readonly kind: "offsetConflict"; readonly lastOffset: number }
+  | { readonly kind: "closed"; readonly lastOffset: number }
+  | { readonly kind: "notFound" };
+
+export interface LogHead {
+  readonly lastOffset: number;
+  /** True once a terminal entry stands. */
+  readonly terminal: boolean;
+  /** The incarnation of the log; cursors from another epoch cannot be vouched for. */
+  readonly epoch?: string;
+}
+
+export interface Claim {
+  readonly id: string;
+  readonly fence: number;
+  /** True when the job was taken from a holder whose lease expired. */
+  readonly takeover: boolean;
+}
+
+export type RenewResult = "renewed" | "lost" | "closed";
+
+export type CancelResult = "cancelled" | "alreadyFinished" | "notFound";

@@ -1,0 +1,279 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { canonicalJson } from "../../core/canonical.ts";
+import { stampEntry, type Entry, type EntryBody, type GenerationRequest } from "../../core/entries.ts";
+import { decideAppend, endsWithTerminal } from "../append-rules.ts";
+import { newGenerationId } from "../ids.ts";
+import type {
+  AppendResult,
+  CancelResult,
+  Claim,
+  CreateOptions,
+  CreateResult,
+  Engine,
+  LogHead,
+  RenewResult,
+} from "../port.ts";
+import { Wakeups } from "../wakeups.ts";
+import { SCHEMA, SCHEMA_VERSION } from "./schema.ts";
+
+export interface SqliteEngineOptions {
+  /** Folder of the data file `lifeline.db`; created when missing. */
+  readonly dataDir: string;
+  /**
+   * How often the process looks for commits made by other processes on the same file, while
+   * someone waits. One check per process, whatever the number of waiters. @defaultValue 25
+   */
+  readonly watchMs?: number;
+  /** `normal` survives a killed process; `full` also survives power loss. @defaultValue "normal" */
+  readonly synchronous?: "normal" | "full";
+}
+
+interface GenerationRow {
+  id: string;
+  last_offset: number;
+  terminal: number;
+  fence: number;
+  job: "queued" | "leased" | "done";
+  lease_until: number;
+}
+
+interface EntryRow {
+  offset: number;
+  at: string;
+  body: string;
+}
+
+const JOBS = "jobs";
+
+/**
+ * The embedded default: one sqlite file in WAL mode, durable on one machine, shared safely by
+ * several processes. Every decision (append, claim, renew) is one immediate transaction.
+ */
+export class SqliteEngine implements Engine {
+  readonly kind = "sqlite";
+  readonly #db: Database.Database;
+  readonly #wakeups = new Wakeups();
+  readonly #watch: NodeJS.Timeout;
+  readonly #seenOffsets = new Map<string, number>();
+  #dataVersion: number;
+  #closed = false;
+  readonly #stmt;
+
+  constructor(options: SqliteEngineOptions) {
+    mkdirSync(options.dataDir, { recursive: true });
+    const db = new Database(join(options.dataDir, "lifeline.db"));
+    db.pragma("journal_mode = WAL");
+    db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
+    db.pragma("busy_timeout = 5000");
+    const version = db.pragma("user_version", { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      db.close();
+      throw new Error(`data file has schema ${version}; this Lifeline knows up to ${SCHEMA_VERSION}`);
+    }
+    db.exec(SCHEMA);
+    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    this.#db = db;
+    this.#stmt = {
+      generation: db.prepare<[string], GenerationRow>(
+        "SELECT id, last_offset, terminal, fence, job, lease_until FROM generations WHERE id = ?",
+      ),
+      byKey: db.prepare<[string], { id: string; request_json: string }>(
+        "SELECT id, request_json FROM generations WHERE idempotency_key = ?",
+      ),
+      insertGeneration: db.prepare(
+        "INSERT INTO generations (id, last_offset, job, idempotency_key, request_json) VALUES (?, 1, 'queued', ?, ?)",
+      ),
+      insertEntry: db.prepare("INSERT INTO entries (generation_id, offset, at, body) VALUES (?, ?, ?, ?)"),
+      body: db.prepare<[string, number], { body: string }>(
+        "SELECT body FROM entries WHERE generation_id = ? AND offset = ?",
+      ),
+      advance: db.prepare(
+        "UPDATE generations SET last_offset = ?, terminal = ?, job = CASE WHEN ? THEN 'done' ELSE job END WHERE id = ?",
+      ),
+      read: db.prepare<[string, number, number], EntryRow>(
+        "SELECT offset, at, body FROM entries WHERE generation_id = ? AND offset > ? ORDER BY offset LIMIT ?",
+      ),
+      nextJob: db.prepare<[number], { id: string; job: string }>(
+        `SELECT id, job FROM generations
+          WHERE job = 'queued' OR (job = 'leased' AND lease_until <= ?)
+          ORDER BY seq LIMIT 1`,
+      ),
+      nextExpiry: db.prepare<[], { until: number | null }>(
+        "SELECT min(lease_until) AS until FROM generations WHERE job = 'leased'",
+      ),
+      lease: db.prepare(
+        "UPDATE generations SET fence = fence + 1, job = 'leased', lease_until = ?, holder = ? WHERE id = ?",
+      ),
+      renew: db.prepare("UPDATE generations SET lease_until = ? WHERE id = ?"),
+      release: db.prepare("UPDATE generations SET job = 'queued', lease_until = 0, holder = NULL WHERE id = ?"),
+      offsets: db.prepare<[string], { id: string; last_offset: number }>(
+        "SELECT id, last_offset FROM generations WHERE id IN (SELECT value FROM json_each(?))",
+      ),
+    };
+    this.#dataVersion = this.#readDataVersion();
+    this.#watch = setInterval(() => this.#watchOtherProcesses(), options.watchMs ?? 25);
+    this.#watch.unref();
+  }
+
+  async create(request: GenerationRequest, options: CreateOptions = {}): Promise<CreateResult> {
+    const requestJson = canonicalJson(request);
+    const key = options.idempotencyKey ?? null;
+    const result = this.#db
+      .transaction((): CreateResult => {
+        if (key !== null) {
+          const seen = this.#stmt.byKey.get(key);
+          if (seen) return { kind: seen.request_json === requestJson ? "existing" : "idempotencyConflict", id: seen.id };
+        }
+        const id = newGenerationId();
+        const body: EntryBody = { type: "created", attempt: 0, request };
+        this.#stmt.insertGeneration.run(id, key, requestJson);
+        this.#stmt.insertEntry.run(id, 1, new Date().toISOString(), canonicalJson(body));
+        return { kind: "created", id };
+      })
+      .immediate();
+    if (result.kind === "created") this.#wakeups.wake(JOBS);
+    return result;
+  }
+
+  async append(id: string, fence: number, expectedOffset: number, entries: readonly EntryBody[]): Promise<AppendResult> {
+    const result = this.#db
+      .transaction((): AppendResult => {
+        const row = this.#stmt.generation.get(id);
+        if (!row) return { kind: "notFound" };
+        const state = { lastOffset: row.last_offset, terminal: row.terminal === 1, fence: row.fence };
+        const decision = decideAppend(state, fence, expectedOffset, entries, (offset) => this.#stmt.body.get(id, offset)?.body);
+        if (decision.kind === "appended") this.#insert(row, entries);
+        return decision;
+      })
+      .immediate();
+    if (result.kind === "appended") this.#wakeups.wake(id);
+    return result;
+  }
+
+  /** Inserts entries after the log's last one; inside a transaction. */
+  #insert(row: GenerationRow, entries: readonly EntryBody[]): void {
+    const at = new Date().toISOString();
+    let offset = row.last_offset;
+    for (const body of entries) this.#stmt.insertEntry.run(row.id, ++offset, at, canonicalJson(body));
+    const terminal = endsWithTerminal(entries) ? 1 : 0;
+    this.#stmt.advance.run(offset, terminal, terminal, row.id);
+  }
+
+  async read(id: string, afterOffset: number, limit: number): Promise<Entry[]> {
+    return this.#stmt.read
+      .all(id, afterOffset, limit)
+      .map((row) => stampEntry(JSON.parse(row.body) as EntryBody, row.offset, row.at));
+  }
+
+  async head(id: string): Promise<LogHead | undefined> {
+    const row = this.#stmt.generation.get(id);
+    return row && { lastOffset: row.last_offset, terminal: row.terminal === 1 };
+  }
+
+  async wait(id: string, afterOffset: number, signal: AbortSignal): Promise<void> {
+    // A wake from the cross-process watcher may be early; look again before returning.
+    while (!this.#closed && !signal.aborted) {
+      const row = this.#stmt.generation.get(id);
+      if (row && row.last_offset > afterOffset) return;
+      await this.#wakeups.next(id, signal);
+    }
+  }
+
+  async claim(worker: string, leaseMs: number, signal: AbortSignal): Promise<Claim | undefined> {
+    while (!signal.aborted && !this.#closed) {
+      const now = Date.now();
+      const claim = this.#db
+        .transaction((): Claim | undefined => {
+          const job = this.#stmt.nextJob.get(now);
+          if (!job) return undefined;
+          this.#stmt.lease.run(now + leaseMs, worker, job.id);
+          const row = this.#stmt.generation.get(job.id);
+          return row && { id: job.id, fence: row.fence, takeover: job.job === "leased" };
+        })
+        .immediate();
+      if (claim) return claim;
+      const until = this.#stmt.nextExpiry.get()?.until;
+      await this.#wakeups.next(JOBS, signal, until == null ? undefined : until - now);
+    }
+    return undefined;
+  }
+
+  async renew(id: string, fence: number, leaseMs: number): Promise<RenewResult> {
+    return this.#db
+      .transaction((): RenewResult => {
+        const row = this.#stmt.generation.get(id);
+        if (!row || row.terminal === 1) return "closed";
+        if (row.fence !== fence || row.job !== "leased") return "lost";
+        this.#stmt.renew.run(Date.now() + leaseMs, id);
+        return "renewed";
+      })
+      .immediate();
+  }
+
+  async release(id: string, fence: number): Promise<void> {
+    const released = this.#db
+      .transaction((): boolean => {
+        const row = this.#stmt.generation.get(id);
+        if (!row || row.fence !== fence || row.job !== "leased") return false;
+        this.#stmt.release.run(id);
+        return true;
+      })
+      .immediate();
+    if (released) this.#wakeups.wake(JOBS);
+  }
+
+  async cancel(id: string): Promise<CancelResult> {
+    const result = this.#db
+      .transaction((): CancelResult => {
+        const row = this.#stmt.generation.get(id);
+        if (!row) return "notFound";
+        if (row.terminal === 1) return "alreadyFinished";
+        this.#insert(row, [{ type: "cancelled", attempt: row.fence }]);
+        return "cancelled";
+      })
+      .immediate();
+    if (result === "cancelled") this.#wakeups.wake(id);
+    return result;
+  }
+
+  async ping(): Promise<void> {
+    this.#db.prepare("SELECT 1").get();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#watch);
+    this.#wakeups.wakeAll();
+    this.#db.close();
+  }
+
+  #readDataVersion(): number {
+    return this.#db.pragma("data_version", { simple: true }) as number;
+  }
+
+  /** Wakes local waiters for what other processes committed since the last look. */
+  #watchOtherProcesses(): void {
+    if (this.#closed) return;
+    const keys = this.#wakeups.keys();
+    if (keys.length === 0) {
+      this.#seenOffsets.clear();
+      return;
+    }
+    const version = this.#readDataVersion();
+    if (version === this.#dataVersion) return;
+    this.#dataVersion = version;
+    const ids = keys.filter((key) => key !== JOBS);
+    if (ids.length > 0) {
+      for (const row of this.#stmt.offsets.all(JSON.stringify(ids))) {
+        if (this.#seenOffsets.get(row.id) !== row.last_offset) {
+          this.#seenOffsets.set(row.id, row.last_offset);
+          this.#wakeups.wake(row.id);
+        }
+      }
+    }
+    this.#wakeups.wake(JOBS);
+  }
+}

@@ -1,0 +1,216 @@
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import type { EntryBody, GenerationRequest } from "../../src/core/entries.ts";
+import type { Engine } from "../../src/engine/port.ts";
+
+/** A fresh engine per test, and optionally a second connection to the same store. */
+export interface EngineHarness {
+  readonly engine: Engine;
+  /** Another client of the same store (another process's view); the same engine when the store is in-memory. */
+  readonly peer: Engine;
+  close(): Promise<void>;
+}
+
+const request: GenerationRequest = { model: "sim", messages: [{ role: "user", content: "hello" }] };
+const delta = (text: string, attempt = 1): EntryBody => ({ type: "delta", attempt, text });
+const never = (): AbortSignal => new AbortController().signal;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+async function createAndClaim(engine: Engine, leaseMs = 10_000): Promise<{ id: string; fence: number }> {
+  const created = await engine.create(request);
+  const claim = await engine.claim("w1", leaseMs, never());
+  if (!claim || claim.id !== created.id) throw new Error("expected to claim the job just created");
+  return claim;
+}
+
+/** The contract of DESIGN §3, run against every adapter. */
+export function engineConformance(name: string, open: () => Promise<EngineHarness>): void {
+  describe(`engine conformance: ${name}`, () => {
+    let h: EngineHarness;
+    beforeEach(async () => {
+      h = await open();
+    });
+    afterEach(async () => {
+      await h.close();
+    });
+
+    it("creates a log whose entry 1 is created, and a job for it", async () => {
+      const created = await h.engine.create(request);
+      expect(created.kind).toBe("created");
+      const entries = await h.engine.read(created.id, 0, 10);
+      expect(entries).toHaveLength(1);
+      expect(entries[0]).toMatchObject({ offset: 1, type: "created", request });
+      expect(await h.engine.head(created.id)).toMatchObject({ lastOffset: 1, terminal: false });
+      expect(await h.engine.head("gen_unknown")).toBeUndefined();
+    });
+
+    it("an idempotency key gives back the same generation, and refuses a different request", async () => {
+      const first = await h.engine.create(request, { idempotencyKey: "k1" });
+      const again = await h.peer.create(request, { idempotencyKey: "k1" });
+      expect(again).toEqual({ kind: "existing", id: first.id });
+      const other = await h.engine.create({ ...request, seed: 7 }, { idempotencyKey: "k1" });
+      expect(other).toEqual({ kind: "idempotencyConflict", id: first.id });
+      const claim = await h.engine.claim("w", 10_000, never());
+      expect(claim?.id).toBe(first.id);
+      const ctl = new AbortController();
+      setTimeout(() => ctl.abort(), 100);
+      expect(await h.engine.claim("w", 10_000, ctl.signal)).toBeUndefined();
+    });
+
+    it("appends at the expected offset and reads ranges in order", async () => {
+      const { id, fence } = await createAndClaim(h.engine);
+      expect(await h.engine.append(id, fence, 2, [delta("a"), delta("b")])).toEqual({ kind: "appended", nextOffset: 4 });
+      expect(await h.engine.append(id, fence, 4, [delta("c")])).toEqual({ kind: "appended", nextOffset: 5 });
+      const all = await h.engine.read(id, 0, 100);
+      expect(all.map((e) => e.offset)).toEqual([1, 2, 3, 4]);
+      expect((await h.engine.read(id, 2, 1)).map((e) => e.offset)).toEqual([3]);
+      expect(await h.engine.read(id, 4, 10)).toEqual([]);
+      expect(all[1]).toMatchObject({ offset: 2, type: "delta", attempt: fence, text: "a" });
+      expect(typeof all[1]?.at).toBe("string");
+    });
+
+    it("re-sending an entry at its offset is a no-op", async () => {
+      const { id, fence } = await createAndClaim(h.engine);
+      await h.engine.append(id, fence, 2, [delta("a"), delta("b")]);
+      expect(await h.engine.append(id, fence, 2, [delta("a"), delta("b")])).toEqual({ kind: "duplicate", nextOffset: 4 });
+      expect(await h.engine.append(id, fence, 3, [delta("b")])).toEqual({ kind: "duplicate", nextOffset: 4 });
+      expect((await h.engine.head(id))?.lastOffset).toBe(3);
+    });
+
+    it("an append at a wrong offset is refused and writes nothing", async () => {
+      const { id, fence } = await createAndClaim(h.engine);
+      await h.engine.append(id, fence, 2, [delta("a")]);
+      expect(await h.engine.append(id, fence, 2, [delta("different")])).toEqual({ kind: "offsetConflict", lastOffset: 2 });
+      expect(await h.engine.append(id, fence, 5, [delta("x"), delta("y")])).toEqual({ kind: "offsetConflict", lastOffset: 2 });
+      expect((await h.engine.read(id, 0, 100)).map((e) => e.offset)).toEqual([1, 2]);
+    });
+
+    it("a batch with a terminal entry before its end is refused", async () => {
+      const { id, fence } = await createAndClaim(h.engine);
+      await expect(h.engine.append(id, fence, 2, [{ type: "cancelled", attempt: fence }, delta("x")])).rejects.toThrow(RangeError);
+      expect((await h.engine.head(id))?.lastOffset).toBe(1);
+    });
+
+    it("two claimers never own one job", async () => {
+      const ids = new Set<string>();
+      for (let i = 0; i < 30; i++) ids.add((await h.engine.create({ ...request, seed: i })).id);
+      const owners = new Map<string, string[]>();
+      const ctl = new AbortController();
+      const claimLoop = async (engine: Engine, who: string): Promise<void> => {
+        for (;;) {
+          const claim = await engine.claim(who, 60_000, ctl.signal);
+          if (!claim) return;
+          owners.set(claim.id, [...(owners.get(claim.id) ?? []), who]);
+          expect(claim.fence).toBe(1);
+          if (owners.size === ids.size) ctl.abort();
+        }
+      };
+      await Promise.all([claimLoop(h.engine, "a"), claimLoop(h.peer, "b"), claimLoop(h.engine, "c"), claimLoop(h.peer, "d")]);
+      expect(new Set(owners.keys())).toEqual(ids);
+      for (const who of owners.values()) expect(who).toHaveLength(1);
+    });
+
+    it("a lease not renewed is taken over with a higher fence, and the old owner is refused", async () => {
+      const { id, fence } = await createAndClaim(h.engine, 150);
+      await h.engine.append(id, fence, 2, [delta("old")]);
+      const takeover = await h.peer.claim("w2", 10_000, never());
+      expect(takeover).toEqual({ id, fence: fence + 1, takeover: true });
+      expect(await h.engine.append(id, fence, 3, [delta("late")])).toEqual({ kind: "staleFence", fence: fence + 1 });
+      expect(await h.engine.renew(id, fence, 10_000)).toBe("lost");
+      expect(await h.peer.append(id, fence + 1, 3, [delta("new", fence + 1)])).toEqual({ kind: "appended", nextOffset: 4 });
+      expect((await h.engine.read(id, 0, 10)).map((e) => (e.type === "delta" ? e.text : e.type))).toEqual(["created", "old", "new"]);
+    });
+
+    it("a renewed lease is not taken over", async () => {
+      const { id, fence } = await createAndClaim(h.engine, 200);
+      const ctl = new AbortController();
+      const other = h.peer.claim("w2", 10_000, ctl.signal);
+      for (let i = 0; i < 5; i++) {
+        await sleep(80);
+        expect(await h.engine.renew(id, fence, 200)).toBe("renewed");
+      }
+      ctl.abort();
+      expect(await other).toBeUndefined();
+    });
+
+    it("claim blocks while there is no job and wakes when one is created", async () => {
+      const pending = h.engine.claim("w", 10_000, never());
+      await sleep(50);
+      const created = await h.peer.create(request);
+      expect((await pending)?.id).toBe(created.id);
+    });
+
+    it("a released job is claimed again at once with a higher fence", async () => {
+      const { id, fence } = await createAndClaim(h.engine, 60_000);
+      await h.engine.release(id, fence);
+      const again = await h.peer.claim("w2", 10_000, never());
+      expect(again).toEqual({ id, fence: fence + 1, takeover: false });
+      await h.engine.release(id, fence); // stale release: nothing happens
+      expect(await h.peer.renew(id, fence + 1, 10_000)).toBe("renewed");
+    });
+
+    it("a terminal entry finishes the job and closes the log", async () => {
+      const { id, fence } = await createAndClaim(h.engine, 100);
+      const completed: EntryBody = {
+        type: "completed",
+        attempt: fence,
+        finishReason: "stop",
+        usage: { promptTokens: 1, completionTokens: 1 },
+      };
+      expect(await h.engine.append(id, fence, 2, [delta("a"), completed])).toEqual({ kind: "appended", nextOffset: 4 });
+      expect(await h.engine.head(id)).toMatchObject({ lastOffset: 3, terminal: true });
+      expect(await h.engine.append(id, fence, 4, [delta("b")])).toEqual({ kind: "closed", lastOffset: 3 });
+      expect(await h.engine.append(id, fence, 2, [delta("a"), completed])).toEqual({ kind: "duplicate", nextOffset: 4 });
+      expect(await h.engine.renew(id, fence, 100)).toBe("closed");
+      await sleep(150);
+      const ctl = new AbortController();
+      setTimeout(() => ctl.abort(), 100);
+      expect(await h.peer.claim("w2", 100, ctl.signal)).toBeUndefined();
+    });
+
+    it("cancel ends the log with cancelled whoever holds the lease", async () => {
+      const { id, fence } = await createAndClaim(h.engine);
+      await h.engine.append(id, fence, 2, [delta("a")]);
+      expect(await h.peer.cancel(id)).toBe("cancelled");
+      expect(await h.engine.append(id, fence, 3, [delta("b")])).toEqual({ kind: "closed", lastOffset: 3 });
+      expect(await h.engine.renew(id, fence, 1000)).toBe("closed");
+      expect((await h.engine.read(id, 2, 10))[0]).toMatchObject({ offset: 3, type: "cancelled" });
+      expect(await h.engine.cancel(id)).toBe("alreadyFinished");
+      expect(await h.engine.cancel("gen_00000000000000000000000000")).toBe("notFound");
+      expect(await h.engine.append("gen_00000000000000000000000000", 1, 2, [delta("x")])).toEqual({ kind: "notFound" });
+    });
+
+    it("cancelling a queued job means no worker ever runs it", async () => {
+      const created = await h.engine.create(request);
+      expect(await h.engine.cancel(created.id)).toBe("cancelled");
+      const ctl = new AbortController();
+      setTimeout(() => ctl.abort(), 100);
+      expect(await h.peer.claim("w", 1000, ctl.signal)).toBeUndefined();
+    });
+
+    it("waiting readers wake on append, also on another connection", async () => {
+      const { id, fence } = await createAndClaim(h.engine);
+      const local = h.engine.wait(id, 1, never());
+      const remote = h.peer.wait(id, 1, never());
+      let woke = false;
+      void Promise.all([local, remote]).then(() => (woke = true));
+      await sleep(60);
+      expect(woke).toBe(false);
+      await h.engine.append(id, fence, 2, [delta("a")]);
+      await Promise.all([local, remote]);
+      await h.peer.wait(id, 1, never()); // already past: resolves at once
+    });
+
+    it("a wait ends when its signal aborts", async () => {
+      const { id } = await createAndClaim(h.engine);
+      const ctl = new AbortController();
+      const waiting = h.engine.wait(id, 1, ctl.signal);
+      ctl.abort();
+      await waiting;
+      expect((await h.engine.head(id))?.lastOffset).toBe(1);
+    });
+
+    it("the store answers ping", async () => {
+      await h.engine.ping();
+    });
+  });
+}
