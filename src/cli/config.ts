@@ -1,0 +1,61 @@
+import { hostname } from "node:os";
+import { z } from "zod";
+
+/**
+ * Every option of Lifeline: an environment variable and a flag, validated once at start, then
+ * frozen. The table is also the documentation (`lifeline help` prints it; README mirrors it).
+ */
+const OPTIONS = {
+  host: { env: "LIFELINE_HOST", flag: "host", default: "127.0.0.1", doc: "Address the gateway listens on.", schema: z.string().min(1) },
+  port: { env: "LIFELINE_PORT", flag: "port", default: "8787", doc: "Port the gateway listens on (0 picks a free one).", schema: z.coerce.number().int().min(0).max(65535) },
+  engine: { env: "LIFELINE_ENGINE", flag: "engine", default: "sqlite", doc: "Storage engine: sqlite (durable, embedded) or memory (tests; nothing survives).", schema: z.enum(["sqlite", "memory"]) },
+  dataDir: { env: "LIFELINE_DATA_DIR", flag: "data-dir", default: "./.lifeline", doc: "Folder of the sqlite data file.", schema: z.string().min(1) },
+  sqliteSync: { env: "LIFELINE_SQLITE_SYNC", flag: "sqlite-sync", default: "normal", doc: "normal survives a killed process; full also survives power loss.", schema: z.enum(["normal", "full"]) },
+  leaseMs: { env: "LIFELINE_LEASE_MS", flag: "lease-ms", default: "10000", doc: "Lease length; a dead worker's answer is taken over after at most this.", schema: z.coerce.number().int().min(100).max(3_600_000) },
+  heartbeatMs: { env: "LIFELINE_HEARTBEAT_MS", flag: "heartbeat-ms", default: "15000", doc: "Interval of SSE `: ping` heartbeats.", schema: z.coerce.number().int().min(100).max(600_000) },
+  coalesceMs: { env: "LIFELINE_COALESCE_MS", flag: "coalesce-ms", default: "20", doc: "Tokens within this window become one delta entry (0: one entry per token).", schema: z.coerce.number().int().min(0).max(5000) },
+  workerConcurrency: { env: "LIFELINE_WORKER_CONCURRENCY", flag: "worker-concurrency", default: "256", doc: "Answers one worker runs at once.", schema: z.coerce.number().int().min(1).max(100_000) },
+  workerName: { env: "LIFELINE_WORKER_NAME", flag: "worker-name", default: "", doc: "Worker name in logs and started entries (default host-pid).", schema: z.string().max(200) },
+  simTokensPerSecond: { env: "LIFELINE_SIM_TOKENS_PER_SECOND", flag: "sim-tokens-per-second", default: "30", doc: "Pace of the built-in sim model.", schema: z.coerce.number().positive().max(1_000_000) },
+  maxBodyBytes: { env: "LIFELINE_MAX_BODY_BYTES", flag: "max-body-bytes", default: "1048576", doc: "Largest accepted request body (413 above).", schema: z.coerce.number().int().min(1024).max(64 * 1024 * 1024) },
+  logLevel: { env: "LIFELINE_LOG_LEVEL", flag: "log-level", default: "info", doc: "fatal, error, warn, info, debug, trace or silent.", schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]) },
+} as const;
+
+type Options = typeof OPTIONS;
+export type Config = { readonly [K in keyof Options]: z.output<Options[K]["schema"]> };
+export type OptionName = keyof Options;
+
+export const OPTION_TABLE: readonly { name: OptionName; env: string; flag: string; default: string; doc: string }[] = (
+  Object.keys(OPTIONS) as OptionName[]
+).map((name) => ({ name, env: OPTIONS[name].env, flag: `--${OPTIONS[name].flag}`, default: OPTIONS[name].default, doc: OPTIONS[name].doc }));
+
+/** The flags `parseArgs` should accept. */
+export const FLAG_SPEC: Record<string, { type: "string" }> = Object.fromEntries(
+  Object.values(OPTIONS).map((option) => [option.flag, { type: "string" as const }]),
+);
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Flags win over the environment, which wins over defaults. Throws one error listing every problem. */
+export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string | undefined>): Config {
+  const problems: string[] = [];
+  const out: Record<string, unknown> = {};
+  for (const name of Object.keys(OPTIONS) as OptionName[]) {
+    const option = OPTIONS[name];
+    const fromFlag = flags[option.flag];
+    const fromEnv = env[option.env];
+    const raw = fromFlag ?? (fromEnv === undefined || fromEnv === "" ? option.default : fromEnv);
+    const source = fromFlag !== undefined ? `--${option.flag}` : fromEnv ? option.env : "default";
+    const parsed = (option.schema as z.ZodType).safeParse(raw);
+    if (parsed.success) out[name] = parsed.data;
+    else problems.push(`${source} = ${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  if (out.workerName === "") out.workerName = `${hostname()}-${process.pid}`;
+  return Object.freeze(out) as Config;
+}

@@ -1,0 +1,87 @@
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { ConfigError, FLAG_SPEC, OPTION_TABLE, loadConfig } from "./config.ts";
+import { startNode, type NodeRoles } from "./node.ts";
+
+const ROLES: Record<string, NodeRoles> = {
+  start: { gateway: true, worker: true },
+  gateway: { gateway: true, worker: false },
+  worker: { gateway: false, worker: true },
+};
+
+function usage(): string {
+  const width = Math.max(...OPTION_TABLE.map((o) => o.flag.length + o.env.length));
+  const lines = OPTION_TABLE.map((o) => `  ${`${o.flag}, ${o.env}`.padEnd(width + 4)}${o.doc} (default: ${o.default || "—"})`);
+  return [
+    "Usage: lifeline <command> [options]",
+    "",
+    "Commands:",
+    "  start     gateway and worker in one process (the embedded mode)",
+    "  gateway   the HTTP API only; workers run elsewhere on the same engine",
+    "  worker    runs answers only",
+    "  help      this text",
+    "  version   the version",
+    "",
+    "Options (flag, environment variable):",
+    ...lines,
+  ].join("\n");
+}
+
+/** `lifeline <command> [flags]`. Exits 2 on a usage or configuration error. */
+export async function main(argv: readonly string[]): Promise<void> {
+  const [command = "help", ...rest] = argv;
+  if (command === "help" || command === "--help" || command === "-h") {
+    process.stdout.write(`${usage()}\n`);
+    return;
+  }
+  if (command === "version" || command === "--version") {
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+    process.stdout.write(`${pkg.version}\n`);
+    return;
+  }
+  const roles = ROLES[command];
+  if (!roles) return fail(`unknown command "${command}"`);
+
+  let flags: Record<string, string | undefined>;
+  try {
+    flags = parseArgs({ args: [...rest], options: FLAG_SPEC, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
+  } catch (error) {
+    return fail((error as Error).message);
+  }
+  let config;
+  try {
+    config = loadConfig(process.env, flags);
+  } catch (error) {
+    if (error instanceof ConfigError) return fail(error.message);
+    throw error;
+  }
+  if (config.engine === "memory" && command !== "start") {
+    return fail("the memory engine lives in one process; `gateway` and `worker` need a shared engine such as sqlite");
+  }
+
+  const node = await startNode(config, roles);
+  if (node.url) {
+    process.stderr.write(`Lifeline is ready at ${node.url}/ (engine ${config.engine}${config.engine === "sqlite" ? `, data in ${config.dataDir}` : ""})\n`);
+  } else {
+    process.stderr.write(`Lifeline worker ${config.workerName} is running (engine ${config.engine})\n`);
+  }
+  let signals = 0;
+  const shutdown = (signal: NodeJS.Signals): void => {
+    if (++signals > 1) process.exit(130);
+    node.logger.info({ signal }, "shutting down");
+    void node.stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        node.logger.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", shutdown);
+  process.on("SIGINT", shutdown);
+}
+
+function fail(message: string): void {
+  process.stderr.write(`lifeline: ${message}\n\nRun \`lifeline help\` for the commands and options.\n`);
+  process.exitCode = 2;
+}

@@ -1,0 +1,73 @@
+import type { Engine } from "../engine/port.ts";
+import { openEngine } from "../engine/open-engine.ts";
+import { Gateway } from "../gateway/gateway.ts";
+import { createModelRegistry } from "../llm/models.ts";
+import type { ModelRegistry } from "../llm/provider.ts";
+import { createLogger, type Logger } from "../observability/logger.ts";
+import { Metrics } from "../observability/metrics.ts";
+import { Worker } from "../worker/worker.ts";
+import type { Config } from "./config.ts";
+
+export interface NodeRoles {
+  readonly gateway: boolean;
+  readonly worker: boolean;
+}
+
+/** A running Lifeline process: a gateway, a worker or both, over one engine. */
+export interface LifelineNode {
+  readonly url: string | undefined;
+  readonly engine: Engine;
+  readonly logger: Logger;
+  /** Graceful: streams end, answers are handed back, the engine closes. */
+  stop(): Promise<void>;
+}
+
+/** Wires the parts a process runs; gateway and worker meet only here. */
+export async function startNode(config: Config, roles: NodeRoles, overrides: { models?: ModelRegistry; logger?: Logger } = {}): Promise<LifelineNode> {
+  const logger = overrides.logger ?? createLogger(config.logLevel);
+  const engine = openEngine(config.engine === "memory" ? { kind: "memory" } : { kind: "sqlite", dataDir: config.dataDir, synchronous: config.sqliteSync });
+  const metrics = new Metrics();
+  const models = overrides.models ?? createModelRegistry({ sim: { tokensPerSecond: config.simTokensPerSecond } });
+
+  let worker: Worker | undefined;
+  if (roles.worker) {
+    worker = new Worker({
+      engine,
+      models,
+      logger,
+      metrics,
+      name: config.workerName,
+      leaseMs: config.leaseMs,
+      concurrency: config.workerConcurrency,
+      coalesceMs: config.coalesceMs,
+    });
+    worker.start();
+  }
+  let gateway: Gateway | undefined;
+  let url: string | undefined;
+  if (roles.gateway) {
+    gateway = new Gateway({
+      engine,
+      metrics,
+      logger,
+      models: () => models.names(),
+      heartbeatMs: config.heartbeatMs,
+      maxBodyBytes: config.maxBodyBytes,
+    });
+    url = await gateway.listen(config.host, config.port);
+  }
+  logger.info({ url, engine: engine.kind, worker: roles.worker ? config.workerName : undefined }, "lifeline started");
+
+  let stopping: Promise<void> | undefined;
+  return {
+    url,
+    engine,
+    logger,
+    stop: () =>
+      (stopping ??= (async () => {
+        await Promise.all([gateway?.close(), worker?.stop()]);
+        await engine.close();
+        logger.info("lifeline stopped");
+      })()),
+  };
+}

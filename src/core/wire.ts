@@ -1,0 +1,94 @@
+/**
+ * The wire format shared by the server and its clients: header names, SSE framing and the
+ * parser for it. Nothing here does I/O.
+ */
+export const HEADERS = {
+  lastEventId: "last-event-id",
+  idempotencyKey: "idempotency-key",
+  idempotentReplayed: "idempotent-replayed",
+} as const;
+
+/** The `event:` name of the frame that tells a client to drop its text and rebuild from offset 1. */
+export const RESET_EVENT = "reset";
+
+/** The comment frame sent as a heartbeat. */
+export const SSE_PING = ": ping\n\n";
+
+const LINE_BREAK = /\r\n|\r|\n/;
+
+/** One SSE frame. `id` and `event` may not contain a line break; `data` may, one `data:` line each. */
+export function encodeSseFrame(frame: { id?: string; event?: string; data: string }): string {
+  let out = "";
+  if (frame.id !== undefined) {
+    if (LINE_BREAK.test(frame.id)) throw new RangeError("SSE id may not contain a line break");
+    out += `id: ${frame.id}\n`;
+  }
+  if (frame.event !== undefined) {
+    if (LINE_BREAK.test(frame.event)) throw new RangeError("SSE event may not contain a line break");
+    out += `event: ${frame.event}\n`;
+  }
+  for (const line of frame.data.split(LINE_BREAK)) out += `data: ${line}\n`;
+  return `${out}\n`;
+}
+
+export interface SseMessage {
+  readonly id: string | undefined;
+  readonly event: string;
+  readonly data: string;
+}
+
+/**
+ * An incremental parser for `text/event-stream` as the HTML standard defines it: feed it chunks,
+ * get whole messages. Comments (heartbeats) are reported through `onComment`.
+ */
+export class SseParser {
+  #buffer = "";
+  #data: string[] = [];
+  #event = "";
+  #id: string | undefined;
+  #sawId = false;
+
+  constructor(
+    private readonly onMessage: (message: SseMessage) => void,
+    private readonly onComment: (text: string) => void = () => undefined,
+  ) {}
+
+  push(chunk: string): void {
+    this.#buffer += chunk;
+    for (;;) {
+      const match = LINE_BREAK.exec(this.#buffer);
+      if (!match) return;
+      // A lone CR at the very end may be the first half of CRLF: wait for more.
+      if (match[0] === "\r" && match.index === this.#buffer.length - 1) return;
+      const line = this.#buffer.slice(0, match.index);
+      this.#buffer = this.#buffer.slice(match.index + match[0].length);
+      this.#line(line);
+    }
+  }
+
+  #line(line: string): void {
+    if (line === "") {
+      if (this.#data.length > 0) {
+        this.onMessage({ id: this.#sawId ? this.#id : undefined, event: this.#event || "message", data: this.#data.join("\n") });
+      }
+      this.#data = [];
+      this.#event = "";
+      this.#sawId = false;
+      return;
+    }
+    if (line.startsWith(":")) {
+      this.onComment(line.slice(1).trim());
+      return;
+    }
+    const colon = line.indexOf(":");
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? "" : line.slice(colon + 1);
+    if (value.startsWith(" ")) value = value.slice(1);
+    if (field === "data") this.#data.push(value);
+    else if (field === "event") this.#event = value;
+    else if (field === "id" && !value.includes("\0")) {
+      this.#id = value;
+      this.#sawId = true;
+    }
+  }
+}

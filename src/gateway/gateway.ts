@@ -1,0 +1,64 @@
+import { fileURLToPath } from "node:url";
+import fastifyStatic from "@fastify/static";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import type { Engine } from "../engine/port.ts";
+import type { Logger } from "../observability/logger.ts";
+import type { Metrics } from "../observability/metrics.ts";
+import { installErrorHandling } from "./http-errors.ts";
+import { eventRoutes } from "./routes/events.ts";
+import { generationRoutes } from "./routes/generations.ts";
+import { healthRoutes } from "./routes/health.ts";
+
+export interface GatewayOptions {
+  readonly engine: Engine;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Model names this deployment serves. */
+  readonly models: () => readonly string[];
+  readonly heartbeatMs: number;
+  readonly maxBodyBytes: number;
+  /** Serve the chat page at `/`. @defaultValue true */
+  readonly web?: boolean;
+}
+
+const WEB_ROOT = fileURLToPath(new URL("../web/public/", import.meta.url));
+
+/** The HTTP front door (DESIGN §4): the API, SSE, health, metrics and the web page. */
+export class Gateway {
+  readonly app: FastifyInstance;
+  readonly #shutdown = new AbortController();
+
+  constructor(options: GatewayOptions) {
+    const app = Fastify({
+      loggerInstance: options.logger as FastifyBaseLogger,
+      bodyLimit: options.maxBodyBytes,
+      // One line per request would drown the lines about generations; routes log what matters.
+      logController: new LogController({ disableRequestLogging: true }),
+      return503OnClosing: true,
+      forceCloseConnections: true,
+    });
+    // Only JSON bodies are accepted; other types get 415.
+    app.removeContentTypeParser("text/plain");
+    installErrorHandling(app);
+    healthRoutes(app, options);
+    generationRoutes(app, options);
+    eventRoutes(app, { ...options, shutdown: this.#shutdown.signal });
+    if (options.web ?? true) void app.register(fastifyStatic, { root: WEB_ROOT, prefix: "/", index: "index.html" });
+    // Open streams end first, so clients resume on another gateway instead of waiting.
+    app.addHook("preClose", async () => this.#shutdown.abort());
+    this.app = app;
+  }
+
+  /** Listens and returns the base URL. */
+  async listen(host: string, port: number): Promise<string> {
+    await this.app.listen({ host, port });
+    const address = this.app.server.address();
+    const actual = typeof address === "object" && address ? address.port : port;
+    const shownHost = host.includes(":") ? `[${host}]` : host;
+    return `http://${shownHost}:${actual}`;
+  }
+
+  async close(): Promise<void> {
+    await this.app.close();
+  }
+}

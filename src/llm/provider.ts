@@ -1,0 +1,28 @@
+import type { GenerationRequest, Usage } from "../core/entries.ts";
+
+/** One call to a model: answer `request`, continuing after `prefix` (the text already in the log). */
+export interface ModelCall {
+  readonly request: GenerationRequest;
+  /** Text the answer already has; a provider that can continue produces only what follows it. */
+  readonly prefix: string;
+  readonly signal: AbortSignal;
+}
+
+export type ModelEvent =
+  | { readonly type: "token"; readonly text: string }
+  | { readonly type: "finish"; readonly finishReason: string; readonly usage: Usage };
+
+/**
+ * A model behind one streaming interface. The stream yields tokens, then exactly one `finish`;
+ * it throws when the model fails, and stops with an AbortError when `signal` aborts.
+ */
+export interface ModelProvider {
+  readonly name: string;
+  stream(call: ModelCall): AsyncIterable<ModelEvent>;
+}
+
+/** Models by name, as the worker resolves them. */
+export interface ModelRegistry {
+  resolve(model: string): ModelProvider | undefined;
+  names(): readonly string[];
+}

@@ -1,0 +1,198 @@
+import type { EntryBody, ErrorInfo, GenerationRequest } from "../core/entries.ts";
+import { TextFold } from "../core/fold.ts";
+import type { AppendResult, Claim, Engine } from "../engine/port.ts";
+import type { ModelRegistry } from "../llm/provider.ts";
+import type { Logger } from "../observability/logger.ts";
+import type { Metrics } from "../observability/metrics.ts";
+
+export interface RunContext {
+  readonly engine: Engine;
+  readonly models: ModelRegistry;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly worker: string;
+  readonly leaseMs: number;
+  readonly coalesceMs: number;
+}
+
+/** Why a run stopped before its terminal entry. */
+export type StopReason = "shutdown" | "leaseLost" | "closed";
+
+class RunStopped extends Error {
+  constructor(readonly reason: StopReason) {
+    super(`run stopped: ${reason}`);
+  }
+}
+
+const READ_PAGE = 1000;
+
+/**
+ * One attempt at one answer, under one lease: reads the log, continues the text from where it
+ * stands, appends coalesced deltas under its fence and ends the log, or hands the job back.
+ */
+export class AnswerRun {
+  readonly #ctx: RunContext;
+  readonly #claim: Claim;
+  readonly #log: Logger;
+  readonly #abort = new AbortController();
+  #stopReason: StopReason | undefined;
+  #nextOffset = 0;
+  #pending = "";
+  #pendingTokens = 0;
+  #flushTimer: NodeJS.Timeout | undefined;
+  #writes: Promise<void> = Promise.resolve();
+
+  constructor(ctx: RunContext, claim: Claim) {
+    this.#ctx = ctx;
+    this.#claim = claim;
+    this.#log = ctx.logger.child({ generation: claim.id, attempt: claim.fence });
+  }
+
+  /** Stops the model call; the run flushes what it has and hands the job back (`shutdown`). */
+  stop(reason: StopReason): void {
+    this.#stopReason ??= reason;
+    this.#abort.abort(new RunStopped(reason));
+  }
+
+  async run(): Promise<void> {
+    const { fence } = this.#claim;
+    const renewal = setInterval(() => void this.#renew(), Math.max(50, Math.min(this.#ctx.leaseMs / 3, 1000)));
+    try {
+      const { request, text, lastOffset, terminal } = await this.#readLog();
+      if (terminal) return;
+      this.#nextOffset = lastOffset + 1;
+      if (this.#claim.takeover) {
+        this.#ctx.metrics.takeovers.inc();
+        this.#log.warn({ fromOffset: lastOffset }, "took over an answer whose lease expired");
+      }
+      const provider = this.#ctx.models.resolve(request.model);
+      if (!provider) {
+        await this.#write([{ type: "failed", attempt: fence, error: { code: "unknown_model", message: `no model named ${request.model}` } }]);
+        return;
+      }
+      await this.#write([{ type: "started", attempt: fence, worker: this.#ctx.worker, model: provider.name }]);
+      this.#ctx.metrics.answersStarted.inc();
+      this.#log.info({ model: provider.name, prefixChars: text.length }, "answer started");
+      for await (const event of provider.stream({ request, prefix: text, signal: this.#abort.signal })) {
+        if (event.type === "token") {
+          this.#buffer(event.text);
+        } else {
+          await this.#write([{ type: "completed", attempt: fence, finishReason: event.finishReason, usage: event.usage }]);
+          this.#ctx.metrics.answersFinished.inc({ outcome: "completed" });
+          this.#log.info({ usage: event.usage }, "answer completed");
+        }
+      }
+    } catch (error) {
+      await this.#onError(error);
+    } finally {
+      clearInterval(renewal);
+      if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    }
+  }
+
+  async #onError(error: unknown): Promise<void> {
+    const reason = this.#stopReason ?? (error instanceof RunStopped ? error.reason : undefined);
+    if (reason === "shutdown") {
+      // Keep what the model already produced, then hand the job over at once.
+      await this.#flush().catch(() => undefined);
+      await this.#writes.catch(() => undefined);
+      await this.#ctx.engine.release(this.#claim.id, this.#claim.fence).catch(() => undefined);
+      this.#log.info("answer handed back on shutdown");
+      return;
+    }
+    if (reason !== undefined) {
+      this.#log.warn({ reason }, "answer run stopped");
+      return;
+    }
+    const info: ErrorInfo = { code: "model_error", message: error instanceof Error ? error.message : String(error) };
+    this.#log.error({ err: error }, "answer failed");
+    try {
+      await this.#flush();
+      await this.#write([{ type: "failed", attempt: this.#claim.fence, error: info }]);
+      this.#ctx.metrics.answersFinished.inc({ outcome: "failed" });
+    } catch (writeError) {
+      // The store itself failed: the lease runs out and another worker takes the answer over.
+      this.#log.error({ err: writeError }, "could not record the failure");
+    }
+  }
+
+  async #readLog(): Promise<{ request: GenerationRequest; text: string; lastOffset: number; terminal: boolean }> {
+    const fold = new TextFold();
+    let request: GenerationRequest | undefined;
+    let terminal = false;
+    for (;;) {
+      const page = await this.#ctx.engine.read(this.#claim.id, fold.lastOffset, READ_PAGE);
+      for (const entry of page) {
+        fold.apply(entry);
+        if (entry.type === "created") request = entry.request;
+        if (entry.type === "completed" || entry.type === "failed" || entry.type === "cancelled") terminal = true;
+      }
+      if (page.length < READ_PAGE) break;
+    }
+    if (!request) throw new Error(`log of ${this.#claim.id} has no created entry`);
+    return { request, text: fold.text, lastOffset: fold.lastOffset, terminal };
+  }
+
+  #buffer(text: string): void {
+    this.#pending += text;
+    this.#pendingTokens += 1;
+    if (this.#ctx.coalesceMs <= 0) void this.#flush();
+    else this.#flushTimer ??= setTimeout(() => void this.#flush(), this.#ctx.coalesceMs);
+  }
+
+  /** Moves buffered text into the log, after any write already under way. */
+  #flush(): Promise<void> {
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    if (this.#pending === "") return this.#writes;
+    const text = this.#pending;
+    const tokens = this.#pendingTokens;
+    this.#pending = "";
+    this.#pendingTokens = 0;
+    const write = this.#write([{ type: "delta", attempt: this.#claim.fence, text }]).then(() => {
+      this.#ctx.metrics.tokensAppended.inc(tokens);
+    });
+    write.catch(() => undefined); // the failure also reaches the model loop through #abort
+    return write;
+  }
+
+  /** Appends after every earlier write, in order; a refusal stops the run. */
+  #write(entries: readonly EntryBody[]): Promise<void> {
+    const pendingDelta = this.#pending !== "" && entries[0]?.type !== "delta";
+    const before = pendingDelta ? this.#flush() : this.#writes;
+    const write = before.then(async () => {
+      const result = await this.#ctx.engine.append(this.#claim.id, this.#claim.fence, this.#nextOffset, entries);
+      this.#ctx.metrics.appends.inc({ result: result.kind });
+      this.#afterAppend(result);
+    });
+    this.#writes = write.catch(() => undefined);
+    return write;
+  }
+
+  #afterAppend(result: AppendResult): void {
+    switch (result.kind) {
+      case "appended":
+      case "duplicate":
+        this.#nextOffset = result.nextOffset;
+        return;
+      case "closed":
+        this.#log.info("log closed by another writer (cancelled)");
+        this.stop("closed");
+        throw new RunStopped("closed");
+      default:
+        this.#log.warn({ result }, "append refused: lease lost");
+        this.stop("leaseLost");
+        throw new RunStopped("leaseLost");
+    }
+  }
+
+  async #renew(): Promise<void> {
+    try {
+      const result = await this.#ctx.engine.renew(this.#claim.id, this.#claim.fence, this.#ctx.leaseMs);
+      if (result === "lost") this.stop("leaseLost");
+      else if (result === "closed") this.stop("closed");
+    } catch (error) {
+      this.#log.warn({ err: error }, "lease renewal failed; retrying");
+    }
+  }
+}
