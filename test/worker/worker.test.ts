@@ -1,0 +1,143 @@
+import { Writable } from "node:stream";
+import { pino } from "pino";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Entry } from "../../src/core/entries.ts";
+import { MemoryEngine } from "../../src/engine/memory/memory-engine.ts";
+import type { Engine } from "../../src/engine/port.ts";
+import { createModelRegistry } from "../../src/llm/models.ts";
+import { simTokens } from "../../src/llm/sim/sim-text.ts";
+import { Metrics } from "../../src/observability/metrics.ts";
+import { Worker, type WorkerOptions } from "../../src/worker/worker.ts";
+import { expectExactAnswer } from "../support/invariants.ts";
+
+const request = { model: "sim", messages: [{ role: "user" as const, content: "work" }], max_tokens: 30 };
+const text = simTokens(request).join("");
+const never = new AbortController().signal;
+
+async function readAll(engine: Engine, id: string): Promise<Entry[]> {
+  return engine.read(id, 0, 10_000);
+}
+
+async function untilTerminal(engine: Engine, id: string): Promise<Entry[]> {
+  for (;;) {
+    const head = await engine.head(id);
+    if (head?.terminal) return readAll(engine, id);
+    await engine.wait(id, head?.lastOffset ?? 0, never);
+  }
+}
+
+describe("the worker", () => {
+  const stops: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const stop of stops.splice(0).reverse()) await stop();
+  });
+
+  function startWorker(engine: Engine, options: Partial<WorkerOptions> & { tokensPerSecond?: number; onToken?: () => void } = {}): Worker {
+    const worker = new Worker({
+      engine,
+      models: createModelRegistry({ sim: { tokensPerSecond: options.tokensPerSecond ?? 1000, ...(options.onToken ? { onToken: options.onToken } : {}) } }),
+      logger: options.logger ?? pino({ level: "silent" }),
+      metrics: new Metrics({ defaultMetrics: false }),
+      name: options.name ?? "w",
+      leaseMs: options.leaseMs ?? 5000,
+      concurrency: options.concurrency ?? 8,
+      coalesceMs: options.coalesceMs ?? 0,
+    });
+    worker.start();
+    stops.push(() => worker.stop());
+    return worker;
+  }
+
+  it("with no coalescing window appends one delta per token", async () => {
+    const engine = new MemoryEngine();
+    stops.push(() => engine.close());
+    startWorker(engine, { coalesceMs: 0 });
+    const { id } = await engine.create(request);
+    const entries = await untilTerminal(engine, id);
+    expectExactAnswer(entries, text);
+    expect(entries.filter((e) => e.type === "delta")).toHaveLength(30);
+  });
+
+  it("coalesces the tokens of one window into one delta", async () => {
+    const engine = new MemoryEngine();
+    stops.push(() => engine.close());
+    startWorker(engine, { coalesceMs: 60, tokensPerSecond: 200 });
+    const { id } = await engine.create(request);
+    const entries = await untilTerminal(engine, id);
+    expectExactAnswer(entries, text);
+    const deltas = entries.filter((e) => e.type === "delta").length;
+    expect(deltas).toBeGreaterThan(1);
+    expect(deltas).toBeLessThan(15);
+  });
+
+  it("a cancel stops the model call", async () => {
+    const engine = new MemoryEngine();
+    stops.push(() => engine.close());
+    let tokens = 0;
+    startWorker(engine, { tokensPerSecond: 200, onToken: () => tokens++ });
+    const { id } = await engine.create({ ...request, max_tokens: 5000 });
+    while ((await engine.head(id))!.lastOffset < 4) await engine.wait(id, (await engine.head(id))!.lastOffset, never);
+    expect(await engine.cancel(id)).toBe("cancelled");
+    await new Promise((r) => setTimeout(r, 100));
+    const after = tokens;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(tokens).toBe(after);
+    expect(tokens).toBeLessThan(5000);
+    const entries = await readAll(engine, id);
+    expect(entries[entries.length - 1]?.type).toBe("cancelled");
+  });
+
+  it("a worker paused past its lease can never write into the answer another worker now owns", async () => {
+    const engine = new MemoryEngine();
+    stops.push(() => engine.close());
+    // The paused worker believes its renewals succeed (as after a long pause), so its lease runs out.
+    const blind: Engine = {
+      kind: engine.kind,
+      create: (...a) => engine.create(...a),
+      append: (...a) => engine.append(...a),
+      read: (...a) => engine.read(...a),
+      head: (...a) => engine.head(...a),
+      wait: (...a) => engine.wait(...a),
+      claim: (...a) => engine.claim(...a),
+      renew: async () => "renewed",
+      release: (...a) => engine.release(...a),
+      cancel: (...a) => engine.cancel(...a),
+      ping: () => engine.ping(),
+      close: () => engine.close(),
+    };
+    startWorker(blind, { name: "paused", leaseMs: 200, tokensPerSecond: 40 });
+    const { id } = await engine.create({ ...request, max_tokens: 60 });
+    await new Promise((r) => setTimeout(r, 400));
+    startWorker(engine, { name: "successor", leaseMs: 5000, tokensPerSecond: 1000 });
+    const entries = await untilTerminal(engine, id);
+    expectExactAnswer(entries, simTokens({ ...request, max_tokens: 60 }).join(""));
+    const starts = entries.filter((e): e is Extract<Entry, { type: "started" }> => e.type === "started");
+    expect(starts[0]?.worker).toBe("paused");
+    expect(starts[starts.length - 1]?.worker).toBe("successor");
+    // Once an attempt has started, no entry of an older attempt follows it.
+    let current = 0;
+    for (const entry of entries.slice(1)) {
+      if (entry.type === "started") current = entry.attempt;
+      expect(entry.attempt).toBe(current);
+    }
+  });
+
+  it("every log line about an answer names its generation and attempt", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split("\n").filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    const engine = new MemoryEngine();
+    stops.push(() => engine.close());
+    startWorker(engine, { logger: pino({ level: "info" }, sink) });
+    const { id } = await engine.create(request);
+    await untilTerminal(engine, id);
+    await new Promise((r) => setTimeout(r, 20));
+    const about = lines.filter((l) => l.generation === id);
+    expect(about.map((l) => l.msg)).toEqual(expect.arrayContaining(["answer started", "answer completed"]));
+    for (const line of about) expect(line.attempt).toBe(1);
+  });
+});
