@@ -1,0 +1,44 @@
+import { spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../../src/cli/config.ts";
+
+const BIN = fileURLToPath(new URL("../../bin/lifeline", import.meta.url));
+
+describe("configuration", () => {
+  it("has documented defaults and is frozen", () => {
+    const config = loadConfig({}, {});
+    expect(config).toMatchObject({ host: "127.0.0.1", port: 8787, engine: "sqlite", dataDir: "./.lifeline", leaseMs: 10_000, heartbeatMs: 15_000, simTokensPerSecond: 30 });
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it("flags win over the environment", () => {
+    expect(loadConfig({ LIFELINE_PORT: "9000" }, { port: "9100" }).port).toBe(9100);
+    expect(loadConfig({ LIFELINE_PORT: "9000" }, {}).port).toBe(9000);
+  });
+
+  it("one error lists every problem", () => {
+    try {
+      loadConfig({ LIFELINE_PORT: "http", LIFELINE_ENGINE: "postgres", LIFELINE_LEASE_MS: "5" }, { "heartbeat-ms": "-1" });
+      expect.unreachable();
+    } catch (error) {
+      expect(error).toBeInstanceOf(ConfigError);
+      const problems = (error as ConfigError).problems;
+      expect(problems).toHaveLength(4);
+      expect(problems.join("\n")).toMatch(/LIFELINE_PORT[\s\S]*LIFELINE_ENGINE[\s\S]*LIFELINE_LEASE_MS[\s\S]*--heartbeat-ms/);
+    }
+  });
+
+  it("the command exits 2 with the list, and on an unknown flag or command", () => {
+    const bad = spawnSync(process.execPath, [BIN, "start", "--port", "abc", "--lease-ms", "1"], { encoding: "utf8" });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain("--port");
+    expect(bad.stderr).toContain("--lease-ms");
+    const flag = spawnSync(process.execPath, [BIN, "start", "--nope", "1"], { encoding: "utf8" });
+    expect(flag.status).toBe(2);
+    expect(flag.stderr).toMatch(/nope/);
+    const command = spawnSync(process.execPath, [BIN, "fly"], { encoding: "utf8" });
+    expect(command.status).toBe(2);
+    expect(command.stderr).toContain('unknown command "fly"');
+  });
+});
