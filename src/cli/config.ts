@@ -1,5 +1,8 @@
 import { hostname } from "node:os";
 import { z } from "zod";
+import { parseHostPorts } from "../engine/redis/host-ports.ts";
+
+const hostPortList = z.union([z.literal(""), z.string().refine((s) => parseHostPorts(s) !== undefined, "must be host:port,host:port")]);
 
 /**
  * Every option of Lifeline: an environment variable and a flag, validated once at start, then
@@ -8,9 +11,15 @@ import { z } from "zod";
 const OPTIONS = {
   host: { env: "LIFELINE_HOST", flag: "host", default: "127.0.0.1", doc: "Address the gateway listens on.", schema: z.string().min(1) },
   port: { env: "LIFELINE_PORT", flag: "port", default: "8787", doc: "Port the gateway listens on (0 picks a free one).", schema: z.coerce.number().int().min(0).max(65535) },
-  engine: { env: "LIFELINE_ENGINE", flag: "engine", default: "sqlite", doc: "Storage engine: sqlite (durable, embedded) or memory (tests; nothing survives).", schema: z.enum(["sqlite", "memory"]) },
+  engine: { env: "LIFELINE_ENGINE", flag: "engine", default: "sqlite", doc: "Storage engine: sqlite (durable, embedded), redis (distributed) or memory (nothing survives).", schema: z.enum(["sqlite", "redis", "memory"]) },
   dataDir: { env: "LIFELINE_DATA_DIR", flag: "data-dir", default: "./.lifeline", doc: "Folder of the sqlite data file.", schema: z.string().min(1) },
   sqliteSync: { env: "LIFELINE_SQLITE_SYNC", flag: "sqlite-sync", default: "normal", doc: "normal survives a killed process; full also survives power loss.", schema: z.enum(["normal", "full"]) },
+  redisUrl: { env: "LIFELINE_REDIS_URL", flag: "redis-url", default: "", doc: "redis engine: one Redis server, redis://host:port[/db].", schema: z.union([z.literal(""), z.string().regex(/^rediss?:\/\/\S+$/, "must be redis://host:port")]) },
+  redisSentinels: { env: "LIFELINE_REDIS_SENTINELS", flag: "redis-sentinels", default: "", doc: "redis engine: Sentinels as host:port,host:port.", schema: hostPortList },
+  redisMasterName: { env: "LIFELINE_REDIS_MASTER_NAME", flag: "redis-master-name", default: "lifeline", doc: "redis engine: the primary's name in Sentinel.", schema: z.string().min(1).max(200) },
+  redisClusterNodes: { env: "LIFELINE_REDIS_CLUSTER_NODES", flag: "redis-cluster-nodes", default: "", doc: "redis engine: Cluster seed nodes as host:port,host:port.", schema: hostPortList },
+  redisPrefix: { env: "LIFELINE_REDIS_PREFIX", flag: "redis-prefix", default: "ll", doc: "redis engine: prefix of every key.", schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "letters, digits, _ . - only") },
+  redisRetentionSeconds: { env: "LIFELINE_REDIS_RETENTION_SECONDS", flag: "redis-retention-seconds", default: "86400", doc: "redis engine: how long a finished log is kept.", schema: z.coerce.number().int().min(1).max(365 * 86400) },
   leaseMs: { env: "LIFELINE_LEASE_MS", flag: "lease-ms", default: "10000", doc: "Lease length; a dead worker's answer is taken over after at most this.", schema: z.coerce.number().int().min(100).max(3_600_000) },
   heartbeatMs: { env: "LIFELINE_HEARTBEAT_MS", flag: "heartbeat-ms", default: "15000", doc: "Interval of SSE `: ping` heartbeats.", schema: z.coerce.number().int().min(100).max(600_000) },
   coalesceMs: { env: "LIFELINE_COALESCE_MS", flag: "coalesce-ms", default: "20", doc: "Tokens within this window become one delta entry (0: one entry per token).", schema: z.coerce.number().int().min(0).max(5000) },
@@ -54,6 +63,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     const parsed = (option.schema as z.ZodType).safeParse(raw);
     if (parsed.success) out[name] = parsed.data;
     else problems.push(`${source} = ${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
+  }
+  if (out.engine === "redis") {
+    const given = [out.redisUrl, out.redisSentinels, out.redisClusterNodes].filter((v) => v !== "").length;
+    if (given !== 1) problems.push("LIFELINE_ENGINE=redis needs exactly one of LIFELINE_REDIS_URL, LIFELINE_REDIS_SENTINELS or LIFELINE_REDIS_CLUSTER_NODES");
   }
   if (problems.length > 0) throw new ConfigError(problems);
   if (out.workerName === "") out.workerName = `${hostname()}-${process.pid}`;

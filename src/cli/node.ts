@@ -1,5 +1,6 @@
 import type { Engine } from "../engine/port.ts";
-import { openEngine } from "../engine/open-engine.ts";
+import { openEngine, type EngineConfig } from "../engine/open-engine.ts";
+import { parseHostPorts } from "../engine/redis/host-ports.ts";
 import { Gateway } from "../gateway/gateway.ts";
 import { createModelRegistry } from "../llm/models.ts";
 import type { ModelRegistry } from "../llm/provider.ts";
@@ -25,7 +26,7 @@ export interface LifelineNode {
 /** Wires the parts a process runs; gateway and worker meet only here. */
 export async function startNode(config: Config, roles: NodeRoles, overrides: { models?: ModelRegistry; logger?: Logger } = {}): Promise<LifelineNode> {
   const logger = overrides.logger ?? createLogger(config.logLevel);
-  const engine = openEngine(config.engine === "memory" ? { kind: "memory" } : { kind: "sqlite", dataDir: config.dataDir, synchronous: config.sqliteSync });
+  const engine = openEngine(engineConfigOf(config), logger);
   const metrics = new Metrics();
   const models = overrides.models ?? createModelRegistry({ sim: { tokensPerSecond: config.simTokensPerSecond } });
 
@@ -70,4 +71,22 @@ export async function startNode(config: Config, roles: NodeRoles, overrides: { m
         logger.info("lifeline stopped");
       })()),
   };
+}
+
+/** The engine the configuration names; `loadConfig` has already checked the combination. */
+export function engineConfigOf(config: Config): EngineConfig {
+  switch (config.engine) {
+    case "memory":
+      return { kind: "memory" };
+    case "sqlite":
+      return { kind: "sqlite", dataDir: config.dataDir, synchronous: config.sqliteSync };
+    case "redis": {
+      const common = { kind: "redis" as const, prefix: config.redisPrefix, retentionSeconds: config.redisRetentionSeconds };
+      if (config.redisSentinels) {
+        return { ...common, target: { mode: "sentinel", sentinels: parseHostPorts(config.redisSentinels) ?? [], masterName: config.redisMasterName } };
+      }
+      if (config.redisClusterNodes) return { ...common, target: { mode: "cluster", nodes: parseHostPorts(config.redisClusterNodes) ?? [] } };
+      return { ...common, target: { mode: "standalone", url: config.redisUrl } };
+    }
+  }
 }

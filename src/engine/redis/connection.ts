@@ -1,0 +1,41 @@
+import { Cluster, Redis, type ClusterNode, type RedisOptions } from "ioredis";
+import type { HostPort } from "./host-ports.ts";
+
+export type { HostPort };
+export type RedisClient = Redis | Cluster;
+
+/** Where Redis is: one server, a Sentinel-watched primary, or a Cluster. */
+export type RedisTarget =
+  | { readonly mode: "standalone"; readonly url: string }
+  | { readonly mode: "sentinel"; readonly sentinels: readonly HostPort[]; readonly masterName: string }
+  | { readonly mode: "cluster"; readonly nodes: readonly HostPort[] };
+
+const BASE: RedisOptions = {
+  // A failover turns the old primary into a replica: reconnect and resend instead of failing.
+  reconnectOnError: (error) => (/^(READONLY|LOADING|MASTERDOWN)/.test(error.message) ? 2 : false),
+  maxRetriesPerRequest: 40,
+  enableOfflineQueue: true,
+  connectTimeout: 5000,
+};
+
+/** Opens one connection (or one Cluster client) to the target. */
+export function connectRedis(target: RedisTarget, name: string): RedisClient {
+  switch (target.mode) {
+    case "standalone":
+      return new Redis(target.url, { ...BASE, connectionName: name });
+    case "sentinel":
+      return new Redis({
+        ...BASE,
+        connectionName: name,
+        sentinels: target.sentinels.map((s) => ({ host: s.host, port: s.port })),
+        name: target.masterName,
+        sentinelRetryStrategy: (times) => Math.min(times * 100, 1000),
+        failoverDetector: true,
+      });
+    case "cluster":
+      return new Cluster(
+        target.nodes.map((n): ClusterNode => ({ host: n.host, port: n.port })),
+        { redisOptions: { ...BASE, connectionName: name }, shardedSubscribers: true, maxRedirections: 32, retryDelayOnFailover: 200, retryDelayOnClusterDown: 200 },
+      );
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * Every Redis key and channel Lifeline uses, built in one place. All keys of one generation share
+ * the hash tag `{<id>}`, so its scripts run on one Cluster slot; the job queue lives under the tag
+ * `{<prefix>:q}` on one slot of its own.
+ */
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+
+  /** The stream of a generation's entries; entry IDs are `<offset>-0`. */
+  log(id: string): string {
+    return `${this.prefix}:{${id}}:log`;
+  }
+
+  /** Hash: last, terminal, fence, epoch. */
+  meta(id: string): string {
+    return `${this.prefix}:{${id}}:meta`;
+  }
+
+  /** Sharded pub/sub channel that carries the new last offset after each append. */
+  notify(id: string): string {
+    return `${this.prefix}:{${id}}:n`;
+  }
+
+  /** Idempotency key → `{"id","request"}`. */
+  idempotency(key: string): string {
+    return `${this.prefix}:idem:{${key}}`;
+  }
+
+  private get queueTag(): string {
+    return `${this.prefix}:{${this.prefix}:q}`;
+  }
+
+  /** ZSET of queued jobs, scored by their order. */
+  get ready(): string {
+    return `${this.queueTag}:ready`;
+  }
+
+  /** ZSET of leased jobs, scored by lease expiry (server ms). */
+  get leased(): string {
+    return `${this.queueTag}:leased`;
+  }
+
+  /** HASH job id → its order, kept while the job is open. */
+  get order(): string {
+    return `${this.queueTag}:order`;
+  }
+
+  /** Counter of job order. */
+  get sequence(): string {
+    return `${this.queueTag}:seq`;
+  }
+
+  /** LIST that blocked claimers BLPOP on; one push per new or released job wakes one claimer. */
+  get signal(): string {
+    return `${this.queueTag}:signal`;
+  }
+
+  /** A probe channel on the slot of `tag`, to check that a subscription still delivers. */
+  probe(tag: string): string {
+    return `${this.prefix}:{${tag}}:probe`;
+  }
+}

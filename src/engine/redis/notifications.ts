@@ -1,0 +1,135 @@
+import { randomUUID } from "node:crypto";
+import type { Logger } from "../../observability/logger.ts";
+import { Wakeups } from "../wakeups.ts";
+import type { RedisClient } from "./connection.ts";
+
+export interface NotificationOptions {
+  /** The subscriber connection (sharded pub/sub). */
+  readonly subscriber: RedisClient;
+  /** Any command connection, used to publish probes. */
+  readonly publisher: RedisClient;
+  /** Channels, one per shard, on which probes travel. */
+  readonly probeChannels: () => Promise<readonly string[]>;
+  /** Generation id → its channel, and back. */
+  readonly channelOf: (id: string) => string;
+  readonly idOf: (channel: string) => string | undefined;
+  /** How often a probe checks that the subscription still delivers. @defaultValue 2000 */
+  readonly probeMs?: number;
+  /** How long a channel stays subscribed after its last waiter left. @defaultValue 10000 */
+  readonly lingerMs?: number;
+  readonly logger?: Logger;
+}
+
+/**
+ * Live notifications for waiting readers: one subscriber connection per process, one sharded
+ * channel per generation, subscribed while someone waits on it. A probe published to the
+ * process's own probe channels proves the subscription still delivers; when one goes missing
+ * (a failover can leave a subscription silently dead) the subscriber reconnects and every waiter
+ * wakes to look again, so nothing is missed.
+ */
+export class Notifications {
+  readonly #o: NotificationOptions;
+  readonly #wakeups = new Wakeups();
+  readonly #subscribed = new Map<string, { refs: number; ready: Promise<unknown>; linger?: NodeJS.Timeout }>();
+  readonly #probeTimer: NodeJS.Timeout;
+  readonly #pendingProbes = new Map<string, NodeJS.Timeout>();
+  readonly #token = randomUUID();
+  #probesSubscribed: Promise<readonly string[]> | undefined;
+  #closed = false;
+  /** Subscriptions re-established after a failed probe. */
+  recoveries = 0;
+
+  constructor(options: NotificationOptions) {
+    this.#o = options;
+    options.subscriber.on("smessage", (channel: string, message: string) => this.#onMessage(channel, message));
+    // ioredis resubscribes after a reconnect; whatever was published meanwhile is re-read.
+    options.subscriber.on("ready", () => this.#wakeups.wakeAll());
+    this.#probeTimer = setInterval(() => void this.#probe(), options.probeMs ?? 2000);
+    this.#probeTimer.unref();
+  }
+
+  /** Resolves at the next notification for `id` (or a recovery, or abort). Call `hold` first. */
+  next(id: string, signal: AbortSignal): Promise<void> {
+    return this.#wakeups.next(id, signal);
+  }
+
+  /** Subscribes to `id` (once for all holders) and resolves when the subscription stands. */
+  async hold(id: string): Promise<void> {
+    let entry = this.#subscribed.get(id);
+    if (!entry) {
+      entry = { refs: 0, ready: this.#o.subscriber.ssubscribe(this.#o.channelOf(id)) };
+      this.#subscribed.set(id, entry);
+    }
+    entry.refs += 1;
+    if (entry.linger) {
+      clearTimeout(entry.linger);
+      delete entry.linger;
+    }
+    await entry.ready;
+  }
+
+  /** Lets go of `id`; the channel is unsubscribed after the linger time if nobody holds it. */
+  release(id: string): void {
+    const entry = this.#subscribed.get(id);
+    if (!entry) return;
+    entry.refs -= 1;
+    if (entry.refs > 0 || this.#closed) return;
+    entry.linger = setTimeout(() => {
+      if (entry.refs > 0) return;
+      this.#subscribed.delete(id);
+      this.#o.subscriber.sunsubscribe(this.#o.channelOf(id)).catch(() => undefined);
+    }, this.#o.lingerMs ?? 10_000);
+    entry.linger.unref();
+  }
+
+  #onMessage(channel: string, message: string): void {
+    const probe = this.#pendingProbes.get(message);
+    if (probe) {
+      clearTimeout(probe);
+      this.#pendingProbes.delete(message);
+      return;
+    }
+    const id = this.#o.idOf(channel);
+    if (id) this.#wakeups.wake(id);
+  }
+
+  async #probe(): Promise<void> {
+    if (this.#closed || this.#pendingProbes.size > 0) return;
+    try {
+      this.#probesSubscribed ??= this.#o.probeChannels().then(async (channels) => {
+        for (const channel of channels) await this.#o.subscriber.ssubscribe(channel);
+        return channels;
+      });
+      const channels = await this.#probesSubscribed;
+      for (const channel of channels) {
+        const token = `${this.#token}:${randomUUID()}`;
+        const timeout = setTimeout(() => this.#probeLost(channel, token), (this.#o.probeMs ?? 2000) * 2);
+        timeout.unref();
+        this.#pendingProbes.set(token, timeout);
+        await this.#o.publisher.spublish(channel, token);
+      }
+    } catch (error) {
+      this.#probesSubscribed = undefined;
+      this.#o.logger?.warn({ err: error }, "notification probe could not be sent");
+    }
+  }
+
+  #probeLost(channel: string, token: string): void {
+    this.#pendingProbes.delete(token);
+    if (this.#closed) return;
+    this.recoveries += 1;
+    this.#o.logger?.warn({ channel }, "a probe was not delivered: re-establishing the subscription");
+    this.#probesSubscribed = undefined;
+    // Reconnecting makes ioredis subscribe every channel again; waiters then look again.
+    this.#o.subscriber.disconnect(true);
+    this.#wakeups.wakeAll();
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#probeTimer);
+    for (const timer of this.#pendingProbes.values()) clearTimeout(timer);
+    for (const entry of this.#subscribed.values()) if (entry.linger) clearTimeout(entry.linger);
+    this.#wakeups.wakeAll();
+  }
+}

@@ -1,0 +1,253 @@
+import { randomUUID } from "node:crypto";
+import calculateSlot from "cluster-key-slot";
+import { Cluster } from "ioredis";
+import { canonicalJson } from "../../core/canonical.ts";
+import { stampEntry, type Entry, type EntryBody, type GenerationRequest } from "../../core/entries.ts";
+import type { Logger } from "../../observability/logger.ts";
+import { assertWellFormedBatch, endsWithTerminal } from "../append-rules.ts";
+import { newGenerationId } from "../ids.ts";
+import type {
+  AppendResult,
+  CancelResult,
+  Claim,
+  CreateOptions,
+  CreateResult,
+  Engine,
+  LogHead,
+  RenewResult,
+} from "../port.ts";
+import { Wakeups } from "../wakeups.ts";
+import { connectRedis, type RedisClient, type RedisTarget } from "./connection.ts";
+import { RedisKeys } from "./keys.ts";
+import { Notifications } from "./notifications.ts";
+import { withScripts, type ScriptedClient } from "./scripts.ts";
+
+export interface RedisEngineOptions {
+  readonly target: RedisTarget;
+  /** Prefix of every key. @defaultValue "ll" */
+  readonly prefix?: string;
+  /** Seconds a finished log (and an idempotency key) is kept. @defaultValue 86400 */
+  readonly retentionSeconds?: number;
+  /** Interval of subscription probes. @defaultValue 2000 */
+  readonly probeMs?: number;
+  readonly logger?: Logger;
+}
+
+/** Longest a blocked claimer sleeps before it looks again (a lost wake-up costs at most this). */
+const MAX_CLAIM_SLEEP_MS = 1000;
+
+/**
+ * The distributed engine: one Redis Stream per generation (entry ID `<offset>-0`), its state in a
+ * hash beside it, every key of one generation under one hash tag; fenced appends, cancels and
+ * claims as named Lua scripts; live delivery through sharded pub/sub. Runs on one Redis, on a
+ * Sentinel-watched primary, and on Redis Cluster.
+ */
+export class RedisEngine implements Engine {
+  readonly kind = "redis";
+  readonly #keys: RedisKeys;
+  readonly #retention: number;
+  readonly #commands: ScriptedClient;
+  readonly #blocking: RedisClient;
+  readonly #subscriber: RedisClient;
+  readonly #notifications: Notifications;
+  readonly #closing = new AbortController();
+  readonly #wakeups = new Wakeups();
+
+  constructor(options: RedisEngineOptions) {
+    this.#keys = new RedisKeys(options.prefix ?? "ll");
+    this.#retention = options.retentionSeconds ?? 86_400;
+    this.#commands = withScripts(connectRedis(options.target, "lifeline"));
+    this.#blocking = connectRedis(options.target, "lifeline-claim");
+    this.#subscriber = connectRedis(options.target, "lifeline-sub");
+    for (const client of [this.#commands, this.#blocking, this.#subscriber]) {
+      client.on("error", (error: Error) => options.logger?.warn({ err: error.message }, "redis connection error"));
+    }
+    const prefix = `${this.#keys.prefix}:{`;
+    this.#notifications = new Notifications({
+      subscriber: this.#subscriber,
+      publisher: this.#commands,
+      channelOf: (id) => this.#keys.notify(id),
+      idOf: (channel) => (channel.startsWith(prefix) && channel.endsWith("}:n") ? channel.slice(prefix.length, -3) : undefined),
+      probeChannels: () => this.#probeChannels(),
+      probeMs: options.probeMs ?? 2000,
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
+  }
+
+  /** Subscription recoveries after failed probes, for tests and metrics. */
+  get subscriptionRecoveries(): number {
+    return this.#notifications.recoveries;
+  }
+
+  async create(request: GenerationRequest, options: CreateOptions = {}): Promise<CreateResult> {
+    let id = newGenerationId();
+    let kind: CreateResult["kind"] = "created";
+    const key = options.idempotencyKey;
+    if (key !== undefined) {
+      const requestJson = canonicalJson(request);
+      const stored = JSON.stringify({ id, request: requestJson });
+      const set = await this.#commands.set(this.#keys.idempotency(key), stored, "EX", this.#retention, "NX");
+      if (set === null) {
+        const seen = await this.#commands.get(this.#keys.idempotency(key));
+        const parsed = seen ? (JSON.parse(seen) as { id: string; request: string }) : undefined;
+        if (!parsed) return this.create(request, options); // expired between the two calls
+        if (parsed.request !== requestJson) return { kind: "idempotencyConflict", id: parsed.id };
+        id = parsed.id;
+        kind = "existing";
+      }
+    }
+    // Both steps are idempotent, so a retried or repeated create completes a half-done one.
+    const body: EntryBody = { type: "created", attempt: 0, request };
+    await this.#commands.llCreate(this.#keys.meta(id), this.#keys.log(id), canonicalJson(body), new Date().toISOString(), randomUUID().slice(0, 8));
+    if (kind === "created" || !(await this.#isTerminal(id))) await this.#enqueue(id);
+    return { kind, id };
+  }
+
+  async append(id: string, fence: number, expectedOffset: number, entries: readonly EntryBody[]): Promise<AppendResult> {
+    assertWellFormedBatch(entries);
+    const result = (await this.#commands.llAppend(
+      this.#keys.meta(id),
+      this.#keys.log(id),
+      fence,
+      expectedOffset,
+      endsWithTerminal(entries) ? 1 : 0,
+      new Date().toISOString(),
+      this.#keys.notify(id),
+      this.#retention,
+      ...entries.map((entry) => canonicalJson(entry)),
+    )) as [string, number];
+    const [kind, n] = result;
+    switch (kind) {
+      case "appended":
+        if (endsWithTerminal(entries)) await this.#lease("finish", id);
+        return { kind, nextOffset: Number(n) };
+      case "duplicate":
+        return { kind, nextOffset: Number(n) };
+      case "staleFence":
+        return { kind, fence: Number(n) };
+      case "offsetConflict":
+      case "closed":
+        return { kind, lastOffset: Number(n) };
+      default:
+        return { kind: "notFound" };
+    }
+  }
+
+  async read(id: string, afterOffset: number, limit: number): Promise<Entry[]> {
+    const rows = await this.#commands.xrange(this.#keys.log(id), `${afterOffset + 1}-0`, "+", "COUNT", limit);
+    return rows.map(([streamId, fields]) => {
+      let body = "";
+      let at = "";
+      for (let i = 0; i < fields.length; i += 2) {
+        if (fields[i] === "b") body = fields[i + 1] ?? "";
+        else if (fields[i] === "at") at = fields[i + 1] ?? "";
+      }
+      return stampEntry(JSON.parse(body) as EntryBody, Number(streamId.split("-")[0]), at);
+    });
+  }
+
+  async head(id: string): Promise<LogHead | undefined> {
+    const [last, terminal] = await this.#commands.hmget(this.#keys.meta(id), "last", "terminal");
+    if (last === null || last === undefined) return undefined;
+    return { lastOffset: Number(last), terminal: terminal === "1" };
+  }
+
+  async wait(id: string, afterOffset: number, signal: AbortSignal): Promise<void> {
+    await this.#notifications.hold(id);
+    try {
+      while (!signal.aborted && !this.#closing.signal.aborted) {
+        const next = this.#notifications.next(id, signal);
+        const head = await this.head(id);
+        if (!head || head.lastOffset > afterOffset) return;
+        await next;
+      }
+    } finally {
+      this.#notifications.release(id);
+    }
+  }
+
+  async claim(_worker: string, leaseMs: number, signal: AbortSignal): Promise<Claim | undefined> {
+    const k = this.#keys;
+    while (!signal.aborted && !this.#closing.signal.aborted) {
+      const [id, info] = (await this.#commands.llClaim(k.ready, k.leased, k.order, leaseMs)) as [string | null, number];
+      if (id) {
+        const fence = Number(await this.#commands.llLeaseCheck(k.meta(id), "raise", 0));
+        if (fence > 0) return { id, fence, takeover: Number(info) === 1 };
+        await this.#lease("finish", id); // finished (or expired) while it sat on the queue
+        continue;
+      }
+      const sleepMs = Math.min(MAX_CLAIM_SLEEP_MS, Number(info) < 0 ? MAX_CLAIM_SLEEP_MS : Math.max(10, Number(info)));
+      const woken = this.#wakeups.next("claim", signal);
+      await Promise.race([this.#blocking.blpop(k.signal, sleepMs / 1000).catch(() => null), woken]);
+    }
+    return undefined;
+  }
+
+  async renew(id: string, fence: number, leaseMs: number): Promise<RenewResult> {
+    const state = String(await this.#commands.llLeaseCheck(this.#keys.meta(id), "check", fence));
+    if (state !== "ok") return state === "closed" ? "closed" : "lost";
+    return (await this.#lease("renew", id, leaseMs)) === 1 ? "renewed" : "lost";
+  }
+
+  async release(id: string, fence: number): Promise<void> {
+    const state = String(await this.#commands.llLeaseCheck(this.#keys.meta(id), "check", fence));
+    if (state === "ok") await this.#lease("release", id);
+  }
+
+  async cancel(id: string): Promise<CancelResult> {
+    const result = String(
+      await this.#commands.llCancel(this.#keys.meta(id), this.#keys.log(id), new Date().toISOString(), this.#keys.notify(id), this.#retention),
+    ) as CancelResult;
+    if (result === "cancelled") await this.#lease("finish", id);
+    return result;
+  }
+
+  async ping(): Promise<void> {
+    await this.#commands.ping();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closing.signal.aborted) return;
+    this.#closing.abort();
+    this.#wakeups.wakeAll();
+    this.#notifications.close();
+    this.#blocking.disconnect(); // it may sit in BLPOP; nothing it holds needs a goodbye
+    await Promise.all([this.#commands, this.#subscriber].map((c) => c.quit().catch(() => c.disconnect())));
+  }
+
+  async #enqueue(id: string): Promise<void> {
+    const k = this.#keys;
+    await this.#commands.llEnqueue(k.ready, k.leased, k.order, k.sequence, k.signal, id);
+    this.#wakeups.wake("claim");
+  }
+
+  async #isTerminal(id: string): Promise<boolean> {
+    return (await this.#commands.hget(this.#keys.meta(id), "terminal")) === "1";
+  }
+
+  #lease(action: "renew" | "release" | "finish", id: string, leaseMs = 0): Promise<number> {
+    const k = this.#keys;
+    const done = this.#commands.llLease(k.ready, k.leased, k.order, k.signal, action, id, leaseMs) as Promise<number>;
+    if (action === "release") void done.then(() => this.#wakeups.wake("claim"));
+    return done;
+  }
+
+  /** One probe channel per shard: on Cluster, a tag whose slot each primary serves. */
+  async #probeChannels(): Promise<string[]> {
+    const client = this.#commands as RedisClient;
+    if (!(client instanceof Cluster)) return [this.#keys.probe(`probe-${randomUUID().slice(0, 8)}`)];
+    const slots = (await client.cluster("SLOTS")) as [number, number, ...unknown[]][];
+    const channels: string[] = [];
+    for (const [from, to] of slots) {
+      for (let n = 0; n < 100_000; n++) {
+        const tag = `probe-${n}`;
+        const slot = calculateSlot(tag);
+        if (slot >= from && slot <= to) {
+          channels.push(this.#keys.probe(tag));
+          break;
+        }
+      }
+    }
+    return channels;
+  }
+}
