@@ -4,6 +4,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Engine } from "../engine/port.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import { guardEngine } from "./guarded-engine.ts";
 import { installErrorHandling } from "./http-errors.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { generationRoutes } from "./routes/generations.ts";
@@ -40,9 +41,10 @@ export class Gateway {
     // Only JSON bodies are accepted; other types get 415.
     app.removeContentTypeParser("text/plain");
     installErrorHandling(app);
-    healthRoutes(app, options);
-    generationRoutes(app, options);
-    eventRoutes(app, { ...options, shutdown: this.#shutdown.signal });
+    const routes = { ...options, engine: guardEngine(options.engine) };
+    healthRoutes(app, routes);
+    generationRoutes(app, routes);
+    eventRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
     if (options.web ?? true) void app.register(fastifyStatic, { root: WEB_ROOT, prefix: "/", index: "index.html" });
     // Open streams end first, so clients resume on another gateway instead of waiting.
     app.addHook("preClose", async () => this.#shutdown.abort());

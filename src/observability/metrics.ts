@@ -25,6 +25,11 @@ export class Metrics {
     labelNames: ["result"] as const,
     registers: [this.registry],
   });
+  readonly repairs = new Counter({
+    name: "lifeline_repaired_entries_total",
+    help: "Entries a worker wrote again after a failover dropped them.",
+    registers: [this.registry],
+  });
   readonly takeovers = new Counter({
     name: "lifeline_takeovers_total",
     help: "Jobs claimed after their previous holder's lease expired.",

@@ -41,6 +41,8 @@ export class AnswerRun {
   #pendingTokens = 0;
   #flushTimer: NodeJS.Timeout | undefined;
   #writes: Promise<void> = Promise.resolve();
+  /** Every entry this run wrote, by offset, to repair a log a failover cut short. */
+  readonly #written = new Map<number, EntryBody>();
 
   constructor(ctx: RunContext, claim: Claim) {
     this.#ctx = ctx;
@@ -160,19 +162,54 @@ export class AnswerRun {
   #write(entries: readonly EntryBody[]): Promise<void> {
     const pendingDelta = this.#pending !== "" && entries[0]?.type !== "delta";
     const before = pendingDelta ? this.#flush() : this.#writes;
-    const write = before.then(async () => {
-      const result = await this.#ctx.engine.append(this.#claim.id, this.#claim.fence, this.#nextOffset, entries);
-      this.#ctx.metrics.appends.inc({ result: result.kind });
-      this.#afterAppend(result);
-    });
+    const write = before.then(() => this.#appendRepairing(entries));
     this.#writes = write.catch(() => undefined);
     return write;
   }
 
-  #afterAppend(result: AppendResult): void {
+  /**
+   * Appends at the next offset. When the store has fewer entries than this run already wrote (a
+   * failover dropped acknowledged appends), the run writes its lost entries again, identical and
+   * at the same offsets, so readers who saw them see the same log, then retries.
+   */
+  async #appendRepairing(entries: readonly EntryBody[]): Promise<void> {
+    const { engine, metrics } = this.#ctx;
+    const { id, fence } = this.#claim;
+    for (let round = 0; ; round++) {
+      const result = await engine.append(id, fence, this.#nextOffset, entries);
+      metrics.appends.inc({ result: result.kind });
+      const lost = result.kind === "offsetConflict" && round < 5 ? this.#lostSince(result.lastOffset) : undefined;
+      if (result.kind !== "offsetConflict" || !lost) {
+        this.#afterAppend(result, entries);
+        return;
+      }
+      this.#log.warn({ from: result.lastOffset + 1, entries: lost.length }, "the store lost entries this run wrote; writing them again");
+      metrics.repairs.inc(lost.length);
+      const repaired = await engine.append(id, fence, result.lastOffset + 1, lost);
+      if (repaired.kind !== "appended" && repaired.kind !== "duplicate") {
+        this.#afterAppend(repaired, lost);
+        return;
+      }
+    }
+  }
+
+  /** This run's own entries after `lastOffset`, when it wrote every one of them. */
+  #lostSince(lastOffset: number): EntryBody[] | undefined {
+    if (lastOffset >= this.#nextOffset - 1) return undefined;
+    const lost: EntryBody[] = [];
+    for (let offset = lastOffset + 1; offset < this.#nextOffset; offset++) {
+      const entry = this.#written.get(offset);
+      if (!entry) return undefined;
+      lost.push(entry);
+    }
+    return lost;
+  }
+
+  #afterAppend(result: AppendResult, entries: readonly EntryBody[]): void {
     switch (result.kind) {
       case "appended":
       case "duplicate":
+        entries.forEach((entry, i) => this.#written.set(result.nextOffset - entries.length + i, entry));
         this.#nextOffset = result.nextOffset;
         return;
       case "closed":

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import calculateSlot from "cluster-key-slot";
-import { Cluster } from "ioredis";
+import { Cluster, type Redis } from "ioredis";
 import { canonicalJson } from "../../core/canonical.ts";
 import { stampEntry, type Entry, type EntryBody, type GenerationRequest } from "../../core/entries.ts";
 import type { Logger } from "../../observability/logger.ts";
@@ -30,6 +30,14 @@ export interface RedisEngineOptions {
   readonly retentionSeconds?: number;
   /** Interval of subscription probes. @defaultValue 2000 */
   readonly probeMs?: number;
+  /**
+   * Replicas that must hold a create, a claim and an answer's end before they count (WAIT), so a
+   * failover cannot silently undo them. Capped by the replicas connected now; not used on Cluster.
+   * @defaultValue 1 with Sentinel, else 0
+   */
+  readonly waitReplicas?: number;
+  /** Longest WAIT for those replicas. @defaultValue 500 */
+  readonly waitTimeoutMs?: number;
   readonly logger?: Logger;
 }
 
@@ -52,8 +60,15 @@ export class RedisEngine implements Engine {
   readonly #notifications: Notifications;
   readonly #closing = new AbortController();
   readonly #wakeups = new Wakeups();
+  readonly #waitReplicas: number;
+  readonly #waitTimeoutMs: number;
+  readonly #logger: Logger | undefined;
+  #replicas = { count: 0, checkedAt: 0 };
 
   constructor(options: RedisEngineOptions) {
+    this.#logger = options.logger;
+    this.#waitReplicas = options.target.mode === "cluster" ? 0 : (options.waitReplicas ?? (options.target.mode === "sentinel" ? 1 : 0));
+    this.#waitTimeoutMs = options.waitTimeoutMs ?? 500;
     this.#keys = new RedisKeys(options.prefix ?? "ll");
     this.#retention = options.retentionSeconds ?? 86_400;
     this.#commands = withScripts(connectRedis(options.target, "lifeline"));
@@ -100,6 +115,7 @@ export class RedisEngine implements Engine {
     const body: EntryBody = { type: "created", attempt: 0, request };
     await this.#commands.llCreate(this.#keys.meta(id), this.#keys.log(id), canonicalJson(body), new Date().toISOString(), randomUUID().slice(0, 8));
     if (kind === "created" || !(await this.#isTerminal(id))) await this.#enqueue(id);
+    await this.#replicate();
     return { kind, id };
   }
 
@@ -119,7 +135,13 @@ export class RedisEngine implements Engine {
     const [kind, n] = result;
     switch (kind) {
       case "appended":
-        if (endsWithTerminal(entries)) await this.#lease("finish", id);
+        if (endsWithTerminal(entries)) {
+          // The end of an answer must outlive a failover: replicate, then make sure it stands.
+          await this.#replicate();
+          const head = await this.head(id);
+          if (!head?.terminal) return { kind: "offsetConflict", lastOffset: head?.lastOffset ?? 0 };
+          await this.#lease("finish", id);
+        }
         return { kind, nextOffset: Number(n) };
       case "duplicate":
         return { kind, nextOffset: Number(n) };
@@ -172,7 +194,11 @@ export class RedisEngine implements Engine {
       const [id, info] = (await this.#commands.llClaim(k.ready, k.leased, k.order, leaseMs)) as [string | null, number];
       if (id) {
         const fence = Number(await this.#commands.llLeaseCheck(k.meta(id), "raise", 0));
-        if (fence > 0) return { id, fence, takeover: Number(info) === 1 };
+        if (fence > 0) {
+          // A fence a failover could roll back might be handed out twice; replicate it first.
+          await this.#replicate();
+          return { id, fence, takeover: Number(info) === 1 };
+        }
         await this.#lease("finish", id); // finished (or expired) while it sat on the queue
         continue;
       }
@@ -198,7 +224,10 @@ export class RedisEngine implements Engine {
     const result = String(
       await this.#commands.llCancel(this.#keys.meta(id), this.#keys.log(id), new Date().toISOString(), this.#keys.notify(id), this.#retention),
     ) as CancelResult;
-    if (result === "cancelled") await this.#lease("finish", id);
+    if (result === "cancelled") {
+      await this.#replicate();
+      await this.#lease("finish", id);
+    }
     return result;
   }
 
@@ -213,6 +242,26 @@ export class RedisEngine implements Engine {
     this.#notifications.close();
     this.#blocking.disconnect(); // it may sit in BLPOP; nothing it holds needs a goodbye
     await Promise.all([this.#commands, this.#subscriber].map((c) => c.quit().catch(() => c.disconnect())));
+  }
+
+  /**
+   * WAIT for the configured replicas, capped by those connected (read from INFO at most once a
+   * second): with no replica left there is nothing a failover could lose to.
+   */
+  async #replicate(): Promise<void> {
+    if (this.#waitReplicas === 0) return;
+    const now = Date.now();
+    if (now - this.#replicas.checkedAt > 1000) {
+      const info = await this.#commands.info("replication");
+      this.#replicas = { count: Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0), checkedAt: now };
+    }
+    const wanted = Math.min(this.#waitReplicas, this.#replicas.count);
+    if (wanted === 0) return;
+    const acked = Number(await (this.#commands as Redis).wait(wanted, this.#waitTimeoutMs));
+    if (acked < wanted) {
+      this.#replicas.checkedAt = 0;
+      this.#logger?.warn({ acked, wanted }, "replicas did not confirm a write in time");
+    }
   }
 
   async #enqueue(id: string): Promise<void> {

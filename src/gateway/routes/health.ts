@@ -17,6 +17,7 @@ export function healthRoutes(app: FastifyInstance, options: { engine: Engine; me
     try {
       await Promise.race([options.engine.ping(), timeout]);
     } catch (error) {
+      if (error instanceof LifelineError) throw error;
       throw new LifelineError("engine_unavailable", `The ${options.engine.kind} engine does not answer: ${(error as Error).message}`);
     } finally {
       clearTimeout(timer);

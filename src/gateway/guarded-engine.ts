@@ -1,0 +1,34 @@
+import { LifelineError } from "../core/errors.ts";
+import type { Engine } from "../engine/port.ts";
+
+/**
+ * The engine as the gateway uses it: by the port's contract an engine only throws when the store
+ * does not answer, so every rejection becomes `engine_unavailable` (503) — a retryable answer,
+ * not an internal error. Programming errors (RangeError, TypeError) pass through unchanged.
+ */
+export function guardEngine(engine: Engine): Engine {
+  const guard =
+    <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      try {
+        return await call(...args);
+      } catch (error) {
+        if (error instanceof LifelineError || error instanceof RangeError || error instanceof TypeError) throw error;
+        throw new LifelineError("engine_unavailable", `The ${engine.kind} engine does not answer: ${(error as Error).message}`);
+      }
+    };
+  return {
+    kind: engine.kind,
+    create: guard((...a: Parameters<Engine["create"]>) => engine.create(...a)),
+    append: guard((...a: Parameters<Engine["append"]>) => engine.append(...a)),
+    read: guard((...a: Parameters<Engine["read"]>) => engine.read(...a)),
+    head: guard((...a: Parameters<Engine["head"]>) => engine.head(...a)),
+    wait: guard((...a: Parameters<Engine["wait"]>) => engine.wait(...a)),
+    claim: guard((...a: Parameters<Engine["claim"]>) => engine.claim(...a)),
+    renew: guard((...a: Parameters<Engine["renew"]>) => engine.renew(...a)),
+    release: guard((...a: Parameters<Engine["release"]>) => engine.release(...a)),
+    cancel: guard((...a: Parameters<Engine["cancel"]>) => engine.cancel(...a)),
+    ping: guard(() => engine.ping()),
+    close: () => engine.close(),
+  };
+}

@@ -1,0 +1,73 @@
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { simTokens } from "../../src/llm/sim/sim-text.ts";
+import { followAnswer } from "../support/follower.ts";
+import { expectExactAnswer } from "../support/invariants.ts";
+import { startLifeline, type LifelineProcess } from "../support/lifeline-process.ts";
+import { redisAvailable, requireRedis, startSentinelGroup, type SentinelGroup } from "../support/redis-harness.ts";
+import { entriesOf, readEvents, startGeneration } from "../support/sse-client.ts";
+
+beforeEach((ctx) => requireRedis(ctx));
+
+const ANSWERS = 20;
+const request = (i: number) => ({ model: "sim", messages: [{ role: "user" as const, content: `lossy ${i}` }], max_tokens: 80, seed: i });
+const simText = (i: number): string => simTokens(request(i)).join("");
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe("a failover that drops acknowledged appends", () => {
+  let group: SentinelGroup | undefined;
+  const processes: LifelineProcess[] = [];
+  beforeAll(async () => {
+    if (redisAvailable()) group = await startSentinelGroup();
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(processes.map((p) => p.kill()));
+    await group?.stop();
+  });
+
+  it("is repaired by the writers: no token lost, every text exact", async () => {
+    const g = group!;
+    const env = {
+      LIFELINE_ENGINE: "redis",
+      LIFELINE_REDIS_SENTINELS: g.sentinels.map((s) => `${s.host}:${s.port}`).join(","),
+      LIFELINE_REDIS_MASTER_NAME: g.masterName,
+      LIFELINE_REDIS_PREFIX: `lossy${process.pid}`,
+      LIFELINE_LEASE_MS: "5000",
+      LIFELINE_SIM_TOKENS_PER_SECOND: "16",
+      LIFELINE_HEARTBEAT_MS: "1000",
+    };
+    const started = await Promise.all([
+      startLifeline("gateway", env),
+      startLifeline("worker", { ...env, LIFELINE_WORKER_NAME: "w1" }),
+      startLifeline("worker", { ...env, LIFELINE_WORKER_NAME: "w2" }),
+    ]);
+    processes.push(...started);
+    const gateway = started[0].url;
+    const ids: string[] = [];
+    for (let i = 0; i < ANSWERS; i++) ids.push(await startGeneration(gateway, request(i)));
+    const following = ids.map((id) => followAnswer(id, { gateways: [gateway], deadlineMs: 90_000 }));
+
+    await sleep(1500);
+    // The replica stops copying while the primary keeps acknowledging appends; then the primary dies.
+    process.kill(g.replica.pid, "SIGSTOP");
+    const primary = new Redis({ host: g.primary.host, port: g.primary.port, lazyConnect: true });
+    await primary.connect();
+    await primary.client("KILL", "TYPE", "replica"); // what was sent but not read is gone with the link
+    primary.disconnect();
+    await sleep(1500);
+    await g.killPrimary();
+    process.kill(g.replica.pid, "SIGCONT");
+    await g.waitForFailover(30_000);
+
+    const results = await Promise.all(following);
+    results.forEach((result, i) => {
+      expect(result.text, `answer ${i}`).toBe(simText(i));
+      expect(result.resets).toBe(0);
+      expect(result.applied).toEqual(result.applied.map((_, k) => k + 1));
+    });
+    for (const [i, id] of ids.entries()) expectExactAnswer(entriesOf((await readEvents(gateway, id)).messages), simText(i));
+    // The failover really lost acknowledged entries, and the workers wrote them again.
+    const repairs = started.slice(1).map((p) => (p.output().match(/the store lost entries this run wrote/g) ?? []).length);
+    expect(repairs.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+  }, 180_000);
+});
