@@ -16,7 +16,14 @@ export interface RunContext {
 }
 
 /** Why a run stopped before its terminal entry. */
-export type StopReason = "shutdown" | "leaseLost" | "closed";
+export type StopReason = "shutdown" | "leaseLost" | "closed" | "storeFailed";
+
+/** The model itself failed (as opposed to the store, or a stop). */
+class ModelFailed extends Error {
+  constructor(readonly error: unknown) {
+    super(error instanceof Error ? error.message : String(error));
+  }
+}
 
 class RunStopped extends Error {
   constructor(readonly reason: StopReason) {
@@ -75,7 +82,13 @@ export class AnswerRun {
       await this.#write([{ type: "started", attempt: fence, worker: this.#ctx.worker, model: provider.name }]);
       this.#ctx.metrics.answersStarted.inc();
       this.#log.info({ model: provider.name, prefixChars: text.length }, "answer started");
-      for await (const event of provider.stream({ request, prefix: text, signal: this.#abort.signal })) {
+      const events = provider.stream({ request, prefix: text, signal: this.#abort.signal })[Symbol.asyncIterator]();
+      for (;;) {
+        const step = await events.next().catch((error: unknown) => {
+          throw this.#stopReason ? new RunStopped(this.#stopReason) : new ModelFailed(error);
+        });
+        if (step.done) break;
+        const event = step.value;
         if (event.type === "token") {
           this.#buffer(event.text);
         } else {
@@ -106,7 +119,13 @@ export class AnswerRun {
       this.#log.warn({ reason }, "answer run stopped");
       return;
     }
-    const info: ErrorInfo = { code: "model_error", message: error instanceof Error ? error.message : String(error) };
+    if (!(error instanceof ModelFailed)) {
+      // The store failed: nothing more is written; the job goes back (or its lease runs out).
+      this.#log.error({ err: error }, "the store failed; handing the answer back");
+      await this.#ctx.engine.release(this.#claim.id, this.#claim.fence).catch(() => undefined);
+      return;
+    }
+    const info: ErrorInfo = { code: "model_error", message: error.message };
     this.#log.error({ err: error }, "answer failed");
     try {
       await this.#flush();
@@ -154,7 +173,11 @@ export class AnswerRun {
     const write = this.#write([{ type: "delta", attempt: this.#claim.fence, text }]).then(() => {
       this.#ctx.metrics.tokensAppended.inc(tokens);
     });
-    write.catch(() => undefined); // the failure also reaches the model loop through #abort
+    // A refusal already stopped the run; a store failure must stop it too, or a later delta would
+    // take this one's offset and its text would be lost.
+    write.catch((error: unknown) => {
+      if (!(error instanceof RunStopped)) this.stop("storeFailed");
+    });
     return write;
   }
 
@@ -163,7 +186,9 @@ export class AnswerRun {
     const pendingDelta = this.#pending !== "" && entries[0]?.type !== "delta";
     const before = pendingDelta ? this.#flush() : this.#writes;
     const write = before.then(() => this.#appendRepairing(entries));
-    this.#writes = write.catch(() => undefined);
+    // Later writes chain on this one and fail with it: no entry may take the offset of a failed one.
+    this.#writes = write;
+    write.catch(() => undefined);
     return write;
   }
 

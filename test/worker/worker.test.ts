@@ -26,6 +26,24 @@ async function untilTerminal(engine: Engine, id: string): Promise<Entry[]> {
   }
 }
 
+/** The engine with some operations replaced, as a store that misbehaves would. */
+function overriding(engine: Engine, parts: Partial<Pick<Engine, "append" | "renew">>): Engine {
+  return {
+    kind: engine.kind,
+    create: (...a) => engine.create(...a),
+    append: parts.append ?? ((...a) => engine.append(...a)),
+    read: (...a) => engine.read(...a),
+    head: (...a) => engine.head(...a),
+    wait: (...a) => engine.wait(...a),
+    claim: (...a) => engine.claim(...a),
+    renew: parts.renew ?? ((...a) => engine.renew(...a)),
+    release: (...a) => engine.release(...a),
+    cancel: (...a) => engine.cancel(...a),
+    ping: () => engine.ping(),
+    close: () => engine.close(),
+  };
+}
+
 describe("the worker", () => {
   const stops: (() => Promise<void>)[] = [];
   afterEach(async () => {
@@ -91,20 +109,7 @@ describe("the worker", () => {
     const engine = new MemoryEngine();
     stops.push(() => engine.close());
     // The paused worker believes its renewals succeed (as after a long pause), so its lease runs out.
-    const blind: Engine = {
-      kind: engine.kind,
-      create: (...a) => engine.create(...a),
-      append: (...a) => engine.append(...a),
-      read: (...a) => engine.read(...a),
-      head: (...a) => engine.head(...a),
-      wait: (...a) => engine.wait(...a),
-      claim: (...a) => engine.claim(...a),
-      renew: async () => "renewed",
-      release: (...a) => engine.release(...a),
-      cancel: (...a) => engine.cancel(...a),
-      ping: () => engine.ping(),
-      close: () => engine.close(),
-    };
+    const blind = overriding(engine, { renew: async () => "renewed" });
     startWorker(blind, { name: "paused", leaseMs: 200, tokensPerSecond: 40 });
     const { id } = await engine.create({ ...request, max_tokens: 60 });
     await new Promise((r) => setTimeout(r, 400));
@@ -120,6 +125,23 @@ describe("the worker", () => {
       if (entry.type === "started") current = entry.attempt;
       expect(entry.attempt).toBe(current);
     }
+  });
+
+  it("a store failure mid-answer loses no text: the answer is handed back and finished exactly", async () => {
+    const engine = new MemoryEngine();
+    stops.push(() => engine.close());
+    let appends = 0;
+    const flaky = overriding(engine, {
+      append: async (...args) => {
+        if (++appends === 6) throw new Error("connection lost");
+        return engine.append(...args);
+      },
+    });
+    startWorker(flaky, { coalesceMs: 0, tokensPerSecond: 500, leaseMs: 5000 });
+    const { id } = await engine.create(request);
+    const entries = await untilTerminal(engine, id);
+    expectExactAnswer(entries, text);
+    expect(entries.filter((e) => e.type === "started")).toHaveLength(2);
   });
 
   it("every log line about an answer names its generation and attempt", async () => {

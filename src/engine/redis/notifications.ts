@@ -36,14 +36,18 @@ export class Notifications {
   readonly #token = randomUUID();
   #probesSubscribed: Promise<readonly string[]> | undefined;
   #closed = false;
+  #recovering = false;
   /** Subscriptions re-established after a failed probe. */
   recoveries = 0;
 
   constructor(options: NotificationOptions) {
     this.#o = options;
     options.subscriber.on("smessage", (channel: string, message: string) => this.#onMessage(channel, message));
-    // ioredis resubscribes after a reconnect; whatever was published meanwhile is re-read.
-    options.subscriber.on("ready", () => this.#wakeups.wakeAll());
+    // ioredis resubscribes after a reconnect; waiters read again now, and once a probe proves delivery.
+    options.subscriber.on("ready", () => {
+      this.#recovering = true;
+      this.#wakeups.wakeAll();
+    });
     this.#probeTimer = setInterval(() => void this.#probe(), options.probeMs ?? 2000);
     this.#probeTimer.unref();
   }
@@ -87,6 +91,11 @@ export class Notifications {
     if (probe) {
       clearTimeout(probe);
       this.#pendingProbes.delete(message);
+      if (this.#recovering) {
+        // The subscription delivers again: whatever was published while it was being restored is re-read.
+        this.#recovering = false;
+        this.#wakeups.wakeAll();
+      }
       return;
     }
     const id = this.#o.idOf(channel);
@@ -95,18 +104,27 @@ export class Notifications {
 
   async #probe(): Promise<void> {
     if (this.#closed || this.#pendingProbes.size > 0) return;
+    const patience = (this.#o.probeMs ?? 2000) * 2;
+    // Armed before anything is awaited: a subscribe or publish that never settles counts as lost.
+    const token = `${this.#token}:${randomUUID()}`;
+    const timeout = setTimeout(() => this.#probeLost(token), patience);
+    timeout.unref();
+    this.#pendingProbes.set(token, timeout);
     try {
       this.#probesSubscribed ??= this.#o.probeChannels().then(async (channels) => {
         for (const channel of channels) await this.#o.subscriber.ssubscribe(channel);
         return channels;
       });
       const channels = await this.#probesSubscribed;
-      for (const channel of channels) {
-        const token = `${this.#token}:${randomUUID()}`;
-        const timeout = setTimeout(() => this.#probeLost(channel, token), (this.#o.probeMs ?? 2000) * 2);
-        timeout.unref();
-        this.#pendingProbes.set(token, timeout);
-        await this.#o.publisher.spublish(channel, token);
+      const tokens = channels.map((_, i) => (i === 0 ? token : `${this.#token}:${randomUUID()}`));
+      for (const [i, channel] of channels.entries()) {
+        const each = tokens[i] ?? token;
+        if (each !== token) {
+          const t = setTimeout(() => this.#probeLost(each), patience);
+          t.unref();
+          this.#pendingProbes.set(each, t);
+        }
+        await this.#o.publisher.spublish(channel, each);
       }
     } catch (error) {
       this.#probesSubscribed = undefined;
@@ -114,11 +132,13 @@ export class Notifications {
     }
   }
 
-  #probeLost(channel: string, token: string): void {
-    this.#pendingProbes.delete(token);
-    if (this.#closed) return;
+  #probeLost(token: string): void {
+    if (!this.#pendingProbes.delete(token) || this.#closed) return;
+    for (const timer of this.#pendingProbes.values()) clearTimeout(timer);
+    this.#pendingProbes.clear();
     this.recoveries += 1;
-    this.#o.logger?.warn({ channel }, "a probe was not delivered: re-establishing the subscription");
+    this.#recovering = true;
+    this.#o.logger?.warn("a probe was not delivered: re-establishing the subscription");
     this.#probesSubscribed = undefined;
     // Reconnecting makes ioredis subscribe every channel again; waiters then look again.
     this.#o.subscriber.disconnect(true);

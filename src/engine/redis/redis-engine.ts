@@ -203,8 +203,14 @@ export class RedisEngine implements Engine {
         continue;
       }
       const sleepMs = Math.min(MAX_CLAIM_SLEEP_MS, Number(info) < 0 ? MAX_CLAIM_SLEEP_MS : Math.max(10, Number(info)));
-      const woken = this.#wakeups.next("claim", signal);
-      await Promise.race([this.#blocking.blpop(k.signal, sleepMs / 1000).catch(() => null), woken]);
+      // Never rely on BLPOP alone: during a failover it can sit in a reconnect queue for long.
+      const ctl = new AbortController();
+      const stop = (): void => ctl.abort();
+      signal.addEventListener("abort", stop, { once: true });
+      const blpop = this.#blocking.blpop(k.signal, sleepMs / 1000).catch(() => null);
+      await Promise.race([blpop.finally(stop), this.#wakeups.next("claim", ctl.signal, sleepMs + 1000)]);
+      ctl.abort();
+      signal.removeEventListener("abort", stop);
     }
     return undefined;
   }
