@@ -198,10 +198,9 @@ export class AnswerRun {
    * at the same offsets, so readers who saw them see the same log, then retries.
    */
   async #appendRepairing(entries: readonly EntryBody[]): Promise<void> {
-    const { engine, metrics } = this.#ctx;
-    const { id, fence } = this.#claim;
+    const { metrics } = this.#ctx;
     for (let round = 0; ; round++) {
-      const result = await engine.append(id, fence, this.#nextOffset, entries);
+      const result = await this.#appendRetrying(this.#nextOffset, entries);
       metrics.appends.inc({ result: result.kind });
       const lost = result.kind === "offsetConflict" && round < 5 ? this.#lostSince(result.lastOffset) : undefined;
       if (result.kind !== "offsetConflict" || !lost) {
@@ -210,10 +209,28 @@ export class AnswerRun {
       }
       this.#log.warn({ from: result.lastOffset + 1, entries: lost.length }, "the store lost entries this run wrote; writing them again");
       metrics.repairs.inc(lost.length);
-      const repaired = await engine.append(id, fence, result.lastOffset + 1, lost);
+      const repaired = await this.#appendRetrying(result.lastOffset + 1, lost);
       if (repaired.kind !== "appended" && repaired.kind !== "duplicate") {
         this.#afterAppend(repaired, lost);
         return;
+      }
+    }
+  }
+
+  /**
+   * One append, tried again while the store does not answer (a failover takes seconds). Appends
+   * are idempotent, so a retry after a lost reply is a `duplicate`, never a second copy. Gives up
+   * after a lease length: by then another worker may own the answer.
+   */
+  async #appendRetrying(offset: number, entries: readonly EntryBody[]): Promise<AppendResult> {
+    const giveUpAt = Date.now() + this.#ctx.leaseMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#ctx.engine.append(this.#claim.id, this.#claim.fence, offset, entries);
+      } catch (error) {
+        if (error instanceof RangeError || Date.now() >= giveUpAt || this.#abort.signal.aborted) throw error;
+        this.#log.warn({ err: error, attempt }, "append failed; trying again");
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
       }
     }
   }

@@ -127,13 +127,14 @@ describe("the worker", () => {
     }
   });
 
-  it("a store failure mid-answer loses no text: the answer is handed back and finished exactly", async () => {
+  it("a store that fails briefly is retried: the same attempt finishes the answer exactly", async () => {
     const engine = new MemoryEngine();
     stops.push(() => engine.close());
     let appends = 0;
     const flaky = overriding(engine, {
       append: async (...args) => {
-        if (++appends === 6) throw new Error("connection lost");
+        appends += 1;
+        if (appends >= 6 && appends <= 8) throw new Error("connection lost");
         return engine.append(...args);
       },
     });
@@ -141,7 +142,26 @@ describe("the worker", () => {
     const { id } = await engine.create(request);
     const entries = await untilTerminal(engine, id);
     expectExactAnswer(entries, text);
-    expect(entries.filter((e) => e.type === "started")).toHaveLength(2);
+    expect(entries.filter((e) => e.type === "started")).toHaveLength(1);
+  });
+
+  it("a store down for longer than a lease loses no text: the answer is handed back and finished exactly", async () => {
+    const engine = new MemoryEngine();
+    stops.push(() => engine.close());
+    let appends = 0;
+    let downUntil = 0;
+    const flaky = overriding(engine, {
+      append: async (...args) => {
+        if (++appends === 6) downUntil = Date.now() + 1500;
+        if (Date.now() < downUntil) throw new Error("connection lost");
+        return engine.append(...args);
+      },
+    });
+    startWorker(flaky, { coalesceMs: 0, tokensPerSecond: 500, leaseMs: 400 });
+    const { id } = await engine.create(request);
+    const entries = await untilTerminal(engine, id);
+    expectExactAnswer(entries, text);
+    expect(entries.filter((e) => e.type === "started").length).toBeGreaterThanOrEqual(2);
   });
 
   it("every log line about an answer names its generation and attempt", async () => {
