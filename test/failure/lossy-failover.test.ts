@@ -60,6 +60,12 @@ describe("a failover that drops acknowledged appends", () => {
     await g.waitForFailover(30_000);
 
     const results = await Promise.all(following);
+    for (const [i, result] of results.entries()) {
+      if (result.text === simText(i)) continue;
+      const log = entriesOf((await readEvents(gateway, ids[i]!)).messages);
+      console.log("MISMATCH", i, JSON.stringify(result.applied), JSON.stringify(log.map((e) => [e.offset, e.type, e.attempt, e.type === "delta" ? e.text : ""])));
+      for (const p of started) console.log("PROC", p.output().split("\n").filter((l) => l.includes(ids[i]!)).slice(-12).join("\n"));
+    }
     results.forEach((result, i) => {
       expect(result.text, `answer ${i}`).toBe(simText(i));
       expect(result.resets).toBe(0);

@@ -30,7 +30,7 @@ export function connectRedis(target: RedisTarget, name: string): RedisClient {
         sentinels: target.sentinels.map((s) => ({ host: s.host, port: s.port })),
         name: target.masterName,
         sentinelRetryStrategy: (times) => Math.min(times * 100, 1000),
-        failoverDetector: true,
+        // Not `failoverDetector`: when it fires during a reconnect, ioredis ends the client for good.
       });
     case "cluster":
       return new Cluster(

@@ -76,6 +76,13 @@ export class RedisEngine implements Engine {
     this.#subscriber = connectRedis(options.target, "lifeline-sub");
     for (const client of [this.#commands, this.#blocking, this.#subscriber]) {
       client.on("error", (error: Error) => options.logger?.warn({ err: error.message }, "redis connection error"));
+      // A client that ends while the engine is open (ioredis gives up in some failover races) is
+      // brought back, or every later command would fail with "Connection is closed".
+      client.on("end", () => {
+        if (this.#closing.signal.aborted) return;
+        options.logger?.error("a redis connection ended; reconnecting");
+        setTimeout(() => void client.connect().catch(() => undefined), 200).unref();
+      });
     }
     const prefix = `${this.#keys.prefix}:{`;
     this.#notifications = new Notifications({
