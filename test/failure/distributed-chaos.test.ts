@@ -71,8 +71,9 @@ describe("distributed mode: 2 gateways, 3 workers, Redis with Sentinel", () => {
       following.map((f, i) =>
         f.catch(async (error: unknown) => {
           const view = await (await fetch(`${gateways[0]}/v1/generations/${ids[i]}`)).text();
-          console.log("STUCK", ids[i], view.slice(0, 400));
-          for (const p of started) console.log("PROC", p.output().split("\n").filter((l) => l.includes(ids[i]!) || /"level":50/.test(l)).slice(-8).join("\n"));
+          // On failure, show where the answer stood and what the processes said about it.
+          console.log("stuck answer", ids[i], view.slice(0, 400));
+          for (const p of started) console.log("process output:", p.output().split("\n").filter((l) => l.includes(ids[i]!) || /"level":50/.test(l)).slice(-8).join("\n"));
           throw error;
         }),
       ),
@@ -84,13 +85,8 @@ describe("distributed mode: 2 gateways, 3 workers, Redis with Sentinel", () => {
       expect(result.applied).toEqual(result.applied.map((_, k) => k + 1));
       expect(result.gatewaysUsed.size).toBe(2);
     }
-    for (const [i, id] of ids.entries()) {
-      const log = await readLog(gateways[i % 2]!, id);
-      if (!log.some((e) => e.type === "completed")) console.log("DIAG2", i, JSON.stringify(log.map((e) => [e.offset, e.type, e.attempt])), await (await fetch(`${gateways[i % 2]}/v1/generations/${id}`)).text(), (i % 2 === 0 ? ga : gb).output().split("\n").filter((l) => /error|warn/i.test(l)).slice(-5).join("\n"));
-      expectExactAnswer(log, simText(i));
-    }
+    for (const [i, id] of ids.entries()) expectExactAnswer(await readLog(gateways[i % 2]!, id), simText(i));
     const takenOver = (await Promise.all(ids.map((id) => readLog(ga.url, id)))).filter((log) => log.filter((e) => e.type === "started").length > 1);
-    console.log("DIAG", JSON.stringify(started.map((p) => (p.output().match(/lost entries|took over|replicas did not|level":50/g) ?? []).length)));
     expect(takenOver.length).toBeGreaterThan(0); // the killed worker's answers were continued by others
   }, 180_000);
 });

@@ -1,0 +1,49 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { RedisEngine } from "../../src/engine/redis/redis-engine.ts";
+import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
+import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
+
+beforeEach((ctx) => requireRedis(ctx));
+
+describe("redis live delivery", () => {
+  let server: RedisServer | undefined;
+  let proxy: TcpProxy | undefined;
+  beforeAll(async () => {
+    if (!redisAvailable()) return;
+    server = await startStandalone();
+    proxy = await startTcpProxy(server.port);
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await server?.stop();
+  });
+
+  it("a subscription that silently stops delivering is detected by its probe and re-established", async () => {
+    const prefix = `probe${process.pid}`;
+    // The follower reaches Redis through the proxy; the writer connects directly.
+    const follower = new RedisEngine({ target: { mode: "standalone", url: `redis://127.0.0.1:${proxy!.port}` }, prefix, probeMs: 200 });
+    const writer = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix });
+    try {
+      const { id } = await writer.create({ model: "sim", messages: [{ role: "user", content: "probe" }] });
+      const claim = await writer.claim("w", 60_000, new AbortController().signal);
+      expect(claim?.id).toBe(id);
+      // A first wait proves the subscription works and leaves it subscribed.
+      const first = follower.wait(id, 1, new AbortController().signal);
+      await new Promise((r) => setTimeout(r, 300));
+      await writer.append(id, claim!.fence, 2, [{ type: "delta", attempt: claim!.fence, text: "a" }]);
+      await first;
+
+      // Now the subscriber's link goes silent: open, but nothing passes.
+      expect(proxy!.blackhole("lifeline-sub")).toBe(1);
+      const second = follower.wait(id, 2, new AbortController().signal);
+      await new Promise((r) => setTimeout(r, 100));
+      await writer.append(id, claim!.fence, 3, [{ type: "delta", attempt: claim!.fence, text: "b" }]);
+      await second; // resolves only because the probe noticed and the subscription was rebuilt
+      expect(follower.subscriptionRecoveries).toBeGreaterThanOrEqual(1);
+      expect((await follower.head(id))?.lastOffset).toBe(3);
+    } finally {
+      await follower.close();
+      await writer.close();
+    }
+  });
+});
