@@ -1,0 +1,64 @@
+/**
+ * What the bench's orchestrator (the server process) and its load generator (a child process, so
+ * clients do not share the server's event loop) say to each other over the IPC channel.
+ */
+
+/** The two ways of serving an answer that the bench compares. */
+export type ServeMode = "direct" | "embedded";
+
+/** One phase of load: `concurrency` clients, each asking `rounds` answers one after another. */
+export interface LoadPlan {
+  readonly baseUrl: string;
+  readonly mode: ServeMode;
+  /** Makes every request of the phase unique, so emits can be matched to clients by content. */
+  readonly tag: string;
+  readonly concurrency: number;
+  readonly rounds: number;
+  readonly maxTokens: number;
+}
+
+/** What one client saw of one answer. Times are the load generator's wall clock in ms. */
+export interface AnswerTrace {
+  /** The user message of the request: the key that joins this trace to the model's emits. */
+  readonly content: string;
+  readonly seed: number;
+  /** Before the first request of the answer (the POST in embedded mode, the GET in direct mode). */
+  readonly startedAt: number;
+  /** When the POST was answered (embedded mode); `startedAt` in direct mode, which has no POST. */
+  readonly acceptedAt: number;
+  /** When the SSE response headers arrived: tokens emitted earlier reach the client as catch-up. */
+  readonly connectedAt: number;
+  readonly endedAt: number;
+  /** Flattened pairs: [receivedAt, textLengthAfter, receivedAt, textLengthAfter, …], one per delta. */
+  readonly received: number[];
+  readonly text: string;
+  /** The terminal entry's type, if one arrived. */
+  readonly terminal: string | undefined;
+  /** A gap or repeat in offsets, a reset, a rewind, an HTTP error: anything that is not a clean answer. */
+  readonly problem: string | undefined;
+}
+
+export interface LoadResult {
+  readonly traces: AnswerTrace[];
+  readonly wallMs: number;
+  /** CPU the load generator used during the phase (user + system). */
+  readonly clientCpuMs: number;
+}
+
+export type ToLoadGenerator = { readonly type: "clock"; readonly seq: number } | { readonly type: "run"; readonly plan: LoadPlan } | { readonly type: "exit" };
+
+export type FromLoadGenerator =
+  | { readonly type: "ready" }
+  | { readonly type: "clock"; readonly seq: number; readonly now: number }
+  | { readonly type: "result"; readonly result: LoadResult }
+  | { readonly type: "error"; readonly message: string };
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes on one machine. */
+export function wallNow(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** The request every client sends: unique per answer through its content and seed. */
+export function benchRequest(tag: string, index: number, maxTokens: number): { content: string; seed: number; maxTokens: number } {
+  return { content: `${tag} answer ${index}`, seed: index, maxTokens };
+}
