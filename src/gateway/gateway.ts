@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
@@ -30,6 +31,8 @@ export class Gateway {
   readonly #shutdown = new AbortController();
 
   constructor(options: GatewayOptions) {
+    // Every open stream listens for shutdown; thousands of them are expected, not a leak.
+    setMaxListeners(0, this.#shutdown.signal);
     const app = Fastify({
       loggerInstance: options.logger as FastifyBaseLogger,
       bodyLimit: options.maxBodyBytes,

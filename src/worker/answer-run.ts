@@ -47,6 +47,7 @@ export class AnswerRun {
   #pending = "";
   #pendingTokens = 0;
   #flushTimer: NodeJS.Timeout | undefined;
+  #deltaInFlight = false;
   #writes: Promise<void> = Promise.resolve();
   /** Every entry this run wrote, by offset, to repair a log a failover cut short. */
   readonly #written = new Map<number, EntryBody>();
@@ -157,8 +158,10 @@ export class AnswerRun {
   #buffer(text: string): void {
     this.#pending += text;
     this.#pendingTokens += 1;
-    if (this.#ctx.coalesceMs <= 0) void this.#flush();
-    else this.#flushTimer ??= setTimeout(() => void this.#flush(), this.#ctx.coalesceMs);
+    // Without a window, a delta goes out at once unless one is still being written: then the
+    // tokens gather until it is done (backpressure instead of a queue of appends).
+    if (this.#ctx.coalesceMs > 0) this.#flushTimer ??= setTimeout(() => void this.#flush(), this.#ctx.coalesceMs);
+    else if (!this.#deltaInFlight) void this.#flush();
   }
 
   /** Moves buffered text into the log, after any write already under way. */
@@ -170,9 +173,17 @@ export class AnswerRun {
     const tokens = this.#pendingTokens;
     this.#pending = "";
     this.#pendingTokens = 0;
-    const write = this.#write([{ type: "delta", attempt: this.#claim.fence, text }]).then(() => {
-      this.#ctx.metrics.tokensAppended.inc(tokens);
-    });
+    const write = this.#write([{ type: "delta", attempt: this.#claim.fence, text }]);
+    this.#deltaInFlight = true;
+    void write
+      .then(
+        () => this.#ctx.metrics.tokensAppended.inc(tokens),
+        () => undefined,
+      )
+      .finally(() => {
+        this.#deltaInFlight = false;
+        if (this.#pending !== "" && this.#ctx.coalesceMs <= 0) void this.#flush();
+      });
     // A refusal already stopped the run; a store failure must stop it too, or a later delta would
     // take this one's offset and its text would be lost.
     write.catch((error: unknown) => {

@@ -89,9 +89,9 @@ export class SqliteEngine implements Engine {
       body: db.prepare<[string, number], { body: string }>(
         "SELECT body FROM entries WHERE generation_id = ? AND offset = ?",
       ),
-      advance: db.prepare(
-        "UPDATE generations SET last_offset = ?, terminal = ?, job = CASE WHEN ? THEN 'done' ELSE job END WHERE id = ?",
-      ),
+      advance: db.prepare("UPDATE generations SET last_offset = ? WHERE id = ?"),
+      // Only a terminal entry touches the job (and the index of open jobs).
+      finish: db.prepare("UPDATE generations SET last_offset = ?, terminal = 1, job = 'done' WHERE id = ?"),
       read: db.prepare<[string, number, number], EntryRow>(
         "SELECT offset, at, body FROM entries WHERE generation_id = ? AND offset > ? ORDER BY offset LIMIT ?",
       ),
@@ -157,8 +157,7 @@ export class SqliteEngine implements Engine {
     const at = new Date().toISOString();
     let offset = row.last_offset;
     for (const body of entries) this.#stmt.insertEntry.run(row.id, ++offset, at, canonicalJson(body));
-    const terminal = endsWithTerminal(entries) ? 1 : 0;
-    this.#stmt.advance.run(offset, terminal, terminal, row.id);
+    (endsWithTerminal(entries) ? this.#stmt.finish : this.#stmt.advance).run(offset, row.id);
   }
 
   async read(id: string, afterOffset: number, limit: number): Promise<Entry[]> {

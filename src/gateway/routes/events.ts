@@ -98,7 +98,8 @@ async function streamLog(reply: FastifyReply, plan: StreamPlan): Promise<void> {
         after = entry.offset;
         if (isTerminal(entry)) return;
       }
-      if (entries.length === 0) await engine.wait(plan.id, after, signal);
+      // A short page means the reader is at the end: wait (wait returns at once if more came).
+      if (entries.length < READ_BATCH) await engine.wait(plan.id, after, signal);
     }
   } catch (error) {
     if (!signal.aborted) reply.log.error({ err: error }, "event stream failed");
