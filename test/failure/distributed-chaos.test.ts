@@ -1,10 +1,11 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import type { Entry } from "../../src/core/entries.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { followAnswer, type FollowResult } from "../support/follower.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
-import { startLifeline, type LifelineProcess } from "../support/lifeline-process.ts";
-import { redisAvailable, requireRedis, startSentinelGroup, type SentinelGroup } from "../support/redis-harness.ts";
+import type { LifelineProcess } from "../support/lifeline-process.ts";
+import { requireRedis } from "../support/redis-harness.ts";
+import { useSentinelDeployment } from "../support/sentinel-deployment.ts";
 import { startGeneration } from "../support/sse-client.ts";
 
 beforeEach((ctx) => requireRedis(ctx));
@@ -25,33 +26,16 @@ async function readLog(gateway: string, id: string): Promise<Entry[]> {
 }
 
 describe("distributed mode: 2 gateways, 3 workers, Redis with Sentinel", () => {
-  let group: SentinelGroup | undefined;
-  const processes: LifelineProcess[] = [];
-  beforeAll(async () => {
-    if (redisAvailable()) group = await startSentinelGroup();
-  }, 60_000);
-  afterAll(async () => {
-    await Promise.all(processes.map((p) => p.kill()));
-    await group?.stop();
-  });
+  const deployment = useSentinelDeployment();
 
   it("a worker SIGKILLed, the primary SIGKILLed and clients switching gateways mid-answer: every text is exact", async () => {
-    const g = group!;
-    const env = {
-      LIFELINE_ENGINE: "redis",
-      LIFELINE_REDIS_SENTINELS: g.sentinels.map((s) => `${s.host}:${s.port}`).join(","),
-      LIFELINE_REDIS_MASTER_NAME: g.masterName,
-      LIFELINE_REDIS_PREFIX: `chaos${process.pid}`,
-      LIFELINE_LEASE_MS: "3000",
-      LIFELINE_SIM_TOKENS_PER_SECOND: "16",
-      LIFELINE_HEARTBEAT_MS: "1000",
-    };
+    const g = deployment.group();
+    const env = deployment.env("chaos", { LIFELINE_LEASE_MS: "3000", LIFELINE_SIM_TOKENS_PER_SECOND: "16" });
     const started = await Promise.all([
-      startLifeline("gateway", env),
-      startLifeline("gateway", env),
-      ...[1, 2, 3].map((n) => startLifeline("worker", { ...env, LIFELINE_WORKER_NAME: `w${n}` })),
+      deployment.start("gateway", env),
+      deployment.start("gateway", env),
+      ...[1, 2, 3].map((n) => deployment.start("worker", { ...env, LIFELINE_WORKER_NAME: `w${n}` })),
     ]);
-    processes.push(...started);
     const [ga, gb, w1] = started as [LifelineProcess, LifelineProcess, LifelineProcess];
     const gateways = [ga.url, gb.url];
 

@@ -1,10 +1,10 @@
 import { Redis } from "ioredis";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { followAnswer } from "../support/follower.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
-import { startLifeline, type LifelineProcess } from "../support/lifeline-process.ts";
-import { redisAvailable, requireRedis, startSentinelGroup, type SentinelGroup } from "../support/redis-harness.ts";
+import { requireRedis } from "../support/redis-harness.ts";
+import { useSentinelDeployment } from "../support/sentinel-deployment.ts";
 import { entriesOf, readEvents, startGeneration } from "../support/sse-client.ts";
 
 beforeEach((ctx) => requireRedis(ctx));
@@ -15,33 +15,16 @@ const simText = (i: number): string => simTokens(request(i)).join("");
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe("a failover that drops acknowledged appends", () => {
-  let group: SentinelGroup | undefined;
-  const processes: LifelineProcess[] = [];
-  beforeAll(async () => {
-    if (redisAvailable()) group = await startSentinelGroup();
-  }, 60_000);
-  afterAll(async () => {
-    await Promise.all(processes.map((p) => p.kill()));
-    await group?.stop();
-  });
+  const deployment = useSentinelDeployment();
 
   it("is repaired by the writers: no token lost, every text exact", async () => {
-    const g = group!;
-    const env = {
-      LIFELINE_ENGINE: "redis",
-      LIFELINE_REDIS_SENTINELS: g.sentinels.map((s) => `${s.host}:${s.port}`).join(","),
-      LIFELINE_REDIS_MASTER_NAME: g.masterName,
-      LIFELINE_REDIS_PREFIX: `lossy${process.pid}`,
-      LIFELINE_LEASE_MS: "5000",
-      LIFELINE_SIM_TOKENS_PER_SECOND: "16",
-      LIFELINE_HEARTBEAT_MS: "1000",
-    };
+    const g = deployment.group();
+    const env = deployment.env("lossy", { LIFELINE_LEASE_MS: "5000", LIFELINE_SIM_TOKENS_PER_SECOND: "16" });
     const started = await Promise.all([
-      startLifeline("gateway", env),
-      startLifeline("worker", { ...env, LIFELINE_WORKER_NAME: "w1" }),
-      startLifeline("worker", { ...env, LIFELINE_WORKER_NAME: "w2" }),
+      deployment.start("gateway", env),
+      deployment.start("worker", { ...env, LIFELINE_WORKER_NAME: "w1" }),
+      deployment.start("worker", { ...env, LIFELINE_WORKER_NAME: "w2" }),
     ]);
-    processes.push(...started);
     const gateway = started[0].url;
     const ids: string[] = [];
     for (let i = 0; i < ANSWERS; i++) ids.push(await startGeneration(gateway, request(i)));
