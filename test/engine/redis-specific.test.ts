@@ -1,3 +1,4 @@
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { RedisEngine } from "../../src/engine/redis/redis-engine.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
@@ -5,7 +6,7 @@ import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 
 beforeEach((ctx) => requireRedis(ctx));
 
-describe("redis live delivery", () => {
+describe("the redis engine", () => {
   let server: RedisServer | undefined;
   let proxy: TcpProxy | undefined;
   beforeAll(async () => {
@@ -16,6 +17,28 @@ describe("redis live delivery", () => {
   afterAll(async () => {
     await proxy?.close();
     await server?.stop();
+  });
+
+  it("a finished log expires after the retention time; an open one does not", async () => {
+    const prefix = `ttl${process.pid}`;
+    const engine = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix, retentionSeconds: 1 });
+    const raw = new Redis(server!.url);
+    try {
+      const done = await engine.create({ model: "sim", messages: [{ role: "user", content: "short-lived" }] });
+      const open = await engine.create({ model: "sim", messages: [{ role: "user", content: "still running" }] });
+      const claim = await engine.claim("w", 60_000, new AbortController().signal);
+      expect(claim?.id).toBe(done.id);
+      const usage = { promptTokens: 1, completionTokens: 1 };
+      await engine.append(done.id, claim!.fence, 2, [{ type: "completed", attempt: claim!.fence, finishReason: "stop", usage }]);
+      expect(await raw.ttl(`${prefix}:{${done.id}}:log`)).toBeGreaterThan(0);
+      expect(await raw.ttl(`${prefix}:{${open.id}}:log`)).toBe(-1);
+      await new Promise((r) => setTimeout(r, 2100));
+      expect(await engine.head(done.id)).toBeUndefined();
+      expect(await engine.head(open.id)).toMatchObject({ lastOffset: 1 });
+    } finally {
+      raw.disconnect();
+      await engine.close();
+    }
   });
 
   it("a subscription that silently stops delivering is detected by its probe and re-established", async () => {
