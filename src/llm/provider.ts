@@ -9,12 +9,15 @@ export interface ModelCall {
 }
 
 export type ModelEvent =
+  /** The provider accepted the call and its stream is open (HTTP headers arrived); optional. */
+  | { readonly type: "open" }
   | { readonly type: "token"; readonly text: string }
   | { readonly type: "finish"; readonly finishReason: string; readonly usage: Usage };
 
 /**
- * A model behind one streaming interface. The stream yields tokens, then exactly one `finish`;
- * it throws when the model fails, and stops with an AbortError when `signal` aborts.
+ * A model behind one streaming interface. The stream may yield `open`, then tokens, then exactly
+ * one `finish`; it throws a `ProviderError` when the model fails, and stops with the signal's
+ * reason (or an AbortError) when `signal` aborts, closing the upstream request.
  */
 export interface ModelProvider {
   readonly name: string;
