@@ -2,6 +2,9 @@ import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ConfigError, FLAG_SPEC, OPTION_TABLE, loadConfig } from "./config.ts";
 import { startNode, type NodeRoles } from "./node.ts";
+import { parseSimLlmFlags, simLlmUsage } from "../llm/sim-llm/flags.ts";
+import { SimLlmOptionsError } from "../llm/sim-llm/options.ts";
+import { startSimLlm } from "../llm/sim-llm/server.ts";
 
 const ROLES: Record<string, NodeRoles> = {
   start: { gateway: true, worker: true },
@@ -19,6 +22,7 @@ function usage(): string {
     "  start     gateway and worker in one process (the embedded mode)",
     "  gateway   the HTTP API only; workers run elsewhere on the same engine",
     "  worker    runs answers only",
+    "  sim-llm   the simulator over OpenAI and Anthropic wire formats, with faults (sim-llm --help)",
     "  help      this text",
     "  version   the version",
     "",
@@ -39,6 +43,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`${pkg.version}\n`);
     return;
   }
+  if (command === "sim-llm") return simLlm(rest);
   const roles = ROLES[command];
   if (!roles) return fail(`unknown command "${command}"`);
 
@@ -79,6 +84,35 @@ export async function main(argv: readonly string[]): Promise<void> {
   };
   process.on("SIGTERM", shutdown);
   process.on("SIGINT", shutdown);
+}
+
+/** `lifeline sim-llm [flags]`: serves until SIGTERM or SIGINT. */
+async function simLlm(args: readonly string[]): Promise<void> {
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(`${simLlmUsage()}\n`);
+    return;
+  }
+  let options;
+  try {
+    options = parseSimLlmFlags(args, process.env);
+  } catch (error) {
+    if (error instanceof SimLlmOptionsError) return fail(error.message);
+    throw error;
+  }
+  let sim;
+  try {
+    sim = await startSimLlm(options);
+  } catch (error) {
+    process.stderr.write(`lifeline: sim-llm cannot listen on ${options.host}:${options.port}: ${(error as Error).message}\n`);
+    process.exitCode = 1;
+    return;
+  }
+  process.stderr.write(`sim-llm listening at ${sim.url} (fault ${options.fault})\n`);
+  const shutdown = (): void => {
+    void sim.close().then(() => process.exit(0));
+  };
+  process.once("SIGTERM", shutdown);
+  process.once("SIGINT", shutdown);
 }
 
 function fail(message: string): void {

@@ -16,6 +16,13 @@ export interface Engine {
   readonly kind: string;
 
   /**
+   * True when a failover can drop entries that were already acknowledged and read (asynchronous
+   * replication). Cursors then name the attempt that wrote their entry as well as its offset, and
+   * readers check that the log still holds that entry before they continue after it.
+   */
+  readonly replicatesAsynchronously: boolean;
+
+  /**
    * Atomically creates a log whose entry 1 is `created` and a job for it. With an idempotency key
    * seen before: the existing generation when the request is the same, a conflict when it is not.
    */
@@ -88,8 +95,6 @@ export interface LogHead {
   readonly lastOffset: number;
   /** True once a terminal entry stands. */
   readonly terminal: boolean;
-  /** The incarnation of the log; cursors from another epoch cannot be vouched for. */
-  readonly epoch?: string;
 }
 
 export interface Claim {

@@ -90,6 +90,7 @@ export class AnswerRun {
         });
         if (step.done) break;
         const event = step.value;
+        if (event.type === "open") continue;
         if (event.type === "token") {
           this.#buffer(event.text);
         } else {

@@ -30,7 +30,7 @@ describe("distributed mode: 2 gateways, 3 workers, Redis with Sentinel", () => {
 
   it("a worker SIGKILLed, the primary SIGKILLed and clients switching gateways mid-answer: every text is exact", async () => {
     const g = deployment.group();
-    const env = deployment.env("chaos", { LIFELINE_LEASE_MS: "3000", LIFELINE_SIM_TOKENS_PER_SECOND: "16" });
+    const env = deployment.env("chaos", { LIFELINE_LEASE_MS: "8000", LIFELINE_SIM_TOKENS_PER_SECOND: "16" });
     const started = await Promise.all([
       deployment.start("gateway", env),
       deployment.start("gateway", env),

@@ -78,7 +78,8 @@ describe("the embedded mode survives killed processes", () => {
     const data = dir();
     const env = { LIFELINE_LEASE_MS: "600000" }; // ten minutes: only a hand-back can finish in time
     const a = await start("start", data, { ...env, LIFELINE_WORKER_NAME: "A" });
-    const id = await startGeneration(a.url, request("hand me over"));
+    // Long enough that it is still running when the second worker has started, even on a busy machine.
+    const id = await startGeneration(a.url, request("hand me over", 400));
     const before = await readEvents(a.url, id, { cutWhen: (m) => m.event === "delta" });
     const started = entriesOf(before.messages).find((e) => e.type === "started");
     expect(started).toMatchObject({ worker: "A" });
@@ -87,7 +88,7 @@ describe("the embedded mode survives killed processes", () => {
     const c = await start("start", data, { ...env, LIFELINE_WORKER_NAME: "C" });
     const after = await readEvents(c.url, id, { lastEventId: before.messages[before.messages.length - 1]?.id ?? "0" });
     const entries = [...entriesOf(before.messages), ...entriesOf(after.messages)];
-    expectExactAnswer(entries, simText("hand me over"));
+    expectExactAnswer(entries, simText("hand me over", 400));
     const workers = entries.filter((e): e is Extract<Entry, { type: "started" }> => e.type === "started").map((e) => e.worker);
     expect(workers[0]).toBe("A");
     expect(workers.length).toBe(2);

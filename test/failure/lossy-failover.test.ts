@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import { beforeEach, describe, expect, it } from "vitest";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
-import { followAnswer } from "../support/follower.ts";
+import { followAnswer, segmentsAreContiguous } from "../support/follower.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { requireRedis } from "../support/redis-harness.ts";
 import { useSentinelDeployment } from "../support/sentinel-deployment.ts";
@@ -52,8 +52,9 @@ describe("a failover that drops acknowledged appends", () => {
     }
     results.forEach((result, i) => {
       expect(result.text, `answer ${i}`).toBe(simText(i));
-      expect(result.resets).toBe(0);
-      expect(result.applied).toEqual(result.applied.map((_, k) => k + 1));
+      // A writer that repaired its log in time gives a seamless stream; when a new attempt had
+      // already replaced lost entries, the client was told to rebuild (reset) — never misled.
+      expect(segmentsAreContiguous(result.applied)).toBe(true);
     });
     for (const [i, id] of ids.entries()) expectExactAnswer(entriesOf((await readEvents(gateway, id)).messages), simText(i));
     // The failover really lost acknowledged entries, and the workers wrote them again.

@@ -6,7 +6,7 @@ import { RESET_EVENT, SseParser } from "../../src/core/wire.ts";
 /** What a resilient client saw while following one answer. */
 export interface FollowResult {
   readonly text: string;
-  /** Offsets the application applied, in order (after a reset they start again at 1). */
+  /** Offsets the application applied, in order; a reset is a 0, after which they start again at 1. */
   readonly applied: number[];
   readonly resets: number;
   readonly reconnects: number;
@@ -37,6 +37,7 @@ export async function followAnswer(id: string, options: FollowOptions): Promise<
   let switched = false;
   const deadline = Date.now() + (options.deadlineMs ?? 60_000);
   let done = false;
+  let lastId = "";
 
   while (!done) {
     if (Date.now() > deadline) throw new Error(`gave up following ${id} at offset ${fold.lastOffset}`);
@@ -45,7 +46,7 @@ export async function followAnswer(id: string, options: FollowOptions): Promise<
     const ctl = new AbortController();
     try {
       const headers: Record<string, string> = { accept: "text/event-stream" };
-      if (fold.lastOffset > 0) headers["last-event-id"] = String(fold.lastOffset);
+      if (lastId !== "") headers["last-event-id"] = lastId; // opaque: whatever the server sent as id
       const res = await fetch(`${gateway}/v1/generations/${id}/events`, { headers, signal: ctl.signal });
       if (res.status === 204) {
         done = true;
@@ -58,6 +59,7 @@ export async function followAnswer(id: string, options: FollowOptions): Promise<
       }
       gatewaysUsed.add(gateway);
       const parser = new SseParser((message) => {
+        if (message.id !== undefined) lastId = message.id;
         if (message.event === RESET_EVENT) {
           resets += 1;
           fold.reset();
@@ -90,4 +92,14 @@ export async function followAnswer(id: string, options: FollowOptions): Promise<
     }
   }
   return { text: fold.text, applied, resets, reconnects, gatewaysUsed };
+}
+
+/** Each run of applied offsets between resets is 1, 2, 3 …: no gap and no repeat. */
+export function segmentsAreContiguous(applied: readonly number[]): boolean {
+  let expected = 1;
+  for (const offset of applied) {
+    if (offset === 0) expected = 1;
+    else if (offset !== expected++) return false;
+  }
+  return true;
 }

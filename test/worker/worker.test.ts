@@ -30,6 +30,7 @@ async function untilTerminal(engine: Engine, id: string): Promise<Entry[]> {
 function overriding(engine: Engine, parts: Partial<Pick<Engine, "append" | "renew">>): Engine {
   return {
     kind: engine.kind,
+    replicatesAsynchronously: engine.replicatesAsynchronously,
     create: (...a) => engine.create(...a),
     append: parts.append ?? ((...a) => engine.append(...a)),
     read: (...a) => engine.read(...a),

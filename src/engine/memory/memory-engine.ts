@@ -32,6 +32,7 @@ const JOBS = "jobs";
 /** Everything in the process's memory: for tests and for trying things out. Nothing survives. */
 export class MemoryEngine implements Engine {
   readonly kind = "memory";
+  readonly replicatesAsynchronously = false;
   readonly #generations = new Map<string, Generation>();
   readonly #idempotency = new Map<string, { id: string; request: string }>();
   readonly #wakeups = new Wakeups();

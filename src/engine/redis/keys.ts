@@ -11,7 +11,7 @@ export class RedisKeys {
     return `${this.prefix}:{${id}}:log`;
   }
 
-  /** Hash: last, terminal, fence, epoch. */
+  /** Hash: last, terminal, fence. */
   meta(id: string): string {
     return `${this.prefix}:{${id}}:meta`;
   }

@@ -52,6 +52,7 @@ const MAX_CLAIM_SLEEP_MS = 1000;
  */
 export class RedisEngine implements Engine {
   readonly kind = "redis";
+  readonly replicatesAsynchronously = true;
   readonly #keys: RedisKeys;
   readonly #retention: number;
   readonly #commands: ScriptedClient;
@@ -120,7 +121,7 @@ export class RedisEngine implements Engine {
     }
     // Both steps are idempotent, so a retried or repeated create completes a half-done one.
     const body: EntryBody = { type: "created", attempt: 0, request };
-    await this.#commands.llCreate(this.#keys.meta(id), this.#keys.log(id), canonicalJson(body), new Date().toISOString(), randomUUID().slice(0, 8));
+    await this.#commands.llCreate(this.#keys.meta(id), this.#keys.log(id), canonicalJson(body), new Date().toISOString());
     if (kind === "created" || !(await this.#isTerminal(id))) await this.#enqueue(id);
     await this.#replicate();
     return { kind, id };

@@ -53,6 +53,7 @@ const JOBS = "jobs";
  */
 export class SqliteEngine implements Engine {
   readonly kind = "sqlite";
+  readonly replicatesAsynchronously = false;
   readonly #db: Database.Database;
   readonly #wakeups = new Wakeups();
   readonly #watch: NodeJS.Timeout;

@@ -1,11 +1,11 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { ServerResponse } from "node:http";
 import { formatCursor, parseCursor, type Cursor } from "../../core/cursor.ts";
-import { isTerminal } from "../../core/entries.ts";
+import { isTerminal, type Entry } from "../../core/entries.ts";
 import { LifelineError } from "../../core/errors.ts";
 import { HEADERS, RESET_EVENT, SSE_PING, encodeSseFrame } from "../../core/wire.ts";
 import { GENERATION_ID } from "../../engine/ids.ts";
-import type { Engine, LogHead } from "../../engine/port.ts";
+import type { Engine } from "../../engine/port.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 
 export interface EventRoutesOptions {
@@ -18,7 +18,23 @@ export interface EventRoutesOptions {
 
 const READ_BATCH = 256;
 
-/** `GET /v1/generations/:id/events`: the log as Server-Sent Events, resumable by cursor. */
+/** Where a stream stands: the last entry sent, and the attempt that wrote it when that is checked. */
+interface Position {
+  readonly offset: number;
+  readonly attempt: number | undefined;
+}
+
+const START: Position = { offset: 0, attempt: undefined };
+
+/**
+ * `GET /v1/generations/:id/events`: the log as Server-Sent Events, resumable by cursor.
+ *
+ * On an engine that can lose acknowledged entries in a failover, each cursor is
+ * `<attempt>:<offset>`, and before continuing after it the stream checks that the log still holds
+ * that attempt's entry there. When it does not (the entry was lost, and another attempt wrote a
+ * different one), the client gets `reset` and the log again from offset 1: never a different text
+ * under an old cursor.
+ */
 export function eventRoutes(app: FastifyInstance, options: EventRoutesOptions): void {
   const { engine, metrics } = options;
 
@@ -30,14 +46,14 @@ export function eventRoutes(app: FastifyInstance, options: EventRoutesOptions): 
       const head = GENERATION_ID.test(id) ? await engine.head(id) : undefined;
       if (!head) throw new LifelineError("generation_not_found");
 
-      const continuous = vouchesFor(head, cursor);
-      if (continuous && head.terminal && cursor.offset === head.lastOffset) return reply.status(204).send();
-      if (!continuous) metrics.resets.inc();
-      else if (cursor.offset > 0) metrics.resumes.inc();
+      const from = await positionOf(engine, id, cursor, head.lastOffset);
+      if (from && head.terminal && from.offset === head.lastOffset) return reply.status(204).send();
+      if (!from) metrics.resets.inc();
+      else if (from.offset > 0) metrics.resumes.inc();
 
       const log = request.log.child({ generation: id });
-      log.info({ from: cursor.offset, reset: !continuous }, "event stream opened");
-      await streamLog(reply, { ...options, id, epoch: head.epoch, after: continuous ? cursor.offset : 0, reset: !continuous });
+      log.info({ from: cursor.offset, reset: !from }, "event stream opened");
+      await streamLog(reply, { ...options, id, from: from ?? START, reset: !from });
       log.info("event stream closed");
       return reply;
     },
@@ -53,22 +69,27 @@ function cursorOf(header: string | string[] | undefined, query: string | undefin
   return cursor;
 }
 
-/** Whether the log still holds, unchanged, everything the cursor claims to have seen. */
-function vouchesFor(head: LogHead, cursor: Cursor): boolean {
-  if (cursor.offset > head.lastOffset) return false;
-  if (cursor.epoch !== undefined && cursor.offset > 0 && cursor.epoch !== head.epoch) return false;
-  return true;
+/** Where to continue after `cursor`, or `undefined` when the log cannot vouch for it. */
+async function positionOf(engine: Engine, id: string, cursor: Cursor, lastOffset: number): Promise<Position | undefined> {
+  if (cursor.offset > lastOffset) return undefined;
+  if (cursor.offset === 0 || !engine.replicatesAsynchronously || cursor.epoch === undefined) {
+    return { offset: cursor.offset, attempt: undefined };
+  }
+  const attempt = Number(cursor.epoch);
+  const [entry] = await engine.read(id, cursor.offset - 1, 1);
+  return entry?.attempt === attempt ? { offset: cursor.offset, attempt } : undefined;
 }
 
 interface StreamPlan extends EventRoutesOptions {
   readonly id: string;
-  readonly epoch: string | undefined;
-  readonly after: number;
+  readonly from: Position;
   readonly reset: boolean;
 }
 
 async function streamLog(reply: FastifyReply, plan: StreamPlan): Promise<void> {
   const { engine, metrics } = plan;
+  const checked = engine.replicatesAsynchronously;
+  const idOf = (entry: Entry): string => (checked ? formatCursor(entry.offset, String(entry.attempt)) : formatCursor(entry.offset));
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, {
@@ -84,22 +105,45 @@ async function streamLog(reply: FastifyReply, plan: StreamPlan): Promise<void> {
   const signal = closed.signal;
   metrics.openStreams.inc();
   const heartbeat = setInterval(() => res.write(SSE_PING), plan.heartbeatMs);
+  const reset = (): Promise<void> =>
+    write(res, encodeSseFrame({ id: "0", event: RESET_EVENT, data: JSON.stringify({ reason: "cursor_not_continuous" }) }), signal);
   try {
     // Ask the browser to come back quickly after a cut.
     res.write("retry: 1000\n\n");
-    if (plan.reset) {
-      await write(res, encodeSseFrame({ id: formatCursor(0, plan.epoch), event: RESET_EVENT, data: JSON.stringify({ reason: "cursor_not_continuous" }) }), signal);
-    }
-    let after = plan.after;
+    if (plan.reset) await reset();
+    let at = plan.from;
     while (!signal.aborted) {
-      const entries = await engine.read(plan.id, after, READ_BATCH);
-      for (const entry of entries) {
-        await write(res, encodeSseFrame({ id: formatCursor(entry.offset, plan.epoch), event: entry.type, data: JSON.stringify(entry) }), signal);
-        after = entry.offset;
+      const verify = checked && at.attempt !== undefined && at.offset > 0;
+      const page = await engine.read(plan.id, verify ? at.offset - 1 : at.offset, READ_BATCH);
+      if (verify) {
+        const standing = page.shift();
+        if (!standing) {
+          // The log is shorter than what this client saw: wait for its writer to restore it, or
+          // for another attempt to pass this offset (then the check below decides).
+          const head = await engine.head(plan.id);
+          if (head?.terminal) {
+            metrics.resets.inc();
+            await reset();
+            at = START;
+          } else {
+            await engine.wait(plan.id, at.offset - 1, signal);
+          }
+          continue;
+        }
+        if (standing.attempt !== at.attempt) {
+          metrics.resets.inc();
+          await reset();
+          at = START;
+          continue;
+        }
+      }
+      for (const entry of page) {
+        await write(res, encodeSseFrame({ id: idOf(entry), event: entry.type, data: JSON.stringify(entry) }), signal);
+        at = { offset: entry.offset, attempt: entry.attempt };
         if (isTerminal(entry)) return;
       }
       // A short page means the reader is at the end: wait (wait returns at once if more came).
-      if (entries.length < READ_BATCH) await engine.wait(plan.id, after, signal);
+      if (page.length < READ_BATCH - (verify ? 1 : 0)) await engine.wait(plan.id, at.offset, signal);
     }
   } catch (error) {
     if (!signal.aborted) reply.log.error({ err: error }, "event stream failed");

@@ -1,0 +1,100 @@
+import { APICallError } from "@ai-sdk/provider";
+import { ProviderError, isRetryableStatus, parseRetryAfter } from "../provider-error.ts";
+
+/** Who failed, for the error's message and details; `secret` never reaches a message. */
+export interface FailureSource {
+  readonly provider: string;
+  readonly secret: string | undefined;
+}
+
+/**
+ * The HTTP status each wire error type stands for, for errors a provider sends inside a 200
+ * stream (Anthropic's documented `error.type` values, and OpenAI's `type`/`code` names).
+ */
+const STATUS_OF_ERROR_TYPE: Readonly<Record<string, number>> = {
+  invalid_request_error: 400,
+  authentication_error: 401,
+  billing_error: 402,
+  permission_error: 403,
+  not_found_error: 404,
+  invalid_api_key: 401,
+  request_too_large: 413,
+  rate_limit_error: 429,
+  rate_limit_exceeded: 429,
+  api_error: 500,
+  server_error: 500,
+  service_unavailable: 503,
+  timeout_error: 504,
+  overloaded_error: 529,
+};
+
+/** Replaces every occurrence of `secret` (an API key a server may echo back) in `text`. */
+export function redact(text: string, secret: string | undefined): string {
+  return secret === undefined || secret === "" ? text : text.split(secret).join("[redacted]");
+}
+
+function providerError(source: FailureSource, failure: ProviderError["failure"], message: string, details: Omit<ProviderError["details"], "provider">): ProviderError {
+  return new ProviderError(failure, `${source.provider}: ${redact(message, source.secret)}`, { ...details, provider: source.provider });
+}
+
+function retryAfterMs(headers: Readonly<Record<string, string>> | undefined): number | undefined {
+  const ms = Number(headers?.["retry-after-ms"]);
+  if (Number.isFinite(ms) && ms >= 0) return ms;
+  return parseRetryAfter(headers?.["retry-after"]);
+}
+
+/** An error the HTTP exchange raised: an error status, a refused or cut connection, or a broken body. */
+function fromApiCallError(error: APICallError, source: FailureSource): ProviderError {
+  const status = error.statusCode;
+  // Body-read failures carry the 2xx status of the response they broke off from.
+  if (status !== undefined && status >= 400) {
+    const wait = retryAfterMs(error.responseHeaders);
+    return providerError(source, "status", `HTTP ${status}: ${error.message}`, {
+      status,
+      retryable: isRetryableStatus(status),
+      ...(wait === undefined ? {} : { retryAfterMs: wait }),
+    });
+  }
+  // The SDK marks refused, reset and cut connections retryable (it walks the cause chain for socket codes).
+  if (error.isRetryable) return providerError(source, "network", error.message, { retryable: true });
+  return providerError(source, "protocol", error.message, { retryable: false });
+}
+
+interface WireError {
+  readonly message: string;
+  readonly type?: unknown;
+  readonly code?: unknown;
+}
+
+function isWireError(value: unknown): value is WireError {
+  return typeof value === "object" && value !== null && !(value instanceof Error) && typeof (value as WireError).message === "string";
+}
+
+/** An error object the provider sent inside the stream: mapped to the HTTP status it stands for. */
+function fromWireError(error: WireError, source: FailureSource): ProviderError {
+  const code = typeof error.code === "number" && error.code >= 400 && error.code <= 599 ? error.code : undefined;
+  // OpenAI's string `code` is the more specific name (`type: "requests", code: "rate_limit_exceeded"`).
+  const byCode = typeof error.code === "string" ? STATUS_OF_ERROR_TYPE[error.code] : undefined;
+  const byType = typeof error.type === "string" ? STATUS_OF_ERROR_TYPE[error.type] : undefined;
+  // An unnamed mid-answer failure is the server's: another attempt may succeed.
+  const status = code ?? byCode ?? byType ?? 500;
+  const kind = typeof error.type === "string" ? ` (${error.type})` : "";
+  return providerError(source, "status", `error in stream${kind}: ${error.message}`, { status, retryable: isRetryableStatus(status) });
+}
+
+/**
+ * Names a failure in the terms of the resilience layer: HTTP error statuses with their
+ * retryability and Retry-After, network failures, and everything else as `protocol`.
+ */
+export function toProviderError(error: unknown, source: FailureSource): ProviderError {
+  if (error instanceof ProviderError) return error;
+  if (APICallError.isInstance(error)) return fromApiCallError(error, source);
+  if (isWireError(error)) return fromWireError(error, source);
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return providerError(source, "protocol", `unexpected response: ${message}`, { retryable: false });
+}
+
+/** The stream ended (cleanly, at the HTTP level) before the model said it had finished. */
+export function endedEarly(source: FailureSource): ProviderError {
+  return providerError(source, "network", "the stream ended before the model finished", { retryable: true });
+}

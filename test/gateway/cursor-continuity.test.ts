@@ -1,0 +1,68 @@
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/cli/config.ts";
+import { startNode, type LifelineNode } from "../../src/cli/node.ts";
+import { RedisEngine } from "../../src/engine/redis/redis-engine.ts";
+import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
+import { entriesOf, readEvents } from "../support/sse-client.ts";
+
+beforeEach((ctx) => requireRedis(ctx));
+
+const delta = (attempt: number, text: string) => ({ type: "delta" as const, attempt, text });
+const never = new AbortController().signal;
+
+describe("cursors on an engine that can lose acknowledged entries", () => {
+  let server: RedisServer | undefined;
+  let node: LifelineNode | undefined;
+  let engine: RedisEngine | undefined;
+  let raw: Redis | undefined;
+  const prefix = `cur${process.pid}`;
+  beforeAll(async () => {
+    if (!redisAvailable()) return;
+    server = await startStandalone();
+    const env = { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: server.url, LIFELINE_REDIS_PREFIX: prefix, LIFELINE_PORT: "0", LIFELINE_LOG_LEVEL: "silent" };
+    node = await startNode(loadConfig(env, {}), { gateway: true, worker: false });
+    engine = new RedisEngine({ target: { mode: "standalone", url: server.url }, prefix });
+    raw = new Redis(server.url);
+  });
+  afterAll(async () => {
+    raw?.disconnect();
+    await engine?.close();
+    await node?.stop();
+    await server?.stop();
+  });
+
+  it("name the attempt and offset; a cursor whose entry a failover replaced gets reset, one before it continues", async () => {
+    const e = engine!;
+    const url = node!.url!;
+    const { id } = await e.create({ model: "sim", messages: [{ role: "user", content: "continuity" }] });
+    const first = await e.claim("w1", 60_000, never);
+    await e.append(id, 1, 2, [{ type: "started", attempt: 1, worker: "w1", model: "sim" }, delta(1, "Hello"), delta(1, " old"), delta(1, " world")]);
+    const seen = await readEvents(url, id, { cutAfter: 5 });
+    expect(seen.messages.map((m) => m.id)).toEqual(["0:1", "1:2", "1:3", "1:4", "1:5"]);
+
+    // What a failover that lost entries 4 and 5 does, then another attempt writes there.
+    await raw!.xdel(`${prefix}:{${id}}:log`, "4-0", "5-0");
+    await raw!.xsetid(`${prefix}:{${id}}:log`, "3-0");
+    await raw!.hset(`${prefix}:{${id}}:meta`, "last", 3);
+    await e.release(id, first!.fence);
+    const second = await e.claim("w2", 60_000, never);
+    expect(second?.fence).toBe(2);
+    const usage = { promptTokens: 1, completionTokens: 3 };
+    await e.append(id, 2, 4, [{ type: "started", attempt: 2, worker: "w2", model: "sim" }, delta(2, " new"), { type: "completed", attempt: 2, finishReason: "stop", usage }]);
+
+    // The client that saw "1:5" (now another attempt's entry) must rebuild: reset, then the whole log.
+    const stale = await readEvents(url, id, { lastEventId: "1:5" });
+    expect(stale.messages[0]?.event).toBe("reset");
+    const rebuilt = entriesOf(stale.messages);
+    expect(rebuilt.map((x) => x.offset)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(rebuilt.filter((x) => x.type === "delta").map((x) => (x.type === "delta" ? x.text : "")).join("")).toBe("Hello new");
+
+    // The client that saw "1:3" (still standing) continues without a reset.
+    const fine = await readEvents(url, id, { lastEventId: "1:3" });
+    expect(fine.messages.map((m) => m.id)).toEqual(["2:4", "2:5", "2:6"]);
+
+    // A plain offset cannot be checked; it is trusted as before.
+    expect((await readEvents(url, id, { lastEventId: "3" })).messages[0]?.id).toBe("2:4");
+  });
+});
