@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { ModelCall, ModelEvent, ModelProvider, ModelRegistry } from "../../src/llm/provider.ts";
+import type { ModelRegistry } from "../../src/llm/models.ts";
+import type { ModelCall, ModelEvent, ModelProvider } from "../../src/llm/provider.ts";
 
 /**
  * A model that thinks before it speaks, as real ones do (prompt processing): the first token
@@ -21,9 +22,9 @@ export function withFirstTokenDelay(provider: ModelProvider, delayMs: number): M
 export function registryWithFirstTokenDelay(registry: ModelRegistry, delayMs: number): ModelRegistry {
   return {
     names: () => registry.names(),
-    resolve: (model) => {
-      const provider = registry.resolve(model);
-      return provider && withFirstTokenDelay(provider, delayMs);
+    plan: (model) => {
+      const plan = registry.plan(model);
+      return plan && { ...plan, routes: plan.routes.map((route) => ({ ...route, provider: withFirstTokenDelay(route.provider, delayMs) })) };
     },
   };
 }

@@ -3,7 +3,7 @@ import { openEngine, type EngineConfig } from "../engine/open-engine.ts";
 import { parseHostPorts } from "../engine/redis/host-ports.ts";
 import { Gateway } from "../gateway/gateway.ts";
 import { createModelRegistry } from "../llm/models.ts";
-import type { ModelRegistry } from "../llm/provider.ts";
+import type { ModelRegistry } from "../llm/models.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { Worker } from "../worker/worker.ts";

@@ -23,6 +23,10 @@ export const ERROR_CODES = {
   internal: { status: 500, message: "An internal error occurred." },
   // Codes that end a generation (`failed` entries); they are never HTTP answers of their own.
   model_error: { status: 502, message: "The model failed." },
+  model_timeout: { status: 504, message: "The model did not answer in time." },
+  model_unavailable: { status: 503, message: "The model could not be reached." },
+  model_rate_limited: { status: 429, message: "The model's provider is rate limiting." },
+  model_rejected: { status: 502, message: "The model's provider refused the request." },
   worker_lost: { status: 500, message: "The worker lost the generation." },
 } as const satisfies Record<string, { status: number; message: string }>;
 

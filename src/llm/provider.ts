@@ -23,9 +23,3 @@ export interface ModelProvider {
   readonly name: string;
   stream(call: ModelCall): AsyncIterable<ModelEvent>;
 }
-
-/** Models by name, as the worker resolves them. */
-export interface ModelRegistry {
-  resolve(model: string): ModelProvider | undefined;
-  names(): readonly string[];
-}

@@ -1,7 +1,12 @@
 import type { EntryBody, ErrorInfo, GenerationRequest } from "../core/entries.ts";
 import { TextFold } from "../core/fold.ts";
 import type { AppendResult, Claim, Engine } from "../engine/port.ts";
-import type { ModelRegistry } from "../llm/provider.ts";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { ModelRegistry } from "../llm/models.ts";
+import { ProviderError } from "../llm/provider-error.ts";
+import { backoffDelay } from "../llm/resilience/backoff.ts";
+import { asProviderError, failureCode, type ModelPlan, type ModelRoute } from "../llm/resilience/plan.ts";
+import { streamWithTimeouts } from "../llm/resilience/timeouts.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 
@@ -48,6 +53,8 @@ export class AnswerRun {
   #pendingTokens = 0;
   #flushTimer: NodeJS.Timeout | undefined;
   #deltaInFlight = false;
+  /** The answer's text as this run knows it: the log's text plus every token since. */
+  #text = "";
   #writes: Promise<void> = Promise.resolve();
   /** Every entry this run wrote, by offset, to repair a log a failover cut short. */
   readonly #written = new Map<number, EntryBody>();
@@ -75,35 +82,97 @@ export class AnswerRun {
         this.#ctx.metrics.takeovers.inc();
         this.#log.warn({ fromOffset: lastOffset }, "took over an answer whose lease expired");
       }
-      const provider = this.#ctx.models.resolve(request.model);
-      if (!provider) {
+      const plan = this.#ctx.models.plan(request.model);
+      if (!plan) {
         await this.#write([{ type: "failed", attempt: fence, error: { code: "unknown_model", message: `no model named ${request.model}` } }]);
         return;
       }
-      await this.#write([{ type: "started", attempt: fence, worker: this.#ctx.worker, model: provider.name }]);
-      this.#ctx.metrics.answersStarted.inc();
-      this.#log.info({ model: provider.name, prefixChars: text.length }, "answer started");
-      const events = provider.stream({ request, prefix: text, signal: this.#abort.signal })[Symbol.asyncIterator]();
-      for (;;) {
-        const step = await events.next().catch((error: unknown) => {
-          throw this.#stopReason ? new RunStopped(this.#stopReason) : new ModelFailed(error);
-        });
-        if (step.done) break;
-        const event = step.value;
-        if (event.type === "open") continue;
-        if (event.type === "token") {
-          this.#buffer(event.text);
-        } else {
-          await this.#write([{ type: "completed", attempt: fence, finishReason: event.finishReason, usage: event.usage }]);
-          this.#ctx.metrics.answersFinished.inc({ outcome: "completed" });
-          this.#log.info({ usage: event.usage }, "answer completed");
-        }
-      }
+      this.#text = text;
+      await this.#serve(plan, request);
     } catch (error) {
       await this.#onError(error);
     } finally {
       clearInterval(renewal);
       if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    }
+  }
+
+  /**
+   * Calls the model's routes until one finishes the answer: retries a route with backoff while
+   * its failures are retryable, then falls back to the next; every retry is a `retrying` entry and
+   * every call a `started` one. `continue` sends the text so far as a prefix; `restart` rewinds it.
+   */
+  async #serve(plan: ModelPlan, request: GenerationRequest): Promise<void> {
+    const fence = this.#claim.fence;
+    let routeIndex = 0;
+    let triesOnRoute = 0;
+    for (;;) {
+      const route = plan.routes.slice(routeIndex).find((r) => r.breaker.tryAcquire());
+      let failure: ProviderError;
+      if (!route) {
+        failure = new ProviderError("circuitOpen", `every provider of ${plan.name} is failing (circuit open)`, { retryable: false });
+      } else {
+        routeIndex = plan.routes.indexOf(route);
+        try {
+          await this.#callOnce(plan, route, request);
+          route.breaker.succeeded();
+          return;
+        } catch (error) {
+          if (!(error instanceof ModelFailed)) throw error;
+          failure = asProviderError(error.error, route.name);
+          route.breaker.failed();
+        }
+      }
+      triesOnRoute += 1;
+      const retrySame = route !== undefined && failure.details.retryable && triesOnRoute < plan.retry.maxAttempts &&
+        (failure.details.retryAfterMs ?? 0) <= plan.retry.maxRetryAfterMs;
+      if (!retrySame) {
+        routeIndex += 1;
+        triesOnRoute = 0;
+      }
+      const code = failureCode(failure);
+      this.#log.warn({ model: route?.name, failure: failure.failure, status: failure.details.status, code }, "model call failed");
+      if (route === undefined || routeIndex >= plan.routes.length) {
+        await this.#write([{ type: "failed", attempt: fence, error: { code, message: failure.message } }]);
+        this.#ctx.metrics.answersFinished.inc({ outcome: "failed" });
+        return;
+      }
+      const delayMs = retrySame ? backoffDelay(plan.retry, triesOnRoute - 1, failure.details.retryAfterMs) : 0;
+      const rewind: EntryBody[] = [];
+      if (plan.continuation === "restart" && this.#text !== "") {
+        await this.#flush();
+        rewind.push({ type: "rewind", attempt: fence, toOffset: 1 });
+        this.#text = "";
+      }
+      await this.#write([...rewind, { type: "retrying", attempt: fence, error: { code, message: failure.message }, delayMs }]);
+      if (delayMs > 0) await sleep(delayMs, undefined, { signal: this.#abort.signal }).catch(() => undefined);
+      if (this.#stopReason) throw new RunStopped(this.#stopReason);
+    }
+  }
+
+  /** One call on one route; resolves when the answer is complete, throws ModelFailed on failure. */
+  async #callOnce(plan: ModelPlan, route: ModelRoute, request: GenerationRequest): Promise<void> {
+    const fence = this.#claim.fence;
+    await this.#write([{ type: "started", attempt: fence, worker: this.#ctx.worker, model: route.name }]);
+    this.#ctx.metrics.answersStarted.inc();
+    this.#log.info({ model: route.name, prefixChars: this.#text.length }, "answer started");
+    const call = { request, prefix: this.#text, signal: this.#abort.signal };
+    const events = streamWithTimeouts(route.provider, call, plan.timeouts)[Symbol.asyncIterator]();
+    for (;;) {
+      const step = await events.next().catch((error: unknown) => {
+        throw this.#stopReason ? new RunStopped(this.#stopReason) : new ModelFailed(error);
+      });
+      if (step.done) throw new ModelFailed(new ProviderError("protocol", "the stream ended without a finish", { retryable: true, provider: route.name }));
+      const event = step.value;
+      if (event.type === "token") {
+        this.#buffer(event.text);
+      } else if (event.type === "finish") {
+        await this.#write([{ type: "completed", attempt: fence, finishReason: event.finishReason, usage: event.usage }]);
+        this.#ctx.metrics.answersFinished.inc({ outcome: "completed" });
+        this.#log.info({ usage: event.usage, model: route.name }, "answer completed");
+        await events.return?.();
+        return;
+      }
     }
   }
 
@@ -157,6 +226,7 @@ export class AnswerRun {
   }
 
   #buffer(text: string): void {
+    this.#text += text;
     this.#pending += text;
     this.#pendingTokens += 1;
     // Without a window, a delta goes out at once unless one is still being written: then the

@@ -1,5 +1,5 @@
 import type { Engine } from "../engine/port.ts";
-import type { ModelRegistry } from "../llm/provider.ts";
+import type { ModelRegistry } from "../llm/models.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { AnswerRun } from "./answer-run.ts";

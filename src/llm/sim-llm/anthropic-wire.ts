@@ -1,7 +1,7 @@
 import { z } from "zod";
-import type { ChatMessage, Usage } from "../../core/entries.ts";
+import type { ChatMessage } from "../../core/entries.ts";
 import { encodeSseFrame } from "../../core/wire.ts";
-import { answerUsage, contentText, describeIssues, splitPrefill, type AnswerContext, type WireDialect } from "./dialect.ts";
+import { answerUsage, contentText, describeIssues, splitPrefill, type WireDialect } from "./dialect.ts";
 
 const textBlocks = z.array(z.looseObject({ type: z.literal("text"), text: z.string() }));
 

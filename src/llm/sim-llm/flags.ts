@@ -44,7 +44,7 @@ export function parseSimLlmFlags(args: readonly string[], env: NodeJS.ProcessEnv
 export function simLlmUsage(): string {
   const rows = NAMES.map((name) => {
     const o = SIM_LLM_OPTIONS[name];
-    return [`--${o.flag}, ${o.env}`, `${o.doc} (default: ${o.default || "—"})`] as const;
+    return [`--${o.flag}, ${o.env}`, `${o.doc} (default: ${o.default || "no limit"})`] as const;
   });
   const width = Math.max(...rows.map(([left]) => left.length));
   return [

@@ -21,7 +21,7 @@ export const SIM_LLM_OPTIONS = {
   retryAfterSeconds: { flag: "retry-after-seconds", env: "LIFELINE_SIM_LLM_RETRY_AFTER_SECONDS", default: "1", doc: "rate-limit: the Retry-After of the 429.", schema: count },
   faultAfterTokens: { flag: "fault-after-tokens", env: "LIFELINE_SIM_LLM_FAULT_AFTER_TOKENS", default: "5", doc: "stall, cut: tokens sent before the stream stalls or the socket is destroyed.", schema: count },
   firstTokenDelayMs: { flag: "first-token-delay-ms", env: "LIFELINE_SIM_LLM_FIRST_TOKEN_DELAY_MS", default: "3000", doc: "slow-first-token: headers at once, the body after this delay.", schema: count },
-  faultCount: { flag: "fault-count", env: "LIFELINE_SIM_LLM_FAULT_COUNT", default: "", doc: "Inject the fault this many times, then answer cleanly (default: no limit).", schema: z.union([z.literal("").transform(() => undefined), count]) },
+  faultCount: { flag: "fault-count", env: "LIFELINE_SIM_LLM_FAULT_COUNT", default: "", doc: "Inject the fault this many times, then answer cleanly.", schema: z.union([z.literal("").transform(() => undefined), count]) },
   faultRate: { flag: "fault-rate", env: "LIFELINE_SIM_LLM_FAULT_RATE", default: "1", doc: "Probability that a request gets the fault, drawn from a PRNG seeded by --seed.", schema: z.coerce.number().min(0).max(1) },
   seed: { flag: "seed", env: "LIFELINE_SIM_LLM_SEED", default: "0", doc: "Seed of the fault PRNG: the same seed gives the same faulty requests.", schema: z.coerce.number().int().min(0).max(2 ** 32 - 1) },
 } as const;
