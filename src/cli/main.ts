@@ -1,7 +1,8 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { ConfigError, FLAG_SPEC, OPTION_TABLE, loadConfig } from "./config.ts";
-import { startNode, type NodeRoles } from "./node.ts";
+import { ModelConfigError } from "../llm/model-config.ts";
+import type { NodeRoles } from "./node.ts";
 import { parseSimLlmFlags, simLlmUsage } from "../llm/sim-llm/flags.ts";
 import { SimLlmOptionsError } from "../llm/sim-llm/options.ts";
 import { startSimLlm } from "../llm/sim-llm/server.ts";
@@ -64,7 +65,15 @@ export async function main(argv: readonly string[]): Promise<void> {
     return fail("the memory engine lives in one process; `gateway` and `worker` need a shared engine such as sqlite");
   }
 
-  const node = await startNode(config, roles);
+  // Loaded here, so `help`, `version` and `sim-llm` do not load the engines, gateway and worker.
+  const { startNode } = await import("./node.ts");
+  let node;
+  try {
+    node = await startNode(config, roles);
+  } catch (error) {
+    if (error instanceof ModelConfigError) return fail(error.message);
+    throw error;
+  }
   if (node.url) {
     process.stderr.write(`Lifeline is ready at ${node.url}/ (engine ${config.engine}${config.engine === "sqlite" ? `, data in ${config.dataDir}` : ""})\n`);
   } else {

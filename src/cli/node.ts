@@ -2,7 +2,9 @@ import type { Engine } from "../engine/port.ts";
 import { openEngine, type EngineConfig } from "../engine/open-engine.ts";
 import { parseHostPorts } from "../engine/redis/host-ports.ts";
 import { Gateway } from "../gateway/gateway.ts";
+import { buildModelRegistry, readModelConfig } from "../llm/model-config.ts";
 import { createModelRegistry } from "../llm/models.ts";
+import { PROVIDER_FACTORIES } from "../llm/provider-factories.ts";
 import type { ModelRegistry } from "../llm/models.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
@@ -28,7 +30,7 @@ export async function startNode(config: Config, roles: NodeRoles, overrides: { m
   const logger = overrides.logger ?? createLogger(config.logLevel);
   const engine = openEngine(engineConfigOf(config), logger);
   const metrics = new Metrics();
-  const models = overrides.models ?? createModelRegistry({ sim: { tokensPerSecond: config.simTokensPerSecond } });
+  const models = overrides.models ?? modelsOf(config);
 
   let worker: Worker | undefined;
   if (roles.worker) {
@@ -89,4 +91,11 @@ export function engineConfigOf(config: Config): EngineConfig {
       return { ...common, target: { mode: "standalone", url: config.redisUrl } };
     }
   }
+}
+
+/** The models the configuration file describes, or the built-in `sim` alone. */
+export function modelsOf(config: Config): ModelRegistry {
+  const sim = { tokensPerSecond: config.simTokensPerSecond };
+  if (config.modelConfig === "") return createModelRegistry({ sim });
+  return buildModelRegistry(readModelConfig(config.modelConfig), PROVIDER_FACTORIES, process.env, sim);
 }

@@ -38,9 +38,20 @@ function providerError(source: FailureSource, failure: ProviderError["failure"],
 }
 
 function retryAfterMs(headers: Readonly<Record<string, string>> | undefined): number | undefined {
-  const ms = Number(headers?.["retry-after-ms"]);
-  if (Number.isFinite(ms) && ms >= 0) return ms;
+  // OpenAI and Anthropic also send the wait in milliseconds; it is the more precise of the two.
+  const ms = parseFloat(headers?.["retry-after-ms"] ?? "");
+  if (Number.isFinite(ms) && ms >= 0) return Math.round(ms);
   return parseRetryAfter(headers?.["retry-after"]);
+}
+
+/** The messages along an error's `cause` chain: "terminated: other side closed". */
+function causes(error: unknown): string {
+  const messages: string[] = [];
+  for (let e = error, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    // The SDK often quotes its cause already ("Cannot connect to API: <cause>").
+    if (!messages.at(-1)?.endsWith(e.message)) messages.push(e.message);
+  }
+  return messages.join(": ");
 }
 
 /** An error the HTTP exchange raised: an error status, a refused or cut connection, or a broken body. */
@@ -56,8 +67,8 @@ function fromApiCallError(error: APICallError, source: FailureSource): ProviderE
     });
   }
   // The SDK marks refused, reset and cut connections retryable (it walks the cause chain for socket codes).
-  if (error.isRetryable) return providerError(source, "network", error.message, { retryable: true });
-  return providerError(source, "protocol", error.message, { retryable: false });
+  if (error.isRetryable) return providerError(source, "network", causes(error), { retryable: true });
+  return providerError(source, "protocol", causes(error), { retryable: false });
 }
 
 interface WireError {

@@ -44,7 +44,7 @@ export async function* streamSdkModel(target: SdkModel, call: ModelCall): AsyncG
   call.signal.throwIfAborted();
   // Our own controller, so that leaving early (a consumer's break, a thrown error) also closes the socket.
   const upstream = new AbortController();
-  const onAbort = (): void => undefined;
+  const onAbort = (): void => upstream.abort(call.signal.reason);
   call.signal.addEventListener("abort", onAbort, { once: true });
   const { sent, echo } = target.prefill(call.prefix);
   const skipEcho = echoSkipper(echo);

@@ -1,0 +1,351 @@
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import type { GenerationRequest } from "../../src/core/entries.ts";
+import { ProviderError } from "../../src/llm/provider-error.ts";
+import type { ModelCall, ModelEvent, ModelProvider } from "../../src/llm/provider.ts";
+import { createAnthropicProvider } from "../../src/llm/providers/anthropic.ts";
+import { createOpenAICompatibleProvider } from "../../src/llm/providers/openai-compatible.ts";
+import { startSimLlm, type SimLlm } from "../../src/llm/sim-llm/server.ts";
+
+const API_KEY = "sk-test-4f9c2e7d1b";
+
+/** A request as the server received it; `closed` settles when its response closes, with whether it was finished. */
+interface Received {
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: { messages: { role: string; content: unknown }[]; [key: string]: unknown };
+  readonly closed: Promise<boolean>;
+}
+
+type Respond = (res: ServerResponse) => void;
+
+const servers: Server[] = [];
+
+/** A real HTTP server on 127.0.0.1, port 0, answering every request with `respond`. */
+async function serve(respond: Respond): Promise<{ url: string; received: Received[] }> {
+  const received: Received[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () => {
+      const closed = new Promise<boolean>((resolve, reject) => {
+        res.on("close", () => resolve(res.writableFinished));
+        setTimeout(() => reject(new Error("the response was not closed within 5 s")), 5000).unref();
+      });
+      closed.catch(() => undefined);
+      received.push({ path: req.url ?? "", headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString("utf8")), closed });
+      respond(res);
+    });
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`, received };
+}
+
+afterEach(async () => {
+  await Promise.all(
+    servers.splice(0).map((server) => {
+      server.closeAllConnections();
+      return new Promise((resolve) => server.close(resolve));
+    }),
+  );
+});
+
+/** One wire format: how to build its provider and how its server speaks. */
+interface Wire {
+  readonly name: string;
+  readonly path: string;
+  create(url: string, apiKey?: string): ModelProvider;
+  keyHeader(headers: IncomingHttpHeaders): string | undefined;
+  start(): string;
+  token(text: string): string;
+  finish(promptTokens: number, completionTokens: number): string;
+  /** An error the provider reports inside a 200 stream, and the status it stands for. */
+  readonly inBandError: { readonly frame: string; readonly status: number };
+  errorBody(message: string): unknown;
+}
+
+const sse = (data: unknown, event?: string): string => `${event ? `event: ${event}\n` : ""}data: ${JSON.stringify(data)}\n\n`;
+const chunk = (delta: unknown, finish: string | null = null): string =>
+  sse({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta, finish_reason: finish }] });
+const anthropicEvent = (type: string, data: Record<string, unknown> = {}): string => sse({ type, ...data }, type);
+
+const openAi: Wire = {
+  name: "openai-compatible",
+  path: "/v1/chat/completions",
+  create: (url, apiKey) => createOpenAICompatibleProvider({ name: "oa-test", baseUrl: url, model: "gpt-test", ...(apiKey ? { apiKey } : {}) }),
+  keyHeader: (headers) => headers.authorization,
+  start: () => chunk({ role: "assistant", content: "" }),
+  token: (text) => chunk({ content: text }),
+  finish: (prompt, completion) =>
+    chunk({}, "stop") +
+    sse({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [], usage: { prompt_tokens: prompt, completion_tokens: completion } }) +
+    "data: [DONE]\n\n",
+  inBandError: { frame: sse({ error: { message: "The server had an error", type: "server_error", code: null } }), status: 500 },
+  errorBody: (message) => ({ error: { message, type: "invalid_request_error", code: null } }),
+};
+
+const anthropic: Wire = {
+  name: "anthropic",
+  path: "/v1/messages",
+  create: (url, apiKey) => createAnthropicProvider({ name: "an-test", baseUrl: url, model: "sim-anthropic", ...(apiKey ? { apiKey } : {}) }),
+  keyHeader: (headers) => {
+    const key = headers["x-api-key"];
+    return typeof key === "string" ? key : undefined;
+  },
+  start: () =>
+    anthropicEvent("message_start", {
+      message: { id: "msg_1", type: "message", role: "assistant", model: "m", content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 3, output_tokens: 0 } },
+    }) + anthropicEvent("content_block_start", { index: 0, content_block: { type: "text", text: "" } }),
+  token: (text) => anthropicEvent("content_block_delta", { index: 0, delta: { type: "text_delta", text } }),
+  finish: (_prompt, completion) =>
+    anthropicEvent("content_block_stop", { index: 0 }) +
+    anthropicEvent("message_delta", { delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: completion } }) +
+    anthropicEvent("message_stop"),
+  inBandError: { frame: anthropicEvent("error", { error: { type: "overloaded_error", message: "Overloaded" } }), status: 529 },
+  errorBody: (message) => ({ type: "error", error: { type: "invalid_request_error", message } }),
+};
+
+function streamOf(wire: Wire, tokens: readonly string[], end: "finish" | "open" = "finish"): Respond {
+  return (res) => {
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    res.write(wire.start() + tokens.map((t) => wire.token(t)).join(""));
+    if (end === "finish") res.end(wire.finish(3, tokens.length));
+  };
+}
+
+function errorOf(wire: Wire, status: number, headers: Record<string, string> = {}, message = "nope"): Respond {
+  return (res) => {
+    res.writeHead(status, { "content-type": "application/json", ...headers });
+    res.end(JSON.stringify(wire.errorBody(message)));
+  };
+}
+
+const REQUEST: GenerationRequest = { model: "m", messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "Hi" }] };
+
+function callOf(overrides: Partial<ModelCall> = {}): ModelCall {
+  return { request: REQUEST, prefix: "", signal: new AbortController().signal, ...overrides };
+}
+
+/** Every event the provider yields, and what it threw. */
+async function run(provider: ModelProvider, call: ModelCall = callOf()): Promise<{ events: ModelEvent[]; text: string; error: unknown }> {
+  const events: ModelEvent[] = [];
+  let error: unknown;
+  try {
+    for await (const event of provider.stream(call)) events.push(event);
+  } catch (e) {
+    error = e;
+  }
+  const text = events.map((e) => (e.type === "token" ? e.text : "")).join("");
+  return { events, text, error };
+}
+
+function providerError(error: unknown): ProviderError {
+  expect(error).toBeInstanceOf(ProviderError);
+  return error as ProviderError;
+}
+
+function lastMessage(received: Received): { role: string; text: string } {
+  const last = received.body.messages.at(-1);
+  const content = last?.content;
+  const text = typeof content === "string" ? content : (content as { text: string }[]).map((p) => p.text).join("");
+  return { role: last?.role ?? "", text };
+}
+
+describe.each([openAi, anthropic])("$name provider", (wire) => {
+  it("streams open, one token per text delta, then one finish with usage", async () => {
+    const { url, received } = await serve(streamOf(wire, ["Hel", "lo", " there"]));
+    const { events, error } = await run(wire.create(url, API_KEY));
+    expect(error).toBeUndefined();
+    expect(events).toEqual([
+      { type: "open" },
+      { type: "token", text: "Hel" },
+      { type: "token", text: "lo" },
+      { type: "token", text: " there" },
+      { type: "finish", finishReason: "stop", usage: { promptTokens: 3, completionTokens: 3 } },
+    ]);
+    expect(received[0]?.path).toBe(wire.path);
+    expect(received[0]?.body.stream).toBe(true);
+  });
+
+  it("sends the prefix as a trailing assistant message and emits only what the model adds", async () => {
+    const { url, received } = await serve(streamOf(wire, [" and", " more"]));
+    const { text, error } = await run(wire.create(url), callOf({ prefix: "Half an answer" }));
+    expect(error).toBeUndefined();
+    expect(lastMessage(received[0]!)).toEqual({ role: "assistant", text: "Half an answer" });
+    expect(text).toBe(" and more");
+  });
+
+  it("passes max_tokens and temperature through", async () => {
+    const { url, received } = await serve(streamOf(wire, ["ok"]));
+    await run(wire.create(url), callOf({ request: { ...REQUEST, max_tokens: 17, temperature: 0.25 } }));
+    expect(received[0]?.body).toMatchObject({ max_tokens: 17, temperature: 0.25 });
+  });
+
+  it.each([
+    [500, true],
+    [503, true],
+    [400, false],
+    [401, false],
+  ])("HTTP %i fails with a status error, retryable: %s", async (status, retryable) => {
+    const { url } = await serve(errorOf(wire, status));
+    const { events, error } = await run(wire.create(url, API_KEY));
+    expect(events).toEqual([]);
+    expect(providerError(error)).toMatchObject({ failure: "status", details: { status, retryable, provider: wire.create(url).name } });
+  });
+
+  it("429 with Retry-After: 2 asks to wait 2000 ms", async () => {
+    const { url } = await serve(errorOf(wire, 429, { "retry-after": "2" }));
+    const error = providerError((await run(wire.create(url))).error);
+    expect(error).toMatchObject({ failure: "status", details: { status: 429, retryable: true, retryAfterMs: 2000 } });
+  });
+
+  it("retry-after-ms, when sent, is the wait", async () => {
+    const { url } = await serve(errorOf(wire, 503, { "retry-after": "2", "retry-after-ms": "1500" }));
+    expect(providerError((await run(wire.create(url))).error).details.retryAfterMs).toBe(1500);
+  });
+
+  it("a connection cut mid-stream is a retryable network error, not a short answer", async () => {
+    const { url } = await serve((res) => {
+      streamOf(wire, ["Hel", "lo"], "open")(res);
+      setTimeout(() => res.socket?.destroy(), 50);
+    });
+    const { events, text, error } = await run(wire.create(url));
+    expect(text).toBe("Hello");
+    expect(events.some((e) => e.type === "finish")).toBe(false);
+    expect(providerError(error)).toMatchObject({ failure: "network", details: { retryable: true } });
+  });
+
+  it("a stream that ends cleanly before the model finished is a retryable network error", async () => {
+    const { url } = await serve((res) => {
+      streamOf(wire, ["Hel", "lo"], "open")(res);
+      res.end();
+    });
+    const { events, error } = await run(wire.create(url));
+    expect(events.some((e) => e.type === "finish")).toBe(false);
+    expect(providerError(error)).toMatchObject({ failure: "network", details: { retryable: true } });
+  });
+
+  it("an error the provider sends inside the stream fails the call with the status it stands for", async () => {
+    const { url } = await serve((res) => {
+      streamOf(wire, ["Hel"], "open")(res);
+      res.end(wire.inBandError.frame);
+    });
+    const { text, error } = await run(wire.create(url));
+    expect(text).toBe("Hel");
+    expect(providerError(error)).toMatchObject({ failure: "status", details: { status: wire.inBandError.status, retryable: true } });
+  });
+
+  it("a chunk that is not the wire format is a protocol error", async () => {
+    const { url } = await serve((res) => {
+      streamOf(wire, ["Hel"], "open")(res);
+      res.end("data: {not json\n\n");
+    });
+    expect(providerError((await run(wire.create(url))).error)).toMatchObject({ failure: "protocol", details: { retryable: false } });
+  });
+
+  it("a refused connection is a retryable network error", async () => {
+    const { url } = await serve(streamOf(wire, []));
+    const server = servers.pop()!;
+    await new Promise((resolve) => server.close(resolve));
+    expect(providerError((await run(wire.create(url))).error)).toMatchObject({ failure: "network", details: { retryable: true } });
+  });
+
+  it("aborting mid-stream closes the upstream connection and rejects with the signal's reason", async () => {
+    const { url, received } = await serve(streamOf(wire, ["Hel"], "open"));
+    const controller = new AbortController();
+    const reason = new Error("client went away");
+    const iterator = wire.create(url).stream(callOf({ signal: controller.signal }))[Symbol.asyncIterator]();
+    expect((await iterator.next()).value).toEqual({ type: "open" });
+    expect((await iterator.next()).value).toEqual({ type: "token", text: "Hel" });
+    const next = iterator.next();
+    controller.abort(reason);
+    await expect(next).rejects.toBe(reason);
+    // The server sees its response closed before it finished: the socket is gone.
+    expect(await received[0]!.closed).toBe(false);
+  });
+
+  it("aborting before the response starts closes the upstream connection and rejects with the signal's reason", async () => {
+    const { url, received } = await serve(() => undefined);
+    const controller = new AbortController();
+    const reason = new Error("first-token timeout");
+    const next = wire.create(url).stream(callOf({ signal: controller.signal }))[Symbol.asyncIterator]().next();
+    await expect.poll(() => received.length).toBe(1);
+    controller.abort(reason);
+    await expect(next).rejects.toBe(reason);
+    expect(await received[0]!.closed).toBe(false);
+  });
+
+  it("a consumer that stops reading closes the upstream connection", async () => {
+    const { url, received } = await serve(streamOf(wire, ["Hel", "lo"], "open"));
+    for await (const event of wire.create(url).stream(callOf())) {
+      if (event.type === "token") break;
+    }
+    expect(await received[0]!.closed).toBe(false);
+  });
+
+  it("sends the API key in its header and never in an error message", async () => {
+    const { url, received } = await serve(errorOf(wire, 401, {}, `Incorrect API key provided: ${API_KEY}`));
+    const error = providerError((await run(wire.create(url, API_KEY))).error);
+    expect(wire.keyHeader(received[0]!.headers)).toContain(API_KEY);
+    expect(error.message).toContain("[redacted]");
+    expect(`${error.message} ${error.stack} ${JSON.stringify(error)}`).not.toContain(API_KEY);
+  });
+});
+
+describe("openai-compatible provider", () => {
+  it("sends the key as Authorization: Bearer, and seed in the body", async () => {
+    const { url, received } = await serve(streamOf(openAi, ["ok"]));
+    await run(openAi.create(url, API_KEY), callOf({ request: { ...REQUEST, seed: 7 } }));
+    expect(received[0]?.headers.authorization).toBe(`Bearer ${API_KEY}`);
+    expect(received[0]?.body).toMatchObject({ model: "gpt-test", seed: 7, stream_options: { include_usage: true } });
+  });
+});
+
+describe("anthropic provider", () => {
+  it("sends the key as x-api-key, the system prompt apart, and a default max_tokens", async () => {
+    const { url, received } = await serve(streamOf(anthropic, ["ok"]));
+    await run(anthropic.create(url, API_KEY));
+    expect(received[0]?.headers["x-api-key"]).toBe(API_KEY);
+    expect(received[0]?.body).toMatchObject({ model: "sim-anthropic", max_tokens: 4096, system: [{ type: "text", text: "Be brief." }] });
+  });
+
+  it("sends no x-api-key at all when no key is configured", async () => {
+    const { url, received } = await serve(streamOf(anthropic, ["ok"]));
+    await run(anthropic.create(url));
+    expect(received[0]?.headers).not.toHaveProperty("x-api-key");
+  });
+
+  it("a prefix ending in whitespace is sent trimmed, and the whitespace the model repeats is not doubled", async () => {
+    const { url, received } = await serve(streamOf(anthropic, [" ", " wor", "ld"]));
+    const { text } = await run(anthropic.create(url), callOf({ prefix: "Hello  " }));
+    expect(lastMessage(received[0]!)).toEqual({ role: "assistant", text: "Hello" });
+    expect("Hello  " + text).toBe("Hello  world");
+  });
+});
+
+describe.each([openAi, anthropic])("$name provider against sim-llm", (wire) => {
+  let sim: SimLlm | undefined;
+  afterEach(async () => {
+    await sim?.close();
+    sim = undefined;
+  });
+
+  it("an answer cut anywhere and continued through the provider is byte-identical to the uninterrupted one", async () => {
+    sim = await startSimLlm({ tokensPerSecond: 100_000 });
+    const provider = wire.create(`${sim.url}/v1`, API_KEY);
+    const request: GenerationRequest = { ...REQUEST, max_tokens: 12 };
+    const whole = await run(provider, callOf({ request }));
+    expect(whole.error).toBeUndefined();
+    expect(whole.text.split(" ")).toHaveLength(12);
+    const space = whole.text.indexOf(" ", 5);
+    // Cut inside a word, just after a space (the prefill then ends in whitespace) and just before one.
+    for (const cut of [3, space + 1, space, whole.text.length - 2]) {
+      const prefix = whole.text.slice(0, cut);
+      const rest = await run(provider, callOf({ request, prefix }));
+      expect(rest.error).toBeUndefined();
+      expect(prefix + rest.text).toBe(whole.text);
+    }
+  });
+});
