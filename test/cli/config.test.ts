@@ -1,7 +1,10 @@
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { ConfigError, loadConfig } from "../../src/cli/config.ts";
+import { tempDir } from "../support/temp-dir.ts";
 
 const BIN = fileURLToPath(new URL("../../bin/lifeline", import.meta.url));
 
@@ -40,5 +43,42 @@ describe("configuration", () => {
     const command = spawnSync(process.execPath, [BIN, "fly"], { encoding: "utf8" });
     expect(command.status).toBe(2);
     expect(command.stderr).toContain('unknown command "fly"');
+  });
+
+  it("a model configuration file with problems stops the start with every problem listed, and no key in the output", () => {
+    const dir = tempDir();
+    try {
+      const file = join(dir.path, "models.json");
+      writeFileSync(
+        file,
+        JSON.stringify({
+          providers: { up: { type: "openai-compatible", baseUrl: "not a url", apiKeyEnv: "LIFELINE_TEST_MISSING_KEY" } },
+          models: { main: { provider: "nowhere", fallbacks: ["ghost"] } },
+        }),
+      );
+      const bad = spawnSync(process.execPath, [BIN, "start", "--config", file, "--port", "0"], { encoding: "utf8", env: { ...process.env, LIFELINE_ENGINE: "memory" } });
+      expect(bad.status).toBe(2);
+      expect(bad.stderr).toContain("providers.up.baseUrl");
+
+      writeFileSync(
+        file,
+        JSON.stringify({
+          providers: { up: { type: "openai-compatible", baseUrl: "http://127.0.0.1:9/v1", apiKeyEnv: "LIFELINE_TEST_MISSING_KEY" } },
+          models: { main: { provider: "nowhere", fallbacks: ["ghost", "main"] } },
+        }),
+      );
+      const refs = spawnSync(process.execPath, [BIN, "start", "--config", file, "--port", "0"], { encoding: "utf8", env: { ...process.env, LIFELINE_ENGINE: "memory" } });
+      expect(refs.status).toBe(2);
+      for (const problem of ["LIFELINE_TEST_MISSING_KEY is not set", 'no provider named "nowhere"', 'no model named "ghost"', "cannot fall back to itself"]) {
+        expect(refs.stderr).toContain(problem);
+      }
+
+      writeFileSync(file, "{ not json");
+      const broken = spawnSync(process.execPath, [BIN, "start", "--config", file, "--port", "0"], { encoding: "utf8", env: { ...process.env, LIFELINE_ENGINE: "memory" } });
+      expect(broken.status).toBe(2);
+      expect(broken.stderr).toContain("models.json");
+    } finally {
+      dir.remove();
+    }
   });
 });
