@@ -1,4 +1,5 @@
 import { FAULT_KINDS, type FaultKind, type ResolvedSimLlmOptions } from "./options.ts";
+import { prng } from "../sim/prng.ts";
 
 /** The request header that chooses one request's fault, overriding the server's flags. */
 export const SIM_FAULT_HEADER = "x-sim-fault";
@@ -48,18 +49,6 @@ export function parseFaultHeader(value: string, defaults: FaultPlan): FaultChoic
     plan[spec.field] = n;
   }
   return { ok: true, plan };
-}
-
-/** mulberry32: the fault sequence is the same on every platform for the same seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { ChatMessage, GenerationRequest } from "../../core/entries.ts";
+import { hash32, prng } from "./prng.ts";
 
 /** Answer length when the request names no `max_tokens`. */
 export const SIM_DEFAULT_MAX_TOKENS = 120;
@@ -12,28 +13,6 @@ const WORDS = (
   "keeps holds writes reads appends claims renews hands continues rebuilds folds delivers waits " +
   "quietly quickly safely again together alone first last next whole partial stable steady"
 ).split(" ");
-
-/** FNV-1a over a string, 32 bits. */
-function hash32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
-/** mulberry32: small, fast and the same on every platform. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function tokensFrom(seed: number, count: number): string[] {
   const next = prng(seed);
