@@ -72,7 +72,9 @@ export async function main(argv: readonly string[]): Promise<void> {
     node = await startNode(config, roles);
   } catch (error) {
     if (error instanceof ModelConfigError) return fail(error.message);
-    throw error;
+    process.stderr.write(`lifeline: could not start: ${(error as Error).message}\n`);
+    process.exitCode = 1;
+    return;
   }
   if (node.url) {
     process.stderr.write(`Lifeline is ready at ${node.url}/ (engine ${config.engine}${config.engine === "sqlite" ? `, data in ${config.dataDir}` : ""})\n`);

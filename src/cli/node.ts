@@ -28,9 +28,10 @@ export interface LifelineNode {
 /** Wires the parts a process runs; gateway and worker meet only here. */
 export async function startNode(config: Config, roles: NodeRoles, overrides: { models?: ModelRegistry; logger?: Logger } = {}): Promise<LifelineNode> {
   const logger = overrides.logger ?? createLogger(config.logLevel);
+  // Models first: a bad configuration file stops the start before any connection is open.
+  const models = overrides.models ?? modelsOf(config);
   const engine = openEngine(engineConfigOf(config), logger);
   const metrics = new Metrics();
-  const models = overrides.models ?? modelsOf(config);
 
   let worker: Worker | undefined;
   if (roles.worker) {
@@ -57,7 +58,14 @@ export async function startNode(config: Config, roles: NodeRoles, overrides: { m
       heartbeatMs: config.heartbeatMs,
       maxBodyBytes: config.maxBodyBytes,
     });
-    url = await gateway.listen(config.host, config.port);
+    try {
+      url = await gateway.listen(config.host, config.port);
+    } catch (error) {
+      // The port is taken, say: close what was opened so the process can exit.
+      await Promise.all([gateway.close().catch(() => undefined), worker?.stop()]);
+      await engine.close();
+      throw error;
+    }
   }
   logger.info({ url, engine: engine.kind, worker: roles.worker ? config.workerName : undefined }, "lifeline started");
 
@@ -83,7 +91,13 @@ export function engineConfigOf(config: Config): EngineConfig {
     case "sqlite":
       return { kind: "sqlite", dataDir: config.dataDir, synchronous: config.sqliteSync };
     case "redis": {
-      const common = { kind: "redis" as const, prefix: config.redisPrefix, retentionSeconds: config.redisRetentionSeconds };
+      const common = {
+        kind: "redis" as const,
+        prefix: config.redisPrefix,
+        retentionSeconds: config.redisRetentionSeconds,
+        waitTimeoutMs: config.redisWaitTimeoutMs,
+        ...(config.redisWaitReplicas === undefined ? {} : { waitReplicas: config.redisWaitReplicas }),
+      };
       if (config.redisSentinels) {
         return { ...common, target: { mode: "sentinel", sentinels: parseHostPorts(config.redisSentinels) ?? [], masterName: config.redisMasterName } };
       }

@@ -8,7 +8,14 @@ import { SqliteEngine } from "./sqlite/sqlite-engine.ts";
 export type EngineConfig =
   | { readonly kind: "memory" }
   | { readonly kind: "sqlite"; readonly dataDir: string; readonly synchronous?: "normal" | "full" }
-  | { readonly kind: "redis"; readonly target: RedisTarget; readonly prefix?: string; readonly retentionSeconds?: number };
+  | {
+      readonly kind: "redis";
+      readonly target: RedisTarget;
+      readonly prefix?: string;
+      readonly retentionSeconds?: number;
+      readonly waitReplicas?: number;
+      readonly waitTimeoutMs?: number;
+    };
 
 /** Opens the adapter the configuration names. */
 export function openEngine(config: EngineConfig, logger?: Logger): Engine {

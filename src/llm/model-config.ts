@@ -112,7 +112,7 @@ export function buildModelRegistry(
       provider.type === "sim"
         ? new SimProvider({ tokensPerSecond: provider.tokensPerSecond ?? sim.tokensPerSecond })
         : factories[provider.type]?.({ name: model.provider, model: upstream, config: provider, apiKey });
-    return instance && { name: modelName, provider: instance, breaker };
+    return instance && { name: modelName, provider: instance, breaker, continuation: model.continuation ?? "continue" };
   };
   const plans: ModelPlan[] = [];
   for (const [modelName, model] of Object.entries(config.models)) {
@@ -129,7 +129,7 @@ export function buildModelRegistry(
     const routes = [modelName, ...(model.fallbacks ?? [])].map(routeOf).filter((r) => r !== undefined);
     const timeouts: Timeouts = { ...DEFAULT_TIMEOUTS, ...given(config.timeouts), ...given(model.timeouts) };
     const retry: RetryPolicy = { ...DEFAULT_RETRY, ...given(config.retry), ...given(model.retry) };
-    plans.push({ name: modelName, routes, continuation: model.continuation ?? "continue", timeouts, retry });
+    plans.push({ name: modelName, routes, timeouts, retry });
   }
   if (!config.models.sim) plans.push(simPlan(new SimProvider({ tokensPerSecond: sim.tokensPerSecond })));
   return registryOf(plans);

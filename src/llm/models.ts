@@ -15,8 +15,7 @@ export function createModelRegistry(options: { sim?: SimOptions } = {}): ModelRe
 export function simPlan(provider: SimProvider, name = "sim"): ModelPlan {
   return {
     name,
-    routes: [{ name, provider, breaker: new CircuitBreaker(DEFAULT_BREAKER) }],
-    continuation: "continue",
+    routes: [{ name, provider, breaker: new CircuitBreaker(DEFAULT_BREAKER), continuation: "continue" }],
     timeouts: DEFAULT_TIMEOUTS,
     retry: DEFAULT_RETRY,
   };

@@ -110,41 +110,46 @@ export class AnswerRun {
       const route = plan.routes.slice(routeIndex).find((r) => r.breaker.tryAcquire());
       let failure: ProviderError;
       if (!route) {
-        failure = new ProviderError("circuitOpen", `every provider of ${plan.name} is failing (circuit open)`, { retryable: false });
+        // Every breaker is open (or busy with its one trial call): wait and look again, a few times.
+        failure = new ProviderError("circuitOpen", `every provider of ${plan.name} is failing (circuit open)`, { retryable: true });
       } else {
+        if (plan.routes.indexOf(route) !== routeIndex) triesOnRoute = 0; // a breaker skipped ahead
         routeIndex = plan.routes.indexOf(route);
+        if (route.continuation === "restart" && this.#text !== "") {
+          // This model cannot continue a prefix (after a failure, a takeover or a fallback): rewind.
+          await this.#flush();
+          await this.#write([{ type: "rewind", attempt: fence, toOffset: 1 }]);
+          this.#text = "";
+        }
         try {
           await this.#callOnce(plan, route, request);
           route.breaker.succeeded();
           return;
         } catch (error) {
-          if (!(error instanceof ModelFailed)) throw error;
+          if (!(error instanceof ModelFailed)) {
+            route.breaker.abandon(); // a stop is not the provider's failure
+            throw error;
+          }
           failure = asProviderError(error.error, route.name);
           route.breaker.failed();
         }
       }
       triesOnRoute += 1;
-      const retrySame = route !== undefined && failure.details.retryable && triesOnRoute < plan.retry.maxAttempts &&
+      const retrySame = failure.details.retryable && triesOnRoute < plan.retry.maxAttempts &&
         (failure.details.retryAfterMs ?? 0) <= plan.retry.maxRetryAfterMs;
       if (!retrySame) {
-        routeIndex += 1;
+        routeIndex = route === undefined ? plan.routes.length : routeIndex + 1;
         triesOnRoute = 0;
       }
       const code = failureCode(failure);
       this.#log.warn({ model: route?.name, failure: failure.failure, status: failure.details.status, code }, "model call failed");
-      if (route === undefined || routeIndex >= plan.routes.length) {
+      if (routeIndex >= plan.routes.length) {
         await this.#write([{ type: "failed", attempt: fence, error: { code, message: failure.message } }]);
         this.#ctx.metrics.answersFinished.inc({ outcome: "failed" });
         return;
       }
       const delayMs = retrySame ? backoffDelay(plan.retry, triesOnRoute - 1, failure.details.retryAfterMs) : 0;
-      const rewind: EntryBody[] = [];
-      if (plan.continuation === "restart" && this.#text !== "") {
-        await this.#flush();
-        rewind.push({ type: "rewind", attempt: fence, toOffset: 1 });
-        this.#text = "";
-      }
-      await this.#write([...rewind, { type: "retrying", attempt: fence, error: { code, message: failure.message }, delayMs }]);
+      await this.#write([{ type: "retrying", attempt: fence, error: { code, message: failure.message }, delayMs }]);
       if (delayMs > 0) await sleep(delayMs, undefined, { signal: this.#abort.signal }).catch(() => undefined);
       if (this.#stopReason) throw new RunStopped(this.#stopReason);
     }
@@ -158,21 +163,25 @@ export class AnswerRun {
     this.#log.info({ model: route.name, prefixChars: this.#text.length }, "answer started");
     const call = { request, prefix: this.#text, signal: this.#abort.signal };
     const events = streamWithTimeouts(route.provider, call, plan.timeouts)[Symbol.asyncIterator]();
-    for (;;) {
-      const step = await events.next().catch((error: unknown) => {
-        throw this.#stopReason ? new RunStopped(this.#stopReason) : new ModelFailed(error);
-      });
-      if (step.done) throw new ModelFailed(new ProviderError("protocol", "the stream ended without a finish", { retryable: true, provider: route.name }));
-      const event = step.value;
-      if (event.type === "token") {
-        this.#buffer(event.text);
-      } else if (event.type === "finish") {
-        await this.#write([{ type: "completed", attempt: fence, finishReason: event.finishReason, usage: event.usage }]);
-        this.#ctx.metrics.answersFinished.inc({ outcome: "completed" });
-        this.#log.info({ usage: event.usage, model: route.name }, "answer completed");
-        await events.return?.();
-        return;
+    try {
+      for (;;) {
+        const step = await events.next().catch((error: unknown) => {
+          throw this.#stopReason ? new RunStopped(this.#stopReason) : new ModelFailed(error);
+        });
+        if (step.done) throw new ModelFailed(new ProviderError("protocol", "the stream ended without a finish", { retryable: true, provider: route.name }));
+        const event = step.value;
+        if (event.type === "token") {
+          this.#buffer(event.text);
+        } else if (event.type === "finish") {
+          await this.#write([{ type: "completed", attempt: fence, finishReason: event.finishReason, usage: event.usage }]);
+          this.#ctx.metrics.answersFinished.inc({ outcome: "completed" });
+          this.#log.info({ usage: event.usage, model: route.name }, "answer completed");
+          return;
+        }
       }
+    } finally {
+      // Closes the upstream request and the timeout timers, whatever ended the call.
+      await events.return?.()?.catch(() => undefined);
     }
   }
 

@@ -60,6 +60,11 @@ export class Worker {
         continue;
       }
       if (!claim) break;
+      if (signal.aborted) {
+        // Claimed while stopping: hand it straight back rather than run it to the end.
+        await engine.release(claim.id, claim.fence).catch(() => undefined);
+        break;
+      }
       const run = new AnswerRun({ ...this.#options, worker: name }, claim);
       const done = run.run().finally(() => {
         this.#runs.delete(run);

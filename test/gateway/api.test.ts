@@ -175,6 +175,7 @@ describe("HTTP API", () => {
         const res = await fetch(`${url}/v1/generations/${id}/events?from=${encodeURIComponent(cursor)}`);
         expect(await errorOf(res)).toEqual({ status: 400, code: "invalid_cursor" });
       }
+      expect(await errorOf(await fetch(`${url}/v1/generations/${id}/events?from=1&from=2`))).toEqual({ status: 400, code: "invalid_cursor" });
       const viaHeader = await fetch(`${url}/v1/generations/${id}/events`, { headers: { "last-event-id": "x\u00e9" } });
       expect(await errorOf(viaHeader)).toEqual({ status: 400, code: "invalid_cursor" });
       expect(await errorOf(await fetch(`${url}/v1/generations/nope/cancel`, { method: "POST" }))).toEqual({ status: 404, code: "generation_not_found" });

@@ -4,7 +4,9 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Entry } from "../../src/core/entries.ts";
 import { MemoryEngine } from "../../src/engine/memory/memory-engine.ts";
 import type { Engine } from "../../src/engine/port.ts";
-import { createModelRegistry } from "../../src/llm/models.ts";
+import { createModelRegistry, registryOf, simPlan, type ModelRegistry } from "../../src/llm/models.ts";
+import { CircuitBreaker } from "../../src/llm/resilience/circuit-breaker.ts";
+import { SimProvider } from "../../src/llm/sim/sim-provider.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { Metrics } from "../../src/observability/metrics.ts";
 import { Worker, type WorkerOptions } from "../../src/worker/worker.ts";
@@ -51,10 +53,10 @@ describe("the worker", () => {
     for (const stop of stops.splice(0).reverse()) await stop();
   });
 
-  function startWorker(engine: Engine, options: Partial<WorkerOptions> & { tokensPerSecond?: number; onToken?: () => void } = {}): Worker {
+  function startWorker(engine: Engine, options: Partial<WorkerOptions> & { tokensPerSecond?: number; onToken?: () => void; models?: ModelRegistry } = {}): Worker {
     const worker = new Worker({
       engine,
-      models: createModelRegistry({ sim: { tokensPerSecond: options.tokensPerSecond ?? 1000, ...(options.onToken ? { onToken: options.onToken } : {}) } }),
+      models: options.models ?? createModelRegistry({ sim: { tokensPerSecond: options.tokensPerSecond ?? 1000, ...(options.onToken ? { onToken: options.onToken } : {}) } }),
       logger: options.logger ?? pino({ level: "silent" }),
       metrics: new Metrics({ defaultMetrics: false }),
       name: options.name ?? "w",
@@ -182,5 +184,40 @@ describe("the worker", () => {
     const about = lines.filter((l) => l.generation === id);
     expect(about.map((l) => l.msg)).toEqual(expect.arrayContaining(["answer started", "answer completed"]));
     for (const line of about) expect(line.attempt).toBe(1);
+  });
+
+  it("a model that cannot continue rewinds an answer it takes over, then answers afresh", async () => {
+    const engine = new MemoryEngine();
+    stops.push(() => engine.close());
+    const { id } = await engine.create(request);
+    const earlier = await engine.claim("earlier", 60_000, never);
+    await engine.append(id, earlier!.fence, 2, [{ type: "started", attempt: 1, worker: "earlier", model: "sim" }, { type: "delta", attempt: 1, text: "partial text" }]);
+    await engine.release(id, earlier!.fence);
+    const plan = simPlan(new SimProvider({ tokensPerSecond: 1000 }));
+    const models = registryOf([{ ...plan, routes: plan.routes.map((r) => ({ ...r, continuation: "restart" as const })) }]);
+    startWorker(engine, { models });
+    const entries = await untilTerminal(engine, id);
+    expectExactAnswer(entries, text);
+    const types = entries.map((e) => e.type);
+    expect(types.slice(0, 5)).toEqual(["created", "started", "delta", "rewind", "started"]);
+  });
+
+  it("a cancelled trial call does not leave its provider's breaker shut", async () => {
+    const engine = new MemoryEngine();
+    stops.push(() => engine.close());
+    const breaker = new CircuitBreaker({ failureThreshold: 1, cooldownMs: 1 });
+    breaker.failed(); // open; half-open a millisecond later
+    await new Promise((r) => setTimeout(r, 5));
+    const plan = simPlan(new SimProvider({ tokensPerSecond: 200 }));
+    const worker = startWorker(engine, { models: registryOf([{ ...plan, routes: plan.routes.map((r) => ({ ...r, breaker })) }]) });
+    const first = await engine.create({ ...request, max_tokens: 5000 });
+    while ((await engine.head(first.id))!.lastOffset < 3) await engine.wait(first.id, (await engine.head(first.id))!.lastOffset, never);
+    await engine.cancel(first.id); // the trial call is stopped, not failed
+    while (worker.activeRuns > 0) await new Promise((r) => setTimeout(r, 10));
+    const second = await engine.create(request);
+    const entries = await untilTerminal(engine, second.id);
+    expectExactAnswer(entries, text);
+    while (worker.activeRuns > 0) await new Promise((r) => setTimeout(r, 10));
+    expect(breaker.state).toBe("closed");
   });
 });

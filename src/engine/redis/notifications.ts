@@ -61,7 +61,12 @@ export class Notifications {
   async hold(id: string): Promise<void> {
     let entry = this.#subscribed.get(id);
     if (!entry) {
-      entry = { refs: 0, ready: this.#o.subscriber.ssubscribe(this.#o.channelOf(id)) };
+      const created = { refs: 0, ready: this.#o.subscriber.ssubscribe(this.#o.channelOf(id)) as Promise<unknown> };
+      // A subscribe that failed is forgotten, so the next holder tries again.
+      created.ready.catch(() => {
+        if (this.#subscribed.get(id) === created) this.#subscribed.delete(id);
+      });
+      entry = created;
       this.#subscribed.set(id, entry);
     }
     entry.refs += 1;
@@ -69,7 +74,12 @@ export class Notifications {
       clearTimeout(entry.linger);
       delete entry.linger;
     }
-    await entry.ready;
+    try {
+      await entry.ready;
+    } catch (error) {
+      entry.refs -= 1;
+      throw error;
+    }
   }
 
   /** Lets go of `id`; the channel is unsubscribed after the linger time if nobody holds it. */

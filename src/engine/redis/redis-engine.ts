@@ -183,16 +183,24 @@ export class RedisEngine implements Engine {
   }
 
   async wait(id: string, afterOffset: number, signal: AbortSignal): Promise<void> {
-    await this.#notifications.hold(id);
+    // A local signal, so the waiter registered below is removed however this returns.
+    const local = new AbortController();
+    const forward = (): void => local.abort();
+    signal.addEventListener("abort", forward, { once: true });
+    let held = false;
     try {
-      while (!signal.aborted && !this.#closing.signal.aborted) {
-        const next = this.#notifications.next(id, signal);
+      await this.#notifications.hold(id);
+      held = true;
+      while (!local.signal.aborted && !this.#closing.signal.aborted) {
+        const next = this.#notifications.next(id, local.signal);
         const head = await this.head(id);
         if (!head || head.lastOffset > afterOffset) return;
         await next;
       }
     } finally {
-      this.#notifications.release(id);
+      local.abort();
+      signal.removeEventListener("abort", forward);
+      if (held) this.#notifications.release(id);
     }
   }
 
@@ -203,9 +211,12 @@ export class RedisEngine implements Engine {
       if (id) {
         const fence = Number(await this.#commands.llLeaseCheck(k.meta(id), "raise", 0));
         if (fence > 0) {
-          // A fence a failover could roll back might be handed out twice; replicate it first.
-          await this.#replicate();
-          return { id, fence, takeover: Number(info) === 1 };
+          // A fence a failover could roll back might be handed out twice: hand it out only once a
+          // replica holds it; otherwise give the job back and try again shortly.
+          if (await this.#replicate()) return { id, fence, takeover: Number(info) === 1 };
+          await this.#lease("release", id);
+          await new Promise((r) => setTimeout(r, 200));
+          continue;
         }
         await this.#lease("finish", id); // finished (or expired) while it sat on the queue
         continue;
@@ -262,20 +273,20 @@ export class RedisEngine implements Engine {
    * WAIT for the configured replicas, capped by those connected (read from INFO at most once a
    * second): with no replica left there is nothing a failover could lose to.
    */
-  async #replicate(): Promise<void> {
-    if (this.#waitReplicas === 0) return;
+  async #replicate(): Promise<boolean> {
+    if (this.#waitReplicas === 0) return true;
     const now = Date.now();
     if (now - this.#replicas.checkedAt > 1000) {
       const info = await this.#commands.info("replication");
       this.#replicas = { count: Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0), checkedAt: now };
     }
     const wanted = Math.min(this.#waitReplicas, this.#replicas.count);
-    if (wanted === 0) return;
+    if (wanted === 0) return true;
     const acked = Number(await (this.#commands as Redis).wait(wanted, this.#waitTimeoutMs));
-    if (acked < wanted) {
-      this.#replicas.checkedAt = 0;
-      this.#logger?.warn({ acked, wanted }, "replicas did not confirm a write in time");
-    }
+    if (acked >= wanted) return true;
+    this.#replicas.checkedAt = 0;
+    this.#logger?.warn({ acked, wanted }, "replicas did not confirm a write in time");
+    return false;
   }
 
   async #enqueue(id: string): Promise<void> {

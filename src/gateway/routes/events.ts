@@ -61,7 +61,8 @@ export function eventRoutes(app: FastifyInstance, options: EventRoutesOptions): 
 }
 
 /** Last-Event-ID (what a reconnecting EventSource sends) wins over `?from=`. */
-function cursorOf(header: string | string[] | undefined, query: string | undefined): Cursor {
+function cursorOf(header: string | string[] | undefined, query: unknown): Cursor {
+  if (query !== undefined && typeof query !== "string") throw new LifelineError("invalid_cursor", "Give one `from` cursor.");
   const text = typeof header === "string" && header !== "" ? header : query;
   if (text === undefined || text === "") return { epoch: undefined, offset: 0 };
   const cursor = parseCursor(text);
@@ -142,6 +143,7 @@ async function streamLog(reply: FastifyReply, plan: StreamPlan): Promise<void> {
         at = { offset: entry.offset, attempt: entry.attempt };
         if (isTerminal(entry)) return;
       }
+      if (page.length === 0 && !(await engine.head(plan.id))) return; // the log is gone (expired, lost)
       // A short page means the reader is at the end: wait (wait returns at once if more came).
       if (page.length < READ_BATCH - (verify ? 1 : 0)) await engine.wait(plan.id, at.offset, signal);
     }

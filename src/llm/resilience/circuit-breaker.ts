@@ -43,6 +43,11 @@ export class CircuitBreaker {
     this.#trialInFlight = false;
   }
 
+  /** The call ended without telling anything about the provider (it was cancelled or stopped). */
+  abandon(): void {
+    this.#trialInFlight = false;
+  }
+
   failed(): void {
     this.#failures += 1;
     if (this.#trialInFlight || this.#failures >= this.policy.failureThreshold) this.#openedAt = this.now();

@@ -11,17 +11,17 @@ export interface ModelRoute {
   readonly name: string;
   readonly provider: ModelProvider;
   readonly breaker: CircuitBreaker;
+  /**
+   * What this model does with an answer another call began: `continue` takes the text so far as an
+   * assistant prefix; `restart` cannot, so a `rewind` to the empty text comes first.
+   */
+  readonly continuation: "continue" | "restart";
 }
 
 /** How a model is served: its route, then its fallbacks in order, and the rules around them. */
 export interface ModelPlan {
   readonly name: string;
   readonly routes: readonly ModelRoute[];
-  /**
-   * After a failure mid-answer: `continue` sends the partial answer back as an assistant prefix;
-   * `restart` appends a `rewind` to the empty text and asks for a fresh answer.
-   */
-  readonly continuation: "continue" | "restart";
   readonly timeouts: Timeouts;
   readonly retry: RetryPolicy;
 }
