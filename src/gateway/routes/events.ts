@@ -1,12 +1,12 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { ServerResponse } from "node:http";
-import { formatCursor, parseCursor, type Cursor } from "../../core/cursor.ts";
-import { isTerminal, type Entry } from "../../core/entries.ts";
+import { parseCursor, type Cursor } from "../../core/cursor.ts";
 import { LifelineError } from "../../core/errors.ts";
 import { HEADERS, RESET_EVENT, SSE_PING, encodeSseFrame } from "../../core/wire.ts";
 import { GENERATION_ID } from "../../engine/ids.ts";
 import type { Engine } from "../../engine/port.ts";
 import type { Metrics } from "../../observability/metrics.ts";
+import { START, followLog, positionOf, type Position } from "../log-follower.ts";
 
 export interface EventRoutesOptions {
   readonly engine: Engine;
@@ -15,16 +15,6 @@ export interface EventRoutesOptions {
   /** Aborts when the gateway shuts down: open streams end so clients resume elsewhere. */
   readonly shutdown: AbortSignal;
 }
-
-const READ_BATCH = 256;
-
-/** Where a stream stands: the last entry sent, and the attempt that wrote it when that is checked. */
-interface Position {
-  readonly offset: number;
-  readonly attempt: number | undefined;
-}
-
-const START: Position = { offset: 0, attempt: undefined };
 
 /**
  * `GET /v1/generations/:id/events`: the log as Server-Sent Events, resumable by cursor.
@@ -70,17 +60,6 @@ function cursorOf(header: string | string[] | undefined, query: unknown): Cursor
   return cursor;
 }
 
-/** Where to continue after `cursor`, or `undefined` when the log cannot vouch for it. */
-async function positionOf(engine: Engine, id: string, cursor: Cursor, lastOffset: number): Promise<Position | undefined> {
-  if (cursor.offset > lastOffset) return undefined;
-  if (cursor.offset === 0 || !engine.replicatesAsynchronously || cursor.epoch === undefined) {
-    return { offset: cursor.offset, attempt: undefined };
-  }
-  const attempt = Number(cursor.epoch);
-  const [entry] = await engine.read(id, cursor.offset - 1, 1);
-  return entry?.attempt === attempt ? { offset: cursor.offset, attempt } : undefined;
-}
-
 interface StreamPlan extends EventRoutesOptions {
   readonly id: string;
   readonly from: Position;
@@ -89,8 +68,6 @@ interface StreamPlan extends EventRoutesOptions {
 
 async function streamLog(reply: FastifyReply, plan: StreamPlan): Promise<void> {
   const { engine, metrics } = plan;
-  const checked = engine.replicatesAsynchronously;
-  const idOf = (entry: Entry): string => (checked ? formatCursor(entry.offset, String(entry.attempt)) : formatCursor(entry.offset));
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, {
@@ -112,40 +89,14 @@ async function streamLog(reply: FastifyReply, plan: StreamPlan): Promise<void> {
     // Ask the browser to come back quickly after a cut.
     res.write("retry: 1000\n\n");
     if (plan.reset) await reset();
-    let at = plan.from;
-    while (!signal.aborted) {
-      const verify = checked && at.attempt !== undefined && at.offset > 0;
-      const page = await engine.read(plan.id, verify ? at.offset - 1 : at.offset, READ_BATCH);
-      if (verify) {
-        const standing = page.shift();
-        if (!standing) {
-          // The log is shorter than what this client saw: wait for its writer to restore it, or
-          // for another attempt to pass this offset (then the check below decides).
-          const head = await engine.head(plan.id);
-          if (head?.terminal) {
-            metrics.resets.inc();
-            await reset();
-            at = START;
-          } else {
-            await engine.wait(plan.id, at.offset - 1, signal);
-          }
-          continue;
-        }
-        if (standing.attempt !== at.attempt) {
-          metrics.resets.inc();
-          await reset();
-          at = START;
-          continue;
-        }
+    for await (const delivery of followLog(engine, plan.id, plan.from, signal)) {
+      if (delivery.kind === "reset") {
+        metrics.resets.inc();
+        await reset();
+        continue;
       }
-      for (const entry of page) {
-        await write(res, encodeSseFrame({ id: idOf(entry), event: entry.type, data: JSON.stringify(entry) }), signal);
-        at = { offset: entry.offset, attempt: entry.attempt };
-        if (isTerminal(entry)) return;
-      }
-      if (page.length === 0 && !(await engine.head(plan.id))) return; // the log is gone (expired, lost)
-      // A short page means the reader is at the end: wait (wait returns at once if more came).
-      if (page.length < READ_BATCH - (verify ? 1 : 0)) await engine.wait(plan.id, at.offset, signal);
+      const { entry, cursor } = delivery;
+      await write(res, encodeSseFrame({ id: cursor, event: entry.type, data: JSON.stringify(entry) }), signal);
     }
   } catch (error) {
     if (!signal.aborted) reply.log.error({ err: error }, "event stream failed");
