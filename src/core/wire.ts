@@ -92,3 +92,38 @@ export class SseParser {
     }
   }
 }
+
+/**
+ * The WebSocket protocol (`GET /v1/ws`): JSON text frames. One connection carries many
+ * subscriptions, each named by an id the client chooses.
+ *
+ * client → server
+ *   { "type": "subscribe", "sub": "<id>", "generation": "gen_…", "cursor"?: "<cursor>" }
+ *   { "type": "unsubscribe", "sub": "<id>" }
+ *   { "type": "ping", "t"?: <number> }            → { "type": "pong", "t"?: <number> }
+ * server → client
+ *   { "type": "entry", "sub": "<id>", "cursor": "<cursor>", "entry": { …log entry… } }
+ *   { "type": "reset", "sub": "<id>" }             drop the text; the log follows from offset 1
+ *   { "type": "end", "sub": "<id>" }               the terminal entry was delivered (or the cursor was already at it)
+ *   { "type": "error", "sub"?: "<id>", "error": { "code", "message" } }
+ *   { "type": "ping", "t": <number> }              heartbeat; answer with pong
+ */
+export type WsClientFrame =
+  | { readonly type: "subscribe"; readonly sub: string; readonly generation: string; readonly cursor?: string }
+  | { readonly type: "unsubscribe"; readonly sub: string }
+  | { readonly type: "ping"; readonly t?: number }
+  | { readonly type: "pong"; readonly t?: number };
+
+export type WsServerFrame =
+  | { readonly type: "entry"; readonly sub: string; readonly cursor: string; readonly entry: unknown }
+  | { readonly type: "reset"; readonly sub: string }
+  | { readonly type: "end"; readonly sub: string }
+  | { readonly type: "error"; readonly sub?: string; readonly error: { readonly code: string; readonly message: string } }
+  | { readonly type: "ping"; readonly t: number }
+  | { readonly type: "pong"; readonly t?: number };
+
+/** The WebSocket endpoint's path. */
+export const WS_PATH = "/v1/ws";
+
+/** Close code for a client too slow to keep up: it resumes from its cursors on a new connection. */
+export const WS_CLOSE_SLOW_CONSUMER = 4008;
