@@ -58,6 +58,23 @@ describe("models that fail, against sim-llm", () => {
     expect(byType(entries, "started")).toHaveLength(2);
   });
 
+  it("a 503 is retried too", async () => {
+    const primary = await simLlm({ fault: "error", faultStatus: 503, faultCount: 2 });
+    const node = await lifeline(primary);
+    const entries = await answer(node.url, ask("five oh three"));
+    expectExactAnswer(entries, simText("five oh three"));
+    expect(byType(entries, "retrying").map((e) => e.error.code)).toEqual(["model_unavailable", "model_unavailable"]);
+  });
+
+  it("a first token slower than the first-token timeout is given up on and asked again", async () => {
+    const primary = await simLlm({ fault: "slow-first-token", firstTokenDelayMs: 3000, faultCount: 1 });
+    const node = await lifeline(primary, { config: { timeouts: { firstTokenMs: 400 } } });
+    const entries = await answer(node.url, ask("slow start"));
+    expectExactAnswer(entries, simText("slow start"));
+    expect(byType(entries, "retrying").map((e) => e.error.code)).toEqual(["model_timeout"]);
+    expect(byType(entries, "retrying")[0]?.error.message).toContain("first-token");
+  });
+
   it("a stalled stream is cut by the idle timeout and the answer continues byte for byte", async () => {
     const primary = await simLlm({ fault: "stall", faultAfterTokens: 6, faultCount: 1 });
     const node = await lifeline(primary, { config: { timeouts: { idleMs: 400 } } });
