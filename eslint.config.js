@@ -22,6 +22,13 @@ export default tseslint.config(
     },
   },
   {
+    // The client SDK runs in browsers: web platform APIs only, and nothing of the server.
+    files: ["src/client/**/*.ts"],
+    rules: {
+      "no-restricted-imports": ["error", { patterns: ["node:*", "../engine/*", "../gateway/*", "../worker/*", "../cli/*", "../llm/*", "../observability/*", "fastify", "ioredis", "better-sqlite3", "pino", "ws"] }],
+    },
+  },
+  {
     files: ["src/gateway/**/*.ts"],
     rules: { "no-restricted-imports": ["error", { patterns: ["../worker/*", "../../worker/*"] }] },
   },

@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   already_finished: { status: 409, message: "The generation has already finished." },
   body_too_large: { status: 413, message: "The request body is larger than the limit." },
   unsupported_media_type: { status: 415, message: "The request body must be application/json." },
+  too_many_subscriptions: { status: 429, message: "The WebSocket connection holds as many subscriptions as it may." },
   engine_unavailable: { status: 503, message: "The storage engine does not answer." },
   shutting_down: { status: 503, message: "The server is shutting down." },
   internal: { status: 500, message: "An internal error occurred." },

@@ -10,6 +10,7 @@ import { installErrorHandling } from "./http-errors.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { generationRoutes } from "./routes/generations.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { websocketRoutes } from "./routes/websocket.ts";
 
 export interface GatewayOptions {
   readonly engine: Engine;
@@ -25,7 +26,7 @@ export interface GatewayOptions {
 
 const WEB_ROOT = fileURLToPath(new URL("../web/public/", import.meta.url));
 
-/** The HTTP front door (DESIGN §4): the API, SSE, health, metrics and the web page. */
+/** The HTTP front door (DESIGN §4): the API, SSE, WebSocket, health, metrics and the web page. */
 export class Gateway {
   readonly app: FastifyInstance;
   readonly #shutdown = new AbortController();
@@ -48,6 +49,7 @@ export class Gateway {
     healthRoutes(app, routes);
     generationRoutes(app, routes);
     eventRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
+    websocketRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
     if (options.web ?? true) void app.register(fastifyStatic, { root: WEB_ROOT, prefix: "/", index: "index.html" });
     // Open streams end first, so clients resume on another gateway instead of waiting.
     app.addHook("preClose", async () => this.#shutdown.abort());

@@ -1,0 +1,111 @@
+import type { GenerationRequest } from "../core/entries.ts";
+import { HEADERS } from "../core/wire.ts";
+import { DEFAULT_RECONNECT, type ReconnectPolicy } from "./backoff.ts";
+import { LifelineClientError } from "./errors.ts";
+import { AnswerFollow, type FollowContext } from "./follow.ts";
+import { newIdempotencyKey, requestWithRetry } from "./http.ts";
+import { sseTransport, type FetchFunction } from "./sse-transport.ts";
+import type { Transport, TransportName } from "./transport.ts";
+import type { FollowOptions, StartOptions } from "./types.ts";
+import { webSocketTransport, type WebSocketConstructor } from "./ws-transport.ts";
+
+/** Options of {@link createClient}. */
+export interface ClientOptions {
+  /** The gateway, e.g. `https://lifeline.example.com` or `""` for the page's own origin. */
+  readonly baseUrl: string;
+  /** @defaultValue `globalThis.fetch` */
+  readonly fetch?: FetchFunction | undefined;
+  /** @defaultValue `globalThis.WebSocket`; in Node 20, pass the `ws` package's class. */
+  readonly WebSocket?: WebSocketConstructor | undefined;
+  /** Tried in this order; the next one takes over when one fails to connect repeatedly. @defaultValue ["sse", "websocket"] */
+  readonly transports?: readonly TransportName[] | undefined;
+  /** A connection with neither data nor a heartbeat for this long is dropped and reopened. @defaultValue 45000 */
+  readonly heartbeatTimeoutMs?: number | undefined;
+  /** Backoff between reconnects (full jitter). @defaultValue { initialMs: 250, maxMs: 10000 } */
+  readonly reconnect?: ReconnectPolicy | undefined;
+  /** Connections in a row that fail to open before falling back to the next transport. @defaultValue 3 */
+  readonly fallbackAfter?: number | undefined;
+}
+
+/** A started generation. */
+export interface StartedGeneration {
+  readonly id: string;
+  readonly status: string;
+}
+
+/** The Lifeline client: start answers, follow them to their end through any failure, cancel them. */
+export interface LifelineClient {
+  /** `POST /v1/generations`, retried with the same `Idempotency-Key` on a network error or 5xx. */
+  start(request: GenerationRequest, options?: StartOptions): Promise<StartedGeneration>;
+  /** Follows a generation's log until its terminal entry. */
+  follow(id: string, options?: FollowOptions): AnswerFollow;
+  /** `POST /v1/generations/:id/cancel`; a generation that already ended is not an error. */
+  cancel(id: string): Promise<void>;
+}
+
+/** Creates a client. Works in browsers and in Node 20 (pass `WebSocket` there to use WebSockets). */
+export function createClient(options: ClientOptions): LifelineClient {
+  const baseUrl = options.baseUrl.replace(/\/+$/, "");
+  const given = options.fetch;
+  const fetchFn: FetchFunction = given ? (input, init) => given(input, init) : (input, init) => globalThis.fetch(input, init);
+  const reconnect = options.reconnect ?? DEFAULT_RECONNECT;
+  if (!(reconnect.initialMs > 0 && reconnect.maxMs >= reconnect.initialMs)) {
+    throw new RangeError("reconnect needs 0 < initialMs ≤ maxMs");
+  }
+  const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 45_000;
+  if (!(heartbeatTimeoutMs > 0)) throw new RangeError("heartbeatTimeoutMs must be positive");
+  const transports = transportsOf(options, baseUrl, fetchFn);
+
+  const cancel = async (id: string): Promise<void> => {
+    try {
+      await requestWithRetry({ fetch: fetchFn, url: `${baseUrl}/v1/generations/${encodeURIComponent(id)}/cancel`, init: { method: "POST" }, reconnect });
+    } catch (error) {
+      if (error instanceof LifelineClientError && error.code === "already_finished") return;
+      throw error;
+    }
+  };
+  const context: FollowContext = {
+    transports,
+    heartbeatTimeoutMs,
+    reconnect,
+    fallbackAfter: options.fallbackAfter ?? 3,
+    cancel,
+    async statusOf(id, signal) {
+      const res = await requestWithRetry({ fetch: fetchFn, url: `${baseUrl}/v1/generations/${encodeURIComponent(id)}`, init: {}, reconnect, signal });
+      const view = (await res.json()) as { status?: unknown };
+      return typeof view.status === "string" ? view.status : "unknown";
+    },
+  };
+
+  return Object.freeze({
+    async start(request: GenerationRequest, startOptions: StartOptions = {}): Promise<StartedGeneration> {
+      const key = startOptions.idempotencyKey ?? newIdempotencyKey();
+      const res = await requestWithRetry({
+        fetch: fetchFn,
+        url: `${baseUrl}/v1/generations`,
+        init: { method: "POST", headers: { "content-type": "application/json", [HEADERS.idempotencyKey]: key }, body: JSON.stringify(request) },
+        reconnect,
+        signal: startOptions.signal,
+      });
+      const body = (await res.json()) as { id?: unknown; status?: unknown };
+      if (typeof body.id !== "string") throw new LifelineClientError("protocol_error", "the server answered without an id", res.status);
+      return { id: body.id, status: typeof body.status === "string" ? body.status : "queued" };
+    },
+    follow: (id: string, followOptions?: FollowOptions) => new AnswerFollow(context, id, followOptions),
+    cancel,
+  });
+}
+
+function transportsOf(options: ClientOptions, baseUrl: string, fetchFn: FetchFunction): Transport[] {
+  const names = options.transports ?? ["sse", "websocket"];
+  const WebSocketClass = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  const transports: Transport[] = [];
+  for (const name of new Set(names)) {
+    if (name === "sse") transports.push(sseTransport(baseUrl, fetchFn));
+    else if (name === "websocket" && WebSocketClass) transports.push(webSocketTransport(baseUrl, WebSocketClass));
+    else if (name !== "websocket") throw new RangeError(`unknown transport "${String(name)}"`);
+  }
+  // Without a WebSocket class (Node 20), the default falls back to SSE alone; asking for WebSocket alone is an error.
+  if (transports.length === 0) throw new TypeError("no usable transport: pass a WebSocket class or include \"sse\"");
+  return transports;
+}

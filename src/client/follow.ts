@@ -1,0 +1,245 @@
+import type { Entry } from "../core/entries.ts";
+import { AnswerFold } from "./answer-fold.ts";
+import { backoffDelay, sleep, type ReconnectPolicy } from "./backoff.ts";
+import { LifelineClientError } from "./errors.ts";
+import { EventQueue } from "./event-queue.ts";
+import { type SessionEnd, type Transport, type TransportSink } from "./transport.ts";
+import type { FinalAnswer, FinalStatus, FollowEvent, FollowOptions, FollowState } from "./types.ts";
+
+/** What a follow needs from its client. */
+export interface FollowContext {
+  readonly transports: readonly Transport[];
+  readonly heartbeatTimeoutMs: number;
+  readonly reconnect: ReconnectPolicy;
+  /** How many connections in a row may fail to open before the next transport is tried. */
+  readonly fallbackAfter: number;
+  cancel(id: string): Promise<void>;
+  /** The generation's status, for a follow that resumed at the terminal entry and never saw it. */
+  statusOf(id: string, signal: AbortSignal): Promise<string>;
+}
+
+const FINAL: ReadonlySet<string> = new Set<FinalStatus>(["completed", "failed", "cancelled"]);
+
+/**
+ * Follows one answer to its end across any number of connections: resumes from its cursor,
+ * reconnects with backoff, watches heartbeats, applies each entry once and in order, and falls back
+ * to the next transport when one cannot connect.
+ */
+export class AnswerFollow implements AsyncIterable<FollowEvent> {
+  /** The generation followed. */
+  readonly id: string;
+  /** The final answer, once the log ends; rejects on a fatal error or when following is stopped. */
+  readonly done: Promise<FinalAnswer>;
+  readonly #ctx: FollowContext;
+  readonly #fold: AnswerFold;
+  readonly #queue = new EventQueue<FollowEvent>();
+  readonly #stop = new AbortController();
+  readonly #onEvent: ((event: FollowEvent) => void) | undefined;
+  #cursor: string | undefined;
+  #state: FollowState | undefined;
+  #iterated = false;
+  #final: FinalAnswer | undefined;
+
+  constructor(ctx: FollowContext, id: string, options: FollowOptions = {}) {
+    this.#ctx = ctx;
+    this.id = id;
+    this.#cursor = options.cursor;
+    this.#onEvent = options.onEvent;
+    this.#fold = new AnswerFold(options.cursor === undefined ? undefined : { text: options.text ?? "" });
+    const signal = options.signal;
+    if (signal) {
+      if (signal.aborted) this.#stop.abort(signal.reason);
+      else signal.addEventListener("abort", () => this.#stop.abort(signal.reason), { once: true });
+    }
+    this.done = this.#run();
+    this.done.catch(() => undefined); // a caller that only iterates must not see an unhandled rejection
+  }
+
+  /** The answer's text so far. */
+  get text(): string {
+    return this.#fold.text;
+  }
+
+  /** The cursor of the last applied entry: pass it to a later `follow` to resume there. */
+  get cursor(): string | undefined {
+    return this.#cursor;
+  }
+
+  get state(): FollowState | undefined {
+    return this.#state;
+  }
+
+  /** Asks the server to cancel the generation; the follow then ends with status `cancelled`. */
+  cancel(): Promise<void> {
+    return this.#ctx.cancel(this.id);
+  }
+
+  /** Stops following; `done` rejects with an `AbortError` unless the answer already ended. */
+  close(): void {
+    if (!this.#final) this.#stop.abort(new DOMException("The follow was closed.", "AbortError"));
+  }
+
+  /** The events, in order; one consumer. Leaving the loop early (`break`) closes the follow. */
+  [Symbol.asyncIterator](): AsyncIterator<FollowEvent, undefined> {
+    if (this.#iterated) throw new TypeError("A follow can be iterated once.");
+    this.#iterated = true;
+    return {
+      next: () => this.#queue.next(),
+      return: () => {
+        this.close();
+        return Promise.resolve({ value: undefined, done: true });
+      },
+    };
+  }
+
+  async #run(): Promise<FinalAnswer> {
+    try {
+      const final = await this.#followToEnd();
+      this.#setState("ended");
+      this.#queue.end();
+      return final;
+    } catch (error) {
+      this.#queue.fail(error);
+      throw error;
+    }
+  }
+
+  async #followToEnd(): Promise<FinalAnswer> {
+    const { transports, reconnect, fallbackAfter } = this.#ctx;
+    let turn = 0;
+    let failedOpens = 0;
+    let attempt = 0;
+    this.#setState("connecting");
+    for (;;) {
+      this.#stop.signal.throwIfAborted();
+      const transport = transports[turn % transports.length];
+      if (!transport) throw new TypeError("no transport");
+      const { end, opened, progressed } = await this.#session(transport);
+      if (this.#final) return this.#final;
+      if (end.kind === "fatal") throw end.error;
+      this.#stop.signal.throwIfAborted();
+      if (end.kind === "ended") {
+        const final = await this.#endedUnseen();
+        if (final) return final;
+      }
+      failedOpens = opened ? 0 : failedOpens + 1;
+      if (failedOpens >= fallbackAfter && transports.length > 1) {
+        turn += 1;
+        failedOpens = 0;
+      }
+      if (progressed) attempt = 0;
+      this.#setState("reconnecting");
+      const delay = Math.max(backoffDelay(reconnect, attempt++), end.kind === "dropped" ? (end.retryAfterMs ?? 0) : 0);
+      await sleep(delay, this.#stop.signal);
+    }
+  }
+
+  /** One connection, watched for heartbeats; entries are applied as they come. */
+  async #session(transport: Transport): Promise<{ end: SessionEnd; opened: boolean; progressed: boolean }> {
+    const session = new AbortController();
+    const stop = (): void => session.abort(this.#stop.signal.reason);
+    this.#stop.signal.addEventListener("abort", stop, { once: true });
+    let opened = false;
+    let progressed = false;
+    let lastSeen = Date.now();
+    const timeout = this.#ctx.heartbeatTimeoutMs;
+    let watchdog: ReturnType<typeof setTimeout>;
+    const watch = (ms: number): void => {
+      watchdog = setTimeout(() => {
+        const quiet = Date.now() - lastSeen;
+        if (quiet >= timeout) session.abort(new Error(`no data or heartbeat for ${quiet} ms`));
+        else watch(timeout - quiet);
+      }, ms);
+    };
+    watch(timeout);
+    const live = (): boolean => !session.signal.aborted && !this.#final;
+    const sink: TransportSink = {
+      alive: () => {
+        lastSeen = Date.now();
+      },
+      opened: () => {
+        if (!live()) return;
+        opened = true;
+        lastSeen = Date.now();
+        this.#setState(this.#state === "connecting" ? "live" : this.#state === "reconnecting" ? "resumed" : this.#state);
+      },
+      entry: (entry, cursor) => {
+        if (!live()) return;
+        lastSeen = Date.now();
+        const applied = this.#apply(entry, cursor, session);
+        progressed ||= applied;
+      },
+      reset: (cursor) => {
+        if (!live()) return;
+        this.#reset(cursor);
+      },
+    };
+    try {
+      const end = await transport.session(this.id, this.#cursor, sink, session.signal);
+      return { end, opened, progressed };
+    } finally {
+      clearTimeout(watchdog!);
+      this.#stop.signal.removeEventListener("abort", stop);
+      session.abort(new Error("session over"));
+    }
+  }
+
+  /** Applies one entry once and in order; a gap or an unknown rewind drops the connection. */
+  #apply(entry: Entry, cursor: string | undefined, session: AbortController): boolean {
+    const outcome = this.#fold.apply(entry);
+    if (outcome === "duplicate") return false;
+    if (outcome === "gap") {
+      session.abort(new Error(`gap: entry ${entry.offset} after ${this.#fold.lastOffset ?? "?"}`));
+      return false;
+    }
+    if (outcome === "rewindBeforeStart") {
+      // The text before the resumed cursor is not known here: rebuild the whole answer from offset 1.
+      this.#reset(undefined);
+      session.abort(new Error("rewind before the resumed cursor"));
+      return false;
+    }
+    if (cursor !== undefined) this.#cursor = cursor;
+    this.#emit({ type: "entry", entry, cursor: this.#cursor, text: this.#fold.text });
+    const terminal = this.#fold.terminal;
+    if (terminal) {
+      this.#final = { text: this.#fold.text, status: terminal.type as FinalStatus, entries: this.#fold.entries };
+      session.abort(new Error("the answer ended"));
+    }
+    return true;
+  }
+
+  #reset(cursor: string | undefined): void {
+    this.#fold.reset();
+    this.#cursor = cursor;
+    this.#emit({ type: "reset" });
+  }
+
+  /** The server says the log is over but this follow never saw its end (it resumed at the terminal entry). */
+  async #endedUnseen(): Promise<FinalAnswer | undefined> {
+    const status = await this.#ctx.statusOf(this.id, this.#stop.signal).catch((error: unknown) => {
+      if (error instanceof LifelineClientError && error.status !== undefined && error.status < 500) throw error;
+      return undefined;
+    });
+    if (status === undefined || !FINAL.has(status)) return undefined;
+    this.#final = { text: this.#fold.text, status: status as FinalStatus, entries: this.#fold.entries };
+    return this.#final;
+  }
+
+  #setState(state: FollowState | undefined): void {
+    if (state === undefined || state === this.#state) return;
+    this.#state = state;
+    this.#emit({ type: "state", state });
+  }
+
+  #emit(event: FollowEvent): void {
+    this.#queue.push(event);
+    if (!this.#onEvent) return;
+    try {
+      this.#onEvent(event);
+    } catch (error) {
+      // The application's callback failed: stop following and report its error.
+      this.#stop.abort(error);
+    }
+  }
+}
+

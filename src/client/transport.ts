@@ -1,0 +1,57 @@
+import { ENTRY_TYPES, type Entry, type EntryType } from "../core/entries.ts";
+import type { LifelineClientError } from "./errors.ts";
+
+/** The transports the SDK speaks, in the order a client tries them. */
+export type TransportName = "sse" | "websocket";
+
+/** What a transport reports while a connection is open. Calls after the session's signal aborted are ignored. */
+export interface TransportSink {
+  /** Bytes or a heartbeat arrived: the link is alive (feeds the heartbeat watchdog). */
+  alive(): void;
+  /** The server accepted the request; entries follow. */
+  opened(): void;
+  /** The next entry as the server sent it, with its opaque cursor. */
+  entry(entry: Entry, cursor: string | undefined): void;
+  /** Drop the text: the log follows from offset 1. `cursor` is what the server sent with it, if anything. */
+  reset(cursor: string | undefined): void;
+}
+
+/** How a connection ended. Transports report outcomes; they never throw. */
+export type SessionEnd =
+  /** The server says there is nothing more (204, or the `end` frame). */
+  | { readonly kind: "ended" }
+  /** The server closed the connection; whether that was the end depends on what came before. */
+  | { readonly kind: "closed" }
+  /** A network failure, a 5xx, a timeout or an abort: worth another connection. */
+  | { readonly kind: "dropped"; readonly reason: string; readonly retryAfterMs?: number }
+  /** A final answer (404, another 4xx): following cannot succeed. */
+  | { readonly kind: "fatal"; readonly error: LifelineClientError };
+
+/**
+ * One way to follow a log: opens one connection that delivers the entries after `cursor` until the
+ * server ends it, it fails, or `signal` aborts. Reconnecting, ordering and folding belong to the
+ * follower, not to the transport.
+ */
+export interface Transport {
+  readonly name: TransportName;
+  session(id: string, cursor: string | undefined, sink: TransportSink, signal: AbortSignal): Promise<SessionEnd>;
+}
+
+const TYPES: ReadonlySet<string> = new Set<EntryType>(ENTRY_TYPES);
+
+/** An entry from the wire, checked for the fields the follower relies on; `undefined` when malformed. */
+export function parseEntry(value: unknown): Entry | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const entry = value as { offset?: unknown; type?: unknown; text?: unknown; toOffset?: unknown };
+  if (typeof entry.offset !== "number" || !Number.isSafeInteger(entry.offset) || entry.offset < 1) return undefined;
+  if (typeof entry.type !== "string" || !TYPES.has(entry.type)) return undefined;
+  if (entry.type === "delta" && typeof entry.text !== "string") return undefined;
+  if (entry.type === "rewind" && typeof entry.toOffset !== "number") return undefined;
+  return value as Entry;
+}
+
+/** The reason an aborted signal carries, as text. */
+export function reasonOf(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return typeof error === "string" ? error : "aborted";
+}

@@ -1,0 +1,348 @@
+import type { FastifyBaseLogger, FastifyInstance } from "fastify";
+import { STATUS_CODES, type IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { WebSocket, WebSocketServer, type RawData } from "ws";
+import { z } from "zod";
+import { parseCursor, type Cursor } from "../../core/cursor.ts";
+import { isTerminal } from "../../core/entries.ts";
+import { LifelineError, type ErrorCode } from "../../core/errors.ts";
+import { WS_CLOSE_SLOW_CONSUMER, WS_PATH, type WsServerFrame } from "../../core/wire.ts";
+import { GENERATION_ID } from "../../engine/ids.ts";
+import type { Engine } from "../../engine/port.ts";
+import type { Metrics } from "../../observability/metrics.ts";
+import { START, followLog, positionOf } from "../log-follower.ts";
+
+export interface WebSocketRoutesOptions {
+  readonly engine: Engine;
+  readonly metrics: Metrics;
+  /** Protocol and `ping` frames go out this often; a connection that has not answered by the next one is cut. */
+  readonly heartbeatMs: number;
+  /** Aborts when the gateway shuts down: every socket closes with 1001 so clients resume elsewhere. */
+  readonly shutdown: AbortSignal;
+}
+
+/** The limits of one connection. */
+export const WS_LIMITS = {
+  /** A larger text frame gets an `error` frame (`body_too_large`); the connection stays open. */
+  maxFrameBytes: 64 * 1024,
+  /** A frame larger than this closes the connection with 1009: ws would have to buffer all of it. */
+  maxPayloadBytes: 1024 * 1024,
+  maxSubscriptions: 100,
+  /** A subscription waits for the socket to drain once this much is queued: the log is the buffer. */
+  lowWatermarkBytes: 256 * 1024,
+  /** Queued beyond this (and beyond the low watermark plus one frame), the client is too slow: 4008. */
+  highWatermarkBytes: 1024 * 1024,
+  /** How long a closing socket may take to answer the close frame before it is cut. */
+  closeGraceMs: 2000,
+} as const;
+
+const SUB = z.string().regex(/^[\x21-\x7e]{1,64}$/, "must be 1 to 64 visible ASCII characters");
+const T = z.number().optional();
+const CLIENT_FRAME = z.discriminatedUnion("type", [
+  z.strictObject({ type: z.literal("subscribe"), sub: SUB, generation: z.string().max(256), cursor: z.string().max(256).optional() }),
+  z.strictObject({ type: z.literal("unsubscribe"), sub: SUB }),
+  z.strictObject({ type: z.literal("ping"), t: T }),
+  z.strictObject({ type: z.literal("pong"), t: T }),
+]);
+const FRAME_TYPES = ["subscribe", "unsubscribe", "ping", "pong"];
+type SubscribeFrame = Extract<z.infer<typeof CLIENT_FRAME>, { type: "subscribe" }>;
+
+/**
+ * `GET /v1/ws`: the log over WebSocket (protocol in `core/wire.ts`). One connection carries many
+ * subscriptions, each a `followLog` with the same cursor checks and `reset` as SSE. A bad frame
+ * gets an `error` frame and the connection stays open.
+ */
+export function websocketRoutes(app: FastifyInstance, options: WebSocketRoutesOptions): void {
+  const server = new WebSocketServer({
+    noServer: true,
+    maxPayload: WS_LIMITS.maxPayloadBytes,
+    perMessageDeflate: false,
+    clientTracking: false,
+  });
+  const connections = new Set<Connection>();
+  let nextId = 0;
+
+  app.server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on("error", () => undefined); // a reset during the handshake is the client's business
+    if ((request.url ?? "").split("?")[0] !== WS_PATH) return refuseUpgrade(socket, "not_found");
+    if (options.shutdown.aborted) return refuseUpgrade(socket, "shutting_down");
+    server.handleUpgrade(request, socket, head, (ws) => {
+      const log = app.log.child({ ws: ++nextId });
+      const connection = new Connection(ws, socket as Socket, options, log);
+      connections.add(connection);
+      void connection.closed.then(() => connections.delete(connection));
+      if (options.shutdown.aborted) connection.close(1001, "gateway shutting down");
+    });
+  });
+
+  const heartbeat = setInterval(() => {
+    for (const connection of connections) connection.heartbeat();
+  }, options.heartbeatMs);
+  heartbeat.unref();
+
+  const closeAll = async (): Promise<void> => {
+    clearInterval(heartbeat);
+    for (const connection of connections) connection.close(1001, "gateway shutting down");
+    await Promise.all([...connections].map((c) => c.closed));
+  };
+  options.shutdown.addEventListener("abort", () => void closeAll(), { once: true });
+  // The HTTP server's close waits for upgraded sockets: they go first, each with 1001.
+  app.addHook("preClose", closeAll);
+}
+
+/** Answers an upgrade that will not happen with a plain HTTP error in the API's JSON shape. */
+function refuseUpgrade(socket: Duplex, code: ErrorCode): void {
+  const error = new LifelineError(code);
+  const body = JSON.stringify(error.toJSON());
+  socket.end(
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ""}\r\nconnection: close\r\n` +
+      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+/** One client's socket and its subscriptions. */
+class Connection {
+  readonly closed: Promise<void>;
+  readonly #ws: WebSocket;
+  readonly #options: WebSocketRoutesOptions;
+  readonly #log: FastifyBaseLogger;
+  readonly #subs = new Map<string, AbortController>();
+  /** The socket under `#ws`, to see how much the client has taken. */
+  readonly #socket: Socket;
+  #answered = true;
+  #takenAtTick = 0;
+  #closing = false;
+  #largestFrame = 0;
+  #cut: NodeJS.Timeout | undefined;
+
+  constructor(ws: WebSocket, socket: Socket, options: WebSocketRoutesOptions, log: FastifyBaseLogger) {
+    this.#ws = ws;
+    this.#socket = socket;
+    this.#options = options;
+    this.#log = log;
+    this.closed = new Promise((resolve) => {
+      ws.on("close", (code: number) => {
+        this.#closing = true;
+        clearTimeout(this.#cut);
+        this.#stopAll();
+        log.debug({ code }, "websocket closed");
+        resolve();
+      });
+    });
+    ws.on("error", (error: Error) => log.info({ err: error }, "websocket error"));
+    ws.on("pong", () => (this.#answered = true));
+    ws.on("message", (data: RawData, isBinary: boolean) => {
+      try {
+        this.#onMessage(data, isBinary);
+      } catch (error) {
+        // A bug handling one frame costs that frame, not the process.
+        log.error({ err: error }, "websocket frame failed");
+        this.#error("internal");
+      }
+    });
+    log.debug("websocket opened");
+  }
+
+  /**
+   * One heartbeat tick. A connection that has not answered the last ping but took data since the
+   * last tick is reading, only behind its queue: it waits. One that took nothing is cut: with 4008
+   * when frames are still queued for it (it stopped reading), without a word when none are (dead).
+   */
+  heartbeat(): void {
+    if (this.#closing) return;
+    if (!this.#answered) {
+      if (this.#takeProgress()) return;
+      if (this.#ws.bufferedAmount > 0) return this.#slowConsumer();
+      this.#log.info("websocket did not answer a ping; cut");
+      this.#closing = true;
+      this.#stopAll();
+      this.#ws.terminate();
+      return;
+    }
+    this.#answered = false;
+    this.#ws.ping();
+    void this.#send({ type: "ping", t: Date.now() });
+    this.#takeProgress(); // the pings themselves are no sign of a reader
+  }
+
+  /** Whether the client took data since the last call: what left the process's buffer for the network. */
+  #takeProgress(): boolean {
+    const taken = this.#socket.bytesWritten - this.#socket.writableLength;
+    const progressed = taken > this.#takenAtTick;
+    this.#takenAtTick = taken;
+    return progressed;
+  }
+
+  /** Ends every subscription and closes the socket; cut after a grace period if the client does not answer. */
+  close(code: number, reason: string): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#stopAll();
+    this.#ws.close(code, reason);
+    this.#cut = setTimeout(() => this.#ws.terminate(), WS_LIMITS.closeGraceMs);
+  }
+
+  #slowConsumer(): void {
+    this.#log.info({ buffered: this.#ws.bufferedAmount }, "websocket client too slow; closed");
+    this.close(WS_CLOSE_SLOW_CONSUMER, "slow consumer: resume from your cursors");
+  }
+
+  #stopAll(): void {
+    for (const controller of this.#subs.values()) controller.abort();
+    this.#subs.clear();
+  }
+
+  #onMessage(data: RawData, isBinary: boolean): void {
+    if (this.#closing) return;
+    if (isBinary) return this.#error("invalid_request", "Frames are JSON text; binary frames are refused.");
+    const bytes = Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+    if (bytes.length > WS_LIMITS.maxFrameBytes) {
+      return this.#error("body_too_large", `A frame may have at most ${WS_LIMITS.maxFrameBytes} bytes; this one has ${bytes.length}.`);
+    }
+    let raw: unknown;
+    try {
+      raw = JSON.parse(bytes.toString("utf8"));
+    } catch {
+      return this.#error("invalid_json", "The frame is not valid JSON.");
+    }
+    const sub = subOf(raw);
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return this.#error("invalid_request", "A frame is a JSON object.");
+    const type = (raw as { type?: unknown }).type;
+    if (typeof type !== "string" || !FRAME_TYPES.includes(type)) {
+      return this.#error("invalid_request", `Unknown frame type; expected one of ${FRAME_TYPES.join(", ")}.`, sub);
+    }
+    const parsed = CLIENT_FRAME.safeParse(raw);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => `${i.path.join(".") || "frame"}: ${i.message}`).join("; ");
+      return this.#error("invalid_request", `Bad ${type} frame: ${issues}.`, sub);
+    }
+    const frame = parsed.data;
+    switch (frame.type) {
+      case "subscribe":
+        return this.#subscribe(frame);
+      case "unsubscribe":
+        // Unsubscribing from a subscription that already ended is a harmless race, not an error.
+        this.#subs.get(frame.sub)?.abort();
+        this.#subs.delete(frame.sub);
+        return;
+      case "ping":
+        return void this.#send(frame.t === undefined ? { type: "pong" } : { type: "pong", t: frame.t });
+      case "pong":
+        this.#answered = true; // it read our ping frame: as good as a protocol pong
+        return;
+    }
+  }
+
+  #subscribe(frame: SubscribeFrame): void {
+    const { sub } = frame;
+    if (this.#subs.has(sub)) return this.#error("invalid_request", `Subscription "${sub}" is already open on this connection.`, sub);
+    if (this.#subs.size >= WS_LIMITS.maxSubscriptions) {
+      return this.#error("too_many_subscriptions", `A connection holds at most ${WS_LIMITS.maxSubscriptions} subscriptions.`, sub);
+    }
+    if (!GENERATION_ID.test(frame.generation)) return this.#error("generation_not_found", undefined, sub);
+    // Like SSE: no cursor, or an empty one, is the start of the log.
+    let cursor: Cursor = { epoch: undefined, offset: 0 };
+    if (frame.cursor !== undefined && frame.cursor !== "") {
+      const parsed = parseCursor(frame.cursor);
+      if (!parsed) return this.#error("invalid_cursor", `"${frame.cursor.slice(0, 64)}" is not a cursor.`, sub);
+      cursor = parsed;
+    }
+    const controller = new AbortController();
+    this.#subs.set(sub, controller);
+    void this.#follow(sub, frame.generation, cursor, controller);
+  }
+
+  /** Streams one subscription until its terminal entry, an unsubscribe, or the socket's end. */
+  async #follow(sub: string, id: string, cursor: Cursor, controller: AbortController): Promise<void> {
+    const { engine, metrics } = this.#options;
+    const signal = controller.signal;
+    let open = false;
+    try {
+      const head = await engine.head(id);
+      if (signal.aborted) return;
+      if (!head) return this.#finish(sub, controller, errorFrame(new LifelineError("generation_not_found"), sub));
+      const from = await positionOf(engine, id, cursor, head.lastOffset);
+      if (signal.aborted) return;
+      if (from && head.terminal && from.offset === head.lastOffset) return this.#finish(sub, controller, { type: "end", sub });
+      if (!from) metrics.resets.inc();
+      else if (from.offset > 0) metrics.resumes.inc();
+      metrics.openStreams.inc();
+      open = true;
+      if (!from) await this.#send({ type: "reset", sub }, signal);
+      let ended = false;
+      for await (const delivery of followLog(engine, id, from ?? START, signal)) {
+        if (signal.aborted) return;
+        if (delivery.kind === "reset") {
+          metrics.resets.inc();
+          await this.#send({ type: "reset", sub }, signal);
+          continue;
+        }
+        await this.#send({ type: "entry", sub, cursor: delivery.cursor, entry: delivery.entry }, signal);
+        ended = isTerminal(delivery.entry);
+      }
+      if (signal.aborted) return;
+      const gone = new LifelineError("generation_not_found", "The log is gone (expired or lost).");
+      this.#finish(sub, controller, ended ? { type: "end", sub } : errorFrame(gone, sub));
+    } catch (error) {
+      if (signal.aborted) return;
+      const known = error instanceof LifelineError ? error : new LifelineError("internal");
+      if (known.status >= 500) this.#log.error({ err: error, generation: id, sub }, "websocket subscription failed");
+      this.#finish(sub, controller, errorFrame(known, sub));
+    } finally {
+      if (open) metrics.openStreams.dec();
+      if (this.#subs.get(sub) === controller) this.#subs.delete(sub);
+    }
+  }
+
+  /** The subscription's last frame; its id is free again before the client can see the frame. */
+  #finish(sub: string, controller: AbortController, frame: WsServerFrame): void {
+    if (this.#subs.get(sub) === controller) this.#subs.delete(sub);
+    void this.#send(frame);
+  }
+
+  #error(code: ErrorCode, message?: string, sub?: string): void {
+    void this.#send(errorFrame(new LifelineError(code, message), sub));
+  }
+
+  /**
+   * Sends a frame. With `signal` (a subscription's entries), resolves only once the socket has
+   * drained past this frame when more than the low watermark is queued, so a slow reader pauses
+   * its followers instead of growing this process's memory. A client that lets more than the high
+   * watermark pile up is closed with 4008 and resumes from its cursors.
+   */
+  #send(frame: WsServerFrame, signal?: AbortSignal): Promise<void> {
+    const ws = this.#ws;
+    if (this.#closing || ws.readyState !== WebSocket.OPEN) return Promise.resolve();
+    const queued = ws.bufferedAmount;
+    if (queued > Math.max(WS_LIMITS.highWatermarkBytes, WS_LIMITS.lowWatermarkBytes + this.#largestFrame)) {
+      this.#slowConsumer();
+      return Promise.resolve();
+    }
+    const data = Buffer.from(JSON.stringify(frame));
+    if (data.length > this.#largestFrame) this.#largestFrame = data.length;
+    if (!signal || queued + data.length <= WS_LIMITS.lowWatermarkBytes) {
+      ws.send(data, { binary: false });
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = (): void => {
+        signal.removeEventListener("abort", done);
+        resolve();
+      };
+      signal.addEventListener("abort", done, { once: true });
+      ws.send(data, { binary: false }, done); // called once the frame is written out, or on error
+    });
+  }
+}
+
+function errorFrame(error: LifelineError, sub: string | undefined): WsServerFrame {
+  return { type: "error", ...(sub === undefined ? {} : { sub }), error: { code: error.code, message: error.message } };
+}
+
+/** The frame's `sub` when it has a usable one, so a client can tell which subscription erred. */
+function subOf(raw: unknown): string | undefined {
+  if (typeof raw !== "object" || raw === null) return undefined;
+  const sub = (raw as { sub?: unknown }).sub;
+  return SUB.safeParse(sub).success ? (sub as string) : undefined;
+}

@@ -1,0 +1,68 @@
+import { createConnection, createServer, type Socket } from "node:net";
+import { prng } from "../../../src/llm/sim/prng.ts";
+
+/** A TCP proxy that cuts every connection at a random moment of its life, for reconnect tests. */
+export interface ChaosProxy {
+  readonly url: string;
+  /** Connections cut so far. */
+  readonly cuts: number;
+  /** Stops cutting: connections from now on live until an end closes them. */
+  calm(): void;
+  close(): Promise<void>;
+}
+
+export interface ChaosOptions {
+  /** Each connection is cut after a uniform random time in [minMs, maxMs]. */
+  readonly minMs: number;
+  readonly maxMs: number;
+  /** The seed of the cut times, so a failing run can be repeated. */
+  readonly seed: number;
+}
+
+export async function startChaosProxy(targetPort: number, options: ChaosOptions): Promise<ChaosProxy> {
+  const random = prng(options.seed);
+  const sockets = new Set<Socket>();
+  let cuts = 0;
+  let calm = false;
+  const server = createServer((client) => {
+    const upstream = createConnection({ host: "127.0.0.1", port: targetPort });
+    sockets.add(client).add(upstream);
+    client.pipe(upstream);
+    upstream.pipe(client);
+    const end = (): void => {
+      clearTimeout(timer);
+      sockets.delete(client);
+      sockets.delete(upstream);
+      client.destroy();
+      upstream.destroy();
+    };
+    const lifetime = options.minMs + random() * (options.maxMs - options.minMs);
+    const timer = setTimeout(() => {
+      if (calm) return;
+      cuts += 1;
+      // A reset, not a polite FIN: the way a dropped link or a dying load balancer looks.
+      client.resetAndDestroy();
+      upstream.resetAndDestroy();
+    }, lifetime);
+    for (const socket of [client, upstream]) {
+      socket.on("close", end);
+      socket.on("error", end);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get cuts() {
+      return cuts;
+    },
+    calm() {
+      calm = true;
+    },
+    async close() {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
