@@ -5,7 +5,6 @@ import { startInProcess } from "../support/in-process.ts";
 import { startTcpProxy } from "../support/tcp-proxy.ts";
 import { startChaosProxy } from "./support/chaos-proxy.ts";
 import { oneToN, record, simAsk } from "./support/follow-record.ts";
-import { WEBSOCKET_ROUTE_MISSING } from "./support/websocket-available.ts";
 
 const ANSWERS = 30;
 
@@ -21,11 +20,10 @@ afterAll(async () => {
 });
 
 describe.each([
-  { transport: "sse" as TransportName, skip: false, seed: 11 },
-  // Skipped while the WebSocket endpoint (another engineer's work) has not landed.
-  { transport: "websocket" as TransportName, skip: WEBSOCKET_ROUTE_MISSING, seed: 12 },
-])("over $transport, through a proxy that cuts every connection at a random moment", ({ transport, skip, seed }) => {
-  it.skipIf(skip)(`${ANSWERS} answers all end byte-identical and no offset reaches the application twice`, async () => {
+  { transport: "sse" as TransportName, seed: 11 },
+  { transport: "websocket" as TransportName, seed: 12 },
+])("over $transport, through a proxy that cuts every connection at a random moment", ({ transport, seed }) => {
+  it(`${ANSWERS} answers all end byte-identical and no offset reaches the application twice`, async () => {
     const proxy = await startChaosProxy(port, { minMs: 30, maxMs: 250, seed });
     try {
       const client = createClient({ baseUrl: proxy.url, WebSocket, transports: [transport], reconnect: { initialMs: 10, maxMs: 150 } });
@@ -51,11 +49,40 @@ describe.each([
 });
 
 describe.each([
-  { transport: "sse" as TransportName, marker: "/events", skip: false },
-  // Skipped while the WebSocket endpoint (another engineer's work) has not landed.
-  { transport: "websocket" as TransportName, marker: "GET /v1/ws", skip: WEBSOCKET_ROUTE_MISSING },
-])("the heartbeat watchdog over $transport", ({ transport, marker, skip }) => {
-  it.skipIf(skip)("a link that silently stops forwarding is dropped and resumed by the client itself", async () => {
+  { transport: "sse" as TransportName, seed: 21 },
+  { transport: "websocket" as TransportName, seed: 22 },
+])("over $transport, through a proxy that adds 0–300 ms of jitter and cuts connections at random", ({ transport, seed }) => {
+  it("200 answers all end byte-identical and no offset reaches the application twice", async () => {
+    const proxy = await startChaosProxy(port, { minMs: 100, maxMs: 1500, seed, jitterMs: 300 });
+    try {
+      const client = createClient({ baseUrl: proxy.url, WebSocket, transports: [transport], reconnect: { initialMs: 20, maxMs: 300 } });
+      const direct = createClient({ baseUrl: node.url }); // answers start directly; following is what goes through the chaos
+      const runs = Array.from({ length: 200 }, async (_, i) => {
+        const { request, expected } = simAsk(`jitter ${transport} ${i}`, 40 + (i % 20));
+        const { id } = await direct.start(request);
+        return { expected, seen: await record(client.follow(id)) };
+      });
+      const results = await Promise.all(runs);
+      let resumed = 0;
+      for (const { expected, seen } of results) {
+        expect(seen.text).toBe(expected);
+        expect(seen.status).toBe("completed");
+        expect(seen.offsets).toEqual(oneToN(seen.offsets.length));
+        if (seen.states.includes("resumed")) resumed += 1;
+      }
+      expect(proxy.cuts).toBeGreaterThan(20);
+      expect(resumed).toBeGreaterThan(20); // many answers really were cut mid-stream and resumed
+    } finally {
+      await proxy.close();
+    }
+  }, 120_000);
+});
+
+describe.each([
+  { transport: "sse" as TransportName, marker: "/events" },
+  { transport: "websocket" as TransportName, marker: "GET /v1/ws" },
+])("the heartbeat watchdog over $transport", ({ transport, marker }) => {
+  it("a link that silently stops forwarding is dropped and resumed by the client itself", async () => {
     const proxy = await startTcpProxy(port);
     try {
       const client = createClient({

@@ -3,7 +3,6 @@ import { WebSocket } from "ws";
 import { createClient, LifelineClientError, type LifelineClient, type TransportName } from "../../src/client/index.ts";
 import { startInProcess } from "../support/in-process.ts";
 import { oneToN, record, simAsk } from "./support/follow-record.ts";
-import { WEBSOCKET_ROUTE_MISSING } from "./support/websocket-available.ts";
 
 let node: Awaited<ReturnType<typeof startInProcess>>;
 beforeAll(async () => {
@@ -17,11 +16,10 @@ const clientOver = (transport: TransportName): LifelineClient =>
   createClient({ baseUrl: node.url, WebSocket, transports: [transport], reconnect: { initialMs: 20, maxMs: 200 } });
 
 describe.each([
-  { transport: "sse" as const, skip: false },
-  // Skipped while the WebSocket endpoint (another engineer's work) has not landed.
-  { transport: "websocket" as const, skip: WEBSOCKET_ROUTE_MISSING },
-])("following an answer over $transport", ({ transport, skip }) => {
-  it.skipIf(skip)("yields every entry once, in order, and the text is the simulator's answer", async () => {
+  { transport: "sse" as const },
+  { transport: "websocket" as const },
+])("following an answer over $transport", ({ transport }) => {
+  it("yields every entry once, in order, and the text is the simulator's answer", async () => {
     const client = clientOver(transport);
     const { request, expected } = simAsk(`live ${transport}`, 60);
     const { id } = await client.start(request);
@@ -35,7 +33,7 @@ describe.each([
     expect((await follow.done).entries.map((e) => e.offset)).toEqual(seen.offsets);
   });
 
-  it.skipIf(skip)("resumes from a cursor: the text continues where the first follow stopped", async () => {
+  it("resumes from a cursor: the text continues where the first follow stopped", async () => {
     const client = clientOver(transport);
     const { request, expected } = simAsk(`resume ${transport}`, 80);
     const { id } = await client.start(request);
@@ -54,7 +52,7 @@ describe.each([
     expect(seen.offsets).toEqual(oneToN(seen.offsets.length).map((n) => n + stoppedAt));
   });
 
-  it.skipIf(skip)("a cursor already at the terminal entry ends at once with the final status", async () => {
+  it("a cursor already at the terminal entry ends at once with the final status", async () => {
     const client = clientOver(transport);
     const { request } = simAsk(`at end ${transport}`, 10);
     const { id } = await client.start(request);
@@ -64,14 +62,14 @@ describe.each([
     expect(again).toEqual({ text: first.text, status: "completed", entries: [] });
   });
 
-  it.skipIf(skip)("an unknown generation ends with generation_not_found, without retrying", async () => {
+  it("an unknown generation ends with generation_not_found, without retrying", async () => {
     const client = clientOver(transport);
     const error: unknown = await client.follow("gen_doesnotexist0000000000").done.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(LifelineClientError);
     expect((error as LifelineClientError).code).toBe("generation_not_found");
   });
 
-  it.skipIf(skip)("cancel() stops the answer and the follow ends with status cancelled", async () => {
+  it("cancel() stops the answer and the follow ends with status cancelled", async () => {
     const client = clientOver(transport);
     const { request } = simAsk(`cancel ${transport}`, 2000);
     const { id } = await client.start(request);

@@ -15,8 +15,10 @@ export interface ChaosOptions {
   /** Each connection is cut after a uniform random time in [minMs, maxMs]. */
   readonly minMs: number;
   readonly maxMs: number;
-  /** The seed of the cut times, so a failing run can be repeated. */
+  /** The seed of the cut times and delays, so a failing run can be repeated. */
   readonly seed: number;
+  /** Each chunk is held a uniform random time in [0, jitterMs] before it is passed on, in order. @defaultValue 0 */
+  readonly jitterMs?: number;
 }
 
 export async function startChaosProxy(targetPort: number, options: ChaosOptions): Promise<ChaosProxy> {
@@ -27,8 +29,13 @@ export async function startChaosProxy(targetPort: number, options: ChaosOptions)
   const server = createServer((client) => {
     const upstream = createConnection({ host: "127.0.0.1", port: targetPort });
     sockets.add(client).add(upstream);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    if (options.jitterMs) {
+      relayWithJitter(client, upstream, options.jitterMs, random);
+      relayWithJitter(upstream, client, options.jitterMs, random);
+    } else {
+      client.pipe(upstream);
+      upstream.pipe(client);
+    }
     const end = (): void => {
       clearTimeout(timer);
       sockets.delete(client);
@@ -65,4 +72,16 @@ export async function startChaosProxy(targetPort: number, options: ChaosOptions)
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** Passes chunks from `from` to `to`, each after a random delay, never reordering them. */
+function relayWithJitter(from: Socket, to: Socket, jitterMs: number, random: () => number): void {
+  let tail = Promise.resolve();
+  from.on("data", (chunk: Buffer) => {
+    const delay = random() * jitterMs;
+    tail = tail.then(() => new Promise<void>((resolve) => setTimeout(resolve, delay))).then(() => {
+      if (!to.destroyed) to.write(chunk);
+    });
+  });
+  from.on("end", () => void tail.then(() => to.end()));
 }
