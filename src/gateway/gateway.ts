@@ -7,6 +7,7 @@ import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { guardEngine } from "./guarded-engine.ts";
 import { installErrorHandling } from "./http-errors.ts";
+import { clientBundleRoutes } from "./routes/client-bundle.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { generationRoutes } from "./routes/generations.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -50,6 +51,7 @@ export class Gateway {
     generationRoutes(app, routes);
     eventRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
     websocketRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
+    if (options.web ?? true) clientBundleRoutes(app);
     if (options.web ?? true) void app.register(fastifyStatic, { root: WEB_ROOT, prefix: "/", index: "index.html" });
     // Open streams end first, so clients resume on another gateway instead of waiting.
     app.addHook("preClose", async () => this.#shutdown.abort());

@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
-import type { Browser, Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { describe, expect, test, type TestContext } from "vitest";
 import type { ChatMessage, Entry } from "../../src/core/entries.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
@@ -48,51 +48,25 @@ function recordConnectionStates(): void {
   }).observe(document, { subtree: true, attributes: true, attributeFilter: ["data-state"] });
 }
 
-/** A real `lifeline start`, a real Chromium on its chat page, and cleanup (screenshot first) when the test ends. */
-class ChatSession {
-  server!: LifelineProcess;
-  page!: Page;
+/** One browser tab on the chat page: what it shows and which connection states it went through. */
+class ChatTab {
   readonly pageErrors: Error[] = [];
-  readonly #dataDir = tempDir("lifeline-web-");
-  #browser: Browser | undefined;
 
-  static async open(ctx: TestContext): Promise<ChatSession> {
-    const session = new ChatSession();
-    ctx.onTestFinished(() => session.#close(ctx.task.name));
-    const [browser, server] = await Promise.allSettled([
-      launchChromium(ctx),
-      startLifeline("start", { ...SERVER_ENV, LIFELINE_DATA_DIR: session.#dataDir.path }),
-    ]);
-    if (browser.status === "fulfilled") session.#browser = browser.value;
-    if (server.status === "fulfilled") session.server = server.value;
-    if (browser.status === "rejected") throw browser.reason;
-    if (server.status === "rejected") throw server.reason;
-    const context = await browser.value.newContext();
-    session.page = await context.newPage();
-    session.page.on("pageerror", (error) => session.pageErrors.push(error));
-    await session.page.addInitScript(recordConnectionStates);
-    await session.page.goto(`${session.server.url}/`);
-    return session;
+  constructor(readonly page: Page) {
+    page.on("pageerror", (error) => this.pageErrors.push(error));
   }
 
-  /** SIGKILLs the server: no shutdown code runs, the answer's worker dies mid-answer. */
-  async killServer(): Promise<void> {
-    await this.server.kill();
+  /** A new tab of `context` (same localStorage as its other tabs) on the chat page at `url`. */
+  static async openIn(context: BrowserContext, url: string): Promise<ChatTab> {
+    const tab = new ChatTab(await context.newPage());
+    await tab.load(url);
+    return tab;
   }
 
-  /** A new `lifeline start` on the same data dir and port, so the page's EventSource finds it again. */
-  async restartServer(): Promise<void> {
-    const port = new URL(this.server.url).port;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        this.server = await startLifeline("start", { ...SERVER_ENV, LIFELINE_DATA_DIR: this.#dataDir.path, LIFELINE_PORT: port });
-        return;
-      } catch (error) {
-        // The old socket may linger for a moment after SIGKILL.
-        if (attempt >= 5) throw error;
-        await sleep(300);
-      }
-    }
+  /** Opens the chat page, recording #connection's states from before its scripts run. */
+  async load(url: string): Promise<void> {
+    await this.page.addInitScript(recordConnectionStates);
+    await this.page.goto(`${url}/`);
   }
 
   async send(text: string): Promise<void> {
@@ -123,6 +97,10 @@ class ChatSession {
     return this.shown(index);
   }
 
+  async waitForConnectionState(state: string, timeout = 10_000): Promise<void> {
+    await this.page.waitForFunction((wanted) => document.getElementById("connection")?.dataset.state === wanted, state, { timeout });
+  }
+
   async shown(index: number): Promise<ShownAnswer> {
     const answer = this.page.locator("#messages .assistant").nth(index);
     return {
@@ -141,6 +119,84 @@ class ChatSession {
     return this.page.evaluate(() => (window as unknown as { connectionStates: string[] }).connectionStates);
   }
 
+  async screenshot(file: string): Promise<void> {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await this.page.screenshot({ path: join(ARTIFACTS, file), fullPage: true }).catch(() => undefined);
+  }
+}
+
+/** A real `lifeline start`, a real Chromium on its chat page, and cleanup (screenshots first) when the test ends. */
+class ChatSession extends ChatTab {
+  server!: LifelineProcess;
+  readonly context: BrowserContext;
+  /** Tabs opened after the first one. */
+  readonly otherTabs: ChatTab[] = [];
+  readonly #dataDir: ReturnType<typeof tempDir>;
+
+  private constructor(page: Page, server: LifelineProcess, dataDir: ReturnType<typeof tempDir>) {
+    super(page);
+    this.context = page.context();
+    this.server = server;
+    this.#dataDir = dataDir;
+  }
+
+  static async open(ctx: TestContext): Promise<ChatSession> {
+    const dataDir = tempDir("lifeline-web-");
+    let browser: Browser | undefined;
+    let server: LifelineProcess | undefined;
+    const opened: { session?: ChatSession } = {};
+    ctx.onTestFinished(async () => {
+      try {
+        if (opened.session) await opened.session.#screenshots(ctx.task.name);
+        await browser?.close();
+        // The session's server, which a test may have restarted, else the one that started.
+        await (opened.session?.server ?? server)?.kill();
+      } finally {
+        dataDir.remove();
+      }
+    });
+    const [launched, started] = await Promise.allSettled([
+      launchChromium(ctx),
+      startLifeline("start", { ...SERVER_ENV, LIFELINE_DATA_DIR: dataDir.path }),
+    ]);
+    if (launched.status === "fulfilled") browser = launched.value;
+    if (started.status === "fulfilled") server = started.value;
+    if (launched.status === "rejected") throw launched.reason;
+    if (started.status === "rejected") throw started.reason;
+    const page = await (await launched.value.newContext()).newPage();
+    const session = new ChatSession(page, started.value, dataDir);
+    opened.session = session;
+    await session.load(started.value.url);
+    return session;
+  }
+
+  /** Another tab in the same browser context: it shares the first tab's localStorage. */
+  async openTab(): Promise<ChatTab> {
+    const tab = await ChatTab.openIn(this.context, this.server.url);
+    this.otherTabs.push(tab);
+    return tab;
+  }
+
+  /** SIGKILLs the server: no shutdown code runs, the answer's worker dies mid-answer. */
+  async killServer(): Promise<void> {
+    await this.server.kill();
+  }
+
+  /** A new `lifeline start` on the same data dir and port, so the page's client finds it again. */
+  async restartServer(): Promise<void> {
+    const port = new URL(this.server.url).port;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.server = await startLifeline("start", { ...SERVER_ENV, LIFELINE_DATA_DIR: this.#dataDir.path, LIFELINE_PORT: port });
+        return;
+      } catch (error) {
+        // The old socket may linger for a moment after SIGKILL.
+        if (attempt >= 5) throw error;
+        await sleep(300);
+      }
+    }
+  }
+
   async generation(id: string): Promise<GenerationBody> {
     const res = await fetch(new URL(`/v1/generations/${id}`, this.server.url));
     expect(res.status).toBe(200);
@@ -154,18 +210,10 @@ class ChatSession {
     return entriesOf(read.messages);
   }
 
-  async #close(name: string): Promise<void> {
-    try {
-      if (this.page) {
-        mkdirSync(ARTIFACTS, { recursive: true });
-        const file = `chat-page-${name.replace(/[^a-z0-9]+/gi, "-").toLowerCase()}.png`;
-        await this.page.screenshot({ path: join(ARTIFACTS, file), fullPage: true }).catch(() => undefined);
-      }
-      await this.#browser?.close();
-      await this.server?.kill();
-    } finally {
-      this.#dataDir.remove();
-    }
+  async #screenshots(name: string): Promise<void> {
+    const base = `chat-page-${name.replace(/[^a-z0-9]+/gi, "-").toLowerCase()}`;
+    await this.screenshot(`${base}.png`);
+    for (const [i, tab] of this.otherTabs.entries()) await tab.screenshot(`${base}-tab-${i + 2}.png`);
   }
 }
 
@@ -278,5 +326,75 @@ describe("the chat page in a real browser", () => {
 
     expect(await chat.connectionStates()).toEqual(["connecting", "live", "reconnecting", "resumed", "idle"]);
     expect(chat.pageErrors).toEqual([]);
+  });
+  test("the browser goes offline mid-answer: the page reconnects, resumes and the text is exact", async (ctx) => {
+    const chat = await ChatSession.open(ctx);
+    const question = "What if my network drops?";
+
+    await chat.send(question);
+    const partial = await chat.waitForPartialAnswer(0, 20);
+    await chat.context.setOffline(true);
+    await chat.waitForConnectionState("reconnecting");
+    const offline = await chat.shown(0);
+    await sleep(1500);
+    // Still offline: the answer went on without the page, which shows what it had and nothing more.
+    expect(await chat.shown(0)).toEqual(offline);
+    expect(offline.status).toBe("streaming");
+    await chat.context.setOffline(false);
+
+    const done = await chat.waitForEnd(0);
+    expect(done.status).toBe("completed");
+    expect(done.id).toBe(partial.id);
+    const onServer = await chat.generation(done.id);
+    expect(onServer.status).toBe("completed");
+    expect(done.text).toBe(onServer.text);
+    expect(done.text).toBe(simAnswer([{ role: "user", content: question }]));
+    expectExactAnswer(await chat.log(done.id), done.text);
+
+    expect(await chat.connectionStates()).toEqual(["connecting", "live", "reconnecting", "resumed", "idle"]);
+    expect(chat.pageErrors).toEqual([]);
+  });
+
+  test("a second tab opened mid-answer follows the same answer live, both end with the exact text, and it follows the next one too", async (ctx) => {
+    const chat = await ChatSession.open(ctx);
+    const question = "Can two tabs watch one answer?";
+
+    await chat.send(question);
+    const partial = await chat.waitForPartialAnswer(0, 20);
+    const second = await chat.openTab();
+    // Live in the second tab: it shows the answer while it is still being written.
+    const secondPartial = await second.waitForPartialAnswer(0, 1);
+    expect(secondPartial.id).toBe(partial.id);
+    expect(await second.userMessages()).toEqual([question]);
+
+    const [firstDone, secondDone] = await Promise.all([chat.waitForEnd(0), second.waitForEnd(0)]);
+    const expected = simAnswer([{ role: "user", content: question }]);
+    expect(secondPartial.text.length).toBeLessThan(expected.length);
+    const onServer = await chat.generation(partial.id);
+    expect(onServer.status).toBe("completed");
+    for (const done of [firstDone, secondDone]) {
+      expect(done).toEqual({ id: partial.id, status: "completed", text: onServer.text });
+    }
+    expect(onServer.text).toBe(expected);
+    expectExactAnswer(await chat.log(partial.id), onServer.text);
+
+    expect(await chat.connectionStates()).toEqual(["connecting", "live", "idle"]);
+    // The second tab picked up an answer under way, as a reload does.
+    expect(await second.connectionStates()).toEqual(["connecting", "resumed", "idle"]);
+
+    // The idle second tab takes over what the first one sends next, and follows that answer too.
+    const followUp = "And a follow-up?";
+    await chat.send(followUp);
+    const [firstNext, secondNext] = await Promise.all([chat.waitForEnd(1), second.waitForEnd(1)]);
+    const nextText = simAnswer([
+      { role: "user", content: question },
+      { role: "assistant", content: expected },
+      { role: "user", content: followUp },
+    ]);
+    expect(firstNext).toMatchObject({ status: "completed", text: nextText });
+    expect(secondNext).toEqual(firstNext);
+    expect(await second.userMessages()).toEqual([question, followUp]);
+    expect(chat.pageErrors).toEqual([]);
+    expect(second.pageErrors).toEqual([]);
   });
 });

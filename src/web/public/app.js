@@ -1,16 +1,12 @@
 // The Lifeline chat page: a conversation whose answers survive reloads, cut connections and
-// server restarts. The conversation lives in localStorage; an answer in progress is rebuilt from
-// its log (DESIGN §3) and followed over Server-Sent Events until its terminal entry.
+// server restarts. The conversation lives in localStorage; an answer in progress is followed with
+// the Lifeline client SDK (served by the gateway at /client.js), which resumes from its cursor,
+// applies each entry once and in order, and rebuilds the text on a reset (DESIGN §3).
+
+import { createClient } from "/client.js";
 
 const STORAGE_KEY = "lifeline.chat.v1";
 const MODEL = "sim";
-const ENTRY_TYPES = ["created", "started", "delta", "retrying", "rewind", "completed", "failed", "cancelled"];
-const TERMINAL_TYPES = new Set(["completed", "failed", "cancelled"]);
-/** Attempts at POSTing a generation while the server cannot be reached; the Idempotency-Key makes them safe. */
-const CREATE_ATTEMPTS = 6;
-const MAX_RETRY_DELAY_MS = 8000;
-/** Rebuilds after an entry that does not follow; past this the log cannot be followed and the answer fails visibly. */
-const MAX_REBUILDS = 3;
 
 const CONNECTION_LABELS = {
   idle: "Idle",
@@ -19,6 +15,8 @@ const CONNECTION_LABELS = {
   reconnecting: "Reconnecting…",
   resumed: "Resumed",
 };
+
+const client = createClient({ baseUrl: "" });
 
 const ui = {
   chat: byId("chat"),
@@ -37,169 +35,18 @@ const ui = {
  * @typedef {{ role: "user", content: string }} UserTurn
  * @typedef {{ role: "assistant", generation: string | null, requestKey: string,
  *   status: "streaming" | "completed" | "failed" | "cancelled", text: string, lastOffset: number,
- *   error?: string, note?: string }} AnswerTurn
+ *   cursor?: string, error?: string, note?: string }} AnswerTurn
+ *   `cursor` is the SDK's cursor of the entry `text` ends at: a reload resumes there.
  * @typedef {UserTurn | AnswerTurn} Turn
  */
 
 /** @type {{ turns: Turn[] }} */
 let conversation = loadConversation();
-/** Streams that follow answers in progress, by turn. */
-const streams = new Map();
+/** The SDK follows of answers in progress, by turn. */
+const follows = new Map();
+/** Answers whose generation this tab is starting. */
+const starting = new Set();
 let stopping = false;
-
-/** The answer's text as a fold over its log: a delta appends, a rewind cuts back to the text as of `toOffset`. */
-class TextFold {
-  text = "";
-  lastOffset = 0;
-  /** lengthAfter[offset] = the text's length right after that entry. */
-  #lengthAfter = [0];
-
-  /** Applies the next entry; false when it cannot (a gap, or a rewind to an offset it never saw). */
-  apply(entry) {
-    if (entry.offset !== this.lastOffset + 1) return false;
-    if (entry.type === "delta" && typeof entry.text === "string") {
-      this.text += entry.text;
-    } else if (entry.type === "rewind") {
-      const length = this.#lengthAfter[entry.toOffset];
-      if (length === undefined) return false;
-      this.text = this.text.slice(0, length);
-    }
-    this.lastOffset = entry.offset;
-    this.#lengthAfter[entry.offset] = this.text.length;
-    return true;
-  }
-
-  reset() {
-    this.text = "";
-    this.lastOffset = 0;
-    this.#lengthAfter = [0];
-  }
-}
-
-/**
- * Follows one answer over `GET /v1/generations/:id/events` until its terminal entry. It always
- * starts from offset 0, so the text is rebuilt exactly, and applies each offset once.
- */
-class AnswerStream {
-  #fold = new TextFold();
-  /** @type {EventSource | undefined} */
-  #source;
-  #cursor = "0";
-  #resumed;
-  #failures = 0;
-  #rebuilds = 0;
-  #retryTimer = 0;
-  #closed = false;
-
-  /** @param {AnswerTurn} answer @param {boolean} resumed whether the answer was already under way (a page reload) */
-  constructor(answer, resumed) {
-    this.answer = answer;
-    this.#resumed = resumed;
-  }
-
-  start() {
-    this.#open("0", "connecting");
-  }
-
-  close() {
-    this.#closed = true;
-    clearTimeout(this.#retryTimer);
-    this.#source?.close();
-  }
-
-  #open(from, state) {
-    if (this.#closed) return;
-    setConnection(state);
-    const url = `/v1/generations/${encodeURIComponent(this.answer.generation)}/events?from=${encodeURIComponent(from)}`;
-    const source = new EventSource(url);
-    this.#source = source;
-    source.onopen = () => {
-      if (this.#closed || source !== this.#source) return;
-      this.#failures = 0;
-      setConnection(this.#resumed ? "resumed" : "live");
-    };
-    source.onerror = () => {
-      if (this.#closed || source !== this.#source) return;
-      // CONNECTING: the browser reconnects by itself and sends Last-Event-ID.
-      this.#resumed = true;
-      setConnection("reconnecting");
-      // CLOSED: the browser gave up (an HTTP error such as a 503 while a server stops); retry ourselves.
-      if (source.readyState === EventSource.CLOSED) this.#scheduleRecovery();
-    };
-    for (const type of ENTRY_TYPES) source.addEventListener(type, (event) => this.#onEntry(event));
-    source.addEventListener("reset", (event) => this.#onReset(event));
-  }
-
-  #scheduleRecovery() {
-    this.#source?.close();
-    const delay = Math.min(1000 * 2 ** this.#failures, MAX_RETRY_DELAY_MS);
-    this.#failures += 1;
-    this.#retryTimer = setTimeout(() => void this.#recover(), delay);
-  }
-
-  async #recover() {
-    try {
-      const res = await fetch(`/v1/generations/${encodeURIComponent(this.answer.generation)}`);
-      // A missing generation will not come back: say so rather than retry forever.
-      if (res.status === 404) return this.#finish("failed", "The server no longer knows this answer.");
-    } catch {
-      // The server is still unreachable; the EventSource below retries by itself.
-    }
-    this.#open(this.#cursor, "reconnecting");
-  }
-
-  /** @param {MessageEvent} event */
-  #onEntry(event) {
-    if (this.#closed || event.target !== this.#source) return;
-    let entry;
-    try {
-      entry = JSON.parse(event.data);
-    } catch {
-      return this.#finish("failed", "The server sent an entry this page cannot read.");
-    }
-    if (typeof entry.offset !== "number" || entry.offset <= this.#fold.lastOffset) return; // seen already
-    if (!this.#fold.apply(entry)) return this.#rebuild();
-    this.#cursor = event.lastEventId || String(entry.offset);
-    const answer = this.answer;
-    answer.text = this.#fold.text;
-    answer.lastOffset = this.#fold.lastOffset;
-    if (entry.type === "retrying") answer.note = `The model failed (${entry.error?.message ?? "unknown error"}); retrying…`;
-    else if (entry.type === "started" && entry.attempt > 1) answer.note = "Continuing where the answer stopped…";
-    else if (entry.type === "rewind") answer.note = "The answer restarted.";
-    else if (entry.type === "delta") delete answer.note;
-    if (TERMINAL_TYPES.has(entry.type)) {
-      return this.#finish(entry.type, entry.type === "failed" ? (entry.error?.message ?? "The answer failed.") : undefined);
-    }
-    saveConversation();
-    renderTurn(answer);
-  }
-
-  /** The server cannot vouch for what we saw: drop the text, it replays the log from offset 1. */
-  #onReset(event) {
-    if (this.#closed || event.target !== this.#source) return;
-    this.#fold.reset();
-    this.#cursor = event.lastEventId || "0";
-    this.answer.text = "";
-    this.answer.lastOffset = 0;
-    saveConversation();
-    renderTurn(this.answer);
-  }
-
-  /** An entry that does not follow the last one: start over from the beginning of the log. */
-  #rebuild() {
-    this.#source?.close();
-    if (++this.#rebuilds > MAX_REBUILDS) return this.#finish("failed", "The answer's log has a gap this page cannot repair.");
-    this.#fold.reset();
-    this.#cursor = "0";
-    this.#open("0", "reconnecting");
-  }
-
-  #finish(status, error) {
-    this.close();
-    streams.delete(this.answer);
-    finishAnswer(this.answer, status, error);
-  }
-}
 
 // ---- conversation state ----
 
@@ -246,50 +93,109 @@ function activeAnswer() {
 async function sendMessage(content) {
   const answer = { role: "assistant", generation: null, requestKey: newRequestKey(), status: "streaming", text: "", lastOffset: 0 };
   conversation.turns.push({ role: "user", content }, answer);
+  // The key is stored before the POST: a reload that cut the POST off sends it again with the same key.
   saveConversation();
   renderAll();
   await createGeneration(answer);
 }
 
-/** POSTs the answer's generation; retried with the same Idempotency-Key, so it is created once. */
+/** Starts the answer's generation; the SDK retries with the same Idempotency-Key, so it is created once. */
 async function createGeneration(answer) {
   const messages = messagesBefore(conversation.turns.indexOf(answer));
-  const body = JSON.stringify({ model: MODEL, messages });
   setConnection("connecting");
-  for (let attempt = 1; ; attempt++) {
-    let res;
-    try {
-      res = await fetch("/v1/generations", {
-        method: "POST",
-        headers: { "content-type": "application/json", "idempotency-key": answer.requestKey },
-        body,
-      });
-    } catch {
-      res = undefined;
+  let started;
+  starting.add(answer);
+  try {
+    started = await client.start({ model: MODEL, messages }, { idempotencyKey: answer.requestKey });
+  } catch (error) {
+    return finishAnswer(answer, "failed", messageOf(error, "The answer could not be started."));
+  } finally {
+    starting.delete(answer);
+  }
+  if (!conversation.turns.includes(answer)) return; // a new conversation began meanwhile
+  answer.generation = started.id;
+  saveConversation();
+  renderTurn(answer);
+  await follow(answer, "new");
+}
+
+/**
+ * Follows the answer to its terminal entry, from the stored cursor with the stored text (the SDK
+ * rebuilds from offset 1 when it must); without a cursor it reads the log from the start.
+ * @param {AnswerTurn} answer
+ * @param {"new" | "resumed" | "reconnect"} how a new answer; one already under way (a reload,
+ *   another tab); or this tab's own follow again, after its connection was lost
+ */
+async function follow(answer, how) {
+  const options = answer.cursor === undefined ? {} : { cursor: answer.cursor, text: answer.text };
+  const following = client.follow(answer.generation, options);
+  follows.set(answer, following);
+  updateControls();
+  const current = () => follows.get(answer) === following;
+  let failure;
+  try {
+    for await (const event of following) {
+      if (!current()) return;
+      if (event.type === "state") showFollowState(event.state, how);
+      else if (event.type === "reset") applyReset(answer);
+      else if (event.entry.type === "failed") failure = event.entry.error?.message;
+      else applyEntry(answer, event);
     }
-    if (res?.status === 201) {
-      const created = await res.json();
-      answer.generation = created.id;
-      saveConversation();
-      renderTurn(answer);
-      return follow(answer, false);
-    }
-    const retriable = res === undefined || res.status >= 500;
-    if (!retriable || attempt >= CREATE_ATTEMPTS) {
-      const problem = res === undefined ? undefined : await res.json().catch(() => undefined);
-      const message = problem?.error?.message ?? (res ? `The server answered ${res.status}.` : "The server cannot be reached.");
-      return finishAnswer(answer, "failed", message);
-    }
-    setConnection("reconnecting");
-    await sleep(Math.min(500 * 2 ** attempt, MAX_RETRY_DELAY_MS));
+    const final = await following.done;
+    if (!current()) return;
+    answer.text = final.text;
+    follows.delete(answer);
+    finishAnswer(answer, final.status, final.status === "failed" ? (failure ?? "The answer failed.") : undefined);
+  } catch (error) {
+    if (!current()) return; // closed on purpose: a new conversation
+    follows.delete(answer);
+    finishAnswer(answer, "failed", messageOf(error, "The answer can no longer be followed."));
   }
 }
 
-function follow(answer, resumed) {
-  const stream = new AnswerStream(answer, resumed);
-  streams.set(answer, stream);
-  stream.start();
-  updateControls();
+/** The follow's state on #connection; `ended` waits for the answer to finish (then idle). */
+function showFollowState(state, how) {
+  if (state === "ended") return;
+  if (state === "live" && how !== "new") setConnection("resumed");
+  else if (state === "connecting" && how === "reconnect") setConnection("reconnecting");
+  else setConnection(state);
+}
+
+/**
+ * The browser says its network changed: a stream that was open may be dead without a word (a
+ * half-open TCP connection is only caught by the heartbeat timeout), so each follow that is not
+ * live again is replaced by a new one from its cursor; the SDK retries it until the server answers.
+ * @param {"offline" | "online"} change
+ */
+function reconnectFollows(change) {
+  for (const [answer, following] of [...follows]) {
+    if (change === "online" && (following.state === "live" || following.state === "resumed")) continue;
+    void follow(answer, "reconnect");
+    following.close();
+  }
+}
+
+/** @param {AnswerTurn} answer */
+function applyEntry(answer, { entry, cursor, text }) {
+  answer.text = text;
+  answer.lastOffset = entry.offset;
+  if (cursor === undefined) delete answer.cursor;
+  else answer.cursor = cursor;
+  if (entry.type === "retrying") answer.note = `The model failed (${entry.error?.message ?? "unknown error"}); retrying…`;
+  else if (entry.type === "started" && entry.attempt > 1) answer.note = "Continuing where the answer stopped…";
+  else if (entry.type === "rewind") answer.note = "The answer restarted.";
+  else if (entry.type === "delta") delete answer.note;
+  saveConversation();
+  renderTurn(answer);
+}
+
+/** The server could not vouch for the text: it is dropped and the log replays from offset 1. */
+function applyReset(answer) {
+  answer.text = "";
+  answer.lastOffset = 0;
+  delete answer.cursor;
+  saveConversation();
+  renderTurn(answer);
 }
 
 function finishAnswer(answer, status, error) {
@@ -299,7 +205,7 @@ function finishAnswer(answer, status, error) {
   else answer.error = error;
   saveConversation();
   renderTurn(answer);
-  if (streams.size === 0) setConnection("idle");
+  if (follows.size === 0) setConnection("idle");
   updateControls();
 }
 
@@ -309,20 +215,46 @@ async function stopAnswer() {
   stopping = true;
   updateControls();
   try {
-    const res = await fetch(`/v1/generations/${encodeURIComponent(answer.generation)}/cancel`, { method: "POST" });
-    // 409: it finished first; the stream shows how.
-    if (!res.ok && res.status !== 409) showNotice(`The answer could not be stopped (the server answered ${res.status}).`);
-  } catch {
-    showNotice("The answer could not be stopped: the server cannot be reached.");
+    // An answer that finished first is not an error: the follow shows how it ended.
+    await client.cancel(answer.generation);
+  } catch (error) {
+    showNotice(`The answer could not be stopped: ${messageOf(error, "the server cannot be reached.")}`);
   } finally {
     stopping = false;
     updateControls();
   }
 }
 
+/** Follows the answers under way; `startUnsent` also (re)sends those whose POST never returned an id. */
+function resumeAnswers({ startUnsent }) {
+  for (const turn of conversation.turns) {
+    if (turn.role !== "assistant" || turn.status !== "streaming") continue;
+    if (turn.generation) void follow(turn, "resumed");
+    else if (startUnsent) void createGeneration(turn);
+  }
+}
+
+/**
+ * Another tab's copy of the conversation, except where this tab is further along on the same
+ * answer: that tab may write a snapshot taken before the answer ended here.
+ */
+function mergeConversation(theirs) {
+  const ours = new Map();
+  for (const turn of conversation.turns) if (turn.role === "assistant") ours.set(turn.requestKey, turn);
+  const furtherAlong = (mine, other) =>
+    other.status === "streaming" && (mine.status !== "streaming" || (mine.generation !== null && mine.lastOffset > other.lastOffset));
+  return {
+    turns: theirs.turns.map((turn) => {
+      const mine = turn.role === "assistant" ? ours.get(turn.requestKey) : undefined;
+      return mine && furtherAlong(mine, turn) ? mine : turn;
+    }),
+  };
+}
+
 function newConversation() {
-  for (const stream of streams.values()) stream.close();
-  streams.clear();
+  const closing = [...follows.values()];
+  follows.clear();
+  for (const following of closing) following.close();
   conversation = { turns: [] };
   saveConversation();
   ui.messages.replaceChildren();
@@ -436,8 +368,8 @@ function newRequestKey() {
   return `chat-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+function messageOf(error, fallback) {
+  return error instanceof Error && error.message !== "" ? error.message : fallback;
 }
 
 // ---- wiring ----
@@ -459,13 +391,26 @@ ui.prompt.addEventListener("keydown", (event) => {
 });
 
 ui.stop.addEventListener("click", () => void stopAnswer());
+window.addEventListener("offline", () => reconnectFollows("offline"));
+window.addEventListener("online", () => reconnectFollows("online"));
 ui.newChat.addEventListener("click", newConversation);
+
+// Another tab changed the conversation: an idle tab takes it over and follows what that tab started.
+// A tab that is following an answer keeps its own copy; both write the same answer as it ends.
+window.addEventListener("storage", (event) => {
+  if (event.key !== STORAGE_KEY || follows.size > 0 || starting.size > 0) return;
+  const next = mergeConversation(loadConversation());
+  if (JSON.stringify(next) === JSON.stringify(conversation)) return;
+  conversation = next;
+  ui.messages.replaceChildren();
+  views = new WeakMap();
+  renderAll();
+  // An answer without its generation yet is the other tab's POST in flight: its next write brings the id.
+  resumeAnswers({ startUnsent: false });
+});
 
 renderAll();
 // Answers that were under way when the page was last closed continue; a POST that was cut off
 // is sent again with its Idempotency-Key, so it finds the generation it had created, if any.
-for (const turn of conversation.turns) {
-  if (turn.role !== "assistant" || turn.status !== "streaming") continue;
-  if (turn.generation) follow(turn, true);
-  else void createGeneration(turn);
-}
+resumeAnswers({ startUnsent: true });
+
