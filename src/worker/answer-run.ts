@@ -200,9 +200,9 @@ export class AnswerRun {
       return;
     }
     if (!(error instanceof ModelFailed)) {
-      // The store failed: nothing more is written; the job goes back (or its lease runs out).
-      this.#log.error({ err: error }, "the store failed; handing the answer back");
-      await this.#ctx.engine.release(this.#claim.id, this.#claim.fence).catch(() => undefined);
+      // The store failed (or a bug): nothing more is written. The job is not handed back at once:
+      // its lease runs out first, so a failure that repeats cannot spin claim after claim.
+      this.#log.error({ err: error }, "the run failed; the answer is taken over when its lease runs out");
       return;
     }
     const info: ErrorInfo = { code: "model_error", message: error.message };

@@ -1,0 +1,104 @@
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { wallNow, type LoadResult } from "./protocol.ts";
+
+/**
+ * How the clients of a phase ask for an answer: one `GET <path>?content=…` that starts and
+ * streams it (the direct pipe, the XADD+PUBLISH floor), or Lifeline's `POST /v1/generations`
+ * followed by `GET /v1/generations/:id/events`.
+ */
+export type AskStyle = { readonly kind: "get"; readonly path: string } | { readonly kind: "post-then-get" };
+
+/** One phase of load: `concurrency` clients, one answer each, arriving spread over `rampMs`. */
+export interface FleetPlan {
+  readonly baseUrl: string;
+  readonly ask: AskStyle;
+  /** Makes every request of the phase unique, so emits can be matched to clients by content. */
+  readonly tag: string;
+  readonly concurrency: number;
+  readonly maxTokens: number;
+  /** Client i starts `i * rampMs / concurrency` after the phase starts (users do not all arrive in one instant). */
+  readonly rampMs: number;
+}
+
+export type ToFleet = { readonly type: "clock"; readonly seq: number } | { readonly type: "run"; readonly plan: FleetPlan } | { readonly type: "exit" };
+
+export type FromFleet =
+  | { readonly type: "ready"; readonly fdLimit: string }
+  | { readonly type: "clock"; readonly seq: number; readonly now: number }
+  | { readonly type: "result"; readonly result: LoadResult }
+  | { readonly type: "error"; readonly message: string };
+
+/**
+ * The orchestrator's handle on the client fleet, a child process (`client-fleet-child.ts`) that
+ * plays every client over real HTTP on loopback, so clients do not share the servers' event loop.
+ */
+export class ClientFleet {
+  readonly #child: ChildProcess;
+  #listener: ((message: FromFleet) => void) | undefined;
+  /** The child's `ulimit -n` as it reported it. */
+  fdLimit = "unknown";
+
+  private constructor(child: ChildProcess) {
+    this.#child = child;
+    child.on("message", (message: FromFleet) => this.#listener?.(message));
+  }
+
+  /** Forks the child (it inherits `--import tsx`) and waits until it listens. */
+  static async start(): Promise<ClientFleet> {
+    const child = fork(fileURLToPath(new URL("./client-fleet-child.ts", import.meta.url)), [], { stdio: "inherit" });
+    const fleet = new ClientFleet(child);
+    const ready = await fleet.#next((m) => m.type === "ready");
+    if (ready.type === "ready") fleet.fdLimit = ready.fdLimit;
+    return fleet;
+  }
+
+  get pid(): number {
+    return this.#child.pid ?? -1;
+  }
+
+  /** The child's clock minus ours, from the IPC round trip with the smallest delay (as NTP does). */
+  async clockOffset(samples = 25): Promise<{ offsetMs: number; roundTripMs: number }> {
+    let best = { offsetMs: 0, roundTripMs: Infinity };
+    for (let seq = 0; seq < samples; seq++) {
+      const sent = wallNow();
+      const reply = await this.#ask({ type: "clock", seq }, (m) => m.type === "clock" && m.seq === seq);
+      const back = wallNow();
+      if (reply.type === "clock" && back - sent < best.roundTripMs) best = { offsetMs: reply.now - (sent + back) / 2, roundTripMs: back - sent };
+    }
+    return best;
+  }
+
+  async run(plan: FleetPlan): Promise<LoadResult> {
+    const reply = await this.#ask({ type: "run", plan }, (m) => m.type === "result" || m.type === "error");
+    if (reply.type === "error") throw new Error(`client fleet failed: ${reply.message}`);
+    if (reply.type !== "result") throw new Error(`unexpected reply ${reply.type}`);
+    return reply.result;
+  }
+
+  async stop(): Promise<void> {
+    if (this.#child.exitCode !== null) return;
+    const exited = new Promise((resolve) => this.#child.once("exit", resolve));
+    this.#child.send({ type: "exit" } satisfies ToFleet);
+    await exited;
+  }
+
+  #ask(message: ToFleet, match: (m: FromFleet) => boolean): Promise<FromFleet> {
+    const reply = this.#next(match);
+    this.#child.send(message);
+    return reply;
+  }
+
+  #next(match: (m: FromFleet) => boolean): Promise<FromFleet> {
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number | null): void => reject(new Error(`client fleet exited with ${code}`));
+      this.#child.once("exit", onExit);
+      this.#listener = (message) => {
+        if (!match(message)) return;
+        this.#listener = undefined;
+        this.#child.off("exit", onExit);
+        resolve(message);
+      };
+    });
+  }
+}
