@@ -12,9 +12,7 @@
  * JSON and prints them as a table; see docs/benchmarks.md.
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus, loadavg, platform, release, totalmem } from "node:os";
-import { dirname, resolve } from "node:path";
+import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
@@ -22,13 +20,13 @@ import { Redis } from "ioredis";
 import { startStandalone } from "../test/support/redis-harness.ts";
 import { ClientFleet } from "./support/client-fleet.ts";
 import { formatDistributedTable, ratiosOf, summarizeDistributed, totalCpuUsPerToken, type DistributedPhase } from "./support/distributed-report.ts";
-import { distributedLabelOf, startDistributedServer, type DistributedSpec } from "./support/distributed-servers.ts";
+import { labelOf, startServer, type DistributedSpec } from "./support/servers.ts";
 import { WireCommandCounter, commandStats, machineCpuMs, processCpuMs, resetRedis } from "./support/redis-stats.ts";
 import { deliveryShape } from "./support/delivery-shape.ts";
 import { openFileLimit } from "./support/open-files.ts";
-import { median } from "./support/report.ts";
+import { machineInfo, median, writeResults } from "./support/report.ts";
 import { tcpCounters, tcpCountersSince } from "./support/tcp-counters.ts";
-import { EmitLog, analyse } from "./support/token-latency.ts";
+import { EmitLog, analyse, deliveryFields } from "./support/token-latency.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -94,7 +92,7 @@ async function runPhase(ctx: Context, spec: DistributedSpec, level: Level, trial
   const emits = new EmitLog();
   const prefix = `b${++phaseCount}`;
   await resetRedis(ctx.admin);
-  const server = await startDistributedServer(spec, { emits, tokensPerSecond: level.tokensPerSecond, concurrency: level.concurrency, firstTokenDelayMs: settings.firstTokenDelayMs, redisUrl: ctx.redisUrl, prefix });
+  const server = await startServer(spec, { emits, tokensPerSecond: level.tokensPerSecond, concurrency: level.concurrency, firstTokenDelayMs: settings.firstTokenDelayMs, redis: { url: ctx.redisUrl, prefix } });
   try {
     const clock = await ctx.fleet.clockOffset();
     const loadAverage = loadavg()[0] ?? Number.NaN;
@@ -126,7 +124,7 @@ async function runPhase(ctx: Context, spec: DistributedSpec, level: Level, trial
       rampMs,
       mode: spec.mode,
       coalesceMs: spec.mode === "lifeline" ? spec.coalesceMs : null,
-      label: distributedLabelOf(spec),
+      label: labelOf(spec),
       answers: analysis.answers,
       tokens: analysis.tokens,
       deltaFrames: analysis.deltaFrames,
@@ -137,15 +135,7 @@ async function runPhase(ctx: Context, spec: DistributedSpec, level: Level, trial
       sustainedWindowMs: shape.sustainedWindowMs,
       peakStreaming: shape.peakStreaming,
       deliveredPerSecond: shape.perSecond,
-      latencyMs: analysis.latency,
-      catchUpTokens: analysis.catchUpTokens,
-      firstTokenMs: analysis.firstToken,
-      firstEmitMs: analysis.firstEmit,
-      subscribeMs: analysis.subscribe,
-      mismatches: analysis.mismatches,
-      problems: analysis.problems,
-      wrong: analysis.wrong,
-      problemSamples: analysis.problemSamples,
+      ...deliveryFields(analysis),
       serverCpuMs,
       serverCpuUsPerToken: (serverCpuMs / tokens) * 1000,
       serverEventLoopUtilization: utilization,
@@ -229,11 +219,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     durationMs: Date.now() - started,
     machine: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? "unknown",
-      memoryGiB: Math.round(totalmem() / 2 ** 30),
-      platform: `${platform()} ${release()}`,
-      node: process.version,
+      ...machineInfo(),
       redis: redisVersion,
       openFiles: { servers: openFileLimit(), clients: fleet.fdLimit },
     },
@@ -253,9 +239,7 @@ async function main(): Promise<void> {
     summary,
     phases,
   };
-  const out = resolve(args.out);
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+  writeResults(args.out, results);
 
   console.log(`\nLifeline distributed (redis) vs direct pipe vs XADD+PUBLISH floor — ${results.date}, ${results.machine.cpus} × ${results.machine.cpuModel}, Node ${results.machine.node}, Redis ${redisVersion}`);
   console.log(`latency = model emit -> client parsed; sustained = on the plateau (>= 90% of peak answers streaming); think time ${settings.firstTokenDelayMs} ms; clients arrive at ${settings.arrivalsPerSecond}/s\n`);

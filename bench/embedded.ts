@@ -9,15 +9,13 @@
  *
  * Writes the results as JSON and prints them as a table; see docs/benchmarks.md.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
-import { cpus, loadavg, platform, release, totalmem } from "node:os";
-import { dirname, resolve } from "node:path";
+import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { LoadGenerator } from "./support/load-generator.ts";
-import { compare, formatTable, median, summarize, type PhaseRecord } from "./support/report.ts";
-import { labelOf, startServer, type ServeSpec } from "./support/servers.ts";
-import { EmitLog, analyse } from "./support/token-latency.ts";
+import { ClientFleet } from "./support/client-fleet.ts";
+import { compare, formatTable, machineInfo, median, summarize, writeResults, type PhaseRecord } from "./support/report.ts";
+import { labelOf, startServer, type EmbeddedSpec } from "./support/servers.ts";
+import { EmitLog, analyse, deliveryFields } from "./support/token-latency.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -62,16 +60,16 @@ function numbers(list: string): number[] {
 
 let phaseCount = 0;
 
-async function runPhase(load: LoadGenerator, spec: ServeSpec, concurrency: number, rounds: number, trial: number): Promise<Omit<PhaseRecord, "vsDirect">> {
+async function runPhase(fleet: ClientFleet, spec: EmbeddedSpec, concurrency: number, rounds: number, trial: number): Promise<Omit<PhaseRecord, "vsDirect">> {
   const emits = new EmitLog();
   const server = await startServer(spec, { emits, tokensPerSecond: settings.tokensPerSecond, concurrency, firstTokenDelayMs: settings.firstTokenDelayMs });
   try {
-    const clock = await load.clockOffset();
+    const clock = await fleet.clockOffset();
     const loadAverage = loadavg()[0] ?? Number.NaN;
     const cpu = process.cpuUsage();
     const elu = performance.eventLoopUtilization();
     const tag = `bench-${process.pid}-${++phaseCount}`;
-    const result = await load.run({ baseUrl: server.url, mode: spec.mode, tag, concurrency, rounds, maxTokens: settings.maxTokens });
+    const result = await fleet.run({ baseUrl: server.url, ask: server.ask, tag, concurrency, rounds, maxTokens: settings.maxTokens, rampMs: 0 });
     const used = process.cpuUsage(cpu);
     const utilization = performance.eventLoopUtilization(elu).utilization;
     const analysis = analyse(result.traces, emits, settings.maxTokens, clock.offsetMs);
@@ -87,15 +85,7 @@ async function runPhase(load: LoadGenerator, spec: ServeSpec, concurrency: numbe
       deltaFrames: analysis.deltaFrames,
       wallMs: result.wallMs,
       tokensPerSecond: analysis.tokens / (result.wallMs / 1000),
-      latencyMs: analysis.latency,
-      catchUpTokens: analysis.catchUpTokens,
-      firstTokenMs: analysis.firstToken,
-      firstEmitMs: analysis.firstEmit,
-      subscribeMs: analysis.subscribe,
-      mismatches: analysis.mismatches,
-      problems: analysis.problems,
-      wrong: analysis.wrong,
-      problemSamples: analysis.problemSamples,
+      ...deliveryFields(analysis),
       serverCpuMs,
       serverCpuMsPer1kTokens: (serverCpuMs / Math.max(1, analysis.tokens)) * 1000,
       serverEventLoopUtilization: utilization,
@@ -111,19 +101,19 @@ async function runPhase(load: LoadGenerator, spec: ServeSpec, concurrency: numbe
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const specs: ServeSpec[] = [{ mode: "direct" }, ...settings.coalesceMs.map((coalesceMs) => ({ mode: "embedded" as const, coalesceMs }))];
-  const load = await LoadGenerator.start();
+  const specs = [{ mode: "direct" }, ...settings.coalesceMs.map((coalesceMs) => ({ mode: "embedded" as const, coalesceMs }))] satisfies EmbeddedSpec[];
+  const fleet = await ClientFleet.start();
   const phases: PhaseRecord[] = [];
   try {
     // Warm the JIT, sqlite and the sockets once per server kind; these phases are not reported.
-    for (const spec of specs) await runPhase(load, spec, 50, 1, 0);
+    for (const spec of specs) await runPhase(fleet, spec, 50, 1, 0);
     for (const concurrency of settings.levels) {
       const rounds = Math.max(1, Math.ceil(settings.minAnswers / concurrency));
       const levelSpecs = specs.filter((spec) => spec.mode === "direct" || spec.coalesceMs > 0 || concurrency <= settings.uncoalescedUpTo);
       for (let trial = 1; trial <= settings.trials; trial++) {
         let direct: Omit<PhaseRecord, "vsDirect"> | undefined;
         for (const spec of levelSpecs) {
-          const phase = await runPhase(load, spec, concurrency, rounds, trial);
+          const phase = await runPhase(fleet, spec, concurrency, rounds, trial);
           direct ??= phase;
           const record: PhaseRecord = phase === direct ? phase : { ...phase, vsDirect: compare(phase, direct) };
           phases.push(record);
@@ -135,20 +125,14 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await load.stop();
+    await fleet.stop();
   }
 
   const results = {
     benchmark: "embedded",
     date: new Date().toISOString(),
     durationMs: Date.now() - started,
-    machine: {
-      cpus: cpus().length,
-      cpuModel: cpus()[0]?.model ?? "unknown",
-      memoryGiB: Math.round(totalmem() / 2 ** 30),
-      platform: `${platform()} ${release()}`,
-      node: process.version,
-    },
+    machine: machineInfo(),
     settings: {
       ...settings,
       engine: "sqlite (LIFELINE_SQLITE_SYNC=normal, WAL) in a fresh temp data dir per phase",
@@ -161,9 +145,7 @@ async function main(): Promise<void> {
     summary: summarize(phases),
     phases,
   };
-  const out = resolve(args.out);
-  mkdirSync(dirname(out), { recursive: true });
-  writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+  writeResults(args.out, results);
 
   console.log(`\nLifeline embedded vs direct pipe — ${results.date}, ${results.machine.cpus} × ${results.machine.cpuModel}, Node ${results.machine.node}`);
   console.log(`sim ${settings.tokensPerSecond} tok/s per answer, ${settings.maxTokens} tokens per answer; latency = model emit -> client parsed\n`);

@@ -39,7 +39,8 @@ async function runPlan(plan: FleetPlan): Promise<LoadResult> {
     Array.from({ length: plan.concurrency }, async (_, client) => {
       const due = started + (client * plan.rampMs) / plan.concurrency - wallNow();
       if (due > 0) await sleep(due);
-      traces.push(await oneAnswer(plan, agent, client));
+      const rounds = plan.rounds ?? 1;
+      for (let round = 0; round < rounds; round++) traces.push(await oneAnswer(plan, agent, client * rounds + round));
     }),
   );
   const wallMs = wallNow() - started;

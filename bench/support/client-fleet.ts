@@ -5,11 +5,14 @@ import { wallNow, type LoadResult } from "./protocol.ts";
 /**
  * How the clients of a phase ask for an answer: one `GET <path>?content=…` that starts and
  * streams it (the direct pipe, the XADD+PUBLISH floor), or Lifeline's `POST /v1/generations`
- * followed by `GET /v1/generations/:id/events`.
+ * followed by `GET /v1/generations/:id/events` (the embedded node, a Lifeline node over Redis).
  */
 export type AskStyle = { readonly kind: "get"; readonly path: string } | { readonly kind: "post-then-get" };
 
-/** One phase of load: `concurrency` clients, one answer each, arriving spread over `rampMs`. */
+/**
+ * One phase of load: `concurrency` clients arriving spread over `rampMs`, each asking `rounds`
+ * answers (one unless given) one after another.
+ */
 export interface FleetPlan {
   readonly baseUrl: string;
   readonly ask: AskStyle;
@@ -19,6 +22,8 @@ export interface FleetPlan {
   readonly maxTokens: number;
   /** Client i starts `i * rampMs / concurrency` after the phase starts (users do not all arrive in one instant). */
   readonly rampMs: number;
+  /** Answers each client asks in turn (default 1): more latency samples at a low level. */
+  readonly rounds?: number;
 }
 
 export type ToFleet = { readonly type: "clock"; readonly seq: number } | { readonly type: "run"; readonly plan: FleetPlan } | { readonly type: "exit" };

@@ -1,9 +1,9 @@
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import type { EntryBody, GenerationRequest } from "../../src/core/entries.ts";
+import type { EntryBody } from "../../src/core/entries.ts";
 import { stampEntry } from "../../src/core/entries.ts";
 import { encodeSseFrame } from "../../src/core/wire.ts";
 import type { ModelProvider } from "../../src/llm/provider.ts";
+import { answerRequestOf, listenOnLoopback, openSse } from "./sse-server.ts";
 
 /** A running baseline server. */
 export interface DirectPipe {
@@ -20,26 +20,9 @@ export interface DirectPipe {
  */
 export async function startDirectPipe(model: ModelProvider): Promise<DirectPipe> {
   const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? "/", "http://localhost");
-    if (url.pathname !== "/direct") {
-      res.writeHead(404).end();
-      return;
-    }
-    const request: GenerationRequest = {
-      model: "sim",
-      messages: [{ role: "user", content: url.searchParams.get("content") ?? "" }],
-      seed: Number(url.searchParams.get("seed") ?? 0),
-      max_tokens: Number(url.searchParams.get("max_tokens") ?? 100),
-    };
-    const closed = new AbortController();
-    res.on("close", () => closed.abort());
-    res.writeHead(200, {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache, no-transform",
-      connection: "keep-alive",
-      "x-accel-buffering": "no",
-    });
-    res.write("retry: 1000\n\n");
+    const request = answerRequestOf(req, res, "/direct");
+    if (request === undefined) return;
+    const closed = openSse(res);
     let offset = 0;
     const frame = (body: EntryBody): string => {
       const entry = stampEntry(body, ++offset, new Date().toISOString());
@@ -60,15 +43,5 @@ export async function startDirectPipe(model: ModelProvider): Promise<DirectPipe>
       }
     })();
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        // Idle keep-alive connections of the load generator would otherwise hold the close open.
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return listenOnLoopback(server);
 }

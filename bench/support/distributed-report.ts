@@ -1,25 +1,13 @@
-import { median } from "./report.ts";
-import type { Percentiles } from "./token-latency.ts";
+import { groupByLevelAndServer, markdownTable, median, ms, plus, ratio, span, type Column, type MeasuredPhase } from "./report.ts";
 
-/** One measured phase of the distributed bench: one level served one way, in one trial. */
-export interface DistributedPhase {
-  readonly trial: number;
-  readonly concurrency: number;
+/** One measured phase of the distributed bench. */
+export interface DistributedPhase extends MeasuredPhase {
   /** The sim's pace per answer, and the answer length, at this level. */
   readonly tokensPerSecondPerAnswer: number;
   readonly maxTokens: number;
   /** Clients arrived spread over this long. */
   readonly rampMs: number;
   readonly mode: "direct" | "floor" | "lifeline";
-  /** Lifeline's `LIFELINE_COALESCE_MS`; null for the others. */
-  readonly coalesceMs: number | null;
-  readonly label: string;
-  readonly answers: number;
-  readonly tokens: number;
-  readonly deltaFrames: number;
-  readonly wallMs: number;
-  /** Tokens received / (first request → last stream end), ramp and drain included. */
-  readonly tokensPerSecond: number;
   /** What the model offered while every answer streamed: concurrency × its pace. */
   readonly offeredTokensPerSecond: number;
   /** Tokens received per second over the central 80% of deliveries (ramp and drain left out). */
@@ -28,19 +16,7 @@ export interface DistributedPhase {
   /** The most answers streaming at one moment: below `concurrency` when the server could not start them all in time. */
   readonly peakStreaming: number;
   readonly deliveredPerSecond: readonly number[];
-  readonly latencyMs: Percentiles;
-  readonly catchUpTokens: number;
-  readonly firstTokenMs: Percentiles;
-  readonly firstEmitMs: Percentiles;
-  readonly subscribeMs: Percentiles;
-  readonly mismatches: number;
-  readonly problems: number;
-  readonly wrong: number;
-  readonly problemSamples: readonly string[];
-  /** The bench process: the server under test and the sim (the same sim in every mode). */
-  readonly serverCpuMs: number;
   readonly serverCpuUsPerToken: number;
-  readonly serverEventLoopUtilization: number;
   readonly redisCpuMs: number;
   readonly redisCpuUsPerToken: number;
   /** Commands the server under test sent to Redis per delivered token (counted in ioredis). */
@@ -50,15 +26,11 @@ export interface DistributedPhase {
   readonly redisCallsPerToken: Readonly<Record<string, number>>;
   /** Microseconds Redis spent per delivered token, by command; a script's time includes its inner calls. */
   readonly redisUsecPerToken: Readonly<Record<string, number>>;
-  readonly clientCpuMs: number;
   /** CPU that other processes on the machine used during the phase, in cores (the neighbours' share of the 2 CPUs). */
   readonly neighbourCores: number;
   /** Machine-wide kernel counters during the phase: connections dropped at a full listen queue, SYNs sent again. */
   readonly listenOverflows: number;
   readonly synRetransmits: number;
-  readonly loadAverage: number;
-  readonly clockOffsetMs: number;
-  readonly clockRoundTripMs: number;
   readonly vsDirect?: Ratios;
   readonly vsFloor?: Ratios;
 }
@@ -131,16 +103,10 @@ export interface DistributedRow {
 }
 
 export function summarizeDistributed(phases: readonly DistributedPhase[]): DistributedRow[] {
-  const groups = new Map<string, DistributedPhase[]>();
-  for (const phase of phases) {
-    const key = `${phase.concurrency}\u0000${phase.label}`;
-    groups.set(key, [...(groups.get(key) ?? []), phase]);
-  }
-  return [...groups.values()].map((group) => {
+  return groupByLevelAndServer(phases).map((group) => {
     const first = group[0] as DistributedPhase;
     const of = (pick: (p: DistributedPhase) => number): number => median(group.map(pick));
     const sum = (pick: (p: DistributedPhase) => number): number => group.reduce((n, p) => n + pick(p), 0);
-    const span = (values: readonly number[]): readonly [number, number] => [Math.min(...values), Math.max(...values)];
     const ratios = (pick: (p: DistributedPhase) => Ratios | undefined): Ratios | undefined => {
       const list = group.flatMap((p) => {
         const r = pick(p);
@@ -202,7 +168,7 @@ export function summarizeDistributed(phases: readonly DistributedPhase[]): Distr
   });
 }
 
-const COLUMNS: readonly { title: string; cell: (r: DistributedRow) => string }[] = [
+const COLUMNS: readonly Column<DistributedRow>[] = [
   { title: "answers at once", cell: (r) => String(r.concurrency) },
   { title: "tok/s each", cell: (r) => String(r.tokensPerSecondPerAnswer) },
   { title: "server", cell: (r) => r.label },
@@ -226,20 +192,5 @@ const COLUMNS: readonly { title: string; cell: (r: DistributedRow) => string }[]
 
 /** The results as an aligned Markdown table. */
 export function formatDistributedTable(rows: readonly DistributedRow[]): string {
-  const cells = rows.map((r) => COLUMNS.map((c) => c.cell(r)));
-  const widths = COLUMNS.map((c, i) => Math.max(c.title.length, ...cells.map((r) => (r[i] ?? "").length)));
-  const line = (values: readonly string[]): string => `| ${values.map((value, i) => value.padEnd(widths[i] ?? 0)).join(" | ")} |`;
-  return [line(COLUMNS.map((c) => c.title)), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n");
-}
-
-function ms(value: number): string {
-  return Number.isNaN(value) ? "-" : Math.abs(value) < 10 ? value.toFixed(2) : value.toFixed(1);
-}
-
-function plus(value: number | undefined): string {
-  return value === undefined || Number.isNaN(value) ? "-" : `${value >= 0 ? "+" : ""}${ms(value)}`;
-}
-
-function ratio(value: number | undefined): string {
-  return value === undefined || !Number.isFinite(value) ? "-" : `${value < 10 ? value.toFixed(2) : value.toFixed(0)}×`;
+  return markdownTable(COLUMNS, rows);
 }

@@ -1,23 +1,10 @@
 /**
- * What the bench's orchestrator (the server process) and its load generator (a child process, so
- * clients do not share the server's event loop) say to each other over the IPC channel.
+ * What the benches' orchestrator (the server process) and the client fleet (a child process, so
+ * clients do not share the server's event loop) report about each answer; the messages themselves
+ * are in `client-fleet.ts`.
  */
 
-/** The two ways of serving an answer that the bench compares. */
-export type ServeMode = "direct" | "embedded";
-
-/** One phase of load: `concurrency` clients, each asking `rounds` answers one after another. */
-export interface LoadPlan {
-  readonly baseUrl: string;
-  readonly mode: ServeMode;
-  /** Makes every request of the phase unique, so emits can be matched to clients by content. */
-  readonly tag: string;
-  readonly concurrency: number;
-  readonly rounds: number;
-  readonly maxTokens: number;
-}
-
-/** What one client saw of one answer. Times are the load generator's wall clock in ms. */
+/** What one client saw of one answer. Times are the client fleet's wall clock in ms. */
 export interface AnswerTrace {
   /** The user message of the request: the key that joins this trace to the model's emits. */
   readonly content: string;
@@ -41,17 +28,9 @@ export interface AnswerTrace {
 export interface LoadResult {
   readonly traces: AnswerTrace[];
   readonly wallMs: number;
-  /** CPU the load generator used during the phase (user + system). */
+  /** CPU the client fleet used during the phase (user + system). */
   readonly clientCpuMs: number;
 }
-
-export type ToLoadGenerator = { readonly type: "clock"; readonly seq: number } | { readonly type: "run"; readonly plan: LoadPlan } | { readonly type: "exit" };
-
-export type FromLoadGenerator =
-  | { readonly type: "ready" }
-  | { readonly type: "clock"; readonly seq: number; readonly now: number }
-  | { readonly type: "result"; readonly result: LoadResult }
-  | { readonly type: "error"; readonly message: string };
 
 /** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes on one machine. */
 export function wallNow(): number {

@@ -1,9 +1,9 @@
 import { createServer, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { Redis } from "ioredis";
 import { stampEntry, type EntryBody, type GenerationRequest } from "../../src/core/entries.ts";
 import { encodeSseFrame } from "../../src/core/wire.ts";
 import type { ModelProvider } from "../../src/llm/provider.ts";
+import { answerRequestOf, listenOnLoopback, openSse } from "./sse-server.ts";
 
 /** A running floor server. */
 export interface RedisFloor {
@@ -38,31 +38,14 @@ export async function startRedisFloor(model: ModelProvider, redisUrl: string, pr
   let answers = 0;
 
   const server: Server = createServer((req, res) => {
-    const url = new URL(req.url ?? "/", "http://localhost");
-    if (url.pathname !== "/floor") {
-      res.writeHead(404).end();
-      return;
-    }
-    const request: GenerationRequest = {
-      model: "sim",
-      messages: [{ role: "user", content: url.searchParams.get("content") ?? "" }],
-      seed: Number(url.searchParams.get("seed") ?? 0),
-      max_tokens: Number(url.searchParams.get("max_tokens") ?? 100),
-    };
+    const request = answerRequestOf(req, res, "/floor");
+    if (request === undefined) return;
     const id = `${process.pid}-${++answers}`;
     void serveAnswer(res, request, { log: `${prefix}:{${id}}:log`, channel: `${prefix}:{${id}}:n` });
   });
 
   async function serveAnswer(res: ServerResponse, request: GenerationRequest, keys: { log: string; channel: string }): Promise<void> {
-    const closed = new AbortController();
-    res.on("close", () => closed.abort());
-    res.writeHead(200, {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache, no-transform",
-      connection: "keep-alive",
-      "x-accel-buffering": "no",
-    });
-    res.write("retry: 1000\n\n");
+    const closed = openSse(res);
 
     // Reader: on each notification, XRANGE everything after the last entry sent. A notification
     // that arrives while a read is under way marks the reader dirty, and it reads once more.
@@ -131,13 +114,11 @@ export async function startRedisFloor(model: ModelProvider, redisUrl: string, pr
   }
 
   await Promise.all([commands.ping(), subscriber.ping()]);
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
+  const listening = await listenOnLoopback(server);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: listening.url,
     close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await listening.close();
       await Promise.all([commands.quit(), subscriber.quit()]);
     },
   };

@@ -1,17 +1,20 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, platform, release, totalmem } from "node:os";
+import { dirname, resolve } from "node:path";
 import type { Percentiles } from "./token-latency.ts";
 
-/** One measured phase: one concurrency level served one way, in one trial. */
-export interface PhaseRecord {
+/** What both benches measure of every phase: one concurrency level served one way, in one trial. */
+export interface MeasuredPhase {
   readonly trial: number;
   readonly concurrency: number;
-  readonly mode: "direct" | "embedded";
-  /** The worker's coalescing window (`LIFELINE_COALESCE_MS`); null for the direct pipe. */
+  /** The worker's coalescing window (`LIFELINE_COALESCE_MS`); null for the servers without one. */
   readonly coalesceMs: number | null;
   readonly label: string;
   readonly answers: number;
   readonly tokens: number;
   readonly deltaFrames: number;
   readonly wallMs: number;
+  /** Tokens received / (first request → last stream end). */
   readonly tokensPerSecond: number;
   readonly latencyMs: Percentiles;
   readonly catchUpTokens: number;
@@ -23,14 +26,20 @@ export interface PhaseRecord {
   /** Answers with a mismatch, a problem or both. */
   readonly wrong: number;
   readonly problemSamples: readonly string[];
+  /** The bench process: the server under test and the sim (the same sim in every mode). */
   readonly serverCpuMs: number;
-  readonly serverCpuMsPer1kTokens: number;
   readonly serverEventLoopUtilization: number;
   readonly clientCpuMs: number;
   /** The machine's 1-minute load average when the phase started: the neighbours' share of the CPUs. */
   readonly loadAverage: number;
   readonly clockOffsetMs: number;
   readonly clockRoundTripMs: number;
+}
+
+/** One measured phase of the embedded bench. */
+export interface PhaseRecord extends MeasuredPhase {
+  readonly mode: "direct" | "embedded";
+  readonly serverCpuMsPer1kTokens: number;
   /** Ratios against the direct pipe measured at the same level, in the same trial, just before. */
   readonly vsDirect?: Comparison;
 }
@@ -94,20 +103,29 @@ export function median(values: readonly number[]): number {
   return sorted.length % 2 === 1 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? Number.NaN) + (sorted[mid] ?? Number.NaN)) / 2;
 }
 
-/** Groups the phases by level and server, in the order they first ran. */
-export function summarize(phases: readonly PhaseRecord[]): SummaryRow[] {
-  const groups = new Map<string, PhaseRecord[]>();
+/** Groups phases by level and server, in the order they first ran; every group has at least one phase. */
+export function groupByLevelAndServer<P extends { readonly concurrency: number; readonly label: string }>(phases: readonly P[]): P[][] {
+  const groups = new Map<string, P[]>();
   for (const phase of phases) {
     const key = `${phase.concurrency}\u0000${phase.label}`;
     groups.set(key, [...(groups.get(key) ?? []), phase]);
   }
-  return [...groups.values()].map((group) => {
+  return [...groups.values()];
+}
+
+/** The lowest and highest of some values (of the trials of one level and server). */
+export function span(values: readonly number[]): readonly [number, number] {
+  return [Math.min(...values), Math.max(...values)];
+}
+
+/** Sums the phases of the embedded bench per level and server and takes medians over the trials. */
+export function summarize(phases: readonly PhaseRecord[]): SummaryRow[] {
+  return groupByLevelAndServer(phases).map((group) => {
     const first = group[0] as PhaseRecord;
     const of = (pick: (p: PhaseRecord) => number): number => median(group.map(pick));
     const sum = (pick: (p: PhaseRecord) => number): number => group.reduce((n, p) => n + pick(p), 0);
     const compared = group.flatMap((p) => (p.vsDirect ? [p.vsDirect] : []));
     const ratio = (pick: (c: Comparison) => number): number => median(compared.map(pick));
-    const span = (values: readonly number[]): readonly [number, number] => [Math.min(...values), Math.max(...values)];
     const row: SummaryRow = {
       concurrency: first.concurrency,
       label: first.label,
@@ -148,7 +166,7 @@ export function summarize(phases: readonly PhaseRecord[]): SummaryRow[] {
   });
 }
 
-const COLUMNS: readonly { title: string; cell: (r: SummaryRow) => string }[] = [
+const COLUMNS: readonly Column<SummaryRow>[] = [
   { title: "conc.", cell: (r) => String(r.concurrency) },
   { title: "server", cell: (r) => r.label },
   { title: "answers", cell: (r) => String(r.answers) },
@@ -170,20 +188,52 @@ const COLUMNS: readonly { title: string; cell: (r: SummaryRow) => string }[] = [
 
 /** The results as an aligned Markdown table. */
 export function formatTable(rows: readonly SummaryRow[]): string {
-  const cells = rows.map((r) => COLUMNS.map((c) => c.cell(r)));
-  const widths = COLUMNS.map((c, i) => Math.max(c.title.length, ...cells.map((r) => (r[i] ?? "").length)));
-  const line = (values: readonly string[]): string => `| ${values.map((value, i) => value.padEnd(widths[i] ?? 0)).join(" | ")} |`;
-  return [line(COLUMNS.map((c) => c.title)), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n");
+  return markdownTable(COLUMNS, rows);
 }
 
-function ms(value: number): string {
+/** A table column: its title and how to print one row's cell. */
+export interface Column<R> {
+  readonly title: string;
+  readonly cell: (row: R) => string;
+}
+
+/** Rows as an aligned Markdown table. */
+export function markdownTable<R>(columns: readonly Column<R>[], rows: readonly R[]): string {
+  const cells = rows.map((r) => columns.map((c) => c.cell(r)));
+  const widths = columns.map((c, i) => Math.max(c.title.length, ...cells.map((r) => (r[i] ?? "").length)));
+  const line = (values: readonly string[]): string => `| ${values.map((value, i) => value.padEnd(widths[i] ?? 0)).join(" | ")} |`;
+  return [line(columns.map((c) => c.title)), line(widths.map((w) => "-".repeat(w))), ...cells.map(line)].join("\n");
+}
+
+/** Milliseconds, two decimals below 10. */
+export function ms(value: number): string {
   return Number.isNaN(value) ? "-" : Math.abs(value) < 10 ? value.toFixed(2) : value.toFixed(1);
 }
 
-function plus(value: number | undefined): string {
+/** A signed difference in milliseconds. */
+export function plus(value: number | undefined): string {
   return value === undefined || Number.isNaN(value) ? "-" : `${value >= 0 ? "+" : ""}${ms(value)}`;
 }
 
-function ratio(value: number | undefined): string {
+/** A ratio such as `1.25×`, or `-` when there is none. */
+export function ratio(value: number | undefined): string {
   return value === undefined || !Number.isFinite(value) ? "-" : `${value < 10 ? value.toFixed(2) : value.toFixed(0)}×`;
+}
+
+/** The machine a bench ran on, as both benches record it. */
+export function machineInfo(): { cpus: number; cpuModel: string; memoryGiB: number; platform: string; node: string } {
+  return {
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? "unknown",
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    platform: `${platform()} ${release()}`,
+    node: process.version,
+  };
+}
+
+/** Writes a bench's results as indented JSON, creating the directory. */
+export function writeResults(path: string, results: unknown): void {
+  const out = resolve(path);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
 }

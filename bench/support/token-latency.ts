@@ -67,10 +67,35 @@ export interface PhaseAnalysis {
   readonly problemSamples: string[];
 }
 
+/** The analysis as both benches record it in a phase, from `latencyMs` to `problemSamples`, in this order. */
+export function deliveryFields(analysis: PhaseAnalysis): {
+  latencyMs: Percentiles;
+  catchUpTokens: number;
+  firstTokenMs: Percentiles;
+  firstEmitMs: Percentiles;
+  subscribeMs: Percentiles;
+  mismatches: number;
+  problems: number;
+  wrong: number;
+  problemSamples: string[];
+} {
+  return {
+    latencyMs: analysis.latency,
+    catchUpTokens: analysis.catchUpTokens,
+    firstTokenMs: analysis.firstToken,
+    firstEmitMs: analysis.firstEmit,
+    subscribeMs: analysis.subscribe,
+    mismatches: analysis.mismatches,
+    problems: analysis.problems,
+    wrong: analysis.wrong,
+    problemSamples: analysis.problemSamples,
+  };
+}
+
 /**
  * Joins what clients received with what the model emitted. Each received delta covers a range of
  * the answer's text; every token whose end falls in that range was delivered at that moment.
- * `clockOffset` is the load generator's clock minus this process's clock.
+ * `clockOffset` is the client fleet's clock minus this process's clock.
  */
 export function analyse(traces: readonly AnswerTrace[], emits: EmitLog, maxTokens: number, clockOffset: number): PhaseAnalysis {
   const latencies: number[] = [];
