@@ -203,6 +203,22 @@ class ChatSession extends ChatTab {
     return (await res.json()) as GenerationBody;
   }
 
+  /**
+   * Waits for answer `index` to end and checks it completed as generation `id` with exactly the
+   * uninterrupted answer to `question`: on the page, on the server and in the log.
+   */
+  async expectExactEnd(index: number, id: string, question: string): Promise<{ done: ShownAnswer; onServer: GenerationBody }> {
+    const done = await this.waitForEnd(index);
+    expect(done.status).toBe("completed");
+    expect(done.id).toBe(id);
+    const onServer = await this.generation(done.id);
+    expect(onServer.status).toBe("completed");
+    expect(done.text).toBe(onServer.text);
+    expect(done.text).toBe(simAnswer([{ role: "user", content: question }]));
+    expectExactAnswer(await this.log(done.id), done.text);
+    return { done, onServer };
+  }
+
   /** The whole log of a finished generation, as SSE from offset 0. */
   async log(id: string): Promise<Entry[]> {
     const read = await readEvents(this.server.url, id, { from: "0" });
@@ -267,14 +283,7 @@ describe("the chat page in a real browser", () => {
     expect(stored.turns[1]?.lastOffset).toBeGreaterThan(1);
 
     await chat.page.reload();
-    const done = await chat.waitForEnd(0);
-    expect(done.status).toBe("completed");
-    expect(done.id).toBe(partial.id);
-    const onServer = await chat.generation(done.id);
-    expect(onServer.status).toBe("completed");
-    expect(done.text).toBe(onServer.text);
-    expect(done.text).toBe(simAnswer([{ role: "user", content: question }]));
-    expectExactAnswer(await chat.log(done.id), done.text);
+    await chat.expectExactEnd(0, partial.id, question);
 
     expect(await chat.userMessages()).toEqual([question]);
     // After the reload the page resumed the stream it had, then went idle at the terminal entry.
@@ -313,16 +322,9 @@ describe("the chat page in a real browser", () => {
     expect((await chat.shown(0)).status).toBe("streaming");
 
     await chat.restartServer();
-    const done = await chat.waitForEnd(0);
-    expect(done.status).toBe("completed");
-    expect(done.id).toBe(partial.id);
-    const onServer = await chat.generation(done.id);
-    expect(onServer.status).toBe("completed");
+    const { onServer } = await chat.expectExactEnd(0, partial.id, question);
     // The dead worker's attempt was taken over by the new process's worker.
     expect(onServer.attempts).toBe(2);
-    expect(done.text).toBe(onServer.text);
-    expect(done.text).toBe(simAnswer([{ role: "user", content: question }]));
-    expectExactAnswer(await chat.log(done.id), done.text);
 
     expect(await chat.connectionStates()).toEqual(["connecting", "live", "reconnecting", "resumed", "idle"]);
     expect(chat.pageErrors).toEqual([]);
@@ -342,14 +344,7 @@ describe("the chat page in a real browser", () => {
     expect(offline.status).toBe("streaming");
     await chat.context.setOffline(false);
 
-    const done = await chat.waitForEnd(0);
-    expect(done.status).toBe("completed");
-    expect(done.id).toBe(partial.id);
-    const onServer = await chat.generation(done.id);
-    expect(onServer.status).toBe("completed");
-    expect(done.text).toBe(onServer.text);
-    expect(done.text).toBe(simAnswer([{ role: "user", content: question }]));
-    expectExactAnswer(await chat.log(done.id), done.text);
+    await chat.expectExactEnd(0, partial.id, question);
 
     expect(await chat.connectionStates()).toEqual(["connecting", "live", "reconnecting", "resumed", "idle"]);
     expect(chat.pageErrors).toEqual([]);
