@@ -127,3 +127,29 @@ export const WS_PATH = "/v1/ws";
 
 /** Close code for a client too slow to keep up: it resumes from its cursors on a new connection. */
 export const WS_CLOSE_SLOW_CONSUMER = 4008;
+
+/**
+ * HTTP long-poll (`GET /v1/generations/:id/poll?from=<cursor>&wait_ms=<ms>`): for networks that
+ * let neither an event stream nor a WebSocket through. Each request returns what the log holds
+ * after the cursor, waiting up to `wait_ms` for the first entry; the client sends `cursor` back
+ * as the next `from`. The same cursor checks and `reset` as SSE apply.
+ */
+export interface PollResponse {
+  /** In log order; after a `reset` the entries start again from offset 1. */
+  readonly events: readonly PollEvent[];
+  /** Where to continue: the last event's cursor (`"0"` after a trailing reset), or the request's own when nothing came. */
+  readonly cursor: string;
+  /** The terminal entry is among `events`: the log is over. */
+  readonly ended: boolean;
+}
+
+export type PollEvent = { readonly type: "entry"; readonly cursor: string; readonly entry: unknown } | { readonly type: "reset" };
+
+export const LONG_POLL = {
+  /** How long a poll waits for the first entry when the request does not say. */
+  defaultWaitMs: 25_000,
+  /** The longest wait a request may ask for: intermediaries cut idle requests at about a minute. */
+  maxWaitMs: 60_000,
+  /** The most entries one response carries; the client polls again at once for the rest. */
+  maxEvents: 512,
+} as const;

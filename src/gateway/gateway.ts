@@ -11,6 +11,7 @@ import { clientBundleRoutes } from "./routes/client-bundle.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { generationRoutes } from "./routes/generations.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { pollRoutes } from "./routes/poll.ts";
 import { websocketRoutes } from "./routes/websocket.ts";
 
 export interface GatewayOptions {
@@ -27,7 +28,7 @@ export interface GatewayOptions {
 
 const WEB_ROOT = fileURLToPath(new URL("../web/public/", import.meta.url));
 
-/** The HTTP front door (DESIGN §4): the API, SSE, WebSocket, health, metrics and the web page. */
+/** The HTTP front door (DESIGN §4): the API, SSE, WebSocket, long-poll, health, metrics and the web page. */
 export class Gateway {
   readonly app: FastifyInstance;
   readonly #shutdown = new AbortController();
@@ -50,6 +51,7 @@ export class Gateway {
     healthRoutes(app, routes);
     generationRoutes(app, routes);
     eventRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
+    pollRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
     websocketRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
     if (options.web ?? true) clientBundleRoutes(app);
     if (options.web ?? true) void app.register(fastifyStatic, { root: WEB_ROOT, prefix: "/", index: "index.html" });

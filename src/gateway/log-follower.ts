@@ -1,6 +1,9 @@
 import { formatCursor, type Cursor } from "../core/cursor.ts";
 import { isTerminal, type Entry } from "../core/entries.ts";
+import { LifelineError } from "../core/errors.ts";
+import { GENERATION_ID } from "../engine/ids.ts";
 import type { Engine } from "../engine/port.ts";
+import type { Metrics } from "../observability/metrics.ts";
 
 const READ_BATCH = 256;
 
@@ -32,6 +35,23 @@ export async function positionOf(engine: Engine, id: string, cursor: Cursor, las
   const attempt = Number(cursor.epoch);
   const [entry] = await engine.read(id, cursor.offset - 1, 1);
   return entry?.attempt === attempt ? { offset: cursor.offset, attempt } : undefined;
+}
+
+/** Where a follow of any transport starts: after its cursor, from offset 1 after a `reset`, or nowhere (the log has ended there). */
+export type Start = { readonly kind: "follow"; readonly from: Position; readonly reset: boolean } | { readonly kind: "atEnd" };
+
+/**
+ * Where a follow that asks for the entries after `cursor` starts; counts resumes and resets.
+ * Throws `generation_not_found` for an unknown (or malformed) id.
+ */
+export async function startOf(engine: Engine, metrics: Metrics, id: string, cursor: Cursor): Promise<Start> {
+  const head = GENERATION_ID.test(id) ? await engine.head(id) : undefined;
+  if (!head) throw new LifelineError("generation_not_found");
+  const from = await positionOf(engine, id, cursor, head.lastOffset);
+  if (from && head.terminal && from.offset === head.lastOffset) return { kind: "atEnd" };
+  if (!from) metrics.resets.inc();
+  else if (from.offset > 0) metrics.resumes.inc();
+  return { kind: "follow", from: from ?? START, reset: !from };
 }
 
 /**
@@ -74,6 +94,6 @@ export async function* followLog(engine: Engine, id: string, from: Position, sig
     }
     if (page.length === 0 && !(await engine.head(id))) return; // the log is gone (expired, lost)
     // A short page means the reader is at the end: wait (wait returns at once if more came).
-    if (page.length < READ_BATCH - (verify ? 1 : 0)) await engine.wait(id, at.offset, signal);
+    if (page.length < READ_BATCH - (verify ? 1 : 0) && !signal.aborted) await engine.wait(id, at.offset, signal);
   }
 }

@@ -2,6 +2,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/cli/config.ts";
 import { startNode, type LifelineNode } from "../../src/cli/node.ts";
+import type { PollResponse } from "../../src/core/wire.ts";
 import { RedisEngine } from "../../src/engine/redis/redis-engine.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
 import { entriesOf, readEvents } from "../support/sse-client.ts";
@@ -64,5 +65,12 @@ describe("cursors on an engine that can lose acknowledged entries", () => {
 
     // A plain offset cannot be checked; it is trusted as before.
     expect((await readEvents(url, id, { lastEventId: "3" })).messages[0]?.id).toBe("2:4");
+
+    // Long-poll applies the same checks: reset and the whole log for the stale cursor, none for the standing one.
+    const polled = async (from: string): Promise<PollResponse> =>
+      (await (await fetch(`${url}/v1/generations/${id}/poll?from=${encodeURIComponent(from)}`)).json()) as PollResponse;
+    const stalePoll = await polled("1:5");
+    expect(stalePoll.events.map((e) => (e.type === "entry" ? e.cursor : "reset"))).toEqual(["reset", "0:1", "1:2", "1:3", "2:4", "2:5", "2:6"]);
+    expect((await polled("1:3")).events.map((e) => (e.type === "entry" ? e.cursor : "reset"))).toEqual(["2:4", "2:5", "2:6"]);
   });
 });

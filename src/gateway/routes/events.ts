@@ -3,10 +3,9 @@ import type { ServerResponse } from "node:http";
 import { parseCursor, type Cursor } from "../../core/cursor.ts";
 import { LifelineError } from "../../core/errors.ts";
 import { HEADERS, RESET_EVENT, SSE_PING, encodeSseFrame } from "../../core/wire.ts";
-import { GENERATION_ID } from "../../engine/ids.ts";
 import type { Engine } from "../../engine/port.ts";
 import type { Metrics } from "../../observability/metrics.ts";
-import { START, followLog, positionOf, type Position } from "../log-follower.ts";
+import { followLog, startOf, type Position } from "../log-follower.ts";
 
 export interface EventRoutesOptions {
   readonly engine: Engine;
@@ -33,17 +32,12 @@ export function eventRoutes(app: FastifyInstance, options: EventRoutesOptions): 
     async (request, reply) => {
       const id = request.params.id;
       const cursor = cursorOf(request.headers[HEADERS.lastEventId], request.query.from);
-      const head = GENERATION_ID.test(id) ? await engine.head(id) : undefined;
-      if (!head) throw new LifelineError("generation_not_found");
-
-      const from = await positionOf(engine, id, cursor, head.lastOffset);
-      if (from && head.terminal && from.offset === head.lastOffset) return reply.status(204).send();
-      if (!from) metrics.resets.inc();
-      else if (from.offset > 0) metrics.resumes.inc();
+      const start = await startOf(engine, metrics, id, cursor);
+      if (start.kind === "atEnd") return reply.status(204).send();
 
       const log = request.log.child({ generation: id });
-      log.info({ from: cursor.offset, reset: !from }, "event stream opened");
-      await streamLog(reply, { ...options, id, from: from ?? START, reset: !from });
+      log.info({ from: cursor.offset, reset: start.reset }, "event stream opened");
+      await streamLog(reply, { ...options, id, from: start.from, reset: start.reset });
       log.info("event stream closed");
       return reply;
     },
@@ -51,7 +45,7 @@ export function eventRoutes(app: FastifyInstance, options: EventRoutesOptions): 
 }
 
 /** Last-Event-ID (what a reconnecting EventSource sends) wins over `?from=`. */
-function cursorOf(header: string | string[] | undefined, query: unknown): Cursor {
+export function cursorOf(header: string | string[] | undefined, query: unknown): Cursor {
   if (query !== undefined && typeof query !== "string") throw new LifelineError("invalid_cursor", "Give one `from` cursor.");
   const text = typeof header === "string" && header !== "" ? header : query;
   if (text === undefined || text === "") return { epoch: undefined, offset: 0 };

@@ -11,7 +11,7 @@ import { WS_CLOSE_SLOW_CONSUMER, WS_PATH, type WsServerFrame } from "../../core/
 import { GENERATION_ID } from "../../engine/ids.ts";
 import type { Engine } from "../../engine/port.ts";
 import type { Metrics } from "../../observability/metrics.ts";
-import { START, followLog, positionOf } from "../log-follower.ts";
+import { followLog, startOf } from "../log-follower.ts";
 
 export interface WebSocketRoutesOptions {
   readonly engine: Engine;
@@ -259,19 +259,14 @@ class Connection {
     const signal = controller.signal;
     let open = false;
     try {
-      const head = await engine.head(id);
+      const start = await startOf(engine, metrics, id, cursor);
       if (signal.aborted) return;
-      if (!head) return this.#finish(sub, controller, errorFrame(new LifelineError("generation_not_found"), sub));
-      const from = await positionOf(engine, id, cursor, head.lastOffset);
-      if (signal.aborted) return;
-      if (from && head.terminal && from.offset === head.lastOffset) return this.#finish(sub, controller, { type: "end", sub });
-      if (!from) metrics.resets.inc();
-      else if (from.offset > 0) metrics.resumes.inc();
+      if (start.kind === "atEnd") return this.#finish(sub, controller, { type: "end", sub });
       metrics.openStreams.inc();
       open = true;
-      if (!from) await this.#send({ type: "reset", sub }, signal);
+      if (start.reset) await this.#send({ type: "reset", sub }, signal);
       let ended = false;
-      for await (const delivery of followLog(engine, id, from ?? START, signal)) {
+      for await (const delivery of followLog(engine, id, start.from, signal)) {
         if (signal.aborted) return;
         if (delivery.kind === "reset") {
           metrics.resets.inc();

@@ -1,0 +1,74 @@
+import type { FastifyInstance } from "fastify";
+import { formatCursor } from "../../core/cursor.ts";
+import { isTerminal } from "../../core/entries.ts";
+import { LifelineError } from "../../core/errors.ts";
+import { HEADERS, LONG_POLL, type PollEvent, type PollResponse } from "../../core/wire.ts";
+import { followLog, startOf } from "../log-follower.ts";
+import { cursorOf, type EventRoutesOptions } from "./events.ts";
+
+/**
+ * `GET /v1/generations/:id/poll`: the log over plain HTTP requests, for networks that let neither
+ * an event stream nor a WebSocket through (protocol in `core/wire.ts`). A request returns at once
+ * with what the log holds after the cursor, or waits up to `wait_ms` for the first entry and then
+ * returns everything there is; it never waits once it has something. It follows the log exactly
+ * as SSE does (`followLog`), so cursor checks and `reset` are the same.
+ */
+export function pollRoutes(app: FastifyInstance, options: EventRoutesOptions): void {
+  const { engine, metrics } = options;
+
+  app.get<{ Params: { id: string }; Querystring: { from?: string; wait_ms?: string } }>(
+    "/v1/generations/:id/poll",
+    async (request, reply) => {
+      const id = request.params.id;
+      const cursor = cursorOf(request.headers[HEADERS.lastEventId], request.query.from);
+      const waitMs = waitOf(request.query.wait_ms);
+      const start = await startOf(engine, metrics, id, cursor);
+      if (start.kind === "atEnd") return reply.status(204).send();
+
+      // Stop waiting when the time is up, the client goes away, the gateway shuts down, or
+      // something arrived (followLog then hands over the rest of its page and returns).
+      const enough = new AbortController();
+      const timer = setTimeout(() => enough.abort(), waitMs);
+      const gone = (): void => enough.abort();
+      reply.raw.on("close", gone);
+      const signal = AbortSignal.any([enough.signal, options.shutdown]);
+
+      const events: PollEvent[] = [];
+      let next = formatCursor(cursor.offset, cursor.epoch);
+      let ended = false;
+      if (start.reset) {
+        events.push({ type: "reset" });
+        next = "0";
+      }
+      try {
+        for await (const delivery of followLog(engine, id, start.from, signal)) {
+          if (delivery.kind === "reset") {
+            metrics.resets.inc();
+            events.push({ type: "reset" });
+            next = "0";
+          } else {
+            events.push({ type: "entry", cursor: delivery.cursor, entry: delivery.entry });
+            next = delivery.cursor;
+            ended = isTerminal(delivery.entry);
+          }
+          enough.abort();
+          if (ended || events.length >= LONG_POLL.maxEvents) break;
+        }
+      } finally {
+        clearTimeout(timer);
+        reply.raw.off("close", gone);
+      }
+      const body: PollResponse = { events, cursor: next, ended };
+      return reply.header("cache-control", "no-store").send(body);
+    },
+  );
+}
+
+/** `wait_ms`: whole milliseconds from 0 to {@link LONG_POLL.maxWaitMs}; absent is the default. */
+function waitOf(value: unknown): number {
+  if (value === undefined) return LONG_POLL.defaultWaitMs;
+  if (typeof value !== "string" || !/^\d{1,6}$/.test(value) || Number(value) > LONG_POLL.maxWaitMs) {
+    throw new LifelineError("invalid_request", `wait_ms must be a whole number of milliseconds from 0 to ${LONG_POLL.maxWaitMs}.`);
+  }
+  return Number(value);
+}
