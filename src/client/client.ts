@@ -1,11 +1,12 @@
 import type { GenerationRequest } from "../core/entries.ts";
-import { HEADERS } from "../core/wire.ts";
+import { HEADERS, LONG_POLL } from "../core/wire.ts";
 import { DEFAULT_RECONNECT, type ReconnectPolicy } from "./backoff.ts";
 import { LifelineClientError } from "./errors.ts";
 import { AnswerFollow, type FollowContext } from "./follow.ts";
 import { newIdempotencyKey, requestWithRetry } from "./http.ts";
 import { sseTransport, type FetchFunction } from "./sse-transport.ts";
-import type { Transport, TransportName } from "./transport.ts";
+import { pollTransport } from "./poll-transport.ts";
+import { TRANSPORT_NAMES, type Transport, type TransportName } from "./transport.ts";
 import type { FollowOptions, StartOptions } from "./types.ts";
 import { webSocketTransport, type WebSocketConstructor } from "./ws-transport.ts";
 
@@ -17,7 +18,10 @@ export interface ClientOptions {
   readonly fetch?: FetchFunction | undefined;
   /** @defaultValue `globalThis.WebSocket`; in Node 20, pass the `ws` package's class. */
   readonly WebSocket?: WebSocketConstructor | undefined;
-  /** Tried in this order; the next one takes over when one fails to connect repeatedly. @defaultValue ["sse", "websocket"] */
+  /**
+   * Tried in this order; the next one takes over when one fails to connect `fallbackAfter` times in
+   * a row, or at once when something in the way refuses it. @defaultValue ["sse", "websocket", "long-poll"]
+   */
   readonly transports?: readonly TransportName[] | undefined;
   /** A connection with neither data nor a heartbeat for this long is dropped and reopened. @defaultValue 45000 */
   readonly heartbeatTimeoutMs?: number | undefined;
@@ -54,7 +58,7 @@ export function createClient(options: ClientOptions): LifelineClient {
   }
   const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 45_000;
   if (!(heartbeatTimeoutMs > 0)) throw new RangeError("heartbeatTimeoutMs must be positive");
-  const transports = transportsOf(options, baseUrl, fetchFn);
+  const transports = transportsOf(options, baseUrl, fetchFn, heartbeatTimeoutMs);
 
   const cancel = async (id: string): Promise<void> => {
     try {
@@ -96,16 +100,18 @@ export function createClient(options: ClientOptions): LifelineClient {
   });
 }
 
-function transportsOf(options: ClientOptions, baseUrl: string, fetchFn: FetchFunction): Transport[] {
-  const names = options.transports ?? ["sse", "websocket"];
+function transportsOf(options: ClientOptions, baseUrl: string, fetchFn: FetchFunction, heartbeatTimeoutMs: number): Transport[] {
+  const names = options.transports ?? TRANSPORT_NAMES;
   const WebSocketClass = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   const transports: Transport[] = [];
   for (const name of new Set(names)) {
     if (name === "sse") transports.push(sseTransport(baseUrl, fetchFn));
+    // A held poll ends well before the watchdog would take it for a dead link.
+    else if (name === "long-poll") transports.push(pollTransport(baseUrl, fetchFn, Math.min(LONG_POLL.defaultWaitMs, heartbeatTimeoutMs / 2)));
     else if (name === "websocket" && WebSocketClass) transports.push(webSocketTransport(baseUrl, WebSocketClass));
     else if (name !== "websocket") throw new RangeError(`unknown transport "${String(name)}"`);
   }
-  // Without a WebSocket class (Node 20), the default falls back to SSE alone; asking for WebSocket alone is an error.
-  if (transports.length === 0) throw new TypeError("no usable transport: pass a WebSocket class or include \"sse\"");
+  // Without a WebSocket class (Node 20), the default goes without it; asking for WebSocket alone is an error.
+  if (transports.length === 0) throw new TypeError("no usable transport: pass a WebSocket class or include \"sse\" or \"long-poll\"");
   return transports;
 }

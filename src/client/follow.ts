@@ -3,7 +3,7 @@ import { AnswerFold } from "./answer-fold.ts";
 import { backoffDelay, sleep, type ReconnectPolicy } from "./backoff.ts";
 import { LifelineClientError } from "./errors.ts";
 import { EventQueue } from "./event-queue.ts";
-import { type SessionEnd, type Transport, type TransportSink } from "./transport.ts";
+import { type SessionEnd, type Transport, type TransportName, type TransportSink } from "./transport.ts";
 import type { FinalAnswer, FinalStatus, FollowEvent, FollowOptions, FollowState } from "./types.ts";
 
 /** What a follow needs from its client. */
@@ -37,6 +37,7 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
   readonly #onEvent: ((event: FollowEvent) => void) | undefined;
   #cursor: string | undefined;
   #state: FollowState | undefined;
+  #transport: TransportName | undefined;
   #iterated = false;
   #final: FinalAnswer | undefined;
 
@@ -67,6 +68,11 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
 
   get state(): FollowState | undefined {
     return this.#state;
+  }
+
+  /** The transport of the current (or last) connection. */
+  get transport(): TransportName | undefined {
+    return this.#transport;
   }
 
   /** Asks the server to cancel the generation; the follow then ends with status `cancelled`. */
@@ -108,13 +114,15 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
     const { transports, reconnect, fallbackAfter } = this.#ctx;
     let turn = 0;
     let failedOpens = 0;
+    let blockedInRow = 0;
     let attempt = 0;
     this.#setState("connecting");
     for (;;) {
       this.#stop.signal.throwIfAborted();
       const transport = transports[turn % transports.length];
       if (!transport) throw new TypeError("no transport");
-      const { end, opened, progressed } = await this.#session(transport);
+      this.#transport = transport.name;
+      const { end, worked, progressed } = await this.#session(transport);
       if (this.#final) return this.#final;
       if (end.kind === "fatal") throw end.error;
       this.#stop.signal.throwIfAborted();
@@ -122,8 +130,11 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
         const final = await this.#endedUnseen();
         if (final) return final;
       }
-      failedOpens = opened ? 0 : failedOpens + 1;
-      if (failedOpens >= fallbackAfter && transports.length > 1) {
+      // A transport that something in the way refuses is left at once; when every one is, give up.
+      blockedInRow = end.kind === "blocked" ? blockedInRow + 1 : 0;
+      if (end.kind === "blocked" && blockedInRow >= transports.length) throw end.error;
+      failedOpens = worked || end.kind === "ended" ? 0 : failedOpens + 1;
+      if (transports.length > 1 && (end.kind === "blocked" || failedOpens >= fallbackAfter)) {
         turn += 1;
         failedOpens = 0;
       }
@@ -135,11 +146,14 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
   }
 
   /** One connection, watched for heartbeats; entries are applied as they come. */
-  async #session(transport: Transport): Promise<{ end: SessionEnd; opened: boolean; progressed: boolean }> {
+  async #session(transport: Transport): Promise<{ end: SessionEnd; worked: boolean; progressed: boolean }> {
     const session = new AbortController();
     const stop = (): void => session.abort(this.#stop.signal.reason);
     this.#stop.signal.addEventListener("abort", stop, { once: true });
     let opened = false;
+    // Data came through after the server accepted: a proxy that buffers the stream lets headers
+    // through and nothing else, and such a connection counts as one that failed to open.
+    let heard = false;
     let progressed = false;
     let lastSeen = Date.now();
     const timeout = this.#ctx.heartbeatTimeoutMs;
@@ -156,6 +170,7 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
     const sink: TransportSink = {
       alive: () => {
         lastSeen = Date.now();
+        heard ||= opened;
       },
       opened: () => {
         if (!live()) return;
@@ -166,6 +181,7 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
       entry: (entry, cursor) => {
         if (!live()) return;
         lastSeen = Date.now();
+        heard ||= opened;
         const applied = this.#apply(entry, cursor, session);
         progressed ||= applied;
       },
@@ -176,7 +192,7 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
     };
     try {
       const end = await transport.session(this.id, this.#cursor, sink, session.signal);
-      return { end, opened, progressed };
+      return { end, worked: opened && heard, progressed };
     } finally {
       clearTimeout(watchdog!);
       this.#stop.signal.removeEventListener("abort", stop);

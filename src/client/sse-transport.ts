@@ -1,6 +1,5 @@
 import { HEADERS, RESET_EVENT, SseParser, type SseMessage } from "../core/wire.ts";
-import { errorFromResponse, isRetryableStatus, retryAfterMs } from "./errors.ts";
-import { parseEntry, reasonOf, type SessionEnd, type Transport, type TransportSink } from "./transport.ts";
+import { failedSession, parseEntry, reasonOf, type SessionEnd, type Transport, type TransportSink } from "./transport.ts";
 
 /** The `fetch` the SDK calls: the global one or the caller's. */
 export type FetchFunction = (input: string, init?: RequestInit) => Promise<Response>;
@@ -25,12 +24,7 @@ export function sseTransport(baseUrl: string, fetchFn: FetchFunction): Transport
         await res.body?.cancel().catch(() => undefined);
         return { kind: "ended" };
       }
-      if (res.status !== 200 || !res.body) {
-        const error = await errorFromResponse(res).catch(() => undefined);
-        if (error && !isRetryableStatus(res.status)) return { kind: "fatal", error };
-        const after = retryAfterMs(res);
-        return { kind: "dropped", reason: `HTTP ${res.status}`, ...(after === undefined ? {} : { retryAfterMs: after }) };
-      }
+      if (res.status !== 200 || !res.body) return failedSession(res);
       if (!(res.headers.get("content-type") ?? "").startsWith("text/event-stream")) {
         await res.body.cancel().catch(() => undefined);
         return { kind: "dropped", reason: "the answer is not an event stream" };

@@ -1,8 +1,10 @@
 import { ENTRY_TYPES, type Entry, type EntryType } from "../core/entries.ts";
-import type { LifelineClientError } from "./errors.ts";
+import { errorFromResponse, isRetryableStatus, retryAfterMs, type LifelineClientError } from "./errors.ts";
 
-/** The transports the SDK speaks, in the order a client tries them. */
-export type TransportName = "sse" | "websocket";
+/** The transports the SDK speaks, in the order a client tries them by default. */
+export type TransportName = "sse" | "websocket" | "long-poll";
+
+export const TRANSPORT_NAMES: readonly TransportName[] = ["sse", "websocket", "long-poll"];
 
 /** What a transport reports while a connection is open. Calls after the session's signal aborted are ignored. */
 export interface TransportSink {
@@ -24,8 +26,13 @@ export type SessionEnd =
   | { readonly kind: "closed" }
   /** A network failure, a 5xx, a timeout or an abort: worth another connection. */
   | { readonly kind: "dropped"; readonly reason: string; readonly retryAfterMs?: number }
-  /** A final answer (404, another 4xx): following cannot succeed. */
-  | { readonly kind: "fatal"; readonly error: LifelineClientError };
+  /** The gateway's final answer (404 `generation_not_found`, another 4xx): following cannot succeed. */
+  | { readonly kind: "fatal"; readonly error: LifelineClientError }
+  /**
+   * Refused before it reached the gateway (a proxy's 4xx page), or the gateway does not serve this
+   * transport: another transport may get through.
+   */
+  | { readonly kind: "blocked"; readonly error: LifelineClientError };
 
 /**
  * One way to follow a log: opens one connection that delivers the entries after `cursor` until the
@@ -48,6 +55,20 @@ export function parseEntry(value: unknown): Entry | undefined {
   if (entry.type === "delta" && typeof entry.text !== "string") return undefined;
   if (entry.type === "rewind" && typeof entry.toOffset !== "number") return undefined;
   return value as Entry;
+}
+
+/** Codes with which the gateway says that it does not serve a route: the transport, not the answer, is the problem. */
+const NOT_SERVED: ReadonlySet<string> = new Set(["not_found", "method_not_allowed"]);
+
+/** How a session ends whose request got an HTTP answer other than the one it can read. */
+export async function failedSession(res: Response): Promise<SessionEnd> {
+  const error = await errorFromResponse(res).catch(() => undefined);
+  if (error && !isRetryableStatus(res.status)) {
+    const fromGateway = !error.code.startsWith("http_") && !NOT_SERVED.has(error.code);
+    return fromGateway ? { kind: "fatal", error } : { kind: "blocked", error };
+  }
+  const after = retryAfterMs(res);
+  return { kind: "dropped", reason: `HTTP ${res.status}`, ...(after === undefined ? {} : { retryAfterMs: after }) };
 }
 
 /** The reason an aborted signal carries, as text. */

@@ -22,6 +22,7 @@ afterAll(async () => {
 describe.each([
   { transport: "sse" as TransportName, seed: 11 },
   { transport: "websocket" as TransportName, seed: 12 },
+  { transport: "long-poll" as TransportName, seed: 13 },
 ])("over $transport, through a proxy that cuts every connection at a random moment", ({ transport, seed }) => {
   it(`${ANSWERS} answers all end byte-identical and no offset reaches the application twice`, async () => {
     const proxy = await startChaosProxy(port, { minMs: 30, maxMs: 250, seed });
@@ -51,6 +52,7 @@ describe.each([
 describe.each([
   { transport: "sse" as TransportName, seed: 21 },
   { transport: "websocket" as TransportName, seed: 22 },
+  { transport: "long-poll" as TransportName, seed: 23 },
 ])("over $transport, through a proxy that adds 0–300 ms of jitter and cuts connections at random", ({ transport, seed }) => {
   it("200 answers all end byte-identical and no offset reaches the application twice", async () => {
     const proxy = await startChaosProxy(port, { minMs: 100, maxMs: 1500, seed, jitterMs: 300 });
@@ -81,6 +83,7 @@ describe.each([
 describe.each([
   { transport: "sse" as TransportName, marker: "/events" },
   { transport: "websocket" as TransportName, marker: "GET /v1/ws" },
+  { transport: "long-poll" as TransportName, marker: "/poll" },
 ])("the heartbeat watchdog over $transport", ({ transport, marker }) => {
   it("a link that silently stops forwarding is dropped and resumed by the client itself", async () => {
     const proxy = await startTcpProxy(port);
@@ -100,7 +103,7 @@ describe.each([
         onEvent: (event) => {
           if (event.type === "entry" && event.entry.type === "delta" && silencedAt === 0) {
             silencedAt = Date.now();
-            expect(proxy.blackhole(marker)).toBe(1);
+            expect(proxy.blackhole(marker)).toBeGreaterThan(0); // long-poll may have two pooled connections open
           }
           if (event.type === "state" && event.state === "reconnecting" && noticedAfter < 0) noticedAfter = Date.now() - silencedAt;
         },

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { createClient, LifelineClientError, type WebSocketConstructor, type WebSocketEventLike, type WebSocketLike } from "../../src/client/index.ts";
 import { record } from "./support/follow-record.ts";
-import { jsonError, log, sse, startScriptedServer, type Script, type ScriptedServer } from "./support/scripted-server.ts";
+import { jsonError, log, pollAnswer, sse, startScriptedServer, type Script, type ScriptedServer } from "./support/scripted-server.ts";
 
 let server: ScriptedServer | undefined;
 afterEach(async () => {
@@ -126,6 +126,52 @@ describe("the follower against a misbehaving gateway", () => {
     expect(seen.text).toBe("via sse");
     expect(attempts).toBe(3);
     expect(server.requests).toHaveLength(1);
+  });
+
+  describe("over long-poll", () => {
+    const servePolls = async (script: Script) => {
+      server = await startScriptedServer(script);
+      return createClient({ baseUrl: server.url, transports: ["long-poll"], reconnect: fast, heartbeatTimeoutMs: 300 });
+    };
+
+    it("sends each response's cursor back; repeats are dropped and a gap opens a new session from the follower's cursor", async () => {
+      const client = await servePolls((n, _req, res) => {
+        if (n === 1) pollAnswer(res, [log.created(), log.started(2)]);
+        else if (n === 2) pollAnswer(res, [log.started(2), log.delta(3, "a"), log.delta(5, "X")]);
+        else pollAnswer(res, [log.delta(4, "b"), log.delta(5, "c"), log.completed(6)], true);
+      });
+      const seen = await record(client.follow(ID));
+      expect(seen.offsets).toEqual([1, 2, 3, 4, 5, 6]);
+      expect(seen.text).toBe("abc");
+      expect(lastEventIds()).toEqual([undefined, "c2", "c3"]);
+      expect(server?.requests.every((r) => r.url.includes("/poll?wait_ms=150"))).toBe(true); // half the watchdog
+    });
+
+    it("a body that is not a poll response is dropped and asked for again; a reset rebuilds the text", async () => {
+      const client = await servePolls((n, _req, res) => {
+        if (n === 1) pollAnswer(res, [log.created(), log.delta(2, "old")]);
+        else if (n === 2) res.writeHead(200, { "content-type": "application/json" }).end('{"events":"nope"}');
+        else if (n === 3) res.writeHead(200, { "content-type": "text/html" }).end("<html>captive portal</html>");
+        else pollAnswer(res, ["reset", log.created(), log.delta(2, "new"), log.completed(3)], true);
+      });
+      const seen = await record(client.follow(ID));
+      expect(seen.text).toBe("new");
+      expect(seen.offsets).toEqual([1, 2, 0, 1, 2, 3]);
+      expect(lastEventIds()).toEqual([undefined, "c2", "c2", "c2"]);
+    });
+
+    it("a 404 from the gateway ends the follow after one request; 204 ends it as seen through the status", async () => {
+      const missing = await servePolls((_n, _req, res) => jsonError(res, 404, "generation_not_found"));
+      expect(((await missing.follow(ID).done.catch((e: unknown) => e)) as LifelineClientError).code).toBe("generation_not_found");
+      expect(server?.requests).toHaveLength(1);
+      await server?.close();
+      const ended = await servePolls((_n, req, res) => {
+        if ((req.url ?? "").includes("/poll")) return void res.writeHead(204).end();
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ id: ID, status: "completed" }));
+      });
+      const final = await ended.follow(ID, { cursor: "c9", text: "all of it" }).done;
+      expect(final).toMatchObject({ text: "all of it", status: "completed" });
+    });
   });
 });
 

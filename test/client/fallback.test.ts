@@ -1,0 +1,78 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import { LifelineClientError, createClient } from "../../src/client/index.ts";
+import { startInProcess } from "../support/in-process.ts";
+import { startBlockingProxy } from "./support/blocking-proxy.ts";
+import { oneToN, record, simAsk } from "./support/follow-record.ts";
+
+let node: Awaited<ReturnType<typeof startInProcess>>;
+let port: number;
+beforeAll(async () => {
+  node = await startInProcess({ LIFELINE_HEARTBEAT_MS: "100", LIFELINE_SIM_TOKENS_PER_SECOND: "100" });
+  port = Number(new URL(node.url).port);
+});
+afterAll(async () => {
+  await node.stop();
+});
+
+describe("falling back SSE → WebSocket → long-poll where a proxy blocks a transport", () => {
+  it("event streams refused with a proxy's 403 page and WebSocket upgrades refused: the answer arrives over long-poll, exact", async () => {
+    const proxy = await startBlockingProxy(port, { eventStreams: "refuse", refuseWebSockets: true });
+    try {
+      const client = createClient({ baseUrl: proxy.url, WebSocket, reconnect: { initialMs: 10, maxMs: 50 } });
+      const { request, expected } = simAsk("fallback past a refusing proxy", 60);
+      const { id } = await client.start(request);
+      const follow = client.follow(id);
+      const seen = await record(follow);
+      expect(seen.text).toBe(expected);
+      expect(seen.offsets).toEqual(oneToN(seen.offsets.length));
+      expect(follow.transport).toBe("long-poll");
+      // SSE is left at its first refusal (a proxy's page, not the gateway's answer); WebSocket after three failed opens.
+      expect(proxy.seen.events).toBe(1);
+      expect(proxy.seen.upgrade).toBe(3);
+      expect(proxy.seen.poll).toBeGreaterThan(0);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("event streams held back by a buffering proxy: the watchdog gives up on them, and the answer arrives exact", async () => {
+    const proxy = await startBlockingProxy(port, { eventStreams: "buffer", refuseWebSockets: true });
+    try {
+      const client = createClient({ baseUrl: proxy.url, WebSocket, heartbeatTimeoutMs: 300, reconnect: { initialMs: 10, maxMs: 50 } });
+      const { request, expected } = simAsk("fallback past a buffering proxy", 60);
+      const { id } = await client.start(request);
+      const follow = client.follow(id);
+      const seen = await record(follow);
+      expect(seen.text).toBe(expected);
+      expect(seen.offsets).toEqual(oneToN(seen.offsets.length));
+      expect(follow.transport).toBe("long-poll");
+      // Headers came through each time but nothing else: three such streams count as three failed opens.
+      expect(proxy.seen.events).toBe(3);
+      expect(proxy.seen.upgrade).toBe(3);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("when every transport is refused, the follow fails with the proxy's answer instead of retrying forever", async () => {
+    const proxy = await startBlockingProxy(port, { eventStreams: "refuse", refuseWebSockets: true, refuseAllReads: true });
+    try {
+      const client = createClient({ baseUrl: proxy.url, transports: ["sse", "long-poll"], reconnect: { initialMs: 10, maxMs: 50 } });
+      const { id } = await client.start(simAsk("nothing gets through", 5).request);
+      const error = await client.follow(id).done.catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LifelineClientError);
+      expect((error as LifelineClientError).code).toBe("http_403");
+      expect(proxy.seen.events).toBe(1);
+      expect(proxy.seen.poll).toBe(1);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("the gateway's own final answer is not taken for a block: an unknown answer fails at once", async () => {
+    const client = createClient({ baseUrl: node.url, WebSocket });
+    const error = await client.follow("gen_doesnotexist").done.catch((e: unknown) => e);
+    expect((error as LifelineClientError).code).toBe("generation_not_found");
+  });
+});
