@@ -139,7 +139,8 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
         failedOpens = 0;
       }
       if (progressed) attempt = 0;
-      this.#setState("reconnecting");
+      // Until a connection has opened, the follow is still connecting, whatever it takes.
+      if (this.#state !== "connecting") this.#setState("reconnecting");
       const delay = Math.max(backoffDelay(reconnect, attempt++), end.kind === "dropped" ? (end.retryAfterMs ?? 0) : 0);
       await sleep(delay, this.#stop.signal);
     }

@@ -6,6 +6,7 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { describe, expect, test, type TestContext } from "vitest";
 import type { ChatMessage, Entry } from "../../src/core/entries.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
+import { startBlockingProxy, type BlockingProxy, type BlockingProxyOptions } from "../client/support/blocking-proxy.ts";
 import { launchChromium } from "../support/browser.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { startLifeline, type LifelineProcess } from "../support/lifeline-process.ts";
@@ -140,15 +141,18 @@ class ChatSession extends ChatTab {
     this.#dataDir = dataDir;
   }
 
-  static async open(ctx: TestContext): Promise<ChatSession> {
+  /** `network`: the page reaches the server through a proxy that blocks what it says, as a restrictive network does. */
+  static async open(ctx: TestContext, network?: BlockingProxyOptions): Promise<ChatSession & { proxy?: BlockingProxy }> {
     const dataDir = tempDir("lifeline-web-");
     let browser: Browser | undefined;
     let server: LifelineProcess | undefined;
+    let proxy: BlockingProxy | undefined;
     const opened: { session?: ChatSession } = {};
     ctx.onTestFinished(async () => {
       try {
         if (opened.session) await opened.session.#screenshots(ctx.task.name);
         await browser?.close();
+        await proxy?.close();
         // The session's server, which a test may have restarted, else the one that started.
         await (opened.session?.server ?? server)?.kill();
       } finally {
@@ -166,8 +170,9 @@ class ChatSession extends ChatTab {
     const page = await (await launched.value.newContext()).newPage();
     const session = new ChatSession(page, started.value, dataDir);
     opened.session = session;
-    await session.load(started.value.url);
-    return session;
+    if (network) proxy = await startBlockingProxy(Number(new URL(started.value.url).port), network);
+    await session.load(proxy?.url ?? started.value.url);
+    return Object.assign(session, proxy ? { proxy } : {});
   }
 
   /** Another tab in the same browser context: it shares the first tab's localStorage. */
@@ -288,6 +293,22 @@ describe("the chat page in a real browser", () => {
     expect(await chat.userMessages()).toEqual([question]);
     // After the reload the page resumed the stream it had, then went idle at the terminal entry.
     expect(await chat.connectionStates()).toEqual(["connecting", "resumed", "idle"]);
+    expect(chat.pageErrors).toEqual([]);
+  });
+
+  test("where the network lets neither event streams nor WebSockets through, the answer arrives over long-poll, exact", async (ctx) => {
+    const chat = await ChatSession.open(ctx, { eventStreams: "refuse", refuseWebSockets: true });
+    const question = "Which way did this answer come?";
+
+    await chat.send(question);
+    const partial = await chat.waitForPartialAnswer(0, 1);
+    await chat.expectExactEnd(0, partial.id, question);
+
+    expect(await chat.page.locator("#connection").getAttribute("data-transport")).toBe("long-poll");
+    expect(chat.proxy?.seen.events).toBe(1); // left at the proxy's first refusal
+    expect(chat.proxy?.seen.upgrade).toBe(3); // three WebSockets that could not open
+    expect(chat.proxy?.seen.poll).toBeGreaterThan(1);
+    expect(await chat.connectionStates()).toEqual(["connecting", "live", "idle"]);
     expect(chat.pageErrors).toEqual([]);
   });
 

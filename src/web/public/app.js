@@ -15,6 +15,7 @@ const CONNECTION_LABELS = {
   reconnecting: "Reconnecting…",
   resumed: "Resumed",
 };
+const TRANSPORT_LABELS = { sse: "Server-Sent Events", websocket: "WebSocket", "long-poll": "HTTP long-poll" };
 
 const client = createClient({ baseUrl: "" });
 
@@ -136,7 +137,7 @@ async function follow(answer, how) {
   try {
     for await (const event of following) {
       if (!current()) return;
-      if (event.type === "state") showFollowState(event.state, how);
+      if (event.type === "state") showFollowState(event.state, how, following.transport);
       else if (event.type === "reset") applyReset(answer);
       else if (event.entry.type === "failed") failure = event.entry.error?.message;
       else applyEntry(answer, event);
@@ -153,9 +154,16 @@ async function follow(answer, how) {
   }
 }
 
-/** The follow's state on #connection; `ended` waits for the answer to finish (then idle). */
-function showFollowState(state, how) {
+/**
+ * The follow's state on #connection, with the transport it came over in its tooltip; `ended`
+ * waits for the answer to finish (then idle).
+ */
+function showFollowState(state, how, transport) {
   if (state === "ended") return;
+  if (transport) {
+    ui.connection.dataset.transport = transport;
+    ui.connection.title = `over ${TRANSPORT_LABELS[transport] ?? transport}`;
+  }
   if (state === "live" && how !== "new") setConnection("resumed");
   else if (state === "connecting" && how === "reconnect") setConnection("reconnecting");
   else setConnection(state);
