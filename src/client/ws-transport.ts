@@ -1,24 +1,30 @@
-import { WS_PATH, type WsClientFrame, type WsServerFrame } from "../core/wire.ts";
-import { LifelineClientError, isRetryableCode } from "./errors.ts";
-import { parseEntry, type SessionEnd, type Transport } from "./transport.ts";
+import { WS_PATH } from "../core/wire.ts";
+import { LifelineClientError } from "./errors.ts";
+import { SharedWebSocket, type SharedWebSocketLimits, type WebSocketConstructor } from "./shared-websocket.ts";
+import { reasonOf, type SessionEnd, type Transport } from "./transport.ts";
 
-/** The part of a WebSocket the SDK uses: the browser's global one and the `ws` package's both fit. */
-export interface WebSocketLike {
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  addEventListener(type: "open" | "message" | "close" | "error", listener: (event: WebSocketEventLike) => void): void;
-}
+export type { WebSocketConstructor, WebSocketEventLike, WebSocketLike } from "./shared-websocket.ts";
 
-/** An event of a {@link WebSocketLike}; a `message` event also has `data`. */
-export interface WebSocketEventLike {
-  readonly type: string;
-}
+/**
+ * How the client shares its sockets. The server's own limits (`WS_LIMITS` of the gateway) are
+ * repeated here because the client cannot import server code.
+ */
+export const SHARED_WEBSOCKET_LIMITS: SharedWebSocketLimits = Object.freeze({
+  /** The server refuses a subscription beyond 100 on one connection: the 101st follow opens another. */
+  maxSubscriptions: 100,
+  /**
+   * Long enough for back-to-back follows (the next one usually starts within a POST's round trip)
+   * to reuse the socket; short enough that a page or a Node script that stopped following does not
+   * hold a gateway connection (nor keep the process alive) for long. A chat user's pause between
+   * questions is longer: the new socket's handshake then overlaps the POST that starts the answer.
+   */
+  idleCloseMs: 5_000,
+  /** As long as the server gives a closing socket to answer (`closeGraceMs`); a wrong guess only costs a resume. */
+  probeTimeoutMs: 2_000,
+});
 
-/** A WebSocket class: `globalThis.WebSocket` in browsers (and Node 22+), or `ws`'s in Node 20. */
-export type WebSocketConstructor = new (url: string) => WebSocketLike;
-
-const OPEN = 1;
+/** The server answers a frame over 64 KiB with an error that names no subscription. */
+const MAX_FRAME_BYTES = 64 * 1024;
 
 /** The WebSocket endpoint's URL for an http(s) base URL. */
 export function webSocketUrl(baseUrl: string): string {
@@ -26,88 +32,39 @@ export function webSocketUrl(baseUrl: string): string {
 }
 
 /**
- * The WebSocket protocol of `core/wire.ts`: one connection per session, one subscription on it,
- * resumed with the cursor. Heartbeats are the server's `ping` messages and, where the WebSocket
- * exposes them (the `ws` package does), its protocol-level ping frames.
+ * The WebSocket protocol of `core/wire.ts`, one shared connection per client: each session is a
+ * subscription (with a `sub` id never used before) on the first socket with room, which is opened
+ * on demand and closed after {@link SHARED_WEBSOCKET_LIMITS}'s `idleCloseMs` without sessions.
+ * When a socket fails, every session on it ends and the followers resume on a new one. Heartbeats
+ * are the server's `ping` frames and, where the WebSocket exposes them (`ws` does), protocol pings.
  */
 export function webSocketTransport(baseUrl: string, WebSocketClass: WebSocketConstructor): Transport {
   const url = webSocketUrl(baseUrl);
+  const sockets = new Set<SharedWebSocket>(); // in the order they were opened: the oldest fill up first
   let subscriptions = 0;
+
+  const socketWithRoom = (): SharedWebSocket | SessionEnd => {
+    for (const socket of sockets) if (socket.accepting) return socket;
+    try {
+      const socket = new SharedWebSocket(new WebSocketClass(url), SHARED_WEBSOCKET_LIMITS, () => sockets.delete(socket));
+      sockets.add(socket);
+      return socket;
+    } catch (error) {
+      return { kind: "dropped", reason: error instanceof Error ? error.message : "cannot open a WebSocket" };
+    }
+  };
+
   return {
     name: "websocket",
     session(id, cursor, sink, signal): Promise<SessionEnd> {
-      const sub = `s${++subscriptions}`;
-      return new Promise((resolve) => {
-        let settled = false;
-        let socket: WebSocketLike;
-        const finish = (end: SessionEnd): void => {
-          if (settled) return;
-          settled = true;
-          signal.removeEventListener("abort", onAbort);
-          try {
-            socket.close(1000);
-          } catch {
-            // already closing
-          }
-          resolve(end);
-        };
-        const onAbort = (): void => finish({ kind: "dropped", reason: String(signal.reason ?? "aborted") });
-        try {
-          socket = new WebSocketClass(url);
-        } catch (error) {
-          resolve({ kind: "dropped", reason: error instanceof Error ? error.message : "cannot open a WebSocket" });
-          return;
-        }
-        if (signal.aborted) return onAbort();
-        signal.addEventListener("abort", onAbort, { once: true });
-        const send = (frame: WsClientFrame): void => {
-          if (socket.readyState === OPEN) socket.send(JSON.stringify(frame));
-        };
-        onProtocolPing(socket, () => sink.alive());
-        socket.addEventListener("open", () => {
-          send({ type: "subscribe", sub, generation: id, ...(cursor === undefined ? {} : { cursor }) });
-          sink.opened();
-        });
-        socket.addEventListener("message", (event) => {
-          sink.alive();
-          const frame = parseFrame((event as { readonly data?: unknown }).data);
-          if (!frame) return;
-          if (frame.type === "ping") return send({ type: "pong", t: frame.t });
-          if (frame.type === "pong" || ("sub" in frame && frame.sub !== undefined && frame.sub !== sub)) return;
-          if (frame.type === "entry") {
-            const entry = parseEntry(frame.entry);
-            if (entry) sink.entry(entry, frame.cursor);
-          } else if (frame.type === "reset") {
-            sink.reset(undefined);
-          } else if (frame.type === "end") {
-            finish({ kind: "ended" });
-          } else {
-            const { code, message } = frame.error;
-            finish(isRetryableCode(code) ? { kind: "dropped", reason: `${code}: ${message}` } : { kind: "fatal", error: new LifelineClientError(code, message) });
-          }
-        });
-        socket.addEventListener("close", () => finish({ kind: "closed" }));
-        socket.addEventListener("error", () => finish({ kind: "dropped", reason: "WebSocket error" }));
-      });
+      if (signal.aborted) return Promise.resolve({ kind: "dropped", reason: reasonOf(signal.reason) });
+      const frame = { type: "subscribe", sub: `s${++subscriptions}`, generation: id, ...(cursor === undefined ? {} : { cursor }) } as const;
+      // Refused here rather than by the server, whose answer could not say which follow it concerns.
+      if (new TextEncoder().encode(JSON.stringify(frame)).length > MAX_FRAME_BYTES) {
+        return Promise.resolve({ kind: "fatal", error: new LifelineClientError("body_too_large", `A WebSocket frame may have at most ${MAX_FRAME_BYTES} bytes.`) });
+      }
+      const socket = socketWithRoom();
+      return socket instanceof SharedWebSocket ? socket.subscribe(frame, sink, signal) : Promise.resolve(socket);
     },
   };
-}
-
-/** `ws` emits protocol-level pings as a Node event; browsers answer them silently and show nothing. */
-function onProtocolPing(socket: WebSocketLike, alive: () => void): void {
-  const emitter = socket as unknown as { on?: unknown };
-  if (typeof emitter.on === "function") (emitter.on as (event: string, listener: () => void) => void).call(socket, "ping", alive);
-}
-
-function parseFrame(data: unknown): WsServerFrame | undefined {
-  let text: string;
-  if (typeof data === "string") text = data;
-  else if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) text = new TextDecoder().decode(data);
-  else return undefined;
-  try {
-    const frame = JSON.parse(text) as { type?: unknown };
-    return typeof frame === "object" && frame !== null && typeof frame.type === "string" ? (frame as WsServerFrame) : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -8,6 +8,10 @@ export interface TcpProxy {
    * open, but nothing passes either way (a dead link that no side notices). New connections pass.
    */
   blackhole(marker: string): number;
+  /** Resets the open connections whose first bytes from the client contain `marker`, both sides at once. */
+  cut(marker: string): number;
+  /** Connections whose first bytes from the client contain `marker`: accepted since the start, and open now. */
+  connections(marker: string): { accepted: number; open: number };
   close(): Promise<void>;
 }
 
@@ -20,10 +24,12 @@ interface Link {
 
 export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"): Promise<TcpProxy> {
   const links = new Set<Link>();
+  const accepted: Link[] = [];
   const server: Server = createServer((client) => {
     const upstream = createConnection({ host: targetHost, port: targetPort });
     const link: Link = { client, upstream, hello: "", silenced: false };
     links.add(link);
+    accepted.push(link);
     client.on("data", (chunk: Buffer) => {
       if (link.hello.length < 4096) link.hello += chunk.toString("latin1");
       if (!link.silenced) upstream.write(chunk);
@@ -55,6 +61,22 @@ export async function startTcpProxy(targetPort: number, targetHost = "127.0.0.1"
         }
       }
       return n;
+    },
+    cut(marker) {
+      let n = 0;
+      for (const link of [...links]) {
+        if (!link.hello.includes(marker)) continue;
+        links.delete(link);
+        // A reset, not a polite FIN: the way a dropped link or a dying load balancer looks.
+        link.client.resetAndDestroy();
+        link.upstream.resetAndDestroy();
+        n += 1;
+      }
+      return n;
+    },
+    connections(marker) {
+      const matches = (link: Link): boolean => link.hello.includes(marker);
+      return { accepted: accepted.filter(matches).length, open: [...links].filter(matches).length };
     },
     close: async () => {
       for (const link of links) {
