@@ -45,6 +45,12 @@ export interface LifelineClient {
   follow(id: string, options?: FollowOptions): AnswerFollow;
   /** `POST /v1/generations/:id/cancel`; a generation that already ended is not an error. */
   cancel(id: string): Promise<void>;
+  /**
+   * Stops every follow of this client (their `done` rejects with an `AbortError`) and closes its
+   * shared WebSocket at once, so a Node process can exit. The generations go on; `follow` after
+   * `close` throws.
+   */
+  close(): void;
 }
 
 /** Creates a client. Works in browsers and in Node 20 (pass `WebSocket` there to use WebSockets). */
@@ -59,6 +65,8 @@ export function createClient(options: ClientOptions): LifelineClient {
   const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 45_000;
   if (!(heartbeatTimeoutMs > 0)) throw new RangeError("heartbeatTimeoutMs must be positive");
   const transports = transportsOf(options, baseUrl, fetchFn, heartbeatTimeoutMs);
+  const follows = new Set<AnswerFollow>();
+  let closed = false;
 
   const cancel = async (id: string): Promise<void> => {
     try {
@@ -95,8 +103,19 @@ export function createClient(options: ClientOptions): LifelineClient {
       if (typeof body.id !== "string") throw new LifelineClientError("protocol_error", "the server answered without an id", res.status);
       return { id: body.id, status: typeof body.status === "string" ? body.status : "queued" };
     },
-    follow: (id: string, followOptions?: FollowOptions) => new AnswerFollow(context, id, followOptions),
+    follow(id: string, followOptions?: FollowOptions): AnswerFollow {
+      if (closed) throw new LifelineClientError("client_closed", "The client was closed.");
+      const follow = new AnswerFollow(context, id, followOptions);
+      follows.add(follow);
+      void follow.done.catch(() => undefined).finally(() => follows.delete(follow));
+      return follow;
+    },
     cancel,
+    close(): void {
+      closed = true;
+      for (const follow of [...follows]) follow.close();
+      for (const transport of transports) transport.close?.();
+    },
   });
 }
 

@@ -75,6 +75,11 @@ export class SharedWebSocket {
     return !this.#retired && this.#socket.readyState <= OPEN && this.#probe === undefined && this.#subs.size < this.#capacity;
   }
 
+  /** Closes the socket now; sessions still on it end as if the server had closed it. */
+  close(): void {
+    this.#retire({ kind: "closed" }, "close");
+  }
+
   /** One session: a subscription on this socket until its `end`, its error, the socket's end, or `signal`. */
   subscribe(frame: Extract<WsClientFrame, { type: "subscribe" }>, sink: TransportSink, signal: AbortSignal): Promise<SessionEnd> {
     return new Promise((resolve) => {

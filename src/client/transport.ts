@@ -35,13 +35,16 @@ export type SessionEnd =
   | { readonly kind: "blocked"; readonly error: LifelineClientError };
 
 /**
- * One way to follow a log: opens one connection that delivers the entries after `cursor` until the
- * server ends it, it fails, or `signal` aborts. Reconnecting, ordering and folding belong to the
- * follower, not to the transport.
+ * One way to follow a log. A session delivers the entries after `cursor` until the server ends it,
+ * the link fails, or `signal` aborts: one event stream (SSE), one subscription on the client's
+ * shared socket (WebSocket), or a chain of requests (long-poll). Reconnecting, ordering and
+ * folding belong to the follower, not to the transport.
  */
 export interface Transport {
   readonly name: TransportName;
   session(id: string, cursor: string | undefined, sink: TransportSink, signal: AbortSignal): Promise<SessionEnd>;
+  /** Lets go of what the transport holds between sessions (the shared WebSocket). */
+  close?(): void;
 }
 
 const TYPES: ReadonlySet<string> = new Set<EntryType>(ENTRY_TYPES);

@@ -1,17 +1,14 @@
-import { WS_PATH } from "../core/wire.ts";
+import { WS_PATH, WS_PROTOCOL_LIMITS } from "../core/wire.ts";
 import { LifelineClientError } from "./errors.ts";
 import { SharedWebSocket, type SharedWebSocketLimits, type WebSocketConstructor } from "./shared-websocket.ts";
 import { reasonOf, type SessionEnd, type Transport } from "./transport.ts";
 
 export type { WebSocketConstructor, WebSocketEventLike, WebSocketLike } from "./shared-websocket.ts";
 
-/**
- * How the client shares its sockets. The server's own limits (`WS_LIMITS` of the gateway) are
- * repeated here because the client cannot import server code.
- */
+/** How the client shares its sockets. */
 export const SHARED_WEBSOCKET_LIMITS: SharedWebSocketLimits = Object.freeze({
-  /** The server refuses a subscription beyond 100 on one connection: the 101st follow opens another. */
-  maxSubscriptions: 100,
+  /** The server refuses a subscription beyond its limit on one connection: the next follow opens another. */
+  maxSubscriptions: WS_PROTOCOL_LIMITS.maxSubscriptions,
   /**
    * Long enough for back-to-back follows (the next one usually starts within a POST's round trip)
    * to reuse the socket; short enough that a page or a Node script that stopped following does not
@@ -23,8 +20,8 @@ export const SHARED_WEBSOCKET_LIMITS: SharedWebSocketLimits = Object.freeze({
   probeTimeoutMs: 2_000,
 });
 
-/** The server answers a frame over 64 KiB with an error that names no subscription. */
-const MAX_FRAME_BYTES = 64 * 1024;
+/** The server answers a larger frame with an error that names no subscription. */
+const MAX_FRAME_BYTES = WS_PROTOCOL_LIMITS.maxFrameBytes;
 
 /** The WebSocket endpoint's URL for an http(s) base URL. */
 export function webSocketUrl(baseUrl: string): string {
@@ -65,6 +62,9 @@ export function webSocketTransport(baseUrl: string, WebSocketClass: WebSocketCon
       }
       const socket = socketWithRoom();
       return socket instanceof SharedWebSocket ? socket.subscribe(frame, sink, signal) : Promise.resolve(socket);
+    },
+    close() {
+      for (const socket of [...sockets]) socket.close();
     },
   };
 }

@@ -125,6 +125,14 @@ export type WsServerFrame =
 /** The WebSocket endpoint's path. */
 export const WS_PATH = "/v1/ws";
 
+/** Limits of the WebSocket protocol that both sides must know. */
+export const WS_PROTOCOL_LIMITS = {
+  /** A larger client frame gets an `error` frame (`body_too_large`) that names no subscription. */
+  maxFrameBytes: 64 * 1024,
+  /** Subscriptions open at once on one connection; the next gets `too_many_subscriptions`. */
+  maxSubscriptions: 100,
+} as const;
+
 /** Close code for a client too slow to keep up: it resumes from its cursors on a new connection. */
 export const WS_CLOSE_SLOW_CONSUMER = 4008;
 

@@ -41,7 +41,8 @@ describe.each([
         expect(seen.offsets).toEqual(oneToN(seen.offsets.length));
         reconnects += seen.states.filter((s) => s === "reconnecting").length;
       }
-      expect(proxy.cuts).toBeGreaterThan(ANSWERS);
+      // WebSocket follows share one socket per client, so its cuts are fewer and each hits them all.
+      expect(proxy.cuts).toBeGreaterThan(transport === "websocket" ? 5 : ANSWERS);
       expect(reconnects).toBeGreaterThan(ANSWERS / 2);
     } finally {
       await proxy.close();
@@ -60,7 +61,7 @@ describe.each([
       const client = createClient({ baseUrl: proxy.url, WebSocket, transports: [transport], reconnect: { initialMs: 20, maxMs: 300 } });
       const direct = createClient({ baseUrl: node.url }); // answers start directly; following is what goes through the chaos
       const runs = Array.from({ length: 200 }, async (_, i) => {
-        const { request, expected } = simAsk(`jitter ${transport} ${i}`, 40 + (i % 20));
+        const { request, expected } = simAsk(`jitter ${transport} ${i}`, 150 + (i % 100));
         const { id } = await direct.start(request);
         return { expected, seen: await record(client.follow(id)) };
       });
@@ -70,9 +71,11 @@ describe.each([
         expect(seen.text).toBe(expected);
         expect(seen.status).toBe("completed");
         expect(seen.offsets).toEqual(oneToN(seen.offsets.length));
+        // Resumed: it was live, was cut, and went on (a cut before the first open is still "connecting").
         if (seen.states.includes("resumed")) resumed += 1;
       }
-      expect(proxy.cuts).toBeGreaterThan(20);
+      expect(proxy.cuts).toBeGreaterThan(transport === "websocket" ? 3 : 20);
+      console.info(`chaos ${transport}: ${proxy.cuts} cuts, ${resumed} of 200 answers resumed mid-stream`);
       expect(resumed).toBeGreaterThan(20); // many answers really were cut mid-stream and resumed
     } finally {
       await proxy.close();

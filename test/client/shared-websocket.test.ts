@@ -143,4 +143,17 @@ describe("one WebSocket per client carries all of its follows", () => {
     seen.forEach((s, i) => expectExact(s, answers[i]!.expected, ["connecting", "live", "ended"]));
     expect(proxy.connections(WS).accepted).toBe(2);
   });
+
+  it("client.close() stops every follow and closes the socket at once; the answers go on", async () => {
+    await throughProxy();
+    const answers = await startAnswers("client closed", 3, 2000);
+    const follows = answers.map(({ id }) => client.follow(id));
+    await until(() => follows.every((f) => f.text.length > 0));
+    client.close();
+    for (const follow of follows) await expect(follow.done).rejects.toThrow(/closed/);
+    await until(() => proxy.connections(WS).open === 0, 2_000); // not after the idle time
+    expect(() => client.follow(answers[0]!.id)).toThrow(LifelineClientError);
+    expect(((await (await fetch(`${node.url}/v1/generations/${answers[0]!.id}`)).json()) as { status: string }).status).toBe("running");
+    await Promise.all(answers.map(({ id }) => direct.cancel(id)));
+  });
 });

@@ -7,7 +7,7 @@ import { z } from "zod";
 import { parseCursor, type Cursor } from "../../core/cursor.ts";
 import { isTerminal } from "../../core/entries.ts";
 import { LifelineError, type ErrorCode } from "../../core/errors.ts";
-import { WS_CLOSE_SLOW_CONSUMER, WS_PATH, type WsServerFrame } from "../../core/wire.ts";
+import { WS_CLOSE_SLOW_CONSUMER, WS_PATH, WS_PROTOCOL_LIMITS, type WsServerFrame } from "../../core/wire.ts";
 import { GENERATION_ID } from "../../engine/ids.ts";
 import type { Engine } from "../../engine/port.ts";
 import type { Metrics } from "../../observability/metrics.ts";
@@ -25,10 +25,10 @@ export interface WebSocketRoutesOptions {
 /** The limits of one connection. */
 export const WS_LIMITS = {
   /** A larger text frame gets an `error` frame (`body_too_large`); the connection stays open. */
-  maxFrameBytes: 64 * 1024,
+  maxFrameBytes: WS_PROTOCOL_LIMITS.maxFrameBytes,
   /** A frame larger than this closes the connection with 1009: ws would have to buffer all of it. */
   maxPayloadBytes: 1024 * 1024,
-  maxSubscriptions: 100,
+  maxSubscriptions: WS_PROTOCOL_LIMITS.maxSubscriptions,
   /** A subscription waits for the socket to drain once this much is queued: the log is the buffer. */
   lowWatermarkBytes: 256 * 1024,
   /** Queued beyond this (and beyond the low watermark plus one frame), the client is too slow: 4008. */
