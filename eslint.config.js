@@ -3,7 +3,7 @@ import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["node_modules", ".lifeline", "bench/results", "test-artifacts", "src/web/public/**"] },
+  { ignores: ["node_modules", "dist", ".lifeline", "bench/results", "test-artifacts", "src/web/public/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

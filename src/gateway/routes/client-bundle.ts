@@ -1,11 +1,8 @@
 import { createHash } from "node:crypto";
-import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import type { FastifyInstance } from "fastify";
+import { CLIENT_ENTRY, clientBundleOptions } from "../../build/client-bundle.ts";
 import { LifelineError } from "../../core/errors.ts";
-
-/** The SDK's entry point, bundled as it stands in the source tree: no build step before `lifeline start`. */
-const CLIENT_ENTRY = fileURLToPath(new URL("../../client/index.ts", import.meta.url));
 
 export interface ClientBundleOptions {
   /** The module to bundle. @defaultValue src/client/index.ts */
@@ -19,7 +16,9 @@ interface ClientBundle {
 
 /**
  * `GET /client.js`: the client SDK as one browser ES module, so a page can
- * `import { createClient } from "/client.js"`. Bundled once, in memory, on the first request.
+ * `import { createClient } from "/client.js"`. Bundled from the source tree as it stands (no build
+ * step before `lifeline start`), once, in memory, on the first request, with the options of
+ * `npm run build`: the same code as the `lifeline/client` package export.
  */
 export function clientBundleRoutes(app: FastifyInstance, options: ClientBundleOptions = {}): void {
   const entryPoint = options.entryPoint ?? CLIENT_ENTRY;
@@ -45,16 +44,7 @@ export function clientBundleRoutes(app: FastifyInstance, options: ClientBundleOp
 }
 
 async function bundleClient(entryPoint: string): Promise<ClientBundle> {
-  const result = await build({
-    entryPoints: [entryPoint],
-    bundle: true,
-    write: false,
-    format: "esm",
-    platform: "browser",
-    target: "es2022",
-    charset: "utf8",
-    logLevel: "silent",
-  });
+  const result = await build({ ...clientBundleOptions(entryPoint), write: false });
   const code = result.outputFiles[0]?.text;
   if (code === undefined) throw new Error("esbuild produced no output");
   return { code, etag: `"${createHash("sha256").update(code).digest("base64url").slice(0, 27)}"` };
