@@ -81,6 +81,7 @@ export function createClient(options: ClientOptions): LifelineClient {
     heartbeatTimeoutMs,
     reconnect,
     fallbackAfter: options.fallbackAfter ?? 3,
+    preferred: 0,
     cancel,
     async statusOf(id, signal) {
       const res = await requestWithRetry({ fetch: fetchFn, url: `${baseUrl}/v1/generations/${encodeURIComponent(id)}`, init: {}, reconnect, signal });

@@ -13,6 +13,11 @@ export interface FollowContext {
   readonly reconnect: ReconnectPolicy;
   /** How many connections in a row may fail to open before the next transport is tried. */
   readonly fallbackAfter: number;
+  /**
+   * The index in `transports` of the one that last worked for any follow of this client: a new
+   * follow starts there, rather than finding its way through a network's blocks again.
+   */
+  preferred: number;
   cancel(id: string): Promise<void>;
   /** The generation's status, for a follow that resumed at the terminal entry and never saw it. */
   statusOf(id: string, signal: AbortSignal): Promise<string>;
@@ -112,7 +117,7 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
 
   async #followToEnd(): Promise<FinalAnswer> {
     const { transports, reconnect, fallbackAfter } = this.#ctx;
-    let turn = 0;
+    let turn = this.#ctx.preferred;
     let failedOpens = 0;
     let blockedInRow = 0;
     let attempt = 0;
@@ -123,6 +128,7 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
       if (!transport) throw new TypeError("no transport");
       this.#transport = transport.name;
       const { end, worked, progressed } = await this.#session(transport);
+      if (worked) this.#ctx.preferred = turn % transports.length;
       if (this.#final) return this.#final;
       if (end.kind === "fatal") throw end.error;
       this.#stop.signal.throwIfAborted();

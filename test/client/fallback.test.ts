@@ -31,6 +31,13 @@ describe("falling back SSE → WebSocket → long-poll where a proxy blocks a tr
       expect(proxy.seen.events).toBe(1);
       expect(proxy.seen.upgrade).toBe(3);
       expect(proxy.seen.poll).toBeGreaterThan(0);
+
+      // The client's next follow starts where the last one got through: no new refusals.
+      const next = simAsk("and again", 40);
+      const again = client.follow((await client.start(next.request)).id);
+      expect((await record(again)).text).toBe(next.expected);
+      expect(again.transport).toBe("long-poll");
+      expect([proxy.seen.events, proxy.seen.upgrade]).toEqual([1, 3]);
     } finally {
       await proxy.close();
     }
