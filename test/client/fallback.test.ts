@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { LifelineClientError, createClient } from "../../src/client/index.ts";
+import { LifelineClientError, createClient, type LifelineClient } from "../../src/client/index.ts";
 import { startInProcess } from "../support/in-process.ts";
 import { startBlockingProxy } from "./support/blocking-proxy.ts";
 import { oneToN, record, simAsk } from "./support/follow-record.ts";
@@ -15,28 +15,29 @@ afterAll(async () => {
   await node.stop();
 });
 
+/** Starts an answer, follows it with `client` and checks it ended exact, over long-poll. */
+async function expectExactOverLongPoll(client: LifelineClient, question: string): Promise<void> {
+  const { request, expected } = simAsk(question, 60);
+  const follow = client.follow((await client.start(request)).id);
+  const seen = await record(follow);
+  expect(seen.text).toBe(expected);
+  expect(seen.offsets).toEqual(oneToN(seen.offsets.length));
+  expect(follow.transport).toBe("long-poll");
+}
+
 describe("falling back SSE → WebSocket → long-poll where a proxy blocks a transport", () => {
   it("event streams refused with a proxy's 403 page and WebSocket upgrades refused: the answer arrives over long-poll, exact", async () => {
     const proxy = await startBlockingProxy(port, { eventStreams: "refuse", refuseWebSockets: true });
     try {
       const client = createClient({ baseUrl: proxy.url, WebSocket, reconnect: { initialMs: 10, maxMs: 50 } });
-      const { request, expected } = simAsk("fallback past a refusing proxy", 60);
-      const { id } = await client.start(request);
-      const follow = client.follow(id);
-      const seen = await record(follow);
-      expect(seen.text).toBe(expected);
-      expect(seen.offsets).toEqual(oneToN(seen.offsets.length));
-      expect(follow.transport).toBe("long-poll");
+      await expectExactOverLongPoll(client, "fallback past a refusing proxy");
       // SSE is left at its first refusal (a proxy's page, not the gateway's answer); WebSocket after three failed opens.
       expect(proxy.seen.events).toBe(1);
       expect(proxy.seen.upgrade).toBe(3);
       expect(proxy.seen.poll).toBeGreaterThan(0);
 
       // The client's next follow starts where the last one got through: no new refusals.
-      const next = simAsk("and again", 40);
-      const again = client.follow((await client.start(next.request)).id);
-      expect((await record(again)).text).toBe(next.expected);
-      expect(again.transport).toBe("long-poll");
+      await expectExactOverLongPoll(client, "and again");
       expect([proxy.seen.events, proxy.seen.upgrade]).toEqual([1, 3]);
     } finally {
       await proxy.close();
@@ -47,13 +48,7 @@ describe("falling back SSE → WebSocket → long-poll where a proxy blocks a tr
     const proxy = await startBlockingProxy(port, { eventStreams: "buffer", refuseWebSockets: true });
     try {
       const client = createClient({ baseUrl: proxy.url, WebSocket, heartbeatTimeoutMs: 300, reconnect: { initialMs: 10, maxMs: 50 } });
-      const { request, expected } = simAsk("fallback past a buffering proxy", 60);
-      const { id } = await client.start(request);
-      const follow = client.follow(id);
-      const seen = await record(follow);
-      expect(seen.text).toBe(expected);
-      expect(seen.offsets).toEqual(oneToN(seen.offsets.length));
-      expect(follow.transport).toBe("long-poll");
+      await expectExactOverLongPoll(client, "fallback past a buffering proxy");
       // Headers came through each time but nothing else: three such streams count as three failed opens.
       expect(proxy.seen.events).toBe(3);
       expect(proxy.seen.upgrade).toBe(3);
