@@ -24,6 +24,7 @@ function usage(): string {
     "  gateway   the HTTP API only; workers run elsewhere on the same engine",
     "  worker    runs answers only",
     "  sim-llm   the simulator over OpenAI and Anthropic wire formats, with faults (sim-llm --help)",
+    "  replay    a generation's log replayed: its calls, failures, takeovers and text (replay --help)",
     "  help      this text",
     "  version   the version",
     "",
@@ -45,6 +46,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   if (command === "sim-llm") return simLlm(rest);
+  if (command === "replay") return replayCommand(rest);
   const roles = ROLES[command];
   if (!roles) return fail(`unknown command "${command}"`);
 
@@ -124,6 +126,26 @@ async function simLlm(args: readonly string[]): Promise<void> {
   };
   process.once("SIGTERM", shutdown);
   process.once("SIGINT", shutdown);
+}
+
+/** `lifeline replay <id>`: loaded on demand, like the engines it opens. */
+async function replayCommand(args: readonly string[]): Promise<void> {
+  const { REPLAY_USAGE, ReplayUsageError, replay } = await import("./replay.ts");
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(`${REPLAY_USAGE}\n`);
+    return;
+  }
+  try {
+    process.exitCode = await replay(
+      args,
+      (text) => process.stdout.write(text),
+      (text) => process.stderr.write(text),
+    );
+  } catch (error) {
+    if (!(error instanceof ReplayUsageError)) throw error;
+    process.stderr.write(`lifeline: ${error.message}\n\n${REPLAY_USAGE}\n`);
+    process.exitCode = 2;
+  }
 }
 
 function fail(message: string): void {

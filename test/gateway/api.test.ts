@@ -102,6 +102,25 @@ describe("HTTP API", () => {
     }
   });
 
+  it("GET /timeline replays the log into its calls and steps, up to any entry with ?until=", async () => {
+    const id = await startGeneration(url, ask("timeline me"));
+    await readEvents(url, id);
+    const res = await fetch(`${url}/v1/generations/${id}/timeline`);
+    expect(res.status).toBe(200);
+    const t = (await res.json()) as { status: string; text: string; lastOffset: number; attempts: { endedBy: string; deltas: number }[]; steps: { type: string }[] };
+    expect(t).toMatchObject({ status: "completed", text: expected("timeline me"), retries: 0, takeovers: 0 });
+    expect(t.attempts).toHaveLength(1);
+    expect(t.attempts[0]?.endedBy).toBe("completed");
+    expect(t.steps.map((step) => step.type)).toEqual(["created", "started", ...t.steps.slice(2, -1).map(() => "delta"), "completed"]);
+    const early = (await (await fetch(`${url}/v1/generations/${id}/timeline?until=2`)).json()) as { status: string; lastOffset: number; text: string };
+    expect(early).toMatchObject({ status: "running", lastOffset: 2, text: "" });
+    for (const bad of ["0", "-1", "x", "1.5"]) {
+      const refused = await fetch(`${url}/v1/generations/${id}/timeline?until=${bad}`);
+      expect(await errorOf(refused)).toEqual({ status: 400, code: "invalid_request" });
+    }
+    expect(await errorOf(await fetch(`${url}/v1/generations/gen_doesnotexist/timeline`))).toEqual({ status: 404, code: "generation_not_found" });
+  });
+
   it("an Idempotency-Key makes a retried POST return the same generation", async () => {
     const a = await postJson(url, "/v1/generations", ask("once"), { "idempotency-key": "key-1" });
     const b = await postJson(url, "/v1/generations", ask("once"), { "idempotency-key": "key-1" });

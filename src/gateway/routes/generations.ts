@@ -1,12 +1,13 @@
 import type { FastifyInstance } from "fastify";
 import { foldGeneration, type GenerationView } from "../../core/fold.ts";
 import { LifelineError } from "../../core/errors.ts";
-import type { Entry } from "../../core/entries.ts";
 import { parseGenerationRequest } from "../../core/request.ts";
 import { HEADERS } from "../../core/wire.ts";
 import { GENERATION_ID } from "../../engine/ids.ts";
 import type { Engine } from "../../engine/port.ts";
+import { readLog } from "../../engine/read-log.ts";
 import type { Metrics } from "../../observability/metrics.ts";
+import { timelineOf } from "../../projections/timeline.ts";
 
 export interface GenerationRoutesOptions {
   readonly engine: Engine;
@@ -16,7 +17,6 @@ export interface GenerationRoutesOptions {
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
-const READ_PAGE = 1000;
 
 /** `POST /v1/generations`, `GET /v1/generations/:id`, `POST /v1/generations/:id/cancel`. */
 export function generationRoutes(app: FastifyInstance, options: GenerationRoutesOptions): void {
@@ -48,6 +48,14 @@ export function generationRoutes(app: FastifyInstance, options: GenerationRoutes
     return body;
   });
 
+  app.get<{ Params: { id: string }; Querystring: { until?: string } }>("/v1/generations/:id/timeline", async (request) => {
+    const id = request.params.id;
+    const until = untilOf(request.query.until);
+    const entries = GENERATION_ID.test(id) ? await readLog(engine, id, until) : [];
+    if (entries.length === 0) throw new LifelineError("generation_not_found");
+    return timelineOf(id, entries);
+  });
+
   app.post<{ Params: { id: string } }>("/v1/generations/:id/cancel", async (request, reply) => {
     const id = request.params.id;
     if (!GENERATION_ID.test(id)) throw new LifelineError("generation_not_found");
@@ -64,23 +72,25 @@ export function generationRoutes(app: FastifyInstance, options: GenerationRoutes
   });
 }
 
+/** `?until=`: an entry offset (1, 2, …) to replay up to; absent is the whole log. */
+function untilOf(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || !/^[1-9]\d{0,14}$/.test(value)) throw new LifelineError("invalid_request", "until must be an entry offset (1, 2, …).");
+  return Number(value);
+}
+
 function isJson(contentType: string | undefined): boolean {
   return contentType !== undefined && /^application\/json\s*(;|$)/i.test(contentType);
 }
 
 function linksOf(id: string): Record<string, string> {
   const self = `/v1/generations/${id}`;
-  return { self, events: `${self}/events`, cancel: `${self}/cancel` };
+  return { self, events: `${self}/events`, poll: `${self}/poll`, timeline: `${self}/timeline`, cancel: `${self}/cancel` };
 }
 
 /** The generation's state folded from its whole log; `undefined` when it does not exist. */
 export async function viewOf(engine: Engine, id: string): Promise<GenerationView | undefined> {
   if (!GENERATION_ID.test(id)) return undefined;
-  const entries: Entry[] = [];
-  for (;;) {
-    const page = await engine.read(id, entries.length, READ_PAGE);
-    entries.push(...page);
-    if (page.length < READ_PAGE) break;
-  }
+  const entries = await readLog(engine, id);
   return entries.length === 0 ? undefined : foldGeneration(id, entries);
 }

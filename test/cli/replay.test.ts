@@ -1,0 +1,111 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Entry } from "../../src/core/entries.ts";
+import { RedisEngine } from "../../src/engine/redis/redis-engine.ts";
+import { SqliteEngine } from "../../src/engine/sqlite/sqlite-engine.ts";
+import { readLog } from "../../src/engine/read-log.ts";
+import { timelineOf, type Timeline } from "../../src/projections/timeline.ts";
+import { writeEventfulLog } from "../support/eventful-log.ts";
+import { requireRedis, startStandalone } from "../support/redis-harness.ts";
+import { tempDir } from "../support/temp-dir.ts";
+
+const BIN = fileURLToPath(new URL("../../bin/lifeline", import.meta.url));
+
+interface Run {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** `bin/lifeline replay …` as a user runs it; the environment carries no LIFELINE_* of the test runner. */
+function lifeline(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
+  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("LIFELINE_")));
+  const child = spawn(process.execPath, [BIN, "replay", ...args], { env: { ...clean, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve) => child.on("close", (status) => resolve({ status, stdout, stderr })));
+}
+
+describe("lifeline replay, on the sqlite engine", () => {
+  const dir = tempDir("lifeline-replay-");
+  let id: string;
+  let text: string;
+  let entries: Entry[];
+  beforeAll(async () => {
+    const engine = new SqliteEngine({ dataDir: dir.path });
+    ({ id, text } = await writeEventfulLog(engine));
+    entries = await readLog(engine, id);
+    await engine.close();
+  });
+  afterAll(() => dir.remove());
+
+  it("prints the calls, the failure, the takeover, the rewind and the text", async () => {
+    const run = await lifeline([id, "--data-dir", dir.path]);
+    expect(run.stderr).toBe("");
+    expect(run.status).toBe(0);
+    const out = run.stdout;
+    expect(out).toContain(`${id}  completed  model primary  12 entries`);
+    expect(out).toContain("3 calls, 1 retried, 1 taken over, 1 rewound");
+    expect(out).toMatch(/#1 {2}fence 1 {2}primary on worker-a .* → retrying \(model_timeout\)/);
+    expect(out).toMatch(/#2 {2}fence 1 {2}fallback on worker-a .* → takeover/);
+    expect(out).toMatch(/#3 {2}fence 2 {2}fallback on worker-b .* → completed/);
+    expect(out).toContain("call failed (model_timeout: no token for 2000 ms); next in 250 ms");
+    expect(out).toContain("took over from worker-a (fence 1 → 2)");
+    expect(out).toContain("rewound to entry 4: 16 → 11 chars");
+    expect(out.trimEnd().endsWith(`text (${text.length} chars):\n${text}`)).toBe(true);
+  });
+
+  it("--json is the timeline projection; --until replays up to an entry; --entries prints the log", async () => {
+    const json = await lifeline([id, "--data-dir", dir.path, "--json"]);
+    expect(JSON.parse(json.stdout)).toEqual(JSON.parse(JSON.stringify(timelineOf(id, entries))));
+    const early = JSON.parse((await lifeline([id, "--data-dir", dir.path, "--json", "--until", "7"])).stdout) as Timeline;
+    expect(early).toMatchObject({ status: "running", lastOffset: 7, text: "Hello there, old", takeovers: 0 });
+    const raw = await lifeline([id, "--data-dir", dir.path, "--entries"]);
+    expect(raw.stdout.trimEnd().split("\n").map((line) => JSON.parse(line) as Entry)).toEqual(entries);
+  });
+
+  it("a mistake gets a clear message: exit 2 for the command line, 1 for what is not there", async () => {
+    const cases: [string[], number, RegExp][] = [
+      [[], 2, /give the id of the generation/],
+      [["not-an-id"], 2, /"not-an-id" is not a generation id/],
+      [[id, id], 2, /one generation at a time/],
+      [[id, "--until", "0"], 2, /--until must be an entry offset/],
+      [[id, "--until", "x"], 2, /--until must be an entry offset/],
+      [[id, "--json", "--entries"], 2, /exclude each other/],
+      [[id, "--bogus"], 2, /Unknown option '--bogus'/],
+      [[id, "--engine", "memory"], 2, /memory engine lives in one process/],
+      [[id, "--engine", "postgres"], 2, /LIFELINE_ENGINE|--engine/],
+      [[id, "--data-dir", `${dir.path}/nothing-here`], 1, /no Lifeline data in/],
+      [[id.slice(0, -1) + (id.endsWith("0") ? "1" : "0"), "--data-dir", dir.path], 1, /no generation gen_\w+ in the sqlite engine/],
+    ];
+    for (const [args, status, message] of cases) {
+      const run = await lifeline(args);
+      expect({ args, status: run.status }).toEqual({ args, status });
+      expect(run.stderr).toMatch(message);
+      expect(run.stdout).toBe("");
+    }
+    const help = await lifeline(["--help"]);
+    expect([help.status, help.stdout]).toEqual([0, expect.stringContaining("Usage: lifeline replay <generation-id>")]);
+  });
+});
+
+describe("lifeline replay, on the Redis engine", () => {
+  it("reads the log from Redis the same way", async (ctx) => {
+    requireRedis(ctx);
+    const server = await startStandalone();
+    const prefix = `replay${process.pid}`;
+    const engine = new RedisEngine({ target: { mode: "standalone", url: server.url }, prefix });
+    try {
+      const { id, text } = await writeEventfulLog(engine);
+      const run = await lifeline([id, "--json"], { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: server.url, LIFELINE_REDIS_PREFIX: prefix });
+      expect(run.stderr).toBe("");
+      expect(JSON.parse(run.stdout)).toMatchObject({ id, status: "completed", text, retries: 1, takeovers: 1, rewinds: 1 });
+    } finally {
+      await engine.close();
+      await server.stop();
+    }
+  });
+});
