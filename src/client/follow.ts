@@ -119,7 +119,9 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
     const { transports, reconnect, fallbackAfter } = this.#ctx;
     let turn = this.#ctx.preferred;
     let failedOpens = 0;
-    let blockedInRow = 0;
+    // Since a connection last worked: the transports given up on, and the last refusal by something in the way.
+    const givenUp = new Set<number>();
+    let refusal: LifelineClientError | undefined;
     let attempt = 0;
     this.#setState("connecting");
     for (;;) {
@@ -128,7 +130,11 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
       if (!transport) throw new TypeError("no transport");
       this.#transport = transport.name;
       const { end, worked, progressed } = await this.#session(transport);
-      if (worked) this.#ctx.preferred = turn % transports.length;
+      if (worked) {
+        this.#ctx.preferred = turn % transports.length;
+        givenUp.clear();
+        refusal = undefined;
+      }
       if (this.#final) return this.#final;
       if (end.kind === "fatal") throw end.error;
       this.#stop.signal.throwIfAborted();
@@ -136,11 +142,14 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
         const final = await this.#endedUnseen();
         if (final) return final;
       }
-      // A transport that something in the way refuses is left at once; when every one is, give up.
-      blockedInRow = end.kind === "blocked" ? blockedInRow + 1 : 0;
-      if (end.kind === "blocked" && blockedInRow >= transports.length) throw end.error;
+      // A transport that something in the way refuses is left at once, one that cannot open after
+      // `fallbackAfter` tries. When every one was given up on and one of them was refused, the way
+      // is blocked rather than down: give up with that refusal instead of trying forever.
       failedOpens = worked || end.kind === "ended" ? 0 : failedOpens + 1;
-      if (transports.length > 1 && (end.kind === "blocked" || failedOpens >= fallbackAfter)) {
+      if (end.kind === "blocked" || failedOpens >= fallbackAfter) {
+        if (end.kind === "blocked") refusal = end.error;
+        givenUp.add(turn % transports.length);
+        if (refusal && givenUp.size === transports.length) throw refusal;
         turn += 1;
         failedOpens = 0;
       }

@@ -49,7 +49,7 @@ export function pollTransport(baseUrl: string, fetchFn: FetchFunction, waitMs: n
         if (signal.aborted) return { kind: "dropped", reason: reasonOf(signal.reason) };
         if (answer.ended) return { kind: "ended" };
         at = answer.cursor;
-        if (answer.events.length === 0 && Date.now() - asked < wait / 2) {
+        if (answer.events.length === 0 && (wait === 0 || Date.now() - asked < wait / 2)) {
           await sleep(EARLY_EMPTY_PAUSE_MS, signal).catch(() => undefined);
         }
       }

@@ -158,6 +158,4 @@ export const LONG_POLL = {
   defaultWaitMs: 25_000,
   /** The longest wait a request may ask for: intermediaries cut idle requests at about a minute. */
   maxWaitMs: 60_000,
-  /** The most entries one response carries; the client polls again at once for the rest. */
-  maxEvents: 512,
 } as const;

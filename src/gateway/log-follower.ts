@@ -1,4 +1,4 @@
-import { formatCursor, type Cursor } from "../core/cursor.ts";
+import { formatCursor, parseCursor, type Cursor } from "../core/cursor.ts";
 import { isTerminal, type Entry } from "../core/entries.ts";
 import { LifelineError } from "../core/errors.ts";
 import { GENERATION_ID } from "../engine/ids.ts";
@@ -37,20 +37,31 @@ export async function positionOf(engine: Engine, id: string, cursor: Cursor, las
   return entry?.attempt === attempt ? { offset: cursor.offset, attempt } : undefined;
 }
 
+/** Last-Event-ID (what a reconnecting EventSource sends) wins over `?from=`. */
+export function cursorOf(header: string | string[] | undefined, query: unknown): Cursor {
+  if (query !== undefined && typeof query !== "string") throw new LifelineError("invalid_cursor", "Give one `from` cursor.");
+  const text = typeof header === "string" && header !== "" ? header : query;
+  if (text === undefined || text === "") return { epoch: undefined, offset: 0 };
+  const cursor = parseCursor(text);
+  if (!cursor) throw new LifelineError("invalid_cursor", `"${text.slice(0, 64)}" is not a cursor.`);
+  return cursor;
+}
+
 /** Where a follow of any transport starts: after its cursor, from offset 1 after a `reset`, or nowhere (the log has ended there). */
 export type Start = { readonly kind: "follow"; readonly from: Position; readonly reset: boolean } | { readonly kind: "atEnd" };
 
 /**
- * Where a follow that asks for the entries after `cursor` starts; counts resumes and resets.
+ * Where a follow that asks for the entries after `cursor` starts; counts resets, and resumes
+ * unless `countResume` is false (a long-poll continues from a cursor on every request).
  * Throws `generation_not_found` for an unknown (or malformed) id.
  */
-export async function startOf(engine: Engine, metrics: Metrics, id: string, cursor: Cursor): Promise<Start> {
+export async function startOf(engine: Engine, metrics: Metrics, id: string, cursor: Cursor, options: { countResume?: boolean } = {}): Promise<Start> {
   const head = GENERATION_ID.test(id) ? await engine.head(id) : undefined;
   if (!head) throw new LifelineError("generation_not_found");
   const from = await positionOf(engine, id, cursor, head.lastOffset);
   if (from && head.terminal && from.offset === head.lastOffset) return { kind: "atEnd" };
   if (!from) metrics.resets.inc();
-  else if (from.offset > 0) metrics.resumes.inc();
+  else if (from.offset > 0 && (options.countResume ?? true)) metrics.resumes.inc();
   return { kind: "follow", from: from ?? START, reset: !from };
 }
 

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Entry } from "../../src/core/entries.ts";
-import type { PollResponse } from "../../src/core/wire.ts";
+import { loadConfig } from "../../src/cli/config.ts";
+import { startNode } from "../../src/cli/node.ts";
+import { LONG_POLL, type PollResponse } from "../../src/core/wire.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { startInProcess } from "../support/in-process.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
@@ -45,8 +47,12 @@ describe("HTTP long-poll: GET /v1/generations/:id/poll", () => {
   };
 
   it("carries a whole answer, poll after poll, with contiguous cursors; a poll at the terminal entry gets 204", async () => {
+    const resumes = async (): Promise<number> => Number(/^lifeline_resumes_total (\d+)/m.exec(await (await fetch(`${slow.url}/metrics`)).text())?.[1]);
+    const resumesBefore = await resumes();
+    expect(resumesBefore).toBeGreaterThanOrEqual(0); // the counter is there
     const id = await startGeneration(slow.url, ask("poll me", 12));
     const { polls, entries, cursors, last } = await pollToEnd(slow.url, id);
+    expect(await resumes()).toBe(resumesBefore); // each poll continues a cursor: that is not a reconnect
     expectExactAnswer(entries, expected("poll me", 12));
     expect(cursors).toEqual(entries.map((e) => String(e.offset)));
     // At 5 tokens a second the answer arrived over many polls, each returning as soon as it had something.
@@ -76,16 +82,23 @@ describe("HTTP long-poll: GET /v1/generations/:id/poll", () => {
     expect(entriesIn([both.body!])[0]?.offset).toBe(5);
   });
 
-  it("waits at most wait_ms and then answers with no events and the same cursor", async () => {
-    const id = await startGeneration(slow.url, ask("quiet", 200));
-    const first = await poll(slow.url, id, { wait_ms: "0" });
-    const cursor = first.body!.cursor;
-    const quiet = await poll(slow.url, id, { from: cursor, wait_ms: "0" });
-    // Another token may have come between the two polls; then there is one, never a repeat.
-    expect(quiet.status).toBe(200);
-    for (const entry of entriesIn([quiet.body!])) expect(entry.offset).toBeGreaterThan(Number(cursor));
-    if (quiet.body!.events.length === 0) expect(quiet.body!.cursor).toBe(cursor);
-    await fetch(new URL(`/v1/generations/${id}/cancel`, slow.url), { method: "POST" });
+  it("on a quiet log it waits wait_ms, then answers with no events and the same cursor; a gateway shutting down answers at once", async () => {
+    // A gateway without a worker: the answer stays queued, its log holds `created` alone.
+    const idle = await startNode(loadConfig({ LIFELINE_ENGINE: "memory", LIFELINE_PORT: "0", LIFELINE_LOG_LEVEL: "silent" }, {}), { gateway: true, worker: false });
+    const base = idle.url!;
+    const id = await startGeneration(base, ask("quiet"));
+    const began = Date.now();
+    const quiet = await poll(base, id, { from: "1", wait_ms: "300" });
+    const waited = Date.now() - began;
+    expect(quiet).toEqual({ status: 200, body: { events: [], cursor: "1", ended: false } });
+    expect(waited).toBeGreaterThanOrEqual(290); // it held the request, as asked
+    expect(waited).toBeLessThan(LONG_POLL.defaultWaitMs); // and not for the default
+
+    const held = poll(base, id, { from: "1" }); // the default: 25 s
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const stopping = idle.stop();
+    expect(await held).toEqual({ status: 200, body: { events: [], cursor: "1", ended: false } });
+    await stopping;
   });
 
   it("a cursor past the end of the log gets reset first, then the log from offset 1", async () => {

@@ -1,11 +1,9 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { ServerResponse } from "node:http";
-import { parseCursor, type Cursor } from "../../core/cursor.ts";
-import { LifelineError } from "../../core/errors.ts";
 import { HEADERS, RESET_EVENT, SSE_PING, encodeSseFrame } from "../../core/wire.ts";
 import type { Engine } from "../../engine/port.ts";
 import type { Metrics } from "../../observability/metrics.ts";
-import { followLog, startOf, type Position } from "../log-follower.ts";
+import { cursorOf, followLog, startOf, type Position } from "../log-follower.ts";
 
 export interface EventRoutesOptions {
   readonly engine: Engine;
@@ -42,16 +40,6 @@ export function eventRoutes(app: FastifyInstance, options: EventRoutesOptions): 
       return reply;
     },
   );
-}
-
-/** Last-Event-ID (what a reconnecting EventSource sends) wins over `?from=`. */
-export function cursorOf(header: string | string[] | undefined, query: unknown): Cursor {
-  if (query !== undefined && typeof query !== "string") throw new LifelineError("invalid_cursor", "Give one `from` cursor.");
-  const text = typeof header === "string" && header !== "" ? header : query;
-  if (text === undefined || text === "") return { epoch: undefined, offset: 0 };
-  const cursor = parseCursor(text);
-  if (!cursor) throw new LifelineError("invalid_cursor", `"${text.slice(0, 64)}" is not a cursor.`);
-  return cursor;
 }
 
 interface StreamPlan extends EventRoutesOptions {

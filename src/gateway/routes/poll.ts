@@ -3,8 +3,13 @@ import { formatCursor } from "../../core/cursor.ts";
 import { isTerminal } from "../../core/entries.ts";
 import { LifelineError } from "../../core/errors.ts";
 import { HEADERS, LONG_POLL, type PollEvent, type PollResponse } from "../../core/wire.ts";
-import { followLog, startOf } from "../log-follower.ts";
-import { cursorOf, type EventRoutesOptions } from "./events.ts";
+import { cursorOf, followLog, startOf } from "../log-follower.ts";
+import type { EventRoutesOptions } from "./events.ts";
+
+export type PollRoutesOptions = Pick<EventRoutesOptions, "engine" | "metrics" | "shutdown">;
+
+/** One engine page: once something arrived, followLog stops after the page it is in. */
+const MAX_EVENTS = 256;
 
 /**
  * `GET /v1/generations/:id/poll`: the log over plain HTTP requests, for networks that let neither
@@ -13,7 +18,7 @@ import { cursorOf, type EventRoutesOptions } from "./events.ts";
  * returns everything there is; it never waits once it has something. It follows the log exactly
  * as SSE does (`followLog`), so cursor checks and `reset` are the same.
  */
-export function pollRoutes(app: FastifyInstance, options: EventRoutesOptions): void {
+export function pollRoutes(app: FastifyInstance, options: PollRoutesOptions): void {
   const { engine, metrics } = options;
 
   app.get<{ Params: { id: string }; Querystring: { from?: string; wait_ms?: string } }>(
@@ -22,26 +27,27 @@ export function pollRoutes(app: FastifyInstance, options: EventRoutesOptions): v
       const id = request.params.id;
       const cursor = cursorOf(request.headers[HEADERS.lastEventId], request.query.from);
       const waitMs = waitOf(request.query.wait_ms);
-      const start = await startOf(engine, metrics, id, cursor);
-      if (start.kind === "atEnd") return reply.status(204).send();
 
       // Stop waiting when the time is up, the client goes away, the gateway shuts down, or
-      // something arrived (followLog then hands over the rest of its page and returns).
+      // something arrived (followLog then hands over the rest of its page and returns). Plain
+      // listeners rather than AbortSignal.any, which on Node 20 keeps every request's signal
+      // alive for as long as the gateway's shutdown signal.
       const enough = new AbortController();
-      const timer = setTimeout(() => enough.abort(), waitMs);
-      const gone = (): void => enough.abort();
-      reply.raw.on("close", gone);
-      const signal = AbortSignal.any([enough.signal, options.shutdown]);
-
+      const stop = (): void => enough.abort();
+      reply.raw.on("close", stop);
+      options.shutdown.addEventListener("abort", stop, { once: true });
+      const timer = setTimeout(stop, waitMs);
       const events: PollEvent[] = [];
       let next = formatCursor(cursor.offset, cursor.epoch);
       let ended = false;
-      if (start.reset) {
-        events.push({ type: "reset" });
-        next = "0";
-      }
       try {
-        for await (const delivery of followLog(engine, id, start.from, signal)) {
+        const start = await startOf(engine, metrics, id, cursor, { countResume: false });
+        if (start.kind === "atEnd") return reply.status(204).send();
+        if (start.reset) {
+          events.push({ type: "reset" });
+          next = "0";
+        }
+        for await (const delivery of followLog(engine, id, start.from, enough.signal)) {
           if (delivery.kind === "reset") {
             metrics.resets.inc();
             events.push({ type: "reset" });
@@ -51,12 +57,13 @@ export function pollRoutes(app: FastifyInstance, options: EventRoutesOptions): v
             next = delivery.cursor;
             ended = isTerminal(delivery.entry);
           }
-          enough.abort();
-          if (ended || events.length >= LONG_POLL.maxEvents) break;
+          stop();
+          if (ended || events.length > MAX_EVENTS) break;
         }
       } finally {
         clearTimeout(timer);
-        reply.raw.off("close", gone);
+        reply.raw.off("close", stop);
+        options.shutdown.removeEventListener("abort", stop);
       }
       const body: PollResponse = { events, cursor: next, ended };
       return reply.header("cache-control", "no-store").send(body);
