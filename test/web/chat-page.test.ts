@@ -356,12 +356,31 @@ describe("the chat page in a real browser", () => {
     expect((await chat.shown(0)).status).toBe("streaming");
 
     await chat.restartServer();
-    const { onServer } = await chat.expectExactEnd(0, partial.id, question);
+    const { done, onServer } = await chat.expectExactEnd(0, partial.id, question);
     // The dead worker's attempt was taken over by the new process's worker.
     expect(onServer.attempts).toBe(2);
 
     expect(await chat.connectionStates()).toEqual(["connecting", "live", "reconnecting", "resumed", "idle"]);
     expect(chat.pageErrors).toEqual([]);
+
+    // The answer's Inspect link replays its log: two calls, the second a takeover, and the text.
+    const [inspect] = await Promise.all([chat.context.waitForEvent("page"), chat.page.click("#messages .assistant .inspect-link")]);
+    const inspectErrors: Error[] = [];
+    inspect.on("pageerror", (error) => inspectErrors.push(error));
+    await inspect.waitForFunction(() => document.getElementById("status")?.textContent === "completed", undefined, { timeout: 10_000 });
+    const shown = async (id: string): Promise<string> => (await inspect.locator(`#${id}`).textContent()) ?? "";
+    expect([await shown("calls-count"), await shown("takeovers"), await shown("retries")]).toEqual(["2", "1", "0"]);
+    expect(await inspect.locator("#calls tbody tr").evaluateAll((rows) => rows.map((row) => (row as HTMLElement).dataset.endedBy))).toEqual(["takeover", "completed"]);
+    expect(await shown("text")).toBe(done.text);
+    await inspect.screenshot({ path: join(ARTIFACTS, "inspect-after-restart.png"), fullPage: true });
+    // Replayed up to entry 2, the answer had just started and held no text.
+    await inspect.locator("#until").evaluate((input) => {
+      (input as HTMLInputElement).value = "2";
+      input.dispatchEvent(new Event("input"));
+    });
+    await inspect.waitForFunction(() => document.getElementById("status")?.textContent === "running", undefined, { timeout: 10_000 });
+    expect([await shown("entries"), await shown("text")]).toEqual([`2 of ${onServer.lastOffset}`, ""]);
+    expect(inspectErrors).toEqual([]);
   });
   test("the browser goes offline mid-answer: the page reconnects, resumes and the text is exact", async (ctx) => {
     const chat = await ChatSession.open(ctx);

@@ -275,7 +275,7 @@ function newConversation() {
 
 // ---- rendering ----
 
-/** @type {WeakMap<Turn, { root: HTMLElement, content: HTMLElement, meta?: HTMLElement }>} */
+/** @type {WeakMap<Turn, { root: HTMLElement, content: HTMLElement, meta?: HTMLElement, inspect?: HTMLAnchorElement }>} */
 let views = new WeakMap();
 
 function renderAll() {
@@ -298,6 +298,8 @@ function renderTurn(turn) {
     view.root.setAttribute("aria-busy", String(turn.status === "streaming"));
     view.content.textContent = turn.text;
     view.meta.textContent = statusLine(turn);
+    view.inspect.hidden = !turn.generation;
+    if (turn.generation) view.inspect.href = `inspect.html?id=${encodeURIComponent(turn.generation)}`;
   }
   if (stick) ui.chat.scrollTop = ui.chat.scrollHeight;
 }
@@ -317,8 +319,14 @@ function createView(turn) {
   }
   const meta = document.createElement("p");
   meta.className = "meta";
-  root.append(meta);
-  return { root, content, meta };
+  // The answer's timeline, replayed from its log: calls, retries, takeovers, rewinds.
+  const inspect = document.createElement("a");
+  inspect.className = "inspect-link";
+  inspect.textContent = "Inspect";
+  inspect.target = "_blank";
+  inspect.hidden = true;
+  root.append(meta, inspect);
+  return { root, content, meta, inspect };
 }
 
 function statusLine(answer) {
