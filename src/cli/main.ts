@@ -25,6 +25,7 @@ function usage(): string {
     "  worker    runs answers only",
     "  sim-llm   the simulator over OpenAI and Anthropic wire formats, with faults (sim-llm --help)",
     "  replay    a generation's log replayed: its calls, failures, takeovers and text (replay --help)",
+    "  chaos     kills workers and the gateway mid-answer on this machine and checks every answer (chaos --help)",
     "  help      this text",
     "  version   the version",
     "",
@@ -47,6 +48,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
   if (command === "sim-llm") return simLlm(rest);
   if (command === "replay") return replayCommand(rest);
+  if (command === "chaos") return chaosCommand(rest);
   const roles = ROLES[command];
   if (!roles) return fail(`unknown command "${command}"`);
 
@@ -145,6 +147,35 @@ async function replayCommand(args: readonly string[]): Promise<void> {
     if (!(error instanceof ReplayUsageError)) throw error;
     process.stderr.write(`lifeline: ${error.message}\n\n${REPLAY_USAGE}\n`);
     process.exitCode = 2;
+  }
+}
+
+/** `lifeline chaos`: a small deployment under fire, and the check of every answer. */
+async function chaosCommand(args: readonly string[]): Promise<void> {
+  const { CHAOS_USAGE, ChaosUsageError, parseChaosFlags } = await import("./chaos.ts");
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(`${CHAOS_USAGE}\n`);
+    return;
+  }
+  let parsed;
+  try {
+    parsed = parseChaosFlags(args);
+  } catch (error) {
+    if (!(error instanceof ChaosUsageError)) throw error;
+    process.stderr.write(`lifeline: ${error.message}\n\n${CHAOS_USAGE}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  const { renderChaosReport, runChaos } = await import("../chaos/run-chaos.ts");
+  const { options, json } = parsed;
+  process.stderr.write(`lifeline chaos: seed ${options.seed}\n`);
+  try {
+    const report = await runChaos(options, (line) => process.stderr.write(`  ${line}\n`));
+    process.stdout.write(json ? `${JSON.stringify(report, null, 2)}\n` : renderChaosReport(report));
+    process.exitCode = report.exact === report.answers ? 0 : 1;
+  } catch (error) {
+    process.stderr.write(`lifeline chaos: ${(error as Error).message}\n`);
+    process.exitCode = 1;
   }
 }
 

@@ -3,7 +3,7 @@ import { WebSocket } from "ws";
 import { createClient, type TransportName } from "../../src/client/index.ts";
 import { startInProcess } from "../support/in-process.ts";
 import { startTcpProxy } from "../support/tcp-proxy.ts";
-import { startChaosProxy } from "./support/chaos-proxy.ts";
+import { startChaosProxy } from "../../src/chaos/chaos-proxy.ts";
 import { oneToN, record, simAsk } from "./support/follow-record.ts";
 
 const ANSWERS = 30;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { followAnswer } from "../support/follower.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
-import { startLifeline, type LifelineProcess } from "../support/lifeline-process.ts";
+import { startLifeline, type LifelineProcess } from "../../src/chaos/lifeline-process.ts";
 import { redisAvailable, requireRedis, startCluster, type RedisCluster } from "../support/redis-harness.ts";
 import { entriesOf, readEvents, startGeneration } from "../support/sse-client.ts";
 

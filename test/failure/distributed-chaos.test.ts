@@ -3,7 +3,7 @@ import type { Entry } from "../../src/core/entries.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { followAnswer, type FollowResult } from "../support/follower.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
-import type { LifelineProcess } from "../support/lifeline-process.ts";
+import type { LifelineProcess } from "../../src/chaos/lifeline-process.ts";
 import { requireRedis } from "../support/redis-harness.ts";
 import { useSentinelDeployment } from "../support/sentinel-deployment.ts";
 import { startGeneration } from "../support/sse-client.ts";

@@ -3,7 +3,7 @@ import type { Entry } from "../../src/core/entries.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { followAnswer } from "../support/follower.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
-import { startLifeline, type LifelineProcess } from "../support/lifeline-process.ts";
+import { startLifeline, type LifelineProcess } from "../../src/chaos/lifeline-process.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
 import { entriesOf, readEvents, startGeneration } from "../support/sse-client.ts";
 

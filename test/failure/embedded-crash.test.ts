@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Entry } from "../../src/core/entries.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
-import { startLifeline, type LifelineProcess } from "../support/lifeline-process.ts";
+import { startLifeline, type LifelineProcess } from "../../src/chaos/lifeline-process.ts";
 import { entriesOf, readEvents, startGeneration } from "../support/sse-client.ts";
 import { tempDir } from "../support/temp-dir.ts";
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll } from "vitest";
-import { startLifeline, type LifelineProcess } from "./lifeline-process.ts";
+import { startLifeline, type LifelineProcess } from "../../src/chaos/lifeline-process.ts";
 import { redisAvailable, startSentinelGroup, type SentinelGroup } from "./redis-harness.ts";
 
 /** A Sentinel group for a describe block, and Lifeline processes pointed at it; all stopped after. */

@@ -9,7 +9,7 @@ import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { startBlockingProxy, type BlockingProxy, type BlockingProxyOptions } from "../client/support/blocking-proxy.ts";
 import { launchChromium } from "../support/browser.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
-import { startLifeline, type LifelineProcess } from "../support/lifeline-process.ts";
+import { startLifeline, type LifelineProcess } from "../../src/chaos/lifeline-process.ts";
 import { entriesOf, readEvents } from "../support/sse-client.ts";
 import { tempDir } from "../support/temp-dir.ts";
 

@@ -1,5 +1,5 @@
 import { createConnection, createServer, type Socket } from "node:net";
-import { prng } from "../../../src/llm/sim/prng.ts";
+import { prng } from "../llm/sim/prng.ts";
 
 /** A TCP proxy that cuts every connection at a random moment of its life, for reconnect tests. */
 export interface ChaosProxy {

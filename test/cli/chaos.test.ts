@@ -1,0 +1,44 @@
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import type { ChaosReport } from "../../src/chaos/run-chaos.ts";
+
+const BIN = fileURLToPath(new URL("../../bin/lifeline", import.meta.url));
+
+function lifeline(args: readonly string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("LIFELINE_")));
+  const child = spawn(process.execPath, [BIN, "chaos", ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve) => child.on("close", (status) => resolve({ status, stdout, stderr })));
+}
+
+describe("lifeline chaos", () => {
+  it("kills workers and the gateway mid-answer, cuts client connections, and every answer ends exact", async () => {
+    const run = await lifeline(["--answers", "12", "--workers", "2", "--kill-every-ms", "700", "--tokens", "100", "--seed", "7", "--json"]);
+    expect(run.status, run.stderr).toBe(0);
+    const report = JSON.parse(run.stdout) as ChaosReport;
+    expect(report).toMatchObject({ seed: 7, answers: 12, exact: 12, wrong: [], gatewayKills: 1, transports: { sse: 4, websocket: 4, "long-poll": 4 } });
+    // The faults really happened, and really hit answers in flight.
+    expect(report.workersKilled).toBeGreaterThanOrEqual(1);
+    expect(report.takeovers).toBeGreaterThanOrEqual(1);
+    expect(report.connectionsCut).toBeGreaterThan(0);
+    expect(report.clientResumes).toBeGreaterThan(0);
+    expect(report.dataDir).toBeUndefined(); // removed without --keep
+  }, 120_000);
+
+  it("a bad option is refused with every problem listed, exit 2, before anything starts", async () => {
+    const run = await lifeline(["--answers", "0", "--transports", "sse,carrier-pigeon", "--kill-every-ms", "fast"]);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/--answers must be a whole number from 1 to 500, not "0"/);
+    expect(run.stderr).toMatch(/--transports: "carrier-pigeon" is not one of sse, websocket, long-poll/);
+    expect(run.stderr).toMatch(/--kill-every-ms must be a whole number/);
+    expect(run.stdout).toBe("");
+    const unknown = await lifeline(["--bogus"]);
+    expect([unknown.status, unknown.stderr]).toEqual([2, expect.stringMatching(/Unknown option '--bogus'/)]);
+    const help = await lifeline(["--help"]);
+    expect([help.status, help.stdout]).toEqual([0, expect.stringContaining("Usage: lifeline chaos")]);
+  });
+});
