@@ -30,7 +30,8 @@ export interface NotificationOptions {
 export class Notifications {
   readonly #o: NotificationOptions;
   readonly #wakeups = new Wakeups();
-  readonly #subscribed = new Map<string, { refs: number; ready: Promise<unknown>; linger?: NodeJS.Timeout }>();
+  /** Per held log: holders, the subscription, and what its notifications said (how many, the last offset). */
+  readonly #subscribed = new Map<string, { refs: number; ready: Promise<unknown>; linger?: NodeJS.Timeout; heard: number; offset: number }>();
   readonly #probeTimer: NodeJS.Timeout;
   readonly #pendingProbes = new Map<string, NodeJS.Timeout>();
   readonly #token = randomUUID();
@@ -57,11 +58,25 @@ export class Notifications {
     return this.#wakeups.next(id, signal);
   }
 
+  /** How many notifications for held `id` arrived so far: pass it to `announcedSince` after waiting. */
+  heard(id: string): number {
+    return this.#subscribed.get(id)?.heard ?? 0;
+  }
+
+  /**
+   * The offset the newest notification for `id` announced, if one arrived after `heard` was
+   * `since`: the append that published it had committed, so the log holds that offset.
+   */
+  announcedSince(id: string, since: number): number | undefined {
+    const entry = this.#subscribed.get(id);
+    return entry && entry.heard > since && Number.isSafeInteger(entry.offset) ? entry.offset : undefined;
+  }
+
   /** Subscribes to `id` (once for all holders) and resolves when the subscription stands. */
   async hold(id: string): Promise<void> {
     let entry = this.#subscribed.get(id);
     if (!entry) {
-      const created = { refs: 0, ready: this.#o.subscriber.ssubscribe(this.#o.channelOf(id)) as Promise<unknown> };
+      const created = { refs: 0, ready: this.#o.subscriber.ssubscribe(this.#o.channelOf(id)) as Promise<unknown>, heard: 0, offset: 0 };
       // A subscribe that failed is forgotten, so the next holder tries again.
       created.ready.catch(() => {
         if (this.#subscribed.get(id) === created) this.#subscribed.delete(id);
@@ -109,7 +124,13 @@ export class Notifications {
       return;
     }
     const id = this.#o.idOf(channel);
-    if (id) this.#wakeups.wake(id);
+    if (!id) return;
+    const entry = this.#subscribed.get(id);
+    if (entry) {
+      entry.heard += 1;
+      entry.offset = Number(message);
+    }
+    this.#wakeups.wake(id);
   }
 
   async #probe(): Promise<void> {

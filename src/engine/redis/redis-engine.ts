@@ -192,10 +192,14 @@ export class RedisEngine implements Engine {
       await this.#notifications.hold(id);
       held = true;
       while (!local.signal.aborted && !this.#closing.signal.aborted) {
+        const since = this.#notifications.heard(id);
         const next = this.#notifications.next(id, local.signal);
         const head = await this.head(id);
         if (!head || head.lastOffset > afterOffset) return;
         await next;
+        // A notification carries the offset its append committed: past ours, there is no need to
+        // read the head again. A wake without one (a recovery, another log's news) reads it.
+        if ((this.#notifications.announcedSince(id, since) ?? 0) > afterOffset) return;
       }
     } finally {
       local.abort();
