@@ -4,6 +4,9 @@ import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { AnswerRun } from "./answer-run.ts";
 
+/** Claim loops per worker (fewer when the concurrency is lower). */
+const CLAIM_LOOPS = 4;
+
 export interface WorkerOptions {
   readonly engine: Engine;
   readonly models: ModelRegistry;
@@ -27,7 +30,10 @@ export class Worker {
   readonly #options: WorkerOptions;
   readonly #runs = new Map<AnswerRun, Promise<void>>();
   readonly #stopping = new AbortController();
-  #slotFreed: (() => void) | undefined;
+  /** Claim loops waiting for a free slot. */
+  readonly #waitingForSlot = new Set<() => void>();
+  /** Claims under way: they count against the concurrency like runs. */
+  #claiming = 0;
   #loop: Promise<void> | undefined;
 
   constructor(options: WorkerOptions) {
@@ -38,26 +44,35 @@ export class Worker {
     return this.#runs.size;
   }
 
+  /**
+   * Several claim loops, so that a burst of queued answers is taken up in parallel: on Redis a
+   * claim waits for a replica to confirm it, and one at a time would pace the start of every answer.
+   */
   start(): void {
-    this.#loop ??= this.#claimLoop();
+    const loops = Math.min(this.#options.concurrency, CLAIM_LOOPS);
+    this.#loop ??= Promise.all(Array.from({ length: loops }, () => this.#claimLoop())).then(() => undefined);
   }
 
   async #claimLoop(): Promise<void> {
     const { engine, name, leaseMs, concurrency, logger } = this.#options;
     const signal = this.#stopping.signal;
     while (!signal.aborted) {
-      if (this.#runs.size >= concurrency) {
-        await new Promise<void>((resolve) => (this.#slotFreed = resolve));
+      if (this.#runs.size + this.#claiming >= concurrency) {
+        await new Promise<void>((resolve) => this.#waitingForSlot.add(resolve));
         continue;
       }
       let claim;
+      this.#claiming += 1;
       try {
         claim = await engine.claim(name, leaseMs, signal);
       } catch (error) {
         if (signal.aborted) break;
+        this.#wakeOne(); // the slot this claim held is free again
         logger.error({ err: error }, "claim failed; retrying");
         await new Promise((r) => setTimeout(r, 500));
         continue;
+      } finally {
+        this.#claiming -= 1;
       }
       if (!claim) break;
       if (signal.aborted) {
@@ -68,17 +83,24 @@ export class Worker {
       const run = new AnswerRun({ ...this.#options, worker: name }, claim);
       const done = run.run().finally(() => {
         this.#runs.delete(run);
-        this.#slotFreed?.();
-        this.#slotFreed = undefined;
+        this.#wakeOne();
       });
       this.#runs.set(run, done);
     }
   }
 
+  #wakeOne(): void {
+    const [first] = this.#waitingForSlot;
+    if (!first) return;
+    this.#waitingForSlot.delete(first);
+    first();
+  }
+
   /** Graceful shutdown: no new claims; running answers are flushed and handed back. */
   async stop(): Promise<void> {
     this.#stopping.abort();
-    this.#slotFreed?.();
+    for (const resolve of this.#waitingForSlot) resolve();
+    this.#waitingForSlot.clear();
     for (const run of this.#runs.keys()) run.stop("shutdown");
     await this.#loop;
     await Promise.all(this.#runs.values());
