@@ -47,9 +47,18 @@ interface EntryRow {
 
 const JOBS = "jobs";
 
+interface PendingAppend {
+  readonly id: string;
+  readonly fence: number;
+  readonly expectedOffset: number;
+  readonly entries: readonly EntryBody[];
+  readonly resolve: (result: AppendResult) => void;
+  readonly reject: (error: unknown) => void;
+}
+
 /**
  * The embedded default: one sqlite file in WAL mode, durable on one machine, shared safely by
- * several processes. Every decision (append, claim, renew) is one immediate transaction.
+ * several processes. Every decision (claim, renew, a group of appends) is one immediate transaction.
  */
 export class SqliteEngine implements Engine {
   readonly kind = "sqlite";
@@ -60,6 +69,8 @@ export class SqliteEngine implements Engine {
   readonly #seenOffsets = new Map<string, number>();
   #dataVersion: number;
   #closed = false;
+  /** Appends waiting for this turn's group commit. */
+  readonly #pendingAppends: PendingAppend[] = [];
   readonly #stmt;
 
   constructor(options: SqliteEngineOptions) {
@@ -138,19 +149,56 @@ export class SqliteEngine implements Engine {
     return result;
   }
 
-  async append(id: string, fence: number, expectedOffset: number, entries: readonly EntryBody[]): Promise<AppendResult> {
-    const result = this.#db
-      .transaction((): AppendResult => {
-        const row = this.#stmt.generation.get(id);
-        if (!row) return { kind: "notFound" };
-        const state = { lastOffset: row.last_offset, terminal: row.terminal === 1, fence: row.fence };
-        const decision = decideAppend(state, fence, expectedOffset, entries, (offset) => this.#stmt.body.get(id, offset)?.body);
-        if (decision.kind === "appended") this.#insert(row, entries);
-        return decision;
-      })
-      .immediate();
-    if (result.kind === "appended") this.#wakeups.wake(id);
-    return result;
+  /**
+   * Appends are committed in groups: every append asked for in one turn of the event loop goes into
+   * one transaction, in the order asked, each decided on the state the ones before it left. A
+   * commit is the dear part of an append (a WAL write), so many answers streaming at once share it.
+   */
+  append(id: string, fence: number, expectedOffset: number, entries: readonly EntryBody[]): Promise<AppendResult> {
+    if (this.#closed) return Promise.reject(new Error("the sqlite engine is closed"));
+    return new Promise((resolve, reject) => {
+      this.#pendingAppends.push({ id, fence, expectedOffset, entries, resolve, reject });
+      if (this.#pendingAppends.length === 1) setImmediate(() => this.#commitAppends());
+    });
+  }
+
+  #commitAppends(): void {
+    const batch = this.#pendingAppends.splice(0);
+    if (batch.length === 0) return;
+    if (this.#closed) {
+      for (const append of batch) append.reject(new Error("the sqlite engine is closed"));
+      return;
+    }
+    let results: AppendResult[];
+    try {
+      results = this.#db.transaction(() => batch.map((append) => this.#appendOne(append))).immediate();
+    } catch {
+      // Something threw (not an outcome such as a stale fence): each append alone, so only its own fails.
+      for (const append of batch) {
+        try {
+          this.#settle(append, this.#db.transaction(() => this.#appendOne(append)).immediate());
+        } catch (error) {
+          append.reject(error);
+        }
+      }
+      return;
+    }
+    for (const [i, append] of batch.entries()) this.#settle(append, results[i]!);
+  }
+
+  #settle(append: PendingAppend, result: AppendResult): void {
+    if (result.kind === "appended") this.#wakeups.wake(append.id);
+    append.resolve(result);
+  }
+
+  /** One append, inside the group's transaction. */
+  #appendOne({ id, fence, expectedOffset, entries }: PendingAppend): AppendResult {
+    const row = this.#stmt.generation.get(id);
+    if (!row) return { kind: "notFound" };
+    const state = { lastOffset: row.last_offset, terminal: row.terminal === 1, fence: row.fence };
+    const decision = decideAppend(state, fence, expectedOffset, entries, (offset) => this.#stmt.body.get(id, offset)?.body);
+    if (decision.kind === "appended") this.#insert(row, entries);
+    return decision;
   }
 
   /** Inserts entries after the log's last one; inside a transaction. */
@@ -244,6 +292,7 @@ export class SqliteEngine implements Engine {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    this.#commitAppends(); // what was asked before close is committed
     this.#closed = true;
     clearInterval(this.#watch);
     this.#wakeups.wakeAll();
