@@ -1,19 +1,9 @@
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import type { ChaosReport } from "../../src/chaos/run-chaos.ts";
+import { runLifeline, type CliRun } from "../support/run-cli.ts";
 
-const BIN = fileURLToPath(new URL("../../bin/lifeline", import.meta.url));
-
-function lifeline(args: readonly string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("LIFELINE_")));
-  const child = spawn(process.execPath, [BIN, "chaos", ...args], { env, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve) => child.on("close", (status) => resolve({ status, stdout, stderr })));
-}
+/** `bin/lifeline chaos …` as a user runs it. */
+const lifeline = (args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> => runLifeline(["chaos", ...args], env);
 
 describe("lifeline chaos", () => {
   it("kills workers and the gateway mid-answer, cuts client connections, and every answer ends exact", async () => {

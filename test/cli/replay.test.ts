@@ -1,5 +1,3 @@
-import { spawn } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Entry } from "../../src/core/entries.ts";
 import { RedisEngine } from "../../src/engine/redis/redis-engine.ts";
@@ -9,25 +7,10 @@ import { timelineOf, type Timeline } from "../../src/projections/timeline.ts";
 import { writeEventfulLog } from "../support/eventful-log.ts";
 import { requireRedis, startStandalone } from "../support/redis-harness.ts";
 import { tempDir } from "../support/temp-dir.ts";
+import { runLifeline, type CliRun } from "../support/run-cli.ts";
 
-const BIN = fileURLToPath(new URL("../../bin/lifeline", import.meta.url));
-
-interface Run {
-  readonly status: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** `bin/lifeline replay …` as a user runs it; the environment carries no LIFELINE_* of the test runner. */
-function lifeline(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("LIFELINE_")));
-  const child = spawn(process.execPath, [BIN, "replay", ...args], { env: { ...clean, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve) => child.on("close", (status) => resolve({ status, stdout, stderr })));
-}
+/** `bin/lifeline replay …` as a user runs it. */
+const lifeline = (args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> => runLifeline(["replay", ...args], env);
 
 describe("lifeline replay, on the sqlite engine", () => {
   const dir = tempDir("lifeline-replay-");
