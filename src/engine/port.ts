@@ -23,6 +23,12 @@ export interface Engine {
   readonly replicatesAsynchronously: boolean;
 
   /**
+   * How many `claim` calls a worker gains by having in flight at once: more than one where a
+   * claim waits on the network (a replica's confirmation), one where it is a local transaction.
+   */
+  readonly parallelClaims: number;
+
+  /**
    * Atomically creates a log whose entry 1 is `created` and a job for it. With an idempotency key
    * seen before: the existing generation when the request is the same, a conflict when it is not.
    */
@@ -43,7 +49,9 @@ export interface Engine {
 
   /**
    * Resolves once an entry past `afterOffset` exists (at once if one does), or when `signal`
-   * aborts. Implementations never run a polling loop per waiter.
+   * aborts. Implementations never run a polling loop per waiter. It may resolve early (an engine
+   * that trusts a notification from a primary that just failed over): callers read, and wait
+   * again when they find nothing new.
    */
   wait(id: string, afterOffset: number, signal: AbortSignal): Promise<void>;
 

@@ -20,6 +20,7 @@ export function guardEngine(engine: Engine): Engine {
   return {
     kind: engine.kind,
     replicatesAsynchronously: engine.replicatesAsynchronously,
+    parallelClaims: engine.parallelClaims,
     create: guard((...a: Parameters<Engine["create"]>) => engine.create(...a)),
     append: guard((...a: Parameters<Engine["append"]>) => engine.append(...a)),
     read: guard((...a: Parameters<Engine["read"]>) => engine.read(...a)),

@@ -4,9 +4,6 @@ import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { AnswerRun } from "./answer-run.ts";
 
-/** Claim loops per worker (fewer when the concurrency is lower). */
-const CLAIM_LOOPS = 4;
-
 export interface WorkerOptions {
   readonly engine: Engine;
   readonly models: ModelRegistry;
@@ -45,11 +42,12 @@ export class Worker {
   }
 
   /**
-   * Several claim loops, so that a burst of queued answers is taken up in parallel: on Redis a
-   * claim waits for a replica to confirm it, and one at a time would pace the start of every answer.
+   * As many claim loops as the engine gains from (`parallelClaims`), so that a burst of queued
+   * answers is taken up in parallel where a claim waits on the network (Redis: a replica confirms
+   * it); never more than the concurrency.
    */
   start(): void {
-    const loops = Math.min(this.#options.concurrency, CLAIM_LOOPS);
+    const loops = Math.max(1, Math.min(this.#options.concurrency, this.#options.engine.parallelClaims));
     this.#loop ??= Promise.all(Array.from({ length: loops }, () => this.#claimLoop())).then(() => undefined);
   }
 

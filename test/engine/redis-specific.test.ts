@@ -69,4 +69,29 @@ describe("the redis engine", () => {
       await writer.close();
     }
   });
+
+  it("the claimers of one engine share one BLPOP: idle, nothing piles up on the blocking connection, and a job from elsewhere reaches one of them", async () => {
+    const prefix = `blpop${process.pid}`;
+    const worker = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix });
+    const producer = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix });
+    const admin = new Redis(server!.url);
+    const stop = new AbortController();
+    try {
+      const claims = Array.from({ length: worker.parallelClaims }, () => worker.claim("w", 60_000, stop.signal));
+      await new Promise((resolve) => setTimeout(resolve, 3500)); // several BLPOP timeouts go by
+      const blocking = (await admin.client("LIST") as string).split("\n").filter((line) => line.includes("name=lifeline-claim") && line.includes("cmd=blpop"));
+      expect(blocking).toHaveLength(1);
+      // One command at most is waiting on that connection: no BLPOPs queued behind it.
+      expect(blocking[0]).toMatch(/ qbuf=0 /);
+
+      const { id } = await producer.create({ model: "sim", messages: [{ role: "user", content: "from elsewhere" }] });
+      const first = await Promise.race(claims);
+      expect(first?.id).toBe(id);
+    } finally {
+      stop.abort();
+      admin.disconnect();
+      await worker.close();
+      await producer.close();
+    }
+  });
 });

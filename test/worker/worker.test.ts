@@ -33,6 +33,7 @@ function overriding(engine: Engine, parts: Partial<Pick<Engine, "append" | "rene
   return {
     kind: engine.kind,
     replicatesAsynchronously: engine.replicatesAsynchronously,
+    parallelClaims: engine.parallelClaims,
     create: (...a) => engine.create(...a),
     append: parts.append ?? ((...a) => engine.append(...a)),
     read: (...a) => engine.read(...a),

@@ -33,6 +33,7 @@ const JOBS = "jobs";
 export class MemoryEngine implements Engine {
   readonly kind = "memory";
   readonly replicatesAsynchronously = false;
+  readonly parallelClaims = 1;
   readonly #generations = new Map<string, Generation>();
   readonly #idempotency = new Map<string, { id: string; request: string }>();
   readonly #wakeups = new Wakeups();

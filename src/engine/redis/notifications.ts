@@ -65,7 +65,10 @@ export class Notifications {
 
   /**
    * The offset the newest notification for `id` announced, if one arrived after `heard` was
-   * `since`: the append that published it had committed, so the log holds that offset.
+   * `since`: the append (or cancel) that published it had committed on the primary that sent it.
+   * In a failover that primary may not be the one reads go to, so a reader that trusts it may find
+   * less than announced and must wait again; it never finds a different entry, which the cursor
+   * checks would catch.
    */
   announcedSince(id: string, since: number): number | undefined {
     const entry = this.#subscribed.get(id);

@@ -53,6 +53,10 @@ const MAX_CLAIM_SLEEP_MS = 1000;
 export class RedisEngine implements Engine {
   readonly kind = "redis";
   readonly replicatesAsynchronously = true;
+  /** A claim waits for a replica's confirmation (WAIT): several in flight start a burst sooner. */
+  readonly parallelClaims = 4;
+  /** The BLPOP on the blocking connection that this process's claimers wait on, while one is out. */
+  #blpop: Promise<unknown> | undefined;
   readonly #keys: RedisKeys;
   readonly #retention: number;
   readonly #commands: ScriptedClient;
@@ -198,7 +202,8 @@ export class RedisEngine implements Engine {
         if (!head || head.lastOffset > afterOffset) return;
         await next;
         // A notification carries the offset its append committed: past ours, there is no need to
-        // read the head again. A wake without one (a recovery, another log's news) reads it.
+        // read the head again (in a failover the reader may then find less, and waits again). A
+        // wake without one (a recovery) reads the head.
         if ((this.#notifications.announcedSince(id, since) ?? 0) > afterOffset) return;
       }
     } finally {
@@ -230,8 +235,17 @@ export class RedisEngine implements Engine {
       const ctl = new AbortController();
       const stop = (): void => ctl.abort();
       signal.addEventListener("abort", stop, { once: true });
-      const blpop = this.#blocking.blpop(k.signal, sleepMs / 1000).catch(() => null);
-      await Promise.race([blpop.finally(stop), this.#wakeups.next("claim", ctl.signal, sleepMs + 1000)]);
+      // One BLPOP at a time on the blocking connection, shared by this process's claimers: queued
+      // behind each other, abandoned ones would pile up and take the signals meant for live ones.
+      // Its end (a signal, or its timeout) wakes them all to look again.
+      this.#blpop ??= this.#blocking
+        .blpop(k.signal, sleepMs / 1000)
+        .catch(() => null)
+        .finally(() => {
+          this.#blpop = undefined;
+          this.#wakeups.wake("claim");
+        });
+      await Promise.race([this.#blpop, this.#wakeups.next("claim", ctl.signal, sleepMs + 1000)]);
       ctl.abort();
       signal.removeEventListener("abort", stop);
     }

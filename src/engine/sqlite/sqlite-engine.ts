@@ -63,6 +63,8 @@ interface PendingAppend {
 export class SqliteEngine implements Engine {
   readonly kind = "sqlite";
   readonly replicatesAsynchronously = false;
+  /** A claim is a local transaction; more in flight would only contend for the write lock. */
+  readonly parallelClaims = 1;
   readonly #db: Database.Database;
   readonly #wakeups = new Wakeups();
   readonly #watch: NodeJS.Timeout;
