@@ -30,7 +30,10 @@ export async function startLifeline(command: "start" | "gateway" | "worker", env
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
 
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`lifeline ${command} did not start in time:\n${out}`)), 30_000);
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL"); // not left running behind a caller that gave up on it
+      reject(new Error(`lifeline ${command} did not start in time:\n${out}`));
+    }, 30_000);
     const check = (): void => {
       const ready = /Lifeline is ready at (http:\/\/[^\s/]+)/.exec(out) ?? /Lifeline worker \S+ is running/.exec(out);
       if (ready) {

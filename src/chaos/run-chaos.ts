@@ -102,7 +102,10 @@ export async function runChaos(options: ChaosOptions, progress: (line: string) =
     let workersKilled = 0;
     let gatewayKills = 0;
     let finished = false;
-    void allDone.finally(() => (finished = true));
+    const over = (): void => {
+      finished = true;
+    };
+    allDone.then(over, over); // a follow that fails is reported below, through allDone
     const deadline = began + options.deadlineMs;
     while (!finished && Date.now() < deadline) {
       await Promise.race([sleep(options.killEveryMs), allDone.catch(() => undefined)]);
@@ -157,10 +160,13 @@ export async function runChaos(options: ChaosOptions, progress: (line: string) =
       ...(options.keep ? { dataDir, ...(started[0] ? { example: started[0].id } : {}) } : {}),
     };
   } finally {
-    for (const client of clients) client.close();
-    await proxy?.close();
-    await Promise.all([...processes].map((p) => p.kill()));
-    if (!options.keep) rmSync(dataDir, { recursive: true, force: true });
+    try {
+      for (const client of clients) client.close();
+      await proxy?.close();
+      await Promise.all([...processes].map((p) => p.kill()));
+    } finally {
+      if (!options.keep) rmSync(dataDir, { recursive: true, force: true });
+    }
   }
 }
 

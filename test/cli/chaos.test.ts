@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import type { ChaosReport } from "../../src/chaos/run-chaos.ts";
 import { runLifeline, type CliRun } from "../support/run-cli.ts";
@@ -16,8 +17,21 @@ describe("lifeline chaos", () => {
     expect(report.takeovers).toBeGreaterThanOrEqual(1);
     expect(report.connectionsCut).toBeGreaterThan(0);
     expect(report.clientResumes).toBeGreaterThan(0);
-    expect(report.dataDir).toBeUndefined(); // removed without --keep
+    const dir = /on sqlite in (\S+);/.exec(run.stderr)?.[1];
+    expect(dir).toBeDefined();
+    expect(existsSync(dir!)).toBe(false); // removed without --keep
+    expect(report.dataDir).toBeUndefined();
   }, 120_000);
+
+  it("answers that cannot end by the deadline: exit 1 with a clear message, nothing left behind", async () => {
+    const run = await lifeline(["--answers", "2", "--workers", "1", "--tokens", "4000", "--tokens-per-second", "1", "--deadline-s", "10", "--seed", "3"]);
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(/lifeline chaos: the answers did not all end within 10000 ms/);
+    expect(run.stderr).not.toMatch(/at .*\.ts:\d+/); // a message, not a stack trace
+    const dir = /on sqlite in (\S+);/.exec(run.stderr)?.[1];
+    expect(dir).toBeDefined();
+    expect(existsSync(dir!)).toBe(false);
+  }, 60_000);
 
   it("a bad option is refused with every problem listed, exit 2, before anything starts", async () => {
     const run = await lifeline(["--answers", "0", "--transports", "sse,carrier-pigeon", "--kill-every-ms", "fast"]);
