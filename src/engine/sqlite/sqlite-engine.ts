@@ -3,7 +3,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { canonicalJson } from "../../core/canonical.ts";
 import { stampEntry, type Entry, type EntryBody, type GenerationRequest } from "../../core/entries.ts";
-import { decideAppend, endsWithTerminal } from "../append-rules.ts";
+import { assertWellFormedBatch, decideAppend, endsWithTerminal } from "../append-rules.ts";
 import { newGenerationId } from "../ids.ts";
 import type {
   AppendResult,
@@ -158,6 +158,11 @@ export class SqliteEngine implements Engine {
    */
   append(id: string, fence: number, expectedOffset: number, entries: readonly EntryBody[]): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new Error("the sqlite engine is closed"));
+    try {
+      assertWellFormedBatch(entries); // a caller's mistake fails here, not inside the group's transaction
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return new Promise((resolve, reject) => {
       this.#pendingAppends.push({ id, fence, expectedOffset, entries, resolve, reject });
       if (this.#pendingAppends.length === 1) setImmediate(() => this.#commitAppends());
@@ -174,8 +179,14 @@ export class SqliteEngine implements Engine {
     let results: AppendResult[];
     try {
       results = this.#db.transaction(() => batch.map((append) => this.#appendOne(append))).immediate();
-    } catch {
-      // Something threw (not an outcome such as a stale fence): each append alone, so only its own fails.
+    } catch (error) {
+      // The store itself failed (busy past its timeout, disk full): every append of the group fails
+      // with it, rather than each being tried again while the event loop waits.
+      if (isStoreFailure(error)) {
+        for (const append of batch) append.reject(error);
+        return;
+      }
+      // Something else threw (a bug in one append): each alone, so only its own fails.
       for (const append of batch) {
         try {
           this.#settle(append, this.#db.transaction(() => this.#appendOne(append)).immediate());
@@ -327,4 +338,9 @@ export class SqliteEngine implements Engine {
     }
     this.#wakeups.wake(JOBS);
   }
+}
+
+/** An error of sqlite itself (SQLITE_BUSY, SQLITE_FULL, SQLITE_IOERR, …), not of the code around it. */
+function isStoreFailure(error: unknown): boolean {
+  return typeof error === "object" && error !== null && typeof (error as { code?: unknown }).code === "string" && (error as { code: string }).code.startsWith("SQLITE_");
 }
