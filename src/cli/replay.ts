@@ -4,6 +4,8 @@ import { parseArgs } from "node:util";
 import { GENERATION_ID } from "../engine/ids.ts";
 import { openEngine } from "../engine/open-engine.ts";
 import { readLog } from "../engine/read-log.ts";
+import type { Engine } from "../engine/port.ts";
+import { parseEntryOffset } from "../core/cursor.ts";
 import { timelineOf, type Timeline } from "../projections/timeline.ts";
 import { ConfigError, FLAG_SPEC, loadConfig } from "./config.ts";
 import { engineConfigOf } from "./node.ts";
@@ -44,11 +46,8 @@ export async function replay(args: readonly string[], out: (text: string) => voi
   if (extra.length > 0) throw new ReplayUsageError(`one generation at a time (got ${parsed.positionals.length})`);
   if (!GENERATION_ID.test(id)) throw new ReplayUsageError(`"${id.slice(0, 64)}" is not a generation id (gen_…)`);
   if (json && raw) throw new ReplayUsageError("--json and --entries exclude each other");
-  let until: number | undefined;
-  if (untilText !== undefined) {
-    if (!/^[1-9]\d{0,14}$/.test(untilText)) throw new ReplayUsageError(`--until must be an entry offset (1, 2, …), not "${untilText.slice(0, 32)}"`);
-    until = Number(untilText);
-  }
+  const until = untilText === undefined ? undefined : parseEntryOffset(untilText);
+  if (untilText !== undefined && until === undefined) throw new ReplayUsageError(`--until must be an entry offset (1, 2, …), not "${untilText.slice(0, 32)}"`);
   let config;
   try {
     config = loadConfig(process.env, flags as Record<string, string | undefined>);
@@ -62,9 +61,16 @@ export async function replay(args: readonly string[], out: (text: string) => voi
     return 1;
   }
 
-  const engine = openEngine(engineConfigOf(config));
+  const base = engineConfigOf(config);
+  let engine: Engine;
   try {
-    const entries = await readLog(engine, id, until);
+    engine = openEngine(base.kind === "sqlite" ? { ...base, readOnly: true } : base);
+  } catch (error) {
+    err(`lifeline: cannot open the ${config.engine} engine: ${(error as Error).message}\n`);
+    return 1;
+  }
+  try {
+    const entries = await withDeadline(readLog(engine, id, until), READ_DEADLINE_MS, `the ${config.engine} engine did not answer within ${READ_DEADLINE_MS / 1000} s (is it running, and is the address right?)`);
     if (entries.length === 0) {
       err(`lifeline: no generation ${id} in the ${config.engine} engine\n`);
       return 1;
@@ -82,6 +88,17 @@ export async function replay(args: readonly string[], out: (text: string) => voi
   } finally {
     await engine.close();
   }
+}
+
+/** How long replay waits for the engine before it says it cannot reach it (ioredis would retry for much longer). */
+const READ_DEADLINE_MS = 10_000;
+
+function withDeadline<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** The timeline for a terminal: a header, the attempts, the condensed log, the text. */

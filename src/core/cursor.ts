@@ -21,3 +21,10 @@ export function parseCursor(text: string): Cursor | undefined {
 export function formatCursor(offset: number, epoch?: string): string {
   return epoch === undefined ? String(offset) : `${epoch}:${offset}`;
 }
+
+/** An entry's offset as a user writes it (`--until 40`, `?until=40`): 1, 2, 3 …; `undefined` for anything else. */
+export function parseEntryOffset(text: string): number | undefined {
+  if (!/^[1-9]\d{0,14}$/.test(text)) return undefined;
+  const offset = Number(text);
+  return Number.isSafeInteger(offset) ? offset : undefined;
+}

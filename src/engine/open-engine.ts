@@ -7,7 +7,7 @@ import { SqliteEngine } from "./sqlite/sqlite-engine.ts";
 
 export type EngineConfig =
   | { readonly kind: "memory" }
-  | { readonly kind: "sqlite"; readonly dataDir: string; readonly synchronous?: "normal" | "full" }
+  | { readonly kind: "sqlite"; readonly dataDir: string; readonly synchronous?: "normal" | "full"; readonly readOnly?: boolean }
   | {
       readonly kind: "redis";
       readonly target: RedisTarget;

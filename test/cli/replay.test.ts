@@ -8,6 +8,9 @@ import { writeEventfulLog } from "../support/eventful-log.ts";
 import { requireRedis, startStandalone } from "../support/redis-harness.ts";
 import { tempDir } from "../support/temp-dir.ts";
 import { runLifeline, type CliRun } from "../support/run-cli.ts";
+import Database from "better-sqlite3";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 
 /** `bin/lifeline replay …` as a user runs it. */
 const lifeline = (args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> => runLifeline(["replay", ...args], env);
@@ -72,6 +75,32 @@ describe("lifeline replay, on the sqlite engine", () => {
     }
     const help = await lifeline(["--help"]);
     expect([help.status, help.stdout]).toEqual([0, expect.stringContaining("Usage: lifeline replay <generation-id>")]);
+  });
+});
+
+describe("lifeline replay, when the engine cannot be read", () => {
+  it("a Redis that does not answer is reported within seconds, exit 1", async () => {
+    const run = await lifeline(["gen_01m8awt0zv3thxvszatkb9fe07", "--engine", "redis", "--redis-url", "redis://127.0.0.1:9"]);
+    expect(run.status).toBe(1);
+    expect(run.stderr).toMatch(/the redis engine did not answer within 10 s/);
+  }, 60_000);
+
+  it("a data file of a newer Lifeline is refused, and replay writes nothing to it", async () => {
+    const dir = tempDir("lifeline-replay-new-");
+    try {
+      const engine = new SqliteEngine({ dataDir: dir.path });
+      await engine.close();
+      const db = new Database(join(dir.path, "lifeline.db"));
+      db.pragma("user_version = 999");
+      db.close();
+      const before = readFileSync(join(dir.path, "lifeline.db"));
+      const run = await lifeline(["gen_01m8awt0zv3thxvszatkb9fe07", "--data-dir", dir.path]);
+      expect(run.status).toBe(1);
+      expect(run.stderr).toMatch(/cannot open the sqlite engine: data file has schema 999/);
+      expect(readFileSync(join(dir.path, "lifeline.db")).equals(before)).toBe(true);
+    } finally {
+      dir.remove();
+    }
   });
 });
 

@@ -284,7 +284,11 @@ export class RedisEngine implements Engine {
     this.#wakeups.wakeAll();
     this.#notifications.close();
     this.#blocking.disconnect(); // it may sit in BLPOP; nothing it holds needs a goodbye
-    await Promise.all([this.#commands, this.#subscriber].map((c) => c.quit().catch(() => c.disconnect())));
+    // QUIT on a connection that is down would sit in the offline queue through every retry
+    // (tens of seconds): only a connection that is up gets a goodbye.
+    await Promise.all(
+      [this.#commands, this.#subscriber].map((c) => (c.status === "ready" ? c.quit().catch(() => c.disconnect()) : Promise.resolve(c.disconnect()))),
+    );
   }
 
   /**

@@ -19,8 +19,13 @@ import { Wakeups } from "../wakeups.ts";
 import { SCHEMA, SCHEMA_VERSION } from "./schema.ts";
 
 export interface SqliteEngineOptions {
-  /** Folder of the data file `lifeline.db`; created when missing. */
+  /** Folder of the data file `lifeline.db`; created when missing (unless `readOnly`). */
   readonly dataDir: string;
+  /**
+   * Open an existing data file only to read it (`lifeline replay`): nothing is created or written,
+   * and a missing file is an error. Writes fail. @defaultValue false
+   */
+  readonly readOnly?: boolean;
   /**
    * How often the process looks for commits made by other processes on the same file, while
    * someone waits. One check per process, whatever the number of waiters. @defaultValue 25
@@ -76,18 +81,21 @@ export class SqliteEngine implements Engine {
   readonly #stmt;
 
   constructor(options: SqliteEngineOptions) {
-    mkdirSync(options.dataDir, { recursive: true });
-    const db = new Database(join(options.dataDir, "lifeline.db"));
-    db.pragma("journal_mode = WAL");
+    const readOnly = options.readOnly ?? false;
+    if (!readOnly) mkdirSync(options.dataDir, { recursive: true });
+    const db = new Database(join(options.dataDir, "lifeline.db"), { readonly: readOnly, fileMustExist: readOnly });
+    if (!readOnly) db.pragma("journal_mode = WAL");
     db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
     db.pragma("busy_timeout = 5000");
     const version = db.pragma("user_version", { simple: true }) as number;
-    if (version > SCHEMA_VERSION) {
+    if (version > SCHEMA_VERSION || (readOnly && version !== SCHEMA_VERSION)) {
       db.close();
-      throw new Error(`data file has schema ${version}; this Lifeline knows up to ${SCHEMA_VERSION}`);
+      throw new Error(`data file has schema ${version}; this Lifeline knows ${SCHEMA_VERSION}`);
     }
-    db.exec(SCHEMA);
-    db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    if (!readOnly) {
+      db.exec(SCHEMA);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    }
     this.#db = db;
     this.#stmt = {
       generation: db.prepare<[string], GenerationRow>(

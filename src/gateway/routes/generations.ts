@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { parseEntryOffset } from "../../core/cursor.ts";
 import { foldGeneration, type GenerationView } from "../../core/fold.ts";
 import { LifelineError } from "../../core/errors.ts";
 import { parseGenerationRequest } from "../../core/request.ts";
@@ -75,8 +76,9 @@ export function generationRoutes(app: FastifyInstance, options: GenerationRoutes
 /** `?until=`: an entry offset (1, 2, …) to replay up to; absent is the whole log. */
 function untilOf(value: unknown): number | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== "string" || !/^[1-9]\d{0,14}$/.test(value)) throw new LifelineError("invalid_request", "until must be an entry offset (1, 2, …).");
-  return Number(value);
+  const offset = typeof value === "string" ? parseEntryOffset(value) : undefined;
+  if (offset === undefined) throw new LifelineError("invalid_request", "until must be an entry offset (1, 2, …).");
+  return offset;
 }
 
 function isJson(contentType: string | undefined): boolean {
