@@ -122,7 +122,9 @@ export function timelineOf(id: string, entries: readonly Entry[], until?: number
         break;
       case "started": {
         const previous = attempts[attempts.length - 1];
-        const takenOver = open !== undefined && entry.attempt > open.fence;
+        // A higher fence than the last call's is a new lease: its worker died, lost its lease or
+        // handed the job back — while calling the model, or while waiting to retry.
+        const takenOver = previous !== undefined && entry.attempt > previous.fence;
         if (takenOver) {
           takeovers += 1;
           close("takeover", entry);

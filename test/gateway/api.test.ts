@@ -118,6 +118,8 @@ describe("HTTP API", () => {
       const refused = await fetch(`${url}/v1/generations/${id}/timeline?until=${bad}`);
       expect(await errorOf(refused)).toEqual({ status: 400, code: "invalid_request" });
     }
+    const unknown = id.slice(0, -1) + (id.endsWith("0") ? "1" : "0"); // well formed, never created
+    expect(await errorOf(await fetch(`${url}/v1/generations/${unknown}/timeline`))).toEqual({ status: 404, code: "generation_not_found" });
     expect(await errorOf(await fetch(`${url}/v1/generations/gen_doesnotexist/timeline`))).toEqual({ status: 404, code: "generation_not_found" });
   });
 

@@ -71,4 +71,27 @@ describe("the timeline projection", () => {
     expect(t.attempts.map((a) => [a.endedBy, a.error?.code])).toEqual([["failed", "model_error"]]);
     expect(t.attempts[0]?.firstDeltaMs).toBeUndefined();
   });
+
+  it("a worker lost while it waited to retry counts as a takeover too", async () => {
+    const engine = new MemoryEngine();
+    const { id } = await engine.create({ model: "m", messages: [{ role: "user", content: "x" }] });
+    const first = await engine.claim("w1", 60_000, new AbortController().signal);
+    await engine.append(id, first!.fence, 2, [
+      { type: "started", attempt: first!.fence, worker: "w1", model: "m" },
+      { type: "retrying", attempt: first!.fence, error: { code: "model_timeout", message: "slow" }, delayMs: 1000 },
+    ]);
+    await engine.release(id, first!.fence); // w1 is gone before its next call
+    const second = await engine.claim("w2", 60_000, new AbortController().signal);
+    await engine.append(id, second!.fence, 4, [
+      { type: "started", attempt: second!.fence, worker: "w2", model: "m" },
+      { type: "completed", attempt: second!.fence, finishReason: "stop", usage: { promptTokens: 1, completionTokens: 0 } },
+    ]);
+    const t = timelineOf(id, await readLog(engine, id));
+    expect([t.retries, t.takeovers]).toEqual([1, 1]);
+    expect(t.attempts.map((a) => [a.worker, a.endedBy])).toEqual([
+      ["w1", "retrying"],
+      ["w2", "completed"],
+    ]);
+    expect(t.steps.find((s) => s.fromOffset === 4)?.summary).toMatch(/took over from w1/);
+  });
 });

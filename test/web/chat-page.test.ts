@@ -364,9 +364,10 @@ describe("the chat page in a real browser", () => {
     expect(chat.pageErrors).toEqual([]);
 
     // The answer's Inspect link replays its log: two calls, the second a takeover, and the text.
-    const [inspect] = await Promise.all([chat.context.waitForEvent("page"), chat.page.click("#messages .assistant .inspect-link")]);
+    // Errors of any page of the context, from its first script on (the new tab's included).
     const inspectErrors: Error[] = [];
-    inspect.on("pageerror", (error) => inspectErrors.push(error));
+    chat.context.on("weberror", (webError) => inspectErrors.push(webError.error()));
+    const [inspect] = await Promise.all([chat.context.waitForEvent("page"), chat.page.click("#messages .assistant .inspect-link")]);
     await inspect.waitForFunction(() => document.getElementById("status")?.textContent === "completed", undefined, { timeout: 10_000 });
     const shown = async (id: string): Promise<string> => (await inspect.locator(`#${id}`).textContent()) ?? "";
     expect([await shown("calls-count"), await shown("takeovers"), await shown("retries")]).toEqual(["2", "1", "0"]);

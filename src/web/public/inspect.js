@@ -59,12 +59,16 @@ async function load() {
   try {
     res = await fetch(`/v1/generations/${encodeURIComponent(state.id)}/timeline${query}`, { cache: "no-store" });
   } catch {
-    if (asked === state.asking) problem("The server does not answer; trying again.");
+    res = undefined;
+  }
+  const body = await res?.json().catch(() => undefined);
+  if (asked !== state.asking) return; // a newer request took over, timers included
+  if (!res || res.status >= 500) {
+    // Down or restarting (503 while the engine is away): try again, as for a cut connection.
+    problem("The server does not answer; trying again.");
     state.timer = setTimeout(() => void load(), REFRESH_MS);
     return;
   }
-  const body = await res.json().catch(() => undefined);
-  if (asked !== state.asking) return;
   if (!res.ok) {
     problem(body?.error?.message ?? `The server answered ${res.status}.`);
     ui.timeline.hidden = true;
