@@ -25,7 +25,7 @@ const OPTIONS = {
   modelConfig: { env: "LIFELINE_CONFIG", flag: "config", default: "", doc: "JSON file of providers, models, fallbacks, timeouts and retry policy (docs/models.md).", schema: z.string().max(4096) },
   leaseMs: { env: "LIFELINE_LEASE_MS", flag: "lease-ms", default: "10000", doc: "Lease length; a dead worker's answer is taken over after at most this.", schema: z.coerce.number().int().min(100).max(3_600_000) },
   heartbeatMs: { env: "LIFELINE_HEARTBEAT_MS", flag: "heartbeat-ms", default: "15000", doc: "Interval of heartbeats: SSE `: ping` comments and WebSocket pings.", schema: z.coerce.number().int().min(100).max(600_000) },
-  coalesceMs: { env: "LIFELINE_COALESCE_MS", flag: "coalesce-ms", default: "20", doc: "Tokens within this window become one delta entry (0: one entry per token).", schema: z.coerce.number().int().min(0).max(5000) },
+  coalesceMs: { env: "LIFELINE_COALESCE_MS", flag: "coalesce-ms", default: "20", doc: "At most one delta entry per window: tokens close together become one; after a quiet window a token goes out at once unless the process is busy (0: one entry per token).", schema: z.coerce.number().int().min(0).max(5000) },
   workerConcurrency: { env: "LIFELINE_WORKER_CONCURRENCY", flag: "worker-concurrency", default: "256", doc: "Answers one worker runs at once.", schema: z.coerce.number().int().min(1).max(100_000) },
   workerName: { env: "LIFELINE_WORKER_NAME", flag: "worker-name", default: "", doc: "Worker name in logs and started entries (default host-pid).", schema: z.string().max(200) },
   simTokensPerSecond: { env: "LIFELINE_SIM_TOKENS_PER_SECOND", flag: "sim-tokens-per-second", default: "30", doc: "Pace of the built-in sim model.", schema: z.coerce.number().positive().max(1_000_000) },

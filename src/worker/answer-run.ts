@@ -18,6 +18,8 @@ export interface RunContext {
   readonly worker: string;
   readonly leaseMs: number;
   readonly coalesceMs: number;
+  /** Whether the process is busy: the coalescing window then always waits, to batch more. */
+  readonly load: { readonly busy: boolean };
 }
 
 /** Why a run stopped before its terminal entry. */
@@ -52,6 +54,8 @@ export class AnswerRun {
   #pending = "";
   #pendingTokens = 0;
   #flushTimer: NodeJS.Timeout | undefined;
+  /** When the last delta left the buffer: the coalescing window runs from there. */
+  #lastFlushAt = 0;
   #deltaInFlight = false;
   /** The answer's text as this run knows it: the log's text plus every token since. */
   #text = "";
@@ -240,8 +244,19 @@ export class AnswerRun {
     this.#pendingTokens += 1;
     // Without a window, a delta goes out at once unless one is still being written: then the
     // tokens gather until it is done (backpressure instead of a queue of appends).
-    if (this.#ctx.coalesceMs > 0) this.#flushTimer ??= setTimeout(() => void this.#flush(), this.#ctx.coalesceMs);
-    else if (!this.#deltaInFlight) void this.#flush();
+    const window = this.#ctx.coalesceMs;
+    if (window <= 0) {
+      if (!this.#deltaInFlight) void this.#flush();
+      return;
+    }
+    // With a window, at most one delta per window. While the process is not busy, a token that
+    // comes after a quiet window goes out at once: a slow model pays no latency for the window.
+    // A busy process always waits for the window to close, so each append carries more tokens
+    // (and the busier it gets, the later its timers fire and the more they carry).
+    if (this.#flushTimer) return;
+    const quietFor = Date.now() - this.#lastFlushAt;
+    if (quietFor >= window && !this.#ctx.load.busy) void this.#flush();
+    else this.#flushTimer = setTimeout(() => void this.#flush(), this.#ctx.load.busy ? window : window - Math.min(quietFor, window));
   }
 
   /** Moves buffered text into the log, after any write already under way. */
@@ -249,6 +264,7 @@ export class AnswerRun {
     if (this.#flushTimer) clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
     if (this.#pending === "") return this.#writes;
+    this.#lastFlushAt = Date.now();
     const text = this.#pending;
     const tokens = this.#pendingTokens;
     this.#pending = "";

@@ -3,6 +3,7 @@ import type { ModelRegistry } from "../llm/models.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { AnswerRun } from "./answer-run.ts";
+import { LoadGauge } from "./load-gauge.ts";
 
 export interface WorkerOptions {
   readonly engine: Engine;
@@ -27,6 +28,7 @@ export class Worker {
   readonly #options: WorkerOptions;
   readonly #runs = new Map<AnswerRun, Promise<void>>();
   readonly #stopping = new AbortController();
+  readonly #load = new LoadGauge();
   /** Claim loops waiting for a free slot. */
   readonly #waitingForSlot = new Set<() => void>();
   /** Claims under way: they count against the concurrency like runs. */
@@ -78,7 +80,7 @@ export class Worker {
         await engine.release(claim.id, claim.fence).catch(() => undefined);
         break;
       }
-      const run = new AnswerRun({ ...this.#options, worker: name }, claim);
+      const run = new AnswerRun({ ...this.#options, worker: name, load: this.#load }, claim);
       const done = run.run().finally(() => {
         this.#runs.delete(run);
         this.#wakeOne();
@@ -102,5 +104,6 @@ export class Worker {
     for (const run of this.#runs.keys()) run.stop("shutdown");
     await this.#loop;
     await Promise.all(this.#runs.values());
+    this.#load.close();
   }
 }

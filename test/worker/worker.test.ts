@@ -92,6 +92,20 @@ describe("the worker", () => {
     expect(deltas).toBeLessThan(15);
   });
 
+  it("while the process is not busy, a token after a quiet window goes out at once instead of waiting for the window", async () => {
+    const engine = new MemoryEngine();
+    stops.push(() => engine.close());
+    const emitted: number[] = [];
+    // One token a second against a one-second window: each comes after a quiet window.
+    startWorker(engine, { coalesceMs: 1000, tokensPerSecond: 1, onToken: () => emitted.push(Date.now()) });
+    const { id } = await engine.create({ ...request, max_tokens: 3 });
+    const entries = await untilTerminal(engine, id);
+    const deltas = entries.filter((e) => e.type === "delta");
+    expect(deltas).toHaveLength(3);
+    // Each delta stands in the log well before the window would have closed behind its token.
+    deltas.forEach((delta, i) => expect(Date.parse(delta.at) - emitted[i]!).toBeLessThan(500));
+  });
+
   it("a cancel stops the model call", async () => {
     const engine = new MemoryEngine();
     stops.push(() => engine.close());
