@@ -1,11 +1,14 @@
 // @ts-check
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
+import prettier from "eslint-config-prettier";
 
 export default tseslint.config(
   { ignores: ["node_modules", "dist", ".lifeline", "bench/results", "test-artifacts", "src/web/public/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  // Layout is Prettier's alone (`npm run format`); rules that would argue with it are off.
+  prettier,
   {
     files: ["**/*.ts"],
     rules: {
@@ -18,14 +21,35 @@ export default tseslint.config(
     // The architecture of DESIGN §2: core has no I/O; gateway and worker never import each other.
     files: ["src/core/**/*.ts"],
     rules: {
-      "no-restricted-imports": ["error", { patterns: ["node:*", "../engine/*", "../llm/*", "../worker/*", "../gateway/*", "../cli/*", "fastify", "better-sqlite3", "pino"] }],
+      "no-restricted-imports": [
+        "error",
+        { patterns: ["node:*", "../engine/*", "../llm/*", "../worker/*", "../gateway/*", "../cli/*", "fastify", "better-sqlite3", "pino"] },
+      ],
     },
   },
   {
     // The client SDK runs in browsers: web platform APIs only, and nothing of the server.
     files: ["src/client/**/*.ts"],
     rules: {
-      "no-restricted-imports": ["error", { patterns: ["node:*", "../engine/*", "../gateway/*", "../worker/*", "../cli/*", "../llm/*", "../observability/*", "fastify", "ioredis", "better-sqlite3", "pino", "ws"] }],
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            "node:*",
+            "../engine/*",
+            "../gateway/*",
+            "../worker/*",
+            "../cli/*",
+            "../llm/*",
+            "../observability/*",
+            "fastify",
+            "ioredis",
+            "better-sqlite3",
+            "pino",
+            "ws",
+          ],
+        },
+      ],
     },
   },
   {

@@ -19,7 +19,13 @@ import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { startStandalone } from "../test/support/redis-harness.ts";
 import { ClientFleet } from "./support/client-fleet.ts";
-import { formatDistributedTable, ratiosOf, summarizeDistributed, totalCpuUsPerToken, type DistributedPhase } from "./support/distributed-report.ts";
+import {
+  formatDistributedTable,
+  ratiosOf,
+  summarizeDistributed,
+  totalCpuUsPerToken,
+  type DistributedPhase,
+} from "./support/distributed-report.ts";
 import { labelOf, startServer, type DistributedSpec } from "./support/servers.ts";
 import { WireCommandCounter, commandStats, machineCpuMs, processCpuMs, resetRedis } from "./support/redis-stats.ts";
 import { deliveryShape } from "./support/delivery-shape.ts";
@@ -51,7 +57,12 @@ interface Level {
 const settings = {
   levels: args.levels.split(",").map((part): Level => {
     const [concurrency, tokensPerSecond, maxTokens, trials = 3] = part.split(":").map((n) => Number(n.trim()));
-    return { concurrency: concurrency ?? Number.NaN, tokensPerSecond: tokensPerSecond ?? Number.NaN, maxTokens: maxTokens ?? Number.NaN, trials };
+    return {
+      concurrency: concurrency ?? Number.NaN,
+      tokensPerSecond: tokensPerSecond ?? Number.NaN,
+      maxTokens: maxTokens ?? Number.NaN,
+      trials,
+    };
   }),
   /** The model's think time before its first token, in every mode (clients subscribe meanwhile). */
   firstTokenDelayMs: Number(args["first-token-delay-ms"]),
@@ -66,12 +77,18 @@ const settings = {
 
 const bad = [
   ...settings.levels.flatMap((l, i) =>
-    [l.concurrency, l.tokensPerSecond, l.maxTokens, l.trials].every((n) => Number.isFinite(n) && n > 0) ? [] : [`--levels part ${i + 1}: expected answers:tok/s:tokens[:trials], all positive`],
+    [l.concurrency, l.tokensPerSecond, l.maxTokens, l.trials].every((n) => Number.isFinite(n) && n > 0)
+      ? []
+      : [`--levels part ${i + 1}: expected answers:tok/s:tokens[:trials], all positive`],
   ),
   ...(settings.coalesceMs.every((n) => Number.isFinite(n) && n >= 0) ? [] : ["--coalesce: expected non-negative numbers"]),
-  ...([settings.firstTokenDelayMs, settings.uncoalescedUpTo].every((n) => Number.isFinite(n) && n >= 0) ? [] : ["--first-token-delay-ms, --uncoalesced-up-to: expected non-negative numbers"]),
+  ...([settings.firstTokenDelayMs, settings.uncoalescedUpTo].every((n) => Number.isFinite(n) && n >= 0)
+    ? []
+    : ["--first-token-delay-ms, --uncoalesced-up-to: expected non-negative numbers"]),
   ...(settings.arrivalsPerSecond > 0 ? [] : ["--arrivals-per-second: expected a positive number"]),
-  ...settings.servers.flatMap((name) => (["direct", "floor", "lifeline"].includes(name) ? [] : [`--servers: unknown server ${name} (direct, floor, lifeline)`])),
+  ...settings.servers.flatMap((name) =>
+    ["direct", "floor", "lifeline"].includes(name) ? [] : [`--servers: unknown server ${name} (direct, floor, lifeline)`],
+  ),
 ];
 if (bad.length > 0) throw new Error(`bench settings:\n  ${bad.join("\n  ")}`);
 
@@ -92,7 +109,13 @@ async function runPhase(ctx: Context, spec: DistributedSpec, level: Level, trial
   const emits = new EmitLog();
   const prefix = `b${++phaseCount}`;
   await resetRedis(ctx.admin);
-  const server = await startServer(spec, { emits, tokensPerSecond: level.tokensPerSecond, concurrency: level.concurrency, firstTokenDelayMs: settings.firstTokenDelayMs, redis: { url: ctx.redisUrl, prefix } });
+  const server = await startServer(spec, {
+    emits,
+    tokensPerSecond: level.tokensPerSecond,
+    concurrency: level.concurrency,
+    firstTokenDelayMs: settings.firstTokenDelayMs,
+    redis: { url: ctx.redisUrl, prefix },
+  });
   try {
     const clock = await ctx.fleet.clockOffset();
     const loadAverage = loadavg()[0] ?? Number.NaN;
@@ -103,7 +126,14 @@ async function runPhase(ctx: Context, spec: DistributedSpec, level: Level, trial
     const machineCpu = machineCpuMs();
     const elu = performance.eventLoopUtilization();
     ctx.wire.take();
-    const result = await ctx.fleet.run({ baseUrl: server.url, ask: server.ask, tag: `bench-${process.pid}-${prefix}`, concurrency: level.concurrency, maxTokens: level.maxTokens, rampMs });
+    const result = await ctx.fleet.run({
+      baseUrl: server.url,
+      ask: server.ask,
+      tag: `bench-${process.pid}-${prefix}`,
+      concurrency: level.concurrency,
+      maxTokens: level.maxTokens,
+      rampMs,
+    });
     const used = process.cpuUsage(cpu);
     const redisCpuMs = processCpuMs(ctx.redisPid) - redisCpu;
     const otherCpuMs = machineCpuMs() - machineCpu;
@@ -115,7 +145,8 @@ async function runPhase(ctx: Context, spec: DistributedSpec, level: Level, trial
     const shape = deliveryShape(result.traces, emits, Math.min(...result.traces.map((t) => t.startedAt)));
     const tokens = Math.max(1, analysis.tokens);
     const serverCpuMs = (used.user + used.system) / 1000;
-    const perToken = (entries: [string, number][]): Record<string, number> => Object.fromEntries(entries.filter(([, n]) => n > 0).map(([name, n]) => [name, n / tokens]));
+    const perToken = (entries: [string, number][]): Record<string, number> =>
+      Object.fromEntries(entries.filter(([, n]) => n > 0).map(([name, n]) => [name, n / tokens]));
     return {
       trial,
       concurrency: level.concurrency,
@@ -162,7 +193,12 @@ function gitState(): string {
   try {
     const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
     const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { encoding: "utf8" }).trim();
-    return dirty === "" ? head : `${head} with uncommitted changes in src: ${dirty.split("\n").map((l) => l.trim()).join(", ")}`;
+    return dirty === ""
+      ? head
+      : `${head} with uncommitted changes in src: ${dirty
+          .split("\n")
+          .map((l) => l.trim())
+          .join(", ")}`;
   } catch {
     return "unknown";
   }
@@ -170,9 +206,13 @@ function gitState(): string {
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const specs = ([{ mode: "direct" }, { mode: "floor" }, ...settings.coalesceMs.map((coalesceMs) => ({ mode: "lifeline" as const, coalesceMs }))] satisfies DistributedSpec[]).filter((spec) =>
-    settings.servers.includes(spec.mode),
-  );
+  const specs = (
+    [
+      { mode: "direct" },
+      { mode: "floor" },
+      ...settings.coalesceMs.map((coalesceMs) => ({ mode: "lifeline" as const, coalesceMs })),
+    ] satisfies DistributedSpec[]
+  ).filter((spec) => settings.servers.includes(spec.mode));
   const redis = await startStandalone();
   const admin = new Redis(redis.url, { connectionName: "bench-admin" });
   const fleet = await ClientFleet.start();
@@ -184,7 +224,9 @@ async function main(): Promise<void> {
     // Warm the JIT, ioredis and the sockets once per server kind; these phases are not reported.
     for (const spec of specs) await runPhase(ctx, spec, { concurrency: 50, tokensPerSecond: 20, maxTokens: 20, trials: 0 }, 0);
     for (const level of settings.levels) {
-      const levelSpecs = specs.filter((spec) => spec.mode !== "lifeline" || spec.coalesceMs > 0 || level.concurrency <= settings.uncoalescedUpTo);
+      const levelSpecs = specs.filter(
+        (spec) => spec.mode !== "lifeline" || spec.coalesceMs > 0 || level.concurrency <= settings.uncoalescedUpTo,
+      );
       for (let trial = 1; trial <= level.trials; trial++) {
         let direct: DistributedPhase | undefined;
         let floor: DistributedPhase | undefined;
@@ -227,22 +269,31 @@ async function main(): Promise<void> {
     settings: {
       ...settings,
       redis: `redis-server ${redisVersion} on 127.0.0.1, no persistence (save "", appendonly no), as the test harness starts it; FLUSHALL and CONFIG RESETSTAT before every phase`,
-      lifeline: "startNode with gateway and worker in this process, LIFELINE_ENGINE=redis, worker concurrency = answers at once, default lease (10 s), log level warn",
-      floor: "bench/support/redis-floor.ts: per token XADD <offset>-0 + SPUBLISH pipelined on one connection; one subscriber connection; each notification -> XRANGE (last, + -> SSE",
+      lifeline:
+        "startNode with gateway and worker in this process, LIFELINE_ENGINE=redis, worker concurrency = answers at once, default lease (10 s), log level warn",
+      floor:
+        "bench/support/redis-floor.ts: per token XADD <offset>-0 + SPUBLISH pipelined on one connection; one subscriber connection; each notification -> XRANGE (last, + -> SSE",
       processes: "bench process: the server under test and the sim; child process: every client; redis-server: its own process",
-      latency: "model emits a token (sim onToken, bench process) -> a client has parsed the SSE frame holding it; tokens emitted before the client's stream opened are counted as catch-up, not in the percentiles",
-      sustained: "tokens received per second on the plateau of the phase: while at least 90% of peakStreaming answers were streaming (an answer streams from its first to its last token); peakStreaming below the level means the server never ran every answer at once",
+      latency:
+        "model emits a token (sim onToken, bench process) -> a client has parsed the SSE frame holding it; tokens emitted before the client's stream opened are counted as catch-up, not in the percentiles",
+      sustained:
+        "tokens received per second on the plateau of the phase: while at least 90% of peakStreaming answers were streaming (an answer streams from its first to its last token); peakStreaming below the level means the server never ran every answer at once",
       throughput: "tokensPerSecond: tokens received / (first request -> last stream end), ramp and drain included",
       cpu: "serverCpuUsPerToken: bench process (server + sim); redisCpuUsPerToken: redis-server, from /proc",
-      summary: "per level and server, the median over trials; ratios are medians of per-trial ratios against the direct pipe and the floor run just before in the same trial",
+      summary:
+        "per level and server, the median over trials; ratios are medians of per-trial ratios against the direct pipe and the floor run just before in the same trial",
     },
     summary,
     phases,
   };
   writeResults(args.out, results);
 
-  console.log(`\nLifeline distributed (redis) vs direct pipe vs XADD+PUBLISH floor — ${results.date}, ${results.machine.cpus} × ${results.machine.cpuModel}, Node ${results.machine.node}, Redis ${redisVersion}`);
-  console.log(`latency = model emit -> client parsed; sustained = on the plateau (>= 90% of peak answers streaming); think time ${settings.firstTokenDelayMs} ms; clients arrive at ${settings.arrivalsPerSecond}/s\n`);
+  console.log(
+    `\nLifeline distributed (redis) vs direct pipe vs XADD+PUBLISH floor — ${results.date}, ${results.machine.cpus} × ${results.machine.cpuModel}, Node ${results.machine.node}, Redis ${redisVersion}`,
+  );
+  console.log(
+    `latency = model emit -> client parsed; sustained = on the plateau (>= 90% of peak answers streaming); think time ${settings.firstTokenDelayMs} ms; clients arrive at ${settings.arrivalsPerSecond}/s\n`,
+  );
   console.log(formatDistributedTable(summary));
   const loads = phases.map((p) => p.loadAverage);
   const neighbours = phases.map((p) => p.neighbourCores);
@@ -252,7 +303,9 @@ async function main(): Promise<void> {
   );
   const wrong = phases.reduce((n, p) => n + p.wrong, 0);
   const answers = phases.reduce((n, p) => n + p.answers, 0);
-  console.log(`${wrong === 0 ? `all ${answers} answers were byte-identical to the uninterrupted sim text` : `${wrong} of ${answers} answers mismatching or broken`}; results in ${args.out} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+  console.log(
+    `${wrong === 0 ? `all ${answers} answers were byte-identical to the uninterrupted sim text` : `${wrong} of ${answers} answers mismatching or broken`}; results in ${args.out} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+  );
   if (wrong > 0) process.exitCode = 1;
 }
 

@@ -51,7 +51,8 @@ const settings = {
 
 for (const [name, value] of Object.entries(settings)) {
   const values = Array.isArray(value) ? value : [value];
-  if (values.length === 0 || values.some((v) => !Number.isFinite(v) || v < 0)) throw new Error(`bench setting ${name}: expected non-negative numbers, got ${String(value)}`);
+  if (values.length === 0 || values.some((v) => !Number.isFinite(v) || v < 0))
+    throw new Error(`bench setting ${name}: expected non-negative numbers, got ${String(value)}`);
 }
 
 function numbers(list: string): number[] {
@@ -60,16 +61,35 @@ function numbers(list: string): number[] {
 
 let phaseCount = 0;
 
-async function runPhase(fleet: ClientFleet, spec: EmbeddedSpec, concurrency: number, rounds: number, trial: number): Promise<Omit<PhaseRecord, "vsDirect">> {
+async function runPhase(
+  fleet: ClientFleet,
+  spec: EmbeddedSpec,
+  concurrency: number,
+  rounds: number,
+  trial: number,
+): Promise<Omit<PhaseRecord, "vsDirect">> {
   const emits = new EmitLog();
-  const server = await startServer(spec, { emits, tokensPerSecond: settings.tokensPerSecond, concurrency, firstTokenDelayMs: settings.firstTokenDelayMs });
+  const server = await startServer(spec, {
+    emits,
+    tokensPerSecond: settings.tokensPerSecond,
+    concurrency,
+    firstTokenDelayMs: settings.firstTokenDelayMs,
+  });
   try {
     const clock = await fleet.clockOffset();
     const loadAverage = loadavg()[0] ?? Number.NaN;
     const cpu = process.cpuUsage();
     const elu = performance.eventLoopUtilization();
     const tag = `bench-${process.pid}-${++phaseCount}`;
-    const result = await fleet.run({ baseUrl: server.url, ask: server.ask, tag, concurrency, rounds, maxTokens: settings.maxTokens, rampMs: 0 });
+    const result = await fleet.run({
+      baseUrl: server.url,
+      ask: server.ask,
+      tag,
+      concurrency,
+      rounds,
+      maxTokens: settings.maxTokens,
+      rampMs: 0,
+    });
     const used = process.cpuUsage(cpu);
     const utilization = performance.eventLoopUtilization(elu).utilization;
     const analysis = analyse(result.traces, emits, settings.maxTokens, clock.offsetMs);
@@ -101,7 +121,10 @@ async function runPhase(fleet: ClientFleet, spec: EmbeddedSpec, concurrency: num
 
 async function main(): Promise<void> {
   const started = Date.now();
-  const specs = [{ mode: "direct" }, ...settings.coalesceMs.map((coalesceMs) => ({ mode: "embedded" as const, coalesceMs }))] satisfies EmbeddedSpec[];
+  const specs = [
+    { mode: "direct" },
+    ...settings.coalesceMs.map((coalesceMs) => ({ mode: "embedded" as const, coalesceMs })),
+  ] satisfies EmbeddedSpec[];
   const fleet = await ClientFleet.start();
   const phases: PhaseRecord[] = [];
   try {
@@ -137,23 +160,33 @@ async function main(): Promise<void> {
       ...settings,
       engine: "sqlite (LIFELINE_SQLITE_SYNC=normal, WAL) in a fresh temp data dir per phase",
       workerConcurrency: "equal to the level",
-      latency: "model emits a token -> a client has parsed the SSE frame holding it; tokens emitted before the client's stream opened are counted as catch-up, not in the percentiles",
+      latency:
+        "model emits a token -> a client has parsed the SSE frame holding it; tokens emitted before the client's stream opened are counted as catch-up, not in the percentiles",
       throughput: "tokens received by all clients / wall time of the phase",
       serverCpu: "user+system CPU of the server process (gateway, worker, sqlite, sim) during the phase",
-      summary: "per level and server, the median over trials; ratios are medians of per-trial ratios against the direct pipe run just before",
+      summary:
+        "per level and server, the median over trials; ratios are medians of per-trial ratios against the direct pipe run just before",
     },
     summary: summarize(phases),
     phases,
   };
   writeResults(args.out, results);
 
-  console.log(`\nLifeline embedded vs direct pipe — ${results.date}, ${results.machine.cpus} × ${results.machine.cpuModel}, Node ${results.machine.node}`);
-  console.log(`sim ${settings.tokensPerSecond} tok/s per answer, ${settings.maxTokens} tokens per answer; latency = model emit -> client parsed\n`);
+  console.log(
+    `\nLifeline embedded vs direct pipe — ${results.date}, ${results.machine.cpus} × ${results.machine.cpuModel}, Node ${results.machine.node}`,
+  );
+  console.log(
+    `sim ${settings.tokensPerSecond} tok/s per answer, ${settings.maxTokens} tokens per answer; latency = model emit -> client parsed\n`,
+  );
   console.log(formatTable(results.summary));
   const loads = phases.map((p) => p.loadAverage);
-  console.log(`\nmedian of ${settings.trials} trials; machine load average during the run ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} (median ${median(loads).toFixed(1)}) on ${results.machine.cpus} CPUs`);
+  console.log(
+    `\nmedian of ${settings.trials} trials; machine load average during the run ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)} (median ${median(loads).toFixed(1)}) on ${results.machine.cpus} CPUs`,
+  );
   const bad = phases.reduce((n, p) => n + p.wrong, 0);
-  console.log(`${bad === 0 ? "every answer was byte-identical to the uninterrupted sim text" : `${bad} mismatching or broken answers`}; results in ${args.out} (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+  console.log(
+    `${bad === 0 ? "every answer was byte-identical to the uninterrupted sim text" : `${bad} mismatching or broken answers`}; results in ${args.out} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+  );
   if (bad > 0) process.exitCode = 1;
 }
 

@@ -18,7 +18,12 @@ import { Redis } from "ioredis";
 import { startStandalone } from "../test/support/redis-harness.ts";
 
 const { values } = parseArgs({
-  options: { streams: { type: "string", default: "1000,10000" }, rate: { type: "string", default: "2000" }, seconds: { type: "string", default: "5" }, out: { type: "string", default: "bench/results/live-delivery.json" } },
+  options: {
+    streams: { type: "string", default: "1000,10000" },
+    rate: { type: "string", default: "2000" },
+    seconds: { type: "string", default: "5" },
+    out: { type: "string", default: "bench/results/live-delivery.json" },
+  },
 });
 const levels = values.streams.split(",").map(Number);
 const rate = Number(values.rate);
@@ -35,7 +40,8 @@ interface Row {
   readerCpuUsPerAppend: number;
 }
 
-const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+const percentile = (sorted: number[], p: number): number =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
 async function redisCpuSeconds(client: Redis): Promise<number> {
   const info = await client.info("cpu");
@@ -74,7 +80,8 @@ async function measure(url: string, mode: Row["mode"], streams: number): Promise
     readerLoop = (async () => {
       while (!stopped) {
         const keys = Array.from({ length: streams }, (_, i) => key(i));
-        const reply = (await reader.xread("COUNT", 100, "BLOCK", 200, "STREAMS", ...keys, ...lastIds)) as [string, [string, string[]][]][] | null;
+        const reply = (await reader.xread("COUNT", 100, "BLOCK", 200, "STREAMS", ...keys, ...lastIds)) as
+          [string, [string, string[]][]][] | null;
         const now = performance.now();
         for (const [k, entries] of reply ?? []) {
           const i = Number(/\{s(\d+)\}/.exec(k)?.[1]);
@@ -122,7 +129,7 @@ async function measure(url: string, mode: Row["mode"], streams: number): Promise
     p99Ms: Number(percentile(latencies, 99).toFixed(2)),
     redisCpuUsPerAppend: Number((((cpuAfter - cpuBefore) * 1e6) / total).toFixed(1)),
     // The writer runs in this process too; its share is the same in both modes.
-    readerCpuUsPerAppend: Number((((readerCpu.user + readerCpu.system) / total)).toFixed(1)),
+    readerCpuUsPerAppend: Number(((readerCpu.user + readerCpu.system) / total).toFixed(1)),
   };
 }
 
@@ -140,6 +147,13 @@ try {
   await server.stop();
 }
 mkdirSync("bench/results", { recursive: true });
-writeFileSync(values.out, JSON.stringify({ date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, rate, seconds, rows }, null, 2));
+writeFileSync(
+  values.out,
+  JSON.stringify(
+    { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpu: cpus()[0]?.model, rate, seconds, rows },
+    null,
+    2,
+  ),
+);
 console.log(`wrote ${values.out}`);
 process.exit(0);

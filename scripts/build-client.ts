@@ -25,7 +25,11 @@ function emitDeclarations(configPath: string): boolean {
     getNewLine: () => "\n",
   };
   const unrecoverable: ts.Diagnostic[] = [];
-  const config = ts.getParsedCommandLineOfConfigFile(configPath, {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => unrecoverable.push(d) });
+  const config = ts.getParsedCommandLineOfConfigFile(
+    configPath,
+    {},
+    { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => unrecoverable.push(d) },
+  );
   let diagnostics: readonly ts.Diagnostic[] = unrecoverable;
   if (config) {
     const program = ts.createProgram({ rootNames: config.fileNames, options: config.options });
@@ -44,13 +48,22 @@ function emitDeclarations(configPath: string): boolean {
 function jsSpecifiers(context: ts.TransformationContext): ts.Transformer<ts.SourceFile | ts.Bundle> {
   const { factory } = context;
   const rewrite = <T extends ts.Expression>(specifier: T): T | ts.StringLiteral =>
-    ts.isStringLiteral(specifier) && RELATIVE_TS.test(specifier.text) ? factory.createStringLiteral(specifier.text.replace(RELATIVE_TS, "$1.js")) : specifier;
+    ts.isStringLiteral(specifier) && RELATIVE_TS.test(specifier.text)
+      ? factory.createStringLiteral(specifier.text.replace(RELATIVE_TS, "$1.js"))
+      : specifier;
   const visit = (node: ts.Node): ts.Node => {
     if (ts.isImportDeclaration(node)) {
       return factory.updateImportDeclaration(node, node.modifiers, node.importClause, rewrite(node.moduleSpecifier), node.attributes);
     }
     if (ts.isExportDeclaration(node) && node.moduleSpecifier) {
-      return factory.updateExportDeclaration(node, node.modifiers, node.isTypeOnly, node.exportClause, rewrite(node.moduleSpecifier), node.attributes);
+      return factory.updateExportDeclaration(
+        node,
+        node.modifiers,
+        node.isTypeOnly,
+        node.exportClause,
+        rewrite(node.moduleSpecifier),
+        node.attributes,
+      );
     }
     if (ts.isImportTypeNode(node) && ts.isLiteralTypeNode(node.argument) && ts.isStringLiteral(node.argument.literal)) {
       const argument = factory.updateLiteralTypeNode(node.argument, rewrite(node.argument.literal));

@@ -68,19 +68,34 @@ async function oneAnswer(plan: FleetPlan, agent: Agent, index: number): Promise<
     return { content, seed, startedAt, acceptedAt, ...stream };
   } catch (error) {
     const problem = error instanceof Error ? error.message : String(error);
-    return { content, seed, startedAt, acceptedAt, connectedAt: startedAt, endedAt: wallNow(), received: [], text: "", terminal: undefined, problem };
+    return {
+      content,
+      seed,
+      startedAt,
+      acceptedAt,
+      connectedAt: startedAt,
+      endedAt: wallNow(),
+      received: [],
+      text: "",
+      terminal: undefined,
+      problem,
+    };
   }
 }
 
 function postJson(agent: Agent, url: URL, body: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
-      res.setEncoding("utf8");
-      let text = "";
-      res.on("data", (chunk: string) => (text += chunk));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
-      res.on("error", reject);
-    });
+    const req = httpRequest(
+      url,
+      { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } },
+      (res) => {
+        res.setEncoding("utf8");
+        let text = "";
+        res.on("data", (chunk: string) => (text += chunk));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on("error", reject);
+      },
+    );
     req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new Error(`no answer for ${IDLE_TIMEOUT_MS} ms`)));
     req.on("error", reject);
     req.end(body);

@@ -26,7 +26,8 @@ export interface FleetPlan {
   readonly rounds?: number;
 }
 
-export type ToFleet = { readonly type: "clock"; readonly seq: number } | { readonly type: "run"; readonly plan: FleetPlan } | { readonly type: "exit" };
+export type ToFleet =
+  { readonly type: "clock"; readonly seq: number } | { readonly type: "run"; readonly plan: FleetPlan } | { readonly type: "exit" };
 
 export type FromFleet =
   | { readonly type: "ready"; readonly fdLimit: string }
@@ -69,7 +70,8 @@ export class ClientFleet {
       const sent = wallNow();
       const reply = await this.#ask({ type: "clock", seq }, (m) => m.type === "clock" && m.seq === seq);
       const back = wallNow();
-      if (reply.type === "clock" && back - sent < best.roundTripMs) best = { offsetMs: reply.now - (sent + back) / 2, roundTripMs: back - sent };
+      if (reply.type === "clock" && back - sent < best.roundTripMs)
+        best = { offsetMs: reply.now - (sent + back) / 2, roundTripMs: back - sent };
     }
     return best;
   }

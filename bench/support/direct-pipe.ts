@@ -34,7 +34,8 @@ export async function startDirectPipe(model: ModelProvider): Promise<DirectPipe>
       try {
         for await (const event of model.stream({ request, prefix: "", signal: closed.signal })) {
           if (event.type === "token") res.write(frame({ type: "delta", attempt: 1, text: event.text }));
-          else if (event.type === "finish") res.write(frame({ type: "completed", attempt: 1, finishReason: event.finishReason, usage: event.usage }));
+          else if (event.type === "finish")
+            res.write(frame({ type: "completed", attempt: 1, finishReason: event.finishReason, usage: event.usage }));
         }
       } catch {
         // The client went away; nothing to keep.

@@ -24,7 +24,9 @@ export function registryWithFirstTokenDelay(registry: ModelRegistry, delayMs: nu
     names: () => registry.names(),
     plan: (model) => {
       const plan = registry.plan(model);
-      return plan && { ...plan, routes: plan.routes.map((route) => ({ ...route, provider: withFirstTokenDelay(route.provider, delayMs) })) };
+      return (
+        plan && { ...plan, routes: plan.routes.map((route) => ({ ...route, provider: withFirstTokenDelay(route.provider, delayMs) })) }
+      );
     },
   };
 }

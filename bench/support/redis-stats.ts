@@ -28,7 +28,8 @@ export interface CommandStat {
 export async function commandStats(client: Redis): Promise<Record<string, CommandStat>> {
   const info = await client.info("commandstats");
   const stats: Record<string, CommandStat> = {};
-  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) stats[match[1] ?? "?"] = { calls: Number(match[2]), usec: Number(match[3]) };
+  for (const match of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm))
+    stats[match[1] ?? "?"] = { calls: Number(match[2]), usec: Number(match[3]) };
   return stats;
 }
 

@@ -138,7 +138,12 @@ export function summarize(phases: readonly PhaseRecord[]): SummaryRow[] {
       wrong: sum((p) => p.wrong),
       catchUpTokens: sum((p) => p.catchUpTokens),
       tokensPerSecond: of((p) => p.tokensPerSecond),
-      latencyMs: { p50: of((p) => p.latencyMs.p50), p95: of((p) => p.latencyMs.p95), p99: of((p) => p.latencyMs.p99), max: of((p) => p.latencyMs.max) },
+      latencyMs: {
+        p50: of((p) => p.latencyMs.p50),
+        p95: of((p) => p.latencyMs.p95),
+        p99: of((p) => p.latencyMs.p99),
+        max: of((p) => p.latencyMs.max),
+      },
       firstTokenP50Ms: of((p) => p.firstTokenMs.p50),
       tokensPerFrame: of((p) => p.tokens / Math.max(1, p.deltaFrames)),
       serverCpuMsPer1kTokens: of((p) => p.serverCpuMsPer1kTokens),

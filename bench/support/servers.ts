@@ -65,7 +65,13 @@ export async function startServer(spec: ServeSpec, options: ServeOptions): Promi
     }
     case "embedded": {
       const dataDir = mkdtempSync(join(tmpdir(), "lifeline-bench-"));
-      const node = await startLifelineNode({ LIFELINE_ENGINE: "sqlite", LIFELINE_DATA_DIR: dataDir }, spec.coalesceMs, options, sim, "the embedded node");
+      const node = await startLifelineNode(
+        { LIFELINE_ENGINE: "sqlite", LIFELINE_DATA_DIR: dataDir },
+        spec.coalesceMs,
+        options,
+        sim,
+        "the embedded node",
+      );
       return {
         url: node.url,
         ask: { kind: "post-then-get" },
@@ -77,7 +83,13 @@ export async function startServer(spec: ServeSpec, options: ServeOptions): Promi
     }
     case "lifeline": {
       const redis = requireRedis(options);
-      const node = await startLifelineNode({ LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: redis.url, LIFELINE_REDIS_PREFIX: redis.prefix }, spec.coalesceMs, options, sim, "the Lifeline node");
+      const node = await startLifelineNode(
+        { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: redis.url, LIFELINE_REDIS_PREFIX: redis.prefix },
+        spec.coalesceMs,
+        options,
+        sim,
+        "the Lifeline node",
+      );
       return { url: node.url, ask: { kind: "post-then-get" }, stop: () => node.stop() };
     }
   }

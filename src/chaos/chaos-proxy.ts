@@ -79,9 +79,11 @@ function relayWithJitter(from: Socket, to: Socket, jitterMs: number, random: () 
   let tail = Promise.resolve();
   from.on("data", (chunk: Buffer) => {
     const delay = random() * jitterMs;
-    tail = tail.then(() => new Promise<void>((resolve) => setTimeout(resolve, delay))).then(() => {
-      if (!to.destroyed) to.write(chunk);
-    });
+    tail = tail
+      .then(() => new Promise<void>((resolve) => setTimeout(resolve, delay)))
+      .then(() => {
+        if (!to.destroyed) to.write(chunk);
+      });
   });
   from.on("end", () => void tail.then(() => to.end()));
 }

@@ -85,11 +85,20 @@ export async function runChaos(options: ChaosOptions, progress: (line: string) =
 
     const reconnect = { initialMs: 50, maxMs: 1000 };
     const direct = createClient({ baseUrl: gateway.url, reconnect });
-    const viaProxy = new Map(options.transports.map((t) => [t, createClient({ baseUrl: proxy!.url, WebSocket, transports: [t], reconnect, heartbeatTimeoutMs: 5000 })]));
+    const viaProxy = new Map(
+      options.transports.map((t) => [
+        t,
+        createClient({ baseUrl: proxy!.url, WebSocket, transports: [t], reconnect, heartbeatTimeoutMs: 5000 }),
+      ]),
+    );
     clients.push(direct, ...viaProxy.values());
 
     const asks = Array.from({ length: options.answers }, (_, i) => {
-      const request: GenerationRequest = { model: "sim", messages: [{ role: "user", content: `chaos ${options.seed} answer ${i}` }], max_tokens: options.tokens };
+      const request: GenerationRequest = {
+        model: "sim",
+        messages: [{ role: "user", content: `chaos ${options.seed} answer ${i}` }],
+        max_tokens: options.tokens,
+      };
       return { request, expected: simTokens(request).join(""), transport: options.transports[i % options.transports.length]! };
     });
     const started = await Promise.all(asks.map(async (ask) => ({ ...ask, id: (await direct.start(ask.request)).id })));
@@ -136,7 +145,12 @@ export async function runChaos(options: ChaosOptions, progress: (line: string) =
     const transports: Record<string, number> = {};
     for (const [i, result] of results.entries()) {
       const answer = started[i]!;
-      const why = result.text !== answer.expected ? "the text differs from the uninterrupted answer" : result.status !== "completed" ? `it ended ${result.status}` : result.problem;
+      const why =
+        result.text !== answer.expected
+          ? "the text differs from the uninterrupted answer"
+          : result.status !== "completed"
+            ? `it ended ${result.status}`
+            : result.problem;
       if (why) wrong.push({ id: answer.id, why });
       clientResumes += result.resumes;
       resets += result.resets;
@@ -204,7 +218,10 @@ function followOne(follow: AnswerFollow): { done: Promise<FollowResult> } {
 }
 
 /** A SIGKILLed process's port may linger for a moment. */
-async function restartOnPort(launch: (role: "gateway", extra: Record<string, string>) => Promise<LifelineProcess>, port: string): Promise<LifelineProcess> {
+async function restartOnPort(
+  launch: (role: "gateway", extra: Record<string, string>) => Promise<LifelineProcess>,
+  port: string,
+): Promise<LifelineProcess> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await launch("gateway", { LIFELINE_PORT: port });
@@ -221,10 +238,13 @@ export function renderChaosReport(r: ChaosReport): string {
     `Lifeline chaos, seed ${r.seed}: ${r.answers} answers in ${(r.durationMs / 1000).toFixed(1)} s`,
     `  injected: ${r.workersKilled} workers SIGKILLed and replaced, the gateway SIGKILLed ${r.gatewayKills} time(s), ${r.connectionsCut} client connections cut`,
     `  recovered: ${r.takeovers} takeovers (an answer continued by another worker), ${r.clientResumes} client resumes, ${r.resets} resets`,
-    `  transports: ${Object.entries(r.transports).map(([t, n]) => `${t} ${n}`).join(", ")}`,
+    `  transports: ${Object.entries(r.transports)
+      .map(([t, n]) => `${t} ${n}`)
+      .join(", ")}`,
     `  ${r.exact} of ${r.answers} answers exact: the same text as an uninterrupted run, every offset once and in order`,
   ];
   for (const w of r.wrong) lines.push(`  WRONG ${w.id}: ${w.why}`);
-  if (r.dataDir) lines.push(`  data kept in ${r.dataDir}; see one answer's story with: lifeline replay ${r.example ?? "<id>"} --data-dir ${r.dataDir}`);
+  if (r.dataDir)
+    lines.push(`  data kept in ${r.dataDir}; see one answer's story with: lifeline replay ${r.example ?? "<id>"} --data-dir ${r.dataDir}`);
   return `${lines.join("\n")}\n`;
 }

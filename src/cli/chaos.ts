@@ -59,7 +59,9 @@ export function parseChaosFlags(args: readonly string[]): { options: ChaosOption
     return n;
   };
   const transports = (values.transports ?? TRANSPORT_NAMES.join(",")).split(",").map((t) => t.trim());
-  for (const t of transports) if (!(TRANSPORT_NAMES as readonly string[]).includes(t)) problems.push(`--transports: "${t.slice(0, 32)}" is not one of ${TRANSPORT_NAMES.join(", ")}`);
+  for (const t of transports)
+    if (!(TRANSPORT_NAMES as readonly string[]).includes(t))
+      problems.push(`--transports: "${t.slice(0, 32)}" is not one of ${TRANSPORT_NAMES.join(", ")}`);
   const options: ChaosOptions = {
     answers: int("answers", values.answers, 30, 1, 500),
     workers: int("workers", values.workers, 3, 1, 16),

@@ -10,27 +10,161 @@ const hostPortList = z.union([z.literal(""), z.string().refine((s) => parseHostP
  */
 const OPTIONS = {
   host: { env: "LIFELINE_HOST", flag: "host", default: "127.0.0.1", doc: "Address the gateway listens on.", schema: z.string().min(1) },
-  port: { env: "LIFELINE_PORT", flag: "port", default: "8787", doc: "Port the gateway listens on (0 picks a free one).", schema: z.coerce.number().int().min(0).max(65535) },
-  engine: { env: "LIFELINE_ENGINE", flag: "engine", default: "sqlite", doc: "Storage engine: sqlite (durable, embedded), redis (distributed) or memory (nothing survives).", schema: z.enum(["sqlite", "redis", "memory"]) },
-  dataDir: { env: "LIFELINE_DATA_DIR", flag: "data-dir", default: "./.lifeline", doc: "Folder of the sqlite data file.", schema: z.string().min(1) },
-  sqliteSync: { env: "LIFELINE_SQLITE_SYNC", flag: "sqlite-sync", default: "normal", doc: "normal survives a killed process; full also survives power loss.", schema: z.enum(["normal", "full"]) },
-  redisUrl: { env: "LIFELINE_REDIS_URL", flag: "redis-url", default: "", doc: "redis engine: one Redis server, redis://host:port[/db].", schema: z.union([z.literal(""), z.string().regex(/^rediss?:\/\/\S+$/, "must be redis://host:port")]) },
-  redisSentinels: { env: "LIFELINE_REDIS_SENTINELS", flag: "redis-sentinels", default: "", doc: "redis engine: Sentinels as host:port,host:port.", schema: hostPortList },
-  redisMasterName: { env: "LIFELINE_REDIS_MASTER_NAME", flag: "redis-master-name", default: "lifeline", doc: "redis engine: the primary's name in Sentinel.", schema: z.string().min(1).max(200) },
-  redisClusterNodes: { env: "LIFELINE_REDIS_CLUSTER_NODES", flag: "redis-cluster-nodes", default: "", doc: "redis engine: Cluster seed nodes as host:port,host:port.", schema: hostPortList },
-  redisPrefix: { env: "LIFELINE_REDIS_PREFIX", flag: "redis-prefix", default: "ll", doc: "redis engine: prefix of every key.", schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "letters, digits, _ . - only") },
-  redisWaitReplicas: { env: "LIFELINE_REDIS_WAIT_REPLICAS", flag: "redis-wait-replicas", default: "", doc: "redis engine: replicas that must hold a create, a claim and an answer's end (default 1 with Sentinel, else 0).", schema: z.union([z.literal("").transform(() => undefined), z.coerce.number().int().min(0).max(16)]) },
-  redisWaitTimeoutMs: { env: "LIFELINE_REDIS_WAIT_TIMEOUT_MS", flag: "redis-wait-timeout-ms", default: "500", doc: "redis engine: longest WAIT for those replicas.", schema: z.coerce.number().int().min(1).max(60_000) },
-  redisRetentionSeconds: { env: "LIFELINE_REDIS_RETENTION_SECONDS", flag: "redis-retention-seconds", default: "86400", doc: "redis engine: how long a finished log is kept.", schema: z.coerce.number().int().min(1).max(365 * 86400) },
-  modelConfig: { env: "LIFELINE_CONFIG", flag: "config", default: "", doc: "JSON file of providers, models, fallbacks, timeouts and retry policy (docs/models.md).", schema: z.string().max(4096) },
-  leaseMs: { env: "LIFELINE_LEASE_MS", flag: "lease-ms", default: "10000", doc: "Lease length; a dead worker's answer is taken over after at most this.", schema: z.coerce.number().int().min(100).max(3_600_000) },
-  heartbeatMs: { env: "LIFELINE_HEARTBEAT_MS", flag: "heartbeat-ms", default: "15000", doc: "Interval of heartbeats: SSE `: ping` comments and WebSocket pings.", schema: z.coerce.number().int().min(100).max(600_000) },
-  coalesceMs: { env: "LIFELINE_COALESCE_MS", flag: "coalesce-ms", default: "20", doc: "At most one delta entry per window: tokens close together become one; after a quiet window a token goes out at once unless the process is busy (0: one entry per token).", schema: z.coerce.number().int().min(0).max(5000) },
-  workerConcurrency: { env: "LIFELINE_WORKER_CONCURRENCY", flag: "worker-concurrency", default: "256", doc: "Answers one worker runs at once.", schema: z.coerce.number().int().min(1).max(100_000) },
-  workerName: { env: "LIFELINE_WORKER_NAME", flag: "worker-name", default: "", doc: "Worker name in logs and started entries (default host-pid).", schema: z.string().max(200) },
-  simTokensPerSecond: { env: "LIFELINE_SIM_TOKENS_PER_SECOND", flag: "sim-tokens-per-second", default: "30", doc: "Pace of the built-in sim model.", schema: z.coerce.number().positive().max(1_000_000) },
-  maxBodyBytes: { env: "LIFELINE_MAX_BODY_BYTES", flag: "max-body-bytes", default: "1048576", doc: "Largest accepted request body (413 above).", schema: z.coerce.number().int().min(1024).max(64 * 1024 * 1024) },
-  logLevel: { env: "LIFELINE_LOG_LEVEL", flag: "log-level", default: "info", doc: "fatal, error, warn, info, debug, trace or silent.", schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]) },
+  port: {
+    env: "LIFELINE_PORT",
+    flag: "port",
+    default: "8787",
+    doc: "Port the gateway listens on (0 picks a free one).",
+    schema: z.coerce.number().int().min(0).max(65535),
+  },
+  engine: {
+    env: "LIFELINE_ENGINE",
+    flag: "engine",
+    default: "sqlite",
+    doc: "Storage engine: sqlite (durable, embedded), redis (distributed) or memory (nothing survives).",
+    schema: z.enum(["sqlite", "redis", "memory"]),
+  },
+  dataDir: {
+    env: "LIFELINE_DATA_DIR",
+    flag: "data-dir",
+    default: "./.lifeline",
+    doc: "Folder of the sqlite data file.",
+    schema: z.string().min(1),
+  },
+  sqliteSync: {
+    env: "LIFELINE_SQLITE_SYNC",
+    flag: "sqlite-sync",
+    default: "normal",
+    doc: "normal survives a killed process; full also survives power loss.",
+    schema: z.enum(["normal", "full"]),
+  },
+  redisUrl: {
+    env: "LIFELINE_REDIS_URL",
+    flag: "redis-url",
+    default: "",
+    doc: "redis engine: one Redis server, redis://host:port[/db].",
+    schema: z.union([z.literal(""), z.string().regex(/^rediss?:\/\/\S+$/, "must be redis://host:port")]),
+  },
+  redisSentinels: {
+    env: "LIFELINE_REDIS_SENTINELS",
+    flag: "redis-sentinels",
+    default: "",
+    doc: "redis engine: Sentinels as host:port,host:port.",
+    schema: hostPortList,
+  },
+  redisMasterName: {
+    env: "LIFELINE_REDIS_MASTER_NAME",
+    flag: "redis-master-name",
+    default: "lifeline",
+    doc: "redis engine: the primary's name in Sentinel.",
+    schema: z.string().min(1).max(200),
+  },
+  redisClusterNodes: {
+    env: "LIFELINE_REDIS_CLUSTER_NODES",
+    flag: "redis-cluster-nodes",
+    default: "",
+    doc: "redis engine: Cluster seed nodes as host:port,host:port.",
+    schema: hostPortList,
+  },
+  redisPrefix: {
+    env: "LIFELINE_REDIS_PREFIX",
+    flag: "redis-prefix",
+    default: "ll",
+    doc: "redis engine: prefix of every key.",
+    schema: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "letters, digits, _ . - only"),
+  },
+  redisWaitReplicas: {
+    env: "LIFELINE_REDIS_WAIT_REPLICAS",
+    flag: "redis-wait-replicas",
+    default: "",
+    doc: "redis engine: replicas that must hold a create, a claim and an answer's end (default 1 with Sentinel, else 0).",
+    schema: z.union([z.literal("").transform(() => undefined), z.coerce.number().int().min(0).max(16)]),
+  },
+  redisWaitTimeoutMs: {
+    env: "LIFELINE_REDIS_WAIT_TIMEOUT_MS",
+    flag: "redis-wait-timeout-ms",
+    default: "500",
+    doc: "redis engine: longest WAIT for those replicas.",
+    schema: z.coerce.number().int().min(1).max(60_000),
+  },
+  redisRetentionSeconds: {
+    env: "LIFELINE_REDIS_RETENTION_SECONDS",
+    flag: "redis-retention-seconds",
+    default: "86400",
+    doc: "redis engine: how long a finished log is kept.",
+    schema: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(365 * 86400),
+  },
+  modelConfig: {
+    env: "LIFELINE_CONFIG",
+    flag: "config",
+    default: "",
+    doc: "JSON file of providers, models, fallbacks, timeouts and retry policy (docs/models.md).",
+    schema: z.string().max(4096),
+  },
+  leaseMs: {
+    env: "LIFELINE_LEASE_MS",
+    flag: "lease-ms",
+    default: "10000",
+    doc: "Lease length; a dead worker's answer is taken over after at most this.",
+    schema: z.coerce.number().int().min(100).max(3_600_000),
+  },
+  heartbeatMs: {
+    env: "LIFELINE_HEARTBEAT_MS",
+    flag: "heartbeat-ms",
+    default: "15000",
+    doc: "Interval of heartbeats: SSE `: ping` comments and WebSocket pings.",
+    schema: z.coerce.number().int().min(100).max(600_000),
+  },
+  coalesceMs: {
+    env: "LIFELINE_COALESCE_MS",
+    flag: "coalesce-ms",
+    default: "20",
+    doc: "At most one delta entry per window: tokens close together become one; after a quiet window a token goes out at once unless the process is busy (0: one entry per token).",
+    schema: z.coerce.number().int().min(0).max(5000),
+  },
+  workerConcurrency: {
+    env: "LIFELINE_WORKER_CONCURRENCY",
+    flag: "worker-concurrency",
+    default: "256",
+    doc: "Answers one worker runs at once.",
+    schema: z.coerce.number().int().min(1).max(100_000),
+  },
+  workerName: {
+    env: "LIFELINE_WORKER_NAME",
+    flag: "worker-name",
+    default: "",
+    doc: "Worker name in logs and started entries (default host-pid).",
+    schema: z.string().max(200),
+  },
+  simTokensPerSecond: {
+    env: "LIFELINE_SIM_TOKENS_PER_SECOND",
+    flag: "sim-tokens-per-second",
+    default: "30",
+    doc: "Pace of the built-in sim model.",
+    schema: z.coerce.number().positive().max(1_000_000),
+  },
+  maxBodyBytes: {
+    env: "LIFELINE_MAX_BODY_BYTES",
+    flag: "max-body-bytes",
+    default: "1048576",
+    doc: "Largest accepted request body (413 above).",
+    schema: z.coerce
+      .number()
+      .int()
+      .min(1024)
+      .max(64 * 1024 * 1024),
+  },
+  logLevel: {
+    env: "LIFELINE_LOG_LEVEL",
+    flag: "log-level",
+    default: "info",
+    doc: "fatal, error, warn, info, debug, trace or silent.",
+    schema: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]),
+  },
 } as const;
 
 type Options = typeof OPTIONS;
@@ -39,7 +173,13 @@ export type OptionName = keyof Options;
 
 export const OPTION_TABLE: readonly { name: OptionName; env: string; flag: string; default: string; doc: string }[] = (
   Object.keys(OPTIONS) as OptionName[]
-).map((name) => ({ name, env: OPTIONS[name].env, flag: `--${OPTIONS[name].flag}`, default: OPTIONS[name].default, doc: OPTIONS[name].doc }));
+).map((name) => ({
+  name,
+  env: OPTIONS[name].env,
+  flag: `--${OPTIONS[name].flag}`,
+  default: OPTIONS[name].default,
+  doc: OPTIONS[name].doc,
+}));
 
 /** The flags `parseArgs` should accept. */
 export const FLAG_SPEC: Record<string, { type: "string" }> = Object.fromEntries(
@@ -69,7 +209,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
   }
   if (out.engine === "redis") {
     const given = [out.redisUrl, out.redisSentinels, out.redisClusterNodes].filter((v) => v !== "").length;
-    if (given !== 1) problems.push("LIFELINE_ENGINE=redis needs exactly one of LIFELINE_REDIS_URL, LIFELINE_REDIS_SENTINELS or LIFELINE_REDIS_CLUSTER_NODES");
+    if (given !== 1)
+      problems.push(
+        "LIFELINE_ENGINE=redis needs exactly one of LIFELINE_REDIS_URL, LIFELINE_REDIS_SENTINELS or LIFELINE_REDIS_CLUSTER_NODES",
+      );
   }
   if (problems.length > 0) throw new ConfigError(problems);
   if (out.workerName === "") out.workerName = `${hostname()}-${process.pid}`;

@@ -54,7 +54,10 @@ export async function main(argv: readonly string[]): Promise<void> {
 
   let flags: Record<string, string | undefined>;
   try {
-    flags = parseArgs({ args: [...rest], options: FLAG_SPEC, strict: true, allowPositionals: false }).values as Record<string, string | undefined>;
+    flags = parseArgs({ args: [...rest], options: FLAG_SPEC, strict: true, allowPositionals: false }).values as Record<
+      string,
+      string | undefined
+    >;
   } catch (error) {
     return fail((error as Error).message);
   }
@@ -81,7 +84,9 @@ export async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   if (node.url) {
-    process.stderr.write(`Lifeline is ready at ${node.url}/ (engine ${config.engine}${config.engine === "sqlite" ? `, data in ${config.dataDir}` : ""})\n`);
+    process.stderr.write(
+      `Lifeline is ready at ${node.url}/ (engine ${config.engine}${config.engine === "sqlite" ? `, data in ${config.dataDir}` : ""})\n`,
+    );
   } else {
     process.stderr.write(`Lifeline worker ${config.workerName} is running (engine ${config.engine})\n`);
   }

@@ -26,7 +26,11 @@ export interface LifelineNode {
 }
 
 /** Wires the parts a process runs; gateway and worker meet only here. */
-export async function startNode(config: Config, roles: NodeRoles, overrides: { models?: ModelRegistry; logger?: Logger } = {}): Promise<LifelineNode> {
+export async function startNode(
+  config: Config,
+  roles: NodeRoles,
+  overrides: { models?: ModelRegistry; logger?: Logger } = {},
+): Promise<LifelineNode> {
   const logger = overrides.logger ?? createLogger(config.logLevel);
   // Models first: a bad configuration file stops the start before any connection is open.
   const models = overrides.models ?? modelsOf(config);
@@ -99,9 +103,13 @@ export function engineConfigOf(config: Config): EngineConfig {
         ...(config.redisWaitReplicas === undefined ? {} : { waitReplicas: config.redisWaitReplicas }),
       };
       if (config.redisSentinels) {
-        return { ...common, target: { mode: "sentinel", sentinels: parseHostPorts(config.redisSentinels) ?? [], masterName: config.redisMasterName } };
+        return {
+          ...common,
+          target: { mode: "sentinel", sentinels: parseHostPorts(config.redisSentinels) ?? [], masterName: config.redisMasterName },
+        };
       }
-      if (config.redisClusterNodes) return { ...common, target: { mode: "cluster", nodes: parseHostPorts(config.redisClusterNodes) ?? [] } };
+      if (config.redisClusterNodes)
+        return { ...common, target: { mode: "cluster", nodes: parseHostPorts(config.redisClusterNodes) ?? [] } };
       return { ...common, target: { mode: "standalone", url: config.redisUrl } };
     }
   }

@@ -47,7 +47,8 @@ export async function replay(args: readonly string[], out: (text: string) => voi
   if (!GENERATION_ID.test(id)) throw new ReplayUsageError(`"${id.slice(0, 64)}" is not a generation id (gen_…)`);
   if (json && raw) throw new ReplayUsageError("--json and --entries exclude each other");
   const until = untilText === undefined ? undefined : parseEntryOffset(untilText);
-  if (untilText !== undefined && until === undefined) throw new ReplayUsageError(`--until must be an entry offset (1, 2, …), not "${untilText.slice(0, 32)}"`);
+  if (untilText !== undefined && until === undefined)
+    throw new ReplayUsageError(`--until must be an entry offset (1, 2, …), not "${untilText.slice(0, 32)}"`);
   let config;
   try {
     config = loadConfig(process.env, flags as Record<string, string | undefined>);
@@ -70,7 +71,11 @@ export async function replay(args: readonly string[], out: (text: string) => voi
     return 1;
   }
   try {
-    const entries = await withDeadline(readLog(engine, id, until), READ_DEADLINE_MS, `the ${config.engine} engine did not answer within ${READ_DEADLINE_MS / 1000} s (is it running, and is the address right?)`);
+    const entries = await withDeadline(
+      readLog(engine, id, until),
+      READ_DEADLINE_MS,
+      `the ${config.engine} engine did not answer within ${READ_DEADLINE_MS / 1000} s (is it running, and is the address right?)`,
+    );
     if (entries.length === 0) {
       err(`lifeline: no generation ${id} in the ${config.engine} engine\n`);
       return 1;
@@ -107,19 +112,24 @@ export function renderTimeline(t: Timeline): string {
   const duration = t.durationMs === undefined ? "still open" : `${(t.durationMs / 1000).toFixed(3)} s`;
   lines.push(`${t.id}  ${t.status}  model ${t.requestedModel}  ${t.lastOffset} entries  ${duration}`);
   lines.push(`created ${t.createdAt}, last entry ${t.updatedAt}`);
-  lines.push(`${t.attempts.length} ${t.attempts.length === 1 ? "call" : "calls"}, ${t.retries} retried, ${t.takeovers} taken over, ${t.rewinds} rewound`);
+  lines.push(
+    `${t.attempts.length} ${t.attempts.length === 1 ? "call" : "calls"}, ${t.retries} retried, ${t.takeovers} taken over, ${t.rewinds} rewound`,
+  );
   if (t.error) lines.push(`error ${t.error.code}: ${t.error.message}`);
   lines.push("", "calls:");
   for (const a of t.attempts) {
     const first = a.firstDeltaMs === undefined ? "no text" : `first text after ${a.firstDeltaMs} ms`;
     const end = a.error ? `${a.endedBy} (${a.error.code})` : a.endedBy;
-    lines.push(`  #${a.index}  fence ${a.fence}  ${a.model} on ${a.worker}  from ${a.continuedFrom} chars  ${first}  ${a.deltas} deltas (+${a.chars} chars)  → ${end}`);
+    lines.push(
+      `  #${a.index}  fence ${a.fence}  ${a.model} on ${a.worker}  from ${a.continuedFrom} chars  ${first}  ${a.deltas} deltas (+${a.chars} chars)  → ${end}`,
+    );
   }
   lines.push("", "log:");
   const start = Date.parse(t.createdAt);
   const width = String(t.lastOffset).length;
   for (const s of t.steps) {
-    const offsets = s.fromOffset === s.toOffset ? String(s.fromOffset).padStart(width * 2 + 1) : `${s.fromOffset}-${s.toOffset}`.padStart(width * 2 + 1);
+    const offsets =
+      s.fromOffset === s.toOffset ? String(s.fromOffset).padStart(width * 2 + 1) : `${s.fromOffset}-${s.toOffset}`.padStart(width * 2 + 1);
     const since = `+${((Date.parse(s.at) - start) / 1000).toFixed(3)}s`.padStart(10);
     lines.push(`  ${offsets}  ${since}  fence ${String(s.fence).padEnd(3)} ${s.type.padEnd(9)}  ${s.summary}`);
   }

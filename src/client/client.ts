@@ -70,7 +70,12 @@ export function createClient(options: ClientOptions): LifelineClient {
 
   const cancel = async (id: string): Promise<void> => {
     try {
-      await requestWithRetry({ fetch: fetchFn, url: `${baseUrl}/v1/generations/${encodeURIComponent(id)}/cancel`, init: { method: "POST" }, reconnect });
+      await requestWithRetry({
+        fetch: fetchFn,
+        url: `${baseUrl}/v1/generations/${encodeURIComponent(id)}/cancel`,
+        init: { method: "POST" },
+        reconnect,
+      });
     } catch (error) {
       if (error instanceof LifelineClientError && error.code === "already_finished") return;
       throw error;
@@ -84,7 +89,13 @@ export function createClient(options: ClientOptions): LifelineClient {
     preferred: 0,
     cancel,
     async statusOf(id, signal) {
-      const res = await requestWithRetry({ fetch: fetchFn, url: `${baseUrl}/v1/generations/${encodeURIComponent(id)}`, init: {}, reconnect, signal });
+      const res = await requestWithRetry({
+        fetch: fetchFn,
+        url: `${baseUrl}/v1/generations/${encodeURIComponent(id)}`,
+        init: {},
+        reconnect,
+        signal,
+      });
       const view = (await res.json()) as { status?: unknown };
       return typeof view.status === "string" ? view.status : "unknown";
     },
@@ -96,7 +107,11 @@ export function createClient(options: ClientOptions): LifelineClient {
       const res = await requestWithRetry({
         fetch: fetchFn,
         url: `${baseUrl}/v1/generations`,
-        init: { method: "POST", headers: { "content-type": "application/json", [HEADERS.idempotencyKey]: key }, body: JSON.stringify(request) },
+        init: {
+          method: "POST",
+          headers: { "content-type": "application/json", [HEADERS.idempotencyKey]: key },
+          body: JSON.stringify(request),
+        },
         reconnect,
         signal: startOptions.signal,
       });
@@ -127,11 +142,12 @@ function transportsOf(options: ClientOptions, baseUrl: string, fetchFn: FetchFun
   for (const name of new Set(names)) {
     if (name === "sse") transports.push(sseTransport(baseUrl, fetchFn));
     // A held poll ends well before the watchdog would take it for a dead link.
-    else if (name === "long-poll") transports.push(pollTransport(baseUrl, fetchFn, Math.min(LONG_POLL.defaultWaitMs, heartbeatTimeoutMs / 2)));
+    else if (name === "long-poll")
+      transports.push(pollTransport(baseUrl, fetchFn, Math.min(LONG_POLL.defaultWaitMs, heartbeatTimeoutMs / 2)));
     else if (name === "websocket" && WebSocketClass) transports.push(webSocketTransport(baseUrl, WebSocketClass));
     else if (name !== "websocket") throw new RangeError(`unknown transport "${String(name)}"`);
   }
   // Without a WebSocket class (Node 20), the default goes without it; asking for WebSocket alone is an error.
-  if (transports.length === 0) throw new TypeError("no usable transport: pass a WebSocket class or include \"sse\" or \"long-poll\"");
+  if (transports.length === 0) throw new TypeError('no usable transport: pass a WebSocket class or include "sse" or "long-poll"');
   return transports;
 }

@@ -274,4 +274,3 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
     }
   }
 }
-

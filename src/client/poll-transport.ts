@@ -57,7 +57,10 @@ export function pollTransport(baseUrl: string, fetchFn: FetchFunction, waitMs: n
   };
 }
 
-type ParsedEvent = { readonly type: "reset" } | { readonly type: "entry"; readonly entry: NonNullable<ReturnType<typeof parseEntry>>; readonly cursor: string } | { readonly type: "other" };
+type ParsedEvent =
+  | { readonly type: "reset" }
+  | { readonly type: "entry"; readonly entry: NonNullable<ReturnType<typeof parseEntry>>; readonly cursor: string }
+  | { readonly type: "other" };
 
 /** A poll response checked for what the session relies on; `undefined` when it is not one. Unknown events are kept as `other` and skipped. */
 function parsePoll(value: unknown): { events: ParsedEvent[]; cursor: string; ended: boolean } | undefined {

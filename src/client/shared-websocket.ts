@@ -159,7 +159,9 @@ export class SharedWebSocket {
   /** A subscription's error ends that session; one without `sub` leaves the socket in an unknown state. */
   #onError(frame: Extract<WsServerFrame, { type: "error" }>): void {
     const { code, message } = frame.error;
-    const end: SessionEnd = isRetryableCode(code) ? { kind: "dropped", reason: `${code}: ${message}` } : { kind: "fatal", error: new LifelineClientError(code, message) };
+    const end: SessionEnd = isRetryableCode(code)
+      ? { kind: "dropped", reason: `${code}: ${message}` }
+      : { kind: "fatal", error: new LifelineClientError(code, message) };
     if (frame.sub === undefined) return this.#retire({ kind: "dropped", reason: `${code}: ${message}` }, "close");
     const subscription = this.#subs.get(frame.sub);
     if (!subscription?.subscribed) return;
@@ -178,7 +180,10 @@ export class SharedWebSocket {
   #doubt(): void {
     if (this.#retired || this.#probe !== undefined || this.#socket.readyState !== OPEN) return;
     this.#send({ type: "ping", t: Date.now() });
-    this.#probe = setTimeout(() => this.#retire({ kind: "dropped", reason: "the WebSocket did not answer a ping" }, "terminate"), this.#limits.probeTimeoutMs);
+    this.#probe = setTimeout(
+      () => this.#retire({ kind: "dropped", reason: "the WebSocket did not answer a ping" }, "terminate"),
+      this.#limits.probeTimeoutMs,
+    );
   }
 
   /** No session is left: a socket still connecting served nobody and closes now; an open one waits a while for the next. */
@@ -236,7 +241,13 @@ function parseFrame(data: unknown): WsServerFrame | undefined {
     return undefined;
   }
   if (typeof value !== "object" || value === null) return undefined;
-  const frame = value as { type?: unknown; sub?: unknown; cursor?: unknown; t?: unknown; error?: { code?: unknown; message?: unknown } | null };
+  const frame = value as {
+    type?: unknown;
+    sub?: unknown;
+    cursor?: unknown;
+    t?: unknown;
+    error?: { code?: unknown; message?: unknown } | null;
+  };
   const hasSub = typeof frame.sub === "string";
   switch (frame.type) {
     case "entry":
@@ -245,7 +256,9 @@ function parseFrame(data: unknown): WsServerFrame | undefined {
     case "end":
       return hasSub ? (value as WsServerFrame) : undefined;
     case "error":
-      return (hasSub || frame.sub === undefined) && typeof frame.error?.code === "string" && typeof frame.error.message === "string" ? (value as WsServerFrame) : undefined;
+      return (hasSub || frame.sub === undefined) && typeof frame.error?.code === "string" && typeof frame.error.message === "string"
+        ? (value as WsServerFrame)
+        : undefined;
     case "ping":
     case "pong":
       return frame.t === undefined || typeof frame.t === "number" ? (value as WsServerFrame) : undefined;

@@ -58,7 +58,10 @@ export function webSocketTransport(baseUrl: string, WebSocketClass: WebSocketCon
       const frame = { type: "subscribe", sub: `s${++subscriptions}`, generation: id, ...(cursor === undefined ? {} : { cursor }) } as const;
       // Refused here rather than by the server, whose answer could not say which follow it concerns.
       if (new TextEncoder().encode(JSON.stringify(frame)).length > MAX_FRAME_BYTES) {
-        return Promise.resolve({ kind: "fatal", error: new LifelineClientError("body_too_large", `A WebSocket frame may have at most ${MAX_FRAME_BYTES} bytes.`) });
+        return Promise.resolve({
+          kind: "fatal",
+          error: new LifelineClientError("body_too_large", `A WebSocket frame may have at most ${MAX_FRAME_BYTES} bytes.`),
+        });
       }
       const socket = socketWithRoom();
       return socket instanceof SharedWebSocket ? socket.subscribe(frame, sink, signal) : Promise.resolve(socket);

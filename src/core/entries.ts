@@ -47,16 +47,7 @@ export type Entry = EntryBody & { readonly offset: number; readonly at: string }
 
 export const TERMINAL_TYPES: ReadonlySet<EntryType> = new Set(["completed", "failed", "cancelled"]);
 
-export const ENTRY_TYPES: readonly EntryType[] = [
-  "created",
-  "started",
-  "delta",
-  "retrying",
-  "rewind",
-  "completed",
-  "failed",
-  "cancelled",
-];
+export const ENTRY_TYPES: readonly EntryType[] = ["created", "started", "delta", "retrying", "rewind", "completed", "failed", "cancelled"];
 
 export function isTerminal(entry: { readonly type: EntryType }): boolean {
   return TERMINAL_TYPES.has(entry.type);

@@ -26,7 +26,12 @@ export const generationRequestSchema = z
       .max(REQUEST_LIMITS.messages),
     max_tokens: z.number().int().min(1).max(REQUEST_LIMITS.maxTokens).optional(),
     temperature: z.number().min(0).max(2).optional(),
-    seed: z.number().int().min(0).max(2 ** 31 - 1).optional(),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 31 - 1)
+      .optional(),
     metadata: z
       .record(z.string().min(1).max(64), z.string().max(REQUEST_LIMITS.metadataValueChars))
       .refine((m) => Object.keys(m).length <= REQUEST_LIMITS.metadataKeys, {

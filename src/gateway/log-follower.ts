@@ -55,7 +55,13 @@ export type Start = { readonly kind: "follow"; readonly from: Position; readonly
  * unless `countResume` is false (a long-poll continues from a cursor on every request).
  * Throws `generation_not_found` for an unknown (or malformed) id.
  */
-export async function startOf(engine: Engine, metrics: Metrics, id: string, cursor: Cursor, options: { countResume?: boolean } = {}): Promise<Start> {
+export async function startOf(
+  engine: Engine,
+  metrics: Metrics,
+  id: string,
+  cursor: Cursor,
+  options: { countResume?: boolean } = {},
+): Promise<Start> {
   const head = GENERATION_ID.test(id) ? await engine.head(id) : undefined;
   if (!head) throw new LifelineError("generation_not_found");
   const from = await positionOf(engine, id, cursor, head.lastOffset);

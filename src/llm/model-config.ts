@@ -8,13 +8,20 @@ import { DEFAULT_TIMEOUTS, type Timeouts } from "./resilience/timeouts.ts";
 import { SimProvider } from "./sim/sim-provider.ts";
 import { registryOf, simPlan } from "./models.ts";
 
-const ms = z.number().int().min(1).max(24 * 3600 * 1000);
+const ms = z
+  .number()
+  .int()
+  .min(1)
+  .max(24 * 3600 * 1000);
 const timeoutsSchema = z.object({ connectMs: ms, firstTokenMs: ms, idleMs: ms, totalMs: ms }).partial().strict();
 const retrySchema = z
   .object({ maxAttempts: z.number().int().min(1).max(20), baseDelayMs: ms, maxDelayMs: ms, maxRetryAfterMs: ms })
   .partial()
   .strict();
-const breakerSchema = z.object({ failureThreshold: z.number().int().min(1).max(1000), cooldownMs: ms }).partial().strict();
+const breakerSchema = z
+  .object({ failureThreshold: z.number().int().min(1).max(1000), cooldownMs: ms })
+  .partial()
+  .strict();
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, "letters, digits and . _ : / - only");
 const envName = z.string().regex(/^[A-Z_][A-Z0-9_]{0,127}$/, "an environment variable name");
 
@@ -29,7 +36,14 @@ const providerSchema = z.discriminatedUnion("type", [
       breaker: breakerSchema.optional(),
     })
     .strict(),
-  z.object({ type: z.literal("anthropic"), baseUrl: z.string().url().optional(), apiKeyEnv: envName.optional(), breaker: breakerSchema.optional() }).strict(),
+  z
+    .object({
+      type: z.literal("anthropic"),
+      baseUrl: z.string().url().optional(),
+      apiKeyEnv: envName.optional(),
+      breaker: breakerSchema.optional(),
+    })
+    .strict(),
 ]);
 
 const modelSchema = z
@@ -58,7 +72,12 @@ export type ModelConfig = z.output<typeof modelConfigSchema>;
 type ProviderConfig = z.output<typeof providerSchema>;
 
 /** Builds a provider of a configured type for one upstream model; keys come from `env`. */
-export type ProviderFactory = (options: { name: string; model: string; config: ProviderConfig; apiKey: string | undefined }) => ModelProvider;
+export type ProviderFactory = (options: {
+  name: string;
+  model: string;
+  config: ProviderConfig;
+  apiKey: string | undefined;
+}) => ModelProvider;
 
 export class ModelConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -95,7 +114,10 @@ export function buildModelRegistry(
   const problems: string[] = [];
   const breakers = new Map<string, CircuitBreaker>();
   for (const [providerName, provider] of Object.entries(config.providers)) {
-    breakers.set(providerName, new CircuitBreaker({ ...DEFAULT_BREAKER, ...given(config.breaker), ...given("breaker" in provider ? provider.breaker : undefined) }));
+    breakers.set(
+      providerName,
+      new CircuitBreaker({ ...DEFAULT_BREAKER, ...given(config.breaker), ...given("breaker" in provider ? provider.breaker : undefined) }),
+    );
     if ("apiKeyEnv" in provider && provider.apiKeyEnv && !env[provider.apiKeyEnv]) {
       problems.push(`providers.${providerName}.apiKeyEnv: ${provider.apiKeyEnv} is not set`);
     }
@@ -118,7 +140,8 @@ export function buildModelRegistry(
   for (const [modelName, model] of Object.entries(config.models)) {
     const provider = config.providers[model.provider];
     if (!provider) problems.push(`models.${modelName}.provider: no provider named "${model.provider}"`);
-    else if (provider.type !== "sim" && !factories[provider.type]) problems.push(`providers.${model.provider}.type: ${provider.type} is not available`);
+    else if (provider.type !== "sim" && !factories[provider.type])
+      problems.push(`providers.${model.provider}.type: ${provider.type} is not available`);
     for (const fallback of model.fallbacks ?? []) {
       if (!config.models[fallback]) problems.push(`models.${modelName}.fallbacks: no model named "${fallback}"`);
       if (fallback === modelName) problems.push(`models.${modelName}.fallbacks: a model cannot fall back to itself`);

@@ -87,7 +87,15 @@ export function timelineOf(id: string, entries: readonly Entry[], until?: number
     if (!run) return;
     const count = run.to.offset - run.from.offset + 1;
     const summary = `${count} ${count === 1 ? "delta" : "deltas"}, +${run.chars} chars`;
-    steps.push({ fromOffset: run.from.offset, toOffset: run.to.offset, at: run.from.at, type: "delta", fence: run.from.attempt, summary, textLength: fold.text.length });
+    steps.push({
+      fromOffset: run.from.offset,
+      toOffset: run.to.offset,
+      at: run.from.at,
+      type: "delta",
+      fence: run.from.attempt,
+      summary,
+      textLength: fold.text.length,
+    });
     run = undefined;
   };
   const close = (endedBy: AttemptView["endedBy"], entry: Entry, extra: Partial<MutableAttempt> = {}): void => {
@@ -142,7 +150,12 @@ export function timelineOf(id: string, entries: readonly Entry[], until?: number
           endedBy: "running",
         };
         attempts.push(open);
-        const how = takenOver && previous ? `took over from ${previous.worker} (fence ${previous.fence} → ${entry.attempt})` : attempts.length === 1 ? "first call" : "next call";
+        const how =
+          takenOver && previous
+            ? `took over from ${previous.worker} (fence ${previous.fence} → ${entry.attempt})`
+            : attempts.length === 1
+              ? "first call"
+              : "next call";
         summary = `${how}: ${entry.model} on ${entry.worker}, continuing from ${fold.text.length} chars`;
         break;
       }
@@ -168,7 +181,15 @@ export function timelineOf(id: string, entries: readonly Entry[], until?: number
         summary = "cancelled";
         break;
     }
-    steps.push({ fromOffset: entry.offset, toOffset: entry.offset, at: entry.at, type: entry.type, fence: entry.attempt, summary, textLength: fold.text.length });
+    steps.push({
+      fromOffset: entry.offset,
+      toOffset: entry.offset,
+      at: entry.at,
+      type: entry.type,
+      fence: entry.attempt,
+      summary,
+      textLength: fold.text.length,
+    });
   }
   flushRun();
 

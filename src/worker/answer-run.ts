@@ -88,7 +88,9 @@ export class AnswerRun {
       }
       const plan = this.#ctx.models.plan(request.model);
       if (!plan) {
-        await this.#write([{ type: "failed", attempt: fence, error: { code: "unknown_model", message: `no model named ${request.model}` } }]);
+        await this.#write([
+          { type: "failed", attempt: fence, error: { code: "unknown_model", message: `no model named ${request.model}` } },
+        ]);
         return;
       }
       this.#text = text;
@@ -139,7 +141,9 @@ export class AnswerRun {
         }
       }
       triesOnRoute += 1;
-      const retrySame = failure.details.retryable && triesOnRoute < plan.retry.maxAttempts &&
+      const retrySame =
+        failure.details.retryable &&
+        triesOnRoute < plan.retry.maxAttempts &&
         (failure.details.retryAfterMs ?? 0) <= plan.retry.maxRetryAfterMs;
       if (!retrySame) {
         routeIndex = route === undefined ? plan.routes.length : routeIndex + 1;
@@ -172,7 +176,10 @@ export class AnswerRun {
         const step = await events.next().catch((error: unknown) => {
           throw this.#stopReason ? new RunStopped(this.#stopReason) : new ModelFailed(error);
         });
-        if (step.done) throw new ModelFailed(new ProviderError("protocol", "the stream ended without a finish", { retryable: true, provider: route.name }));
+        if (step.done)
+          throw new ModelFailed(
+            new ProviderError("protocol", "the stream ended without a finish", { retryable: true, provider: route.name }),
+          );
         const event = step.value;
         if (event.type === "token") {
           this.#buffer(event.text);

@@ -11,7 +11,14 @@ describe("lifeline chaos", () => {
     const run = await lifeline(["--answers", "12", "--workers", "2", "--kill-every-ms", "700", "--tokens", "100", "--seed", "7", "--json"]);
     expect(run.status, run.stderr).toBe(0);
     const report = JSON.parse(run.stdout) as ChaosReport;
-    expect(report).toMatchObject({ seed: 7, answers: 12, exact: 12, wrong: [], gatewayKills: 1, transports: { sse: 4, websocket: 4, "long-poll": 4 } });
+    expect(report).toMatchObject({
+      seed: 7,
+      answers: 12,
+      exact: 12,
+      wrong: [],
+      gatewayKills: 1,
+      transports: { sse: 4, websocket: 4, "long-poll": 4 },
+    });
     // The faults really happened, and really hit answers in flight.
     expect(report.workersKilled).toBeGreaterThanOrEqual(1);
     expect(report.takeovers).toBeGreaterThanOrEqual(1);
@@ -24,7 +31,20 @@ describe("lifeline chaos", () => {
   }, 120_000);
 
   it("answers that cannot end by the deadline: exit 1 with a clear message, nothing left behind", async () => {
-    const run = await lifeline(["--answers", "2", "--workers", "1", "--tokens", "4000", "--tokens-per-second", "1", "--deadline-s", "10", "--seed", "3"]);
+    const run = await lifeline([
+      "--answers",
+      "2",
+      "--workers",
+      "1",
+      "--tokens",
+      "4000",
+      "--tokens-per-second",
+      "1",
+      "--deadline-s",
+      "10",
+      "--seed",
+      "3",
+    ]);
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/lifeline chaos: the answers did not all end within 10000 ms/);
     expect(run.stderr).not.toMatch(/at .*\.ts:\d+/); // a message, not a stack trace

@@ -11,7 +11,15 @@ const BIN = fileURLToPath(new URL("../../bin/lifeline", import.meta.url));
 describe("configuration", () => {
   it("has documented defaults and is frozen", () => {
     const config = loadConfig({}, {});
-    expect(config).toMatchObject({ host: "127.0.0.1", port: 8787, engine: "sqlite", dataDir: "./.lifeline", leaseMs: 10_000, heartbeatMs: 15_000, simTokensPerSecond: 30 });
+    expect(config).toMatchObject({
+      host: "127.0.0.1",
+      port: 8787,
+      engine: "sqlite",
+      dataDir: "./.lifeline",
+      leaseMs: 10_000,
+      heartbeatMs: 15_000,
+      simTokensPerSecond: 30,
+    });
     expect(Object.isFrozen(config)).toBe(true);
   });
 
@@ -56,7 +64,10 @@ describe("configuration", () => {
           models: { main: { provider: "nowhere", fallbacks: ["ghost"] } },
         }),
       );
-      const bad = spawnSync(process.execPath, [BIN, "start", "--config", file, "--port", "0"], { encoding: "utf8", env: { ...process.env, LIFELINE_ENGINE: "memory" } });
+      const bad = spawnSync(process.execPath, [BIN, "start", "--config", file, "--port", "0"], {
+        encoding: "utf8",
+        env: { ...process.env, LIFELINE_ENGINE: "memory" },
+      });
       expect(bad.status).toBe(2);
       expect(bad.stderr).toContain("providers.up.baseUrl");
 
@@ -67,14 +78,25 @@ describe("configuration", () => {
           models: { main: { provider: "nowhere", fallbacks: ["ghost", "main"] } },
         }),
       );
-      const refs = spawnSync(process.execPath, [BIN, "start", "--config", file, "--port", "0"], { encoding: "utf8", env: { ...process.env, LIFELINE_ENGINE: "memory" } });
+      const refs = spawnSync(process.execPath, [BIN, "start", "--config", file, "--port", "0"], {
+        encoding: "utf8",
+        env: { ...process.env, LIFELINE_ENGINE: "memory" },
+      });
       expect(refs.status).toBe(2);
-      for (const problem of ["LIFELINE_TEST_MISSING_KEY is not set", 'no provider named "nowhere"', 'no model named "ghost"', "cannot fall back to itself"]) {
+      for (const problem of [
+        "LIFELINE_TEST_MISSING_KEY is not set",
+        'no provider named "nowhere"',
+        'no model named "ghost"',
+        "cannot fall back to itself",
+      ]) {
         expect(refs.stderr).toContain(problem);
       }
 
       writeFileSync(file, "{ not json");
-      const broken = spawnSync(process.execPath, [BIN, "start", "--config", file, "--port", "0"], { encoding: "utf8", env: { ...process.env, LIFELINE_ENGINE: "memory" } });
+      const broken = spawnSync(process.execPath, [BIN, "start", "--config", file, "--port", "0"], {
+        encoding: "utf8",
+        env: { ...process.env, LIFELINE_ENGINE: "memory" },
+      });
       expect(broken.status).toBe(2);
       expect(broken.stderr).toContain("models.json");
     } finally {

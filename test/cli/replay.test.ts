@@ -50,7 +50,12 @@ describe("lifeline replay, on the sqlite engine", () => {
     const early = JSON.parse((await lifeline([id, "--data-dir", dir.path, "--json", "--until", "7"])).stdout) as Timeline;
     expect(early).toMatchObject({ status: "running", lastOffset: 7, text: "Hello there, old", takeovers: 0 });
     const raw = await lifeline([id, "--data-dir", dir.path, "--entries"]);
-    expect(raw.stdout.trimEnd().split("\n").map((line) => JSON.parse(line) as Entry)).toEqual(entries);
+    expect(
+      raw.stdout
+        .trimEnd()
+        .split("\n")
+        .map((line) => JSON.parse(line) as Entry),
+    ).toEqual(entries);
   });
 
   it("a mistake gets a clear message: exit 2 for the command line, 1 for what is not there", async () => {
@@ -112,7 +117,11 @@ describe("lifeline replay, on the Redis engine", () => {
     const engine = new RedisEngine({ target: { mode: "standalone", url: server.url }, prefix });
     try {
       const { id, text } = await writeEventfulLog(engine);
-      const run = await lifeline([id, "--json"], { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: server.url, LIFELINE_REDIS_PREFIX: prefix });
+      const run = await lifeline([id, "--json"], {
+        LIFELINE_ENGINE: "redis",
+        LIFELINE_REDIS_URL: server.url,
+        LIFELINE_REDIS_PREFIX: prefix,
+      });
       expect(run.stderr).toBe("");
       expect(JSON.parse(run.stdout)).toMatchObject({ id, status: "completed", text, retries: 1, takeovers: 1, rewinds: 1 });
     } finally {

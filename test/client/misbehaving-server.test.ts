@@ -1,5 +1,11 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { createClient, LifelineClientError, type WebSocketConstructor, type WebSocketEventLike, type WebSocketLike } from "../../src/client/index.ts";
+import {
+  createClient,
+  LifelineClientError,
+  type WebSocketConstructor,
+  type WebSocketEventLike,
+  type WebSocketLike,
+} from "../../src/client/index.ts";
 import { record } from "./support/follow-record.ts";
 import { jsonError, log, pollAnswer, sse, startScriptedServer, type Script, type ScriptedServer } from "./support/scripted-server.ts";
 
@@ -44,7 +50,12 @@ describe("the follower against a misbehaving gateway", () => {
   it("a rewind past a resumed cursor rebuilds the answer from the start", async () => {
     const client = await serve((n, _req, res) => {
       if (n === 1) sse(res, [log.rewind(4, 2)]);
-      else sse(res, [log.created(), log.delta(2, "keep"), log.delta(3, " drop"), log.rewind(4, 2), log.delta(5, " new"), log.completed(6)], true);
+      else
+        sse(
+          res,
+          [log.created(), log.delta(2, "keep"), log.delta(3, " drop"), log.rewind(4, 2), log.delta(5, " new"), log.completed(6)],
+          true,
+        );
     });
     const seen = await record(client.follow(ID, { cursor: "c3", text: "keep drop" }));
     expect(seen.text).toBe("keep new");
@@ -54,7 +65,8 @@ describe("the follower against a misbehaving gateway", () => {
 
   it("a stream that goes silent is dropped by the heartbeat watchdog and resumed", async () => {
     const client = await serve((n, _req, res) => {
-      if (n === 1) sse(res, [log.created(), log.delta(2, "still ")]); // then nothing, not even a ping
+      if (n === 1)
+        sse(res, [log.created(), log.delta(2, "still ")]); // then nothing, not even a ping
       else sse(res, [log.delta(3, "here"), log.completed(4)], true);
     });
     const seen = await record(client.follow(ID));

@@ -149,7 +149,11 @@ describe("the lifeline/client package export", () => {
 
     const ran = await run(process.execPath, [TSC, "-p", "tsconfig.json", "--pretty", "false"], consumer.path);
 
-    const errors = [...ran.stdout.matchAll(/^(\S+)\((\d+),\d+\): error (TS\d+)/gm)].map(([, file, line, code]) => ({ file, line: Number(line), code }));
+    const errors = [...ran.stdout.matchAll(/^(\S+)\((\d+),\d+\): error (TS\d+)/gm)].map(([, file, line, code]) => ({
+      file,
+      line: Number(line),
+      code,
+    }));
     // Exactly the deliberate one: uses.ts is clean, and nothing in the package's declarations fails.
     expect(errors, ran.stdout + ran.stderr).toEqual([{ file: "broken.ts", line: 2, code: "TS2322" }]);
     expect(ran.code).not.toBe(0);
@@ -159,10 +163,14 @@ describe("the lifeline/client package export", () => {
     const declarations = declarationsUnder(DIST);
     expect(declarations).toContain(join(DIST, "client", "index.d.ts"));
     for (const file of declarations) {
-      const specifiers = [...readFileSync(file, "utf8").matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*)"(\.{1,2}\/[^"]+)"/g)].map(([, s]) => s ?? "");
+      const specifiers = [...readFileSync(file, "utf8").matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*)"(\.{1,2}\/[^"]+)"/g)].map(
+        ([, s]) => s ?? "",
+      );
       for (const specifier of specifiers) {
         expect(specifier, relative(ROOT, file)).toMatch(/\.js$/);
-        expect(declarations, `${relative(ROOT, file)} imports ${specifier}`).toContain(resolve(file, "..", specifier.replace(/\.js$/, ".d.ts")));
+        expect(declarations, `${relative(ROOT, file)} imports ${specifier}`).toContain(
+          resolve(file, "..", specifier.replace(/\.js$/, ".d.ts")),
+        );
       }
     }
   });

@@ -1,6 +1,13 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
-import { createClient, LifelineClientError, type AnswerFollow, type FollowEvent, type FollowState, type LifelineClient } from "../../src/client/index.ts";
+import {
+  createClient,
+  LifelineClientError,
+  type AnswerFollow,
+  type FollowEvent,
+  type FollowState,
+  type LifelineClient,
+} from "../../src/client/index.ts";
 import { SHARED_WEBSOCKET_LIMITS } from "../../src/client/ws-transport.ts";
 import { startInProcess } from "../support/in-process.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
@@ -22,7 +29,12 @@ afterAll(async () => {
 });
 const throughProxy = async (): Promise<void> => {
   proxy = await startTcpProxy(Number(new URL(node.url).port));
-  client = createClient({ baseUrl: `http://127.0.0.1:${proxy.port}`, WebSocket, transports: ["websocket"], reconnect: { initialMs: 20, maxMs: 200 } });
+  client = createClient({
+    baseUrl: `http://127.0.0.1:${proxy.port}`,
+    WebSocket,
+    transports: ["websocket"],
+    reconnect: { initialMs: 20, maxMs: 200 },
+  });
 };
 afterEach(async () => {
   await proxy.close();

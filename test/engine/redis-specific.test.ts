@@ -79,7 +79,9 @@ describe("the redis engine", () => {
     try {
       const claims = Array.from({ length: worker.parallelClaims }, () => worker.claim("w", 60_000, stop.signal));
       await new Promise((resolve) => setTimeout(resolve, 3500)); // several BLPOP timeouts go by
-      const blocking = (await admin.client("LIST") as string).split("\n").filter((line) => line.includes("name=lifeline-claim") && line.includes("cmd=blpop"));
+      const blocking = ((await admin.client("LIST")) as string)
+        .split("\n")
+        .filter((line) => line.includes("name=lifeline-claim") && line.includes("cmd=blpop"));
       expect(blocking).toHaveLength(1);
       // One command at most is waiting on that connection: no BLPOPs queued behind it.
       expect(blocking[0]).toMatch(/ qbuf=0 /);

@@ -39,7 +39,10 @@ describe("redis standalone", () => {
     if (redisAvailable()) server = await startStandalone();
   });
   afterAll(async () => server?.stop());
-  engineConformance("redis standalone", harnessFor(() => ({ mode: "standalone", url: server!.url })));
+  engineConformance(
+    "redis standalone",
+    harnessFor(() => ({ mode: "standalone", url: server!.url })),
+  );
 });
 
 describe("redis sentinel", () => {
@@ -50,7 +53,11 @@ describe("redis sentinel", () => {
   afterAll(async () => group?.stop());
   engineConformance(
     "redis sentinel",
-    harnessFor(() => ({ mode: "sentinel", sentinels: group!.sentinels.map((s) => ({ host: s.host, port: s.port })), masterName: group!.masterName })),
+    harnessFor(() => ({
+      mode: "sentinel",
+      sentinels: group!.sentinels.map((s) => ({ host: s.host, port: s.port })),
+      masterName: group!.masterName,
+    })),
   );
 });
 
@@ -60,5 +67,8 @@ describe("redis cluster", () => {
     if (redisAvailable()) cluster = await startCluster();
   });
   afterAll(async () => cluster?.stop());
-  engineConformance("redis cluster", harnessFor(() => ({ mode: "cluster", nodes: cluster!.nodes.map((s) => ({ host: s.host, port: s.port })) })));
+  engineConformance(
+    "redis cluster",
+    harnessFor(() => ({ mode: "cluster", nodes: cluster!.nodes.map((s) => ({ host: s.host, port: s.port })) })),
+  );
 });

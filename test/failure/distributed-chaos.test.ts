@@ -12,7 +12,12 @@ beforeEach((ctx) => requireRedis(ctx));
 
 const ANSWERS = 50;
 const MAX_TOKENS = 80;
-const request = (i: number) => ({ model: "sim", messages: [{ role: "user" as const, content: `question number ${i}` }], max_tokens: MAX_TOKENS, seed: i });
+const request = (i: number) => ({
+  model: "sim",
+  messages: [{ role: "user" as const, content: `question number ${i}` }],
+  max_tokens: MAX_TOKENS,
+  seed: i,
+});
 const simText = (i: number): string => simTokens(request(i)).join("");
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -57,7 +62,16 @@ describe("distributed mode: 2 gateways, 3 workers, Redis with Sentinel", () => {
           const view = await (await fetch(`${gateways[0]}/v1/generations/${ids[i]}`)).text();
           // On failure, show where the answer stood and what the processes said about it.
           console.log("stuck answer", ids[i], view.slice(0, 400));
-          for (const p of started) console.log("process output:", p.output().split("\n").filter((l) => l.includes(ids[i]!) || /"level":50/.test(l)).slice(-8).join("\n"));
+          for (const p of started)
+            console.log(
+              "process output:",
+              p
+                .output()
+                .split("\n")
+                .filter((l) => l.includes(ids[i]!) || /"level":50/.test(l))
+                .slice(-8)
+                .join("\n"),
+            );
           throw error;
         }),
       ),
@@ -70,7 +84,9 @@ describe("distributed mode: 2 gateways, 3 workers, Redis with Sentinel", () => {
       expect(result.gatewaysUsed.size).toBe(2);
     }
     for (const [i, id] of ids.entries()) expectExactAnswer(await readLog(gateways[i % 2]!, id), simText(i));
-    const takenOver = (await Promise.all(ids.map((id) => readLog(ga.url, id)))).filter((log) => log.filter((e) => e.type === "started").length > 1);
+    const takenOver = (await Promise.all(ids.map((id) => readLog(ga.url, id)))).filter(
+      (log) => log.filter((e) => e.type === "started").length > 1,
+    );
     expect(takenOver.length).toBeGreaterThan(0); // the killed worker's answers were continued by others
   }, 180_000);
 });

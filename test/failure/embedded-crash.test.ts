@@ -42,7 +42,10 @@ describe("the embedded mode survives killed processes", () => {
     const entries = [...seen, ...entriesOf(after.messages)];
     expectExactAnswer(entries, simText("survive a crash"));
     const started = entries.filter((e): e is Extract<Entry, { type: "started" }> => e.type === "started");
-    expect(started.map((e) => [e.worker, e.attempt])).toEqual([["first", 1], ["second", 2]]);
+    expect(started.map((e) => [e.worker, e.attempt])).toEqual([
+      ["first", 1],
+      ["second", 2],
+    ]);
 
     // The same request, uninterrupted, on the same server: the same text byte for byte.
     const again = await startGeneration(second.url, request("survive a crash"));

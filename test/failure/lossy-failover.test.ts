@@ -47,8 +47,22 @@ describe("a failover that drops acknowledged appends", () => {
       if (result.text === simText(i)) continue;
       const log = entriesOf((await readEvents(gateway, ids[i]!)).messages);
       // On failure, show what the client applied and what the log holds.
-      console.log("text differs", i, JSON.stringify(result.applied), JSON.stringify(log.map((e) => [e.offset, e.type, e.attempt, e.type === "delta" ? e.text : ""])));
-      for (const p of started) console.log("process output:", p.output().split("\n").filter((l) => l.includes(ids[i]!)).slice(-12).join("\n"));
+      console.log(
+        "text differs",
+        i,
+        JSON.stringify(result.applied),
+        JSON.stringify(log.map((e) => [e.offset, e.type, e.attempt, e.type === "delta" ? e.text : ""])),
+      );
+      for (const p of started)
+        console.log(
+          "process output:",
+          p
+            .output()
+            .split("\n")
+            .filter((l) => l.includes(ids[i]!))
+            .slice(-12)
+            .join("\n"),
+        );
     }
     results.forEach((result, i) => {
       expect(result.text, `answer ${i}`).toBe(simText(i));

@@ -107,12 +107,22 @@ describe("HTTP API", () => {
     await readEvents(url, id);
     const res = await fetch(`${url}/v1/generations/${id}/timeline`);
     expect(res.status).toBe(200);
-    const t = (await res.json()) as { status: string; text: string; lastOffset: number; attempts: { endedBy: string; deltas: number }[]; steps: { type: string }[] };
+    const t = (await res.json()) as {
+      status: string;
+      text: string;
+      lastOffset: number;
+      attempts: { endedBy: string; deltas: number }[];
+      steps: { type: string }[];
+    };
     expect(t).toMatchObject({ status: "completed", text: expected("timeline me"), retries: 0, takeovers: 0 });
     expect(t.attempts).toHaveLength(1);
     expect(t.attempts[0]?.endedBy).toBe("completed");
     expect(t.steps.map((step) => step.type)).toEqual(["created", "started", ...t.steps.slice(2, -1).map(() => "delta"), "completed"]);
-    const early = (await (await fetch(`${url}/v1/generations/${id}/timeline?until=2`)).json()) as { status: string; lastOffset: number; text: string };
+    const early = (await (await fetch(`${url}/v1/generations/${id}/timeline?until=2`)).json()) as {
+      status: string;
+      lastOffset: number;
+      text: string;
+    };
     expect(early).toMatchObject({ status: "running", lastOffset: 2, text: "" });
     for (const bad of ["0", "-1", "x", "1.5"]) {
       const refused = await fetch(`${url}/v1/generations/${id}/timeline?until=${bad}`);
@@ -120,7 +130,10 @@ describe("HTTP API", () => {
     }
     const unknown = id.slice(0, -1) + (id.endsWith("0") ? "1" : "0"); // well formed, never created
     expect(await errorOf(await fetch(`${url}/v1/generations/${unknown}/timeline`))).toEqual({ status: 404, code: "generation_not_found" });
-    expect(await errorOf(await fetch(`${url}/v1/generations/gen_doesnotexist/timeline`))).toEqual({ status: 404, code: "generation_not_found" });
+    expect(await errorOf(await fetch(`${url}/v1/generations/gen_doesnotexist/timeline`))).toEqual({
+      status: 404,
+      code: "generation_not_found",
+    });
   });
 
   it("an Idempotency-Key makes a retried POST return the same generation", async () => {
@@ -146,7 +159,9 @@ describe("HTTP API", () => {
     const all = await readEvents(url, id);
     const entries = entriesOf(all.messages);
     expect(entries.map((e) => e.offset)).toEqual(entries.map((_, i) => i + 1));
-    expect(entries.filter((e) => e.type === "cancelled" || e.type === "completed" || e.type === "failed").map((e) => e.type)).toEqual(["cancelled"]);
+    expect(entries.filter((e) => e.type === "cancelled" || e.type === "completed" || e.type === "failed").map((e) => e.type)).toEqual([
+      "cancelled",
+    ]);
     const view = (await (await fetch(`${url}/v1/generations/${id}`)).json()) as { status: string; lastOffset: number };
     expect(view.status).toBe("cancelled");
     await new Promise((r) => setTimeout(r, 200));
@@ -165,13 +180,31 @@ describe("HTTP API", () => {
       ["text/plain body", "hello", { "content-type": "text/plain" }, 415, "unsupported_media_type"],
       ["no content type", JSON.stringify(ask("x")), {}, 415, "unsupported_media_type"],
       ["form body", "a=b", { "content-type": "application/x-www-form-urlencoded" }, 415, "unsupported_media_type"],
-      ["malformed JSON", "{\"model\":", { "content-type": "application/json" }, 400, "invalid_json"],
+      ["malformed JSON", '{"model":', { "content-type": "application/json" }, 400, "invalid_json"],
       ["empty JSON body", "", { "content-type": "application/json" }, 400, "invalid_json"],
       ["a JSON array", "[]", { "content-type": "application/json" }, 400, "invalid_request"],
-      ["prototype poisoning", '{"__proto__":{"x":1},"model":"sim","messages":[]}', { "content-type": "application/json" }, 400, "invalid_json"],
+      [
+        "prototype poisoning",
+        '{"__proto__":{"x":1},"model":"sim","messages":[]}',
+        { "content-type": "application/json" },
+        400,
+        "invalid_json",
+      ],
       ["no messages", JSON.stringify({ model: "sim", messages: [] }), { "content-type": "application/json" }, 400, "invalid_request"],
-      ["a bad role", JSON.stringify({ model: "sim", messages: [{ role: "robot", content: "x" }] }), { "content-type": "application/json" }, 400, "invalid_request"],
-      ["max_tokens as a string", JSON.stringify(ask("x", { max_tokens: "10" })), { "content-type": "application/json" }, 400, "invalid_request"],
+      [
+        "a bad role",
+        JSON.stringify({ model: "sim", messages: [{ role: "robot", content: "x" }] }),
+        { "content-type": "application/json" },
+        400,
+        "invalid_request",
+      ],
+      [
+        "max_tokens as a string",
+        JSON.stringify(ask("x", { max_tokens: "10" })),
+        { "content-type": "application/json" },
+        400,
+        "invalid_request",
+      ],
       ["an unknown field", JSON.stringify(ask("x", { stream: true })), { "content-type": "application/json" }, 400, "invalid_request"],
       ["an unknown model", JSON.stringify(ask("x", { model: "gpt-nope" })), { "content-type": "application/json" }, 400, "unknown_model"],
       ["a body over the limit", JSON.stringify(ask("x".repeat(5000))), { "content-type": "application/json" }, 413, "body_too_large"],
@@ -181,13 +214,18 @@ describe("HTTP API", () => {
     });
 
     it("schema errors name the field", async () => {
-      const res = await post(JSON.stringify({ model: "sim", messages: [{ role: "user", content: 5 }] }), { "content-type": "application/json" });
+      const res = await post(JSON.stringify({ model: "sim", messages: [{ role: "user", content: 5 }] }), {
+        "content-type": "application/json",
+      });
       const body = (await res.json()) as { error: { details: { path: string }[] } };
       expect(body.error.details.map((d) => d.path)).toContain("messages.0.content");
     });
 
     it("unknown ids, unknown routes and bad cursors", async () => {
-      expect(await errorOf(await fetch(`${url}/v1/generations/gen_00000000000000000000000000`))).toEqual({ status: 404, code: "generation_not_found" });
+      expect(await errorOf(await fetch(`${url}/v1/generations/gen_00000000000000000000000000`))).toEqual({
+        status: 404,
+        code: "generation_not_found",
+      });
       expect(await errorOf(await fetch(`${url}/v1/generations/..%2F..%2Fetc`))).toEqual({ status: 404, code: "generation_not_found" });
       expect(await errorOf(await fetch(`${url}/v1/generations/nope/events`))).toEqual({ status: 404, code: "generation_not_found" });
       expect(await errorOf(await fetch(`${url}/v1/nothing`))).toEqual({ status: 404, code: "not_found" });
@@ -196,10 +234,16 @@ describe("HTTP API", () => {
         const res = await fetch(`${url}/v1/generations/${id}/events?from=${encodeURIComponent(cursor)}`);
         expect(await errorOf(res)).toEqual({ status: 400, code: "invalid_cursor" });
       }
-      expect(await errorOf(await fetch(`${url}/v1/generations/${id}/events?from=1&from=2`))).toEqual({ status: 400, code: "invalid_cursor" });
+      expect(await errorOf(await fetch(`${url}/v1/generations/${id}/events?from=1&from=2`))).toEqual({
+        status: 400,
+        code: "invalid_cursor",
+      });
       const viaHeader = await fetch(`${url}/v1/generations/${id}/events`, { headers: { "last-event-id": "x\u00e9" } });
       expect(await errorOf(viaHeader)).toEqual({ status: 400, code: "invalid_cursor" });
-      expect(await errorOf(await fetch(`${url}/v1/generations/nope/cancel`, { method: "POST" }))).toEqual({ status: 404, code: "generation_not_found" });
+      expect(await errorOf(await fetch(`${url}/v1/generations/nope/cancel`, { method: "POST" }))).toEqual({
+        status: 404,
+        code: "generation_not_found",
+      });
     });
   });
 

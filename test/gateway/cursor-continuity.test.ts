@@ -21,7 +21,13 @@ describe("cursors on an engine that can lose acknowledged entries", () => {
   beforeAll(async () => {
     if (!redisAvailable()) return;
     server = await startStandalone();
-    const env = { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: server.url, LIFELINE_REDIS_PREFIX: prefix, LIFELINE_PORT: "0", LIFELINE_LOG_LEVEL: "silent" };
+    const env = {
+      LIFELINE_ENGINE: "redis",
+      LIFELINE_REDIS_URL: server.url,
+      LIFELINE_REDIS_PREFIX: prefix,
+      LIFELINE_PORT: "0",
+      LIFELINE_LOG_LEVEL: "silent",
+    };
     node = await startNode(loadConfig(env, {}), { gateway: true, worker: false });
     engine = new RedisEngine({ target: { mode: "standalone", url: server.url }, prefix });
     raw = new Redis(server.url);
@@ -38,7 +44,12 @@ describe("cursors on an engine that can lose acknowledged entries", () => {
     const url = node!.url!;
     const { id } = await e.create({ model: "sim", messages: [{ role: "user", content: "continuity" }] });
     const first = await e.claim("w1", 60_000, never);
-    await e.append(id, 1, 2, [{ type: "started", attempt: 1, worker: "w1", model: "sim" }, delta(1, "Hello"), delta(1, " old"), delta(1, " world")]);
+    await e.append(id, 1, 2, [
+      { type: "started", attempt: 1, worker: "w1", model: "sim" },
+      delta(1, "Hello"),
+      delta(1, " old"),
+      delta(1, " world"),
+    ]);
     const seen = await readEvents(url, id, { cutAfter: 5 });
     expect(seen.messages.map((m) => m.id)).toEqual(["0:1", "1:2", "1:3", "1:4", "1:5"]);
 
@@ -50,14 +61,23 @@ describe("cursors on an engine that can lose acknowledged entries", () => {
     const second = await e.claim("w2", 60_000, never);
     expect(second?.fence).toBe(2);
     const usage = { promptTokens: 1, completionTokens: 3 };
-    await e.append(id, 2, 4, [{ type: "started", attempt: 2, worker: "w2", model: "sim" }, delta(2, " new"), { type: "completed", attempt: 2, finishReason: "stop", usage }]);
+    await e.append(id, 2, 4, [
+      { type: "started", attempt: 2, worker: "w2", model: "sim" },
+      delta(2, " new"),
+      { type: "completed", attempt: 2, finishReason: "stop", usage },
+    ]);
 
     // The client that saw "1:5" (now another attempt's entry) must rebuild: reset, then the whole log.
     const stale = await readEvents(url, id, { lastEventId: "1:5" });
     expect(stale.messages[0]?.event).toBe("reset");
     const rebuilt = entriesOf(stale.messages);
     expect(rebuilt.map((x) => x.offset)).toEqual([1, 2, 3, 4, 5, 6]);
-    expect(rebuilt.filter((x) => x.type === "delta").map((x) => (x.type === "delta" ? x.text : "")).join("")).toBe("Hello new");
+    expect(
+      rebuilt
+        .filter((x) => x.type === "delta")
+        .map((x) => (x.type === "delta" ? x.text : ""))
+        .join(""),
+    ).toBe("Hello new");
 
     // The client that saw "1:3" (still standing) continues without a reset.
     const fine = await readEvents(url, id, { lastEventId: "1:3" });
@@ -70,7 +90,15 @@ describe("cursors on an engine that can lose acknowledged entries", () => {
     const polled = async (from: string): Promise<PollResponse> =>
       (await (await fetch(`${url}/v1/generations/${id}/poll?from=${encodeURIComponent(from)}`)).json()) as PollResponse;
     const stalePoll = await polled("1:5");
-    expect(stalePoll.events.map((e) => (e.type === "entry" ? e.cursor : "reset"))).toEqual(["reset", "0:1", "1:2", "1:3", "2:4", "2:5", "2:6"]);
+    expect(stalePoll.events.map((e) => (e.type === "entry" ? e.cursor : "reset"))).toEqual([
+      "reset",
+      "0:1",
+      "1:2",
+      "1:3",
+      "2:4",
+      "2:5",
+      "2:6",
+    ]);
     expect((await polled("1:3")).events.map((e) => (e.type === "entry" ? e.cursor : "reset"))).toEqual(["2:4", "2:5", "2:6"]);
   });
 });

@@ -26,7 +26,12 @@ describe("HTTP long-poll: GET /v1/generations/:id/poll", () => {
     await Promise.all([node.stop(), slow.stop()]);
   });
 
-  const poll = async (base: string, id: string, query: Record<string, string> = {}, headers: Record<string, string> = {}): Promise<Poll> => {
+  const poll = async (
+    base: string,
+    id: string,
+    query: Record<string, string> = {},
+    headers: Record<string, string> = {},
+  ): Promise<Poll> => {
     const url = new URL(`/v1/generations/${id}/poll`, base);
     for (const [k, v] of Object.entries(query)) url.searchParams.append(k, v);
     const res = await fetch(url, { headers });
@@ -35,7 +40,11 @@ describe("HTTP long-poll: GET /v1/generations/:id/poll", () => {
   };
 
   /** Polls from `from` until the server says the log is over; every response and every entry, in order. */
-  const pollToEnd = async (base: string, id: string, from?: string): Promise<{ polls: PollResponse[]; entries: Entry[]; cursors: string[]; last: Poll }> => {
+  const pollToEnd = async (
+    base: string,
+    id: string,
+    from?: string,
+  ): Promise<{ polls: PollResponse[]; entries: Entry[]; cursors: string[]; last: Poll }> => {
     const polls: PollResponse[] = [];
     let cursor = from;
     for (;;) {
@@ -47,7 +56,8 @@ describe("HTTP long-poll: GET /v1/generations/:id/poll", () => {
   };
 
   it("carries a whole answer, poll after poll, with contiguous cursors; a poll at the terminal entry gets 204", async () => {
-    const resumes = async (): Promise<number> => Number(/^lifeline_resumes_total (\d+)/m.exec(await (await fetch(`${slow.url}/metrics`)).text())?.[1]);
+    const resumes = async (): Promise<number> =>
+      Number(/^lifeline_resumes_total (\d+)/m.exec(await (await fetch(`${slow.url}/metrics`)).text())?.[1]);
     const resumesBefore = await resumes();
     expect(resumesBefore).toBeGreaterThanOrEqual(0); // the counter is there
     const id = await startGeneration(slow.url, ask("poll me", 12));
@@ -84,7 +94,10 @@ describe("HTTP long-poll: GET /v1/generations/:id/poll", () => {
 
   it("on a quiet log it waits wait_ms, then answers with no events and the same cursor; a gateway shutting down answers at once", async () => {
     // A gateway without a worker: the answer stays queued, its log holds `created` alone.
-    const idle = await startNode(loadConfig({ LIFELINE_ENGINE: "memory", LIFELINE_PORT: "0", LIFELINE_LOG_LEVEL: "silent" }, {}), { gateway: true, worker: false });
+    const idle = await startNode(loadConfig({ LIFELINE_ENGINE: "memory", LIFELINE_PORT: "0", LIFELINE_LOG_LEVEL: "silent" }, {}), {
+      gateway: true,
+      worker: false,
+    });
     const base = idle.url!;
     const id = await startGeneration(base, ask("quiet"));
     const began = Date.now();

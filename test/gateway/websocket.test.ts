@@ -33,10 +33,12 @@ class WsClient {
     });
     ws.on("ping", () => this.protocolPings.push(Date.now()));
     ws.on("error", () => undefined);
-    this.closed = new Promise((resolve) => ws.on("close", (code: number, reason: Buffer) => {
-      resolve({ code, reason: reason.toString() });
-      this.#wake?.();
-    }));
+    this.closed = new Promise((resolve) =>
+      ws.on("close", (code: number, reason: Buffer) => {
+        resolve({ code, reason: reason.toString() });
+        this.#wake?.();
+      }),
+    );
   }
 
   static open(baseUrl: string, options: ClientOptions = {}): Promise<WsClient> {
@@ -138,7 +140,10 @@ describe("WebSocket endpoint", () => {
     const id = await startGeneration(url, ask("cut me", 200));
     const first = await WsClient.open(url);
     first.send({ type: "subscribe", sub: "s", generation: id });
-    const seen = await first.next((f): f is EntryFrame => f.type === "entry" && f.entry !== null && (f.entry as Entry).type === "delta" && (f.entry as Entry).offset >= 5);
+    const seen = await first.next(
+      (f): f is EntryFrame =>
+        f.type === "entry" && f.entry !== null && (f.entry as Entry).type === "delta" && (f.entry as Entry).offset >= 5,
+    );
     first.ws.terminate();
     const before = first.entryFrames("s");
     const cursor = before[before.length - 1]?.cursor ?? "";
@@ -201,7 +206,7 @@ describe("WebSocket endpoint", () => {
     const done = await startGeneration(url, ask("still works"));
     const client = await WsClient.open(url);
     const cases: [string, string | Buffer, string, string | undefined][] = [
-      ["not JSON", "{\"type\":", "invalid_json", undefined],
+      ["not JSON", '{"type":', "invalid_json", undefined],
       ["a JSON array", "[]", "invalid_request", undefined],
       ["a number", "42", "invalid_request", undefined],
       ["null", "null", "invalid_request", undefined],
@@ -210,16 +215,29 @@ describe("WebSocket endpoint", () => {
       ["subscribe without a generation", JSON.stringify({ type: "subscribe", sub: "x" }), "invalid_request", "x"],
       ["an empty sub", JSON.stringify({ type: "subscribe", sub: "", generation: done }), "invalid_request", undefined],
       ["a sub with a space", JSON.stringify({ type: "subscribe", sub: "a b", generation: done }), "invalid_request", undefined],
-      ["a sub of 65 characters", JSON.stringify({ type: "subscribe", sub: "x".repeat(65), generation: done }), "invalid_request", undefined],
+      [
+        "a sub of 65 characters",
+        JSON.stringify({ type: "subscribe", sub: "x".repeat(65), generation: done }),
+        "invalid_request",
+        undefined,
+      ],
       ["a sub that is a number", JSON.stringify({ type: "subscribe", sub: 5, generation: done }), "invalid_request", undefined],
       ["an unknown field", JSON.stringify({ type: "subscribe", sub: "x", generation: done, from: "1" }), "invalid_request", "x"],
       ["a cursor that is a number", JSON.stringify({ type: "subscribe", sub: "x", generation: done, cursor: 3 }), "invalid_request", "x"],
       ["a ping with a string t", JSON.stringify({ type: "ping", t: "now" }), "invalid_request", undefined],
       ["a malformed generation id", JSON.stringify({ type: "subscribe", sub: "x", generation: "../etc" }), "generation_not_found", "x"],
-      ["an unknown generation", JSON.stringify({ type: "subscribe", sub: "x", generation: "gen_00000000000000000000000000" }), "generation_not_found", "x"],
-      ...["-1", "abc", "1.5", "99999999999999999999", "1:2:3", " "].map(
-        (cursor): [string, string, string, string] => [`cursor ${JSON.stringify(cursor)}`, JSON.stringify({ type: "subscribe", sub: "x", generation: done, cursor }), "invalid_cursor", "x"],
-      ),
+      [
+        "an unknown generation",
+        JSON.stringify({ type: "subscribe", sub: "x", generation: "gen_00000000000000000000000000" }),
+        "generation_not_found",
+        "x",
+      ],
+      ...["-1", "abc", "1.5", "99999999999999999999", "1:2:3", " "].map((cursor): [string, string, string, string] => [
+        `cursor ${JSON.stringify(cursor)}`,
+        JSON.stringify({ type: "subscribe", sub: "x", generation: done, cursor }),
+        "invalid_cursor",
+        "x",
+      ]),
       ["prototype poisoning", '{"type":"ping","__proto__":{"x":1}}', "invalid_request", undefined],
       ["a binary frame", Buffer.from(JSON.stringify({ type: "ping" })), "invalid_request", undefined],
       ["a frame over 64 KiB", JSON.stringify({ type: "ping", pad: "x".repeat(70 * 1024) }), "body_too_large", undefined],
@@ -318,7 +336,10 @@ describe("WebSocket under pressure", () => {
       const again = await WsClient.open(node.url);
       for (const sub of subs) again.send({ type: "subscribe", sub, generation: id, cursor: client.entryFrames(sub).at(-1)?.cursor ?? "0" });
       for (const sub of subs) {
-        const fin = await again.finished(sub, 30_000).catch(async (e: unknown) => { console.log("AGAIN", await again.closed, again.frames.length); throw e; });
+        const fin = await again.finished(sub, 30_000).catch(async (e: unknown) => {
+          console.log("AGAIN", await again.closed, again.frames.length);
+          throw e;
+        });
         expect(fin).toEqual({ type: "end", sub });
         expectExactAnswer([...client.entries(sub), ...again.entries(sub)], expected("flood", tokens));
       }

@@ -74,13 +74,21 @@ const anthropicEvent = (type: string, data: Record<string, unknown> = {}): strin
 const openAi: Wire = {
   name: "openai-compatible",
   path: "/v1/chat/completions",
-  create: (url, apiKey) => createOpenAICompatibleProvider({ name: "oa-test", baseUrl: url, model: "gpt-test", ...(apiKey ? { apiKey } : {}) }),
+  create: (url, apiKey) =>
+    createOpenAICompatibleProvider({ name: "oa-test", baseUrl: url, model: "gpt-test", ...(apiKey ? { apiKey } : {}) }),
   keyHeader: (headers) => headers.authorization,
   start: () => chunk({ role: "assistant", content: "" }),
   token: (text) => chunk({ content: text }),
   finish: (prompt, completion) =>
     chunk({}, "stop") +
-    sse({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [], usage: { prompt_tokens: prompt, completion_tokens: completion } }) +
+    sse({
+      id: "c1",
+      object: "chat.completion.chunk",
+      created: 1,
+      model: "m",
+      choices: [],
+      usage: { prompt_tokens: prompt, completion_tokens: completion },
+    }) +
     "data: [DONE]\n\n",
   inBandError: { frame: sse({ error: { message: "The server had an error", type: "server_error", code: null } }), status: 500 },
   errorBody: (message) => ({ error: { message, type: "invalid_request_error", code: null } }),
@@ -89,14 +97,24 @@ const openAi: Wire = {
 const anthropic: Wire = {
   name: "anthropic",
   path: "/v1/messages",
-  create: (url, apiKey) => createAnthropicProvider({ name: "an-test", baseUrl: url, model: "sim-anthropic", ...(apiKey ? { apiKey } : {}) }),
+  create: (url, apiKey) =>
+    createAnthropicProvider({ name: "an-test", baseUrl: url, model: "sim-anthropic", ...(apiKey ? { apiKey } : {}) }),
   keyHeader: (headers) => {
     const key = headers["x-api-key"];
     return typeof key === "string" ? key : undefined;
   },
   start: () =>
     anthropicEvent("message_start", {
-      message: { id: "msg_1", type: "message", role: "assistant", model: "m", content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 3, output_tokens: 0 } },
+      message: {
+        id: "msg_1",
+        type: "message",
+        role: "assistant",
+        model: "m",
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: { input_tokens: 3, output_tokens: 0 },
+      },
     }) + anthropicEvent("content_block_start", { index: 0, content_block: { type: "text", text: "" } }),
   token: (text) => anthropicEvent("content_block_delta", { index: 0, delta: { type: "text_delta", text } }),
   finish: (_prompt, completion) =>
@@ -122,7 +140,13 @@ function errorOf(wire: Wire, status: number, headers: Record<string, string> = {
   };
 }
 
-const REQUEST: GenerationRequest = { model: "m", messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "Hi" }] };
+const REQUEST: GenerationRequest = {
+  model: "m",
+  messages: [
+    { role: "system", content: "Be brief." },
+    { role: "user", content: "Hi" },
+  ],
+};
 
 function callOf(overrides: Partial<ModelCall> = {}): ModelCall {
   return { request: REQUEST, prefix: "", signal: new AbortController().signal, ...overrides };
@@ -256,7 +280,10 @@ describe.each([openAi, anthropic])("$name provider", (wire) => {
     const { url, received } = await serve(streamOf(wire, ["Hel"], "open"));
     const controller = new AbortController();
     const reason = new Error("client went away");
-    const iterator = wire.create(url).stream(callOf({ signal: controller.signal }))[Symbol.asyncIterator]();
+    const iterator = wire
+      .create(url)
+      .stream(callOf({ signal: controller.signal }))
+      [Symbol.asyncIterator]();
     expect((await iterator.next()).value).toEqual({ type: "open" });
     expect((await iterator.next()).value).toEqual({ type: "token", text: "Hel" });
     const next = iterator.next();
@@ -270,7 +297,11 @@ describe.each([openAi, anthropic])("$name provider", (wire) => {
     const { url, received } = await serve(() => undefined);
     const controller = new AbortController();
     const reason = new Error("first-token timeout");
-    const next = wire.create(url).stream(callOf({ signal: controller.signal }))[Symbol.asyncIterator]().next();
+    const next = wire
+      .create(url)
+      .stream(callOf({ signal: controller.signal }))
+      [Symbol.asyncIterator]()
+      .next();
     await expect.poll(() => received.length).toBe(1);
     controller.abort(reason);
     await expect(next).rejects.toBe(reason);

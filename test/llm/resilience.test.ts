@@ -11,8 +11,10 @@ import { entriesOf, postJson, readEvents, startGeneration } from "../support/sse
 import { tempDir } from "../support/temp-dir.ts";
 
 const ask = (content: string, max_tokens = 30) => ({ model: "main", messages: [{ role: "user" as const, content }], max_tokens, seed: 5 });
-const simText = (content: string, max_tokens = 30): string => simTokens({ messages: [{ role: "user", content }], max_tokens, seed: 5 }).join("");
-const byType = <T extends Entry["type"]>(entries: readonly Entry[], type: T) => entries.filter((e): e is Extract<Entry, { type: T }> => e.type === type);
+const simText = (content: string, max_tokens = 30): string =>
+  simTokens({ messages: [{ role: "user", content }], max_tokens, seed: 5 }).join("");
+const byType = <T extends Entry["type"]>(entries: readonly Entry[], type: T) =>
+  entries.filter((e): e is Extract<Entry, { type: T }> => e.type === type);
 
 describe("models that fail, against sim-llm", () => {
   const cleanups: (() => Promise<void> | void)[] = [];
@@ -27,12 +29,17 @@ describe("models that fail, against sim-llm", () => {
   }
 
   /** A Lifeline node whose model `main` is served by `primary` (and `backup` when given). */
-  async function lifeline(primary: SimLlm, extra: { backup?: SimLlm; model?: Record<string, unknown>; config?: Record<string, unknown> } = {}): Promise<LifelineNode & { url: string }> {
+  async function lifeline(
+    primary: SimLlm,
+    extra: { backup?: SimLlm; model?: Record<string, unknown>; config?: Record<string, unknown> } = {},
+  ): Promise<LifelineNode & { url: string }> {
     const dir = tempDir();
     cleanups.push(() => dir.remove());
     const file = join(dir.path, "models.json");
     const providers: Record<string, unknown> = { primary: { type: "openai-compatible", baseUrl: `${primary.url}/v1` } };
-    const models: Record<string, unknown> = { main: { provider: "primary", model: "sim", ...(extra.backup ? { fallbacks: ["backup"] } : {}), ...extra.model } };
+    const models: Record<string, unknown> = {
+      main: { provider: "primary", model: "sim", ...(extra.backup ? { fallbacks: ["backup"] } : {}), ...extra.model },
+    };
     if (extra.backup) {
       providers.backup = { type: "openai-compatible", baseUrl: `${extra.backup.url}/v1` };
       models.backup = { provider: "backup", model: "sim" };
@@ -117,7 +124,10 @@ describe("models that fail, against sim-llm", () => {
   it("a provider that is down trips its breaker and the fallback serves", async () => {
     const primary = await simLlm({ fault: "error", faultStatus: 503 });
     const backup = await simLlm({});
-    const node = await lifeline(primary, { backup, config: { retry: { maxAttempts: 1 }, breaker: { failureThreshold: 2, cooldownMs: 60_000 } } });
+    const node = await lifeline(primary, {
+      backup,
+      config: { retry: { maxAttempts: 1 }, breaker: { failureThreshold: 2, cooldownMs: 60_000 } },
+    });
     for (const n of [1, 2]) {
       const entries = await answer(node.url, ask(`down ${n}`));
       expectExactAnswer(entries, simText(`down ${n}`));

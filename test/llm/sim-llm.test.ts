@@ -25,7 +25,11 @@ async function sim(options: SimLlmOptions = {}): Promise<SimLlm> {
 }
 
 function post(base: string, path: string, body: unknown, headers: Record<string, string> = {}, signal?: AbortSignal): Promise<Response> {
-  const init: RequestInit = { method: "POST", headers: { "content-type": "application/json", ...headers }, body: typeof body === "string" ? body : JSON.stringify(body) };
+  const init: RequestInit = {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  };
   return fetch(`${base}${path}`, signal ? { ...init, signal } : init);
 }
 
@@ -52,8 +56,16 @@ class SseReader {
     while (!until(this.messages)) {
       this.#pending ??= this.#reader.read();
       let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - performance.now()))));
-      const step = await Promise.race([this.#pending.then((r) => r, () => "failed" as const), timeout]);
+      const timeout = new Promise<"timeout">(
+        (resolve) => (timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - performance.now()))),
+      );
+      const step = await Promise.race([
+        this.#pending.then(
+          (r) => r,
+          () => "failed" as const,
+        ),
+        timeout,
+      ]);
       clearTimeout(timer);
       if (step === "timeout") return "timeout";
       this.#pending = undefined;
@@ -73,7 +85,8 @@ function openAiText(frames: readonly SseMessage[]): string {
     .join("");
 }
 
-const contentTokens = (frames: readonly SseMessage[]): number => frames.filter((m) => m.data.includes('"content":"') && !m.data.includes('"role"')).length;
+const contentTokens = (frames: readonly SseMessage[]): number =>
+  frames.filter((m) => m.data.includes('"content":"') && !m.data.includes('"role"')).length;
 
 async function streamText(res: Response): Promise<{ text: string; frames: SseMessage[]; outcome: ReadOutcome }> {
   const reader = new SseReader(res);
@@ -101,7 +114,9 @@ describe("sim-llm over the OpenAI chat-completions wire", () => {
     expect(outcome).toBe("ended");
     expect(text).toBe(full);
     expect(contentTokens(frames)).toBe(30);
-    const chunks = frames.slice(0, -1).map((m) => JSON.parse(m.data) as { object: string; choices: { delta: object; finish_reason: string | null }[]; usage: unknown });
+    const chunks = frames
+      .slice(0, -1)
+      .map((m) => JSON.parse(m.data) as { object: string; choices: { delta: object; finish_reason: string | null }[]; usage: unknown });
     expect(chunks.every((c) => c.object === "chat.completion.chunk")).toBe(true);
     expect(chunks[0]?.choices[0]?.delta).toMatchObject({ role: "assistant" });
     expect(chunks.at(-2)?.choices[0]?.finish_reason).toBe("stop");
@@ -111,7 +126,10 @@ describe("sim-llm over the OpenAI chat-completions wire", () => {
 
   it("answers stream:false with one chat.completion of the same text", async () => {
     const { url } = await sim();
-    const body = (await (await chat(url, { stream: false })).json()) as { object: string; choices: { message: { content: string }; finish_reason: string }[] };
+    const body = (await (await chat(url, { stream: false })).json()) as {
+      object: string;
+      choices: { message: { content: string }; finish_reason: string }[];
+    };
     expect(body.object).toBe("chat.completion");
     expect(body.choices[0]).toMatchObject({ message: { role: "assistant", content: full }, finish_reason: "stop" });
   });
@@ -155,13 +173,28 @@ describe("sim-llm over the Anthropic Messages wire", () => {
 
   it("streams the documented event sequence with the sim's text, the system prompt first", async () => {
     const { url } = await sim();
-    const res = await post(url, "/v1/messages", { model: "sim", max_tokens: 12, system, messages, stream: true }, { "anthropic-version": "2023-06-01" });
+    const res = await post(
+      url,
+      "/v1/messages",
+      { model: "sim", max_tokens: 12, system, messages, stream: true },
+      { "anthropic-version": "2023-06-01" },
+    );
     expect(res.status).toBe(200);
     const reader = new SseReader(res);
     expect(await reader.readUntil()).toBe("ended");
     const events = reader.messages.map((m) => m.event);
-    expect(events).toEqual(["message_start", "content_block_start", "ping", ...Array<string>(12).fill("content_block_delta"), "content_block_stop", "message_delta", "message_stop"]);
-    const data = reader.messages.map((m) => JSON.parse(m.data) as { type: string; delta?: { text?: string; stop_reason?: string }; usage?: { output_tokens: number } });
+    expect(events).toEqual([
+      "message_start",
+      "content_block_start",
+      "ping",
+      ...Array<string>(12).fill("content_block_delta"),
+      "content_block_stop",
+      "message_delta",
+      "message_stop",
+    ]);
+    const data = reader.messages.map(
+      (m) => JSON.parse(m.data) as { type: string; delta?: { text?: string; stop_reason?: string }; usage?: { output_tokens: number } },
+    );
     expect(data.map((d) => d.type)).toEqual(events);
     expect(data.map((d) => d.delta?.text ?? "").join("")).toBe(simTokens({ messages: conversation, max_tokens: 12 }).join(""));
     expect(data.at(-2)).toMatchObject({ delta: { stop_reason: "end_turn" }, usage: { output_tokens: 12 } });
@@ -171,13 +204,21 @@ describe("sim-llm over the Anthropic Messages wire", () => {
     const { url } = await sim();
     const whole = simTokens({ messages: conversation, max_tokens: 20 }).join("");
     const prefix = whole.slice(0, 17);
-    const res = await post(url, "/v1/messages", { model: "sim", max_tokens: 20, system, messages: [...messages, { role: "assistant", content: [{ type: "text", text: prefix }] }] });
+    const res = await post(url, "/v1/messages", {
+      model: "sim",
+      max_tokens: 20,
+      system,
+      messages: [...messages, { role: "assistant", content: [{ type: "text", text: prefix }] }],
+    });
     const body = (await res.json()) as { type: string; content: { text: string }[] };
     expect(body.type).toBe("message");
     expect(prefix + (body.content[0]?.text ?? "")).toBe(whole);
     const bad = await post(url, "/v1/messages", { model: "sim", messages });
     expect(bad.status).toBe(400);
-    expect(await bad.json()).toMatchObject({ type: "error", error: { type: "invalid_request_error", message: expect.stringMatching(/max_tokens/) } });
+    expect(await bad.json()).toMatchObject({
+      type: "error",
+      error: { type: "invalid_request_error", message: expect.stringMatching(/max_tokens/) },
+    });
   });
 });
 
@@ -303,12 +344,24 @@ describe("lifeline sim-llm", () => {
   });
 
   it("takes flags over the environment over the defaults", () => {
-    const options = parseSimLlmFlags(["--fault", "cut", "--fault-after-tokens=2"], { LIFELINE_SIM_LLM_FAULT: "stall", LIFELINE_SIM_TOKENS_PER_SECOND: "90" });
-    expect(options).toMatchObject({ fault: "cut", faultAfterTokens: 2, tokensPerSecond: 90, port: 8788, faultCount: undefined, faultRate: 1 });
+    const options = parseSimLlmFlags(["--fault", "cut", "--fault-after-tokens=2"], {
+      LIFELINE_SIM_LLM_FAULT: "stall",
+      LIFELINE_SIM_TOKENS_PER_SECOND: "90",
+    });
+    expect(options).toMatchObject({
+      fault: "cut",
+      faultAfterTokens: 2,
+      tokensPerSecond: 90,
+      port: 8788,
+      faultCount: undefined,
+      faultRate: 1,
+    });
   });
 
   it("refuses bad flags with one error listing each of them, exit 2", () => {
-    const bad = spawnSync(process.execPath, [BIN, "sim-llm", "--port", "x", "--fault", "explode", "--bogus", "--fault-rate", "2"], { encoding: "utf8" });
+    const bad = spawnSync(process.execPath, [BIN, "sim-llm", "--port", "x", "--fault", "explode", "--bogus", "--fault-rate", "2"], {
+      encoding: "utf8",
+    });
     expect(bad.status).toBe(2);
     for (const flag of ["--port", "--fault", "--bogus", "--fault-rate"]) expect(bad.stderr).toContain(flag);
   });

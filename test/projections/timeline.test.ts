@@ -12,7 +12,17 @@ describe("the timeline projection", () => {
     const entries = await readLog(engine, id);
     const t = timelineOf(id, entries);
 
-    expect(t).toMatchObject({ id, status: "completed", requestedModel: "primary", lastOffset: 12, retries: 1, takeovers: 1, rewinds: 1, text, finishReason: "stop" });
+    expect(t).toMatchObject({
+      id,
+      status: "completed",
+      requestedModel: "primary",
+      lastOffset: 12,
+      retries: 1,
+      takeovers: 1,
+      rewinds: 1,
+      text,
+      finishReason: "stop",
+    });
     expect(t.durationMs).toBeGreaterThanOrEqual(0);
     expect(t.attempts.map((a) => [a.index, a.fence, a.worker, a.model, a.endedBy, a.deltas, a.chars, a.continuedFrom])).toEqual([
       [1, 1, "worker-a", "primary", "retrying", 2, 11, 0],

@@ -129,7 +129,10 @@ export async function startSentinelGroup(opts: { masterName?: string; timeoutMs?
   try {
     const primary = await startStandalone({ timeoutMs });
     started.push(primary);
-    const replica = await startStandalone({ timeoutMs, args: ["--replicaof", HOST, String(primary.port), "--replica-serve-stale-data", "yes"] });
+    const replica = await startStandalone({
+      timeoutMs,
+      args: ["--replicaof", HOST, String(primary.port), "--replica-serve-stale-data", "yes"],
+    });
     started.push(replica);
     await waitUntil(`replica ${replica.port} in sync with primary ${primary.port}`, timeoutMs, async () =>
       /master_link_status:up/.test(await command(replica, ["INFO", "replication"])),
@@ -163,12 +166,16 @@ export async function startCluster(opts: { primaries?: number; timeoutMs?: numbe
     await settleAll(
       Array.from({ length: count }, async () => {
         let busPort = 0;
-        const node = await launch("cluster node", ({ port, dir, logFile, secondPort }) => {
-          busPort = secondPort;
-          // An explicit bus port (Redis >= 7.0), so it is free too, not port + 10 000.
-          const cluster = ["--cluster-enabled", "yes", "--cluster-port", String(secondPort), "--cluster-node-timeout", "2000"];
-          return [...dataNodeArgs(port, dir, logFile), ...cluster, "--cluster-config-file", join(dir, `nodes-${port}.conf`)];
-        }, timeoutMs);
+        const node = await launch(
+          "cluster node",
+          ({ port, dir, logFile, secondPort }) => {
+            busPort = secondPort;
+            // An explicit bus port (Redis >= 7.0), so it is free too, not port + 10 000.
+            const cluster = ["--cluster-enabled", "yes", "--cluster-port", String(secondPort), "--cluster-node-timeout", "2000"];
+            return [...dataNodeArgs(port, dir, logFile), ...cluster, "--cluster-config-file", join(dir, `nodes-${port}.conf`)];
+          },
+          timeoutMs,
+        );
         started.push(node);
         busPorts.set(node, busPort);
       }),
@@ -209,26 +216,30 @@ function dataNodeArgs(port: number, dir: string, logFile: string): string[] {
 }
 
 function startSentinel(masterName: string, primaryPort: number, timeoutMs: number): Promise<RedisServer> {
-  return launch("sentinel", ({ port, dir, logFile }) => {
-    // Sentinel rewrites this file (myid, known replicas and peers), so it must be its own and writable.
-    const conf = join(dir, "sentinel.conf");
-    writeFileSync(
-      conf,
-      [
-        `port ${port}`,
-        `bind ${HOST}`,
-        `dir "${dir}"`,
-        `logfile "${logFile}"`,
-        "sentinel resolve-hostnames no",
-        `sentinel monitor ${masterName} ${HOST} ${primaryPort} 2`,
-        `sentinel down-after-milliseconds ${masterName} 1000`,
-        `sentinel failover-timeout ${masterName} 5000`,
-        `sentinel parallel-syncs ${masterName} 1`,
-        "",
-      ].join("\n"),
-    );
-    return [conf, "--sentinel"];
-  }, timeoutMs);
+  return launch(
+    "sentinel",
+    ({ port, dir, logFile }) => {
+      // Sentinel rewrites this file (myid, known replicas and peers), so it must be its own and writable.
+      const conf = join(dir, "sentinel.conf");
+      writeFileSync(
+        conf,
+        [
+          `port ${port}`,
+          `bind ${HOST}`,
+          `dir "${dir}"`,
+          `logfile "${logFile}"`,
+          "sentinel resolve-hostnames no",
+          `sentinel monitor ${masterName} ${HOST} ${primaryPort} 2`,
+          `sentinel down-after-milliseconds ${masterName} 1000`,
+          `sentinel failover-timeout ${masterName} 5000`,
+          `sentinel parallel-syncs ${masterName} 1`,
+          "",
+        ].join("\n"),
+      );
+      return [conf, "--sentinel"];
+    },
+    timeoutMs,
+  );
 }
 
 function sentinelGroup(masterName: string, sentinels: RedisServer[], primary: RedisServer, replica: RedisServer): SentinelGroup {
@@ -380,7 +391,10 @@ function spawnServer(place: LaunchPlace, args: string[]): RedisServer {
     },
     logTail: (lines = 30) => {
       const log = existsSync(place.logFile) ? readFileSync(place.logFile, "utf8") : "";
-      return [...log.split("\n"), ...output.split("\n")].filter((l) => l.trim() !== "").slice(-lines).join("\n");
+      return [...log.split("\n"), ...output.split("\n")]
+        .filter((l) => l.trim() !== "")
+        .slice(-lines)
+        .join("\n");
     },
   };
 }

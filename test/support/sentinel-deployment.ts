@@ -27,7 +27,10 @@ export function useSentinelDeployment(): SentinelDeployment {
     },
     env: (prefix, extra = {}) => ({
       LIFELINE_ENGINE: "redis",
-      LIFELINE_REDIS_SENTINELS: self.group().sentinels.map((s) => `${s.host}:${s.port}`).join(","),
+      LIFELINE_REDIS_SENTINELS: self
+        .group()
+        .sentinels.map((s) => `${s.host}:${s.port}`)
+        .join(","),
       LIFELINE_REDIS_MASTER_NAME: self.group().masterName,
       LIFELINE_REDIS_PREFIX: `${prefix}${process.pid}`,
       LIFELINE_HEARTBEAT_MS: "1000",

@@ -65,7 +65,12 @@ export function entriesOf(messages: readonly SseMessage[]): Entry[] {
   return messages.filter((m) => m.event !== "reset").map((m) => JSON.parse(m.data) as Entry);
 }
 
-export async function postJson(baseUrl: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: unknown; headers: Headers }> {
+export async function postJson(
+  baseUrl: string,
+  path: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: unknown; headers: Headers }> {
   const res = await fetch(new URL(path, baseUrl), {
     method: "POST",
     headers: { "content-type": "application/json", ...headers },

@@ -78,7 +78,10 @@ class ChatTab {
   /** Waits until the `index`-th answer reaches a terminal status, and returns it. */
   async waitForEnd(index: number): Promise<ShownAnswer> {
     await this.page.waitForFunction(
-      (i) => ["completed", "failed", "cancelled"].includes(document.querySelectorAll("#messages .assistant")[i]?.getAttribute("data-status") ?? ""),
+      (i) =>
+        ["completed", "failed", "cancelled"].includes(
+          document.querySelectorAll("#messages .assistant")[i]?.getAttribute("data-status") ?? "",
+        ),
       index,
       { timeout: ANSWER_TIMEOUT_MS },
     );
@@ -283,7 +286,11 @@ describe("the chat page in a real browser", () => {
     const partial = await chat.waitForPartialAnswer(0, 20);
     expect((await chat.generation(partial.id)).status).toBe("running");
     expect(await chat.connectionStates()).toEqual(["connecting", "live"]);
-    const stored = await chat.page.evaluate((key) => JSON.parse(localStorage.getItem(key) ?? "null") as { turns: { generation?: string; status?: string; lastOffset?: number }[] }, STORAGE_KEY);
+    const stored = await chat.page.evaluate(
+      (key) =>
+        JSON.parse(localStorage.getItem(key) ?? "null") as { turns: { generation?: string; status?: string; lastOffset?: number }[] },
+      STORAGE_KEY,
+    );
     expect(stored.turns[1]).toMatchObject({ generation: partial.id, status: "streaming" });
     expect(stored.turns[1]?.lastOffset).toBeGreaterThan(1);
 
@@ -352,7 +359,9 @@ describe("the chat page in a real browser", () => {
     await chat.send(question);
     const partial = await chat.waitForPartialAnswer(0, 20);
     await chat.killServer();
-    await chat.page.waitForFunction(() => document.getElementById("connection")?.dataset.state === "reconnecting", undefined, { timeout: 10_000 });
+    await chat.page.waitForFunction(() => document.getElementById("connection")?.dataset.state === "reconnecting", undefined, {
+      timeout: 10_000,
+    });
     expect((await chat.shown(0)).status).toBe("streaming");
 
     await chat.restartServer();
@@ -371,7 +380,9 @@ describe("the chat page in a real browser", () => {
     await inspect.waitForFunction(() => document.getElementById("status")?.textContent === "completed", undefined, { timeout: 10_000 });
     const shown = async (id: string): Promise<string> => (await inspect.locator(`#${id}`).textContent()) ?? "";
     expect([await shown("calls-count"), await shown("takeovers"), await shown("retries")]).toEqual(["2", "1", "0"]);
-    expect(await inspect.locator("#calls tbody tr").evaluateAll((rows) => rows.map((row) => (row as HTMLElement).dataset.endedBy))).toEqual(["takeover", "completed"]);
+    expect(await inspect.locator("#calls tbody tr").evaluateAll((rows) => rows.map((row) => (row as HTMLElement).dataset.endedBy))).toEqual(
+      ["takeover", "completed"],
+    );
     expect(await shown("text")).toBe(done.text);
     await inspect.screenshot({ path: join(ARTIFACTS, "inspect-after-restart.png"), fullPage: true });
     // Replayed up to entry 2, the answer had just started and held no text.

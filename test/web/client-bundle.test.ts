@@ -68,7 +68,9 @@ describe("GET /client.js: the SDK bundled for browsers", () => {
         window.bundleResult = { exports: Object.keys(sdk).sort(), status: final.status, text: final.text, serverText: view.text };
       `,
     });
-    const handle = await page.waitForFunction(() => (window as unknown as { bundleResult?: BundleResult }).bundleResult, undefined, { timeout: 20_000 });
+    const handle = await page.waitForFunction(() => (window as unknown as { bundleResult?: BundleResult }).bundleResult, undefined, {
+      timeout: 20_000,
+    });
     const result = (await handle.jsonValue()) as BundleResult;
     expect(result.exports).toEqual(["AnswerFollow", "DEFAULT_RECONNECT", "LifelineClientError", "createClient"]);
     expect(result.status).toBe("completed");

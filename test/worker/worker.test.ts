@@ -54,10 +54,17 @@ describe("the worker", () => {
     for (const stop of stops.splice(0).reverse()) await stop();
   });
 
-  function startWorker(engine: Engine, options: Partial<WorkerOptions> & { tokensPerSecond?: number; onToken?: () => void; models?: ModelRegistry } = {}): Worker {
+  function startWorker(
+    engine: Engine,
+    options: Partial<WorkerOptions> & { tokensPerSecond?: number; onToken?: () => void; models?: ModelRegistry } = {},
+  ): Worker {
     const worker = new Worker({
       engine,
-      models: options.models ?? createModelRegistry({ sim: { tokensPerSecond: options.tokensPerSecond ?? 1000, ...(options.onToken ? { onToken: options.onToken } : {}) } }),
+      models:
+        options.models ??
+        createModelRegistry({
+          sim: { tokensPerSecond: options.tokensPerSecond ?? 1000, ...(options.onToken ? { onToken: options.onToken } : {}) },
+        }),
       logger: options.logger ?? pino({ level: "silent" }),
       metrics: new Metrics({ defaultMetrics: false }),
       name: options.name ?? "w",
@@ -206,7 +213,10 @@ describe("the worker", () => {
     stops.push(() => engine.close());
     const { id } = await engine.create(request);
     const earlier = await engine.claim("earlier", 60_000, never);
-    await engine.append(id, earlier!.fence, 2, [{ type: "started", attempt: 1, worker: "earlier", model: "sim" }, { type: "delta", attempt: 1, text: "partial text" }]);
+    await engine.append(id, earlier!.fence, 2, [
+      { type: "started", attempt: 1, worker: "earlier", model: "sim" },
+      { type: "delta", attempt: 1, text: "partial text" },
+    ]);
     await engine.release(id, earlier!.fence);
     const plan = simPlan(new SimProvider({ tokensPerSecond: 1000 }));
     const models = registryOf([{ ...plan, routes: plan.routes.map((r) => ({ ...r, continuation: "restart" as const })) }]);

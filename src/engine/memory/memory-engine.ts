@@ -2,16 +2,7 @@ import { canonicalJson } from "../../core/canonical.ts";
 import { stampEntry, type Entry, type EntryBody, type GenerationRequest } from "../../core/entries.ts";
 import { decideAppend, endsWithTerminal } from "../append-rules.ts";
 import { newGenerationId } from "../ids.ts";
-import type {
-  AppendResult,
-  CancelResult,
-  Claim,
-  CreateOptions,
-  CreateResult,
-  Engine,
-  LogHead,
-  RenewResult,
-} from "../port.ts";
+import type { AppendResult, CancelResult, Claim, CreateOptions, CreateResult, Engine, LogHead, RenewResult } from "../port.ts";
 import { Wakeups } from "../wakeups.ts";
 
 interface Generation {

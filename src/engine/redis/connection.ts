@@ -35,7 +35,13 @@ export function connectRedis(target: RedisTarget, name: string): RedisClient {
     case "cluster":
       return new Cluster(
         target.nodes.map((n): ClusterNode => ({ host: n.host, port: n.port })),
-        { redisOptions: { ...BASE, connectionName: name }, shardedSubscribers: true, maxRedirections: 32, retryDelayOnFailover: 200, retryDelayOnClusterDown: 200 },
+        {
+          redisOptions: { ...BASE, connectionName: name },
+          shardedSubscribers: true,
+          maxRedirections: 32,
+          retryDelayOnFailover: 200,
+          retryDelayOnClusterDown: 200,
+        },
       );
   }
 }

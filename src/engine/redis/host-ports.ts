@@ -5,7 +5,10 @@ export interface HostPort {
 
 /** Parses `host:port,host:port`; `undefined` when any part is not one. */
 export function parseHostPorts(text: string): HostPort[] | undefined {
-  const parts = text.split(",").map((s) => s.trim()).filter(Boolean);
+  const parts = text
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   const out: HostPort[] = [];
   for (const part of parts) {
     const match = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(part);
@@ -15,4 +18,3 @@ export function parseHostPorts(text: string): HostPort[] | undefined {
   }
   return out.length > 0 ? out : undefined;
 }
-

@@ -31,7 +31,10 @@ export class Notifications {
   readonly #o: NotificationOptions;
   readonly #wakeups = new Wakeups();
   /** Per held log: holders, the subscription, and what its notifications said (how many, the last offset). */
-  readonly #subscribed = new Map<string, { refs: number; ready: Promise<unknown>; linger?: NodeJS.Timeout; heard: number; offset: number }>();
+  readonly #subscribed = new Map<
+    string,
+    { refs: number; ready: Promise<unknown>; linger?: NodeJS.Timeout; heard: number; offset: number }
+  >();
   readonly #probeTimer: NodeJS.Timeout;
   readonly #pendingProbes = new Map<string, NodeJS.Timeout>();
   readonly #token = randomUUID();

@@ -6,16 +6,7 @@ import { stampEntry, type Entry, type EntryBody, type GenerationRequest } from "
 import type { Logger } from "../../observability/logger.ts";
 import { assertWellFormedBatch, endsWithTerminal } from "../append-rules.ts";
 import { newGenerationId } from "../ids.ts";
-import type {
-  AppendResult,
-  CancelResult,
-  Claim,
-  CreateOptions,
-  CreateResult,
-  Engine,
-  LogHead,
-  RenewResult,
-} from "../port.ts";
+import type { AppendResult, CancelResult, Claim, CreateOptions, CreateResult, Engine, LogHead, RenewResult } from "../port.ts";
 import { Wakeups } from "../wakeups.ts";
 import { connectRedis, type RedisClient, type RedisTarget } from "./connection.ts";
 import { RedisKeys } from "./keys.ts";
@@ -265,7 +256,13 @@ export class RedisEngine implements Engine {
 
   async cancel(id: string): Promise<CancelResult> {
     const result = String(
-      await this.#commands.llCancel(this.#keys.meta(id), this.#keys.log(id), new Date().toISOString(), this.#keys.notify(id), this.#retention),
+      await this.#commands.llCancel(
+        this.#keys.meta(id),
+        this.#keys.log(id),
+        new Date().toISOString(),
+        this.#keys.notify(id),
+        this.#retention,
+      ),
     ) as CancelResult;
     if (result === "cancelled") {
       await this.#replicate();
@@ -287,7 +284,9 @@ export class RedisEngine implements Engine {
     // QUIT on a connection that is down would sit in the offline queue through every retry
     // (tens of seconds): only a connection that is up gets a goodbye.
     await Promise.all(
-      [this.#commands, this.#subscriber].map((c) => (c.status === "ready" ? c.quit().catch(() => c.disconnect()) : Promise.resolve(c.disconnect()))),
+      [this.#commands, this.#subscriber].map((c) =>
+        c.status === "ready" ? c.quit().catch(() => c.disconnect()) : Promise.resolve(c.disconnect()),
+      ),
     );
   }
 

@@ -5,16 +5,7 @@ import { canonicalJson } from "../../core/canonical.ts";
 import { stampEntry, type Entry, type EntryBody, type GenerationRequest } from "../../core/entries.ts";
 import { assertWellFormedBatch, decideAppend, endsWithTerminal } from "../append-rules.ts";
 import { newGenerationId } from "../ids.ts";
-import type {
-  AppendResult,
-  CancelResult,
-  Claim,
-  CreateOptions,
-  CreateResult,
-  Engine,
-  LogHead,
-  RenewResult,
-} from "../port.ts";
+import type { AppendResult, CancelResult, Claim, CreateOptions, CreateResult, Engine, LogHead, RenewResult } from "../port.ts";
 import { Wakeups } from "../wakeups.ts";
 import { SCHEMA, SCHEMA_VERSION } from "./schema.ts";
 
@@ -108,9 +99,7 @@ export class SqliteEngine implements Engine {
         "INSERT INTO generations (id, last_offset, job, idempotency_key, request_json) VALUES (?, 1, 'queued', ?, ?)",
       ),
       insertEntry: db.prepare("INSERT INTO entries (generation_id, offset, at, body) VALUES (?, ?, ?, ?)"),
-      body: db.prepare<[string, number], { body: string }>(
-        "SELECT body FROM entries WHERE generation_id = ? AND offset = ?",
-      ),
+      body: db.prepare<[string, number], { body: string }>("SELECT body FROM entries WHERE generation_id = ? AND offset = ?"),
       advance: db.prepare("UPDATE generations SET last_offset = ? WHERE id = ?"),
       // Only a terminal entry touches the job (and the index of open jobs).
       finish: db.prepare("UPDATE generations SET last_offset = ?, terminal = 1, job = 'done' WHERE id = ?"),
@@ -122,12 +111,8 @@ export class SqliteEngine implements Engine {
           WHERE job = 'queued' OR (job = 'leased' AND lease_until <= ?)
           ORDER BY seq LIMIT 1`,
       ),
-      nextExpiry: db.prepare<[], { until: number | null }>(
-        "SELECT min(lease_until) AS until FROM generations WHERE job = 'leased'",
-      ),
-      lease: db.prepare(
-        "UPDATE generations SET fence = fence + 1, job = 'leased', lease_until = ?, holder = ? WHERE id = ?",
-      ),
+      nextExpiry: db.prepare<[], { until: number | null }>("SELECT min(lease_until) AS until FROM generations WHERE job = 'leased'"),
+      lease: db.prepare("UPDATE generations SET fence = fence + 1, job = 'leased', lease_until = ?, holder = ? WHERE id = ?"),
       renew: db.prepare("UPDATE generations SET lease_until = ? WHERE id = ?"),
       release: db.prepare("UPDATE generations SET job = 'queued', lease_until = 0, holder = NULL WHERE id = ?"),
       offsets: db.prepare<[string], { id: string; last_offset: number }>(
@@ -231,9 +216,7 @@ export class SqliteEngine implements Engine {
   }
 
   async read(id: string, afterOffset: number, limit: number): Promise<Entry[]> {
-    return this.#stmt.read
-      .all(id, afterOffset, limit)
-      .map((row) => stampEntry(JSON.parse(row.body) as EntryBody, row.offset, row.at));
+    return this.#stmt.read.all(id, afterOffset, limit).map((row) => stampEntry(JSON.parse(row.body) as EntryBody, row.offset, row.at));
   }
 
   async head(id: string): Promise<LogHead | undefined> {
@@ -350,5 +333,10 @@ export class SqliteEngine implements Engine {
 
 /** An error of sqlite itself (SQLITE_BUSY, SQLITE_FULL, SQLITE_IOERR, …), not of the code around it. */
 function isStoreFailure(error: unknown): boolean {
-  return typeof error === "object" && error !== null && typeof (error as { code?: unknown }).code === "string" && (error as { code: string }).code.startsWith("SQLITE_");
+  return (
+    typeof error === "object" &&
+    error !== null &&
+    typeof (error as { code?: unknown }).code === "string" &&
+    (error as { code: string }).code.startsWith("SQLITE_")
+  );
 }

@@ -25,21 +25,18 @@ export interface EventRoutesOptions {
 export function eventRoutes(app: FastifyInstance, options: EventRoutesOptions): void {
   const { engine, metrics } = options;
 
-  app.get<{ Params: { id: string }; Querystring: { from?: string } }>(
-    "/v1/generations/:id/events",
-    async (request, reply) => {
-      const id = request.params.id;
-      const cursor = cursorOf(request.headers[HEADERS.lastEventId], request.query.from);
-      const start = await startOf(engine, metrics, id, cursor);
-      if (start.kind === "atEnd") return reply.status(204).send();
+  app.get<{ Params: { id: string }; Querystring: { from?: string } }>("/v1/generations/:id/events", async (request, reply) => {
+    const id = request.params.id;
+    const cursor = cursorOf(request.headers[HEADERS.lastEventId], request.query.from);
+    const start = await startOf(engine, metrics, id, cursor);
+    if (start.kind === "atEnd") return reply.status(204).send();
 
-      const log = request.log.child({ generation: id });
-      log.info({ from: cursor.offset, reset: start.reset }, "event stream opened");
-      await streamLog(reply, { ...options, id, from: start.from, reset: start.reset });
-      log.info("event stream closed");
-      return reply;
-    },
-  );
+    const log = request.log.child({ generation: id });
+    log.info({ from: cursor.offset, reset: start.reset }, "event stream opened");
+    await streamLog(reply, { ...options, id, from: start.from, reset: start.reset });
+    log.info("event stream closed");
+    return reply;
+  });
 }
 
 interface StreamPlan extends EventRoutesOptions {

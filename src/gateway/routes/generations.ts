@@ -36,7 +36,7 @@ export function generationRoutes(app: FastifyInstance, options: GenerationRoutes
     }
     const created = await engine.create(parsed.request, key === undefined ? {} : { idempotencyKey: key });
     if (created.kind === "idempotencyConflict") throw new LifelineError("idempotency_key_reused");
-    const status = created.kind === "created" ? "queued" : (await viewOf(engine, created.id))?.status ?? "queued";
+    const status = created.kind === "created" ? "queued" : ((await viewOf(engine, created.id))?.status ?? "queued");
     if (created.kind === "existing") void reply.header(HEADERS.idempotentReplayed, "true");
     request.log.info({ generation: created.id, replay: created.kind === "existing" }, "generation accepted");
     return reply.status(201).send({ id: created.id, status, links: linksOf(created.id) });

@@ -33,7 +33,12 @@ export function redact(text: string, secret: string | undefined): string {
   return secret === undefined || secret === "" ? text : text.split(secret).join("[redacted]");
 }
 
-function providerError(source: FailureSource, failure: ProviderError["failure"], message: string, details: Omit<ProviderError["details"], "provider">): ProviderError {
+function providerError(
+  source: FailureSource,
+  failure: ProviderError["failure"],
+  message: string,
+  details: Omit<ProviderError["details"], "provider">,
+): ProviderError {
   return new ProviderError(failure, `${source.provider}: ${redact(message, source.secret)}`, { ...details, provider: source.provider });
 }
 

@@ -53,11 +53,17 @@ export async function* streamWithTimeouts(provider: ModelProvider, call: ModelCa
       // Waiting for the consumer is not the provider's time.
       clearTimeout(phaseTimer);
       yield event;
-      arm(tokens > 0 ? "idle" : opened ? "first-token" : "connect", tokens > 0 ? timeouts.idleMs : opened ? timeouts.firstTokenMs : timeouts.connectMs);
+      arm(
+        tokens > 0 ? "idle" : opened ? "first-token" : "connect",
+        tokens > 0 ? timeouts.idleMs : opened ? timeouts.firstTokenMs : timeouts.connectMs,
+      );
     }
   } catch (error) {
     if (expired && !call.signal.aborted) {
-      throw new ProviderError("timeout", `the ${expired.which} timeout (${expired.ms} ms) ran out`, { retryable: true, provider: provider.name });
+      throw new ProviderError("timeout", `the ${expired.which} timeout (${expired.ms} ms) ran out`, {
+        retryable: true,
+        provider: provider.name,
+      });
     }
     throw error;
   } finally {

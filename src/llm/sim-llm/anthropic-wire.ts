@@ -16,7 +16,12 @@ const MessagesBody = z.looseObject({
   system: z.union([z.string(), textBlocks]).optional(),
   stream: z.boolean().optional(),
   temperature: z.number().min(0).max(1).optional(),
-  seed: z.number().int().min(0).max(2 ** 32 - 1).optional(),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1)
+    .optional(),
 });
 
 /** `error.type` of the Anthropic error body per status. */
@@ -52,7 +57,15 @@ export const anthropicDialect: WireDialect = {
     const { messages: conversation, prefix } = splitPrefill(messages);
     return {
       ok: true,
-      request: { model: b.model, messages: conversation, prefix, seed: b.seed, maxTokens: b.max_tokens, stream: b.stream ?? false, includeUsage: false },
+      request: {
+        model: b.model,
+        messages: conversation,
+        prefix,
+        seed: b.seed,
+        maxTokens: b.max_tokens,
+        stream: b.stream ?? false,
+        includeUsage: false,
+      },
     };
   },
 
@@ -85,7 +98,10 @@ export const anthropicDialect: WireDialect = {
   streamFinish(_answer, usage) {
     return (
       event("content_block_stop", { index: 0 }) +
-      event("message_delta", { delta: { stop_reason: "end_turn", stop_sequence: null }, usage: { output_tokens: usage.completionTokens } }) +
+      event("message_delta", {
+        delta: { stop_reason: "end_turn", stop_sequence: null },
+        usage: { output_tokens: usage.completionTokens },
+      }) +
       event("message_stop", {})
     );
   },

@@ -41,7 +41,8 @@ export function parseFaultHeader(value: string, defaults: FaultPlan): FaultChoic
     if (param === "") continue;
     const [key = "", text = ""] = param.split("=", 2).map((s) => s.trim());
     const spec = HEADER_PARAMS[key as keyof typeof HEADER_PARAMS] as (typeof HEADER_PARAMS)[keyof typeof HEADER_PARAMS] | undefined;
-    if (!spec) return { ok: false, message: `${SIM_FAULT_HEADER}: unknown parameter "${key}" (one of ${Object.keys(HEADER_PARAMS).join(", ")})` };
+    if (!spec)
+      return { ok: false, message: `${SIM_FAULT_HEADER}: unknown parameter "${key}" (one of ${Object.keys(HEADER_PARAMS).join(", ")})` };
     const n = Number(text);
     if (text === "" || !Number.isInteger(n) || n < spec.min || n > spec.max) {
       return { ok: false, message: `${SIM_FAULT_HEADER}: ${key} must be an integer from ${spec.min} to ${spec.max}, not "${text}"` };

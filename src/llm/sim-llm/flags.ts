@@ -20,7 +20,8 @@ export function parseSimLlmFlags(args: readonly string[], env: NodeJS.ProcessEnv
     if (token.kind !== "option") continue;
     const name = BY_FLAG.get(token.name);
     if (!name) problems.push(`unknown flag ${token.rawName}`);
-    else if (token.value === undefined || (!token.inlineValue && token.value.startsWith("--"))) problems.push(`${token.rawName} needs a value`);
+    else if (token.value === undefined || (!token.inlineValue && token.value.startsWith("--")))
+      problems.push(`${token.rawName} needs a value`);
     else flags.set(name, token.value);
   }
   const raw: Partial<Record<SimLlmOptionName, string>> = {};
@@ -29,7 +30,12 @@ export function parseSimLlmFlags(args: readonly string[], env: NodeJS.ProcessEnv
     const value = flags.get(name) ?? (fromEnv === "" ? undefined : fromEnv);
     if (value !== undefined) raw[name] = value;
   }
-  const source = (name: SimLlmOptionName): string => (flags.has(name) ? `--${SIM_LLM_OPTIONS[name].flag}` : raw[name] !== undefined ? SIM_LLM_OPTIONS[name].env : `--${SIM_LLM_OPTIONS[name].flag} (default)`);
+  const source = (name: SimLlmOptionName): string =>
+    flags.has(name)
+      ? `--${SIM_LLM_OPTIONS[name].flag}`
+      : raw[name] !== undefined
+        ? SIM_LLM_OPTIONS[name].env
+        : `--${SIM_LLM_OPTIONS[name].flag} (default)`;
   try {
     const options = resolveSimLlmOptions(raw, source);
     if (problems.length > 0) throw new SimLlmOptionsError(problems);

@@ -21,7 +21,12 @@ const ChatCompletionBody = z.looseObject({
   stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullish(),
   max_tokens: z.number().int().min(1).max(100_000).nullish(),
   max_completion_tokens: z.number().int().min(1).max(100_000).nullish(),
-  seed: z.number().int().min(0).max(2 ** 32 - 1).nullish(),
+  seed: z
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 32 - 1)
+    .nullish(),
   temperature: z.number().min(0).max(2).nullish(),
   n: z.literal(1).nullish(),
 });
@@ -37,14 +42,24 @@ function errorKind(status: number): { type: string; code: string } {
 }
 
 function chunk(answer: AnswerContext, choices: unknown[], usage?: unknown): string {
-  const body: Record<string, unknown> = { id: answer.id, object: "chat.completion.chunk", created: answer.created, model: answer.request.model, choices };
+  const body: Record<string, unknown> = {
+    id: answer.id,
+    object: "chat.completion.chunk",
+    created: answer.created,
+    model: answer.request.model,
+    choices,
+  };
   // With include_usage every chunk carries `usage`, null until the last one (OpenAI's shape).
   if (answer.request.includeUsage) body.usage = usage ?? null;
   return encodeSseFrame({ data: JSON.stringify(body) });
 }
 
 function usageJson(usage: Usage): unknown {
-  return { prompt_tokens: usage.promptTokens, completion_tokens: usage.completionTokens, total_tokens: usage.promptTokens + usage.completionTokens };
+  return {
+    prompt_tokens: usage.promptTokens,
+    completion_tokens: usage.completionTokens,
+    total_tokens: usage.promptTokens + usage.completionTokens,
+  };
 }
 
 /** OpenAI chat completions: `POST /v1/chat/completions`, `data:` chunks and `data: [DONE]`. */
@@ -57,7 +72,10 @@ export const openAiDialect: WireDialect = {
     const parsed = ChatCompletionBody.safeParse(body);
     if (!parsed.success) return { ok: false, message: describeIssues(parsed.error.issues) };
     const b = parsed.data;
-    const messages: ChatMessage[] = b.messages.map((m) => ({ role: m.role === "developer" ? "system" : m.role, content: contentText(m.content) }));
+    const messages: ChatMessage[] = b.messages.map((m) => ({
+      role: m.role === "developer" ? "system" : m.role,
+      content: contentText(m.content),
+    }));
     const { messages: conversation, prefix } = splitPrefill(messages);
     return {
       ok: true,

@@ -14,16 +14,80 @@ const status = z.coerce.number().int().min(400).max(599);
  */
 export const SIM_LLM_OPTIONS = {
   host: { flag: "host", env: "LIFELINE_SIM_LLM_HOST", default: "127.0.0.1", doc: "Address to listen on.", schema: z.string().min(1) },
-  port: { flag: "port", env: "LIFELINE_SIM_LLM_PORT", default: "8788", doc: "Port to listen on (0 picks a free one; startSimLlm defaults to 0).", schema: z.coerce.number().int().min(0).max(65535) },
-  tokensPerSecond: { flag: "tokens-per-second", env: "LIFELINE_SIM_TOKENS_PER_SECOND", default: "30", doc: "Pace of the answer.", schema: z.coerce.number().positive().max(1_000_000) },
-  fault: { flag: "fault", env: "LIFELINE_SIM_LLM_FAULT", default: "none", doc: `Fault to inject: ${FAULT_KINDS.join(", ")}.`, schema: z.enum(FAULT_KINDS) },
-  faultStatus: { flag: "fault-status", env: "LIFELINE_SIM_LLM_FAULT_STATUS", default: "500", doc: "error: the HTTP status (400-599).", schema: status },
-  retryAfterSeconds: { flag: "retry-after-seconds", env: "LIFELINE_SIM_LLM_RETRY_AFTER_SECONDS", default: "1", doc: "rate-limit: the Retry-After of the 429.", schema: count },
-  faultAfterTokens: { flag: "fault-after-tokens", env: "LIFELINE_SIM_LLM_FAULT_AFTER_TOKENS", default: "5", doc: "stall, cut: tokens sent before the stream stalls or the socket is destroyed.", schema: count },
-  firstTokenDelayMs: { flag: "first-token-delay-ms", env: "LIFELINE_SIM_LLM_FIRST_TOKEN_DELAY_MS", default: "3000", doc: "slow-first-token: headers at once, the body after this delay.", schema: count },
-  faultCount: { flag: "fault-count", env: "LIFELINE_SIM_LLM_FAULT_COUNT", default: "", doc: "Inject the fault this many times, then answer cleanly.", schema: z.union([z.literal("").transform(() => undefined), count]) },
-  faultRate: { flag: "fault-rate", env: "LIFELINE_SIM_LLM_FAULT_RATE", default: "1", doc: "Probability that a request gets the fault, drawn from a PRNG seeded by --seed.", schema: z.coerce.number().min(0).max(1) },
-  seed: { flag: "seed", env: "LIFELINE_SIM_LLM_SEED", default: "0", doc: "Seed of the fault PRNG: the same seed gives the same faulty requests.", schema: z.coerce.number().int().min(0).max(2 ** 32 - 1) },
+  port: {
+    flag: "port",
+    env: "LIFELINE_SIM_LLM_PORT",
+    default: "8788",
+    doc: "Port to listen on (0 picks a free one; startSimLlm defaults to 0).",
+    schema: z.coerce.number().int().min(0).max(65535),
+  },
+  tokensPerSecond: {
+    flag: "tokens-per-second",
+    env: "LIFELINE_SIM_TOKENS_PER_SECOND",
+    default: "30",
+    doc: "Pace of the answer.",
+    schema: z.coerce.number().positive().max(1_000_000),
+  },
+  fault: {
+    flag: "fault",
+    env: "LIFELINE_SIM_LLM_FAULT",
+    default: "none",
+    doc: `Fault to inject: ${FAULT_KINDS.join(", ")}.`,
+    schema: z.enum(FAULT_KINDS),
+  },
+  faultStatus: {
+    flag: "fault-status",
+    env: "LIFELINE_SIM_LLM_FAULT_STATUS",
+    default: "500",
+    doc: "error: the HTTP status (400-599).",
+    schema: status,
+  },
+  retryAfterSeconds: {
+    flag: "retry-after-seconds",
+    env: "LIFELINE_SIM_LLM_RETRY_AFTER_SECONDS",
+    default: "1",
+    doc: "rate-limit: the Retry-After of the 429.",
+    schema: count,
+  },
+  faultAfterTokens: {
+    flag: "fault-after-tokens",
+    env: "LIFELINE_SIM_LLM_FAULT_AFTER_TOKENS",
+    default: "5",
+    doc: "stall, cut: tokens sent before the stream stalls or the socket is destroyed.",
+    schema: count,
+  },
+  firstTokenDelayMs: {
+    flag: "first-token-delay-ms",
+    env: "LIFELINE_SIM_LLM_FIRST_TOKEN_DELAY_MS",
+    default: "3000",
+    doc: "slow-first-token: headers at once, the body after this delay.",
+    schema: count,
+  },
+  faultCount: {
+    flag: "fault-count",
+    env: "LIFELINE_SIM_LLM_FAULT_COUNT",
+    default: "",
+    doc: "Inject the fault this many times, then answer cleanly.",
+    schema: z.union([z.literal("").transform(() => undefined), count]),
+  },
+  faultRate: {
+    flag: "fault-rate",
+    env: "LIFELINE_SIM_LLM_FAULT_RATE",
+    default: "1",
+    doc: "Probability that a request gets the fault, drawn from a PRNG seeded by --seed.",
+    schema: z.coerce.number().min(0).max(1),
+  },
+  seed: {
+    flag: "seed",
+    env: "LIFELINE_SIM_LLM_SEED",
+    default: "0",
+    doc: "Seed of the fault PRNG: the same seed gives the same faulty requests.",
+    schema: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1),
+  },
 } as const;
 
 export type SimLlmOptionName = keyof typeof SIM_LLM_OPTIONS;
@@ -83,7 +147,8 @@ export function resolveSimLlmOptions(
   }
   if (out.fault === "none") {
     for (const name of ["faultCount", "faultRate"] as const) {
-      if (raw[name] !== undefined && String(raw[name]) !== SIM_LLM_OPTIONS[name].default) problems.push(`${describe(name)} needs a fault other than none`);
+      if (raw[name] !== undefined && String(raw[name]) !== SIM_LLM_OPTIONS[name].default)
+        problems.push(`${describe(name)} needs a fault other than none`);
     }
   }
   if (problems.length > 0) throw new SimLlmOptionsError(problems);

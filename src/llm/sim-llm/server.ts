@@ -63,7 +63,8 @@ export async function startSimLlm(options: SimLlmOptions = {}): Promise<SimLlm> 
 
     const plan = schedule.next(override?.plan);
     if (plan.kind !== "none") stats.faults[plan.kind] += 1;
-    if (plan.kind === "error") return sendJson(res, plan.status, dialect.errorBody(plan.status, `sim-llm: injected error ${plan.status}`), headers);
+    if (plan.kind === "error")
+      return sendJson(res, plan.status, dialect.errorBody(plan.status, `sim-llm: injected error ${plan.status}`), headers);
     if (plan.kind === "rate-limit") {
       const message = "sim-llm: injected rate limit";
       return sendJson(res, 429, dialect.errorBody(429, message), { ...headers, "retry-after": String(plan.retryAfterSeconds) });
@@ -71,7 +72,13 @@ export async function startSimLlm(options: SimLlmOptions = {}): Promise<SimLlm> 
     await runAnswer(res, dialect, parsed.request, plan, headers);
   }
 
-  async function runAnswer(res: ServerResponse, dialect: WireDialect, request: SimAnswerRequest, plan: FaultPlan, headers: Record<string, string>): Promise<void> {
+  async function runAnswer(
+    res: ServerResponse,
+    dialect: WireDialect,
+    request: SimAnswerRequest,
+    plan: FaultPlan,
+    headers: Record<string, string>,
+  ): Promise<void> {
     const closed = new AbortController();
     let cutByServer = false;
     stats.openStreams += 1;
@@ -97,7 +104,8 @@ export async function startSimLlm(options: SimLlmOptions = {}): Promise<SimLlm> 
     const path = new URL(req.url ?? "/", "http://sim").pathname;
     const dialect = MODEL_ROUTES[path];
     if (dialect) {
-      if (req.method !== "POST") return sendJson(res, 405, dialect.errorBody(405, `${req.method ?? ""} is not allowed on ${path}; use POST`), { allow: "POST" });
+      if (req.method !== "POST")
+        return sendJson(res, 405, dialect.errorBody(405, `${req.method ?? ""} is not allowed on ${path}; use POST`), { allow: "POST" });
       return answerModelRequest(req, res, dialect);
     }
     if (req.method !== "GET") return sendJson(res, 404, openAiDialect.errorBody(404, `no route ${req.method ?? ""} ${path}`));

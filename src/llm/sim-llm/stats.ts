@@ -16,7 +16,9 @@ export interface SimLlmStats {
   readonly abortedByClient: number;
 }
 
-export type MutableSimLlmStats = { -readonly [K in keyof SimLlmStats]: K extends "faults" ? Record<Exclude<FaultKind, "none">, number> : SimLlmStats[K] };
+export type MutableSimLlmStats = {
+  -readonly [K in keyof SimLlmStats]: K extends "faults" ? Record<Exclude<FaultKind, "none">, number> : SimLlmStats[K];
+};
 
 export function emptyStats(): MutableSimLlmStats {
   return {

@@ -429,4 +429,3 @@ renderAll();
 // Answers that were under way when the page was last closed continue; a POST that was cut off
 // is sent again with its Idempotency-Key, so it finds the generation it had created, if any.
 resumeAnswers({ startUnsent: true });
-

@@ -109,7 +109,10 @@ function render(t) {
     ...t.attempts.map((/** @type {any} */ a) => {
       const ended = a.error ? `${a.endedBy} (${a.error.code}: ${a.error.message})` : a.endedBy;
       const first = a.firstDeltaMs === undefined ? "—" : `${a.firstDeltaMs} ms`;
-      const row = tableRow([String(a.index), String(a.fence), a.worker, a.model, `${a.continuedFrom} chars`, first, `${a.deltas} (+${a.chars} chars)`, ended], [0, 1, 4, 5, 6]);
+      const row = tableRow(
+        [String(a.index), String(a.fence), a.worker, a.model, `${a.continuedFrom} chars`, first, `${a.deltas} (+${a.chars} chars)`, ended],
+        [0, 1, 4, 5, 6],
+      );
       row.dataset.endedBy = a.endedBy;
       return row;
     }),

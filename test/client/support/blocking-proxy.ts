@@ -57,7 +57,9 @@ export async function startBlockingProxy(targetPort: number, options: BlockingPr
   server.on("upgrade", (_req: IncomingMessage, socket: Duplex) => {
     seen.upgrade += 1;
     if (options.refuseWebSockets) {
-      socket.end(`HTTP/1.1 403 Forbidden\r\ncontent-type: text/html\r\ncontent-length: ${REFUSAL.length}\r\nconnection: close\r\n\r\n${REFUSAL}`);
+      socket.end(
+        `HTTP/1.1 403 Forbidden\r\ncontent-type: text/html\r\ncontent-length: ${REFUSAL.length}\r\nconnection: close\r\n\r\n${REFUSAL}`,
+      );
       return;
     }
     socket.destroy(); // this proxy does not tunnel upgrades

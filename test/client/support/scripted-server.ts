@@ -65,7 +65,12 @@ export function jsonError(res: ServerResponse, status: number, code: string): vo
 }
 
 /** Answers a long-poll request with these entries (or `"reset"`); the response's cursor is the last one's. */
-export function pollAnswer(res: ServerResponse, items: readonly ({ offset: number; type: string } | "reset")[], ended = false, cursor?: string): void {
+export function pollAnswer(
+  res: ServerResponse,
+  items: readonly ({ offset: number; type: string } | "reset")[],
+  ended = false,
+  cursor?: string,
+): void {
   const events = items.map((item) => (item === "reset" ? { type: "reset" } : { type: "entry", cursor: `c${item.offset}`, entry: item }));
   const last = items[items.length - 1];
   const next = cursor ?? (last === undefined ? "0" : last === "reset" ? "0" : `c${last.offset}`);
