@@ -112,6 +112,13 @@ const OPTIONS = {
     doc: "Lease length; a dead worker's answer is taken over after at most this.",
     schema: z.coerce.number().int().min(100).max(3_600_000),
   },
+  engineRetryMs: {
+    env: "LIFELINE_ENGINE_RETRY_MS",
+    flag: "engine-retry-ms",
+    default: "60000",
+    doc: "How long the engine may stay unreachable (at start or later) before the process exits 1.",
+    schema: z.coerce.number().int().min(100).max(3_600_000),
+  },
   heartbeatMs: {
     env: "LIFELINE_HEARTBEAT_MS",
     flag: "heartbeat-ms",

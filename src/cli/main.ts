@@ -6,6 +6,7 @@ import type { NodeRoles } from "./node.ts";
 import { parseSimLlmFlags, simLlmUsage } from "../llm/sim-llm/flags.ts";
 import { SimLlmOptionsError } from "../llm/sim-llm/options.ts";
 import { startSimLlm } from "../llm/sim-llm/server.ts";
+import { runUntilSignal } from "./until-signal.ts";
 
 const ROLES: Record<string, NodeRoles> = {
   start: { gateway: true, worker: true },
@@ -76,13 +77,19 @@ export async function main(argv: readonly string[]): Promise<void> {
   const { startNode } = await import("./node.ts");
   let node;
   try {
-    node = await startNode(config, roles);
+    node = await startNode(config, roles, { onFatal: (error) => running.fail(error) });
   } catch (error) {
     if (error instanceof ModelConfigError) return fail(error.message);
+    // The port is taken, the engine did not answer within its retry budget, …
     process.stderr.write(`lifeline: could not start: ${(error as Error).message}\n`);
     process.exitCode = 1;
     return;
   }
+  const started = node;
+  const running = runUntilSignal(command, async () => {
+    started.logger.info("shutting down");
+    await started.stop();
+  });
   if (node.url) {
     process.stderr.write(
       `Lifeline is ready at ${node.url}/ (engine ${config.engine}${config.engine === "sqlite" ? `, data in ${config.dataDir}` : ""})\n`,
@@ -90,20 +97,6 @@ export async function main(argv: readonly string[]): Promise<void> {
   } else {
     process.stderr.write(`Lifeline worker ${config.workerName} is running (engine ${config.engine})\n`);
   }
-  let signals = 0;
-  const shutdown = (signal: NodeJS.Signals): void => {
-    if (++signals > 1) process.exit(130);
-    node.logger.info({ signal }, "shutting down");
-    void node.stop().then(
-      () => process.exit(0),
-      (error: unknown) => {
-        node.logger.error({ err: error }, "shutdown failed");
-        process.exit(1);
-      },
-    );
-  };
-  process.on("SIGTERM", shutdown);
-  process.on("SIGINT", shutdown);
 }
 
 /** `lifeline sim-llm [flags]`: serves until SIGTERM or SIGINT. */
@@ -128,11 +121,7 @@ async function simLlm(args: readonly string[]): Promise<void> {
     return;
   }
   process.stderr.write(`sim-llm listening at ${sim.url} (fault ${options.fault})\n`);
-  const shutdown = (): void => {
-    void sim.close().then(() => process.exit(0));
-  };
-  process.once("SIGTERM", shutdown);
-  process.once("SIGINT", shutdown);
+  runUntilSignal("sim-llm", () => sim.close());
 }
 
 /** `lifeline replay <id>`: loaded on demand, like the engines it opens. */

@@ -9,6 +9,7 @@ import type { ModelRegistry } from "../llm/models.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
 import { Worker } from "../worker/worker.ts";
+import { awaitEngine, watchEngine } from "./engine-watch.ts";
 import type { Config } from "./config.ts";
 
 export interface NodeRoles {
@@ -29,12 +30,19 @@ export interface LifelineNode {
 export async function startNode(
   config: Config,
   roles: NodeRoles,
-  overrides: { models?: ModelRegistry; logger?: Logger } = {},
+  overrides: { models?: ModelRegistry; logger?: Logger; onFatal?: (error: Error) => void } = {},
 ): Promise<LifelineNode> {
   const logger = overrides.logger ?? createLogger(config.logLevel);
   // Models first: a bad configuration file stops the start before any connection is open.
   const models = overrides.models ?? modelsOf(config);
   const engine = openEngine(engineConfigOf(config), logger);
+  // No work is taken and no port opened on an engine that does not answer: a wrong address fails the start.
+  try {
+    await awaitEngine(engine, config.engineRetryMs, logger);
+  } catch (error) {
+    await engine.close().catch(() => undefined);
+    throw error;
+  }
   const metrics = new Metrics();
 
   let worker: Worker | undefined;
@@ -72,6 +80,15 @@ export async function startNode(
     }
   }
   logger.info({ url, engine: engine.kind, worker: roles.worker ? config.workerName : undefined }, "lifeline started");
+  const watch = watchEngine({
+    engine,
+    logger,
+    budgetMs: config.engineRetryMs,
+    onUnreachable: (error) => {
+      logger.fatal({ err: error.message }, "the engine is unreachable past its retry budget");
+      overrides.onFatal?.(error);
+    },
+  });
 
   let stopping: Promise<void> | undefined;
   return {
@@ -80,6 +97,7 @@ export async function startNode(
     logger,
     stop: () =>
       (stopping ??= (async () => {
+        watch.stop();
         await Promise.all([gateway?.close(), worker?.stop()]);
         await engine.close();
         logger.info("lifeline stopped");

@@ -20,6 +20,9 @@ export interface WorkerOptions {
   readonly coalesceMs: number;
 }
 
+/** How long a worker sits with nothing to run before it says it waits for work. */
+const IDLE_NOTICE_MS = 1000;
+
 /**
  * Claims jobs and runs their answers, up to `concurrency` at once. `stop()` stops claiming, stops
  * every model call, keeps what was produced and hands the jobs back at once.
@@ -34,6 +37,8 @@ export class Worker {
   /** Claims under way: they count against the concurrency like runs. */
   #claiming = 0;
   #loop: Promise<void> | undefined;
+  /** Says once per idle spell that the worker waits for work. */
+  #idleTimer: NodeJS.Timeout | undefined;
 
   constructor(options: WorkerOptions) {
     this.#options = options;
@@ -50,6 +55,7 @@ export class Worker {
    */
   start(): void {
     const loops = Math.max(1, Math.min(this.#options.concurrency, this.#options.engine.parallelClaims));
+    this.#noteIdle();
     this.#loop ??= Promise.all(Array.from({ length: loops }, () => this.#claimLoop())).then(() => undefined);
   }
 
@@ -81,12 +87,24 @@ export class Worker {
         break;
       }
       const run = new AnswerRun({ ...this.#options, worker: name, load: this.#load }, claim);
+      clearTimeout(this.#idleTimer);
       const done = run.run().finally(() => {
         this.#runs.delete(run);
         this.#wakeOne();
+        if (this.#runs.size === 0) this.#noteIdle();
       });
       this.#runs.set(run, done);
     }
+  }
+
+  /** Logs "waiting for work" once the worker has sat a moment with nothing to run; not per claim or poll. */
+  #noteIdle(): void {
+    clearTimeout(this.#idleTimer);
+    if (this.#stopping.signal.aborted) return;
+    this.#idleTimer = setTimeout(() => {
+      if (this.#runs.size === 0 && !this.#stopping.signal.aborted)
+        this.#options.logger.info({ worker: this.#options.name }, "waiting for work");
+    }, IDLE_NOTICE_MS).unref();
   }
 
   #wakeOne(): void {
@@ -99,6 +117,7 @@ export class Worker {
   /** Graceful shutdown: no new claims; running answers are flushed and handed back. */
   async stop(): Promise<void> {
     this.#stopping.abort();
+    clearTimeout(this.#idleTimer);
     for (const resolve of this.#waitingForSlot) resolve();
     this.#waitingForSlot.clear();
     for (const run of this.#runs.keys()) run.stop("shutdown");
