@@ -1,11 +1,29 @@
 import { defineConfig } from "vitest/config";
 
+/**
+ * Suites that start fleets: Redis Sentinel groups and Clusters, several Lifeline processes, Chromium.
+ * They run one file at a time, after the rest, so that on a loaded 2-core machine no two of them
+ * compete for the CPU (a starved fleet misses its leases and heartbeats, and a test of takeovers
+ * would then prove the machine, not the code).
+ */
+const FLEETS = [
+  "test/cli/chaos.test.ts",
+  "test/cli/idle-processes.test.ts",
+  "test/engine/redis.test.ts",
+  "test/failure/**/*.test.ts",
+  "test/redis-harness.test.ts",
+  "test/web/**/*.test.ts",
+];
+
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
-    reporters: process.env.CI ? ["default"] : ["default"],
+    reporters: ["default"],
+    projects: [
+      { extends: true, test: { name: "parts", include: ["test/**/*.test.ts"], exclude: FLEETS, sequence: { groupOrder: 0 } } },
+      { extends: true, test: { name: "fleets", include: FLEETS, fileParallelism: false, sequence: { groupOrder: 1 } } },
+    ],
   },
 });

@@ -353,15 +353,14 @@ describe("WebSocket under pressure", () => {
     const node = await startInProcess({ LIFELINE_HEARTBEAT_MS: "1000", LIFELINE_SIM_TOKENS_PER_SECOND: "50" });
     let stopped = false;
     try {
-      const id = await startGeneration(node.url, ask("interrupted", 2000));
+      // Far longer than the test may run (11 min at 50 tokens/s): a stop that waited for it would time the test out.
+      const id = await startGeneration(node.url, ask("interrupted", 32_768));
       const busy = await WsClient.open(node.url);
       busy.send({ type: "subscribe", sub: "s", generation: id });
       await busy.next((f) => f.type === "entry" && (f.entry as Entry).type === "delta");
       const idle = await WsClient.open(node.url);
-      const started = Date.now();
       await node.stop();
       stopped = true;
-      expect(Date.now() - started).toBeLessThan(5000);
       expect((await busy.closed).code).toBe(1001);
       expect((await idle.closed).code).toBe(1001);
     } finally {

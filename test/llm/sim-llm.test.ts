@@ -258,9 +258,7 @@ describe("sim-llm fault injection", () => {
     const s = await sim({ fault: "stall", faultAfterTokens: 0 });
     const reader = new SseReader(await chat(s.url));
     expect(await reader.readUntil(() => false, 100)).toBe("timeout");
-    const t0 = performance.now();
-    await s.close();
-    expect(performance.now() - t0).toBeLessThan(1000);
+    await s.close(); // the stall never ends by itself: that close() returns is the proof
     expect(await reader.readUntil()).not.toBe("timeout");
   });
 
@@ -275,14 +273,15 @@ describe("sim-llm fault injection", () => {
   });
 
   it("slow-first-token: headers at once, the first token after the delay", async () => {
-    const { url } = await sim({ fault: "slow-first-token", firstTokenDelayMs: 800 });
+    const { url } = await sim({ fault: "slow-first-token", firstTokenDelayMs: 1500 });
     const t0 = performance.now();
     const res = await chat(url);
     expect(res.status).toBe(200);
-    expect(performance.now() - t0).toBeLessThan(400);
     const reader = new SseReader(res);
+    // The headers came alone: nothing of the body follows them for a while.
+    expect(await reader.readUntil((m) => contentTokens(m) >= 1, 200)).toBe("timeout");
     expect(await reader.readUntil((m) => contentTokens(m) >= 1)).toBe("matched");
-    expect(performance.now() - t0).toBeGreaterThanOrEqual(790);
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(1490);
     expect(await reader.readUntil()).toBe("ended");
     expect(openAiText(reader.messages)).toBe(full);
   });
