@@ -1,7 +1,51 @@
 // @ts-check
+import { readdirSync } from "node:fs";
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 import prettier from "eslint-config-prettier";
+
+/**
+ * The architecture of DESIGN §2, as imports each layer of `src` may make (besides its own files and
+ * packages). core has no I/O; gateway and worker never import each other; the client SDK runs in
+ * browsers; sim-llm is a program of its own that the product never loads.
+ */
+const LAYERS = {
+  core: [],
+  observability: [],
+  projections: ["core"],
+  client: ["core"],
+  llm: ["core", "observability"],
+  engine: ["core", "observability"],
+  worker: ["core", "engine", "llm", "observability"],
+  build: [],
+  gateway: ["core", "engine", "projections", "observability", "build"],
+  "sim-llm": ["core", "llm"],
+  chaos: ["core", "client", "llm", "projections"],
+  web: [],
+  cli: ["core", "engine", "llm", "observability", "projections", "worker", "gateway", "client", "chaos", "sim-llm"],
+};
+
+/** Packages with I/O, or of the server, that the browser SDK and the pure core must not load. */
+const SERVER_PACKAGES = ["fastify", "ioredis", "better-sqlite3", "pino", "ws", "prom-client", "@fastify/*"];
+
+function layerBoundaries() {
+  // A new folder under src is a new layer: it must say what it may import.
+  const unlisted = readdirSync("src", { withFileTypes: true }).filter((d) => d.isDirectory() && !(d.name in LAYERS));
+  if (unlisted.length > 0) throw new Error(`eslint.config.js: add ${unlisted.map((d) => `src/${d.name}`).join(", ")} to LAYERS`);
+  return Object.entries(LAYERS).map(([layer, allowed]) => {
+    const forbidden = Object.keys(LAYERS).filter((other) => other !== layer && !allowed.includes(other));
+    const patterns = [
+      {
+        group: forbidden.flatMap((other) => [`../${other}/*`, `../../${other}/*`, `../../../${other}/*`]),
+        message: `${layer} may import only ${allowed.join(", ") || "its own files"} (eslint.config.js LAYERS).`,
+      },
+    ];
+    if (layer === "core" || layer === "client" || layer === "projections") {
+      patterns.push({ group: ["node:*", ...SERVER_PACKAGES], message: `${layer} runs anywhere: no Node built-ins, no server packages.` });
+    }
+    return { files: [`src/${layer}/**/*.ts`], rules: { "no-restricted-imports": ["error", { patterns }] } };
+  });
+}
 
 export default tseslint.config(
   { ignores: ["node_modules", "dist", ".lifeline", "bench/results", "test-artifacts", "src/web/public/**"] },
@@ -17,47 +61,5 @@ export default tseslint.config(
       "@typescript-eslint/consistent-type-imports": "error",
     },
   },
-  {
-    // The architecture of DESIGN §2: core has no I/O; gateway and worker never import each other.
-    files: ["src/core/**/*.ts"],
-    rules: {
-      "no-restricted-imports": [
-        "error",
-        { patterns: ["node:*", "../engine/*", "../llm/*", "../worker/*", "../gateway/*", "../cli/*", "fastify", "better-sqlite3", "pino"] },
-      ],
-    },
-  },
-  {
-    // The client SDK runs in browsers: web platform APIs only, and nothing of the server.
-    files: ["src/client/**/*.ts"],
-    rules: {
-      "no-restricted-imports": [
-        "error",
-        {
-          patterns: [
-            "node:*",
-            "../engine/*",
-            "../gateway/*",
-            "../worker/*",
-            "../cli/*",
-            "../llm/*",
-            "../observability/*",
-            "fastify",
-            "ioredis",
-            "better-sqlite3",
-            "pino",
-            "ws",
-          ],
-        },
-      ],
-    },
-  },
-  {
-    files: ["src/gateway/**/*.ts"],
-    rules: { "no-restricted-imports": ["error", { patterns: ["../worker/*", "../../worker/*"] }] },
-  },
-  {
-    files: ["src/worker/**/*.ts"],
-    rules: { "no-restricted-imports": ["error", { patterns: ["../gateway/*", "../../gateway/*"] }] },
-  },
+  ...layerBoundaries(),
 );

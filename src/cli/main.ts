@@ -3,9 +3,9 @@ import { parseArgs } from "node:util";
 import { ConfigError, FLAG_SPEC, OPTION_TABLE, loadConfig } from "./config.ts";
 import { ModelConfigError } from "../llm/model-config.ts";
 import type { NodeRoles } from "./node.ts";
-import { parseSimLlmFlags, simLlmUsage } from "../llm/sim-llm/flags.ts";
-import { SimLlmOptionsError } from "../llm/sim-llm/options.ts";
-import { startSimLlm } from "../llm/sim-llm/server.ts";
+import { parseSimLlmFlags, simLlmUsage } from "../sim-llm/flags.ts";
+import { SimLlmOptionsError } from "../sim-llm/options.ts";
+import { startSimLlm } from "../sim-llm/server.ts";
 import { runUntilSignal } from "./until-signal.ts";
 
 const ROLES: Record<string, NodeRoles> = {

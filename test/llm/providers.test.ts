@@ -6,7 +6,7 @@ import { ProviderError } from "../../src/llm/provider-error.ts";
 import type { ModelCall, ModelEvent, ModelProvider } from "../../src/llm/provider.ts";
 import { createAnthropicProvider } from "../../src/llm/providers/anthropic.ts";
 import { createOpenAICompatibleProvider } from "../../src/llm/providers/openai-compatible.ts";
-import { startSimLlm, type SimLlm } from "../../src/llm/sim-llm/server.ts";
+import { startSimLlm, type SimLlm } from "../../src/sim-llm/server.ts";
 
 const API_KEY = "sk-test-4f9c2e7d1b";
 

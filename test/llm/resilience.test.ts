@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { Entry } from "../../src/core/entries.ts";
 import { loadConfig } from "../../src/cli/config.ts";
 import { startNode, type LifelineNode } from "../../src/cli/node.ts";
-import { startSimLlm, type SimLlm, type SimLlmOptions } from "../../src/llm/sim-llm/server.ts";
+import { startSimLlm, type SimLlm, type SimLlmOptions } from "../../src/sim-llm/server.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { entriesOf, postJson, readEvents, startGeneration } from "../support/sse-client.ts";

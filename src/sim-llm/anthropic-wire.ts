@@ -1,6 +1,6 @@
 import { z } from "zod";
-import type { ChatMessage } from "../../core/entries.ts";
-import { encodeSseFrame } from "../../core/wire.ts";
+import type { ChatMessage } from "../core/entries.ts";
+import { encodeSseFrame } from "../core/wire.ts";
 import { answerUsage, contentText, describeIssues, splitPrefill, type WireDialect } from "./dialect.ts";
 
 const textBlocks = z.array(z.looseObject({ type: z.literal("text"), text: z.string() }));

@@ -1,5 +1,5 @@
 import { FAULT_KINDS, type FaultKind, type ResolvedSimLlmOptions } from "./options.ts";
-import { prng } from "../sim/prng.ts";
+import { prng } from "../llm/sim/prng.ts";
 
 /** The request header that chooses one request's fault, overriding the server's flags. */
 export const SIM_FAULT_HEADER = "x-sim-fault";

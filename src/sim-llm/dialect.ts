@@ -1,5 +1,5 @@
-import type { ChatMessage, Usage } from "../../core/entries.ts";
-import { countPromptTokens, simContinuation } from "../sim/sim-text.ts";
+import type { ChatMessage, Usage } from "../core/entries.ts";
+import { countPromptTokens, simContinuation } from "../llm/sim/sim-text.ts";
 
 /** A model request, whatever wire it came in on. */
 export interface SimAnswerRequest {

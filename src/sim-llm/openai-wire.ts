@@ -1,7 +1,7 @@
 import { z } from "zod";
-import type { ChatMessage, Usage } from "../../core/entries.ts";
-import { encodeSseFrame } from "../../core/wire.ts";
-import { SIM_DEFAULT_MAX_TOKENS } from "../sim/sim-text.ts";
+import type { ChatMessage, Usage } from "../core/entries.ts";
+import { encodeSseFrame } from "../core/wire.ts";
+import { SIM_DEFAULT_MAX_TOKENS } from "../llm/sim/sim-text.ts";
 import { contentText, describeIssues, splitPrefill, type AnswerContext, type WireDialect } from "./dialect.ts";
 
 const textParts = z.array(z.object({ type: z.literal("text"), text: z.string() }));

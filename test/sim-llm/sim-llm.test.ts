@@ -5,8 +5,8 @@ import type { ChatMessage } from "../../src/core/entries.ts";
 import { SseParser, type SseMessage } from "../../src/core/wire.ts";
 import { parseRetryAfter } from "../../src/llm/provider-error.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
-import { parseSimLlmFlags } from "../../src/llm/sim-llm/flags.ts";
-import { startSimLlm, type SimLlm, type SimLlmOptions, type SimLlmStats } from "../../src/llm/sim-llm/server.ts";
+import { parseSimLlmFlags } from "../../src/sim-llm/flags.ts";
+import { startSimLlm, type SimLlm, type SimLlmOptions, type SimLlmStats } from "../../src/sim-llm/server.ts";
 
 const BIN = fileURLToPath(new URL("../../bin/lifeline", import.meta.url));
 const messages: ChatMessage[] = [{ role: "user", content: "Tell me about durable logs" }];
