@@ -72,15 +72,22 @@ export async function startOf(
 }
 
 /**
- * Follows a log from `from` to its terminal entry, for any transport (SSE, WebSocket). On an engine
- * that can lose acknowledged entries it checks, before each page, that the entry last given still
- * stands; when it does not, it yields `reset` and starts again from offset 1. It ends after the
- * terminal entry, when the log is gone, or when `signal` aborts. Never polls: it waits on the engine.
+ * Follows a log from `from` to its terminal entry, for any transport (SSE, WebSocket, long-poll).
+ * On an engine that can lose acknowledged entries it checks, before each page, that the entry last
+ * given still stands; when it does not, it yields `reset` and starts again from offset 1. It ends
+ * after the terminal entry, when the log is gone, or when `signal` aborts. Never polls: it waits on
+ * the engine.
+ *
+ * `signal` stops the waiting, not the reading of what is already there: the first page, and the
+ * page a `reset` starts again from, are always read, so a reader that will not wait (a long-poll
+ * whose time is up, `wait_ms=0`) still gets what the log holds and never a `reset` alone.
  */
 export async function* followLog(engine: Engine, id: string, from: Position, signal: AbortSignal): AsyncGenerator<Delivery> {
   const checked = engine.replicatesAsynchronously;
   let at = from;
-  while (!signal.aborted) {
+  let mustRead = true;
+  while (mustRead || !signal.aborted) {
+    mustRead = false;
     const verify = checked && at.attempt !== undefined && at.offset > 0;
     const page = await engine.read(id, verify ? at.offset - 1 : at.offset, READ_BATCH);
     if (verify) {
@@ -93,7 +100,8 @@ export async function* followLog(engine: Engine, id: string, from: Position, sig
         if (head.terminal) {
           yield { kind: "reset" };
           at = START;
-        } else {
+          mustRead = true;
+        } else if (!signal.aborted) {
           await engine.wait(id, at.offset - 1, signal);
         }
         continue;
@@ -101,6 +109,7 @@ export async function* followLog(engine: Engine, id: string, from: Position, sig
       if (standing.attempt !== at.attempt) {
         yield { kind: "reset" };
         at = START;
+        mustRead = true;
         continue;
       }
     }

@@ -69,6 +69,7 @@ async function streamLog(reply: FastifyReply, plan: StreamPlan): Promise<void> {
     res.write("retry: 1000\n\n");
     if (plan.reset) await reset();
     for await (const delivery of followLog(engine, plan.id, plan.from, signal)) {
+      if (signal.aborted) break; // the client is gone: nothing more to write
       if (delivery.kind === "reset") {
         metrics.resets.inc();
         await reset();
