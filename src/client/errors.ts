@@ -1,13 +1,17 @@
-import { ERROR_CODES } from "../core/errors.ts";
+import { httpStatusErrorCode, isErrorCode, statusOf, type ErrorCode } from "../core/errors.ts";
 
 /** A failure the SDK cannot recover from by reconnecting: the server's `code`, or a client-side one. */
 export class LifelineClientError extends Error {
-  /** The server's stable error code (`generation_not_found`, …) or `network_error`, `protocol_error`. */
-  readonly code: string;
+  /**
+   * The server's stable error code (`generation_not_found`, …), or the SDK's own: `network_error`,
+   * `protocol_error`, `client_closed`, or `http_<status>` for a failed response without Lifeline's
+   * error body. All of them are in the registry of `core/errors.ts`.
+   */
+  readonly code: ErrorCode;
   /** The HTTP status, when the failure came with one. */
   readonly status: number | undefined;
 
-  constructor(code: string, message: string, status?: number) {
+  constructor(code: ErrorCode, message: string, status?: number) {
     super(message);
     this.name = "LifelineClientError";
     this.code = code;
@@ -20,20 +24,27 @@ export function isRetryableStatus(status: number): boolean {
   return status >= 500 || status === 408 || status === 429;
 }
 
-/** Whether an error code of the server (over WebSocket, where there is no status) is worth another try. */
+/** Whether an error code of the server (over WebSocket, where there is no status) is worth another try; an unknown one is. */
 export function isRetryableCode(code: string): boolean {
-  const known = (ERROR_CODES as Record<string, { status: number } | undefined>)[code];
-  return known === undefined || isRetryableStatus(known.status);
+  const status = isErrorCode(code) ? statusOf(code) : undefined;
+  return status === undefined || isRetryableStatus(status);
 }
 
-/** The `{"error":{code,message}}` body of a failed response as an error; tolerant of any other body. */
+/**
+ * The `{"error":{code,message}}` body of a failed response as an error; tolerant of any other body.
+ * A code this SDK does not know (a newer server's) becomes `http_<status>`, its name kept in the message.
+ */
 export async function errorFromResponse(res: Response): Promise<LifelineClientError> {
-  let code = `http_${res.status}`;
+  let code: ErrorCode = httpStatusErrorCode(res.status);
   let message = `HTTP ${res.status}`;
   try {
     const body = (await res.json()) as { error?: { code?: unknown; message?: unknown } };
-    if (typeof body.error?.code === "string") code = body.error.code;
+    const sent = body.error?.code;
     if (typeof body.error?.message === "string") message = body.error.message;
+    if (typeof sent === "string") {
+      if (isErrorCode(sent)) code = sent;
+      else message = `${sent}: ${message}`;
+    }
   } catch {
     // Not JSON (a proxy's page, say): the status says enough.
   }

@@ -1,4 +1,5 @@
 import type { WsClientFrame, WsServerFrame } from "../core/wire.ts";
+import { isErrorCode } from "../core/errors.ts";
 import { LifelineClientError, isRetryableCode } from "./errors.ts";
 import { parseEntry, reasonOf, type SessionEnd, type TransportSink } from "./transport.ts";
 
@@ -159,9 +160,10 @@ export class SharedWebSocket {
   /** A subscription's error ends that session; one without `sub` leaves the socket in an unknown state. */
   #onError(frame: Extract<WsServerFrame, { type: "error" }>): void {
     const { code, message } = frame.error;
-    const end: SessionEnd = isRetryableCode(code)
-      ? { kind: "dropped", reason: `${code}: ${message}` }
-      : { kind: "fatal", error: new LifelineClientError(code, message) };
+    const end: SessionEnd =
+      isErrorCode(code) && !isRetryableCode(code)
+        ? { kind: "fatal", error: new LifelineClientError(code, message) }
+        : { kind: "dropped", reason: `${code}: ${message}` };
     if (frame.sub === undefined) return this.#retire({ kind: "dropped", reason: `${code}: ${message}` }, "close");
     const subscription = this.#subs.get(frame.sub);
     if (!subscription?.subscribed) return;

@@ -1,4 +1,5 @@
 import { ENTRY_TYPES, type Entry, type EntryType } from "../core/entries.ts";
+import type { ErrorCode } from "../core/errors.ts";
 import { errorFromResponse, isRetryableStatus, retryAfterMs, type LifelineClientError } from "./errors.ts";
 
 /** The transports the SDK speaks, in the order a client tries them by default. */
@@ -61,7 +62,7 @@ export function parseEntry(value: unknown): Entry | undefined {
 }
 
 /** Codes with which the gateway says that it does not serve a route: the transport, not the answer, is the problem. */
-const NOT_SERVED: ReadonlySet<string> = new Set(["not_found", "method_not_allowed"]);
+const NOT_SERVED: ReadonlySet<ErrorCode> = new Set(["not_found"]);
 
 /** How a session ends whose request got an HTTP answer other than the one it can read. */
 export async function failedSession(res: Response): Promise<SessionEnd> {

@@ -3,6 +3,8 @@
  * exactly one, a type, the time it was appended and the attempt (fencing token) that wrote it.
  */
 
+import type { ErrorCode } from "./errors.ts";
+
 /** A message of the conversation that a generation answers. */
 export interface ChatMessage {
   readonly role: "system" | "user" | "assistant";
@@ -19,8 +21,9 @@ export interface GenerationRequest {
   readonly metadata?: Readonly<Record<string, string>>;
 }
 
+/** Why an attempt or a generation failed: a code of the registry (`core/errors.ts`) and words for people. */
 export interface ErrorInfo {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly message: string;
 }
 

@@ -2,11 +2,13 @@ import { setMaxListeners } from "node:events";
 import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
+import { LifelineError } from "../core/errors.ts";
 import type { Engine } from "../engine/port.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { guardEngine } from "./guarded-engine.ts";
-import { installErrorHandling } from "./http-errors.ts";
+import { answerClientError, answerFrameworkError, installErrorHandling } from "./http-errors.ts";
+import { installJsonBodyParser } from "./json-body.ts";
 import { clientBundleRoutes } from "./routes/client-bundle.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { generationRoutes } from "./routes/generations.ts";
@@ -41,12 +43,24 @@ export class Gateway {
       bodyLimit: options.maxBodyBytes,
       // One line per request would drown the lines about generations; routes log what matters.
       logController: new LogController({ disableRequestLogging: true }),
-      return503OnClosing: true,
+      // Answered in the API's error shape below (`shutting_down`) rather than in Fastify's.
+      return503OnClosing: false,
       forceCloseConnections: true,
+      frameworkErrors: answerFrameworkError,
+      clientErrorHandler: answerClientError,
     });
-    // Only JSON bodies are accepted; other types get 415.
+    // Only JSON bodies are accepted, and only in UTF-8; other types get 415.
     app.removeContentTypeParser("text/plain");
+    installJsonBodyParser(app);
     installErrorHandling(app);
+    // Open streams end first, so clients resume on another gateway instead of waiting; a request
+    // that arrives on a kept-alive connection meanwhile is refused.
+    app.addHook("preClose", async () => this.#shutdown.abort());
+    app.addHook("onRequest", (_request, reply, done) => {
+      if (!this.#shutdown.signal.aborted) return done();
+      void reply.header("connection", "close");
+      done(new LifelineError("shutting_down"));
+    });
     const routes = { ...options, engine: guardEngine(options.engine) };
     healthRoutes(app, routes);
     generationRoutes(app, routes);
@@ -55,8 +69,6 @@ export class Gateway {
     websocketRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
     if (options.web ?? true) clientBundleRoutes(app);
     if (options.web ?? true) void app.register(fastifyStatic, { root: WEB_ROOT, prefix: "/", index: "index.html" });
-    // Open streams end first, so clients resume on another gateway instead of waiting.
-    app.addHook("preClose", async () => this.#shutdown.abort());
     this.app = app;
   }
 

@@ -1,16 +1,17 @@
 import type { FastifyBaseLogger, FastifyInstance } from "fastify";
-import { STATUS_CODES, type IncomingMessage } from "node:http";
+import type { IncomingMessage } from "node:http";
 import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocket, WebSocketServer, type RawData } from "ws";
 import { z } from "zod";
 import { parseCursor, type Cursor } from "../../core/cursor.ts";
 import { isTerminal } from "../../core/entries.ts";
-import { LifelineError, type ErrorCode } from "../../core/errors.ts";
+import { LifelineError, type ApiErrorCode } from "../../core/errors.ts";
 import { WS_CLOSE_SLOW_CONSUMER, WS_PATH, WS_PROTOCOL_LIMITS, type WsServerFrame } from "../../core/wire.ts";
 import { GENERATION_ID } from "../../engine/ids.ts";
 import type { Engine } from "../../engine/port.ts";
 import type { Metrics } from "../../observability/metrics.ts";
+import { rawHttpAnswer } from "../http-errors.ts";
 import { followLog, startOf } from "../log-follower.ts";
 
 export interface WebSocketRoutesOptions {
@@ -92,13 +93,8 @@ export function websocketRoutes(app: FastifyInstance, options: WebSocketRoutesOp
 }
 
 /** Answers an upgrade that will not happen with a plain HTTP error in the API's JSON shape. */
-function refuseUpgrade(socket: Duplex, code: ErrorCode): void {
-  const error = new LifelineError(code);
-  const body = JSON.stringify(error.toJSON());
-  socket.end(
-    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ""}\r\nconnection: close\r\n` +
-      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  );
+function refuseUpgrade(socket: Duplex, code: ApiErrorCode): void {
+  socket.end(rawHttpAnswer(new LifelineError(code)));
 }
 
 /** One client's socket and its subscriptions. */
@@ -296,7 +292,7 @@ class Connection {
     void this.#send(frame);
   }
 
-  #error(code: ErrorCode, message?: string, sub?: string): void {
+  #error(code: ApiErrorCode, message?: string, sub?: string): void {
     void this.#send(errorFrame(new LifelineError(code, message), sub));
   }
 
