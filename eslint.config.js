@@ -3,6 +3,7 @@ import { readdirSync } from "node:fs";
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 import prettier from "eslint-config-prettier";
+import globals from "globals";
 
 /**
  * The architecture of DESIGN §2, as imports each layer of `src` may make (besides its own files and
@@ -48,7 +49,7 @@ function layerBoundaries() {
 }
 
 export default tseslint.config(
-  { ignores: ["node_modules", "dist", ".lifeline", "bench/results", "test-artifacts", "src/web/public/**"] },
+  { ignores: ["node_modules", "dist", ".lifeline", "bench/results", "test-artifacts"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   // Layout is Prettier's alone (`npm run format`); rules that would argue with it are off.
@@ -60,6 +61,11 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
       "@typescript-eslint/consistent-type-imports": "error",
     },
+  },
+  {
+    // The pages' scripts: ES modules that run in the browser (type-checked by tsconfig.web.json).
+    files: ["src/web/public/**/*.js"],
+    languageOptions: { globals: globals.browser },
   },
   ...layerBoundaries(),
 );

@@ -5,9 +5,21 @@
 
 import { createClient } from "/client.js";
 
+/**
+ * @typedef {import("/client.js").AnswerFollow} AnswerFollow
+ * @typedef {import("/client.js").ChatMessage} ChatMessage
+ * @typedef {import("/client.js").FinalStatus} FinalStatus
+ * @typedef {import("/client.js").FollowEvent} FollowEvent
+ * @typedef {import("/client.js").FollowState} FollowState
+ * @typedef {import("/client.js").TransportName} TransportName
+ * @typedef {"idle" | "connecting" | "live" | "reconnecting" | "resumed"} ConnectionState what #connection shows
+ * @typedef {"new" | "resumed" | "reconnect"} FollowOrigin why a follow starts (see `follow`)
+ */
+
 const STORAGE_KEY = "lifeline.chat.v1";
 const MODEL = "sim";
 
+/** @type {Record<ConnectionState, string>} */
 const CONNECTION_LABELS = {
   idle: "Idle",
   connecting: "Connecting…",
@@ -15,6 +27,7 @@ const CONNECTION_LABELS = {
   reconnecting: "Reconnecting…",
   resumed: "Resumed",
 };
+/** @type {Record<TransportName, string>} */
 const TRANSPORT_LABELS = { sse: "Server-Sent Events", websocket: "WebSocket", "long-poll": "HTTP long-poll" };
 
 const client = createClient({ baseUrl: "" });
@@ -35,22 +48,24 @@ const ui = {
 /**
  * @typedef {{ role: "user", content: string }} UserTurn
  * @typedef {{ role: "assistant", generation: string | null, requestKey: string,
- *   status: "streaming" | "completed" | "failed" | "cancelled", text: string, lastOffset: number,
+ *   status: "streaming" | FinalStatus, text: string, lastOffset: number,
  *   cursor?: string, error?: string, note?: string }} AnswerTurn
  *   `cursor` is the SDK's cursor of the entry `text` ends at: a reload resumes there.
  * @typedef {UserTurn | AnswerTurn} Turn
+ * @typedef {{ turns: Turn[] }} Conversation
  */
 
-/** @type {{ turns: Turn[] }} */
+/** @type {Conversation} */
 let conversation = loadConversation();
-/** The SDK follows of answers in progress, by turn. */
+/** @type {Map<AnswerTurn, AnswerFollow>} The SDK follows of answers in progress, by turn. */
 const follows = new Map();
-/** Answers whose generation this tab is starting. */
+/** @type {Set<AnswerTurn>} Answers whose generation this tab is starting. */
 const starting = new Set();
 let stopping = false;
 
 // ---- conversation state ----
 
+/** @returns {Conversation} */
 function loadConversation() {
   try {
     const stored = JSON.parse(localStorage.getItem(STORAGE_KEY) ?? "null");
@@ -61,8 +76,14 @@ function loadConversation() {
   return { turns: [] };
 }
 
-function isTurn(turn) {
-  if (!turn || typeof turn !== "object") return false;
+/**
+ * Whether a stored value is a turn this page can show: storage may hold anything (an older page, a hand edit).
+ * @param {unknown} value
+ * @returns {value is Turn}
+ */
+function isTurn(value) {
+  if (!value || typeof value !== "object") return false;
+  const turn = /** @type {Record<string, unknown>} */ (value);
   if (turn.role === "user") return typeof turn.content === "string";
   return turn.role === "assistant" && typeof turn.text === "string" && typeof turn.requestKey === "string";
 }
@@ -75,8 +96,12 @@ function saveConversation() {
   }
 }
 
-/** The messages a model sees before `turnIndex`: every user message and every answer that has text. */
+/**
+ * The messages a model sees before `turnIndex`: every user message and every answer that has text.
+ * @param {number} turnIndex
+ */
 function messagesBefore(turnIndex) {
+  /** @type {ChatMessage[]} */
   const messages = [];
   for (const turn of conversation.turns.slice(0, turnIndex)) {
     if (turn.role === "user") messages.push({ role: "user", content: turn.content });
@@ -85,13 +110,16 @@ function messagesBefore(turnIndex) {
   return messages;
 }
 
+/** @returns {AnswerTurn | undefined} the answer being written, if any */
 function activeAnswer() {
-  return conversation.turns.find((turn) => turn.role === "assistant" && turn.status === "streaming");
+  return conversation.turns.filter((turn) => turn.role === "assistant").find((answer) => answer.status === "streaming");
 }
 
 // ---- actions ----
 
+/** @param {string} content */
 async function sendMessage(content) {
+  /** @type {AnswerTurn} */
   const answer = { role: "assistant", generation: null, requestKey: newRequestKey(), status: "streaming", text: "", lastOffset: 0 };
   conversation.turns.push({ role: "user", content }, answer);
   // The key is stored before the POST: a reload that cut the POST off sends it again with the same key.
@@ -100,7 +128,10 @@ async function sendMessage(content) {
   await createGeneration(answer);
 }
 
-/** Starts the answer's generation; the SDK retries with the same Idempotency-Key, so it is created once. */
+/**
+ * Starts the answer's generation; the SDK retries with the same Idempotency-Key, so it is created once.
+ * @param {AnswerTurn} answer
+ */
 async function createGeneration(answer) {
   const messages = messagesBefore(conversation.turns.indexOf(answer));
   setConnection("connecting");
@@ -117,19 +148,20 @@ async function createGeneration(answer) {
   answer.generation = started.id;
   saveConversation();
   renderTurn(answer);
-  await follow(answer, "new");
+  await follow(answer, started.id, "new");
 }
 
 /**
  * Follows the answer to its terminal entry, from the stored cursor with the stored text (the SDK
  * rebuilds from offset 1 when it must); without a cursor it reads the log from the start.
  * @param {AnswerTurn} answer
- * @param {"new" | "resumed" | "reconnect"} how a new answer; one already under way (a reload,
- *   another tab); or this tab's own follow again, after its connection was lost
+ * @param {string} generation the answer's generation
+ * @param {FollowOrigin} how a new answer; one already under way (a reload, another tab); or this
+ *   tab's own follow again, after its connection was lost
  */
-async function follow(answer, how) {
+async function follow(answer, generation, how) {
   const options = answer.cursor === undefined ? {} : { cursor: answer.cursor, text: answer.text };
-  const following = client.follow(answer.generation, options);
+  const following = client.follow(generation, options);
   follows.set(answer, following);
   updateControls();
   const current = () => follows.get(answer) === following;
@@ -157,6 +189,9 @@ async function follow(answer, how) {
 /**
  * The follow's state on #connection, with the transport it came over in its tooltip; `ended`
  * waits for the answer to finish (then idle).
+ * @param {FollowState} state
+ * @param {FollowOrigin} how
+ * @param {TransportName | undefined} transport
  */
 function showFollowState(state, how, transport) {
   if (state === "ended") return;
@@ -178,12 +213,15 @@ function showFollowState(state, how, transport) {
 function reconnectFollows(change) {
   for (const [answer, following] of [...follows]) {
     if (change === "online" && (following.state === "live" || following.state === "resumed")) continue;
-    void follow(answer, "reconnect");
+    void follow(answer, following.id, "reconnect");
     following.close();
   }
 }
 
-/** @param {AnswerTurn} answer */
+/**
+ * @param {AnswerTurn} answer
+ * @param {Extract<FollowEvent, { type: "entry" }>} event
+ */
 function applyEntry(answer, { entry, cursor, text }) {
   answer.text = text;
   answer.lastOffset = entry.offset;
@@ -197,7 +235,10 @@ function applyEntry(answer, { entry, cursor, text }) {
   renderTurn(answer);
 }
 
-/** The server could not vouch for the text: it is dropped and the log replays from offset 1. */
+/**
+ * The server could not vouch for the text: it is dropped and the log replays from offset 1.
+ * @param {AnswerTurn} answer
+ */
 function applyReset(answer) {
   answer.text = "";
   answer.lastOffset = 0;
@@ -206,6 +247,11 @@ function applyReset(answer) {
   renderTurn(answer);
 }
 
+/**
+ * @param {AnswerTurn} answer
+ * @param {FinalStatus} status
+ * @param {string | undefined} error why it failed, shown under it
+ */
 function finishAnswer(answer, status, error) {
   answer.status = status;
   delete answer.note;
@@ -233,11 +279,14 @@ async function stopAnswer() {
   }
 }
 
-/** Follows the answers under way; `startUnsent` also (re)sends those whose POST never returned an id. */
+/**
+ * Follows the answers under way; `startUnsent` also (re)sends those whose POST never returned an id.
+ * @param {{ startUnsent: boolean }} options
+ */
 function resumeAnswers({ startUnsent }) {
   for (const turn of conversation.turns) {
     if (turn.role !== "assistant" || turn.status !== "streaming") continue;
-    if (turn.generation) void follow(turn, "resumed");
+    if (turn.generation) void follow(turn, turn.generation, "resumed");
     else if (startUnsent) void createGeneration(turn);
   }
 }
@@ -245,15 +294,20 @@ function resumeAnswers({ startUnsent }) {
 /**
  * Another tab's copy of the conversation, except where this tab is further along on the same
  * answer: that tab may write a snapshot taken before the answer ended here.
+ * @param {Conversation} theirs
+ * @returns {Conversation}
  */
 function mergeConversation(theirs) {
+  /** @type {Map<string, AnswerTurn>} */
   const ours = new Map();
   for (const turn of conversation.turns) if (turn.role === "assistant") ours.set(turn.requestKey, turn);
+  /** @type {(mine: AnswerTurn, other: AnswerTurn) => boolean} */
   const furtherAlong = (mine, other) =>
     other.status === "streaming" && (mine.status !== "streaming" || (mine.generation !== null && mine.lastOffset > other.lastOffset));
   return {
     turns: theirs.turns.map((turn) => {
-      const mine = turn.role === "assistant" ? ours.get(turn.requestKey) : undefined;
+      if (turn.role !== "assistant") return turn;
+      const mine = ours.get(turn.requestKey);
       return mine && furtherAlong(mine, turn) ? mine : turn;
     }),
   };
@@ -275,7 +329,12 @@ function newConversation() {
 
 // ---- rendering ----
 
-/** @type {WeakMap<Turn, { root: HTMLElement, content: HTMLElement, meta?: HTMLElement, inspect?: HTMLAnchorElement }>} */
+/**
+ * A turn on the page: its article and content; an answer's also has its status line and Inspect link.
+ * @typedef {{ root: HTMLElement, content: HTMLElement, meta?: HTMLElement, inspect?: HTMLAnchorElement }} TurnView
+ */
+
+/** @type {WeakMap<Turn, TurnView>} */
 let views = new WeakMap();
 
 function renderAll() {
@@ -284,6 +343,7 @@ function renderAll() {
   updateControls();
 }
 
+/** @param {Turn} turn */
 function renderTurn(turn) {
   const stick = isScrolledToEnd();
   let view = views.get(turn);
@@ -292,7 +352,7 @@ function renderTurn(turn) {
     views.set(turn, view);
     ui.messages.append(view.root);
   }
-  if (turn.role === "assistant") {
+  if (turn.role === "assistant" && view.meta && view.inspect) {
     view.root.dataset.generation = turn.generation ?? "";
     view.root.dataset.status = turn.status;
     view.root.setAttribute("aria-busy", String(turn.status === "streaming"));
@@ -304,6 +364,10 @@ function renderTurn(turn) {
   if (stick) ui.chat.scrollTop = ui.chat.scrollHeight;
 }
 
+/**
+ * @param {Turn} turn
+ * @returns {TurnView}
+ */
 function createView(turn) {
   const root = document.createElement("article");
   root.className = `message ${turn.role}`;
@@ -329,6 +393,7 @@ function createView(turn) {
   return { root, content, meta, inspect };
 }
 
+/** @param {AnswerTurn} answer */
 function statusLine(answer) {
   switch (answer.status) {
     case "streaming":
@@ -342,6 +407,7 @@ function statusLine(answer) {
   }
 }
 
+/** @param {ConnectionState} state */
 function setConnection(state) {
   if (ui.connection.dataset.state === state) return;
   ui.connection.dataset.state = state;
@@ -355,6 +421,7 @@ function updateControls() {
   ui.empty.hidden = conversation.turns.length > 0;
 }
 
+/** @param {string} text */
 function showNotice(text) {
   ui.notice.textContent = text;
   ui.notice.hidden = false;
@@ -372,6 +439,7 @@ function isScrolledToEnd() {
 
 // ---- small things ----
 
+/** @param {string} id */
 function byId(id) {
   const element = document.getElementById(id);
   if (!element) throw new Error(`the page has no #${id}`);
@@ -384,6 +452,10 @@ function newRequestKey() {
   return `chat-${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
+/**
+ * @param {unknown} error
+ * @param {string} fallback what to say when the error has no message of its own
+ */
 function messageOf(error, fallback) {
   return error instanceof Error && error.message !== "" ? error.message : fallback;
 }

@@ -1,7 +1,13 @@
 // The inspect page: one answer's timeline (GET /v1/generations/:id/timeline), replayable up to
 // any entry. Follows an open answer by asking again every second while it runs.
 
+/**
+ * @typedef {import("../../projections/timeline.ts").Timeline} Timeline the body of GET /v1/generations/:id/timeline
+ * @typedef {{ error?: { message?: string } }} ErrorBody what the page reads of a refusal (it may come from a proxy, not Lifeline)
+ */
+
 const REFRESH_MS = 1000;
+/** @type {ReadonlySet<Timeline["status"]>} */
 const OPEN = new Set(["queued", "running"]);
 
 const ui = {
@@ -61,6 +67,7 @@ async function load() {
   } catch {
     res = undefined;
   }
+  /** @type {unknown} */
   const body = await res?.json().catch(() => undefined);
   if (asked !== state.asking) return; // a newer request took over, timers included
   if (!res || res.status >= 500) {
@@ -70,14 +77,15 @@ async function load() {
     return;
   }
   if (!res.ok) {
-    problem(body?.error?.message ?? `The server answered ${res.status}.`);
+    problem(/** @type {ErrorBody | undefined} */ (body)?.error?.message ?? `The server answered ${res.status}.`);
     ui.timeline.hidden = true;
     return;
   }
+  const timeline = /** @type {Timeline} */ (body);
   problem("");
-  render(body);
+  render(timeline);
   // While the answer is open and the newest entry is shown, follow it.
-  if (state.until === undefined && OPEN.has(body.status)) state.timer = setTimeout(() => void load(), REFRESH_MS);
+  if (state.until === undefined && OPEN.has(timeline.status)) state.timer = setTimeout(() => void load(), REFRESH_MS);
 }
 
 /** @param {string} message */
@@ -86,7 +94,7 @@ function problem(message) {
   ui.problem.hidden = message === "";
 }
 
-/** @param {any} t the timeline */
+/** @param {Timeline} t */
 function render(t) {
   if (state.until === undefined) state.lastOffset = t.lastOffset;
   ui.timeline.hidden = false;
@@ -106,7 +114,7 @@ function render(t) {
   ui.latest.disabled = state.until === undefined;
 
   ui.calls.replaceChildren(
-    ...t.attempts.map((/** @type {any} */ a) => {
+    ...t.attempts.map((a) => {
       const ended = a.error ? `${a.endedBy} (${a.error.code}: ${a.error.message})` : a.endedBy;
       const first = a.firstDeltaMs === undefined ? "—" : `${a.firstDeltaMs} ms`;
       const row = tableRow(
@@ -119,7 +127,7 @@ function render(t) {
   );
   const start = Date.parse(t.createdAt);
   ui.steps.replaceChildren(
-    ...t.steps.map((/** @type {any} */ s) => {
+    ...t.steps.map((s) => {
       const entries = s.fromOffset === s.toOffset ? String(s.fromOffset) : `${s.fromOffset}–${s.toOffset}`;
       const after = `+${((Date.parse(s.at) - start) / 1000).toFixed(3)} s`;
       const row = tableRow([entries, after, String(s.fence), s.type, s.summary], [0, 1, 2]);
