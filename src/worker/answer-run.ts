@@ -51,8 +51,8 @@ export class AnswerRun {
   readonly #abort = new AbortController();
   #stopReason: StopReason | undefined;
   #nextOffset = 0;
-  #pending = "";
-  #pendingTokens = 0;
+  /** Tokens not yet in the log, in order. */
+  #pending: string[] = [];
   #flushTimer: NodeJS.Timeout | undefined;
   /** When the last delta left the buffer: the coalescing window runs from there. */
   #lastFlushAt = 0;
@@ -247,10 +247,10 @@ export class AnswerRun {
 
   #buffer(text: string): void {
     this.#text += text;
-    this.#pending += text;
-    this.#pendingTokens += 1;
+    this.#pending.push(text);
     // Without a window, a delta goes out at once unless one is still being written: then the
-    // tokens gather until it is done (backpressure instead of a queue of appends).
+    // tokens gather until it is done (backpressure instead of a queue of appends), and go out
+    // together in one append, still one entry each.
     const window = this.#ctx.coalesceMs;
     if (window <= 0) {
       if (!this.#deltaInFlight) void this.#flush();
@@ -270,13 +270,14 @@ export class AnswerRun {
   #flush(): Promise<void> {
     if (this.#flushTimer) clearTimeout(this.#flushTimer);
     this.#flushTimer = undefined;
-    if (this.#pending === "") return this.#writes;
+    if (this.#pending.length === 0) return this.#writes;
     this.#lastFlushAt = Date.now();
-    const text = this.#pending;
-    const tokens = this.#pendingTokens;
-    this.#pending = "";
-    this.#pendingTokens = 0;
-    const write = this.#write([{ type: "delta", attempt: this.#claim.fence, text }]);
+    const pieces = this.#pending;
+    const tokens = pieces.length;
+    this.#pending = [];
+    const attempt = this.#claim.fence;
+    const texts = this.#ctx.coalesceMs <= 0 ? pieces : [pieces.join("")];
+    const write = this.#write(texts.map((text) => ({ type: "delta", attempt, text })));
     this.#deltaInFlight = true;
     void write
       .then(
@@ -285,7 +286,7 @@ export class AnswerRun {
       )
       .finally(() => {
         this.#deltaInFlight = false;
-        if (this.#pending !== "" && this.#ctx.coalesceMs <= 0) void this.#flush();
+        if (this.#pending.length > 0 && this.#ctx.coalesceMs <= 0) void this.#flush();
       });
     // A refusal already stopped the run; a store failure must stop it too, or a later delta would
     // take this one's offset and its text would be lost.
@@ -297,7 +298,7 @@ export class AnswerRun {
 
   /** Appends after every earlier write, in order; a refusal stops the run. */
   #write(entries: readonly EntryBody[]): Promise<void> {
-    const pendingDelta = this.#pending !== "" && entries[0]?.type !== "delta";
+    const pendingDelta = this.#pending.length > 0 && entries[0]?.type !== "delta";
     const before = pendingDelta ? this.#flush() : this.#writes;
     const write = before.then(() => this.#appendRepairing(entries));
     // Later writes chain on this one and fail with it: no entry may take the offset of a failed one.

@@ -11,10 +11,10 @@ import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { Metrics } from "../../src/observability/metrics.ts";
 import { Worker, type WorkerOptions } from "../../src/worker/worker.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
+import { never, sleep } from "../support/waits.ts";
 
 const request = { model: "sim", messages: [{ role: "user" as const, content: "work" }], max_tokens: 30 };
 const text = simTokens(request).join("");
-const never = new AbortController().signal;
 
 async function readAll(engine: Engine, id: string): Promise<Entry[]> {
   return engine.read(id, 0, 10_000);
@@ -85,6 +85,24 @@ describe("the worker", () => {
     const entries = await untilTerminal(engine, id);
     expectExactAnswer(entries, text);
     expect(entries.filter((e) => e.type === "delta")).toHaveLength(30);
+  });
+
+  it("with no coalescing window, tokens that arrive while an append is in flight still get one delta each", async () => {
+    const memory = new MemoryEngine();
+    stops.push(() => memory.close());
+    // A store whose appends take 30 ms, against a model at 1,000 tokens/s: most tokens arrive
+    // while the previous append is still being written.
+    const slow = overriding(memory, {
+      append: async (...args) => {
+        await sleep(30);
+        return memory.append(...args);
+      },
+    });
+    startWorker(slow, { coalesceMs: 0 });
+    const { id } = await memory.create(request);
+    const entries = await untilTerminal(memory, id);
+    expectExactAnswer(entries, text);
+    expect(entries.filter((e) => e.type === "delta").map((e) => (e as { text: string }).text)).toEqual(simTokens(request));
   });
 
   it("coalesces the tokens of one window into one delta", async () => {
