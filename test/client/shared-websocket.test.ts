@@ -12,6 +12,7 @@ import { SHARED_WEBSOCKET_LIMITS } from "../../src/client/ws-transport.ts";
 import { startInProcess } from "../support/in-process.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 import { oneToN, record, simAsk, type FollowRecord } from "./support/follow-record.ts";
+import { until } from "../support/waits.ts";
 
 /** The first bytes of a WebSocket upgrade: what tells the proxy's WebSocket connections from the rest. */
 const WS = "GET /v1/ws";
@@ -51,14 +52,6 @@ function expectExact(seen: FollowRecord, expected: string, states: FollowState[]
   expect(seen.status).toBe("completed");
   expect(seen.offsets).toEqual(oneToN(seen.offsets.length)); // every offset once, in order
   expect(seen.states).toEqual(states);
-}
-
-async function until(condition: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 async function openStreams(): Promise<number> {

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { EntryBody, GenerationRequest } from "../../src/core/entries.ts";
 import type { Engine } from "../../src/engine/port.ts";
+import { never, sleep } from "../support/waits.ts";
 
 /** A fresh engine per test, and optionally a second connection to the same store. */
 export interface EngineHarness {
@@ -12,12 +13,10 @@ export interface EngineHarness {
 
 const request: GenerationRequest = { model: "sim", messages: [{ role: "user", content: "hello" }] };
 const delta = (text: string, attempt = 1): EntryBody => ({ type: "delta", attempt, text });
-const never = (): AbortSignal => new AbortController().signal;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function createAndClaim(engine: Engine, leaseMs = 10_000): Promise<{ id: string; fence: number }> {
   const created = await engine.create(request);
-  const claim = await engine.claim("w1", leaseMs, never());
+  const claim = await engine.claim("w1", leaseMs, never);
   if (!claim || claim.id !== created.id) throw new Error("expected to claim the job just created");
   return claim;
 }
@@ -49,7 +48,7 @@ export function engineConformance(name: string, open: () => Promise<EngineHarnes
       expect(again).toEqual({ kind: "existing", id: first.id });
       const other = await h.engine.create({ ...request, seed: 7 }, { idempotencyKey: "k1" });
       expect(other).toEqual({ kind: "idempotencyConflict", id: first.id });
-      const claim = await h.engine.claim("w", 10_000, never());
+      const claim = await h.engine.claim("w", 10_000, never);
       expect(claim?.id).toBe(first.id);
       const ctl = new AbortController();
       setTimeout(() => ctl.abort(), 100);
@@ -112,7 +111,7 @@ export function engineConformance(name: string, open: () => Promise<EngineHarnes
     it("a lease not renewed is taken over with a higher fence, and the old owner is refused", async () => {
       const { id, fence } = await createAndClaim(h.engine, 150);
       await h.engine.append(id, fence, 2, [delta("old")]);
-      const takeover = await h.peer.claim("w2", 10_000, never());
+      const takeover = await h.peer.claim("w2", 10_000, never);
       expect(takeover).toEqual({ id, fence: fence + 1, takeover: true });
       expect(await h.engine.append(id, fence, 3, [delta("late")])).toEqual({ kind: "staleFence", fence: fence + 1 });
       expect(await h.engine.renew(id, fence, 10_000)).toBe("lost");
@@ -133,7 +132,7 @@ export function engineConformance(name: string, open: () => Promise<EngineHarnes
     });
 
     it("claim blocks while there is no job and wakes when one is created", async () => {
-      const pending = h.engine.claim("w", 10_000, never());
+      const pending = h.engine.claim("w", 10_000, never);
       await sleep(50);
       const created = await h.peer.create(request);
       expect((await pending)?.id).toBe(created.id);
@@ -142,7 +141,7 @@ export function engineConformance(name: string, open: () => Promise<EngineHarnes
     it("a released job is claimed again at once with a higher fence", async () => {
       const { id, fence } = await createAndClaim(h.engine, 60_000);
       await h.engine.release(id, fence);
-      const again = await h.peer.claim("w2", 10_000, never());
+      const again = await h.peer.claim("w2", 10_000, never);
       expect(again).toEqual({ id, fence: fence + 1, takeover: false });
       await h.engine.release(id, fence); // stale release: nothing happens
       expect(await h.peer.renew(id, fence + 1, 10_000)).toBe("renewed");
@@ -189,15 +188,15 @@ export function engineConformance(name: string, open: () => Promise<EngineHarnes
 
     it("waiting readers wake on append, also on another connection", async () => {
       const { id, fence } = await createAndClaim(h.engine);
-      const local = h.engine.wait(id, 1, never());
-      const remote = h.peer.wait(id, 1, never());
+      const local = h.engine.wait(id, 1, never);
+      const remote = h.peer.wait(id, 1, never);
       let woke = false;
       void Promise.all([local, remote]).then(() => (woke = true));
       await sleep(60);
       expect(woke).toBe(false);
       await h.engine.append(id, fence, 2, [delta("a")]);
       await Promise.all([local, remote]);
-      await h.peer.wait(id, 1, never()); // already past: resolves at once
+      await h.peer.wait(id, 1, never); // already past: resolves at once
     });
 
     it("a wait ends when its signal aborts", async () => {

@@ -3,8 +3,8 @@ import type { EntryBody } from "../../src/core/entries.ts";
 import { readLog } from "../../src/engine/read-log.ts";
 import { SqliteEngine } from "../../src/engine/sqlite/sqlite-engine.ts";
 import { tempDir } from "../support/temp-dir.ts";
+import { never } from "../support/waits.ts";
 
-const never = new AbortController().signal;
 const delta = (attempt: number, text: string): EntryBody => ({ type: "delta", attempt, text });
 
 describe("the sqlite engine's group commit", () => {

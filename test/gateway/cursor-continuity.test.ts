@@ -6,11 +6,11 @@ import type { PollResponse } from "../../src/core/wire.ts";
 import { RedisEngine } from "../../src/engine/redis/redis-engine.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
 import { entriesOf, readEvents } from "../support/sse-client.ts";
+import { never } from "../support/waits.ts";
 
 beforeEach((ctx) => requireRedis(ctx));
 
 const delta = (attempt: number, text: string) => ({ type: "delta" as const, attempt, text });
-const never = new AbortController().signal;
 
 describe("cursors on an engine that can lose acknowledged entries", () => {
   let server: RedisServer | undefined;

@@ -7,6 +7,7 @@ import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { startInProcess } from "../support/in-process.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { readEvents, startGeneration } from "../support/sse-client.ts";
+import { sleep, until } from "../support/waits.ts";
 
 type Node = Awaited<ReturnType<typeof startInProcess>>;
 type EntryFrame = Extract<WsServerFrame, { type: "entry" }>;
@@ -15,7 +16,6 @@ type ErrorFrame = Extract<WsServerFrame, { type: "error" }>;
 const ask = (content: string, max_tokens = 40) => ({ model: "sim", messages: [{ role: "user", content }], max_tokens });
 const expected = (content: string, max_tokens = 40): string => simTokens({ messages: [{ role: "user", content }], max_tokens }).join("");
 const subOf = (frame: WsServerFrame): string | undefined => ("sub" in frame ? frame.sub : undefined);
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A real `ws` client that records every frame and lets a test wait for the ones it expects. */
 class WsClient {
@@ -96,14 +96,6 @@ class WsClient {
 async function metric(url: string, name: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   return Number(new RegExp(`^${name} (\\d+)`, "m").exec(text)?.[1]);
-}
-
-async function until(condition: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await sleep(20);
-  }
 }
 
 describe("WebSocket endpoint", () => {

@@ -7,6 +7,7 @@ import { parseRetryAfter } from "../../src/llm/provider-error.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { parseSimLlmFlags } from "../../src/sim-llm/flags.ts";
 import { startSimLlm, type SimLlm, type SimLlmOptions, type SimLlmStats } from "../../src/sim-llm/server.ts";
+import { until } from "../support/waits.ts";
 
 const BIN = fileURLToPath(new URL("../../bin/lifeline", import.meta.url));
 const messages: ChatMessage[] = [{ role: "user", content: "Tell me about durable logs" }];
@@ -92,14 +93,6 @@ async function streamText(res: Response): Promise<{ text: string; frames: SseMes
   const reader = new SseReader(res);
   const outcome = await reader.readUntil();
   return { text: openAiText(reader.messages), frames: reader.messages, outcome };
-}
-
-async function eventually(check: () => Promise<boolean>, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("condition not met in time");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 const httpStats = async (base: string): Promise<SimLlmStats> => (await (await fetch(`${base}/stats`)).json()) as SimLlmStats;
@@ -250,7 +243,7 @@ describe("sim-llm fault injection", () => {
     expect(contentTokens(reader.messages)).toBe(3);
     expect(await httpStats(url)).toMatchObject({ openStreams: 1, abortedByClient: 0, faults: { stall: 1 } });
     client.abort();
-    await eventually(async () => (await httpStats(url)).abortedByClient === 1);
+    await until(async () => (await httpStats(url)).abortedByClient === 1);
     expect(await httpStats(url)).toMatchObject({ openStreams: 0, completed: 0 });
   });
 
@@ -268,7 +261,7 @@ describe("sim-llm fault injection", () => {
     expect(outcome).toBe("failed");
     expect(text).toBe(simTokens(request).slice(0, 4).join(""));
     expect(frames.some((m) => m.data === "[DONE]")).toBe(false);
-    await eventually(async () => s.stats().openStreams === 0);
+    await until(async () => s.stats().openStreams === 0);
     expect(s.stats()).toMatchObject({ abortedByClient: 0, completed: 0, faults: { cut: 1 } });
   });
 

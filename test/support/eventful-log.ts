@@ -1,6 +1,5 @@
 import type { Engine } from "../../src/engine/port.ts";
-
-const never = new AbortController().signal;
+import { never } from "./waits.ts";
 
 /**
  * Writes through `engine`'s real fenced appends a log with everything a timeline must show: a call
