@@ -1,3 +1,5 @@
+import { backoffDelay as fullJitter } from "../core/retry.ts";
+
 /** How long to wait between reconnects: exponential growth with full jitter. */
 export interface ReconnectPolicy {
   /** The first delay's upper bound. @defaultValue 250 */
@@ -10,8 +12,7 @@ export const DEFAULT_RECONNECT: ReconnectPolicy = Object.freeze({ initialMs: 250
 
 /** Full jitter: a uniform delay in [0, min(maxMs, initialMs · 2^attempt)). `attempt` starts at 0. */
 export function backoffDelay(policy: ReconnectPolicy, attempt: number, random: () => number = Math.random): number {
-  const cap = Math.min(policy.maxMs, policy.initialMs * 2 ** Math.min(attempt, 30));
-  return Math.floor(random() * cap);
+  return fullJitter(policy.initialMs, policy.maxMs, attempt, random);
 }
 
 /** Waits `ms`, or rejects with the signal's reason when it aborts first. */

@@ -1,3 +1,4 @@
+import { isRetryableStatus, parseRetryAfter } from "../core/retry.ts";
 import { httpStatusErrorCode, isErrorCode, statusOf, type ErrorCode } from "../core/errors.ts";
 
 /** A failure the SDK cannot recover from by reconnecting: the server's `code`, or a client-side one. */
@@ -19,10 +20,7 @@ export class LifelineClientError extends Error {
   }
 }
 
-/** 408, 429 and every 5xx are worth another try; other statuses are the caller's mistake or final. */
-export function isRetryableStatus(status: number): boolean {
-  return status >= 500 || status === 408 || status === 429;
-}
+export { isRetryableStatus };
 
 /** Whether an error code of the server (over WebSocket, where there is no status) is worth another try; an unknown one is. */
 export function isRetryableCode(code: string): boolean {
@@ -51,9 +49,7 @@ export async function errorFromResponse(res: Response): Promise<LifelineClientEr
   return new LifelineClientError(code, message, res.status);
 }
 
-/** `Retry-After` in milliseconds when it is a number of seconds. */
+/** `Retry-After` (seconds or an HTTP date) in milliseconds. */
 export function retryAfterMs(res: Response): number | undefined {
-  const value = res.headers.get("retry-after");
-  if (value === null || !/^\d+$/.test(value.trim())) return undefined;
-  return Number(value) * 1000;
+  return parseRetryAfter(res.headers.get("retry-after"));
 }

@@ -1,3 +1,5 @@
+import { isRetryableStatus } from "../core/retry.ts";
+
 /**
  * How a model call failed, in terms the resilience layer can act on. Providers throw this for
  * every failure they can name; anything else they throw counts as `protocol`.
@@ -35,16 +37,11 @@ export class ProviderError extends Error {
   }
 }
 
-/** Whether an HTTP status is worth another attempt. */
-export function isRetryableStatus(status: number): boolean {
-  return status === 408 || status === 409 || status === 425 || status === 429 || status >= 500;
-}
-
-/** Parses `Retry-After` (delta-seconds or an HTTP date) into milliseconds from `now`. */
-export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | undefined {
-  if (value === null || value === undefined || value.trim() === "") return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds) && seconds >= 0) return Math.round(seconds * 1000);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+/**
+ * Whether a provider's HTTP status is worth another attempt: the one rule of `core/retry.ts`, and
+ * 409, which OpenAI and Anthropic answer for a conflict on their side that a retry clears (their
+ * own SDKs retry it). Lifeline's own API never answers 409 for something a retry would change.
+ */
+export function isRetryableProviderStatus(status: number): boolean {
+  return status === 409 || isRetryableStatus(status);
 }

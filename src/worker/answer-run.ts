@@ -4,7 +4,7 @@ import type { AppendResult, Claim, Engine } from "../engine/port.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ModelRegistry } from "../llm/models.ts";
 import { ProviderError } from "../llm/provider-error.ts";
-import { backoffDelay } from "../llm/resilience/backoff.ts";
+import { retryDelay } from "../llm/resilience/backoff.ts";
 import { asProviderError, failureCode, type ModelPlan, type ModelRoute } from "../llm/resilience/plan.ts";
 import { streamWithTimeouts } from "../llm/resilience/timeouts.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -156,7 +156,7 @@ export class AnswerRun {
         this.#ctx.metrics.answersFinished.inc({ outcome: "failed" });
         return;
       }
-      const delayMs = retrySame ? backoffDelay(plan.retry, triesOnRoute - 1, failure.details.retryAfterMs) : 0;
+      const delayMs = retrySame ? retryDelay(plan.retry, triesOnRoute - 1, failure.details.retryAfterMs) : 0;
       await this.#write([{ type: "retrying", attempt: fence, error: { code, message: failure.message }, delayMs }]);
       if (delayMs > 0) await sleep(delayMs, undefined, { signal: this.#abort.signal }).catch(() => undefined);
       if (this.#stopReason) throw new RunStopped(this.#stopReason);

@@ -3,7 +3,7 @@ import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import type { ChatMessage } from "../../src/core/entries.ts";
 import { SseParser, type SseMessage } from "../../src/core/wire.ts";
-import { parseRetryAfter } from "../../src/llm/provider-error.ts";
+import { parseRetryAfter } from "../../src/core/retry.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { parseSimLlmFlags } from "../../src/sim-llm/flags.ts";
 import { startSimLlm, type SimLlm, type SimLlmOptions, type SimLlmStats } from "../../src/sim-llm/server.ts";

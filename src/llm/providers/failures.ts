@@ -1,5 +1,6 @@
 import { APICallError } from "@ai-sdk/provider";
-import { ProviderError, isRetryableStatus, parseRetryAfter } from "../provider-error.ts";
+import { parseRetryAfter } from "../../core/retry.ts";
+import { ProviderError, isRetryableProviderStatus } from "../provider-error.ts";
 
 /** Who failed, for the error's message and details; `secret` never reaches a message. */
 export interface FailureSource {
@@ -67,7 +68,7 @@ function fromApiCallError(error: APICallError, source: FailureSource): ProviderE
     const wait = retryAfterMs(error.responseHeaders);
     return providerError(source, "status", `HTTP ${status}: ${error.message}`, {
       status,
-      retryable: isRetryableStatus(status),
+      retryable: isRetryableProviderStatus(status),
       ...(wait === undefined ? {} : { retryAfterMs: wait }),
     });
   }
@@ -95,7 +96,10 @@ function fromWireError(error: WireError, source: FailureSource): ProviderError {
   // An unnamed mid-answer failure is the server's: another attempt may succeed.
   const status = code ?? byCode ?? byType ?? 500;
   const kind = typeof error.type === "string" ? ` (${error.type})` : "";
-  return providerError(source, "status", `error in stream${kind}: ${error.message}`, { status, retryable: isRetryableStatus(status) });
+  return providerError(source, "status", `error in stream${kind}: ${error.message}`, {
+    status,
+    retryable: isRetryableProviderStatus(status),
+  });
 }
 
 /**

@@ -1,3 +1,5 @@
+import { backoffDelay } from "../../core/retry.ts";
+
 /** How often and how patiently a failed model call is tried again. */
 export interface RetryPolicy {
   /** Calls per route before moving to the next (fallback) route; 1 means no retry. @defaultValue 3 */
@@ -16,13 +18,12 @@ export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 3, baseDelayMs: 500, ma
  * Exponential backoff with full jitter (a uniform draw in [0, min(max, base·2^n)]), never shorter
  * than the provider's Retry-After. `retry` counts from 0.
  */
-export function backoffDelay(
+export function retryDelay(
   policy: RetryPolicy,
   retry: number,
   retryAfterMs: number | undefined,
   random: () => number = Math.random,
 ): number {
-  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** retry);
-  const jittered = Math.floor(random() * ceiling);
+  const jittered = backoffDelay(policy.baseDelayMs, policy.maxDelayMs, retry, random);
   return retryAfterMs === undefined ? jittered : Math.max(jittered, Math.min(retryAfterMs, policy.maxRetryAfterMs));
 }
