@@ -4,7 +4,8 @@ import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Entry } from "../../src/core/entries.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
-import { startLifeline, type LifelineProcess } from "../../src/chaos/lifeline-process.ts";
+import type { LifelineProcess } from "../../src/chaos/lifeline-process.ts";
+import { useLifelineProcesses, type StartLifeline } from "../support/lifeline-processes.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import {
   redisAvailable,
@@ -39,10 +40,7 @@ const running = (proc: LifelineProcess): boolean => proc.child.exitCode === null
  * The shape a user deploys: a worker started first, idle, then a gateway started separately on
  * the same engine; the worker takes the answer, finishes it exactly and keeps running.
  */
-async function idleWorkerThenWork(
-  env: Record<string, string>,
-  start: (command: "gateway" | "worker", env: Record<string, string>) => Promise<LifelineProcess>,
-): Promise<void> {
+async function idleWorkerThenWork(env: Record<string, string>, start: StartLifeline): Promise<void> {
   const worker = await start("worker", { ...env, LIFELINE_WORKER_NAME: "idle-worker", LIFELINE_LOG_LEVEL: "info" });
   await outputShows(worker, /"msg":"waiting for work"/);
   await idle();
@@ -65,15 +63,9 @@ async function idleWorkerThenWork(
 }
 
 describe("processes run until a signal, however long they sit idle", () => {
-  const processes: LifelineProcess[] = [];
+  const start = useLifelineProcesses();
   const dirs: { remove(): void }[] = [];
-  const start = async (command: "start" | "gateway" | "worker", env: Record<string, string>): Promise<LifelineProcess> => {
-    const proc = await startLifeline(command, env);
-    processes.push(proc);
-    return proc;
-  };
-  afterEach(async () => {
-    await Promise.all(processes.splice(0).map((p) => p.kill()));
+  afterEach(() => {
     for (const d of dirs.splice(0)) d.remove();
   });
   const dataDir = (): string => {
@@ -168,18 +160,10 @@ describe("processes run until a signal, however long they sit idle", () => {
 
 describe("on Redis, processes run until a signal and stop when the engine is gone for good", () => {
   let server: RedisServer | undefined;
-  const processes: LifelineProcess[] = [];
-  const start = async (command: "gateway" | "worker", env: Record<string, string>): Promise<LifelineProcess> => {
-    const proc = await startLifeline(command, env);
-    processes.push(proc);
-    return proc;
-  };
+  const start = useLifelineProcesses();
   beforeAll(async () => {
     if (redisAvailable()) server = await startStandalone();
   }, 60_000);
-  afterEach(async () => {
-    await Promise.all(processes.splice(0).map((p) => p.kill()));
-  });
   afterAll(async () => {
     await server?.stop();
   });
@@ -213,19 +197,11 @@ describe("on Redis, processes run until a signal and stop when the engine is gon
 describe("on Sentinel and Cluster, an idle worker keeps running and takes work", () => {
   let group: SentinelGroup | undefined;
   let cluster: RedisCluster | undefined;
-  const processes: LifelineProcess[] = [];
-  const start = async (command: "gateway" | "worker", env: Record<string, string>): Promise<LifelineProcess> => {
-    const proc = await startLifeline(command, env);
-    processes.push(proc);
-    return proc;
-  };
+  const start = useLifelineProcesses();
   beforeAll(async () => {
     if (!redisAvailable()) return;
     [group, cluster] = await Promise.all([startSentinelGroup(), startCluster()]);
   }, 90_000);
-  afterEach(async () => {
-    await Promise.all(processes.splice(0).map((p) => p.kill()));
-  });
   afterAll(async () => {
     await Promise.all([group?.stop(), cluster?.stop()]);
   });

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Entry } from "../../src/core/entries.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
-import { startLifeline, type LifelineProcess } from "../../src/chaos/lifeline-process.ts";
+import { useLifelineProcesses } from "../support/lifeline-processes.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { entriesOf, readEvents, startGeneration } from "../support/sse-client.ts";
 import { tempDir } from "../support/temp-dir.ts";
@@ -20,18 +20,11 @@ async function view(url: string, id: string): Promise<GenerationView> {
 }
 
 describe("one gateway and several workers on one sqlite data directory", () => {
-  const processes: LifelineProcess[] = [];
+  const start = useLifelineProcesses();
   const dirs: { remove(): void }[] = [];
-  afterEach(async () => {
-    for (const p of processes) if (p.child.signalCode === null && p.child.exitCode === null) p.child.kill("SIGCONT");
-    await Promise.all(processes.splice(0).map((p) => p.kill()));
+  afterEach(() => {
     for (const d of dirs.splice(0)) d.remove();
   });
-  const start = async (command: "gateway" | "worker", env: Record<string, string>): Promise<LifelineProcess> => {
-    const proc = await startLifeline(command, env);
-    processes.push(proc);
-    return proc;
-  };
 
   it("a worker paused past its lease is replaced, and when it wakes every append it tries is refused", async () => {
     const data = tempDir();
