@@ -7,13 +7,15 @@ export const CHAOS_USAGE = `Usage: lifeline chaos [options]
 
 Proves the promise on this machine: starts a gateway and workers as separate processes on a
 temporary sqlite engine, starts answers, follows each through a proxy that cuts connections,
-and SIGKILLs workers (and the gateway once) while they stream. Then checks that every answer
-ended with exactly the text an uninterrupted run produces, every offset once and in order.
-Exits 0 when all are exact, 1 otherwise.
+and SIGKILLs workers (and the gateway once) while they stream: each kill is aimed at a worker
+that the log shows writing an answer at that moment, so each one forces a takeover. Then checks
+that every answer ended with exactly the text an uninterrupted run produces, every offset once
+and in order, and reports how many kills hit an answer in flight. Exits 0 when all are exact,
+1 otherwise.
 
   --answers <n>             answers to run (default 30, 1–500)
   --workers <n>             worker processes (default 3, 1–16)
-  --kill-every-ms <ms>      SIGKILL a random worker this often (default 1500, 200–60000)
+  --kill-every-ms <ms>      this often, SIGKILL a worker that is mid-answer (default 1500, 200–60000)
   --tokens <n>              tokens per answer (default 150, 1–4000)
   --tokens-per-second <n>   the sim's pace per answer (default 50, 1–10000)
   --transports <list>       followed over these in turn (default sse,websocket,long-poll)

@@ -11,7 +11,7 @@ describe("lifeline chaos", () => {
     const run = await lifeline(["--answers", "12", "--workers", "2", "--kill-every-ms", "700", "--tokens", "100", "--seed", "7", "--json"]);
     expect(run.status, run.stderr).toBe(0);
     const report = JSON.parse(run.stdout) as ChaosReport;
-    expect(report).toMatchObject({
+    expect(report, `${run.stderr}${run.stdout}`).toMatchObject({
       seed: 7,
       answers: 12,
       exact: 12,
@@ -19,9 +19,15 @@ describe("lifeline chaos", () => {
       gatewayKills: 1,
       transports: { sse: 4, websocket: 4, "long-poll": 4 },
     });
-    // The faults really happened, and really hit answers in flight.
+    // Every kill was aimed at a worker the log showed mid-answer, and the log confirms it hit one
+    // in flight: the killed worker's attempt was taken over, the gateway died before the answer ended.
     expect(report.workersKilled).toBeGreaterThanOrEqual(1);
-    expect(report.takeovers).toBeGreaterThanOrEqual(1);
+    expect(report.faults).toHaveLength(report.workersKilled + report.gatewayKills);
+    expect(report.faults.filter((f) => !f.inFlight)).toEqual([]);
+    expect(report.faultsInFlight).toBe(report.faults.length);
+    expect(new Set(report.faults.filter((f) => f.kind === "worker").map((f) => f.target)).size).toBe(report.workersKilled);
+    expect(report.takeovers).toBeGreaterThanOrEqual(report.workersKilled);
+    expect(run.stderr.match(/SIGKILLed chaos-worker-\d+ while it wrote gen_/g)).toHaveLength(report.workersKilled);
     expect(report.connectionsCut).toBeGreaterThan(0);
     expect(report.clientResumes).toBeGreaterThan(0);
     const dir = /on sqlite in (\S+);/.exec(run.stderr)?.[1];
