@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { GENERATION_ID } from "../engine/ids.ts";
+import { GENERATION_ID } from "../core/generation-id.ts";
 import { openEngine } from "../engine/open-engine.ts";
 import { readLog } from "../engine/read-log.ts";
 import type { Engine } from "../engine/port.ts";

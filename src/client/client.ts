@@ -1,4 +1,5 @@
 import type { GenerationRequest } from "../core/entries.ts";
+import { routes } from "../core/routes.ts";
 import { HEADERS, LONG_POLL } from "../core/wire.ts";
 import { DEFAULT_RECONNECT, type ReconnectPolicy } from "./backoff.ts";
 import { LifelineClientError } from "./errors.ts";
@@ -72,7 +73,7 @@ export function createClient(options: ClientOptions): LifelineClient {
     try {
       await requestWithRetry({
         fetch: fetchFn,
-        url: `${baseUrl}/v1/generations/${encodeURIComponent(id)}/cancel`,
+        url: `${baseUrl}${routes.cancel(id)}`,
         init: { method: "POST" },
         reconnect,
       });
@@ -91,7 +92,7 @@ export function createClient(options: ClientOptions): LifelineClient {
     async statusOf(id, signal) {
       const res = await requestWithRetry({
         fetch: fetchFn,
-        url: `${baseUrl}/v1/generations/${encodeURIComponent(id)}`,
+        url: `${baseUrl}${routes.generation(id)}`,
         init: {},
         reconnect,
         signal,
@@ -106,7 +107,7 @@ export function createClient(options: ClientOptions): LifelineClient {
       const key = startOptions.idempotencyKey ?? newIdempotencyKey();
       const res = await requestWithRetry({
         fetch: fetchFn,
-        url: `${baseUrl}/v1/generations`,
+        url: `${baseUrl}${routes.generations()}`,
         init: {
           method: "POST",
           headers: { "content-type": "application/json", [HEADERS.idempotencyKey]: key },

@@ -12,6 +12,7 @@
  * ```
  *
  * No Node-only imports: fetch, ReadableStream, TextDecoder, AbortController and a WebSocket class.
+ * The API's paths come with it (`routes`), for pages and tools that call an endpoint themselves.
  * @packageDocumentation
  */
 export { createClient, type ClientOptions, type LifelineClient, type StartedGeneration } from "./client.ts";
@@ -23,3 +24,4 @@ export type { TransportName } from "./transport.ts";
 export type { WebSocketConstructor, WebSocketEventLike, WebSocketLike } from "./ws-transport.ts";
 export type { FinalAnswer, FinalStatus, FollowEvent, FollowOptions, FollowState, StartOptions } from "./types.ts";
 export type { ChatMessage, Entry, GenerationRequest } from "../core/entries.ts";
+export { routes } from "../core/routes.ts";

@@ -1,3 +1,4 @@
+import { routes } from "../core/routes.ts";
 import { HEADERS, LONG_POLL } from "../core/wire.ts";
 import { sleep } from "./backoff.ts";
 import type { FetchFunction } from "./sse-transport.ts";
@@ -17,7 +18,7 @@ export function pollTransport(baseUrl: string, fetchFn: FetchFunction, waitMs: n
   return {
     name: "long-poll",
     async session(id, cursor, sink, signal): Promise<SessionEnd> {
-      const path = `${baseUrl}/v1/generations/${encodeURIComponent(id)}/poll?wait_ms=${wait}`;
+      const path = `${baseUrl}${routes.poll(id, { waitMs: wait })}`;
       let at = cursor;
       let opened = false;
       for (;;) {

@@ -1,3 +1,4 @@
+import { routes } from "../core/routes.ts";
 import { HEADERS, RESET_EVENT, SseParser, type SseMessage } from "../core/wire.ts";
 import { failedSession, parseEntry, reasonOf, type SessionEnd, type Transport, type TransportSink } from "./transport.ts";
 
@@ -16,7 +17,7 @@ export function sseTransport(baseUrl: string, fetchFn: FetchFunction): Transport
       if (cursor !== undefined) headers[HEADERS.lastEventId] = cursor;
       let res: Response;
       try {
-        res = await fetchFn(`${baseUrl}/v1/generations/${encodeURIComponent(id)}/events`, { headers, signal, cache: "no-store" });
+        res = await fetchFn(`${baseUrl}${routes.events(id)}`, { headers, signal, cache: "no-store" });
       } catch (error) {
         return { kind: "dropped", reason: signal.aborted ? reasonOf(signal.reason) : reasonOf(error) };
       }

@@ -1,4 +1,5 @@
-import { WS_PATH, WS_PROTOCOL_LIMITS } from "../core/wire.ts";
+import { routes } from "../core/routes.ts";
+import { WS_PROTOCOL_LIMITS } from "../core/wire.ts";
 import { LifelineClientError } from "./errors.ts";
 import { SharedWebSocket, type SharedWebSocketLimits, type WebSocketConstructor } from "./shared-websocket.ts";
 import { reasonOf, type SessionEnd, type Transport } from "./transport.ts";
@@ -25,7 +26,7 @@ const MAX_FRAME_BYTES = WS_PROTOCOL_LIMITS.maxFrameBytes;
 
 /** The WebSocket endpoint's URL for an http(s) base URL. */
 export function webSocketUrl(baseUrl: string): string {
-  return `${baseUrl.replace(/^http/i, "ws")}${WS_PATH}`;
+  return `${baseUrl.replace(/^http/i, "ws")}${routes.websocket()}`;
 }
 
 /**

@@ -1,7 +1,9 @@
 /**
  * The wire format shared by the server and its clients: header names, SSE framing and the
- * parser for it. Nothing here does I/O.
+ * parser for it. Nothing here does I/O. The paths are in `core/routes.ts`.
  */
+import { ROUTE_PATHS } from "./routes.ts";
+
 export const HEADERS = {
   lastEventId: "last-event-id",
   idempotencyKey: "idempotency-key",
@@ -122,8 +124,8 @@ export type WsServerFrame =
   | { readonly type: "ping"; readonly t: number }
   | { readonly type: "pong"; readonly t?: number };
 
-/** The WebSocket endpoint's path. */
-export const WS_PATH = "/v1/ws";
+/** The WebSocket endpoint's path: `ROUTE_PATHS.websocket` of `core/routes.ts`. */
+export const WS_PATH = ROUTE_PATHS.websocket;
 
 /** Limits of the WebSocket protocol that both sides must know. */
 export const WS_PROTOCOL_LIMITS = {

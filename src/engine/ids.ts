@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 
 const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
 
-/** `gen_` + 26 characters: the time (sortable) then 80 random bits, Crockford base32. */
+/** `gen_` + 26 characters: the time (sortable) then 80 random bits, Crockford base32 (`core/generation-id.ts` checks the form). */
 export function newGenerationId(now = Date.now()): string {
   let time = "";
   let t = now;
@@ -15,6 +15,3 @@ export function newGenerationId(now = Date.now()): string {
   for (let i = 0; i < 16; i++) rand += ALPHABET[(random[i] ?? 0) % 32];
   return `gen_${time}${rand}`;
 }
-
-/** Ids as this engine issues them; anything else is unknown without a lookup. */
-export const GENERATION_ID = /^gen_[0-9a-z]{26}$/;

@@ -3,6 +3,7 @@ import { fileURLToPath } from "node:url";
 import fastifyStatic from "@fastify/static";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from "fastify";
 import { LifelineError } from "../core/errors.ts";
+import { ROUTE_PATHS } from "../core/routes.ts";
 import type { Engine } from "../engine/port.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
@@ -68,7 +69,8 @@ export class Gateway {
     pollRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
     websocketRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
     if (options.web ?? true) clientBundleRoutes(app);
-    if (options.web ?? true) void app.register(fastifyStatic, { root: WEB_ROOT, prefix: "/", index: "index.html" });
+    // The pages: the chat page (index.html) at its root, the inspect page beside it.
+    if (options.web ?? true) void app.register(fastifyStatic, { root: WEB_ROOT, prefix: ROUTE_PATHS.chatPage, index: "index.html" });
     this.app = app;
   }
 

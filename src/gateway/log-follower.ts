@@ -1,7 +1,7 @@
 import { formatCursor, parseCursor, type Cursor } from "../core/cursor.ts";
 import { isTerminal, type Entry } from "../core/entries.ts";
 import { LifelineError } from "../core/errors.ts";
-import { GENERATION_ID } from "../engine/ids.ts";
+import { GENERATION_ID } from "../core/generation-id.ts";
 import type { Engine } from "../engine/port.ts";
 import type { Metrics } from "../observability/metrics.ts";
 

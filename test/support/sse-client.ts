@@ -1,4 +1,5 @@
 import type { Entry } from "../../src/core/entries.ts";
+import { routes } from "../../src/core/routes.ts";
 import { SseParser, type SseMessage } from "../../src/core/wire.ts";
 
 export interface SseRead {
@@ -21,8 +22,7 @@ export interface SseReadOptions {
 
 /** Reads `GET /v1/generations/:id/events` over a real HTTP connection. */
 export async function readEvents(baseUrl: string, id: string, options: SseReadOptions = {}): Promise<SseRead> {
-  const url = new URL(`/v1/generations/${id}/events`, baseUrl);
-  if (options.from !== undefined) url.searchParams.set("from", options.from);
+  const url = new URL(routes.events(id, { from: options.from }), baseUrl);
   const ctl = new AbortController();
   options.signal?.addEventListener("abort", () => ctl.abort(), { once: true });
   const headers: Record<string, string> = { accept: "text/event-stream" };
@@ -82,7 +82,7 @@ export async function postJson(
 
 /** Starts a generation and returns its id. */
 export async function startGeneration(baseUrl: string, body: unknown, headers: Record<string, string> = {}): Promise<string> {
-  const res = await postJson(baseUrl, "/v1/generations", body, headers);
+  const res = await postJson(baseUrl, routes.generations(), body, headers);
   if (res.status !== 201) throw new Error(`POST /v1/generations answered ${res.status}: ${JSON.stringify(res.body)}`);
   return (res.body as { id: string }).id;
 }

@@ -64,7 +64,7 @@ describe("GET /client.js: the SDK bundled for browsers", () => {
         const client = sdk.createClient({ baseUrl: "" });
         const { id } = await client.start({ model: "sim", messages: [{ role: "user", content: "Hello from the bundle" }] });
         const final = await client.follow(id).done;
-        const view = await (await fetch("/v1/generations/" + id)).json();
+        const view = await (await fetch(sdk.routes.generation(id))).json();
         window.bundleResult = { exports: Object.keys(sdk).sort(), status: final.status, text: final.text, serverText: view.text };
       `,
     });
@@ -72,7 +72,7 @@ describe("GET /client.js: the SDK bundled for browsers", () => {
       timeout: 20_000,
     });
     const result = (await handle.jsonValue()) as BundleResult;
-    expect(result.exports).toEqual(["AnswerFollow", "DEFAULT_RECONNECT", "LifelineClientError", "createClient"]);
+    expect(result.exports).toEqual(["AnswerFollow", "DEFAULT_RECONNECT", "LifelineClientError", "createClient", "routes"]);
     expect(result.status).toBe("completed");
     expect(result.text).toBe(simTokens({ messages: [{ role: "user", content: "Hello from the bundle" }] }).join(""));
     expect(result.text).toBe(result.serverText);

@@ -3,6 +3,7 @@ import { build } from "esbuild";
 import type { FastifyInstance } from "fastify";
 import { CLIENT_ENTRY, clientBundleOptions } from "../../build/client-bundle.ts";
 import { LifelineError } from "../../core/errors.ts";
+import { ROUTE_PATHS } from "../../core/routes.ts";
 
 export interface ClientBundleOptions {
   /** The module to bundle. @defaultValue src/client/index.ts */
@@ -24,7 +25,7 @@ export function clientBundleRoutes(app: FastifyInstance, options: ClientBundleOp
   const entryPoint = options.entryPoint ?? CLIENT_ENTRY;
   let bundle: Promise<ClientBundle> | undefined;
 
-  app.get("/client.js", async (request, reply) => {
+  app.get(ROUTE_PATHS.clientBundle, async (request, reply) => {
     bundle ??= bundleClient(entryPoint);
     let built: ClientBundle;
     try {

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type { ServerResponse } from "node:http";
+import { ROUTE_PATHS } from "../../core/routes.ts";
 import { HEADERS, RESET_EVENT, SSE_PING, encodeSseFrame } from "../../core/wire.ts";
 import type { Engine } from "../../engine/port.ts";
 import type { Metrics } from "../../observability/metrics.ts";
@@ -25,7 +26,7 @@ export interface EventRoutesOptions {
 export function eventRoutes(app: FastifyInstance, options: EventRoutesOptions): void {
   const { engine, metrics } = options;
 
-  app.get<{ Params: { id: string }; Querystring: { from?: string } }>("/v1/generations/:id/events", async (request, reply) => {
+  app.get<{ Params: { id: string }; Querystring: { from?: string } }>(ROUTE_PATHS.events, async (request, reply) => {
     const id = request.params.id;
     const cursor = cursorOf(request.headers[HEADERS.lastEventId], request.query.from);
     const start = await startOf(engine, metrics, id, cursor);

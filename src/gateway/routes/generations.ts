@@ -3,8 +3,9 @@ import { parseEntryOffset } from "../../core/cursor.ts";
 import { foldGeneration, type GenerationView } from "../../core/fold.ts";
 import { LifelineError } from "../../core/errors.ts";
 import { parseGenerationRequest } from "../../core/request.ts";
+import { ROUTE_PATHS, routes } from "../../core/routes.ts";
 import { HEADERS } from "../../core/wire.ts";
-import { GENERATION_ID } from "../../engine/ids.ts";
+import { GENERATION_ID } from "../../core/generation-id.ts";
 import type { Engine } from "../../engine/port.ts";
 import { readLog } from "../../engine/read-log.ts";
 import type { Metrics } from "../../observability/metrics.ts";
@@ -23,7 +24,7 @@ const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 export function generationRoutes(app: FastifyInstance, options: GenerationRoutesOptions): void {
   const { engine, metrics } = options;
 
-  app.post("/v1/generations", async (request, reply) => {
+  app.post(ROUTE_PATHS.generations, async (request, reply) => {
     if (!isJson(request.headers["content-type"])) throw new LifelineError("unsupported_media_type");
     const key = request.headers[HEADERS.idempotencyKey];
     if (key !== undefined && (typeof key !== "string" || !IDEMPOTENCY_KEY.test(key))) {
@@ -42,14 +43,14 @@ export function generationRoutes(app: FastifyInstance, options: GenerationRoutes
     return reply.status(201).send({ id: created.id, status, links: linksOf(created.id) });
   });
 
-  app.get<{ Params: { id: string } }>("/v1/generations/:id", async (request) => {
+  app.get<{ Params: { id: string } }>(ROUTE_PATHS.generation, async (request) => {
     const view = await viewOf(engine, request.params.id);
     if (!view) throw new LifelineError("generation_not_found");
     const { request: _request, ...body } = view;
     return body;
   });
 
-  app.get<{ Params: { id: string }; Querystring: { until?: string } }>("/v1/generations/:id/timeline", async (request) => {
+  app.get<{ Params: { id: string }; Querystring: { until?: string } }>(ROUTE_PATHS.timeline, async (request) => {
     const id = request.params.id;
     const until = untilOf(request.query.until);
     const entries = GENERATION_ID.test(id) ? await readLog(engine, id, until) : [];
@@ -57,7 +58,7 @@ export function generationRoutes(app: FastifyInstance, options: GenerationRoutes
     return timelineOf(id, entries);
   });
 
-  app.post<{ Params: { id: string } }>("/v1/generations/:id/cancel", async (request, reply) => {
+  app.post<{ Params: { id: string } }>(ROUTE_PATHS.cancel, async (request, reply) => {
     const id = request.params.id;
     if (!GENERATION_ID.test(id)) throw new LifelineError("generation_not_found");
     const result = await engine.cancel(id);
@@ -86,8 +87,13 @@ function isJson(contentType: string | undefined): boolean {
 }
 
 function linksOf(id: string): Record<string, string> {
-  const self = `/v1/generations/${id}`;
-  return { self, events: `${self}/events`, poll: `${self}/poll`, timeline: `${self}/timeline`, cancel: `${self}/cancel` };
+  return {
+    self: routes.generation(id),
+    events: routes.events(id),
+    poll: routes.poll(id),
+    timeline: routes.timeline(id),
+    cancel: routes.cancel(id),
+  };
 }
 
 /** The generation's state folded from its whole log; `undefined` when it does not exist. */

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from "fastify";
 import { LifelineError } from "../../core/errors.ts";
+import { ROUTE_PATHS } from "../../core/routes.ts";
 import type { Engine } from "../../engine/port.ts";
 import { pingWithin } from "../../engine/ping-within.ts";
 import type { Metrics } from "../../observability/metrics.ts";
@@ -8,9 +9,9 @@ const READY_TIMEOUT_MS = 2000;
 
 /** `/healthz` (the process lives), `/readyz` (the engine answers), `/metrics` (Prometheus). */
 export function healthRoutes(app: FastifyInstance, options: { engine: Engine; metrics: Metrics }): void {
-  app.get("/healthz", async () => ({ status: "ok" }));
+  app.get(ROUTE_PATHS.healthz, async () => ({ status: "ok" }));
 
-  app.get("/readyz", async () => {
+  app.get(ROUTE_PATHS.readyz, async () => {
     try {
       await pingWithin(options.engine, READY_TIMEOUT_MS);
     } catch (error) {
@@ -20,7 +21,7 @@ export function healthRoutes(app: FastifyInstance, options: { engine: Engine; me
     return { status: "ready", engine: options.engine.kind };
   });
 
-  app.get("/metrics", async (_request, reply) => {
+  app.get(ROUTE_PATHS.metrics, async (_request, reply) => {
     void reply.header("content-type", options.metrics.registry.contentType);
     return options.metrics.registry.metrics();
   });

@@ -2,6 +2,7 @@ import type { FastifyInstance } from "fastify";
 import { formatCursor } from "../../core/cursor.ts";
 import { isTerminal } from "../../core/entries.ts";
 import { LifelineError } from "../../core/errors.ts";
+import { ROUTE_PATHS } from "../../core/routes.ts";
 import { HEADERS, LONG_POLL, type PollEvent, type PollResponse } from "../../core/wire.ts";
 import { cursorOf, followLog, startOf } from "../log-follower.ts";
 import type { EventRoutesOptions } from "./events.ts";
@@ -21,54 +22,51 @@ const MAX_EVENTS = 256;
 export function pollRoutes(app: FastifyInstance, options: PollRoutesOptions): void {
   const { engine, metrics } = options;
 
-  app.get<{ Params: { id: string }; Querystring: { from?: string; wait_ms?: string } }>(
-    "/v1/generations/:id/poll",
-    async (request, reply) => {
-      const id = request.params.id;
-      const cursor = cursorOf(request.headers[HEADERS.lastEventId], request.query.from);
-      const waitMs = waitOf(request.query.wait_ms);
+  app.get<{ Params: { id: string }; Querystring: { from?: string; wait_ms?: string } }>(ROUTE_PATHS.poll, async (request, reply) => {
+    const id = request.params.id;
+    const cursor = cursorOf(request.headers[HEADERS.lastEventId], request.query.from);
+    const waitMs = waitOf(request.query.wait_ms);
 
-      // Stop waiting when the time is up, the client goes away, the gateway shuts down, or
-      // something arrived (followLog then hands over the rest of its page and returns). Plain
-      // listeners rather than AbortSignal.any, which on Node 20 keeps every request's signal
-      // alive for as long as the gateway's shutdown signal.
-      const enough = new AbortController();
-      const stop = (): void => enough.abort();
-      reply.raw.on("close", stop);
-      options.shutdown.addEventListener("abort", stop, { once: true });
-      const timer = setTimeout(stop, waitMs);
-      const events: PollEvent[] = [];
-      let next = formatCursor(cursor.offset, cursor.epoch);
-      let ended = false;
-      try {
-        const start = await startOf(engine, metrics, id, cursor, { countResume: false });
-        if (start.kind === "atEnd") return reply.status(204).send();
-        if (start.reset) {
+    // Stop waiting when the time is up, the client goes away, the gateway shuts down, or
+    // something arrived (followLog then hands over the rest of its page and returns). Plain
+    // listeners rather than AbortSignal.any, which on Node 20 keeps every request's signal
+    // alive for as long as the gateway's shutdown signal.
+    const enough = new AbortController();
+    const stop = (): void => enough.abort();
+    reply.raw.on("close", stop);
+    options.shutdown.addEventListener("abort", stop, { once: true });
+    const timer = setTimeout(stop, waitMs);
+    const events: PollEvent[] = [];
+    let next = formatCursor(cursor.offset, cursor.epoch);
+    let ended = false;
+    try {
+      const start = await startOf(engine, metrics, id, cursor, { countResume: false });
+      if (start.kind === "atEnd") return reply.status(204).send();
+      if (start.reset) {
+        events.push({ type: "reset" });
+        next = "0";
+      }
+      for await (const delivery of followLog(engine, id, start.from, enough.signal)) {
+        if (delivery.kind === "reset") {
+          metrics.resets.inc();
           events.push({ type: "reset" });
           next = "0";
+        } else {
+          events.push({ type: "entry", cursor: delivery.cursor, entry: delivery.entry });
+          next = delivery.cursor;
+          ended = isTerminal(delivery.entry);
         }
-        for await (const delivery of followLog(engine, id, start.from, enough.signal)) {
-          if (delivery.kind === "reset") {
-            metrics.resets.inc();
-            events.push({ type: "reset" });
-            next = "0";
-          } else {
-            events.push({ type: "entry", cursor: delivery.cursor, entry: delivery.entry });
-            next = delivery.cursor;
-            ended = isTerminal(delivery.entry);
-          }
-          stop();
-          if (ended || events.length > MAX_EVENTS) break;
-        }
-      } finally {
-        clearTimeout(timer);
-        reply.raw.off("close", stop);
-        options.shutdown.removeEventListener("abort", stop);
+        stop();
+        if (ended || events.length > MAX_EVENTS) break;
       }
-      const body: PollResponse = { events, cursor: next, ended };
-      return reply.header("cache-control", "no-store").send(body);
-    },
-  );
+    } finally {
+      clearTimeout(timer);
+      reply.raw.off("close", stop);
+      options.shutdown.removeEventListener("abort", stop);
+    }
+    const body: PollResponse = { events, cursor: next, ended };
+    return reply.header("cache-control", "no-store").send(body);
+  });
 }
 
 /** `wait_ms`: whole milliseconds from 0 to {@link LONG_POLL.maxWaitMs}; absent is the default. */

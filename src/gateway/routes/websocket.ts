@@ -7,8 +7,9 @@ import { z } from "zod";
 import { parseCursor, type Cursor } from "../../core/cursor.ts";
 import { isTerminal } from "../../core/entries.ts";
 import { LifelineError, type ApiErrorCode } from "../../core/errors.ts";
-import { WS_CLOSE_SLOW_CONSUMER, WS_PATH, WS_PROTOCOL_LIMITS, type WsServerFrame } from "../../core/wire.ts";
-import { GENERATION_ID } from "../../engine/ids.ts";
+import { ROUTE_PATHS } from "../../core/routes.ts";
+import { WS_CLOSE_SLOW_CONSUMER, WS_PROTOCOL_LIMITS, type WsServerFrame } from "../../core/wire.ts";
+import { GENERATION_ID } from "../../core/generation-id.ts";
 import type { Engine } from "../../engine/port.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import { rawHttpAnswer } from "../http-errors.ts";
@@ -66,7 +67,7 @@ export function websocketRoutes(app: FastifyInstance, options: WebSocketRoutesOp
 
   app.server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => undefined); // a reset during the handshake is the client's business
-    if ((request.url ?? "").split("?")[0] !== WS_PATH) return refuseUpgrade(socket, "not_found");
+    if ((request.url ?? "").split("?")[0] !== ROUTE_PATHS.websocket) return refuseUpgrade(socket, "not_found");
     if (options.shutdown.aborted) return refuseUpgrade(socket, "shutting_down");
     server.handleUpgrade(request, socket, head, (ws) => {
       const log = app.log.child({ ws: ++nextId });

@@ -3,7 +3,7 @@
 // the Lifeline client SDK (served by the gateway at /client.js), which resumes from its cursor,
 // applies each entry once and in order, and rebuilds the text on a reset (DESIGN §3).
 
-import { createClient } from "/client.js";
+import { createClient, routes } from "/client.js";
 
 /**
  * @typedef {import("/client.js").AnswerFollow} AnswerFollow
@@ -359,7 +359,7 @@ function renderTurn(turn) {
     view.content.textContent = turn.text;
     view.meta.textContent = statusLine(turn);
     view.inspect.hidden = !turn.generation;
-    if (turn.generation) view.inspect.href = `inspect.html?id=${encodeURIComponent(turn.generation)}`;
+    if (turn.generation) view.inspect.href = routes.inspectPage(turn.generation);
   }
   if (stick) ui.chat.scrollTop = ui.chat.scrollHeight;
 }

@@ -1,6 +1,8 @@
 // The inspect page: one answer's timeline (GET /v1/generations/:id/timeline), replayable up to
 // any entry. Follows an open answer by asking again every second while it runs.
 
+import { routes } from "/client.js";
+
 /**
  * @typedef {import("../../projections/timeline.ts").Timeline} Timeline the body of GET /v1/generations/:id/timeline
  * @typedef {{ error?: { message?: string } }} ErrorBody what the page reads of a refusal (it may come from a proxy, not Lifeline)
@@ -29,7 +31,7 @@ const state = { id: "", lastOffset: 0, until: /** @type {number | undefined} */ 
 ui.lookup.addEventListener("submit", (event) => {
   event.preventDefault();
   const id = ui.generation.value.trim();
-  history.replaceState(null, "", `?id=${encodeURIComponent(id)}`);
+  history.replaceState(null, "", routes.inspectPage(id));
   void show(id);
 });
 ui.until.addEventListener("input", () => {
@@ -60,10 +62,9 @@ async function show(id) {
 async function load() {
   clearTimeout(state.timer);
   const asked = ++state.asking;
-  const query = state.until === undefined ? "" : `?until=${state.until}`;
   let res;
   try {
-    res = await fetch(`/v1/generations/${encodeURIComponent(state.id)}/timeline${query}`, { cache: "no-store" });
+    res = await fetch(routes.timeline(state.id, { until: state.until }), { cache: "no-store" });
   } catch {
     res = undefined;
   }
