@@ -12,7 +12,12 @@ export interface ChaosProxy {
 }
 
 export interface ChaosOptions {
-  /** Each connection is cut after a uniform random time in [minMs, maxMs]. */
+  /**
+   * Each connection is cut a uniform random time in [minMs, maxMs] after the client first receives
+   * something on it: a cut then lands on a client that was served, mid-answer, rather than on one still
+   * connecting (which on a loaded machine can take the whole lifetime). A connection the server
+   * never answers is not cut.
+   */
   readonly minMs: number;
   readonly maxMs: number;
   /** The seed of the cut times and delays, so a failing run can be repeated. */
@@ -29,12 +34,25 @@ export async function startChaosProxy(targetPort: number, options: ChaosOptions)
   const server = createServer((client) => {
     const upstream = createConnection({ host: "127.0.0.1", port: targetPort });
     sockets.add(client).add(upstream);
+    let timer: NodeJS.Timeout | undefined;
+    const lifetime = options.minMs + random() * (options.maxMs - options.minMs);
+    const served = (): void => {
+      if (client.destroyed || timer) return;
+      timer = setTimeout(() => {
+        if (calm) return;
+        cuts += 1;
+        // A reset, not a polite FIN: the way a dropped link or a dying load balancer looks.
+        client.resetAndDestroy();
+        upstream.resetAndDestroy();
+      }, lifetime);
+    };
     if (options.jitterMs) {
       relayWithJitter(client, upstream, options.jitterMs, random);
-      relayWithJitter(upstream, client, options.jitterMs, random);
+      relayWithJitter(upstream, client, options.jitterMs, random, served);
     } else {
       client.pipe(upstream);
       upstream.pipe(client);
+      upstream.once("data", served);
     }
     const end = (): void => {
       clearTimeout(timer);
@@ -43,14 +61,6 @@ export async function startChaosProxy(targetPort: number, options: ChaosOptions)
       client.destroy();
       upstream.destroy();
     };
-    const lifetime = options.minMs + random() * (options.maxMs - options.minMs);
-    const timer = setTimeout(() => {
-      if (calm) return;
-      cuts += 1;
-      // A reset, not a polite FIN: the way a dropped link or a dying load balancer looks.
-      client.resetAndDestroy();
-      upstream.resetAndDestroy();
-    }, lifetime);
     for (const socket of [client, upstream]) {
       socket.on("close", end);
       socket.on("error", end);
@@ -75,14 +85,16 @@ export async function startChaosProxy(targetPort: number, options: ChaosOptions)
 }
 
 /** Passes chunks from `from` to `to`, each after a random delay, never reordering them. */
-function relayWithJitter(from: Socket, to: Socket, jitterMs: number, random: () => number): void {
+function relayWithJitter(from: Socket, to: Socket, jitterMs: number, random: () => number, written?: () => void): void {
   let tail = Promise.resolve();
   from.on("data", (chunk: Buffer) => {
     const delay = random() * jitterMs;
     tail = tail
       .then(() => new Promise<void>((resolve) => setTimeout(resolve, delay)))
       .then(() => {
-        if (!to.destroyed) to.write(chunk);
+        if (to.destroyed) return;
+        to.write(chunk);
+        written?.();
       });
   });
   from.on("end", () => void tail.then(() => to.end()));

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Entry } from "../core/entries.ts";
 import { timelineOf, type Timeline } from "../projections/timeline.ts";
+import { routes } from "../core/routes.ts";
 
 /**
  * Which worker is writing which answer at this moment, as the log tells it: the newest `started`
@@ -46,7 +47,7 @@ export function inFlightInLog(id: string, entries: readonly Entry[]): AnswerInFl
 export async function readTimeline(gateway: string, id: string): Promise<Timeline | undefined> {
   try {
     // No AbortSignal: Node 20's fetch leaves a listener on every signal it is given, and a run gives it thousands.
-    const res = await fetch(`${gateway}/v1/generations/${encodeURIComponent(id)}/timeline`);
+    const res = await fetch(`${gateway}${routes.timeline(id)}`);
     if (res.status !== 200) {
       await res.body?.cancel();
       return undefined;
