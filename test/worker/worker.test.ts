@@ -11,7 +11,7 @@ import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { Metrics } from "../../src/observability/metrics.ts";
 import { Worker, type WorkerOptions } from "../../src/worker/worker.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
-import { never, sleep } from "../support/waits.ts";
+import { never, sleep, until } from "../support/waits.ts";
 
 const request = { model: "sim", messages: [{ role: "user" as const, content: "work" }], max_tokens: 30 };
 const text = simTokens(request).join("");
@@ -149,11 +149,12 @@ describe("the worker", () => {
     const engine = new MemoryEngine();
     stops.push(() => engine.close());
     let tokens = 0;
-    startWorker(engine, { tokensPerSecond: 200, onToken: () => tokens++ });
+    const worker = startWorker(engine, { tokensPerSecond: 200, onToken: () => tokens++ });
     const { id } = await engine.create({ ...request, max_tokens: 5000 });
     while ((await engine.head(id))!.lastOffset < 4) await engine.wait(id, (await engine.head(id))!.lastOffset, never);
     expect(await engine.cancel(id)).toBe("cancelled");
-    await new Promise((r) => setTimeout(r, 100));
+    // The run learns of the cancel and ends; from then on the model produces nothing more.
+    await until(() => worker.activeRuns === 0);
     const after = tokens;
     await new Promise((r) => setTimeout(r, 300));
     expect(tokens).toBe(after);
