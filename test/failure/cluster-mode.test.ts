@@ -1,10 +1,13 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { hitInFlight, killWorkerMidAnswer } from "../../src/chaos/aimed-fault.ts";
+import { checkFollow } from "../../src/chaos/follow-check.ts";
+import { readTimeline } from "../../src/chaos/in-flight.ts";
+import { createClient } from "../../src/client/index.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
-import { followAnswer } from "../support/follower.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
-import { startLifeline, type LifelineProcess } from "../../src/chaos/lifeline-process.ts";
+import { useLifelineProcesses } from "../support/lifeline-processes.ts";
 import { redisAvailable, requireRedis, startCluster, type RedisCluster } from "../support/redis-harness.ts";
-import { entriesOf, readEvents, startGeneration } from "../support/sse-client.ts";
+import { entriesOf, readEvents } from "../support/sse-client.ts";
 
 beforeEach((ctx) => requireRedis(ctx));
 
@@ -13,12 +16,11 @@ const simText = (i: number): string => simTokens(request(i)).join("");
 
 describe("distributed mode on a Redis Cluster", () => {
   let cluster: RedisCluster | undefined;
-  const processes: LifelineProcess[] = [];
+  const startLifeline = useLifelineProcesses();
   beforeAll(async () => {
     if (redisAvailable()) cluster = await startCluster();
   }, 60_000);
   afterAll(async () => {
-    await Promise.all(processes.map((p) => p.kill()));
     await cluster?.stop();
   });
 
@@ -30,29 +32,44 @@ describe("distributed mode on a Redis Cluster", () => {
       LIFELINE_LEASE_MS: "2000",
       LIFELINE_SIM_TOKENS_PER_SECOND: "20",
     };
-    const started = await Promise.all([
+    const [gateway, w1, w2] = await Promise.all([
       startLifeline("gateway", env),
       startLifeline("worker", { ...env, LIFELINE_WORKER_NAME: "w1" }),
       startLifeline("worker", { ...env, LIFELINE_WORKER_NAME: "w2" }),
     ]);
-    processes.push(...started);
-    const [gateway, w1] = started;
-    const ids: string[] = [];
-    for (let i = 0; i < 20; i++) ids.push(await startGeneration(gateway.url, request(i)));
-    const following = ids.map((id) => followAnswer(id, { gateways: [gateway.url], deadlineMs: 60_000 }));
-    await new Promise((r) => setTimeout(r, 1000));
-    await w1.kill();
-    const results = await Promise.all(following);
-    results.forEach((result, i) => {
-      expect(result.text).toBe(simText(i));
-      expect(result.applied).toEqual(result.applied.map((_, k) => k + 1));
-    });
-    let takenOver = 0;
-    for (const [i, id] of ids.entries()) {
-      const entries = entriesOf((await readEvents(gateway.url, id)).messages);
-      expectExactAnswer(entries, simText(i));
-      if (entries.filter((e) => e.type === "started").length > 1) takenOver += 1;
+    const workers = new Map([
+      ["w1", w1],
+      ["w2", w2],
+    ]);
+    const client = createClient({ baseUrl: gateway.url, reconnect: { initialMs: 100, maxMs: 2000 } });
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 20; i++) ids.push((await client.start(request(i))).id);
+      const following = ids.map((id) => checkFollow(client.follow(id)));
+      const allEnded = new AbortController();
+      void Promise.allSettled(following).then(() => allEnded.abort());
+
+      const answers = ids.map((id, i) => ({ id, expectedChars: simText(i).length }));
+      const kill = await killWorkerMidAnswer(workers, { gateway: gateway.url, answers: () => answers, signal: allEnded.signal });
+      expect(kill, "no worker was ever seen mid-answer").toBeDefined();
+
+      const results = await Promise.all(following);
+      results.forEach((result, i) => {
+        expect(result.text).toBe(simText(i));
+        expect(result.problem).toBeUndefined();
+        expect(result.applied).toEqual(result.applied.map((_, k) => k + 1));
+      });
+      let takenOver = 0;
+      for (const [i, id] of ids.entries()) {
+        const entries = entriesOf((await readEvents(gateway.url, id)).messages);
+        expectExactAnswer(entries, simText(i));
+        if (entries.filter((e) => e.type === "started").length > 1) takenOver += 1;
+      }
+      // The kill hit the answer it was aimed at in flight: another worker took it over.
+      expect(hitInFlight((await readTimeline(gateway.url, kill!.answer.id))!, kill!)).toBe(true);
+      expect(takenOver).toBeGreaterThan(0);
+    } finally {
+      client.close();
     }
-    expect(takenOver).toBeGreaterThan(0);
   });
 });

@@ -1,12 +1,16 @@
 import { beforeEach, describe, expect, it } from "vitest";
+import { faultMidAnswer, hitInFlight, killWorkerMidAnswer } from "../../src/chaos/aimed-fault.ts";
+import { checkFollow, type CheckedFollow } from "../../src/chaos/follow-check.ts";
+import { readTimeline } from "../../src/chaos/in-flight.ts";
+import type { LifelineProcess } from "../../src/chaos/lifeline-process.ts";
+import { createClient, type FollowEvent, type LifelineClient, type TransportName } from "../../src/client/index.ts";
 import type { Entry } from "../../src/core/entries.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
-import { followAnswer, type FollowResult } from "../support/follower.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
-import type { LifelineProcess } from "../../src/chaos/lifeline-process.ts";
 import { requireRedis } from "../support/redis-harness.ts";
+import { roundRobinFetch } from "../support/round-robin-fetch.ts";
 import { useSentinelDeployment } from "../support/sentinel-deployment.ts";
-import { startGeneration } from "../support/sse-client.ts";
+import { entriesOf, readEvents } from "../support/sse-client.ts";
 
 beforeEach((ctx) => requireRedis(ctx));
 
@@ -19,74 +23,89 @@ const request = (i: number) => ({
   seed: i,
 });
 const simText = (i: number): string => simTokens(request(i)).join("");
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function readLog(gateway: string, id: string): Promise<Entry[]> {
-  const res = await fetch(`${gateway}/v1/generations/${id}/events`);
-  const text = await res.text();
-  return text
-    .split("\n")
-    .filter((line) => line.startsWith("data: "))
-    .map((line) => JSON.parse(line.slice(6)) as Entry);
-}
 
 describe("distributed mode: 2 gateways, 3 workers, Redis with Sentinel", () => {
   const deployment = useSentinelDeployment();
 
-  it("a worker SIGKILLed, the primary SIGKILLed and clients switching gateways mid-answer: every text is exact", async () => {
+  it("a worker SIGKILLed mid-answer, the primary SIGKILLed mid-answer and clients switching gateways: every text is exact", async () => {
     const g = deployment.group();
     const env = deployment.env("chaos", { LIFELINE_LEASE_MS: "8000", LIFELINE_SIM_TOKENS_PER_SECOND: "16" });
-    const started = await Promise.all([
+    const [ga, gb, ...named] = await Promise.all([
       deployment.start("gateway", env),
       deployment.start("gateway", env),
-      ...[1, 2, 3].map((n) => deployment.start("worker", { ...env, LIFELINE_WORKER_NAME: `w${n}` })),
+      ...["w1", "w2", "w3"].map(async (name) => [name, await deployment.start("worker", { ...env, LIFELINE_WORKER_NAME: name })] as const),
     ]);
-    const [ga, gb, w1] = started as [LifelineProcess, LifelineProcess, LifelineProcess];
+    const workers = new Map<string, LifelineProcess>(named as (readonly [string, LifelineProcess])[]);
     const gateways = [ga.url, gb.url];
 
-    const ids: string[] = [];
-    for (let i = 0; i < ANSWERS; i++) ids.push(await startGeneration(gateways[i % 2]!, request(i), { "idempotency-key": `chaos-${i}` }));
-    const following: Promise<FollowResult>[] = ids.map((id, i) =>
-      followAnswer(id, { gateways: i % 2 === 0 ? gateways : [...gateways].reverse(), switchAfter: 5 + (i % 20), deadlineMs: 90_000 }),
+    // One SDK client per answer, its requests spread over both gateways in turn; half follow over
+    // SSE, half over long-poll. Each SSE stream is cut once, so it resumes on the other gateway.
+    const clients: LifelineClient[] = [];
+    const answers = await Promise.all(
+      Array.from({ length: ANSWERS }, async (_, i) => {
+        const route = roundRobinFetch(i % 2 === 0 ? gateways : [...gateways].reverse());
+        const transport: TransportName = i % 4 < 2 ? "sse" : "long-poll";
+        const client = createClient({
+          baseUrl: route.baseUrl,
+          fetch: route.fetch,
+          transports: [transport],
+          reconnect: { initialMs: 100, maxMs: 2000 },
+          heartbeatTimeoutMs: 5000,
+        });
+        clients.push(client);
+        const { id } = await client.start(request(i), { idempotencyKey: `chaos-${i}` });
+        return { i, id, route, client, expectedChars: simText(i).length };
+      }),
     );
+    const following: Promise<CheckedFollow>[] = answers.map(({ i, id, route, client }) => {
+      let applied = 0;
+      const switchAfter = 5 + (i % 20);
+      const onEvent = (e: FollowEvent): void => {
+        if (e.type === "entry" && ++applied === switchAfter) route.drop();
+      };
+      return checkFollow(client.follow(id), { onEvent });
+    });
+    const allEnded = new AbortController();
+    void Promise.allSettled(following).then(() => allEnded.abort());
 
-    await sleep(1500);
-    await w1.kill(); // a worker dies mid-answer
-    await sleep(1000);
-    await g.killPrimary(); // Redis dies mid-answer; Sentinel promotes the replica
-    await g.waitForFailover(30_000);
+    try {
+      // A worker dies while it writes an answer; then Redis dies while an answer streams, and
+      // Sentinel promotes the replica.
+      const aim = { gateway: ga.url, answers: () => answers, signal: allEnded.signal };
+      const workerKill = await killWorkerMidAnswer(workers, aim);
+      expect(workerKill, "no worker was ever seen mid-answer").toBeDefined();
+      const primaryKill = await faultMidAnswer("redis", "primary", () => g.killPrimary(), aim);
+      expect(primaryKill, "no answer was ever seen mid-stream").toBeDefined();
+      await g.waitForFailover(30_000);
 
-    const results = await Promise.all(
-      following.map((f, i) =>
-        f.catch(async (error: unknown) => {
-          const view = await (await fetch(`${gateways[0]}/v1/generations/${ids[i]}`)).text();
-          // On failure, show where the answer stood and what the processes said about it.
-          console.log("stuck answer", ids[i], view.slice(0, 400));
-          for (const p of started)
-            console.log(
-              "process output:",
-              p
-                .output()
-                .split("\n")
-                .filter((l) => l.includes(ids[i]!) || /"level":50/.test(l))
-                .slice(-8)
-                .join("\n"),
-            );
-          throw error;
-        }),
-      ),
-    );
-    for (const [i, result] of results.entries()) {
-      expect(result.text, `answer ${i}`).toBe(simText(i));
-      // What the application applied: 1, 2, 3 … with no gap and no repeat (a reset would restart at 1).
-      expect(result.resets, `resets of answer ${i}`).toBe(0);
-      expect(result.applied).toEqual(result.applied.map((_, k) => k + 1));
-      expect(result.gatewaysUsed.size).toBe(2);
+      const results = await Promise.all(following);
+      for (const [i, result] of results.entries()) {
+        expect(result.text, `answer ${i}`).toBe(simText(i));
+        expect(result.status).toBe("completed");
+        // What the application applied: 1, 2, 3 … with no gap and no repeat (a reset would restart at 1).
+        expect(result.resets, `resets of answer ${i}`).toBe(0);
+        expect(result.problem).toBeUndefined();
+        expect(result.applied).toEqual(result.applied.map((_, k) => k + 1));
+        expect(answers[i]!.route.used.size, `gateways that served answer ${i}`).toBe(2);
+      }
+      for (const [i, { id }] of answers.entries()) expectExactAnswer(await readLog(gateways[i % 2]!, id), simText(i));
+
+      // Both faults hit an answer in flight: the killed worker's attempt was taken over by another
+      // worker, and the answer streaming at the failover ended after it.
+      for (const fault of [workerKill!, primaryKill!]) {
+        const timeline = await readTimeline(ga.url, fault.answer.id);
+        expect(hitInFlight(timeline!, fault), JSON.stringify(fault)).toBe(true);
+      }
+      const takenOver = (await Promise.all(answers.map(({ id }) => readLog(ga.url, id)))).filter(
+        (log) => log.filter((e) => e.type === "started").length > 1,
+      );
+      expect(takenOver.length).toBeGreaterThan(0);
+    } finally {
+      for (const client of clients) client.close();
     }
-    for (const [i, id] of ids.entries()) expectExactAnswer(await readLog(gateways[i % 2]!, id), simText(i));
-    const takenOver = (await Promise.all(ids.map((id) => readLog(ga.url, id)))).filter(
-      (log) => log.filter((e) => e.type === "started").length > 1,
-    );
-    expect(takenOver.length).toBeGreaterThan(0); // the killed worker's answers were continued by others
   }, 180_000);
 });
+
+async function readLog(gateway: string, id: string): Promise<Entry[]> {
+  return entriesOf((await readEvents(gateway, id)).messages);
+}

@@ -1,18 +1,21 @@
 import { Redis } from "ioredis";
 import { beforeEach, describe, expect, it } from "vitest";
+import { faultMidAnswer, hitInFlight } from "../../src/chaos/aimed-fault.ts";
+import { checkFollow, segmentsAreContiguous } from "../../src/chaos/follow-check.ts";
+import { findAnswerInFlight, readTimeline } from "../../src/chaos/in-flight.ts";
+import { createClient } from "../../src/client/index.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
-import { followAnswer, segmentsAreContiguous } from "../support/follower.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { requireRedis } from "../support/redis-harness.ts";
 import { useSentinelDeployment } from "../support/sentinel-deployment.ts";
-import { entriesOf, readEvents, startGeneration } from "../support/sse-client.ts";
+import { until } from "../support/waits.ts";
+import { entriesOf, readEvents } from "../support/sse-client.ts";
 
 beforeEach((ctx) => requireRedis(ctx));
 
 const ANSWERS = 20;
 const request = (i: number) => ({ model: "sim", messages: [{ role: "user" as const, content: `lossy ${i}` }], max_tokens: 80, seed: i });
 const simText = (i: number): string => simTokens(request(i)).join("");
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe("a failover that drops acknowledged appends", () => {
   const deployment = useSentinelDeployment();
@@ -26,53 +29,68 @@ describe("a failover that drops acknowledged appends", () => {
       deployment.start("worker", { ...env, LIFELINE_WORKER_NAME: "w2" }),
     ]);
     const gateway = started[0].url;
-    const ids: string[] = [];
-    for (let i = 0; i < ANSWERS; i++) ids.push(await startGeneration(gateway, request(i)));
-    const following = ids.map((id) => followAnswer(id, { gateways: [gateway], deadlineMs: 90_000 }));
-
-    await sleep(1500);
-    // The replica stops copying while the primary keeps acknowledging appends; then the primary dies.
-    process.kill(g.replica.pid, "SIGSTOP");
-    const primary = new Redis({ host: g.primary.host, port: g.primary.port, lazyConnect: true });
-    await primary.connect();
-    await primary.client("KILL", "TYPE", "replica"); // what was sent but not read is gone with the link
-    primary.disconnect();
-    await sleep(1500);
-    await g.killPrimary();
-    process.kill(g.replica.pid, "SIGCONT");
-    await g.waitForFailover(30_000);
-
-    const results = await Promise.all(following);
-    for (const [i, result] of results.entries()) {
-      if (result.text === simText(i)) continue;
-      const log = entriesOf((await readEvents(gateway, ids[i]!)).messages);
-      // On failure, show what the client applied and what the log holds.
-      console.log(
-        "text differs",
-        i,
-        JSON.stringify(result.applied),
-        JSON.stringify(log.map((e) => [e.offset, e.type, e.attempt, e.type === "delta" ? e.text : ""])),
-      );
-      for (const p of started)
-        console.log(
-          "process output:",
-          p
-            .output()
-            .split("\n")
-            .filter((l) => l.includes(ids[i]!))
-            .slice(-12)
-            .join("\n"),
-        );
-    }
-    results.forEach((result, i) => {
-      expect(result.text, `answer ${i}`).toBe(simText(i));
-      // A writer that repaired its log in time gives a seamless stream; when a new attempt had
-      // already replaced lost entries, the client was told to rebuild (reset) — never misled.
-      expect(segmentsAreContiguous(result.applied)).toBe(true);
+    const client = createClient({
+      baseUrl: gateway,
+      transports: ["sse"],
+      reconnect: { initialMs: 100, maxMs: 2000 },
+      heartbeatTimeoutMs: 5000,
     });
-    for (const [i, id] of ids.entries()) expectExactAnswer(entriesOf((await readEvents(gateway, id)).messages), simText(i));
-    // The failover really lost acknowledged entries, and the workers wrote them again.
-    const repairs = started.slice(1).map((p) => (p.output().match(/the store lost entries this run wrote/g) ?? []).length);
-    expect(repairs.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < ANSWERS; i++) ids.push((await client.start(request(i))).id);
+      const following = ids.map((id) => checkFollow(client.follow(id)));
+      const allEnded = new AbortController();
+      void Promise.allSettled(following).then(() => allEnded.abort());
+      const answers = ids.map((id, i) => ({ id, expectedChars: simText(i).length }));
+      const aim = { gateway, answers: () => answers, signal: allEnded.signal };
+
+      // Once answers stream, the replica stops copying while the primary keeps acknowledging appends.
+      expect(await findAnswerInFlight({ ...aim, worker: () => true }), "no answer was ever seen mid-stream").toBeDefined();
+      process.kill(g.replica.pid, "SIGSTOP");
+      const primary = new Redis({ host: g.primary.host, port: g.primary.port, lazyConnect: true });
+      await primary.connect();
+      await primary.client("KILL", "TYPE", "replica"); // what was sent but not read is gone with the link
+      primary.disconnect();
+      // The primary acknowledges entries the replica will never have; then it dies while answers stream.
+      const before = await entriesIn(gateway, ids);
+      await until(async () => (await entriesIn(gateway, ids)) >= before + 4 * ANSWERS, 30_000, "entries the replica never got");
+      const failover = await faultMidAnswer("redis", "primary", () => g.killPrimary(), aim);
+      expect(failover, "no answer was streaming when the primary was to die").toBeDefined();
+      process.kill(g.replica.pid, "SIGCONT");
+      await g.waitForFailover(30_000);
+
+      const results = await Promise.all(following);
+      for (const [i, result] of results.entries()) {
+        if (result.text === simText(i)) continue;
+        const log = entriesOf((await readEvents(gateway, ids[i]!)).messages);
+        // On failure, show what the client applied and what the log holds.
+        console.log(
+          "text differs",
+          i,
+          JSON.stringify(result.applied),
+          JSON.stringify(log.map((e) => [e.offset, e.type, e.attempt, e.type === "delta" ? e.text : ""])),
+        );
+      }
+      results.forEach((result, i) => {
+        expect(result.text, `answer ${i}`).toBe(simText(i));
+        // A writer that repaired its log in time gives a seamless stream; when a new attempt had
+        // already replaced lost entries, the client was told to rebuild (reset) — never misled.
+        expect(segmentsAreContiguous(result.applied)).toBe(true);
+        expect(result.problem).toBeUndefined();
+      });
+      for (const [i, id] of ids.entries()) expectExactAnswer(entriesOf((await readEvents(gateway, id)).messages), simText(i));
+      expect(hitInFlight((await readTimeline(gateway, failover!.answer.id))!, failover!)).toBe(true);
+      // The failover really lost acknowledged entries, and the workers wrote them again.
+      const repairs = started.slice(1).map((p) => (p.output().match(/the store lost entries this run wrote/g) ?? []).length);
+      expect(repairs.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    } finally {
+      client.close();
+    }
   }, 180_000);
 });
+
+/** Entries in the logs of `ids` all told, as the gateway reads them now. */
+async function entriesIn(gateway: string, ids: readonly string[]): Promise<number> {
+  const timelines = await Promise.all(ids.map((id) => readTimeline(gateway, id)));
+  return timelines.reduce((n, t) => n + (t?.lastOffset ?? 0), 0);
+}
