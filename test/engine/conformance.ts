@@ -120,12 +120,13 @@ export function engineConformance(name: string, open: () => Promise<EngineHarnes
     });
 
     it("a renewed lease is not taken over", async () => {
-      const { id, fence } = await createAndClaim(h.engine, 200);
+      // Renewed every tenth of the lease: a loaded machine would have to stall ten times as long to lose it.
+      const { id, fence } = await createAndClaim(h.engine, 1000);
       const ctl = new AbortController();
       const other = h.peer.claim("w2", 10_000, ctl.signal);
-      for (let i = 0; i < 5; i++) {
-        await sleep(80);
-        expect(await h.engine.renew(id, fence, 200)).toBe("renewed");
+      for (let i = 0; i < 15; i++) {
+        await sleep(100);
+        expect(await h.engine.renew(id, fence, 1000)).toBe("renewed");
       }
       ctl.abort();
       expect(await other).toBeUndefined();
