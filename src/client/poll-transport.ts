@@ -28,10 +28,9 @@ export function pollTransport(baseUrl: string, fetchFn: FetchFunction, waitMs: n
         let res: Response;
         let body: unknown;
         try {
-          res = await fetchFn(path, { headers, signal, cache: "no-store" });
+          ({ res, body } = await pollOnce(fetchFn, path, headers, signal));
           if (res.status === 204) return { kind: "ended" };
           if (res.status !== 200) return await failedSession(res);
-          body = await res.json();
         } catch (error) {
           return { kind: "dropped", reason: signal.aborted ? reasonOf(signal.reason) : reasonOf(error) };
         }
@@ -56,6 +55,29 @@ export function pollTransport(baseUrl: string, fetchFn: FetchFunction, waitMs: n
       }
     },
   };
+}
+
+/**
+ * One poll, under a signal of its own tied to the session's for as long as the poll lasts: Node's
+ * fetch leaves a listener on every signal it is given (about 200 left after 500 polls), so a
+ * session of thousands of polls must not hand its own signal to each.
+ */
+async function pollOnce(
+  fetchFn: FetchFunction,
+  path: string,
+  headers: Record<string, string>,
+  session: AbortSignal,
+): Promise<{ res: Response; body: unknown }> {
+  const poll = new AbortController();
+  const abort = (): void => poll.abort(session.reason);
+  if (session.aborted) abort();
+  else session.addEventListener("abort", abort, { once: true });
+  try {
+    const res = await fetchFn(path, { headers, signal: poll.signal, cache: "no-store" });
+    return { res, body: res.status === 200 ? await res.json() : undefined };
+  } finally {
+    session.removeEventListener("abort", abort);
+  }
 }
 
 type ParsedEvent =
