@@ -3,7 +3,6 @@ import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Entry } from "../../src/core/entries.ts";
-import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import type { LifelineProcess } from "../../src/chaos/lifeline-process.ts";
 import { useLifelineProcesses, type StartLifeline } from "../support/lifeline-processes.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
@@ -20,10 +19,11 @@ import {
 import { runLifeline } from "../support/run-cli.ts";
 import { entriesOf, readEvents, startGeneration } from "../support/sse-client.ts";
 import { tempDir } from "../support/temp-dir.ts";
+import { simRequest, simText } from "../support/sim-answer.ts";
 
 const BIN = fileURLToPath(new URL("../../bin/lifeline", import.meta.url));
-const request = { model: "sim", messages: [{ role: "user" as const, content: "wake me when there is work" }], max_tokens: 24, seed: 3 };
-const expected = simTokens(request).join("");
+const request = simRequest("wake me when there is work", { max_tokens: 24, seed: 3 });
+const expected = simText(request);
 
 /** Resolves once `pattern` has appeared `times` times in what the process wrote. */
 async function outputShows(proc: LifelineProcess, pattern: RegExp, times = 1): Promise<void> {

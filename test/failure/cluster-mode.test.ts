@@ -3,16 +3,15 @@ import { hitInFlight, killWorkerMidAnswer } from "../../src/chaos/aimed-fault.ts
 import { checkFollow } from "../../src/chaos/follow-check.ts";
 import { readTimeline } from "../../src/chaos/in-flight.ts";
 import { createClient } from "../../src/client/index.ts";
-import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { useLifelineProcesses } from "../support/lifeline-processes.ts";
 import { redisAvailable, requireRedis, startCluster, type RedisCluster } from "../support/redis-harness.ts";
 import { entriesOf, readEvents } from "../support/sse-client.ts";
+import { simRequest, simText } from "../support/sim-answer.ts";
 
 beforeEach((ctx) => requireRedis(ctx));
 
-const request = (i: number) => ({ model: "sim", messages: [{ role: "user" as const, content: `cluster ${i}` }], max_tokens: 60, seed: i });
-const simText = (i: number): string => simTokens(request(i)).join("");
+const request = (i: number) => simRequest(`cluster ${i}`, { max_tokens: 60, seed: i });
 
 describe("distributed mode on a Redis Cluster", () => {
   let cluster: RedisCluster | undefined;
@@ -49,20 +48,20 @@ describe("distributed mode on a Redis Cluster", () => {
       const allEnded = new AbortController();
       void Promise.allSettled(following).then(() => allEnded.abort());
 
-      const answers = ids.map((id, i) => ({ id, expectedChars: simText(i).length }));
+      const answers = ids.map((id, i) => ({ id, expectedChars: simText(request(i)).length }));
       const kill = await killWorkerMidAnswer(workers, { gateway: gateway.url, answers: () => answers, signal: allEnded.signal });
       expect(kill, "no worker was ever seen mid-answer").toBeDefined();
 
       const results = await Promise.all(following);
       results.forEach((result, i) => {
-        expect(result.text).toBe(simText(i));
+        expect(result.text).toBe(simText(request(i)));
         expect(result.problem).toBeUndefined();
         expect(result.applied).toEqual(result.applied.map((_, k) => k + 1));
       });
       let takenOver = 0;
       for (const [i, id] of ids.entries()) {
         const entries = entriesOf((await readEvents(gateway.url, id)).messages);
-        expectExactAnswer(entries, simText(i));
+        expectExactAnswer(entries, simText(request(i)));
         if (entries.filter((e) => e.type === "started").length > 1) takenOver += 1;
       }
       // The kill hit the answer it was aimed at in flight: another worker took it over.

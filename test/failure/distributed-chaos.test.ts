@@ -5,24 +5,18 @@ import { readTimeline } from "../../src/chaos/in-flight.ts";
 import type { LifelineProcess } from "../../src/chaos/lifeline-process.ts";
 import { createClient, type FollowEvent, type LifelineClient, type TransportName } from "../../src/client/index.ts";
 import type { Entry } from "../../src/core/entries.ts";
-import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { requireRedis } from "../support/redis-harness.ts";
 import { roundRobinFetch } from "../support/round-robin-fetch.ts";
 import { useSentinelDeployment } from "../support/sentinel-deployment.ts";
 import { entriesOf, readEvents } from "../support/sse-client.ts";
+import { simRequest, simText } from "../support/sim-answer.ts";
 
 beforeEach((ctx) => requireRedis(ctx));
 
 const ANSWERS = 50;
 const MAX_TOKENS = 80;
-const request = (i: number) => ({
-  model: "sim",
-  messages: [{ role: "user" as const, content: `question number ${i}` }],
-  max_tokens: MAX_TOKENS,
-  seed: i,
-});
-const simText = (i: number): string => simTokens(request(i)).join("");
+const request = (i: number) => simRequest(`question number ${i}`, { max_tokens: MAX_TOKENS, seed: i });
 
 describe("distributed mode: 2 gateways, 3 workers, Redis with Sentinel", () => {
   const deployment = useSentinelDeployment();
@@ -54,7 +48,7 @@ describe("distributed mode: 2 gateways, 3 workers, Redis with Sentinel", () => {
         });
         clients.push(client);
         const { id } = await client.start(request(i), { idempotencyKey: `chaos-${i}` });
-        return { i, id, route, client, expectedChars: simText(i).length };
+        return { i, id, route, client, expectedChars: simText(request(i)).length };
       }),
     );
     const following: Promise<CheckedFollow>[] = answers.map(({ i, id, route, client }) => {
@@ -80,7 +74,7 @@ describe("distributed mode: 2 gateways, 3 workers, Redis with Sentinel", () => {
 
       const results = await Promise.all(following);
       for (const [i, result] of results.entries()) {
-        expect(result.text, `answer ${i}`).toBe(simText(i));
+        expect(result.text, `answer ${i}`).toBe(simText(request(i)));
         expect(result.status).toBe("completed");
         // What the application applied: 1, 2, 3 … with no gap and no repeat (a reset would restart at 1).
         expect(result.resets, `resets of answer ${i}`).toBe(0);
@@ -88,7 +82,7 @@ describe("distributed mode: 2 gateways, 3 workers, Redis with Sentinel", () => {
         expect(result.applied).toEqual(result.applied.map((_, k) => k + 1));
         expect(answers[i]!.route.used.size, `gateways that served answer ${i}`).toBe(2);
       }
-      for (const [i, { id }] of answers.entries()) expectExactAnswer(await readLog(gateways[i % 2]!, id), simText(i));
+      for (const [i, { id }] of answers.entries()) expectExactAnswer(await readLog(gateways[i % 2]!, id), simText(request(i)));
 
       // Both faults hit an answer in flight: the killed worker's attempt was taken over by another
       // worker, and the answer streaming at the failover ended after it.

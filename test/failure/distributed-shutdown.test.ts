@@ -5,22 +5,16 @@ import { findAnswerInFlight, readTimeline } from "../../src/chaos/in-flight.ts";
 import type { LifelineProcess } from "../../src/chaos/lifeline-process.ts";
 import { createClient, type FollowEvent, type LifelineClient } from "../../src/client/index.ts";
 import type { Entry } from "../../src/core/entries.ts";
-import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { useLifelineProcesses } from "../support/lifeline-processes.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
 import { roundRobinFetch, type RoundRobin } from "../support/round-robin-fetch.ts";
 import { entriesOf, readEvents, startGeneration } from "../support/sse-client.ts";
+import { simRequest, simText } from "../support/sim-answer.ts";
 
 beforeEach((ctx) => requireRedis(ctx));
 
-const request = (i: number, max_tokens = 60) => ({
-  model: "sim",
-  messages: [{ role: "user" as const, content: `shutdown ${i}` }],
-  max_tokens,
-  seed: i,
-});
-const simText = (i: number, max_tokens = 60): string => simTokens(request(i, max_tokens)).join("");
+const request = (i: number, max_tokens = 60) => simRequest(`shutdown ${i}`, { max_tokens, seed: i });
 const reconnect = { initialMs: 100, maxMs: 2000 };
 
 describe("graceful shutdown in the distributed mode", () => {
@@ -58,13 +52,13 @@ describe("graceful shutdown in the distributed mode", () => {
     });
     await Promise.all(follows.map((f) => f.live)); // every follow streams from a
 
-    const aim = { gateway: a.url, answers: () => ids.map((id, i) => ({ id, expectedChars: simText(i).length })) };
+    const aim = { gateway: a.url, answers: () => ids.map((id, i) => ({ id, expectedChars: simText(request(i)).length })) };
     let exitCode: number | null | undefined;
     const fault = await faultMidAnswer("gateway", a.url, async () => (exitCode = await a.terminate()), aim);
     expect(exitCode).toBe(0);
     const results = await Promise.all(follows.map((f) => f.result));
     results.forEach((result, i) => {
-      expect(result.text).toBe(simText(i));
+      expect(result.text).toBe(simText(request(i)));
       expect(result.problem).toBeUndefined();
       expect(result.applied).toEqual(result.applied.map((_, k) => k + 1));
       expect(follows[i]!.route.used).toEqual(new Set([a.url, b.url]));
@@ -83,7 +77,7 @@ describe("graceful shutdown in the distributed mode", () => {
       [100, 101, 102, 103, 104].map(async (n) => ({
         n,
         id: (await client.start(request(n, 400))).id,
-        expectedChars: simText(n, 400).length,
+        expectedChars: simText(request(n, 400)).length,
       })),
     );
     const following = answers.map(({ id }) => checkFollow(client.follow(id)));
@@ -100,9 +94,9 @@ describe("graceful shutdown in the distributed mode", () => {
     expect(await first.terminate()).toBe(0);
     const results = await Promise.all(following);
     for (const [i, { n, id }] of answers.entries()) {
-      expect(results[i]).toMatchObject({ text: simText(n, 400), status: "completed", problem: undefined });
+      expect(results[i]).toMatchObject({ text: simText(request(n, 400)), status: "completed", problem: undefined });
       const entries = entriesOf((await readEvents(gateway.url, id)).messages);
-      expectExactAnswer(entries, simText(n, 400));
+      expectExactAnswer(entries, simText(request(n, 400)));
       const workers = entries.filter((e): e is Extract<Entry, { type: "started" }> => e.type === "started").map((e) => e.worker);
       expect(workers).toEqual(["first", "second"]);
     }

@@ -4,18 +4,12 @@ import { findAnswerInFlight, inFlightInLog } from "../../src/chaos/in-flight.ts"
 import { startLifeline, type LifelineProcess } from "../../src/chaos/lifeline-process.ts";
 import { createClient, type LifelineClient } from "../../src/client/index.ts";
 import type { Entry } from "../../src/core/entries.ts";
-import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { entriesOf, readEvents } from "../support/sse-client.ts";
 import { tempDir } from "../support/temp-dir.ts";
+import { simRequest, simText } from "../support/sim-answer.ts";
 
-const request = (content: string, max_tokens = 100) => ({
-  model: "sim",
-  messages: [{ role: "user" as const, content }],
-  max_tokens,
-  seed: 7,
-});
-const simText = (content: string, max_tokens = 100): string => simTokens(request(content, max_tokens)).join("");
+const request = (content: string, max_tokens = 100) => simRequest(content, { max_tokens, seed: 7 });
 const reconnect = { initialMs: 100, maxMs: 1000 };
 
 /** The workers named by the `started` entries of a log, with their fences, in order. */
@@ -89,11 +83,11 @@ describe("the embedded mode survives killed processes", () => {
     const second = await start("start", data, { LIFELINE_LEASE_MS: "1000", LIFELINE_WORKER_NAME: "second" });
     const afterOffset = stood.applied[stood.applied.length - 1] ?? 0;
     const after = await checkFollow(client(second.url).follow(id, { cursor: stood.cursor, text: stood.text }), { afterOffset });
-    expect(after).toMatchObject({ text: simText("survive a crash"), status: "completed", problem: undefined });
+    expect(after).toMatchObject({ text: simText(request("survive a crash")), status: "completed", problem: undefined });
     expect(segmentsAreContiguous([...stood.applied, ...after.applied])).toBe(true);
 
     const entries = entriesOf((await readEvents(second.url, id)).messages);
-    expectExactAnswer(entries, simText("survive a crash"));
+    expectExactAnswer(entries, simText(request("survive a crash")));
     expect(startedBy(entries)).toEqual([
       ["first", 1],
       ["second", 2],
@@ -102,10 +96,10 @@ describe("the embedded mode survives killed processes", () => {
     // The same request, uninterrupted, on the same server: the same text byte for byte.
     const again = await client(second.url).start(request("survive a crash"));
     const uninterrupted = await checkFollow(client(second.url).follow(again.id));
-    expect(uninterrupted.text).toBe(simText("survive a crash"));
-    expectExactAnswer(entriesOf((await readEvents(second.url, again.id)).messages), simText("survive a crash"));
+    expect(uninterrupted.text).toBe(simText(request("survive a crash")));
+    expectExactAnswer(entriesOf((await readEvents(second.url, again.id)).messages), simText(request("survive a crash")));
     const view = (await (await fetch(`${second.url}/v1/generations/${id}`)).json()) as { text: string; attempts: number };
-    expect(view).toMatchObject({ attempts: 2, text: simText("survive a crash") });
+    expect(view).toMatchObject({ attempts: 2, text: simText(request("survive a crash")) });
   });
 
   it("two processes on one data directory never both run one answer", async () => {
@@ -122,9 +116,9 @@ describe("the embedded mode survives killed processes", () => {
     const results = await Promise.all(answers.map(({ id }, i) => checkFollow((i % 2 === 0 ? viaB : viaA).follow(id))));
     const workers = new Set<string>();
     for (const [i, { id, content }] of answers.entries()) {
-      expect(results[i]).toMatchObject({ text: simText(content, 60), status: "completed", problem: undefined });
+      expect(results[i]).toMatchObject({ text: simText(request(content, 60)), status: "completed", problem: undefined });
       const entries = entriesOf((await readEvents(a.url, id)).messages);
-      expectExactAnswer(entries, simText(content, 60));
+      expectExactAnswer(entries, simText(request(content, 60)));
       const started = startedBy(entries);
       expect(started).toHaveLength(1);
       workers.add(started[0]![0]);
@@ -139,7 +133,7 @@ describe("the embedded mode survives killed processes", () => {
     // Long enough that it is still running when the second worker has started, even on a busy machine.
     const { id } = await client(a.url).start(request("hand me over", 400));
     const before = followUntilStopped(client(a.url), id);
-    const expectedChars = simText("hand me over", 400).length;
+    const expectedChars = simText(request("hand me over", 400)).length;
     const held = await findAnswerInFlight({ gateway: a.url, answers: () => [{ id, expectedChars }], worker: (name) => name === "A" });
     expect(held).toMatchObject({ id, worker: "A" });
     const b = await start("worker", data, { ...env, LIFELINE_WORKER_NAME: "B" });
@@ -148,11 +142,11 @@ describe("the embedded mode survives killed processes", () => {
     const c = await start("start", data, { ...env, LIFELINE_WORKER_NAME: "C" });
     const afterOffset = stood.applied[stood.applied.length - 1] ?? 0;
     const after = await checkFollow(client(c.url).follow(id, { cursor: stood.cursor, text: stood.text }), { afterOffset });
-    expect(after).toMatchObject({ text: simText("hand me over", 400), status: "completed", problem: undefined });
+    expect(after).toMatchObject({ text: simText(request("hand me over", 400)), status: "completed", problem: undefined });
     expect(segmentsAreContiguous([...stood.applied, ...after.applied])).toBe(true);
 
     const entries = entriesOf((await readEvents(c.url, id)).messages);
-    expectExactAnswer(entries, simText("hand me over", 400));
+    expectExactAnswer(entries, simText(request("hand me over", 400)));
     const workers = startedBy(entries).map(([worker]) => worker);
     expect(workers[0]).toBe("A");
     expect(workers.length).toBe(2);

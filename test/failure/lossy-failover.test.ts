@@ -4,18 +4,17 @@ import { faultMidAnswer, hitInFlight } from "../../src/chaos/aimed-fault.ts";
 import { checkFollow, segmentsAreContiguous } from "../../src/chaos/follow-check.ts";
 import { findAnswerInFlight, readTimeline } from "../../src/chaos/in-flight.ts";
 import { createClient } from "../../src/client/index.ts";
-import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { requireRedis } from "../support/redis-harness.ts";
 import { useSentinelDeployment } from "../support/sentinel-deployment.ts";
 import { until } from "../support/waits.ts";
 import { entriesOf, readEvents } from "../support/sse-client.ts";
+import { simRequest, simText } from "../support/sim-answer.ts";
 
 beforeEach((ctx) => requireRedis(ctx));
 
 const ANSWERS = 20;
-const request = (i: number) => ({ model: "sim", messages: [{ role: "user" as const, content: `lossy ${i}` }], max_tokens: 80, seed: i });
-const simText = (i: number): string => simTokens(request(i)).join("");
+const request = (i: number) => simRequest(`lossy ${i}`, { max_tokens: 80, seed: i });
 
 describe("a failover that drops acknowledged appends", () => {
   const deployment = useSentinelDeployment();
@@ -41,7 +40,7 @@ describe("a failover that drops acknowledged appends", () => {
       const following = ids.map((id) => checkFollow(client.follow(id)));
       const allEnded = new AbortController();
       void Promise.allSettled(following).then(() => allEnded.abort());
-      const answers = ids.map((id, i) => ({ id, expectedChars: simText(i).length }));
+      const answers = ids.map((id, i) => ({ id, expectedChars: simText(request(i)).length }));
       const aim = { gateway, answers: () => answers, signal: allEnded.signal };
 
       // Once answers stream, the replica stops copying while the primary keeps acknowledging appends.
@@ -61,7 +60,7 @@ describe("a failover that drops acknowledged appends", () => {
 
       const results = await Promise.all(following);
       for (const [i, result] of results.entries()) {
-        if (result.text === simText(i)) continue;
+        if (result.text === simText(request(i))) continue;
         const log = entriesOf((await readEvents(gateway, ids[i]!)).messages);
         // On failure, show what the client applied and what the log holds.
         console.log(
@@ -72,13 +71,13 @@ describe("a failover that drops acknowledged appends", () => {
         );
       }
       results.forEach((result, i) => {
-        expect(result.text, `answer ${i}`).toBe(simText(i));
+        expect(result.text, `answer ${i}`).toBe(simText(request(i)));
         // A writer that repaired its log in time gives a seamless stream; when a new attempt had
         // already replaced lost entries, the client was told to rebuild (reset) — never misled.
         expect(segmentsAreContiguous(result.applied)).toBe(true);
         expect(result.problem).toBeUndefined();
       });
-      for (const [i, id] of ids.entries()) expectExactAnswer(entriesOf((await readEvents(gateway, id)).messages), simText(i));
+      for (const [i, id] of ids.entries()) expectExactAnswer(entriesOf((await readEvents(gateway, id)).messages), simText(request(i)));
       expect(hitInFlight((await readTimeline(gateway, failover!.answer.id))!, failover!)).toBe(true);
       // The failover really lost acknowledged entries, and the workers wrote them again.
       const repairs = started.slice(1).map((p) => (p.output().match(/the store lost entries this run wrote/g) ?? []).length);

@@ -1,13 +1,13 @@
 import { afterEach, describe, expect, it } from "vitest";
 import type { Entry } from "../../src/core/entries.ts";
-import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { useLifelineProcesses } from "../support/lifeline-processes.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { entriesOf, readEvents, startGeneration } from "../support/sse-client.ts";
 import { tempDir } from "../support/temp-dir.ts";
+import { simRequest, simText } from "../support/sim-answer.ts";
 
-const request = { model: "sim", messages: [{ role: "user" as const, content: "a writer that wakes too late" }], max_tokens: 80, seed: 11 };
-const uninterrupted = simTokens(request).join("");
+const request = simRequest("a writer that wakes too late", { max_tokens: 80, seed: 11 });
+const uninterrupted = simText(request);
 
 interface GenerationView {
   status: string;

@@ -6,12 +6,12 @@ import { startNode, type LifelineNode } from "../../src/cli/node.ts";
 import type { Entry } from "../../src/core/entries.ts";
 import { WS_PATH, type PollResponse, type WsServerFrame } from "../../src/core/wire.ts";
 import { RedisEngine } from "../../src/engine/redis/redis-engine.ts";
-import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { startInProcess } from "../support/in-process.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
 import { entriesOf, readEvents, startGeneration } from "../support/sse-client.ts";
 import { tempDir } from "../support/temp-dir.ts";
+import { simRequest, simText } from "../support/sim-answer.ts";
 
 /*
  * Every door follows the log through one shared follower: from the start (`from=0`, the cursor a
@@ -19,8 +19,8 @@ import { tempDir } from "../support/temp-dir.ts";
  * and a long-poll that will not wait (`wait_ms=0`) still gets what the log already holds.
  */
 
-const ask = (content: string, max_tokens = 30) => ({ model: "sim", messages: [{ role: "user", content }], max_tokens });
-const expected = (content: string, max_tokens = 30): string => simTokens({ messages: [{ role: "user", content }], max_tokens }).join("");
+const ask = (content: string, max_tokens = 30) => simRequest(content, { max_tokens });
+const expected = (content: string, max_tokens = 30): string => simText(ask(content, max_tokens));
 const never = new AbortController().signal;
 
 async function poll(base: string, id: string, query: Record<string, string>): Promise<PollResponse> {

@@ -3,13 +3,13 @@ import type { Entry } from "../../src/core/entries.ts";
 import { loadConfig } from "../../src/cli/config.ts";
 import { startNode } from "../../src/cli/node.ts";
 import type { PollResponse } from "../../src/core/wire.ts";
-import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { startInProcess } from "../support/in-process.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { startGeneration } from "../support/sse-client.ts";
+import { simRequest, simText } from "../support/sim-answer.ts";
 
-const ask = (content: string, max_tokens = 40) => ({ model: "sim", messages: [{ role: "user", content }], max_tokens });
-const expected = (content: string, max_tokens = 40): string => simTokens({ messages: [{ role: "user", content }], max_tokens }).join("");
+const ask = (content: string, max_tokens = 40) => simRequest(content, { max_tokens });
+const expected = (content: string, max_tokens = 40): string => simText(ask(content, max_tokens));
 
 interface Poll {
   readonly status: number;

@@ -3,18 +3,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket, type ClientOptions } from "ws";
 import type { Entry } from "../../src/core/entries.ts";
 import { WS_CLOSE_SLOW_CONSUMER, WS_PATH, type WsServerFrame } from "../../src/core/wire.ts";
-import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { startInProcess } from "../support/in-process.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { readEvents, startGeneration } from "../support/sse-client.ts";
 import { sleep, until } from "../support/waits.ts";
+import { simRequest, simText } from "../support/sim-answer.ts";
 
 type Node = Awaited<ReturnType<typeof startInProcess>>;
 type EntryFrame = Extract<WsServerFrame, { type: "entry" }>;
 type ErrorFrame = Extract<WsServerFrame, { type: "error" }>;
 
-const ask = (content: string, max_tokens = 40) => ({ model: "sim", messages: [{ role: "user", content }], max_tokens });
-const expected = (content: string, max_tokens = 40): string => simTokens({ messages: [{ role: "user", content }], max_tokens }).join("");
+const ask = (content: string, max_tokens = 40) => simRequest(content, { max_tokens });
+const expected = (content: string, max_tokens = 40): string => simText(ask(content, max_tokens));
 const subOf = (frame: WsServerFrame): string | undefined => ("sub" in frame ? frame.sub : undefined);
 
 /** A real `ws` client that records every frame and lets a test wait for the ones it expects. */

@@ -1,6 +1,4 @@
 import type { AnswerFollow, FollowState } from "../../../src/client/index.ts";
-import type { GenerationRequest } from "../../../src/core/entries.ts";
-import { simTokens } from "../../../src/llm/sim/sim-text.ts";
 
 /** What the application saw of one follow. */
 export interface FollowRecord {
@@ -24,11 +22,7 @@ export async function record(follow: AnswerFollow): Promise<FollowRecord> {
   return { offsets, states, text: final.text, status: final.status };
 }
 
-/** A sim request and the text the simulator answers it with, byte for byte. */
-export function simAsk(content: string, maxTokens: number): { request: GenerationRequest; expected: string } {
-  const request: GenerationRequest = { model: "sim", messages: [{ role: "user", content }], max_tokens: maxTokens };
-  return { request, expected: simTokens(request).join("") };
-}
+export { simAsk } from "../../support/sim-answer.ts";
 
 /** 1, 2, 3 … n: every offset once, in order. */
 export function oneToN(n: number): number[] {
