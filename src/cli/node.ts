@@ -80,11 +80,15 @@ export async function startNode(
     }
   }
   logger.info({ url, engine: engine.kind, worker: roles.worker ? config.workerName : undefined }, "lifeline started");
+  // Once the engine is gone for good, nothing can be handed back to it: it is closed first, which
+  // fails the commands still queued for it, so the worker's claims and flushes end at once.
+  let engineLost = false;
   const watch = watchEngine({
     engine,
     logger,
     budgetMs: config.engineRetryMs,
     onUnreachable: (error) => {
+      engineLost = true;
       logger.fatal({ err: error.message }, "the engine is unreachable past its retry budget");
       overrides.onFatal?.(error);
     },
@@ -98,6 +102,7 @@ export async function startNode(
     stop: () =>
       (stopping ??= (async () => {
         watch.stop();
+        if (engineLost) await engine.close();
         await Promise.all([gateway?.close(), worker?.stop()]);
         await engine.close();
         logger.info("lifeline stopped");

@@ -207,7 +207,11 @@ export class RedisEngine implements Engine {
   async claim(_worker: string, leaseMs: number, signal: AbortSignal): Promise<Claim | undefined> {
     const k = this.#keys;
     while (!signal.aborted && !this.#closing.signal.aborted) {
-      const [id, info] = (await this.#commands.llClaim(k.ready, k.leased, k.order, leaseMs)) as [string | null, number];
+      // A claim queued on a connection that is down would outlive close(): ioredis drops a closed
+      // client's offline queue without settling it. Closing ends the claim instead.
+      const reply = await untilAborted(this.#commands.llClaim(k.ready, k.leased, k.order, leaseMs), this.#closing.signal);
+      if (reply === undefined) return undefined;
+      const [id, info] = reply as [string | null, number];
       if (id) {
         const fence = Number(await this.#commands.llLeaseCheck(k.meta(id), "raise", 0));
         if (fence > 0) {
@@ -345,4 +349,23 @@ export class RedisEngine implements Engine {
     }
     return channels;
   }
+}
+
+/** `promise`'s value, or `undefined` as soon as `signal` aborts (the promise is left to settle unheard). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
+  if (signal.aborted) return Promise.resolve(undefined);
+  return new Promise<T | undefined>((resolve, reject) => {
+    const onAbort = (): void => resolve(undefined);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
 }
