@@ -55,7 +55,7 @@ export async function awaitEngine(engine: Engine, budgetMs: number, logger: Logg
  * Pings the engine while the process runs. Failures within the budget are a failover or a restart
  * the engine's client rides out; a budget of failures in a row is fatal, reported once.
  */
-export function watchEngine(options: EngineWatchOptions): { stop(): void } {
+export function watchEngine(options: EngineWatchOptions): { readonly failing: boolean; stop(): void } {
   const { engine, logger, budgetMs } = options;
   let failingSince: number | undefined;
   let stopped = false;
@@ -86,6 +86,10 @@ export function watchEngine(options: EngineWatchOptions): { stop(): void } {
   };
   schedule();
   return {
+    /** The last ping failed: the engine does not answer now. */
+    get failing() {
+      return failingSince !== undefined;
+    },
     stop: () => {
       stopped = true;
       clearTimeout(timer);

@@ -80,9 +80,12 @@ export async function startNode(
     }
   }
   logger.info({ url, engine: engine.kind, worker: roles.worker ? config.workerName : undefined }, "lifeline started");
-  // Once the engine is gone for good, nothing can be handed back to it: it is closed first, which
-  // fails the commands still queued for it, so the worker's claims and flushes end at once.
+  // An engine that does not answer can take nothing back: a stop then closes it first, which ends
+  // the commands still queued for it, so the worker's claims and flushes end at once instead of
+  // waiting through every reconnect. The watch goes on during a stop: an engine lost meanwhile is
+  // closed too, so a SIGTERM in an outage ends within the retry budget.
   let engineLost = false;
+  let stopping: Promise<void> | undefined;
   const watch = watchEngine({
     engine,
     logger,
@@ -90,20 +93,20 @@ export async function startNode(
     onUnreachable: (error) => {
       engineLost = true;
       logger.fatal({ err: error.message }, "the engine is unreachable past its retry budget");
-      overrides.onFatal?.(error);
+      if (stopping) void engine.close();
+      else overrides.onFatal?.(error);
     },
   });
 
-  let stopping: Promise<void> | undefined;
   return {
     url,
     engine,
     logger,
     stop: () =>
       (stopping ??= (async () => {
-        watch.stop();
-        if (engineLost) await engine.close();
+        if (engineLost || watch.failing) await engine.close();
         await Promise.all([gateway?.close(), worker?.stop()]);
+        watch.stop();
         await engine.close();
         logger.info("lifeline stopped");
       })()),

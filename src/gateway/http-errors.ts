@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply } from "fastify";
 import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import { LifelineError, type ApiErrorCode } from "../core/errors.ts";
+import { ROUTE_PATHS } from "../core/routes.ts";
 
 /** Fastify's own error codes and the stable Lifeline codes they become. */
 const FASTIFY_CODES: Record<string, ApiErrorCode> = {
@@ -15,14 +16,21 @@ const FASTIFY_CODES: Record<string, ApiErrorCode> = {
   FST_ERR_MAX_PARAM_LENGTH: "invalid_url",
 };
 
-/** Client statuses of errors that carry only a status (the static files' `send`), and their codes. */
+/** Client statuses of errors that carry only a status, and their codes. */
 const STATUS_ONLY_CODES: Record<number, ApiErrorCode> = {
-  400: "not_found", // a path that cannot name a file (a NUL byte, a bad escape)
-  403: "not_found", // a path that climbs out of the static folder
+  400: "invalid_request",
+  403: "not_found",
   404: "not_found",
   412: "precondition_failed",
   416: "range_not_satisfiable",
 };
+
+/**
+ * The static files' route (`@fastify/static` under the pages' prefix). Its `send` answers 400 for a
+ * path that cannot name a file (a NUL byte, a bad escape) and 403 for one that climbs out of the
+ * folder: neither names a page, so both are `not_found` there.
+ */
+const STATIC_FILES_ROUTE = `${ROUTE_PATHS.chatPage}*`;
 
 /**
  * Every error leaves as `{"error":{"code","message"}}` with the status of its code: those of the
@@ -31,7 +39,7 @@ const STATUS_ONLY_CODES: Record<number, ApiErrorCode> = {
  */
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError | LifelineError | Error, request, reply) => {
-    const known = toLifelineError(error);
+    const known = toLifelineError(error, request.routeOptions.url === STATIC_FILES_ROUTE);
     if (known.status >= 500) request.log.error({ err: error }, "request failed");
     sendError(reply, known);
   });
@@ -53,7 +61,9 @@ export function answerClientError(error: Error & { code?: string }, socket: Sock
   if (error.code === "HPE_HEADER_OVERFLOW") known = new LifelineError("headers_too_large");
   else if (error.code === "ERR_HTTP_REQUEST_TIMEOUT") known = new LifelineError("request_timeout");
   else known = new LifelineError("invalid_request", "The request is not valid HTTP/1.1.");
-  if (socket.writable) socket.write(rawHttpAnswer(known));
+  // Not into a response already under way on this connection (an event stream): its body would break.
+  const inProgress = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage?.headersSent === true;
+  if (socket.writable && !inProgress) socket.write(rawHttpAnswer(known));
   socket.destroy(error);
 }
 
@@ -70,13 +80,14 @@ function sendError(reply: FastifyReply, error: LifelineError): void {
   void reply.status(error.status).send(error.toJSON());
 }
 
-function toLifelineError(error: FastifyError | LifelineError | Error): LifelineError {
+function toLifelineError(error: FastifyError | LifelineError | Error, staticFile = false): LifelineError {
   if (error instanceof LifelineError) return error;
   const code = "code" in error && typeof error.code === "string" ? FASTIFY_CODES[error.code] : undefined;
   if (code) return new LifelineError(code);
   // JSON.parse failures and prototype-poisoning refusals from the body parser.
   if (error instanceof SyntaxError) return new LifelineError("invalid_json", `The request body is not valid JSON: ${error.message}`);
   const status = "statusCode" in error && typeof error.statusCode === "number" ? error.statusCode : undefined;
+  if (staticFile && (status === 400 || status === 403)) return new LifelineError("not_found");
   const byStatus = status === undefined ? undefined : STATUS_ONLY_CODES[status];
   if (byStatus) return new LifelineError(byStatus);
   return new LifelineError("internal");

@@ -192,6 +192,26 @@ describe("on Redis, processes run until a signal and stop when the engine is gon
       await doomed.stop();
     }
   });
+
+  it("a SIGTERM while Redis is down ends the worker with 0, without waiting out the retry budget", async (ctx) => {
+    requireRedis(ctx);
+    const doomed = await startStandalone();
+    try {
+      const worker = await start("worker", {
+        LIFELINE_ENGINE: "redis",
+        LIFELINE_REDIS_URL: doomed.url,
+        LIFELINE_ENGINE_RETRY_MS: "600000",
+        LIFELINE_LOG_LEVEL: "info",
+      });
+      await doomed.kill();
+      await outputShows(worker, /"msg":"the engine does not answer"/);
+      // Nothing can be handed back to an engine that is gone: the stop closes it first. A stop that
+      // waited for the Redis client to give up its reconnects (about 40 s) would outlast this test.
+      expect(await worker.terminate()).toBe(0);
+    } finally {
+      await doomed.stop();
+    }
+  }, 25_000);
 });
 
 describe("on Sentinel and Cluster, an idle worker keeps running and takes work", () => {

@@ -40,7 +40,7 @@ describe("the long-poll transport", () => {
     expect(end).toEqual({ kind: "ended" });
     expect(entries.map((e) => e.offset)).toEqual(oneToN(entries.length));
     expect(entries.map((e) => (e.type === "delta" ? e.text : "")).join("")).toBe(expected);
-    expect(polls).toBeGreaterThan(50);
+    expect(polls).toBeGreaterThan(10); // a leak shows with any number; a loaded machine makes fewer, longer polls
     expect(mostListeners).toBeLessThanOrEqual(1); // the poll under way, and none of those before it
     expect(getEventListeners(session.signal, "abort")).toHaveLength(0);
   });

@@ -122,8 +122,9 @@ describe("the worker", () => {
     stops.push(() => engine.close());
     let id = "";
     const inLogSoonAfter: Promise<boolean>[] = [];
-    // One token a second against a one-second window: each comes after a quiet window. A moment
-    // after each token (a twentieth of the window), its delta already stands in the log.
+    // One token a second against a one-second window: each comes after a quiet window. Half a
+    // window after each token its delta already stands in the log; a delta that waited for the
+    // window would come a whole window after its token.
     startWorker(engine, {
       coalesceMs: 1000,
       tokensPerSecond: 1,
@@ -134,7 +135,7 @@ describe("the worker", () => {
             setTimeout(async () => {
               const deltas = (await engine.read(id, 0, 100)).filter((e) => e.type === "delta");
               resolve(deltas.length === expected);
-            }, 50),
+            }, 500),
           ),
         );
       },
