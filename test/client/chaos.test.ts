@@ -61,7 +61,10 @@ describe.each([
       const client = createClient({ baseUrl: proxy.url, WebSocket, transports: [transport], reconnect: { initialMs: 20, maxMs: 300 } });
       const direct = createClient({ baseUrl: node.url }); // answers start directly; following is what goes through the chaos
       const runs = Array.from({ length: 200 }, async (_, i) => {
-        const { request, expected } = simAsk(`jitter ${transport} ${i}`, 150 + (i % 100));
+        // Each answer streams longer than a connection may live (400+ tokens at 200 tokens/s
+        // against at most 1.5 s), so its follow is cut mid-stream at least once, however loaded
+        // the machine: load only makes the answer longer.
+        const { request, expected } = simAsk(`jitter ${transport} ${i}`, 400 + (i % 100));
         const { id } = await direct.start(request);
         return { expected, seen: await record(client.follow(id)) };
       });
