@@ -20,8 +20,6 @@ export class LifelineClientError extends Error {
   }
 }
 
-export { isRetryableStatus };
-
 /** Whether an error code of the server (over WebSocket, where there is no status) is worth another try; an unknown one is. */
 export function isRetryableCode(code: string): boolean {
   const status = isErrorCode(code) ? statusOf(code) : undefined;

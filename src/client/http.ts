@@ -1,5 +1,6 @@
 import { backoffDelay, sleep, type ReconnectPolicy } from "./backoff.ts";
-import { LifelineClientError, errorFromResponse, isRetryableStatus, retryAfterMs } from "./errors.ts";
+import { isRetryableStatus } from "../core/retry.ts";
+import { LifelineClientError, errorFromResponse, retryAfterMs } from "./errors.ts";
 import type { FetchFunction } from "./sse-transport.ts";
 
 /** How many times a request is tried when the network or the server fails. */

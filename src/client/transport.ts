@@ -1,6 +1,7 @@
 import { ENTRY_TYPES, type Entry, type EntryType } from "../core/entries.ts";
 import type { ErrorCode } from "../core/errors.ts";
-import { errorFromResponse, isRetryableStatus, retryAfterMs, type LifelineClientError } from "./errors.ts";
+import { isRetryableStatus } from "../core/retry.ts";
+import { errorFromResponse, retryAfterMs, type LifelineClientError } from "./errors.ts";
 
 /** The transports the SDK speaks, in the order a client tries them by default. */
 export type TransportName = "sse" | "websocket" | "long-poll";
