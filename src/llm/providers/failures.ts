@@ -43,11 +43,37 @@ function providerError(
   return new ProviderError(failure, `${source.provider}: ${redact(message, source.secret)}`, { ...details, provider: source.provider });
 }
 
-function retryAfterMs(headers: Readonly<Record<string, string>> | undefined): number | undefined {
+function retryAfterMs(headers: Readonly<Record<string, string | string[] | undefined>> | undefined): number | undefined {
   // OpenAI and Anthropic also send the wait in milliseconds; it is the more precise of the two.
-  const ms = parseFloat(headers?.["retry-after-ms"] ?? "");
+  const ms = parseFloat(String(headers?.["retry-after-ms"] ?? ""));
   if (Number.isFinite(ms) && ms >= 0) return Math.round(ms);
-  return parseRetryAfter(headers?.["retry-after"]);
+  const seconds = headers?.["retry-after"];
+  return parseRetryAfter(typeof seconds === "string" ? seconds : undefined);
+}
+
+/** An HTTP error status the provider answered, with its retryability and the wait it asked for. */
+export function statusFailure(
+  source: FailureSource,
+  status: number,
+  message: string,
+  headers: Readonly<Record<string, string | string[] | undefined>> | undefined,
+): ProviderError {
+  const wait = retryAfterMs(headers);
+  return providerError(source, "status", `HTTP ${status}: ${message}`, {
+    status,
+    retryable: isRetryableProviderStatus(status),
+    ...(wait === undefined ? {} : { retryAfterMs: wait }),
+  });
+}
+
+/** The connection failed: refused, reset, cut mid-body. Another attempt may succeed. */
+export function networkFailure(source: FailureSource, error: unknown): ProviderError {
+  return providerError(source, "network", causes(error), { retryable: true });
+}
+
+/** The provider sent something that is not its wire format. */
+export function protocolFailure(source: FailureSource, message: string): ProviderError {
+  return providerError(source, "protocol", message, { retryable: false });
 }
 
 /** The messages along an error's `cause` chain: "terminated: other side closed". */
@@ -64,17 +90,10 @@ function causes(error: unknown): string {
 function fromApiCallError(error: APICallError, source: FailureSource): ProviderError {
   const status = error.statusCode;
   // Body-read failures carry the 2xx status of the response they broke off from.
-  if (status !== undefined && status >= 400) {
-    const wait = retryAfterMs(error.responseHeaders);
-    return providerError(source, "status", `HTTP ${status}: ${error.message}`, {
-      status,
-      retryable: isRetryableProviderStatus(status),
-      ...(wait === undefined ? {} : { retryAfterMs: wait }),
-    });
-  }
+  if (status !== undefined && status >= 400) return statusFailure(source, status, error.message, error.responseHeaders);
   // The SDK marks refused, reset and cut connections retryable (it walks the cause chain for socket codes).
-  if (error.isRetryable) return providerError(source, "network", causes(error), { retryable: true });
-  return providerError(source, "protocol", causes(error), { retryable: false });
+  if (error.isRetryable) return networkFailure(source, error);
+  return protocolFailure(source, causes(error));
 }
 
 interface WireError {
@@ -83,12 +102,12 @@ interface WireError {
   readonly code?: unknown;
 }
 
-function isWireError(value: unknown): value is WireError {
+export function isWireError(value: unknown): value is WireError {
   return typeof value === "object" && value !== null && !(value instanceof Error) && typeof (value as WireError).message === "string";
 }
 
 /** An error object the provider sent inside the stream: mapped to the HTTP status it stands for. */
-function fromWireError(error: WireError, source: FailureSource): ProviderError {
+export function fromWireError(error: WireError, source: FailureSource): ProviderError {
   const code = typeof error.code === "number" && error.code >= 400 && error.code <= 599 ? error.code : undefined;
   // OpenAI's string `code` is the more specific name (`type: "requests", code: "rate_limit_exceeded"`).
   const byCode = typeof error.code === "string" ? STATUS_OF_ERROR_TYPE[error.code] : undefined;

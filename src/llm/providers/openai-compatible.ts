@@ -1,9 +1,12 @@
-import { InvalidResponseDataError, type LanguageModelV3StreamPart } from "@ai-sdk/provider";
-import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
-import type { ModelProvider } from "../provider.ts";
-import { endedEarly, type FailureSource } from "./failures.ts";
-import { verbatimPrefill } from "./prompt.ts";
-import { streamSdkModel } from "./sdk-stream.ts";
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
+import { createParser, type EventSourceMessage } from "eventsource-parser";
+import type { Usage } from "../../core/entries.ts";
+import { yieldIfLong } from "../turns.ts";
+import type { ModelCall, ModelEvent, ModelProvider } from "../provider.ts";
+import { endedEarly, fromWireError, isWireError, networkFailure, protocolFailure, statusFailure, type FailureSource } from "./failures.ts";
+import { ProviderError } from "../provider-error.ts";
+import { withPrefill } from "./prompt.ts";
 
 export interface OpenAICompatibleOptions {
   /** The provider's configured name: the registry key and `ProviderError.details.provider`. */
@@ -18,58 +21,230 @@ export interface OpenAICompatibleOptions {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
-function hasFinishReason(raw: unknown): boolean {
-  const choices = (raw as { choices?: unknown } | null)?.choices;
-  return Array.isArray(choices) && choices.some((c) => (c as { finish_reason?: unknown } | null)?.finish_reason != null);
+/** The longest SSE event the reader buffers; a provider's chunk is a few hundred bytes. */
+const MAX_EVENT_BYTES = 1 << 20;
+/** How much of an error body is read for its message. */
+const MAX_ERROR_BODY_BYTES = 64 << 10;
+
+/** The finish reasons of the wire, in the words every provider of Lifeline reports. */
+const FINISH_REASONS: Readonly<Record<string, string>> = {
+  stop: "stop",
+  length: "length",
+  content_filter: "content-filter",
+  tool_calls: "tool-calls",
+  function_call: "tool-calls",
+};
+
+/** One request under way: its response, and how to drop it (closing the socket). */
+interface Post {
+  readonly response: Promise<IncomingMessage>;
+  destroy(reason?: Error): void;
+}
+
+/** What one `chat.completion.chunk` may carry that Lifeline reads; everything else is ignored. */
+interface Chunk {
+  readonly error?: unknown;
+  readonly choices?: unknown;
+  readonly usage?: unknown;
 }
 
 /**
- * The SDK reports a stream that ends without a `finish_reason` as invalid data; that is a cut
- * connection (a proxy that closes cleanly mid-answer), so it becomes a retryable network error.
- */
-function detectEndedEarly(source: FailureSource): TransformStream<LanguageModelV3StreamPart, LanguageModelV3StreamPart> {
-  let sawFinishReason = false;
-  return new TransformStream({
-    transform(part, controller) {
-      if (part.type === "raw") {
-        if (hasFinishReason(part.rawValue)) sawFinishReason = true;
-        return;
-      }
-      if (part.type === "error" && !sawFinishReason && InvalidResponseDataError.isInstance(part.error)) {
-        controller.enqueue({ type: "error", error: endedEarly(source) });
-        return;
-      }
-      controller.enqueue(part);
-    },
-  });
-}
-
-/**
- * A model behind the OpenAI Chat Completions wire format (OpenAI, vLLM, llama.cpp, Ollama,
- * our sim-llm...). A non-empty prefix is sent as a trailing assistant message; servers that
- * continue it (sim-llm, vLLM's `continue_final_message`) produce only the rest of the answer.
+ * A model behind the OpenAI Chat Completions wire format (OpenAI, vLLM, llama.cpp, Ollama, our
+ * sim-llm...). A non-empty prefix is sent as a trailing assistant message; servers that continue
+ * it (sim-llm, vLLM's `continue_final_message`) produce only the rest of the answer.
+ *
+ * The stream is read straight off the socket (`node:http`, a keep-alive agent, one SSE parser and
+ * one `JSON.parse` per chunk, checking only the fields used), one network chunk at a time: the
+ * next is read only when the caller asks for more, so a caller that falls behind slows the
+ * provider's socket down instead of buffering its answer (see decision 017).
  */
 export function createOpenAICompatibleProvider(options: OpenAICompatibleOptions): ModelProvider {
   const source: FailureSource = { provider: options.name, secret: options.apiKey };
-  const model = createOpenAICompatible({
-    name: options.name,
-    baseURL: options.baseUrl,
-    includeUsage: true,
-    ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
-    ...(options.headers === undefined ? {} : { headers: { ...options.headers } }),
-  }).chatModel(options.model);
+  const url = new URL(`${options.baseUrl.replace(/\/+$/, "")}/chat/completions`);
+  const secure = url.protocol === "https:";
+  const agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
+  const headers: OutgoingHttpHeaders = {
+    ...options.headers,
+    "content-type": "application/json",
+    accept: "text/event-stream",
+    ...(options.apiKey === undefined ? {} : { authorization: `Bearer ${options.apiKey}` }),
+  };
+  const post = (body: string): Post => {
+    const send = secure ? httpsRequest : httpRequest;
+    const req = send(url, { method: "POST", headers: { ...headers, "content-length": Buffer.byteLength(body) }, agent });
+    const response = new Promise<IncomingMessage>((resolve, reject) => {
+      req.on("response", resolve);
+      req.on("error", reject);
+    });
+    req.end(body);
+    return { response, destroy: (reason) => req.destroy(reason) };
+  };
   return {
     name: options.name,
-    stream: (call) =>
-      streamSdkModel(
-        {
-          ...source,
-          model,
-          prefill: verbatimPrefill,
-          callOptions: () => ({ includeRawChunks: true }),
-          parts: (parts) => parts.pipeThrough(detectEndedEarly(source)),
-        },
-        call,
-      ),
+    stream: (call) => streamChat(source, options.model, post, call),
   };
+}
+
+function requestBody(model: string, call: ModelCall): string {
+  const { request } = call;
+  return JSON.stringify({
+    model,
+    messages: withPrefill(request.messages, call.prefix),
+    stream: true,
+    stream_options: { include_usage: true },
+    ...(request.max_tokens === undefined ? {} : { max_tokens: request.max_tokens }),
+    ...(request.temperature === undefined ? {} : { temperature: request.temperature }),
+    ...(request.seed === undefined ? {} : { seed: request.seed }),
+  });
+}
+
+async function* streamChat(
+  source: FailureSource,
+  model: string,
+  post: (body: string) => Post,
+  call: ModelCall,
+): AsyncGenerator<ModelEvent> {
+  call.signal.throwIfAborted();
+  const request = post(requestBody(model, call));
+  const onAbort = (): void => request.destroy(call.signal.reason instanceof Error ? call.signal.reason : undefined);
+  call.signal.addEventListener("abort", onAbort, { once: true });
+  let res: IncomingMessage | undefined;
+  let finished = false;
+  try {
+    res = await request.response;
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status >= 300) throw statusFailure(source, status, await errorMessage(res), res.headers);
+    yield { type: "open" };
+    const reader = new ChunkReader(source);
+    const decoder = new TextDecoder();
+    // Not destroyed when left at `[DONE]`: the rest is drained and the socket kept alive.
+    for await (const bytes of res.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+      reader.feed(decoder.decode(bytes, { stream: true }));
+      for (const event of reader.take()) yield event;
+      if (reader.done) break;
+      await yieldIfLong();
+    }
+    reader.feed(decoder.decode());
+    for (const event of reader.take()) yield event;
+    const finish = reader.finish();
+    if (!finish) throw endedEarly(source);
+    finished = true;
+    yield finish;
+  } catch (error) {
+    if (call.signal.aborted) throw call.signal.reason;
+    if (error instanceof ProviderError) throw error;
+    throw networkFailure(source, error);
+  } finally {
+    call.signal.removeEventListener("abort", onAbort);
+    // A finished response is read to its end, so its socket goes back to the agent for the next call.
+    res?.on("error", () => undefined);
+    if (finished) res?.resume();
+    else request.destroy();
+  }
+}
+
+/** The server's own words for an error status: `error.message` of its JSON body, else the body, else the reason phrase. */
+async function errorMessage(res: IncomingMessage): Promise<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const part of res as AsyncIterable<Buffer>) {
+      if (size < MAX_ERROR_BODY_BYTES) parts.push(part);
+      size += part.length;
+    }
+  } catch {
+    // A body cut short still has its status to go by.
+  }
+  const text = Buffer.concat(parts).toString("utf8").slice(0, MAX_ERROR_BODY_BYTES);
+  try {
+    const message = (JSON.parse(text) as { error?: { message?: unknown } } | null)?.error?.message;
+    if (typeof message === "string" && message !== "") return message;
+  } catch {
+    // Not JSON: the text itself.
+  }
+  return text.trim().slice(0, 500) || res.statusMessage || "error";
+}
+
+/** Turns the SSE text of one response into model events: tokens as they come, the finish at the end. */
+class ChunkReader {
+  readonly #source: FailureSource;
+  readonly #parser;
+  #events: ModelEvent[] = [];
+  #finishReason: string | undefined;
+  #usage: Usage = { promptTokens: 0, completionTokens: 0 };
+  /** `[DONE]` arrived: nothing more is read. */
+  done = false;
+
+  constructor(source: FailureSource) {
+    this.#source = source;
+    this.#parser = createParser({
+      onEvent: (message) => this.#onEvent(message),
+      onError: (error) => {
+        // Unknown fields and bad `retry` values are ignored, as the SSE rules say; only an endless event is fatal.
+        if (error.type === "max-buffer-size-exceeded")
+          throw protocolFailure(this.#source, `an event is longer than ${MAX_EVENT_BYTES} bytes`);
+      },
+      maxBufferSize: MAX_EVENT_BYTES,
+    });
+  }
+
+  /** What broke the stream, once the tokens before it have been taken. */
+  #failure: unknown;
+
+  feed(text: string): void {
+    if (this.done || text === "") return;
+    try {
+      this.#parser.feed(text);
+    } catch (error) {
+      this.#failure = error;
+      this.done = true;
+    }
+  }
+
+  /** The events parsed since the last call, in order; then, once they are taken, the failure that ended the stream. */
+  *take(): Generator<ModelEvent> {
+    const events = this.#events;
+    this.#events = [];
+    yield* events;
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  /** The finish event, when the model said it had finished. */
+  finish(): ModelEvent | undefined {
+    if (this.#finishReason === undefined) return undefined;
+    return { type: "finish", finishReason: FINISH_REASONS[this.#finishReason] ?? "other", usage: this.#usage };
+  }
+
+  #onEvent(message: EventSourceMessage): void {
+    if (this.done) return;
+    if (message.data === "[DONE]") {
+      this.done = true;
+      return;
+    }
+    let chunk: Chunk;
+    try {
+      chunk = JSON.parse(message.data) as Chunk;
+    } catch {
+      throw protocolFailure(this.#source, `a stream chunk is not JSON: ${message.data.slice(0, 100)}`);
+    }
+    if (typeof chunk !== "object" || chunk === null) throw protocolFailure(this.#source, "a stream chunk is not a JSON object");
+    if (chunk.error !== undefined && chunk.error !== null) {
+      throw isWireError(chunk.error)
+        ? fromWireError(chunk.error, this.#source)
+        : protocolFailure(this.#source, "an error chunk without a message");
+    }
+    const usage = chunk.usage as { prompt_tokens?: unknown; completion_tokens?: unknown } | null | undefined;
+    if (typeof usage === "object" && usage !== null) {
+      this.#usage = {
+        promptTokens: typeof usage.prompt_tokens === "number" ? usage.prompt_tokens : 0,
+        completionTokens: typeof usage.completion_tokens === "number" ? usage.completion_tokens : 0,
+      };
+    }
+    if (!Array.isArray(chunk.choices)) return;
+    const choice = chunk.choices[0] as { delta?: { content?: unknown } | null; finish_reason?: unknown } | null | undefined;
+    if (typeof choice !== "object" || choice === null) return;
+    const content = choice.delta?.content;
+    if (typeof content === "string" && content !== "") this.#events.push({ type: "token", text: content });
+    if (typeof choice.finish_reason === "string") this.#finishReason = choice.finish_reason;
+  }
 }

@@ -22,16 +22,19 @@ function toMessage(message: ChatMessage): LanguageModelV3Message {
 }
 
 /**
- * The SDK prompt for `messages` with the prefill appended. A conversation that already ends in
- * an assistant message gets the prefill added to that message, so the model continues one text.
+ * `messages` with the prefill appended. A conversation that already ends in an assistant message
+ * gets the prefill added to that message, so the model continues one text.
  */
-export function toPrompt(messages: readonly ChatMessage[], prefill: string): LanguageModelV3Prompt {
+export function withPrefill(messages: readonly ChatMessage[], prefill: string): readonly ChatMessage[] {
   const last = messages.at(-1);
-  if (prefill === "") return messages.map(toMessage);
-  if (last?.role === "assistant") {
-    return [...messages.slice(0, -1).map(toMessage), toMessage({ role: "assistant", content: last.content + prefill })];
-  }
-  return [...messages.map(toMessage), toMessage({ role: "assistant", content: prefill })];
+  if (prefill === "") return messages;
+  if (last?.role === "assistant") return [...messages.slice(0, -1), { role: "assistant", content: last.content + prefill }];
+  return [...messages, { role: "assistant", content: prefill }];
+}
+
+/** The SDK prompt for `messages` with the prefill appended (see `withPrefill`). */
+export function toPrompt(messages: readonly ChatMessage[], prefill: string): LanguageModelV3Prompt {
+  return withPrefill(messages, prefill).map(toMessage);
 }
 
 /**
