@@ -130,7 +130,7 @@ const OPTIONS = {
     env: "LIFELINE_COALESCE_MS",
     flag: "coalesce-ms",
     default: "20",
-    doc: "At most one delta entry per window: tokens close together become one; after a quiet window a token goes out at once unless the process is busy (0: one entry per token).",
+    doc: "At most one delta entry per window, and one at a time: tokens close together, or arriving while a delta is being stored, become one; a token after a quiet window goes out at once (0: one entry per token).",
     schema: z.coerce.number().int().min(0).max(5000),
   },
   workerConcurrency: {

@@ -62,8 +62,14 @@ export interface Engine {
    */
   claim(worker: string, leaseMs: number, signal: AbortSignal): Promise<Claim | undefined>;
 
-  /** Extends a lease held with `fence`. */
+  /** Extends a lease held with `fence`: `renewAll` of one lease. */
   renew(id: string, fence: number, leaseMs: number): Promise<RenewResult>;
+
+  /**
+   * Extends every lease in `leases` (a worker's lease keeper renews all it holds at once), in one
+   * round trip where the engine allows; one result per lease, in order.
+   */
+  renewAll(leases: readonly Lease[], leaseMs: number): Promise<RenewResult[]>;
 
   /** Hands a job back at once (graceful shutdown): the next claim takes it with a higher fence. */
   release(id: string, fence: number): Promise<void>;
@@ -113,5 +119,11 @@ export interface Claim {
 }
 
 export type RenewResult = "renewed" | "lost" | "closed";
+
+/** A lease as its holder knows it: the job and the fence it was claimed with. */
+export interface Lease {
+  readonly id: string;
+  readonly fence: number;
+}
 
 export type CancelResult = "cancelled" | "alreadyFinished" | "notFound";

@@ -28,6 +28,7 @@ export function guardEngine(engine: Engine): Engine {
     wait: guard((...a: Parameters<Engine["wait"]>) => engine.wait(...a)),
     claim: guard((...a: Parameters<Engine["claim"]>) => engine.claim(...a)),
     renew: guard((...a: Parameters<Engine["renew"]>) => engine.renew(...a)),
+    renewAll: guard((...a: Parameters<Engine["renewAll"]>) => engine.renewAll(...a)),
     release: guard((...a: Parameters<Engine["release"]>) => engine.release(...a)),
     cancel: guard((...a: Parameters<Engine["cancel"]>) => engine.cancel(...a)),
     ping: guard(() => engine.ping()),

@@ -1,6 +1,6 @@
 import type { EntryBody, ErrorInfo, GenerationRequest } from "../core/entries.ts";
 import { TextFold } from "../core/fold.ts";
-import type { AppendResult, Claim, Engine } from "../engine/port.ts";
+import type { AppendResult, Claim, Engine, Lease } from "../engine/port.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ModelRegistry } from "../llm/models.ts";
 import { ProviderError } from "../llm/provider-error.ts";
@@ -18,8 +18,6 @@ export interface RunContext {
   readonly worker: string;
   readonly leaseMs: number;
   readonly coalesceMs: number;
-  /** Whether the process is busy: the coalescing window then always waits, to batch more. */
-  readonly load: { readonly busy: boolean };
 }
 
 /** Why a run stopped before its terminal entry. */
@@ -41,6 +39,12 @@ class RunStopped extends Error {
 const READ_PAGE = 1000;
 
 /**
+ * Tokens a run holds that are not yet in the log before it stops reading the model: it then waits
+ * for the store, and the model's socket fills instead of the worker's memory.
+ */
+const MAX_PENDING_TOKENS = 256;
+
+/**
  * One attempt at one answer, under one lease: reads the log, continues the text from where it
  * stands, appends coalesced deltas under its fence and ends the log, or hands the job back.
  */
@@ -56,7 +60,8 @@ export class AnswerRun {
   #flushTimer: NodeJS.Timeout | undefined;
   /** When the last delta left the buffer: the coalescing window runs from there. */
   #lastFlushAt = 0;
-  #deltaInFlight = false;
+  /** Delta appends under way: while one is, tokens gather to go out together after it. */
+  #deltasInFlight = 0;
   /** The answer's text as this run knows it: the log's text plus every token since. */
   #text = "";
   #writes: Promise<void> = Promise.resolve();
@@ -69,6 +74,11 @@ export class AnswerRun {
     this.#log = ctx.logger.child({ generation: claim.id, attempt: claim.fence });
   }
 
+  /** The lease this run holds, for the worker's lease keeper. */
+  get lease(): Lease {
+    return this.#claim;
+  }
+
   /** Stops the model call; the run flushes what it has and hands the job back (`shutdown`). */
   stop(reason: StopReason): void {
     this.#stopReason ??= reason;
@@ -77,7 +87,6 @@ export class AnswerRun {
 
   async run(): Promise<void> {
     const { fence } = this.#claim;
-    const renewal = setInterval(() => void this.#renew(), Math.max(50, Math.min(this.#ctx.leaseMs / 3, 1000)));
     try {
       const { request, text, lastOffset, terminal } = await this.#readLog();
       if (terminal) return;
@@ -98,7 +107,6 @@ export class AnswerRun {
     } catch (error) {
       await this.#onError(error);
     } finally {
-      clearInterval(renewal);
       if (this.#flushTimer) clearTimeout(this.#flushTimer);
     }
   }
@@ -183,6 +191,8 @@ export class AnswerRun {
         const event = step.value;
         if (event.type === "token") {
           this.#buffer(event.text);
+          // Backpressure: past a bound, the model waits for the store (a failed write stops the run).
+          if (this.#pending.length >= MAX_PENDING_TOKENS) await this.#flush().catch(() => undefined);
         } else if (event.type === "finish") {
           await this.#write([{ type: "completed", attempt: fence, finishReason: event.finishReason, usage: event.usage }]);
           this.#ctx.metrics.answersFinished.inc({ outcome: "completed" });
@@ -248,22 +258,21 @@ export class AnswerRun {
   #buffer(text: string): void {
     this.#text += text;
     this.#pending.push(text);
-    // Without a window, a delta goes out at once unless one is still being written: then the
-    // tokens gather until it is done (backpressure instead of a queue of appends), and go out
-    // together in one append, still one entry each.
-    const window = this.#ctx.coalesceMs;
-    if (window <= 0) {
-      if (!this.#deltaInFlight) void this.#flush();
-      return;
-    }
-    // With a window, at most one delta per window. While the process is not busy, a token that
-    // comes after a quiet window goes out at once: a slow model pays no latency for the window.
-    // A busy process always waits for the window to close, so each append carries more tokens
-    // (and the busier it gets, the later its timers fire and the more they carry).
-    if (this.#flushTimer) return;
-    const quietFor = Date.now() - this.#lastFlushAt;
-    if (quietFor >= window && !this.#ctx.load.busy) void this.#flush();
-    else this.#flushTimer = setTimeout(() => void this.#flush(), this.#ctx.load.busy ? window : window - Math.min(quietFor, window));
+    this.#scheduleFlush();
+  }
+
+  /**
+   * One delta append at a time: tokens that arrive while one is being written gather and go out
+   * together once it is done (one entry each without a window, one merged entry with one). With a
+   * window, deltas are also at least a window apart: a token after a quiet spell goes out at once,
+   * and only tokens that follow closely are held to be merged. So the window costs nothing when
+   * there is nothing to merge, and a slow store merges more whatever the window.
+   */
+  #scheduleFlush(): void {
+    if (this.#deltasInFlight > 0 || this.#flushTimer || this.#pending.length === 0) return;
+    const wait = this.#ctx.coalesceMs - (Date.now() - this.#lastFlushAt);
+    if (wait <= 0) void this.#flush();
+    else this.#flushTimer = setTimeout(() => void this.#flush(), wait);
   }
 
   /** Moves buffered text into the log, after any write already under way. */
@@ -278,15 +287,15 @@ export class AnswerRun {
     const attempt = this.#claim.fence;
     const texts = this.#ctx.coalesceMs <= 0 ? pieces : [pieces.join("")];
     const write = this.#write(texts.map((text) => ({ type: "delta", attempt, text })));
-    this.#deltaInFlight = true;
+    this.#deltasInFlight += 1;
     void write
       .then(
         () => this.#ctx.metrics.tokensAppended.inc(tokens),
         () => undefined,
       )
       .finally(() => {
-        this.#deltaInFlight = false;
-        if (this.#pending.length > 0 && this.#ctx.coalesceMs <= 0) void this.#flush();
+        this.#deltasInFlight -= 1;
+        if (!this.#stopReason) this.#scheduleFlush();
       });
     // A refusal already stopped the run; a store failure must stop it too, or a later delta would
     // take this one's offset and its text would be lost.
@@ -377,16 +386,6 @@ export class AnswerRun {
         this.#log.warn({ result }, "append refused: lease lost");
         this.stop("leaseLost");
         throw new RunStopped("leaseLost");
-    }
-  }
-
-  async #renew(): Promise<void> {
-    try {
-      const result = await this.#ctx.engine.renew(this.#claim.id, this.#claim.fence, this.#ctx.leaseMs);
-      if (result === "lost") this.stop("leaseLost");
-      else if (result === "closed") this.stop("closed");
-    } catch (error) {
-      this.#log.warn({ err: error }, "lease renewal failed; retrying");
     }
   }
 }

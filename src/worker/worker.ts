@@ -3,7 +3,6 @@ import type { ModelRegistry } from "../llm/models.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { AnswerRun } from "./answer-run.ts";
-import { LoadGauge } from "./load-gauge.ts";
 
 export interface WorkerOptions {
   readonly engine: Engine;
@@ -31,7 +30,9 @@ export class Worker {
   readonly #options: WorkerOptions;
   readonly #runs = new Map<AnswerRun, Promise<void>>();
   readonly #stopping = new AbortController();
-  readonly #load = new LoadGauge();
+  /** The lease keeper: one timer renews every lease this worker holds, in one engine call. */
+  #keeper: NodeJS.Timeout | undefined;
+  #renewing = false;
   /** Claim loops waiting for a free slot. */
   readonly #waitingForSlot = new Set<() => void>();
   /** Claims under way: they count against the concurrency like runs. */
@@ -56,6 +57,7 @@ export class Worker {
   start(): void {
     const loops = Math.max(1, Math.min(this.#options.concurrency, this.#options.engine.parallelClaims));
     this.#noteIdle();
+    this.#keeper ??= setInterval(() => void this.#renewLeases(), Math.max(50, Math.min(this.#options.leaseMs / 3, 1000)));
     this.#loop ??= Promise.all(Array.from({ length: loops }, () => this.#claimLoop())).then(() => undefined);
   }
 
@@ -86,7 +88,7 @@ export class Worker {
         await engine.release(claim.id, claim.fence).catch(() => undefined);
         break;
       }
-      const run = new AnswerRun({ ...this.#options, worker: name, load: this.#load }, claim);
+      const run = new AnswerRun({ ...this.#options, worker: name }, claim);
       clearTimeout(this.#idleTimer);
       const done = run.run().finally(() => {
         this.#runs.delete(run);
@@ -94,6 +96,31 @@ export class Worker {
         if (this.#runs.size === 0) this.#noteIdle();
       });
       this.#runs.set(run, done);
+    }
+  }
+
+  /**
+   * Renews every held lease at once, a third of a lease before it runs out (at most every second).
+   * A lease found lost or closed stops its run. A round still under way is not overlapped: a slow
+   * store gets one round at a time, not a pile of them.
+   */
+  async #renewLeases(): Promise<void> {
+    if (this.#renewing || this.#runs.size === 0) return;
+    this.#renewing = true;
+    const runs = [...this.#runs.keys()];
+    try {
+      const results = await this.#options.engine.renewAll(
+        runs.map((run) => run.lease),
+        this.#options.leaseMs,
+      );
+      results.forEach((result, i) => {
+        if (result === "lost") runs[i]?.stop("leaseLost");
+        else if (result === "closed") runs[i]?.stop("closed");
+      });
+    } catch (error) {
+      this.#options.logger.warn({ err: error, leases: runs.length }, "lease renewal failed; retrying");
+    } finally {
+      this.#renewing = false;
     }
   }
 
@@ -123,6 +150,6 @@ export class Worker {
     for (const run of this.#runs.keys()) run.stop("shutdown");
     await this.#loop;
     await Promise.all(this.#runs.values());
-    this.#load.close();
+    clearInterval(this.#keeper);
   }
 }

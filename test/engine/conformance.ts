@@ -148,6 +148,25 @@ export function engineConformance(name: string, open: () => Promise<EngineHarnes
       expect(await h.peer.renew(id, fence + 1, 10_000)).toBe("renewed");
     });
 
+    it("renewAll renews every lease still held in one call, and names each one lost or closed", async () => {
+      const held = await createAndClaim(h.engine, 300);
+      const taken = await createAndClaim(h.engine, 150);
+      const finished = await createAndClaim(h.engine, 10_000);
+      expect(await h.engine.cancel(finished.id)).toBe("cancelled");
+      const takeover = await h.peer.claim("w2", 10_000, never);
+      expect(takeover).toMatchObject({ id: taken.id, takeover: true });
+      const leases = [held, taken, finished, { id: "gen_00000000000000000000000000", fence: 1 }];
+      // Renewed past the moment its first lease would have run out: the held job is not taken over.
+      for (let i = 0; i < 4; i++) {
+        expect(await h.engine.renewAll(leases, 300)).toEqual(["renewed", "lost", "closed", "closed"]);
+        await sleep(100);
+      }
+      const ctl = new AbortController();
+      setTimeout(() => ctl.abort(), 100);
+      expect(await h.peer.claim("w3", 10_000, ctl.signal)).toBeUndefined();
+      expect(await h.engine.renewAll([], 300)).toEqual([]);
+    });
+
     it("a terminal entry finishes the job and closes the log", async () => {
       const { id, fence } = await createAndClaim(h.engine, 100);
       const completed: EntryBody = {

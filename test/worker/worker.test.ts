@@ -29,7 +29,7 @@ async function untilTerminal(engine: Engine, id: string): Promise<Entry[]> {
 }
 
 /** The engine with some operations replaced, as a store that misbehaves would. */
-function overriding(engine: Engine, parts: Partial<Pick<Engine, "append" | "renew">>): Engine {
+function overriding(engine: Engine, parts: Partial<Pick<Engine, "append" | "renewAll">>): Engine {
   return {
     kind: engine.kind,
     replicatesAsynchronously: engine.replicatesAsynchronously,
@@ -40,7 +40,8 @@ function overriding(engine: Engine, parts: Partial<Pick<Engine, "append" | "rene
     head: (...a) => engine.head(...a),
     wait: (...a) => engine.wait(...a),
     claim: (...a) => engine.claim(...a),
-    renew: parts.renew ?? ((...a) => engine.renew(...a)),
+    renew: (...a) => engine.renew(...a),
+    renewAll: parts.renewAll ?? ((...a) => engine.renewAll(...a)),
     release: (...a) => engine.release(...a),
     cancel: (...a) => engine.cancel(...a),
     ping: () => engine.ping(),
@@ -103,6 +104,33 @@ describe("the worker", () => {
     const entries = await untilTerminal(memory, id);
     expectExactAnswer(entries, text);
     expect(entries.filter((e) => e.type === "delta").map((e) => (e as { text: string }).text)).toEqual(simTokens(request));
+  });
+
+  it("a store that stops answering stops the model: the worker holds a bounded number of tokens, then finishes exactly", async () => {
+    const memory = new MemoryEngine();
+    stops.push(() => memory.close());
+    let gate: (() => void) | undefined;
+    let held = 0;
+    const stalled = overriding(memory, {
+      append: async (...args) => {
+        const [, , , entries] = args;
+        // Deltas past the first wait until the gate opens: the store has stopped answering.
+        if (entries[0]?.type === "delta" && held++ > 0 && gate === undefined) await new Promise<void>((resolve) => (gate = resolve));
+        return memory.append(...args);
+      },
+    });
+    let emitted = 0;
+    const long = { ...request, max_tokens: 5000 };
+    startWorker(stalled, { tokensPerSecond: 1_000_000, onToken: () => (emitted += 1), coalesceMs: 20 });
+    const { id } = await memory.create(long);
+    await until(() => gate !== undefined);
+    // Give the model every chance to run ahead: if the worker kept reading, it would emit all 5,000.
+    await sleep(300);
+    const whileStalled = emitted;
+    expect(whileStalled).toBeLessThan(1000);
+    gate?.();
+    const entries = await untilTerminal(memory, id);
+    expectExactAnswer(entries, simTokens(long).join(""));
   });
 
   it("coalesces the tokens of one window into one delta", async () => {
@@ -168,7 +196,7 @@ describe("the worker", () => {
     const engine = new MemoryEngine();
     stops.push(() => engine.close());
     // The paused worker believes its renewals succeed (as after a long pause), so its lease runs out.
-    const blind = overriding(engine, { renew: async () => "renewed" });
+    const blind = overriding(engine, { renewAll: async (leases) => leases.map(() => "renewed" as const) });
     startWorker(blind, { name: "paused", leaseMs: 200, tokensPerSecond: 40 });
     const { id } = await engine.create({ ...request, max_tokens: 60 });
     await new Promise((r) => setTimeout(r, 400));

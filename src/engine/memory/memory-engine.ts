@@ -2,7 +2,7 @@ import { canonicalJson } from "../../core/canonical.ts";
 import { stampEntry, type Entry, type EntryBody, type GenerationRequest } from "../../core/entries.ts";
 import { decideAppend, endsWithTerminal } from "../append-rules.ts";
 import { newGenerationId } from "../ids.ts";
-import type { AppendResult, CancelResult, Claim, CreateOptions, CreateResult, Engine, LogHead, RenewResult } from "../port.ts";
+import type { AppendResult, CancelResult, Claim, CreateOptions, CreateResult, Engine, Lease, LogHead, RenewResult } from "../port.ts";
 import { Wakeups } from "../wakeups.ts";
 
 interface Generation {
@@ -122,11 +122,19 @@ export class MemoryEngine implements Engine {
   }
 
   async renew(id: string, fence: number, leaseMs: number): Promise<RenewResult> {
-    const g = this.#generations.get(id);
-    if (!g || g.terminal) return "closed";
-    if (g.fence !== fence || g.job !== "leased") return "lost";
-    g.leaseUntil = Date.now() + leaseMs;
-    return "renewed";
+    const [result] = await this.renewAll([{ id, fence }], leaseMs);
+    return result ?? "lost";
+  }
+
+  async renewAll(leases: readonly Lease[], leaseMs: number): Promise<RenewResult[]> {
+    const until = Date.now() + leaseMs;
+    return leases.map(({ id, fence }): RenewResult => {
+      const g = this.#generations.get(id);
+      if (!g || g.terminal) return "closed";
+      if (g.fence !== fence || g.job !== "leased") return "lost";
+      g.leaseUntil = until;
+      return "renewed";
+    });
   }
 
   async release(id: string, fence: number): Promise<void> {

@@ -6,7 +6,7 @@ import { stampEntry, type Entry, type EntryBody, type GenerationRequest } from "
 import type { Logger } from "../../observability/logger.ts";
 import { assertWellFormedBatch, endsWithTerminal } from "../append-rules.ts";
 import { newGenerationId } from "../ids.ts";
-import type { AppendResult, CancelResult, Claim, CreateOptions, CreateResult, Engine, LogHead, RenewResult } from "../port.ts";
+import type { AppendResult, CancelResult, Claim, CreateOptions, CreateResult, Engine, Lease, LogHead, RenewResult } from "../port.ts";
 import { Wakeups } from "../wakeups.ts";
 import { connectRedis, type RedisClient, type RedisTarget } from "./connection.ts";
 import { RedisKeys } from "./keys.ts";
@@ -248,9 +248,31 @@ export class RedisEngine implements Engine {
   }
 
   async renew(id: string, fence: number, leaseMs: number): Promise<RenewResult> {
-    const state = String(await this.#commands.llLeaseCheck(this.#keys.meta(id), "check", fence));
-    if (state !== "ok") return state === "closed" ? "closed" : "lost";
-    return (await this.#lease("renew", id, leaseMs)) === 1 ? "renewed" : "lost";
+    const [result] = await this.renewAll([{ id, fence }], leaseMs);
+    return result ?? "lost";
+  }
+
+  /**
+   * Checks every fence on its log's slot (the checks go out together, in one write), then renews
+   * every lease still held in one script on the queue's slot: two round trips however many leases.
+   */
+  async renewAll(leases: readonly Lease[], leaseMs: number): Promise<RenewResult[]> {
+    if (leases.length === 0) return [];
+    const states = await Promise.all(
+      leases.map(async ({ id, fence }) => String(await this.#commands.llLeaseCheck(this.#keys.meta(id), "check", fence))),
+    );
+    const held = leases.filter((_, i) => states[i] === "ok").map((lease) => lease.id);
+    const k = this.#keys;
+    const renewed =
+      held.length === 0
+        ? []
+        : ((await this.#commands.llLease(k.ready, k.leased, k.order, k.signal, "renew", leaseMs, ...held)) as number[]);
+    let next = 0;
+    return states.map((state): RenewResult => {
+      if (state === "closed") return "closed";
+      if (state !== "ok") return "lost";
+      return renewed[next++] === 1 ? "renewed" : "lost";
+    });
   }
 
   async release(id: string, fence: number): Promise<void> {
@@ -324,9 +346,9 @@ export class RedisEngine implements Engine {
     return (await this.#commands.hget(this.#keys.meta(id), "terminal")) === "1";
   }
 
-  #lease(action: "renew" | "release" | "finish", id: string, leaseMs = 0): Promise<number> {
+  #lease(action: "release" | "finish", id: string): Promise<number> {
     const k = this.#keys;
-    const done = this.#commands.llLease(k.ready, k.leased, k.order, k.signal, action, id, leaseMs) as Promise<number>;
+    const done = this.#commands.llLease(k.ready, k.leased, k.order, k.signal, action, 0, id) as Promise<number>;
     if (action === "release") void done.then(() => this.#wakeups.wake("claim"));
     return done;
   }

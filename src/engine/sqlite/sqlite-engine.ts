@@ -5,7 +5,7 @@ import { canonicalJson } from "../../core/canonical.ts";
 import { stampEntry, type Entry, type EntryBody, type GenerationRequest } from "../../core/entries.ts";
 import { assertWellFormedBatch, decideAppend, endsWithTerminal } from "../append-rules.ts";
 import { newGenerationId } from "../ids.ts";
-import type { AppendResult, CancelResult, Claim, CreateOptions, CreateResult, Engine, LogHead, RenewResult } from "../port.ts";
+import type { AppendResult, CancelResult, Claim, CreateOptions, CreateResult, Engine, Lease, LogHead, RenewResult } from "../port.ts";
 import { Wakeups } from "../wakeups.ts";
 import { SCHEMA, SCHEMA_VERSION } from "./schema.ts";
 
@@ -253,13 +253,21 @@ export class SqliteEngine implements Engine {
   }
 
   async renew(id: string, fence: number, leaseMs: number): Promise<RenewResult> {
+    const [result] = await this.renewAll([{ id, fence }], leaseMs);
+    return result ?? "lost";
+  }
+
+  async renewAll(leases: readonly Lease[], leaseMs: number): Promise<RenewResult[]> {
     return this.#db
-      .transaction((): RenewResult => {
-        const row = this.#stmt.generation.get(id);
-        if (!row || row.terminal === 1) return "closed";
-        if (row.fence !== fence || row.job !== "leased") return "lost";
-        this.#stmt.renew.run(Date.now() + leaseMs, id);
-        return "renewed";
+      .transaction((): RenewResult[] => {
+        const until = Date.now() + leaseMs;
+        return leases.map(({ id, fence }): RenewResult => {
+          const row = this.#stmt.generation.get(id);
+          if (!row || row.terminal === 1) return "closed";
+          if (row.fence !== fence || row.job !== "leased") return "lost";
+          this.#stmt.renew.run(until, id);
+          return "renewed";
+        });
       })
       .immediate();
   }
