@@ -18,14 +18,19 @@ const BASE: RedisOptions = {
   connectTimeout: 5000,
 };
 
-/** Opens one connection (or one Cluster client) to the target. */
-export function connectRedis(target: RedisTarget, name: string): RedisClient {
+/**
+ * Opens one connection (or one Cluster client) to the target. With `autoPipelining`, the commands
+ * issued in one turn of the event loop go out in one write (one per node on a Cluster): a worker's
+ * appends for many answers, a gateway's reads for many followers.
+ */
+export function connectRedis(target: RedisTarget, name: string, options: { autoPipelining?: boolean } = {}): RedisClient {
+  const base: RedisOptions = { ...BASE, enableAutoPipelining: options.autoPipelining ?? false };
   switch (target.mode) {
     case "standalone":
-      return new Redis(target.url, { ...BASE, connectionName: name });
+      return new Redis(target.url, { ...base, connectionName: name });
     case "sentinel":
       return new Redis({
-        ...BASE,
+        ...base,
         connectionName: name,
         sentinels: target.sentinels.map((s) => ({ host: s.host, port: s.port })),
         name: target.masterName,
@@ -37,6 +42,7 @@ export function connectRedis(target: RedisTarget, name: string): RedisClient {
         target.nodes.map((n): ClusterNode => ({ host: n.host, port: n.port })),
         {
           redisOptions: { ...BASE, connectionName: name },
+          enableAutoPipelining: options.autoPipelining ?? false,
           shardedSubscribers: true,
           maxRedirections: 32,
           retryDelayOnFailover: 200,
