@@ -3,7 +3,21 @@
  * uses it to recognise an entry that is re-sent at its offset (an idempotent append).
  */
 export function canonicalJson(value: unknown): string {
+  // Deltas are nearly every entry: their one shape is written out directly, keys in order.
+  if (isPlainDelta(value)) return `{"attempt":${value.attempt},"text":${JSON.stringify(value.text)},"type":"delta"}`;
   return JSON.stringify(sortKeys(value));
+}
+
+function isPlainDelta(value: unknown): value is { readonly attempt: number; readonly text: string } {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
+  const entry = value as Record<string, unknown>;
+  return (
+    entry.type === "delta" &&
+    typeof entry.text === "string" &&
+    typeof entry.attempt === "number" &&
+    Number.isFinite(entry.attempt) &&
+    Object.keys(entry).length === 3
+  );
 }
 
 function sortKeys(value: unknown): unknown {

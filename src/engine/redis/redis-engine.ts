@@ -13,6 +13,12 @@ import { RedisKeys } from "./keys.ts";
 import { Notifications } from "./notifications.ts";
 import { withScripts, type ScriptedClient } from "./scripts.ts";
 
+/**
+ * The reason the engine's own wait-scoped signals are aborted with: one object made once, since an
+ * abort without a reason builds a DOMException with a stack trace, once per entry a follower waits for.
+ */
+const WAIT_OVER = new Error("the wait is over");
+
 export interface RedisEngineOptions {
   readonly target: RedisTarget;
   /** Prefix of every key. @defaultValue "ll" */
@@ -180,7 +186,7 @@ export class RedisEngine implements Engine {
   async wait(id: string, afterOffset: number, signal: AbortSignal): Promise<void> {
     // A local signal, so the waiter registered below is removed however this returns.
     const local = new AbortController();
-    const forward = (): void => local.abort();
+    const forward = (): void => local.abort(WAIT_OVER);
     signal.addEventListener("abort", forward, { once: true });
     let held = false;
     try {
@@ -198,7 +204,7 @@ export class RedisEngine implements Engine {
         if ((this.#notifications.announcedSince(id, since) ?? 0) > afterOffset) return;
       }
     } finally {
-      local.abort();
+      local.abort(WAIT_OVER);
       signal.removeEventListener("abort", forward);
       if (held) this.#notifications.release(id);
     }
@@ -228,7 +234,7 @@ export class RedisEngine implements Engine {
       const sleepMs = Math.min(MAX_CLAIM_SLEEP_MS, Number(info) < 0 ? MAX_CLAIM_SLEEP_MS : Math.max(10, Number(info)));
       // Never rely on BLPOP alone: during a failover it can sit in a reconnect queue for long.
       const ctl = new AbortController();
-      const stop = (): void => ctl.abort();
+      const stop = (): void => ctl.abort(WAIT_OVER);
       signal.addEventListener("abort", stop, { once: true });
       // One BLPOP at a time on the blocking connection, shared by this process's claimers: queued
       // behind each other, abandoned ones would pile up and take the signals meant for live ones.
@@ -241,7 +247,7 @@ export class RedisEngine implements Engine {
           this.#wakeups.wake("claim");
         });
       await Promise.race([this.#blpop, this.#wakeups.next("claim", ctl.signal, sleepMs + 1000)]);
-      ctl.abort();
+      ctl.abort(WAIT_OVER);
       signal.removeEventListener("abort", stop);
     }
     return undefined;
