@@ -4,6 +4,9 @@ import { z } from "zod";
 export const FAULT_KINDS = ["none", "error", "rate-limit", "stall", "cut", "slow-first-token"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
+/** How fast an answer goes out: tokens per second, or `max`, as fast as the client reads it. */
+export type TokenPace = number | "max";
+
 const count = z.coerce.number().int().min(0).max(1_000_000_000);
 const status = z.coerce.number().int().min(400).max(599);
 
@@ -25,8 +28,10 @@ export const SIM_LLM_OPTIONS = {
     flag: "tokens-per-second",
     env: "LIFELINE_SIM_TOKENS_PER_SECOND",
     default: "30",
-    doc: "Pace of the answer.",
-    schema: z.coerce.number().positive().max(1_000_000),
+    doc: "Pace of the answer, or max: as fast as the client reads.",
+    schema: z.union([z.literal("max"), z.coerce.number().positive().max(1_000_000)], {
+      error: "a number of tokens per second above 0 (at most 1000000), or max",
+    }),
   },
   fault: {
     flag: "fault",
@@ -98,8 +103,8 @@ export interface SimLlmOptions {
   readonly host?: string;
   /** @defaultValue 0 (a free port) */
   readonly port?: number;
-  /** @defaultValue 30 */
-  readonly tokensPerSecond?: number;
+  /** Tokens per second, or `"max"`: as fast as the client reads. @defaultValue 30 */
+  readonly tokensPerSecond?: TokenPace;
   /** @defaultValue "none" */
   readonly fault?: FaultKind;
   /** For `error`. @defaultValue 500 */

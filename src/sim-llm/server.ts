@@ -37,6 +37,13 @@ export async function startSimLlm(options: SimLlmOptions = {}): Promise<SimLlm> 
   const resolved = resolveSimLlmOptions({ port: 0, ...options });
   const schedule = new FaultSchedule(resolved);
   const stats = emptyStats();
+  /** The responses of the answers in progress, whose unsent bytes `bufferedBytes` adds up. */
+  const streaming = new Set<ServerResponse>();
+  const snapshot = (): SimLlmStats =>
+    snapshotStats(
+      stats,
+      [...streaming].reduce((sum, res) => sum + res.writableLength, 0),
+    );
   let answers = 0;
   let closing = false;
 
@@ -82,8 +89,10 @@ export async function startSimLlm(options: SimLlmOptions = {}): Promise<SimLlm> 
     const closed = new AbortController();
     let cutByServer = false;
     stats.openStreams += 1;
+    streaming.add(res);
     res.once("close", () => {
       stats.openStreams -= 1;
+      streaming.delete(res);
       if (!res.writableFinished && !cutByServer && !closing) stats.abortedByClient += 1;
       closed.abort();
     });
@@ -96,6 +105,7 @@ export async function startSimLlm(options: SimLlmOptions = {}): Promise<SimLlm> 
       signal: closed.signal,
       headers,
       onCut: () => (cutByServer = true),
+      onSent: (tokens) => (stats.tokensSent += tokens),
     });
     if (outcome === "completed") stats.completed += 1;
   }
@@ -110,7 +120,7 @@ export async function startSimLlm(options: SimLlmOptions = {}): Promise<SimLlm> 
     }
     if (req.method !== "GET") return sendJson(res, 404, openAiDialect.errorBody(404, `no route ${req.method ?? ""} ${path}`));
     if (path === "/healthz") return sendJson(res, 200, { status: "ok" });
-    if (path === "/stats") return sendJson(res, 200, snapshotStats(stats));
+    if (path === "/stats") return sendJson(res, 200, snapshot());
     if (path === "/v1/models") return sendJson(res, 200, modelList(req.headers["anthropic-version"] !== undefined));
     return sendJson(res, 404, openAiDialect.errorBody(404, `no route GET ${path}`));
   }
@@ -134,7 +144,7 @@ export async function startSimLlm(options: SimLlmOptions = {}): Promise<SimLlm> 
   return {
     url: `http://${host}:${port}`,
     port,
-    stats: () => snapshotStats(stats),
+    stats: snapshot,
     close: async () => {
       closing = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -14,10 +14,20 @@ export interface SimLlmStats {
   readonly openStreams: number;
   /** Answers whose client closed the connection before the end (a stalled answer ends this way). */
   readonly abortedByClient: number;
+  /** Content tokens handed to clients' sockets (a `stream: false` answer's, once its body is written). */
+  readonly tokensSent: number;
+  /**
+   * Bytes of the answers in progress that were written but are still waiting for their sockets: a
+   * client that stops reading holds this near the socket's high-water mark, not its answer's length.
+   */
+  readonly bufferedBytes: number;
 }
 
+/** The counters the server keeps; `bufferedBytes` is read from the open sockets when a snapshot is taken. */
 export type MutableSimLlmStats = {
-  -readonly [K in keyof SimLlmStats]: K extends "faults" ? Record<Exclude<FaultKind, "none">, number> : SimLlmStats[K];
+  -readonly [K in Exclude<keyof SimLlmStats, "bufferedBytes">]: K extends "faults"
+    ? Record<Exclude<FaultKind, "none">, number>
+    : SimLlmStats[K];
 };
 
 export function emptyStats(): MutableSimLlmStats {
@@ -28,10 +38,11 @@ export function emptyStats(): MutableSimLlmStats {
     faults: { error: 0, "rate-limit": 0, stall: 0, cut: 0, "slow-first-token": 0 },
     openStreams: 0,
     abortedByClient: 0,
+    tokensSent: 0,
   };
 }
 
-/** A deep copy, so a caller's snapshot does not move under it. */
-export function snapshotStats(stats: MutableSimLlmStats): SimLlmStats {
-  return { ...stats, faults: { ...stats.faults } };
+/** A deep copy, so a caller's snapshot does not move under it; `bufferedBytes` as measured now. */
+export function snapshotStats(stats: MutableSimLlmStats, bufferedBytes: number): SimLlmStats {
+  return { ...stats, faults: { ...stats.faults }, bufferedBytes };
 }
