@@ -50,8 +50,12 @@ const MAX_CLAIM_SLEEP_MS = 1000;
 export class RedisEngine implements Engine {
   readonly kind = "redis";
   readonly replicatesAsynchronously = true;
-  /** A claim waits for a replica's confirmation (WAIT): several in flight start a burst sooner. */
-  readonly parallelClaims = 4;
+  /**
+   * A claim is two round trips and may wait for a replica's confirmation (WAIT): many in flight,
+   * pipelined together, start a burst sooner (1,000 queued jobs: 3,500–5,800 claims/s with 4,
+   * 7,100–7,500 with 16).
+   */
+  readonly parallelClaims = 16;
   /** The BLPOP on the blocking connection that this process's claimers wait on, while one is out. */
   #blpop: Promise<unknown> | undefined;
   readonly #keys: RedisKeys;
