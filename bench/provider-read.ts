@@ -80,7 +80,7 @@ async function measure(provider: ModelProvider, rep: number): Promise<Phase> {
   };
 }
 
-const sim = spawn(process.execPath, ["--import", "tsx", "bin/lifeline", "sim-llm", "--port", "0", "--tokens-per-second", "1000000"], {
+const sim = spawn(process.execPath, ["--import", "tsx", "bin/lifeline", "sim-llm", "--port", "0", "--tokens-per-second", "max"], {
   stdio: ["ignore", "ignore", "pipe"],
 });
 try {
