@@ -124,6 +124,20 @@ export type WsServerFrame =
   | { readonly type: "ping"; readonly t: number }
   | { readonly type: "pong"; readonly t?: number };
 
+/**
+ * An `entry` frame of the WebSocket protocol in two parts that, put together, are the JSON of
+ * `{ type: "entry", sub, cursor, entry }`: the subscription's head, built once per subscription,
+ * and the entry's rest, built once per entry and shared by every subscription that sends it.
+ */
+export function wsEntryFrameHead(sub: string): string {
+  return `{"type":"entry","sub":${JSON.stringify(sub)}`;
+}
+
+/** The rest of an `entry` frame after {@link wsEntryFrameHead}; `entryJson` is the entry as JSON. */
+export function wsEntryFrameRest(cursor: string, entryJson: string): string {
+  return `,"cursor":${JSON.stringify(cursor)},"entry":${entryJson}}`;
+}
+
 /** The WebSocket endpoint's path: `ROUTE_PATHS.websocket` of `core/routes.ts`. */
 export const WS_PATH = ROUTE_PATHS.websocket;
 

@@ -10,6 +10,7 @@ import type { Metrics } from "../observability/metrics.ts";
 import { guardEngine } from "./guarded-engine.ts";
 import { answerClientError, answerFrameworkError, installErrorHandling } from "./http-errors.ts";
 import { installJsonBodyParser } from "./json-body.ts";
+import { LogTails } from "./log-tail.ts";
 import { clientBundleRoutes } from "./routes/client-bundle.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { generationRoutes } from "./routes/generations.ts";
@@ -62,7 +63,8 @@ export class Gateway {
       void reply.header("connection", "close");
       done(new LifelineError("shutting_down"));
     });
-    const routes = { ...options, engine: guardEngine(options.engine) };
+    const engine = guardEngine(options.engine);
+    const routes = { ...options, engine, tails: new LogTails(engine, options.metrics) };
     healthRoutes(app, routes);
     generationRoutes(app, routes);
     eventRoutes(app, { ...routes, shutdown: this.#shutdown.signal });

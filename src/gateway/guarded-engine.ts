@@ -7,14 +7,19 @@ import type { Engine } from "../engine/port.ts";
  * not an internal error. Programming errors (RangeError, TypeError) pass through unchanged.
  */
 export function guardEngine(engine: Engine): Engine {
+  const translate = (error: unknown): never => {
+    if (error instanceof LifelineError || error instanceof RangeError || error instanceof TypeError) throw error;
+    throw new LifelineError("engine_unavailable", `The ${engine.kind} engine does not answer: ${(error as Error).message}`);
+  };
+  // A plain `then` rather than an async wrapper: a call that waits long (a follower's `wait`)
+  // holds one promise, not a suspended function.
   const guard =
     <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
-    async (...args: A): Promise<R> => {
+    (...args: A): Promise<R> => {
       try {
-        return await call(...args);
+        return call(...args).then(undefined, translate);
       } catch (error) {
-        if (error instanceof LifelineError || error instanceof RangeError || error instanceof TypeError) throw error;
-        throw new LifelineError("engine_unavailable", `The ${engine.kind} engine does not answer: ${(error as Error).message}`);
+        return Promise.reject(error).then(undefined, translate);
       }
     };
   return {

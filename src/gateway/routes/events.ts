@@ -1,18 +1,36 @@
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyBaseLogger, FastifyInstance } from "fastify";
 import type { ServerResponse } from "node:http";
+import { LifelineError } from "../../core/errors.ts";
 import { ROUTE_PATHS } from "../../core/routes.ts";
 import { HEADERS, RESET_EVENT, SSE_PING, encodeSseFrame } from "../../core/wire.ts";
 import type { Engine } from "../../engine/port.ts";
 import type { Metrics } from "../../observability/metrics.ts";
-import { cursorOf, followLog, startOf, type Position } from "../log-follower.ts";
+import type { EncodedEntry } from "../encoded-entry.ts";
+import { Follow, type FollowEnd, type FollowSink } from "../follow.ts";
+import { cursorOf, startOf } from "../log-follower.ts";
+import type { LogTails } from "../log-tail.ts";
 
 export interface EventRoutesOptions {
   readonly engine: Engine;
   readonly metrics: Metrics;
+  /** The gateway's shared tails, which every follow of every transport joins at the end of a log. */
+  readonly tails: LogTails;
   readonly heartbeatMs: number;
   /** Aborts when the gateway shuts down: open streams end so clients resume elsewhere. */
   readonly shutdown: AbortSignal;
 }
+
+const SSE_HEADERS = {
+  "content-type": "text/event-stream; charset=utf-8",
+  "cache-control": "no-cache, no-transform",
+  connection: "keep-alive",
+  "x-accel-buffering": "no",
+} as const;
+
+/** Asks the browser to come back quickly after a cut. */
+const SSE_RETRY = "retry: 1000\n\n";
+
+const SSE_RESET = encodeSseFrame({ id: "0", event: RESET_EVENT, data: JSON.stringify({ reason: "cursor_not_continuous" }) });
 
 /**
  * `GET /v1/generations/:id/events`: the log as Server-Sent Events, resumable by cursor.
@@ -22,84 +40,121 @@ export interface EventRoutesOptions {
  * that attempt's entry there. When it does not (the entry was lost, and another attempt wrote a
  * different one), the client gets `reset` and the log again from offset 1: never a different text
  * under an old cursor.
+ *
+ * An open stream holds no timer and no pending call of its own: one heartbeat timer pings every
+ * stream, and at the end of the log the stream waits in its generation's shared tail.
  */
 export function eventRoutes(app: FastifyInstance, options: EventRoutesOptions): void {
   const { engine, metrics } = options;
+  const open: OpenStreams = new Map();
+  const onClose = function (this: ServerResponse): void {
+    open.get(this)?.finish();
+  };
+  const heartbeat = setInterval(() => {
+    for (const stream of open.values()) stream.ping();
+  }, options.heartbeatMs);
+  heartbeat.unref();
+  options.shutdown.addEventListener(
+    "abort",
+    () => {
+      clearInterval(heartbeat);
+      for (const stream of [...open.values()]) stream.finish();
+    },
+    { once: true },
+  );
 
   app.get<{ Params: { id: string }; Querystring: { from?: string } }>(ROUTE_PATHS.events, async (request, reply) => {
     const id = request.params.id;
     const cursor = cursorOf(request.headers[HEADERS.lastEventId], request.query.from);
     const start = await startOf(engine, metrics, id, cursor);
     if (start.kind === "atEnd") return reply.status(204).send();
+    if (options.shutdown.aborted) throw new LifelineError("shutting_down");
 
-    const log = request.log.child({ generation: id });
-    log.info({ from: cursor.offset, reset: start.reset }, "event stream opened");
-    await streamLog(reply, { ...options, id, from: start.from, reset: start.reset });
-    log.info("event stream closed");
+    request.log.info({ generation: id, from: cursor.offset, reset: start.reset }, "event stream opened");
+    reply.hijack();
+    const res = reply.raw;
+    // The headers go out with the first page, in one write.
+    res.cork();
+    res.writeHead(200, SSE_HEADERS);
+    res.write(start.reset ? SSE_RETRY + SSE_RESET : SSE_RETRY);
+    const stream = new EventStream(res, request.log, id, open, onClose, metrics);
+    stream.follow = new Follow(options.tails, id, start.from, stream);
+    stream.follow.start(start.firstPage);
     return reply;
   });
 }
 
-interface StreamPlan extends EventRoutesOptions {
-  readonly id: string;
-  readonly from: Position;
-  readonly reset: boolean;
-}
+/** The open event streams of a gateway, by response: the heartbeat pings each, a shutdown ends each. */
+type OpenStreams = Map<ServerResponse, EventStream>;
 
-async function streamLog(reply: FastifyReply, plan: StreamPlan): Promise<void> {
-  const { engine, metrics } = plan;
-  reply.hijack();
-  const res = reply.raw;
-  res.writeHead(200, {
-    "content-type": "text/event-stream; charset=utf-8",
-    "cache-control": "no-cache, no-transform",
-    connection: "keep-alive",
-    "x-accel-buffering": "no",
-  });
-  const closed = new AbortController();
-  const onClose = (): void => closed.abort();
-  res.on("close", onClose);
-  plan.shutdown.addEventListener("abort", onClose);
-  const signal = closed.signal;
-  metrics.openStreams.inc();
-  const heartbeat = setInterval(() => res.write(SSE_PING), plan.heartbeatMs);
-  const reset = (): Promise<void> =>
-    write(res, encodeSseFrame({ id: "0", event: RESET_EVENT, data: JSON.stringify({ reason: "cursor_not_continuous" }) }), signal);
-  try {
-    // Ask the browser to come back quickly after a cut.
-    res.write("retry: 1000\n\n");
-    if (plan.reset) await reset();
-    for await (const delivery of followLog(engine, plan.id, plan.from, signal)) {
-      if (signal.aborted) break; // the client is gone: nothing more to write
-      if (delivery.kind === "reset") {
-        metrics.resets.inc();
-        await reset();
-        continue;
-      }
-      const { entry, cursor } = delivery;
-      await write(res, encodeSseFrame({ id: cursor, event: entry.type, data: JSON.stringify(entry) }), signal);
-    }
-  } catch (error) {
-    if (!signal.aborted) reply.log.error({ err: error }, "event stream failed");
-  } finally {
-    clearInterval(heartbeat);
-    metrics.openStreams.dec();
-    res.off("close", onClose);
-    plan.shutdown.removeEventListener("abort", onClose);
-    res.end();
+/** One open event stream: the sink its follow writes to. */
+class EventStream implements FollowSink {
+  follow: Follow | undefined;
+  readonly #res: ServerResponse;
+  /** Corked by the route until the first page is written. */
+  #corked = true;
+  readonly #log: FastifyBaseLogger;
+  readonly #id: string;
+  readonly #open: OpenStreams;
+  readonly #metrics: Metrics;
+
+  /** `onClose`: one listener for every stream's `close` (called with the response as `this`), rather than a closure each. */
+  constructor(res: ServerResponse, log: FastifyBaseLogger, id: string, open: OpenStreams, onClose: () => void, metrics: Metrics) {
+    this.#res = res;
+    this.#log = log;
+    this.#id = id;
+    this.#open = open;
+    this.#metrics = metrics;
+    open.set(res, this);
+    metrics.openStreams.inc();
+    res.once("close", onClose);
   }
-}
 
-/** Writes, and waits for the socket to drain when its buffer is full, so a slow reader costs no memory. */
-function write(res: ServerResponse, chunk: string, signal: AbortSignal): Promise<void> {
-  if (res.write(chunk) || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off("drain", done);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    res.on("drain", done);
-    signal.addEventListener("abort", done, { once: true });
-  });
+  entry(frame: EncodedEntry): boolean {
+    const room = this.#res.write(frame.sse);
+    if (!room) this.flush(); // no drain comes while corked
+    return room;
+  }
+
+  reset(): boolean {
+    const room = this.#res.write(SSE_RESET);
+    if (!room) this.flush();
+    return room;
+  }
+
+  flush(): void {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.#res.uncork();
+  }
+
+  whenDrained(resume: () => void): void {
+    this.#res.once("drain", resume);
+  }
+
+  end(outcome: FollowEnd): void {
+    if (outcome.kind === "failed" && !this.#res.destroyed) {
+      this.#log.error({ err: outcome.error, generation: this.#id }, "event stream failed");
+    }
+    this.#close();
+  }
+
+  ping(): void {
+    this.#res.write(SSE_PING);
+  }
+
+  /** The client left, or the gateway shuts down. */
+  finish(): void {
+    this.follow?.close();
+    this.#close();
+  }
+
+  #close(): void {
+    if (this.#open.get(this.#res) !== this) return;
+    this.#open.delete(this.#res);
+    this.flush();
+    this.#metrics.openStreams.dec();
+    this.#res.end();
+    this.#log.info({ generation: this.#id }, "event stream closed");
+  }
 }

@@ -1,23 +1,23 @@
 import type { FastifyInstance } from "fastify";
-import { formatCursor } from "../../core/cursor.ts";
-import { isTerminal } from "../../core/entries.ts";
+import { formatCursor, type Cursor } from "../../core/cursor.ts";
+import type { Entry } from "../../core/entries.ts";
 import { LifelineError } from "../../core/errors.ts";
 import { ROUTE_PATHS } from "../../core/routes.ts";
 import { HEADERS, LONG_POLL, type PollEvent, type PollResponse } from "../../core/wire.ts";
-import { cursorOf, followLog, startOf } from "../log-follower.ts";
+import type { EncodedEntry } from "../encoded-entry.ts";
+import { Follow, type FollowEnd, type FollowSink } from "../follow.ts";
+import { cursorOf, startOf } from "../log-follower.ts";
 import type { EventRoutesOptions } from "./events.ts";
 
-export type PollRoutesOptions = Pick<EventRoutesOptions, "engine" | "metrics" | "shutdown">;
-
-/** One engine page: once something arrived, followLog stops after the page it is in. */
-const MAX_EVENTS = 256;
+export type PollRoutesOptions = Pick<EventRoutesOptions, "engine" | "metrics" | "tails" | "shutdown">;
 
 /**
  * `GET /v1/generations/:id/poll`: the log over plain HTTP requests, for networks that let neither
  * an event stream nor a WebSocket through (protocol in `core/wire.ts`). A request returns at once
- * with what the log holds after the cursor, or waits up to `wait_ms` for the first entry and then
- * returns everything there is; it never waits once it has something. It follows the log exactly
- * as SSE does (`followLog`), so cursor checks and `reset` are the same.
+ * with what the log holds after the cursor (one engine page), or waits up to `wait_ms` for the
+ * first entry and then returns the page it came in; it never waits once it has something. It
+ * follows the log exactly as SSE does (a {@link Follow}, waiting in the generation's shared tail),
+ * so cursor checks and `reset` are the same.
  */
 export function pollRoutes(app: FastifyInstance, options: PollRoutesOptions): void {
   const { engine, metrics } = options;
@@ -27,46 +27,97 @@ export function pollRoutes(app: FastifyInstance, options: PollRoutesOptions): vo
     const cursor = cursorOf(request.headers[HEADERS.lastEventId], request.query.from);
     const waitMs = waitOf(request.query.wait_ms);
 
-    // Stop waiting when the time is up, the client goes away, the gateway shuts down, or
-    // something arrived (followLog then hands over the rest of its page and returns). Plain
+    // Stop waiting when the time is up, the client goes away, or the gateway shuts down; the
+    // follow also stops once it has handed over the page in which something arrived. Plain
     // listeners rather than AbortSignal.any, which on Node 20 keeps every request's signal
     // alive for as long as the gateway's shutdown signal.
-    const enough = new AbortController();
-    const stop = (): void => enough.abort();
+    const poll = new PollCollector(cursor);
+    const stop = poll.stop.bind(poll);
     reply.raw.on("close", stop);
-    options.shutdown.addEventListener("abort", stop, { once: true });
+    options.shutdown.addEventListener("abort", poll, { once: true });
     const timer = setTimeout(stop, waitMs);
-    const events: PollEvent[] = [];
-    let next = formatCursor(cursor.offset, cursor.epoch);
-    let ended = false;
+    let outcome: FollowEnd;
     try {
       const start = await startOf(engine, metrics, id, cursor, { countResume: false });
       if (start.kind === "atEnd") return reply.status(204).send();
-      if (start.reset) {
-        events.push({ type: "reset" });
-        next = "0";
-      }
-      for await (const delivery of followLog(engine, id, start.from, enough.signal)) {
-        if (delivery.kind === "reset") {
-          metrics.resets.inc();
-          events.push({ type: "reset" });
-          next = "0";
-        } else {
-          events.push({ type: "entry", cursor: delivery.cursor, entry: delivery.entry });
-          next = delivery.cursor;
-          ended = isTerminal(delivery.entry);
-        }
-        stop();
-        if (ended || events.length > MAX_EVENTS) break;
-      }
+      if (start.reset) poll.startsAfterReset();
+      outcome = await poll.follow(new Follow(options.tails, id, start.from, poll), start.firstPage);
     } finally {
       clearTimeout(timer);
       reply.raw.off("close", stop);
-      options.shutdown.removeEventListener("abort", stop);
+      options.shutdown.removeEventListener("abort", poll);
     }
-    const body: PollResponse = { events, cursor: next, ended };
-    return reply.header("cache-control", "no-store").send(body);
+    if (outcome.kind === "failed") throw outcome.error;
+    return reply.header("cache-control", "no-store").send(poll.response(outcome));
   });
+}
+
+/** What one poll collects: the sink of its follow, which it stops as soon as something arrived. */
+class PollCollector implements FollowSink {
+  readonly #events: PollEvent[] = [];
+  #next: string;
+  #enough = false;
+  #follow: Follow | undefined;
+  #ended: ((outcome: FollowEnd) => void) | undefined;
+
+  constructor(cursor: Cursor) {
+    this.#next = formatCursor(cursor.offset, cursor.epoch);
+  }
+
+  /** Runs `follow` to its end: the first page at least, then until something arrived or `stop()`. */
+  follow(follow: Follow, firstPage: readonly Entry[] | undefined): Promise<FollowEnd> {
+    this.#follow = follow;
+    const over = new Promise<FollowEnd>((resolve) => (this.#ended = resolve));
+    follow.start(firstPage);
+    if (this.#enough) follow.stop();
+    return over;
+  }
+
+  /** The time is up, the client left, or the gateway shuts down. */
+  stop(): void {
+    this.#enough = true;
+    this.#follow?.stop();
+  }
+
+  /** The gateway shuts down (as the listener of its signal). */
+  handleEvent(): void {
+    this.stop();
+  }
+
+  entry(frame: EncodedEntry): boolean {
+    this.#events.push({ type: "entry", cursor: frame.cursor, entry: frame.entry });
+    this.#next = frame.cursor;
+    this.stop();
+    return true;
+  }
+
+  reset(): boolean {
+    this.startsAfterReset();
+    this.stop();
+    return true;
+  }
+
+  /** The cursor could not be vouched for: the answer starts with `reset`. */
+  startsAfterReset(): void {
+    this.#events.push({ type: "reset" });
+    this.#next = "0";
+  }
+
+  whenDrained(resume: () => void): void {
+    queueMicrotask(resume);
+  }
+
+  flush(): void {
+    // The response is written once, at the end.
+  }
+
+  end(outcome: FollowEnd): void {
+    this.#ended?.(outcome);
+  }
+
+  response(outcome: FollowEnd): PollResponse {
+    return { events: this.#events, cursor: this.#next, ended: outcome.kind === "ended" };
+  }
 }
 
 /** `wait_ms`: whole milliseconds from 0 to {@link LONG_POLL.maxWaitMs}; absent is the default. */

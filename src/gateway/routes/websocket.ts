@@ -5,19 +5,23 @@ import type { Duplex } from "node:stream";
 import { WebSocket, WebSocketServer, type RawData } from "ws";
 import { z } from "zod";
 import { parseCursor, type Cursor } from "../../core/cursor.ts";
-import { isTerminal } from "../../core/entries.ts";
 import { LifelineError, type ApiErrorCode } from "../../core/errors.ts";
 import { ROUTE_PATHS } from "../../core/routes.ts";
-import { WS_CLOSE_SLOW_CONSUMER, WS_PROTOCOL_LIMITS, type WsServerFrame } from "../../core/wire.ts";
+import { WS_CLOSE_SLOW_CONSUMER, WS_PROTOCOL_LIMITS, wsEntryFrameHead, type WsServerFrame } from "../../core/wire.ts";
 import { GENERATION_ID } from "../../core/generation-id.ts";
 import type { Engine } from "../../engine/port.ts";
 import type { Metrics } from "../../observability/metrics.ts";
+import type { EncodedEntry } from "../encoded-entry.ts";
+import { Follow, type FollowEnd, type FollowSink } from "../follow.ts";
 import { rawHttpAnswer } from "../http-errors.ts";
-import { followLog, startOf } from "../log-follower.ts";
+import { startOf } from "../log-follower.ts";
+import type { LogTails } from "../log-tail.ts";
 
 export interface WebSocketRoutesOptions {
   readonly engine: Engine;
   readonly metrics: Metrics;
+  /** The gateway's shared tails, which every follow of every transport joins at the end of a log. */
+  readonly tails: LogTails;
   /** Protocol and `ping` frames go out this often; a connection that has not answered by the next one is cut. */
   readonly heartbeatMs: number;
   /** Aborts when the gateway shuts down: every socket closes with 1001 so clients resume elsewhere. */
@@ -52,7 +56,7 @@ type SubscribeFrame = Extract<z.infer<typeof CLIENT_FRAME>, { type: "subscribe" 
 
 /**
  * `GET /v1/ws`: the log over WebSocket (protocol in `core/wire.ts`). One connection carries many
- * subscriptions, each a `followLog` with the same cursor checks and `reset` as SSE. A bad frame
+ * subscriptions, each a {@link Follow} with the same cursor checks and `reset` as SSE. A bad frame
  * gets an `error` frame and the connection stays open.
  */
 export function websocketRoutes(app: FastifyInstance, options: WebSocketRoutesOptions): void {
@@ -104,7 +108,7 @@ class Connection {
   readonly #ws: WebSocket;
   readonly #options: WebSocketRoutesOptions;
   readonly #log: FastifyBaseLogger;
-  readonly #subs = new Map<string, AbortController>();
+  readonly #subs = new Map<string, Subscription>();
   /** The socket under `#ws`, to see how much the client has taken. */
   readonly #socket: Socket;
   #answered = true;
@@ -159,7 +163,7 @@ class Connection {
     }
     this.#answered = false;
     this.#ws.ping();
-    void this.#send({ type: "ping", t: Date.now() });
+    this.#send({ type: "ping", t: Date.now() });
     this.#takeProgress(); // the pings themselves are no sign of a reader
   }
 
@@ -186,7 +190,7 @@ class Connection {
   }
 
   #stopAll(): void {
-    for (const controller of this.#subs.values()) controller.abort();
+    for (const subscription of this.#subs.values()) subscription.close();
     this.#subs.clear();
   }
 
@@ -220,11 +224,11 @@ class Connection {
         return this.#subscribe(frame);
       case "unsubscribe":
         // Unsubscribing from a subscription that already ended is a harmless race, not an error.
-        this.#subs.get(frame.sub)?.abort();
+        this.#subs.get(frame.sub)?.close();
         this.#subs.delete(frame.sub);
         return;
       case "ping":
-        return void this.#send(frame.t === undefined ? { type: "pong" } : { type: "pong", t: frame.t });
+        return this.#send(frame.t === undefined ? { type: "pong" } : { type: "pong", t: frame.t });
       case "pong":
         this.#answered = true; // it read our ping frame: as good as a protocol pong
         return;
@@ -245,86 +249,158 @@ class Connection {
       if (!parsed) return this.#error("invalid_cursor", `"${frame.cursor.slice(0, 64)}" is not a cursor.`, sub);
       cursor = parsed;
     }
-    const controller = new AbortController();
-    this.#subs.set(sub, controller);
-    void this.#follow(sub, frame.generation, cursor, controller);
+    const subscription = new Subscription(this, sub, frame.generation);
+    this.#subs.set(sub, subscription);
+    void this.#follow(subscription, cursor);
   }
 
-  /** Streams one subscription until its terminal entry, an unsubscribe, or the socket's end. */
-  async #follow(sub: string, id: string, cursor: Cursor, controller: AbortController): Promise<void> {
+  /** Finds where the subscription starts, then lets its follow stream it until the end, an unsubscribe, or the socket's end. */
+  async #follow(subscription: Subscription, cursor: Cursor): Promise<void> {
     const { engine, metrics } = this.#options;
-    const signal = controller.signal;
-    let open = false;
+    const id = subscription.generation;
     try {
       const start = await startOf(engine, metrics, id, cursor);
-      if (signal.aborted) return;
-      if (start.kind === "atEnd") return this.#finish(sub, controller, { type: "end", sub });
+      if (subscription.closed) return;
+      if (start.kind === "atEnd") return this.finish(subscription, { type: "end", sub: subscription.sub });
+      if (start.reset) this.#send({ type: "reset", sub: subscription.sub });
+      subscription.follow = new Follow(this.#options.tails, id, start.from, subscription);
       metrics.openStreams.inc();
-      open = true;
-      if (start.reset) await this.#send({ type: "reset", sub }, signal);
-      let ended = false;
-      for await (const delivery of followLog(engine, id, start.from, signal)) {
-        if (signal.aborted) return;
-        if (delivery.kind === "reset") {
-          metrics.resets.inc();
-          await this.#send({ type: "reset", sub }, signal);
-          continue;
-        }
-        await this.#send({ type: "entry", sub, cursor: delivery.cursor, entry: delivery.entry }, signal);
-        ended = isTerminal(delivery.entry);
-      }
-      if (signal.aborted) return;
-      const gone = new LifelineError("generation_not_found", "The log is gone (expired or lost).");
-      this.#finish(sub, controller, ended ? { type: "end", sub } : errorFrame(gone, sub));
+      subscription.follow.start(start.firstPage);
     } catch (error) {
-      if (signal.aborted) return;
-      const known = error instanceof LifelineError ? error : new LifelineError("internal");
-      if (known.status >= 500) this.#log.error({ err: error, generation: id, sub }, "websocket subscription failed");
-      this.#finish(sub, controller, errorFrame(known, sub));
-    } finally {
-      if (open) metrics.openStreams.dec();
-      if (this.#subs.get(sub) === controller) this.#subs.delete(sub);
+      if (!subscription.closed) this.failed(subscription, error);
     }
   }
 
   /** The subscription's last frame; its id is free again before the client can see the frame. */
-  #finish(sub: string, controller: AbortController, frame: WsServerFrame): void {
-    if (this.#subs.get(sub) === controller) this.#subs.delete(sub);
-    void this.#send(frame);
+  finish(subscription: Subscription, frame: WsServerFrame): void {
+    if (this.#subs.get(subscription.sub) === subscription) this.#subs.delete(subscription.sub);
+    subscription.close();
+    this.#send(frame);
   }
 
-  #error(code: ApiErrorCode, message?: string, sub?: string): void {
-    void this.#send(errorFrame(new LifelineError(code, message), sub));
+  /** Ends a subscription whose follow failed with an error frame. */
+  failed(subscription: Subscription, error: unknown): void {
+    const known = error instanceof LifelineError ? error : new LifelineError("internal");
+    if (known.status >= 500) {
+      this.#log.error({ err: error, generation: subscription.generation, sub: subscription.sub }, "websocket subscription failed");
+    }
+    this.finish(subscription, errorFrame(known, subscription.sub));
   }
 
   /**
-   * Sends a frame. With `signal` (a subscription's entries), resolves only once the socket has
-   * drained past this frame when more than the low watermark is queued, so a slow reader pauses
-   * its followers instead of growing this process's memory. A client that lets more than the high
-   * watermark pile up is closed with 4008 and resumes from its cursors.
+   * Sends a subscription's entry frame. When more than the low watermark is queued, returns false
+   * and tells the subscription once this frame is out (`written`), so a slow reader pauses its follows instead of
+   * growing this process's memory. A client that lets more than the high watermark pile up is
+   * closed with 4008 and resumes from its cursors.
    */
-  #send(frame: WsServerFrame, signal?: AbortSignal): Promise<void> {
+  sendEntry(text: string, subscription: Subscription): boolean {
+    return this.#sendText(text, subscription);
+  }
+
+  /** A subscription's follow ended. */
+  streamClosed(): void {
+    this.#options.metrics.openStreams.dec();
+  }
+
+  #error(code: ApiErrorCode, message?: string, sub?: string): void {
+    this.#send(errorFrame(new LifelineError(code, message), sub));
+  }
+
+  #send(frame: WsServerFrame): void {
+    this.#sendText(JSON.stringify(frame));
+  }
+
+  #sendText(text: string, waiting?: Subscription): boolean {
     const ws = this.#ws;
-    if (this.#closing || ws.readyState !== WebSocket.OPEN) return Promise.resolve();
+    if (this.#closing || ws.readyState !== WebSocket.OPEN) return true;
     const queued = ws.bufferedAmount;
     if (queued > Math.max(WS_LIMITS.highWatermarkBytes, WS_LIMITS.lowWatermarkBytes + this.#largestFrame)) {
       this.#slowConsumer();
-      return Promise.resolve();
+      return true;
     }
-    const data = Buffer.from(JSON.stringify(frame));
+    const data = Buffer.from(text);
     if (data.length > this.#largestFrame) this.#largestFrame = data.length;
-    if (!signal || queued + data.length <= WS_LIMITS.lowWatermarkBytes) {
+    if (!waiting || queued + data.length <= WS_LIMITS.lowWatermarkBytes) {
       ws.send(data, { binary: false });
-      return Promise.resolve();
+      return true;
     }
-    return new Promise((resolve) => {
-      const done = (): void => {
-        signal.removeEventListener("abort", done);
-        resolve();
-      };
-      signal.addEventListener("abort", done, { once: true });
-      ws.send(data, { binary: false }, done); // called once the frame is written out, or on error
-    });
+    ws.send(data, { binary: false }, () => waiting.written()); // called once the frame is written out, or on error
+    return false;
+  }
+}
+
+/** One subscription of a connection: the sink its follow writes to. */
+class Subscription implements FollowSink {
+  readonly sub: string;
+  readonly generation: string;
+  follow: Follow | undefined;
+  closed = false;
+  readonly #connection: Connection;
+  /** The start of this subscription's entry frames, built once. */
+  #head: string | undefined;
+  #queued = false;
+  #resume: (() => void) | undefined;
+
+  constructor(connection: Connection, sub: string, generation: string) {
+    this.#connection = connection;
+    this.sub = sub;
+    this.generation = generation;
+  }
+
+  entry(frame: EncodedEntry): boolean {
+    this.#head ??= wsEntryFrameHead(this.sub);
+    const room = this.#connection.sendEntry(this.#head + frame.wsRest, this);
+    if (!room) this.#queued = true;
+    return room;
+  }
+
+  reset(): boolean {
+    const room = this.#connection.sendEntry(JSON.stringify({ type: "reset", sub: this.sub } satisfies WsServerFrame), this);
+    if (!room) this.#queued = true;
+    return room;
+  }
+
+  flush(): void {
+    // Each frame goes out as it is sent.
+  }
+
+  /** The frame that filled the socket past the low watermark is out. */
+  written(): void {
+    this.#queued = false;
+    const resume = this.#resume;
+    this.#resume = undefined;
+    resume?.();
+  }
+
+  whenDrained(resume: () => void): void {
+    if (this.#queued) this.#resume = resume;
+    else queueMicrotask(resume);
+  }
+
+  end(outcome: FollowEnd): void {
+    switch (outcome.kind) {
+      case "ended":
+        return this.#connection.finish(this, { type: "end", sub: this.sub });
+      case "gone":
+        return this.#connection.finish(
+          this,
+          errorFrame(new LifelineError("generation_not_found", "The log is gone (expired or lost)."), this.sub),
+        );
+      case "failed":
+        return this.#connection.failed(this, outcome.error);
+      case "stopped":
+        return this.close();
+    }
+  }
+
+  /** Ends the subscription without another frame. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.follow) {
+      this.follow.close();
+      this.#connection.streamClosed();
+    }
   }
 }
 
