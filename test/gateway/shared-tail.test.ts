@@ -201,6 +201,20 @@ describe("followers of one answer share one tail", () => {
     await until(() => counted.waiting() === 0, 30_000, "the tail stopped");
   });
 
+  it("tails whose readers left stop however many tails wait beside them, and the readers still there get every entry", async () => {
+    const answers = await Promise.all(Array.from({ length: 10 }, () => answer()));
+    const sse = answers.map(({ id }) => new SseReader(url, id));
+    readers.push(...sse);
+    await until(() => sse.every((r) => r.has(2)), 30_000, "every reader at the end of its log");
+    expect(counted.waiting()).toBe(10);
+    for (const reader of sse.slice(0, 5)) reader.close();
+    await until(() => counted.waiting() === 5, 30_000, "the five tails nobody follows stopped");
+    for (const [i, { append }] of answers.slice(5).entries()) await append({ type: "delta", attempt: 1, text: `still ${i}` });
+    await until(() => sse.slice(5).every((r) => r.has(3)), 30_000, "the readers left got their entry");
+    for (const reader of sse.slice(5)) reader.close();
+    await until(() => counted.waiting() === 0, 30_000, "every tail stopped");
+  });
+
   it("a reader that stops reading holds up nobody, and once it reads again gets the rest exactly", async () => {
     const { id, append } = await answer();
     const fast = new SseReader(url, id);
