@@ -1,0 +1,95 @@
+/**
+ * A preload for every Node process of `bench/peers.ts` (`node --import tsx --import <this file>`):
+ * it watches the process's event loop with `monitorEventLoopDelay` and, on each SIGUSR2 from the
+ * bench, writes what it saw since the previous one to `LOOP_PROBE_OUT` (JSON, replaced
+ * atomically) and starts over. With `LOOP_PROBE_PROFILE` set it also records a CPU profile from
+ * the first SIGUSR2 to the second and writes it there, so a profile covers the measured phase only.
+ * Without `LOOP_PROBE_OUT` it does nothing.
+ */
+import { renameSync, writeFileSync } from "node:fs";
+import { Session } from "node:inspector";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+
+/** What one window of the event loop looked like; delays in ms, beyond the probe's 10 ms tick. */
+export interface LoopReport {
+  readonly pid: number;
+  /** 0 when the probe loaded, then one more per SIGUSR2. */
+  readonly mark: number;
+  readonly windowMs: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly maxMs: number;
+  readonly meanMs: number;
+  /** Times the loop was held more than 100 ms, seen by a 20 ms timer. */
+  readonly stallsOver100Ms: number;
+  /** When a profile was asked for: where the second mark wrote it. */
+  readonly profile?: string;
+}
+
+const RESOLUTION_MS = 10;
+const STALL_TICK_MS = 20;
+const STALL_MS = 100;
+
+const out = process.env.LOOP_PROBE_OUT;
+if (out !== undefined && out !== "") {
+  const profilePath = process.env.LOOP_PROBE_PROFILE;
+  const histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
+  histogram.enable();
+  let stalls = 0;
+  let last = performance.now();
+  setInterval(() => {
+    const now = performance.now();
+    if (now - last - STALL_TICK_MS > STALL_MS) stalls++;
+    last = now;
+  }, STALL_TICK_MS).unref();
+
+  let mark = 0;
+  let since = performance.now();
+  let session: Session | undefined;
+  let profileWritten: string | undefined;
+  // The histogram holds the time between two of its timer's ticks; the delay is what exceeds the resolution.
+  const ns = (value: number): number => Math.max(0, value / 1e6 - RESOLUTION_MS);
+  const write = (): void => {
+    const now = performance.now();
+    const report: LoopReport = {
+      pid: process.pid,
+      mark,
+      windowMs: now - since,
+      p50Ms: histogram.count > 0 ? ns(histogram.percentile(50)) : 0,
+      p99Ms: histogram.count > 0 ? ns(histogram.percentile(99)) : 0,
+      maxMs: histogram.count > 0 ? ns(histogram.max) : 0,
+      meanMs: histogram.count > 0 ? ns(histogram.mean) : 0,
+      stallsOver100Ms: stalls,
+      ...(profileWritten === undefined ? {} : { profile: profileWritten }),
+    };
+    writeFileSync(`${out}.tmp`, JSON.stringify(report));
+    renameSync(`${out}.tmp`, out);
+    histogram.reset();
+    stalls = 0;
+    since = now;
+  };
+  const toggleProfile = (): void => {
+    if (profilePath === undefined || profilePath === "") return;
+    if (session === undefined) {
+      session = new Session();
+      session.connect();
+      session.post("Profiler.enable");
+      session.post("Profiler.start");
+      return;
+    }
+    const running = session;
+    running.post("Profiler.stop", (error, result) => {
+      if (error === null) {
+        writeFileSync(profilePath, JSON.stringify(result.profile));
+        profileWritten = profilePath;
+      }
+      running.disconnect();
+    });
+  };
+  process.on("SIGUSR2", () => {
+    mark++;
+    toggleProfile();
+    write();
+  });
+  write();
+}

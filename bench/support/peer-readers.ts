@@ -1,0 +1,164 @@
+import { fork, type ChildProcess } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { wallNow } from "./protocol.ts";
+import type { Percentiles } from "./token-latency.ts";
+
+/** How a reader asks for an answer and follows it: Lifeline's API, or the resumable-stream producer's routes. */
+export type ReaderApi = "lifeline" | "resumable-stream";
+
+/** One phase of `bench/peers.ts` as the readers play it. */
+export interface ReaderPlan {
+  readonly api: ReaderApi;
+  readonly baseUrl: string;
+  /** Makes every prompt and stream id of the phase unique. */
+  readonly tag: string;
+  /** The number of the phase's first answer; the others follow it (the closed loop's acks name answers by number). */
+  readonly firstAnswer: number;
+  readonly answers: number;
+  readonly tokensPerAnswer: number;
+  /** Reader i starts `i * rampMs / answers` after the phase starts. */
+  readonly rampMs: number;
+  /** Readers still open this long after the phase started are cut: their answers count as incomplete. */
+  readonly deadlineMs: number;
+  /** Report tokens received per answer to the bench (the closed loop's acknowledgements). */
+  readonly acks: boolean;
+  /** The model's clock minus the readers' clock: latency = receipt − emittedAt + this. */
+  readonly clockCorrectionMs: number;
+}
+
+/** What the readers saw of one phase. Times are the readers' clock, in ms. */
+export interface ReaderResult {
+  readonly answers: number;
+  /** Every token once, in order, and the end of the answer: the only acceptable outcome. */
+  readonly exact: number;
+  /** Ended (or were cut at the deadline) before their last token or their end, with nothing out of order. */
+  readonly incomplete: number;
+  /** A gap, repeat or reordering, a token of another answer, a reset, rewind or failure, an HTTP error. */
+  readonly broken: number;
+  /** Up to 20 broken answers' first problem, then up to 3 incomplete answers. */
+  readonly problemSamples: readonly string[];
+  /** `retrying` entries seen (Lifeline): an attempt failed and another continued the answer. */
+  readonly retries: number;
+  readonly tokens: number;
+  /** Tokens written before their reader sent its follow request: delivered from a buffer, left out of the latency. */
+  readonly catchUpTokens: number;
+  /** Model writes a token → its reader has parsed it. */
+  readonly latencyMs: Percentiles;
+  /** The reader's first request → its first token. */
+  readonly firstTokenMs: Percentiles;
+  /** First request of the phase → last token received. */
+  readonly wallMs: number;
+  readonly overallTokensPerSecond: number;
+  /** Tokens / (first token received → last token received): the fast workloads' throughput. */
+  readonly spanTokensPerSecond: number;
+  /** Tokens per second while at least 90 % of the most answers streaming at once were streaming. */
+  readonly plateauTokensPerSecond: number;
+  readonly plateauMs: number;
+  readonly peakStreaming: number;
+  /** Tokens received in each whole second of the phase. */
+  readonly perSecond: readonly number[];
+}
+
+export type ToReaders =
+  | { readonly type: "clock"; readonly seq: number }
+  | { readonly type: "run"; readonly plan: ReaderPlan }
+  | { readonly type: "report" }
+  | { readonly type: "exit" };
+
+export type FromReaders =
+  | { readonly type: "ready" }
+  | { readonly type: "clock"; readonly seq: number; readonly now: number }
+  /** Flattened pairs [answer, tokens received so far, …]. */
+  | { readonly type: "acks"; readonly acks: number[] }
+  /** Every reader of the run ended; the analysis is not done yet (so its CPU is not the phase's). */
+  | { readonly type: "finished" }
+  | { readonly type: "result"; readonly result: ReaderResult }
+  | { readonly type: "error"; readonly message: string };
+
+/** The bench's handle on the reader process (`peer-readers-child.ts`). */
+export class PeerReaders {
+  readonly #child: ChildProcess;
+  #listener: ((message: FromReaders) => void) | undefined;
+  /** Called with every batch of acknowledgements while a closed-loop phase runs. */
+  onAcks: (acks: number[]) => void = () => undefined;
+
+  private constructor(child: ChildProcess) {
+    this.#child = child;
+    child.on("message", (message: FromReaders) => {
+      if (message.type === "acks") this.onAcks(message.acks);
+      else this.#listener?.(message);
+    });
+  }
+
+  /** Forks the reader process with the given Node arguments and environment (the loop probe's). */
+  static async start(execArgv: string[], env: NodeJS.ProcessEnv): Promise<PeerReaders> {
+    const child = fork(fileURLToPath(new URL("./peer-readers-child.ts", import.meta.url)), [], { execArgv, env, stdio: "inherit" });
+    const readers = new PeerReaders(child);
+    await readers.#next((m) => m.type === "ready");
+    return readers;
+  }
+
+  get pid(): number {
+    return this.#child.pid ?? -1;
+  }
+
+  /** The readers' clock minus ours, from the IPC round trip with the smallest delay. */
+  async clockOffset(samples = 25): Promise<{ offsetMs: number; roundTripMs: number }> {
+    let best = { offsetMs: 0, roundTripMs: Infinity };
+    for (let seq = 0; seq < samples; seq++) {
+      const sent = wallNow();
+      const reply = await this.#ask({ type: "clock", seq }, (m) => m.type === "clock" && m.seq === seq);
+      const back = wallNow();
+      if (reply.type === "clock" && back - sent < best.roundTripMs)
+        best = { offsetMs: reply.now - (sent + back) / 2, roundTripMs: back - sent };
+    }
+    return best;
+  }
+
+  /** Runs a phase; resolves when every reader ended. */
+  async run(plan: ReaderPlan): Promise<void> {
+    const reply = await this.#ask({ type: "run", plan }, (m) => m.type === "finished" || m.type === "error");
+    if (reply.type === "error") throw new Error(`the readers failed: ${reply.message}`);
+  }
+
+  /** The analysis of the phase that ran last. */
+  async report(): Promise<ReaderResult> {
+    const reply = await this.#ask({ type: "report" }, (m) => m.type === "result" || m.type === "error");
+    if (reply.type !== "result") throw new Error(`the readers failed: ${reply.type === "error" ? reply.message : reply.type}`);
+    // IPC carries JSON: percentiles of no samples (NaN) arrive as null.
+    const revive = (p: Percentiles): Percentiles => ({
+      p50: p.p50 ?? Number.NaN,
+      p95: p.p95 ?? Number.NaN,
+      p99: p.p99 ?? Number.NaN,
+      max: p.max ?? Number.NaN,
+      samples: p.samples,
+    });
+    return { ...reply.result, latencyMs: revive(reply.result.latencyMs), firstTokenMs: revive(reply.result.firstTokenMs) };
+  }
+
+  async stop(): Promise<void> {
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;
+    const exited = new Promise((resolve) => this.#child.once("exit", resolve));
+    this.#child.send({ type: "exit" } satisfies ToReaders);
+    await exited;
+  }
+
+  #ask(message: ToReaders, match: (m: FromReaders) => boolean): Promise<FromReaders> {
+    const reply = this.#next(match);
+    this.#child.send(message);
+    return reply;
+  }
+
+  #next(match: (m: FromReaders) => boolean): Promise<FromReaders> {
+    return new Promise((resolve, reject) => {
+      const onExit = (code: number | null): void => reject(new Error(`the reader process exited with ${code}`));
+      this.#child.once("exit", onExit);
+      this.#listener = (message) => {
+        if (!match(message)) return;
+        this.#listener = undefined;
+        this.#child.off("exit", onExit);
+        resolve(message);
+      };
+    });
+  }
+}

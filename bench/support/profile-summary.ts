@@ -1,0 +1,151 @@
+/**
+ * Where a process spent its CPU: reads a `.cpuprofile` (V8's format, as `--cpu-prof` or the loop
+ * probe writes it) and sums self time by package, by file and by function.
+ *
+ *   node --import tsx bench/support/profile-summary.ts <file.cpuprofile> [--top 15]
+ *
+ * A package is `node_modules/<name>` (scoped names kept whole), `lifeline src/<folder>` for the
+ * product's own files, `bench` for the bench's, `node:internal/<area>` or `node:<module>` for Node's
+ * own JavaScript, `(native or V8)` for native frames (socket writes, the JSON parser…), or V8's own
+ * entries: `(garbage collector)`, `(program)`, `(idle)`.
+ */
+import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { markdownTable, type Column } from "./report.ts";
+
+interface ProfileNode {
+  readonly id: number;
+  readonly callFrame: { readonly functionName: string; readonly url: string; readonly lineNumber: number };
+}
+
+export interface CpuProfile {
+  readonly nodes: readonly ProfileNode[];
+  readonly startTime: number;
+  readonly endTime: number;
+  readonly samples: readonly number[];
+  readonly timeDeltas: readonly number[];
+}
+
+/** One line of a summary: self time of everything grouped under `name`. */
+export interface SelfTime {
+  readonly name: string;
+  readonly ms: number;
+  /** Of the busy time: the whole profile but `(idle)`. */
+  readonly share: number;
+}
+
+export interface ProfileSummary {
+  readonly wallMs: number;
+  readonly busyMs: number;
+  readonly packages: readonly SelfTime[];
+  readonly files: readonly SelfTime[];
+  readonly functions: readonly SelfTime[];
+}
+
+/** The package a script URL belongs to. */
+export function packageOf(url: string): string {
+  if (url === "") return "(native or V8)";
+  // Node's internals by area: web streams, fetch (undici), streams, http…
+  if (url.startsWith("node:")) return /^node:internal\/(deps\/)?[^/]+(?=\/)/.exec(url)?.[0] ?? url;
+  const modules = url.lastIndexOf("/node_modules/");
+  if (modules !== -1) {
+    const [first = "", second = ""] = url.slice(modules + "/node_modules/".length).split("/");
+    return first.startsWith("@") ? `${first}/${second}` : first;
+  }
+  const src = /\/src\/([^/]+)\//.exec(url);
+  if (src) return `lifeline src/${src[1]}`;
+  if (url.includes("/bench/")) return "bench";
+  return url;
+}
+
+function fileOf(url: string): string {
+  const modules = url.lastIndexOf("/node_modules/");
+  if (modules !== -1) return url.slice(modules + "/node_modules/".length);
+  const src = url.lastIndexOf("/src/");
+  if (src !== -1) return url.slice(src + 1);
+  return url.replace(/^file:\/\//, "");
+}
+
+/** Self time per node id, from the samples and the time between them (µs). */
+function selfMicros(profile: CpuProfile): Map<number, number> {
+  const self = new Map<number, number>();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const id = profile.samples[i] as number;
+    // The delta before the next sample is the time this one stood for.
+    const delta = profile.timeDeltas[i + 1] ?? 0;
+    self.set(id, (self.get(id) ?? 0) + Math.max(0, delta));
+  }
+  return self;
+}
+
+function ranked(totals: Map<string, number>, busyUs: number): SelfTime[] {
+  return [...totals].map(([name, us]) => ({ name, ms: us / 1000, share: us / busyUs })).sort((a, b) => b.ms - a.ms);
+}
+
+export function summarizeProfile(profile: CpuProfile): ProfileSummary {
+  const self = selfMicros(profile);
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const packages = new Map<string, number>();
+  const files = new Map<string, number>();
+  const functions = new Map<string, number>();
+  let idle = 0;
+  let all = 0;
+  for (const [id, us] of self) {
+    const frame = byId.get(id)?.callFrame;
+    if (frame === undefined) continue;
+    all += us;
+    const special = frame.url === "" && frame.functionName.startsWith("(") ? frame.functionName : undefined;
+    if (special === "(idle)") {
+      idle += us;
+      continue;
+    }
+    const pkg = special ?? packageOf(frame.url);
+    packages.set(pkg, (packages.get(pkg) ?? 0) + us);
+    const file = special ?? fileOf(frame.url);
+    files.set(file, (files.get(file) ?? 0) + us);
+    const fn = special ?? `${frame.functionName || "(anonymous)"} ${file}:${frame.lineNumber + 1}`;
+    functions.set(fn, (functions.get(fn) ?? 0) + us);
+  }
+  const busy = Math.max(1, all - idle);
+  return {
+    wallMs: (profile.endTime - profile.startTime) / 1000,
+    busyMs: busy / 1000,
+    packages: ranked(packages, busy),
+    files: ranked(files, busy),
+    functions: ranked(functions, busy),
+  };
+}
+
+const COLUMNS: readonly Column<SelfTime>[] = [
+  { title: "self ms", cell: (r) => r.ms.toFixed(0) },
+  { title: "share of busy", cell: (r) => `${(r.share * 100).toFixed(1)} %` },
+  { title: "where", cell: (r) => `\`${r.name}\`` },
+];
+
+/** The summary as Markdown: the busy share, then the top packages, files and functions. */
+export function formatProfileSummary(summary: ProfileSummary, top: number): string {
+  return [
+    `${summary.busyMs.toFixed(0)} ms busy of ${summary.wallMs.toFixed(0)} ms (${((summary.busyMs / summary.wallMs) * 100).toFixed(0)} %)`,
+    "",
+    "By package:",
+    "",
+    markdownTable(COLUMNS, summary.packages.slice(0, top)),
+    "",
+    "By file:",
+    "",
+    markdownTable(COLUMNS, summary.files.slice(0, top)),
+    "",
+    "By function:",
+    "",
+    markdownTable(COLUMNS, summary.functions.slice(0, top)),
+  ].join("\n");
+}
+
+if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const { values, positionals } = parseArgs({ options: { top: { type: "string", default: "15" } }, allowPositionals: true });
+  const file = positionals[0];
+  if (file === undefined) throw new Error("usage: profile-summary.ts <file.cpuprofile> [--top 15]");
+  const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
+  console.log(formatProfileSummary(summarizeProfile(profile), Number(values.top)));
+}
