@@ -18,6 +18,9 @@ import { healthRoutes } from "./routes/health.ts";
 import { pollRoutes } from "./routes/poll.ts";
 import { websocketRoutes } from "./routes/websocket.ts";
 
+/** Connections the kernel may hold for the gateway before it accepts them. */
+const LISTEN_BACKLOG = 4096;
+
 export interface GatewayOptions {
   readonly engine: Engine;
   readonly metrics: Metrics;
@@ -78,7 +81,9 @@ export class Gateway {
 
   /** Listens and returns the base URL. */
   async listen(host: string, port: number): Promise<string> {
-    await this.app.listen({ host, port });
+    // A burst of clients (a thousand answers started at once) must not overflow the accept queue:
+    // Node's default backlog is 511, and connections past it are reset. The kernel caps it at somaxconn.
+    await this.app.listen({ host, port, backlog: LISTEN_BACKLOG });
     const address = this.app.server.address();
     const actual = typeof address === "object" && address ? address.port : port;
     const shownHost = host.includes(":") ? `[${host}]` : host;
