@@ -9,7 +9,7 @@
  *
  *   npm run bench:peers -- [--workloads paced-100,paced-1000,fast-closed-100,fast-open-100]
  *        [--systems resumable-stream,distributed,embedded] [--reps 3] [--out bench/results/peers.json]
- *        [--cpu-profile DIR]
+ *        [--paced-slack-s 25] [--paced-deadline-s 40] [--cpu-profile DIR]
  *
  * Writes JSON and prints the tables of docs/benchmarks.md; exits 1 if any answer was not exact.
  */
@@ -43,6 +43,8 @@ const { values: args } = parseArgs({
     "first-token-delay-ms": { type: "string", default: "250" },
     "arrivals-per-second": { type: "string", default: "1000" },
     "fast-deadline-s": { type: "string", default: "30" },
+    "paced-slack-s": { type: "string", default: "25" },
+    "paced-deadline-s": { type: "string", default: "40" },
     "cpu-profile": { type: "string" },
     out: { type: "string", default: "bench/results/peers.json" },
   },
@@ -74,6 +76,8 @@ const settings = {
   firstTokenDelayMs: Number(args["first-token-delay-ms"]),
   arrivalsPerSecond: Number(args["arrivals-per-second"]),
   fastDeadlineMs: Number(args["fast-deadline-s"]) * 1000,
+  pacedSlackMs: Number(args["paced-slack-s"]) * 1000,
+  pacedDeadlineMs: Number(args["paced-deadline-s"]) * 1000,
   cpuProfileDir: args["cpu-profile"] === undefined ? undefined : resolve(args["cpu-profile"]),
 };
 const numbers = [settings.reps, settings.tokensPerSecond, settings.pacedTokens, settings.fastTokens, settings.window];
@@ -96,11 +100,11 @@ function paceOf(workload: Workload): ModelPace {
 function planOf(workload: Workload, api: ReaderPlan["api"], baseUrl: string, tag: string, clockCorrectionMs: number): ReaderPlan {
   const rampMs = (workload.answers / settings.arrivalsPerSecond) * 1000;
   const tokensPerAnswer = workload.kind === "paced" ? settings.pacedTokens : settings.fastTokens;
-  // A paced answer takes tokens / rate; a system may fall behind by 25 s more, up to 40 s in all.
+  // A paced answer takes tokens / rate; a system may fall behind by --paced-slack-s more, up to
+  // --paced-deadline-s in all (an overload run gives it longer, to see every answer end).
+  const pacedMs = rampMs + settings.firstTokenDelayMs + (tokensPerAnswer / settings.tokensPerSecond) * 1000;
   const deadlineMs =
-    workload.kind === "paced"
-      ? Math.min(40_000, rampMs + settings.firstTokenDelayMs + (tokensPerAnswer / settings.tokensPerSecond) * 1000 + 25_000)
-      : settings.fastDeadlineMs;
+    workload.kind === "paced" ? Math.min(settings.pacedDeadlineMs, pacedMs + settings.pacedSlackMs) : settings.fastDeadlineMs;
   return {
     api,
     baseUrl,
