@@ -11,7 +11,6 @@
  * A level is `answers:tokens per second per answer:tokens per answer[:trials]`. Writes the results as
  * JSON and prints them as a table; see docs/benchmarks.md.
  */
-import { execFileSync } from "node:child_process";
 import { loadavg } from "node:os";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -30,7 +29,7 @@ import { labelOf, startServer, type DistributedSpec } from "./support/servers.ts
 import { WireCommandCounter, commandStats, machineCpuMs, processCpuMs, resetRedis } from "./support/redis-stats.ts";
 import { deliveryShape } from "./support/delivery-shape.ts";
 import { openFileLimit } from "./support/open-files.ts";
-import { machineInfo, median, writeResults } from "./support/report.ts";
+import { gitState, machineInfo, median, writeResults } from "./support/report.ts";
 import { tcpCounters, tcpCountersSince } from "./support/tcp-counters.ts";
 import { EmitLog, analyse, deliveryFields } from "./support/token-latency.ts";
 
@@ -186,21 +185,6 @@ async function runPhase(ctx: Context, spec: DistributedSpec, level: Level, trial
     };
   } finally {
     await server.stop();
-  }
-}
-
-function gitState(): string {
-  try {
-    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { encoding: "utf8" }).trim();
-    return dirty === ""
-      ? head
-      : `${head} with uncommitted changes in src: ${dirty
-          .split("\n")
-          .map((l) => l.trim())
-          .join(", ")}`;
-  } catch {
-    return "unknown";
   }
 }
 

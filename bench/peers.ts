@@ -13,7 +13,6 @@
  *
  * Writes JSON and prints the tables of docs/benchmarks.md; exits 1 if any answer was not exact.
  */
-import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -27,7 +26,7 @@ import { PeerReaders, type ReaderPlan } from "./support/peer-readers.ts";
 import { SYSTEMS, StampedModel, startSystem, type SystemName } from "./support/peer-systems.ts";
 import { formatMainTable, formatProcessTable, ratiosOf, summarize, type PeerPhase, type ProcessRecord } from "./support/peers-report.ts";
 import { machineCpuMs, resetRedis } from "./support/redis-stats.ts";
-import { machineInfo, writeResults } from "./support/report.ts";
+import { gitState, machineInfo, writeResults } from "./support/report.ts";
 import { tcpCounters, tcpCountersSince } from "./support/tcp-counters.ts";
 import type { ModelPace } from "./support/stamped-model.ts";
 
@@ -247,21 +246,6 @@ function describe(phase: PeerPhase): string {
     `p99 ${r.latencyMs.p99.toFixed(2)} ms, max ${r.latencyMs.max.toFixed(0)} ms, CPU ${phase.systemCpuUsPerToken.toFixed(0)} µs/tok, ` +
     `loop max ms: ${loops}; neighbours ${phase.neighbourCores.toFixed(2)} cores; ${phase.listenOverflows} listen overflows; ${r.exact}/${r.answers} exact${r.problemSamples.length > 0 ? ` (${r.problemSamples.slice(0, 6).join("; ")})` : ""}\n`
   );
-}
-
-function gitState(): string {
-  try {
-    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
-    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { encoding: "utf8" }).trim();
-    return dirty === ""
-      ? head
-      : `${head} with uncommitted changes in src: ${dirty
-          .split("\n")
-          .map((l) => l.trim())
-          .join(", ")}`;
-  } catch {
-    return "unknown";
-  }
 }
 
 async function main(): Promise<void> {

@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { wallNow, type LoadResult } from "./protocol.ts";
+import { clockOffsetOf, type LoadResult } from "./protocol.ts";
 
 /**
  * How the clients of a phase ask for an answer: one `GET <path>?content=…` that starts and
@@ -65,15 +65,10 @@ export class ClientFleet {
 
   /** The child's clock minus ours, from the IPC round trip with the smallest delay (as NTP does). */
   async clockOffset(samples = 25): Promise<{ offsetMs: number; roundTripMs: number }> {
-    let best = { offsetMs: 0, roundTripMs: Infinity };
-    for (let seq = 0; seq < samples; seq++) {
-      const sent = wallNow();
+    return clockOffsetOf(async (seq) => {
       const reply = await this.#ask({ type: "clock", seq }, (m) => m.type === "clock" && m.seq === seq);
-      const back = wallNow();
-      if (reply.type === "clock" && back - sent < best.roundTripMs)
-        best = { offsetMs: reply.now - (sent + back) / 2, roundTripMs: back - sent };
-    }
-    return best;
+      return reply.type === "clock" ? reply.now : undefined;
+    }, samples);
   }
 
   async run(plan: FleetPlan): Promise<LoadResult> {

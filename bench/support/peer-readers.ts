@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { wallNow } from "./protocol.ts";
+import { clockOffsetOf } from "./protocol.ts";
 import type { Percentiles } from "./token-latency.ts";
 
 /** How a reader asks for an answer and follows it: Lifeline's API, or the resumable-stream producer's routes. */
@@ -104,15 +104,10 @@ export class PeerReaders {
 
   /** The readers' clock minus ours, from the IPC round trip with the smallest delay. */
   async clockOffset(samples = 25): Promise<{ offsetMs: number; roundTripMs: number }> {
-    let best = { offsetMs: 0, roundTripMs: Infinity };
-    for (let seq = 0; seq < samples; seq++) {
-      const sent = wallNow();
+    return clockOffsetOf(async (seq) => {
       const reply = await this.#ask({ type: "clock", seq }, (m) => m.type === "clock" && m.seq === seq);
-      const back = wallNow();
-      if (reply.type === "clock" && back - sent < best.roundTripMs)
-        best = { offsetMs: reply.now - (sent + back) / 2, roundTripMs: back - sent };
-    }
-    return best;
+      return reply.type === "clock" ? reply.now : undefined;
+    }, samples);
   }
 
   /** Runs a phase; resolves when every reader ended. */

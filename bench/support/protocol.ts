@@ -41,3 +41,21 @@ export function wallNow(): number {
 export function benchRequest(tag: string, index: number, maxTokens: number): { content: string; seed: number; maxTokens: number } {
   return { content: `${tag} answer ${index}`, seed: index, maxTokens };
 }
+
+/**
+ * Another process's clock minus ours, from the round trip with the smallest delay (as NTP does):
+ * `ask(seq)` sends probe `seq` and resolves with the other side's `wallNow()`, or undefined.
+ */
+export async function clockOffsetOf(
+  ask: (seq: number) => Promise<number | undefined>,
+  samples: number,
+): Promise<{ offsetMs: number; roundTripMs: number }> {
+  let best = { offsetMs: 0, roundTripMs: Infinity };
+  for (let seq = 0; seq < samples; seq++) {
+    const sent = wallNow();
+    const now = await ask(seq);
+    const back = wallNow();
+    if (now !== undefined && back - sent < best.roundTripMs) best = { offsetMs: now - (sent + back) / 2, roundTripMs: back - sent };
+  }
+  return best;
+}

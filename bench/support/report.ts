@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, platform, release, totalmem } from "node:os";
 import { dirname, resolve } from "node:path";
@@ -241,4 +242,20 @@ export function writeResults(path: string, results: unknown): void {
   const out = resolve(path);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+}
+
+/** The commit the bench ran on, and the files of `src` that differed from it, for the results. */
+export function gitState(): string {
+  try {
+    const head = execFileSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).trim();
+    const dirty = execFileSync("git", ["status", "--porcelain", "--", "src"], { encoding: "utf8" }).trim();
+    return dirty === ""
+      ? head
+      : `${head} with uncommitted changes in src: ${dirty
+          .split("\n")
+          .map((l) => l.trim())
+          .join(", ")}`;
+  } catch {
+    return "unknown";
+  }
 }
