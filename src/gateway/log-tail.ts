@@ -114,7 +114,18 @@ class Cohort {
   /** A waiting tail lost its last member. */
   idled(): void {
     this.idle += 1;
-    if (this.idle * 2 >= this.waiting) this.controller.abort();
+    this.#wakeWhenHalfIdle();
+  }
+
+  /** A tail stopped waiting here (its log grew, or it was woken): those left may now be half idle. */
+  left(idle: boolean): void {
+    this.waiting -= 1;
+    if (idle) this.idle -= 1;
+    this.#wakeWhenHalfIdle();
+  }
+
+  #wakeWhenHalfIdle(): void {
+    if (this.idle > 0 && this.idle * 2 >= this.waiting) this.controller.abort();
   }
 }
 
@@ -209,8 +220,7 @@ class LogTail {
   }
 
   #discharge(cohort: Cohort): void {
-    cohort.waiting -= 1;
-    if (this.#idle) cohort.idle -= 1;
+    cohort.left(this.#idle);
     this.#idle = false;
     this.#cohort = undefined;
   }

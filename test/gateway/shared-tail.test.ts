@@ -127,9 +127,10 @@ const usage = { promptTokens: 1, completionTokens: 1 };
 describe("followers of one answer share one tail", () => {
   const memory = new MemoryEngine();
   const counted = counting(memory);
+  const metrics = new Metrics();
   const gateway = new Gateway({
     engine: counted.engine,
-    metrics: new Metrics(),
+    metrics,
     logger: createLogger("silent"),
     models: () => ["sim"],
     heartbeatMs: 15_000,
@@ -148,6 +149,10 @@ describe("followers of one answer share one tail", () => {
     await gateway.close();
     await memory.close();
   });
+
+  async function openStreams(): Promise<number> {
+    return (await metrics.openStreams.get()).values[0]?.value ?? 0;
+  }
 
   /** A generation written by the test as a worker would, one entry at a time. */
   async function answer(): Promise<{ id: string; append: (body: EntryBody) => Promise<void> }> {
@@ -213,6 +218,23 @@ describe("followers of one answer share one tail", () => {
     await until(() => sse.slice(5).every((r) => r.has(3)), 30_000, "the readers left got their entry");
     for (const reader of sse.slice(5)) reader.close();
     await until(() => counted.waiting() === 0, 30_000, "every tail stopped");
+  });
+
+  it("a tail whose reader left stops once the tails beside it stop waiting, though its own log stands still", async () => {
+    const answers = await Promise.all(Array.from({ length: 3 }, () => answer()));
+    const sse = answers.map(({ id }) => new SseReader(url, id));
+    readers.push(...sse);
+    await until(() => sse.every((r) => r.has(2)), 30_000, "every reader at the end of its log");
+    expect(counted.waiting()).toBe(3);
+    const open = await openStreams();
+    sse[0]!.close();
+    await until(async () => (await openStreams()) === open - 1, 30_000, "the gateway saw the first reader leave");
+    // The two answers still followed end; the first one's log never grows again.
+    for (const [i, { append }] of answers.slice(1).entries()) {
+      await append({ type: "completed", attempt: 1, finishReason: "stop", usage });
+      await sse[i + 1]!.ended;
+    }
+    await until(() => counted.waiting() === 0, 30_000, "the tail nobody follows stopped");
   });
 
   it("a reader that stops reading holds up nobody, and once it reads again gets the rest exactly", async () => {
