@@ -332,6 +332,28 @@ describe("openai-compatible provider", () => {
     expect(received[0]?.headers.authorization).toBe(`Bearer ${API_KEY}`);
     expect(received[0]?.body).toMatchObject({ model: "gpt-test", seed: 7, stream_options: { include_usage: true } });
   });
+
+  it.each(["constructor", "toString", "__proto__"])("a finish reason it does not know is `other`, even one named %s", async (reason) => {
+    const { url } = await serve((res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.end(openAi.start() + openAi.token("ok") + chunk({}, reason) + "data: [DONE]\n\n");
+    });
+    const { events, error } = await run(openAi.create(url));
+    expect(error).toBeUndefined();
+    expect(events.at(-1)).toEqual({ type: "finish", finishReason: "other", usage: { promptTokens: 0, completionTokens: 0 } });
+  });
+
+  it.each(["constructor", "toString", "__proto__"])(
+    "an error inside the stream whose type it does not know is the server's (500, retryable), even one named %s",
+    async (type) => {
+      const { url } = await serve((res) => {
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.end(openAi.start() + sse({ error: { message: "broken", type, code: type } }));
+      });
+      const error = providerError((await run(openAi.create(url))).error);
+      expect(error).toMatchObject({ failure: "status", details: { status: 500, retryable: true } });
+    },
+  );
 });
 
 describe("anthropic provider", () => {

@@ -29,6 +29,11 @@ const STATUS_OF_ERROR_TYPE: Readonly<Record<string, number>> = {
   overloaded_error: 529,
 };
 
+/** The status a wire error's `type` or `code` names; own keys only, so `constructor` names none. */
+function statusOfErrorType(name: unknown): number | undefined {
+  return typeof name === "string" && Object.hasOwn(STATUS_OF_ERROR_TYPE, name) ? STATUS_OF_ERROR_TYPE[name] : undefined;
+}
+
 /** Replaces every occurrence of `secret` (an API key a server may echo back) in `text`. */
 export function redact(text: string, secret: string | undefined): string {
   return secret === undefined || secret === "" ? text : text.split(secret).join("[redacted]");
@@ -110,8 +115,8 @@ export function isWireError(value: unknown): value is WireError {
 export function fromWireError(error: WireError, source: FailureSource): ProviderError {
   const code = typeof error.code === "number" && error.code >= 400 && error.code <= 599 ? error.code : undefined;
   // OpenAI's string `code` is the more specific name (`type: "requests", code: "rate_limit_exceeded"`).
-  const byCode = typeof error.code === "string" ? STATUS_OF_ERROR_TYPE[error.code] : undefined;
-  const byType = typeof error.type === "string" ? STATUS_OF_ERROR_TYPE[error.type] : undefined;
+  const byCode = statusOfErrorType(error.code);
+  const byType = statusOfErrorType(error.type);
   // An unnamed mid-answer failure is the server's: another attempt may succeed.
   const status = code ?? byCode ?? byType ?? 500;
   const kind = typeof error.type === "string" ? ` (${error.type})` : "";

@@ -211,8 +211,11 @@ class ChunkReader {
 
   /** The finish event, when the model said it had finished. */
   finish(): ModelEvent | undefined {
-    if (this.#finishReason === undefined) return undefined;
-    return { type: "finish", finishReason: FINISH_REASONS[this.#finishReason] ?? "other", usage: this.#usage };
+    const reason = this.#finishReason;
+    if (reason === undefined) return undefined;
+    // Own keys only: a reason named like an Object property (`constructor`) is one it does not know.
+    const known = Object.hasOwn(FINISH_REASONS, reason) ? FINISH_REASONS[reason] : undefined;
+    return { type: "finish", finishReason: known ?? "other", usage: this.#usage };
   }
 
   #onEvent(message: EventSourceMessage): void {
