@@ -50,8 +50,9 @@ export interface Engine {
   /**
    * Resolves once an entry past `afterOffset` exists (at once if one does), or when `signal`
    * aborts. Implementations never run a polling loop per waiter. It may resolve early (an engine
-   * that trusts a notification from a primary that just failed over): callers read, and wait
-   * again when they find nothing new.
+   * that trusts a notification from a primary that just failed over, or one that finds the log
+   * shorter than `afterOffset` when it is written to): callers read, and wait again when they find
+   * nothing new.
    */
   wait(id: string, afterOffset: number, signal: AbortSignal): Promise<void>;
 

@@ -6,7 +6,7 @@ import type { PollResponse } from "../../src/core/wire.ts";
 import { RedisEngine } from "../../src/engine/redis/redis-engine.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
 import { entriesOf, readEvents } from "../support/sse-client.ts";
-import { never } from "../support/waits.ts";
+import { never, until } from "../support/waits.ts";
 
 beforeEach((ctx) => requireRedis(ctx));
 
@@ -100,5 +100,45 @@ describe("cursors on an engine that can lose acknowledged entries", () => {
       "2:6",
     ]);
     expect((await polled("1:3")).events.map((e) => (e.type === "entry" ? e.cursor : "reset"))).toEqual(["2:4", "2:5", "2:6"]);
+  });
+
+  it("a reader waiting at the end of a log that a failover shortened, which another attempt then ends below it, gets reset and the whole log", async () => {
+    const e = engine!;
+    const url = node!.url!;
+    const { id } = await e.create({ model: "sim", messages: [{ role: "user", content: "shortened" }] });
+    const first = await e.claim("w1", 60_000, never);
+    await e.append(id, 1, 2, [
+      { type: "started", attempt: 1, worker: "w1", model: "sim" },
+      delta(1, "Hello"),
+      delta(1, " old"),
+      delta(1, " wor"),
+      delta(1, "ld"),
+    ]);
+    let atEnd = (): void => undefined;
+    const reachedEnd = new Promise<void>((resolve) => (atEnd = resolve));
+    // Bounds only a reader that would otherwise wait for good.
+    const live = readEvents(url, id, { signal: AbortSignal.timeout(30_000), cutWhen: (m) => (m.id === "1:6" && atEnd(), false) });
+    await reachedEnd;
+    // The reader waits: the gateway listens for appends to this log.
+    const subscribers = async (): Promise<number> =>
+      Number(((await raw!.call("PUBSUB", "SHARDNUMSUB", `${prefix}:{${id}}:n`)) as [string, number])[1]);
+    await until(async () => (await subscribers()) === 1, 30_000, "the gateway waiting on the log");
+
+    // A failover that lost entries 4 to 6 while the reader waits after 6; another attempt ends the answer at 5.
+    await raw!.xdel(`${prefix}:{${id}}:log`, "4-0", "5-0", "6-0");
+    await raw!.xsetid(`${prefix}:{${id}}:log`, "3-0");
+    await raw!.hset(`${prefix}:{${id}}:meta`, "last", 3);
+    await e.release(id, first!.fence);
+    const second = await e.claim("w2", 60_000, never);
+    expect(second?.fence).toBe(2);
+    await e.append(id, 2, 4, [
+      { type: "started", attempt: 2, worker: "w2", model: "sim" },
+      { type: "completed", attempt: 2, finishReason: "stop", usage: { promptTokens: 1, completionTokens: 1 } },
+    ]);
+
+    const seen = await live;
+    expect(seen.messages.map((m) => m.id)).toEqual(["0:1", "1:2", "1:3", "1:4", "1:5", "1:6", "0", "0:1", "1:2", "1:3", "2:4", "2:5"]);
+    expect(seen.messages[6]?.event).toBe("reset");
+    expect(seen.ended).toBe(true);
   });
 });

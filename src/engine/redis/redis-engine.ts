@@ -196,12 +196,17 @@ export class RedisEngine implements Engine {
     try {
       await this.#notifications.hold(id);
       held = true;
+      let woken = false;
       while (!local.signal.aborted && !this.#closing.signal.aborted) {
         const since = this.#notifications.heard(id);
         const next = this.#notifications.next(id, local.signal);
         const head = await this.head(id);
         if (!head || head.lastOffset > afterOffset) return;
+        // Shorter than what the caller read: a failover lost entries, and another attempt writes
+        // below the caller's position (it may even end there). The caller looks at each such append.
+        if (woken && head.lastOffset < afterOffset) return;
         await next;
+        woken = true;
         // A notification carries the offset its append committed: past ours, there is no need to
         // read the head again (in a failover the reader may then find less, and waits again). A
         // wake without one (a recovery) reads the head.
