@@ -9,8 +9,6 @@
  *
  * See docs/decisions/017-lean-openai-stream-reader.md.
  */
-import { spawn } from "node:child_process";
-import { once } from "node:events";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
@@ -18,6 +16,7 @@ import type { ModelCall, ModelProvider } from "../src/llm/provider.ts";
 import { createOpenAICompatibleProvider } from "../src/llm/providers/openai-compatible.ts";
 import { verbatimPrefill } from "../src/llm/providers/prompt.ts";
 import { streamSdkModel } from "../src/llm/providers/sdk-stream.ts";
+import { startSimLlmProcess } from "../test/support/sim-llm-process.ts";
 import { machineInfo, median, writeResults } from "./support/report.ts";
 
 const { values: args } = parseArgs({
@@ -80,20 +79,9 @@ async function measure(provider: ModelProvider, rep: number): Promise<Phase> {
   };
 }
 
-const sim = spawn(process.execPath, ["--import", "tsx", "bin/lifeline", "sim-llm", "--port", "0", "--tokens-per-second", "max"], {
-  stdio: ["ignore", "ignore", "pipe"],
-});
+const sim = await startSimLlmProcess(["--tokens-per-second", "max"]);
 try {
-  let output = "";
-  sim.stderr.setEncoding("utf8");
-  const url = await new Promise<string>((resolve, reject) => {
-    sim.stderr.on("data", (text: string) => {
-      output += text;
-      const found = /http:\/\/127\.0\.0\.1:\d+/.exec(output);
-      if (found) resolve(found[0]);
-    });
-    sim.once("exit", () => reject(new Error(`sim-llm exited: ${output}`)));
-  });
+  const url = sim.url;
   const readers = [sdkReader(`${url}/v1`), leanReader(`${url}/v1`)];
   await measure(readers[1]!, 0); // warm both paths up
   await measure(readers[0]!, 0);
@@ -111,6 +99,5 @@ try {
   writeResults(args.out, { machine: machineInfo(), answers, tokensPerAnswer, reps, phases, summary });
   console.log(JSON.stringify(summary, null, 2));
 } finally {
-  sim.kill("SIGTERM");
-  await once(sim, "exit");
+  await sim.stop();
 }

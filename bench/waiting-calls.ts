@@ -6,7 +6,7 @@
  *
  *   node --import tsx bench/waiting-calls.ts [--calls 1000] [--out bench/results/waiting-calls.json]
  */
-import { fork, spawn, type ChildProcess } from "node:child_process";
+import { fork, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { parseArgs } from "node:util";
 import { SqliteEngine } from "../src/engine/sqlite/sqlite-engine.ts";
+import { startSimLlmProcess } from "../test/support/sim-llm-process.ts";
 import { machineInfo, writeResults } from "./support/report.ts";
 
 const { values: args } = parseArgs({
@@ -31,25 +32,6 @@ interface Memory {
   readonly rss: number;
 }
 
-async function startSim(): Promise<{ url: string; process: ChildProcess }> {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", "bin/lifeline", "sim-llm", "--port", "0", "--fault", "slow-first-token", "--first-token-delay-ms", "600000"],
-    { stdio: ["ignore", "ignore", "pipe"] },
-  );
-  let output = "";
-  child.stderr?.setEncoding("utf8");
-  const url = await new Promise<string>((resolve, reject) => {
-    child.stderr?.on("data", (text: string) => {
-      output += text;
-      const found = /http:\/\/127\.0\.0\.1:\d+/.exec(output);
-      if (found) resolve(found[0]);
-    });
-    child.once("exit", () => reject(new Error(`sim-llm exited: ${output}`)));
-  });
-  return { url, process: child };
-}
-
 async function openStreams(simUrl: string): Promise<number> {
   const stats = (await (await fetch(`${simUrl}/stats`)).json()) as { openStreams: number };
   return stats.openStreams;
@@ -62,7 +44,7 @@ function measure(worker: ChildProcess): Promise<Memory> {
 }
 
 const dataDir = mkdtempSync(join(tmpdir(), "lifeline-waiting-"));
-const sim = await startSim();
+const sim = await startSimLlmProcess(["--fault", "slow-first-token", "--first-token-delay-ms", "600000"]);
 const configFile = join(dataDir, "models.json");
 writeFileSync(
   configFile,
@@ -111,6 +93,6 @@ try {
   worker.send({ type: "stop" });
   await Promise.race([once(worker, "exit"), sleep(10_000)]);
   worker.kill("SIGKILL");
-  sim.process.kill("SIGTERM");
+  await sim.stop();
   rmSync(dataDir, { recursive: true, force: true });
 }

@@ -1,6 +1,7 @@
-import { fork, type ChildProcess } from "node:child_process";
+import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { clockOffsetOf, type LoadResult } from "./protocol.ts";
+import { ChildChannel } from "./child-channel.ts";
+import type { LoadResult } from "./protocol.ts";
 
 /**
  * How the clients of a phase ask for an answer: one `GET <path>?content=…` that starts and
@@ -40,67 +41,40 @@ export type FromFleet =
  * plays every client over real HTTP on loopback, so clients do not share the servers' event loop.
  */
 export class ClientFleet {
-  readonly #child: ChildProcess;
-  #listener: ((message: FromFleet) => void) | undefined;
+  readonly #channel: ChildChannel<ToFleet, FromFleet>;
   /** The child's `ulimit -n` as it reported it. */
   fdLimit = "unknown";
 
-  private constructor(child: ChildProcess) {
-    this.#child = child;
-    child.on("message", (message: FromFleet) => this.#listener?.(message));
+  private constructor(channel: ChildChannel<ToFleet, FromFleet>) {
+    this.#channel = channel;
   }
 
   /** Forks the child (it inherits `--import tsx`) and waits until it listens. */
   static async start(): Promise<ClientFleet> {
     const child = fork(fileURLToPath(new URL("./client-fleet-child.ts", import.meta.url)), [], { stdio: "inherit" });
-    const fleet = new ClientFleet(child);
-    const ready = await fleet.#next((m) => m.type === "ready");
+    const fleet = new ClientFleet(new ChildChannel(child, "client fleet"));
+    const ready = await fleet.#channel.next((m) => m.type === "ready");
     if (ready.type === "ready") fleet.fdLimit = ready.fdLimit;
     return fleet;
   }
 
   get pid(): number {
-    return this.#child.pid ?? -1;
+    return this.#channel.pid;
   }
 
   /** The child's clock minus ours, from the IPC round trip with the smallest delay (as NTP does). */
-  async clockOffset(samples = 25): Promise<{ offsetMs: number; roundTripMs: number }> {
-    return clockOffsetOf(async (seq) => {
-      const reply = await this.#ask({ type: "clock", seq }, (m) => m.type === "clock" && m.seq === seq);
-      return reply.type === "clock" ? reply.now : undefined;
-    }, samples);
+  clockOffset(samples = 25): Promise<{ offsetMs: number; roundTripMs: number }> {
+    return this.#channel.clockOffset((seq) => ({ type: "clock", seq }), samples);
   }
 
   async run(plan: FleetPlan): Promise<LoadResult> {
-    const reply = await this.#ask({ type: "run", plan }, (m) => m.type === "result" || m.type === "error");
+    const reply = await this.#channel.ask({ type: "run", plan }, (m) => m.type === "result" || m.type === "error");
     if (reply.type === "error") throw new Error(`client fleet failed: ${reply.message}`);
     if (reply.type !== "result") throw new Error(`unexpected reply ${reply.type}`);
     return reply.result;
   }
 
-  async stop(): Promise<void> {
-    if (this.#child.exitCode !== null) return;
-    const exited = new Promise((resolve) => this.#child.once("exit", resolve));
-    this.#child.send({ type: "exit" } satisfies ToFleet);
-    await exited;
-  }
-
-  #ask(message: ToFleet, match: (m: FromFleet) => boolean): Promise<FromFleet> {
-    const reply = this.#next(match);
-    this.#child.send(message);
-    return reply;
-  }
-
-  #next(match: (m: FromFleet) => boolean): Promise<FromFleet> {
-    return new Promise((resolve, reject) => {
-      const onExit = (code: number | null): void => reject(new Error(`client fleet exited with ${code}`));
-      this.#child.once("exit", onExit);
-      this.#listener = (message) => {
-        if (!match(message)) return;
-        this.#listener = undefined;
-        this.#child.off("exit", onExit);
-        resolve(message);
-      };
-    });
+  stop(): Promise<void> {
+    return this.#channel.stop({ type: "exit" });
   }
 }

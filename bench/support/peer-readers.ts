@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { clockOffsetOf } from "./protocol.ts";
+import { ChildChannel } from "./child-channel.ts";
 import type { Percentiles } from "./token-latency.ts";
 
 /** How a reader asks for an answer and follows it: Lifeline's API, or the resumable-stream producer's routes. */
@@ -77,16 +77,15 @@ export type FromReaders =
 
 /** The bench's handle on the reader process (`peer-readers-child.ts`). */
 export class PeerReaders {
-  readonly #child: ChildProcess;
-  #listener: ((message: FromReaders) => void) | undefined;
+  readonly #channel: ChildChannel<ToReaders, FromReaders>;
   /** Called with every batch of acknowledgements while a closed-loop phase runs. */
   onAcks: (acks: number[]) => void = () => undefined;
 
   private constructor(child: ChildProcess) {
-    this.#child = child;
-    child.on("message", (message: FromReaders) => {
-      if (message.type === "acks") this.onAcks(message.acks);
-      else this.#listener?.(message);
+    this.#channel = new ChildChannel(child, "the reader process", (m) => {
+      if (m.type !== "acks") return false;
+      this.onAcks(m.acks);
+      return true;
     });
   }
 
@@ -94,31 +93,28 @@ export class PeerReaders {
   static async start(execArgv: string[], env: NodeJS.ProcessEnv): Promise<PeerReaders> {
     const child = fork(fileURLToPath(new URL("./peer-readers-child.ts", import.meta.url)), [], { execArgv, env, stdio: "inherit" });
     const readers = new PeerReaders(child);
-    await readers.#next((m) => m.type === "ready");
+    await readers.#channel.next((m) => m.type === "ready");
     return readers;
   }
 
   get pid(): number {
-    return this.#child.pid ?? -1;
+    return this.#channel.pid;
   }
 
   /** The readers' clock minus ours, from the IPC round trip with the smallest delay. */
-  async clockOffset(samples = 25): Promise<{ offsetMs: number; roundTripMs: number }> {
-    return clockOffsetOf(async (seq) => {
-      const reply = await this.#ask({ type: "clock", seq }, (m) => m.type === "clock" && m.seq === seq);
-      return reply.type === "clock" ? reply.now : undefined;
-    }, samples);
+  clockOffset(samples = 25): Promise<{ offsetMs: number; roundTripMs: number }> {
+    return this.#channel.clockOffset((seq) => ({ type: "clock", seq }), samples);
   }
 
   /** Runs a phase; resolves when every reader ended. */
   async run(plan: ReaderPlan): Promise<void> {
-    const reply = await this.#ask({ type: "run", plan }, (m) => m.type === "finished" || m.type === "error");
+    const reply = await this.#channel.ask({ type: "run", plan }, (m) => m.type === "finished" || m.type === "error");
     if (reply.type === "error") throw new Error(`the readers failed: ${reply.message}`);
   }
 
   /** The analysis of the phase that ran last. */
   async report(): Promise<ReaderResult> {
-    const reply = await this.#ask({ type: "report" }, (m) => m.type === "result" || m.type === "error");
+    const reply = await this.#channel.ask({ type: "report" }, (m) => m.type === "result" || m.type === "error");
     if (reply.type !== "result") throw new Error(`the readers failed: ${reply.type === "error" ? reply.message : reply.type}`);
     // IPC carries JSON: percentiles of no samples (NaN) arrive as null.
     const revive = (p: Percentiles): Percentiles => ({
@@ -131,29 +127,7 @@ export class PeerReaders {
     return { ...reply.result, latencyMs: revive(reply.result.latencyMs), firstTokenMs: revive(reply.result.firstTokenMs) };
   }
 
-  async stop(): Promise<void> {
-    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;
-    const exited = new Promise((resolve) => this.#child.once("exit", resolve));
-    this.#child.send({ type: "exit" } satisfies ToReaders);
-    await exited;
-  }
-
-  #ask(message: ToReaders, match: (m: FromReaders) => boolean): Promise<FromReaders> {
-    const reply = this.#next(match);
-    this.#child.send(message);
-    return reply;
-  }
-
-  #next(match: (m: FromReaders) => boolean): Promise<FromReaders> {
-    return new Promise((resolve, reject) => {
-      const onExit = (code: number | null): void => reject(new Error(`the reader process exited with ${code}`));
-      this.#child.once("exit", onExit);
-      this.#listener = (message) => {
-        if (!match(message)) return;
-        this.#listener = undefined;
-        this.#child.off("exit", onExit);
-        resolve(message);
-      };
-    });
+  stop(): Promise<void> {
+    return this.#channel.stop({ type: "exit" });
   }
 }

@@ -1,7 +1,5 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { checkFollow, type CheckedFollow } from "../../src/chaos/follow-check.ts";
 import type { LifelineProcess } from "../../src/chaos/lifeline-process.ts";
@@ -12,6 +10,7 @@ import { expectExactAnswer } from "../support/invariants.ts";
 import { useLifelineProcesses } from "../support/lifeline-processes.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
 import { simText } from "../support/sim-answer.ts";
+import { startSimLlmProcess, type SimLlmProcess } from "../support/sim-llm-process.ts";
 import { entriesOf, readEvents } from "../support/sse-client.ts";
 import { tempDir } from "../support/temp-dir.ts";
 
@@ -23,7 +22,6 @@ import { tempDir } from "../support/temp-dir.ts";
  * answer over. The guarantee: none does, and every answer is exact.
  */
 
-const BIN = fileURLToPath(new URL("../../bin/lifeline", import.meta.url));
 const LOAD_MS = 30_000;
 const WORKERS = ["fast-1", "fast-2", "fast-3"];
 /** Answers one worker runs at once; as many followers keep that many in flight on each. */
@@ -43,32 +41,6 @@ const ask = (lane: number, round: number): GenerationRequest => ({
 /** A warning or error of a worker about its lease: one lost, refused for a stale fence, or an answer taken over. */
 const LEASE_TROUBLE = /lease lost|leaseLost|lease expired|took over|stale fence/i;
 
-interface SimLlmProcess {
-  readonly url: string;
-  readonly child: ChildProcess;
-}
-
-/** `lifeline sim-llm --tokens-per-second max` on a free port. */
-async function startFastModel(): Promise<SimLlmProcess> {
-  const child = spawn(process.execPath, [BIN, "sim-llm", "--host", "127.0.0.1", "--port", "0", "--tokens-per-second", "max"], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  let err = "";
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`sim-llm did not start:\n${err}`)), 30_000);
-    child.stderr.on("data", (chunk: Buffer) => {
-      err += chunk.toString();
-      const match = /sim-llm listening at (http:\/\/\S+)/.exec(err);
-      if (match?.[1]) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
-    });
-    child.once("exit", (code) => reject(new Error(`sim-llm exited with ${code}:\n${err}`)));
-  });
-  return { url, child };
-}
-
 interface FollowedAnswer {
   readonly id: string;
   readonly request: GenerationRequest;
@@ -84,10 +56,10 @@ describe("a model as fast as the socket takes it, three workers on Redis with a 
   beforeEach((ctx) => requireRedis(ctx));
   beforeAll(async () => {
     if (!redisAvailable()) return;
-    [redis, model] = await Promise.all([startStandalone(), startFastModel()]);
+    [redis, model] = await Promise.all([startStandalone(), startSimLlmProcess(["--tokens-per-second", "max"])]);
   });
   afterAll(async () => {
-    model?.child.kill("SIGKILL");
+    await model?.stop();
     await redis?.stop();
     dir.remove();
   });
