@@ -11,6 +11,9 @@ import { guardEngine } from "./guarded-engine.ts";
 import { answerClientError, answerFrameworkError, installErrorHandling } from "./http-errors.ts";
 import { installJsonBodyParser } from "./json-body.ts";
 import { LogTails } from "./log-tail.ts";
+import { aiSdkRoutes } from "./doors/ai-sdk/routes.ts";
+import { durableStreamRoutes } from "./doors/durable-streams/routes.ts";
+import { openAiRoutes } from "./doors/openai/routes.ts";
 import { clientBundleRoutes } from "./routes/client-bundle.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { generationRoutes } from "./routes/generations.ts";
@@ -73,6 +76,10 @@ export class Gateway {
     eventRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
     pollRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
     websocketRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
+    // The protocol front doors (DESIGN §4): views of the same logs in the formats clients already speak.
+    openAiRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
+    aiSdkRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
+    durableStreamRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
     if (options.web ?? true) clientBundleRoutes(app);
     // The pages: the chat page (index.html) at its root, the inspect page beside it.
     if (options.web ?? true) void app.register(fastifyStatic, { root: WEB_ROOT, prefix: ROUTE_PATHS.chatPage, index: "index.html" });

@@ -1,6 +1,5 @@
 import type { FastifyInstance } from "fastify";
 import { parseEntryOffset } from "../../core/cursor.ts";
-import { foldGeneration, type GenerationView } from "../../core/fold.ts";
 import { LifelineError } from "../../core/errors.ts";
 import { parseGenerationRequest } from "../../core/request.ts";
 import { ROUTE_PATHS, routes } from "../../core/routes.ts";
@@ -9,6 +8,8 @@ import { GENERATION_ID } from "../../core/generation-id.ts";
 import type { Engine } from "../../engine/port.ts";
 import { readLog } from "../../engine/read-log.ts";
 import type { Metrics } from "../../observability/metrics.ts";
+import { viewOf } from "../generation-view.ts";
+import { idempotencyKeyOf, startGeneration } from "../start-generation.ts";
 import { timelineOf } from "../../projections/timeline.ts";
 
 export interface GenerationRoutesOptions {
@@ -18,29 +19,19 @@ export interface GenerationRoutesOptions {
   readonly models: () => readonly string[];
 }
 
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
-
 /** `POST /v1/generations`, `GET /v1/generations/:id`, `POST /v1/generations/:id/cancel`. */
 export function generationRoutes(app: FastifyInstance, options: GenerationRoutesOptions): void {
   const { engine, metrics } = options;
 
   app.post(ROUTE_PATHS.generations, async (request, reply) => {
     if (!isJson(request.headers["content-type"])) throw new LifelineError("unsupported_media_type");
-    const key = request.headers[HEADERS.idempotencyKey];
-    if (key !== undefined && (typeof key !== "string" || !IDEMPOTENCY_KEY.test(key))) {
-      throw new LifelineError("invalid_header", "Idempotency-Key must be 1 to 255 visible ASCII characters.");
-    }
+    const key = idempotencyKeyOf(request.headers);
     const parsed = parseGenerationRequest(request.body);
     if (!parsed.ok) throw new LifelineError("invalid_request", undefined, parsed.issues);
-    if (!options.models().includes(parsed.request.model)) {
-      throw new LifelineError("unknown_model", `No model named "${parsed.request.model}". Known: ${options.models().join(", ")}.`);
-    }
-    const created = await engine.create(parsed.request, key === undefined ? {} : { idempotencyKey: key });
-    if (created.kind === "idempotencyConflict") throw new LifelineError("idempotency_key_reused");
-    const status = created.kind === "created" ? "queued" : ((await viewOf(engine, created.id))?.status ?? "queued");
-    if (created.kind === "existing") void reply.header(HEADERS.idempotentReplayed, "true");
-    request.log.info({ generation: created.id, replay: created.kind === "existing" }, "generation accepted");
-    return reply.status(201).send({ id: created.id, status, links: linksOf(created.id) });
+    const started = await startGeneration(engine, options.models, parsed.request, key);
+    if (started.replayed) void reply.header(HEADERS.idempotentReplayed, "true");
+    request.log.info({ generation: started.id, replay: started.replayed }, "generation accepted");
+    return reply.status(201).send({ id: started.id, status: started.status, links: linksOf(started.id) });
   });
 
   app.get<{ Params: { id: string } }>(ROUTE_PATHS.generation, async (request) => {
@@ -94,11 +85,4 @@ function linksOf(id: string): Record<string, string> {
     timeline: routes.timeline(id),
     cancel: routes.cancel(id),
   };
-}
-
-/** The generation's state folded from its whole log; `undefined` when it does not exist. */
-export async function viewOf(engine: Engine, id: string): Promise<GenerationView | undefined> {
-  if (!GENERATION_ID.test(id)) return undefined;
-  const entries = await readLog(engine, id);
-  return entries.length === 0 ? undefined : foldGeneration(id, entries);
 }

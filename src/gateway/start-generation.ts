@@ -1,0 +1,46 @@
+import type { IncomingHttpHeaders } from "node:http";
+import type { GenerationRequest } from "../core/entries.ts";
+import { LifelineError } from "../core/errors.ts";
+import type { GenerationStatus } from "../core/fold.ts";
+import { HEADERS } from "../core/wire.ts";
+import type { Engine } from "../engine/port.ts";
+import { viewOf } from "./generation-view.ts";
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+/** The request's `Idempotency-Key`, validated; `undefined` when it has none. */
+export function idempotencyKeyOf(headers: IncomingHttpHeaders): string | undefined {
+  const key = headers[HEADERS.idempotencyKey];
+  if (key !== undefined && (typeof key !== "string" || !IDEMPOTENCY_KEY.test(key))) {
+    throw new LifelineError("invalid_header", "Idempotency-Key must be 1 to 255 visible ASCII characters.");
+  }
+  return key;
+}
+
+/** A generation a door started, or the one an `Idempotency-Key` seen before names. */
+export interface Started {
+  readonly id: string;
+  /** True when the key named an existing generation with the same request. */
+  readonly replayed: boolean;
+  readonly status: GenerationStatus;
+}
+
+/**
+ * Starts a generation for any door (the native API and the protocol doors share it): checks that
+ * the model is served, creates the log and its job, and resolves an `Idempotency-Key` seen before
+ * to its generation. Throws `unknown_model` and `idempotency_key_reused`.
+ */
+export async function startGeneration(
+  engine: Engine,
+  models: () => readonly string[],
+  request: GenerationRequest,
+  idempotencyKey: string | undefined,
+): Promise<Started> {
+  if (!models().includes(request.model)) {
+    throw new LifelineError("unknown_model", `No model named "${request.model}". Known: ${models().join(", ")}.`);
+  }
+  const created = await engine.create(request, idempotencyKey === undefined ? {} : { idempotencyKey });
+  if (created.kind === "idempotencyConflict") throw new LifelineError("idempotency_key_reused");
+  if (created.kind === "created") return { id: created.id, replayed: false, status: "queued" };
+  return { id: created.id, replayed: true, status: (await viewOf(engine, created.id))?.status ?? "queued" };
+}
