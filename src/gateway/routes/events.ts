@@ -1,14 +1,14 @@
-import type { FastifyBaseLogger, FastifyInstance } from "fastify";
-import type { ServerResponse } from "node:http";
+import type { FastifyInstance } from "fastify";
 import { LifelineError } from "../../core/errors.ts";
 import { ROUTE_PATHS } from "../../core/routes.ts";
-import { HEADERS, RESET_EVENT, SSE_PING, encodeSseFrame } from "../../core/wire.ts";
+import { HEADERS, RESET_EVENT, encodeSseFrame } from "../../core/wire.ts";
 import type { Engine } from "../../engine/port.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import type { EncodedEntry } from "../encoded-entry.ts";
 import { Follow, type FollowEnd, type FollowSink } from "../follow.ts";
 import { cursorOf, startOf } from "../log-follower.ts";
 import type { LogTails } from "../log-tail.ts";
+import { SseStreams, type SseOwner, type SseStream } from "../sse-streams.ts";
 
 export interface EventRoutesOptions {
   readonly engine: Engine;
@@ -19,13 +19,6 @@ export interface EventRoutesOptions {
   /** Aborts when the gateway shuts down: open streams end so clients resume elsewhere. */
   readonly shutdown: AbortSignal;
 }
-
-const SSE_HEADERS = {
-  "content-type": "text/event-stream; charset=utf-8",
-  "cache-control": "no-cache, no-transform",
-  connection: "keep-alive",
-  "x-accel-buffering": "no",
-} as const;
 
 /** Asks the browser to come back quickly after a cut. */
 const SSE_RETRY = "retry: 1000\n\n";
@@ -46,22 +39,7 @@ const SSE_RESET = encodeSseFrame({ id: "0", event: RESET_EVENT, data: JSON.strin
  */
 export function eventRoutes(app: FastifyInstance, options: EventRoutesOptions): void {
   const { engine, metrics } = options;
-  const open: OpenStreams = new Map();
-  const onClose = function (this: ServerResponse): void {
-    open.get(this)?.finish();
-  };
-  const heartbeat = setInterval(() => {
-    for (const stream of open.values()) stream.ping();
-  }, options.heartbeatMs);
-  heartbeat.unref();
-  options.shutdown.addEventListener(
-    "abort",
-    () => {
-      clearInterval(heartbeat);
-      for (const stream of [...open.values()]) stream.finish();
-    },
-    { once: true },
-  );
+  const streams = new SseStreams(options);
 
   app.get<{ Params: { id: string }; Querystring: { from?: string } }>(ROUTE_PATHS.events, async (request, reply) => {
     const id = request.params.id;
@@ -71,90 +49,44 @@ export function eventRoutes(app: FastifyInstance, options: EventRoutesOptions): 
     if (options.shutdown.aborted) throw new LifelineError("shutting_down");
 
     request.log.info({ generation: id, from: cursor.offset, reset: start.reset }, "event stream opened");
-    reply.hijack();
-    const res = reply.raw;
-    // The headers go out with the first page, in one write.
-    res.cork();
-    res.writeHead(200, SSE_HEADERS);
-    res.write(start.reset ? SSE_RETRY + SSE_RESET : SSE_RETRY);
-    const stream = new EventStream(res, request.log, id, open, onClose, metrics);
+    const stream = new EventStream(streams.open(reply, id, start.reset ? SSE_RETRY + SSE_RESET : SSE_RETRY));
     stream.follow = new Follow(options.tails, id, start.from, stream);
     stream.follow.start(start.firstPage);
     return reply;
   });
 }
 
-/** The open event streams of a gateway, by response: the heartbeat pings each, a shutdown ends each. */
-type OpenStreams = Map<ServerResponse, EventStream>;
-
-/** One open event stream: the sink its follow writes to. */
-class EventStream implements FollowSink {
+/** One open event stream of the native API: the sink its follow writes entries to. */
+class EventStream implements FollowSink, SseOwner {
   follow: Follow | undefined;
-  readonly #res: ServerResponse;
-  /** Corked by the route until the first page is written. */
-  #corked = true;
-  readonly #log: FastifyBaseLogger;
-  readonly #id: string;
-  readonly #open: OpenStreams;
-  readonly #metrics: Metrics;
+  readonly #sse: SseStream;
 
-  /** `onClose`: one listener for every stream's `close` (called with the response as `this`), rather than a closure each. */
-  constructor(res: ServerResponse, log: FastifyBaseLogger, id: string, open: OpenStreams, onClose: () => void, metrics: Metrics) {
-    this.#res = res;
-    this.#log = log;
-    this.#id = id;
-    this.#open = open;
-    this.#metrics = metrics;
-    open.set(res, this);
-    metrics.openStreams.inc();
-    res.once("close", onClose);
+  constructor(sse: SseStream) {
+    this.#sse = sse;
+    sse.owner = this;
   }
 
   entry(frame: EncodedEntry): boolean {
-    const room = this.#res.write(frame.sse);
-    if (!room) this.flush(); // no drain comes while corked
-    return room;
+    return this.#sse.write(frame.sse);
   }
 
   reset(): boolean {
-    const room = this.#res.write(SSE_RESET);
-    if (!room) this.flush();
-    return room;
+    return this.#sse.write(SSE_RESET);
   }
 
   flush(): void {
-    if (!this.#corked) return;
-    this.#corked = false;
-    this.#res.uncork();
+    this.#sse.flush();
   }
 
   whenDrained(resume: () => void): void {
-    this.#res.once("drain", resume);
+    this.#sse.whenDrained(resume);
   }
 
   end(outcome: FollowEnd): void {
-    if (outcome.kind === "failed" && !this.#res.destroyed) {
-      this.#log.error({ err: outcome.error, generation: this.#id }, "event stream failed");
-    }
-    this.#close();
+    this.#sse.end(outcome.kind === "failed" ? outcome.error : undefined);
   }
 
-  ping(): void {
-    this.#res.write(SSE_PING);
-  }
-
-  /** The client left, or the gateway shuts down. */
-  finish(): void {
+  finished(): void {
     this.follow?.close();
-    this.#close();
-  }
-
-  #close(): void {
-    if (this.#open.get(this.#res) !== this) return;
-    this.#open.delete(this.#res);
-    this.flush();
-    this.#metrics.openStreams.dec();
-    this.#res.end();
-    this.#log.info({ generation: this.#id }, "event stream closed");
   }
 }
