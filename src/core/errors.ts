@@ -35,6 +35,12 @@ export const ERROR_CODES = {
   model_unavailable: { status: null, message: "The model could not be reached." },
   model_rate_limited: { status: null, message: "The model's provider is rate limiting." },
   model_rejected: { status: null, message: "The model's provider refused the request." },
+  // The end of an answer on a door that can only append (decision 025).
+  answer_diverged: {
+    status: null,
+    message:
+      "The answer's text was written again differently after a failure; this format cannot take back what it sent. Read the answer again.",
+  },
   // The client SDK's own, for failures that never reached the API (and `http_<status>` below).
   network_error: { status: null, message: "The server could not be reached." },
   protocol_error: { status: null, message: "The server's answer does not follow the protocol." },
