@@ -3,7 +3,7 @@ import type { Entry, EntryBody, GenerationRequest } from "../core/entries.ts";
 /**
  * The one port to storage (DESIGN §3): an append-only log per generation with fenced, idempotent
  * appends, range reads and waiting, and a job queue with leases. Adapters live beside this file
- * (`memory`, `sqlite`); every adapter passes the same conformance suite (test/engine).
+ * (`memory`, `sqlite`, `redis`); every adapter passes the same conformance suite (test/engine).
  *
  * Expected outcomes (a stale fence, a re-sent entry, a wrong offset, a closed log) are values;
  * only real failures (the store does not answer) throw.
@@ -81,6 +81,18 @@ export interface Engine {
    * renewal and stops the model call.
    */
   cancel(id: string): Promise<CancelResult>;
+
+  /**
+   * Names `generationId` as the answer a chat waits for now. A chat is a protocol door's
+   * conversation (the AI SDK's chat id): its resume and stop requests name the chat, not the
+   * generation, and may reach any gateway, also after a restart. The last call wins. The name is
+   * kept at least as long as the generation's log (an engine with retention drops it with the log,
+   * or later), never shorter. `chatId` is 1 to 128 characters; the door validates what it accepts.
+   */
+  setChatGeneration(chatId: string, generationId: string): Promise<void>;
+
+  /** The generation last named for `chatId`, or `undefined` when none was (or it expired with its log). */
+  chatGeneration(chatId: string): Promise<string | undefined>;
 
   /** Resolves when the store answers; throws when it does not. */
   ping(): Promise<void>;

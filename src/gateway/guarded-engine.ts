@@ -36,6 +36,8 @@ export function guardEngine(engine: Engine): Engine {
     renewAll: guard((...a: Parameters<Engine["renewAll"]>) => engine.renewAll(...a)),
     release: guard((...a: Parameters<Engine["release"]>) => engine.release(...a)),
     cancel: guard((...a: Parameters<Engine["cancel"]>) => engine.cancel(...a)),
+    setChatGeneration: guard((...a: Parameters<Engine["setChatGeneration"]>) => engine.setChatGeneration(...a)),
+    chatGeneration: guard((...a: Parameters<Engine["chatGeneration"]>) => engine.chatGeneration(...a)),
     ping: guard(() => engine.ping()),
     close: () => engine.close(),
   };

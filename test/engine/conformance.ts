@@ -228,6 +228,36 @@ export function engineConformance(name: string, open: () => Promise<EngineHarnes
       expect((await h.engine.head(id))?.lastOffset).toBe(1);
     });
 
+    it("a chat names the generation last set for it, on every connection", async () => {
+      const first = await h.engine.create(request);
+      const second = await h.engine.create({ ...request, seed: 2 });
+      expect(await h.engine.chatGeneration("chat-a")).toBeUndefined();
+      await h.engine.setChatGeneration("chat-a", first.id);
+      await h.engine.setChatGeneration("chat-b", second.id);
+      expect(await h.peer.chatGeneration("chat-a")).toBe(first.id);
+      await h.peer.setChatGeneration("chat-a", second.id);
+      expect(await h.engine.chatGeneration("chat-a")).toBe(second.id);
+      expect(await h.engine.chatGeneration("chat-b")).toBe(second.id);
+      expect(await h.engine.chatGeneration("chat-c")).toBeUndefined();
+    });
+
+    it("a chat still names its generation after the answer ended, however it ended", async () => {
+      const { id, fence } = await createAndClaim(h.engine);
+      await h.engine.setChatGeneration("chat-done", id);
+      const completed: EntryBody = {
+        type: "completed",
+        attempt: fence,
+        finishReason: "stop",
+        usage: { promptTokens: 1, completionTokens: 1 },
+      };
+      await h.engine.append(id, fence, 2, [delta("a"), completed]);
+      expect(await h.peer.chatGeneration("chat-done")).toBe(id);
+      const cancelled = await h.engine.create({ ...request, seed: 3 });
+      await h.engine.cancel(cancelled.id);
+      await h.engine.setChatGeneration("chat-late", cancelled.id); // named after its end
+      expect(await h.peer.chatGeneration("chat-late")).toBe(cancelled.id);
+    });
+
     it("the store answers ping", async () => {
       await h.engine.ping();
     });

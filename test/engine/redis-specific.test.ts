@@ -41,6 +41,44 @@ describe("the redis engine", () => {
     }
   });
 
+  it("a chat's name has no expiry while its generation runs, and expires with the log once it ends", async () => {
+    const prefix = `chat${process.pid}`;
+    const engine = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix, retentionSeconds: 60 });
+    const raw = new Redis(server!.url);
+    const chatKey = (chatId: string): string => `${prefix}:{chat:${chatId}}`;
+    try {
+      const older = await engine.create({ model: "sim", messages: [{ role: "user", content: "first question" }] });
+      const newer = await engine.create({ model: "sim", messages: [{ role: "user", content: "second question" }] });
+      await engine.setChatGeneration("c1", older.id);
+      expect(await raw.ttl(chatKey("c1"))).toBe(-1);
+      await engine.cancel(older.id); // the answer ends: the name expires with its log
+      const ttl = await raw.ttl(chatKey("c1"));
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(60);
+
+      // Named again for a running generation: no expiry, and the older one's end does not give it one.
+      await engine.setChatGeneration("c2", older.id);
+      await engine.setChatGeneration("c2", newer.id);
+      expect(await raw.ttl(chatKey("c2"))).toBe(-1);
+      const claim = await engine.claim("w", 60_000, new AbortController().signal);
+      expect(claim?.id).toBe(newer.id);
+      expect(await raw.ttl(chatKey("c2"))).toBe(-1);
+      const usage = { promptTokens: 1, completionTokens: 1 };
+      await engine.append(newer.id, claim!.fence, 2, [{ type: "completed", attempt: claim!.fence, finishReason: "stop", usage }]);
+      expect(await raw.ttl(chatKey("c2"))).toBeGreaterThan(0);
+
+      // Named after the end: it expires with the log at once; an unknown generation leaves no stray state.
+      await engine.setChatGeneration("c3", older.id);
+      expect(await raw.ttl(chatKey("c3"))).toBeGreaterThan(0);
+      await engine.setChatGeneration("c4", "gen_00000000000000000000000000");
+      expect(await raw.ttl(chatKey("c4"))).toBeGreaterThan(0);
+      expect(await raw.exists(`${prefix}:{gen_00000000000000000000000000}:meta`)).toBe(0);
+    } finally {
+      raw.disconnect();
+      await engine.close();
+    }
+  });
+
   it("a subscription that silently stops delivering is detected by its probe and re-established", async () => {
     const prefix = `probe${process.pid}`;
     // The follower reaches Redis through the proxy; the writer connects directly.

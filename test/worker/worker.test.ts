@@ -44,6 +44,8 @@ function overriding(engine: Engine, parts: Partial<Pick<Engine, "append" | "rene
     renewAll: parts.renewAll ?? ((...a) => engine.renewAll(...a)),
     release: (...a) => engine.release(...a),
     cancel: (...a) => engine.cancel(...a),
+    setChatGeneration: (...a) => engine.setChatGeneration(...a),
+    chatGeneration: (...a) => engine.chatGeneration(...a),
     ping: () => engine.ping(),
     close: () => engine.close(),
   };

@@ -27,6 +27,7 @@ export class MemoryEngine implements Engine {
   readonly parallelClaims = 1;
   readonly #generations = new Map<string, Generation>();
   readonly #idempotency = new Map<string, { id: string; request: string }>();
+  readonly #chats = new Map<string, string>();
   readonly #wakeups = new Wakeups();
   #seq = 0;
   #closed = false;
@@ -151,6 +152,14 @@ export class MemoryEngine implements Engine {
     if (g.terminal) return "alreadyFinished";
     this.#appendUnchecked(g, [{ type: "cancelled", attempt: g.fence }]);
     return "cancelled";
+  }
+
+  async setChatGeneration(chatId: string, generationId: string): Promise<void> {
+    this.#chats.set(chatId, generationId);
+  }
+
+  async chatGeneration(chatId: string): Promise<string | undefined> {
+    return this.#chats.get(chatId);
   }
 
   async ping(): Promise<void> {

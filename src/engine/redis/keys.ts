@@ -21,6 +21,14 @@ export class RedisKeys {
     return `${this.prefix}:{${id}}:n`;
   }
 
+  /**
+   * String: the generation a door's chat waits for now. Its own tag `{chat:<id>}`: every command
+   * on it touches this key alone, so it may sit on any Cluster slot.
+   */
+  chat(chatId: string): string {
+    return `${this.prefix}:{chat:${chatId}}`;
+  }
+
   /** Idempotency key → `{"id","request"}`. */
   idempotency(key: string): string {
     return `${this.prefix}:idem:{${key}}`;

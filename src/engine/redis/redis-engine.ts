@@ -154,6 +154,7 @@ export class RedisEngine implements Engine {
           const head = await this.head(id);
           if (!head?.terminal) return { kind: "offsetConflict", lastOffset: head?.lastOffset ?? 0 };
           await this.#lease("finish", id);
+          await this.#chatNameEnds(id);
         }
         return { kind, nextOffset: Number(n) };
       case "duplicate":
@@ -308,8 +309,35 @@ export class RedisEngine implements Engine {
     if (result === "cancelled") {
       await this.#replicate();
       await this.#lease("finish", id);
+      await this.#chatNameEnds(id);
     }
     return result;
+  }
+
+  /**
+   * The chat's key has no expiry while the generation runs; once its log has ended it expires with
+   * the log. The generation notes its chat first, so whichever of this and the answer's end comes
+   * second sets the expiry (see {@link #chatNameEnds}).
+   */
+  async setChatGeneration(chatId: string, generationId: string): Promise<void> {
+    const state = String(await this.#commands.llChatMark(this.#keys.meta(generationId), chatId));
+    await this.#commands.set(this.#keys.chat(chatId), generationId);
+    if (state !== "running" || (await this.#isTerminal(generationId))) await this.#expireChatName(chatId, generationId);
+    await this.#replicate();
+  }
+
+  async chatGeneration(chatId: string): Promise<string | undefined> {
+    return (await this.#commands.get(this.#keys.chat(chatId))) ?? undefined;
+  }
+
+  /** The log of `id` has ended: the chat that names it (if any, and still) expires with it. */
+  async #chatNameEnds(id: string): Promise<void> {
+    const chatId = await this.#commands.hget(this.#keys.meta(id), "chat");
+    if (chatId !== null) await this.#expireChatName(chatId, id);
+  }
+
+  async #expireChatName(chatId: string, id: string): Promise<void> {
+    await this.#commands.llChatExpire(this.#keys.chat(chatId), id, this.#retention);
   }
 
   async ping(): Promise<void> {

@@ -9,6 +9,8 @@ const SCRIPTS = {
   llEnqueue: { file: "enqueue.lua", keys: 5 },
   llClaim: { file: "claim.lua", keys: 3 },
   llLease: { file: "lease.lua", keys: 4 },
+  llChatMark: { file: "chat-mark.lua", keys: 1 },
+  llChatExpire: { file: "chat-expire.lua", keys: 1 },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

@@ -22,4 +22,8 @@ CREATE TABLE IF NOT EXISTS entries (
   body          TEXT NOT NULL,                  -- canonical JSON of the entry without offset and at
   PRIMARY KEY (generation_id, offset)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS chats (              -- a door's chat and the generation that answers it now
+  chat_id       TEXT PRIMARY KEY,
+  generation_id TEXT NOT NULL
+) WITHOUT ROWID;
 `;

@@ -70,6 +70,7 @@ export class SqliteEngine implements Engine {
   /** Appends waiting for this turn's group commit. */
   readonly #pendingAppends: PendingAppend[] = [];
   readonly #stmt;
+  #chats: { set: Database.Statement<[string, string]>; get: Database.Statement<[string], { generation_id: string }> } | undefined;
 
   constructor(options: SqliteEngineOptions) {
     const readOnly = options.readOnly ?? false;
@@ -296,6 +297,25 @@ export class SqliteEngine implements Engine {
       .immediate();
     if (result === "cancelled") this.#wakeups.wake(id);
     return result;
+  }
+
+  /** Logs are kept for good here, and so are the chats that name them. */
+  async setChatGeneration(chatId: string, generationId: string): Promise<void> {
+    this.#chatStatements().set.run(chatId, generationId);
+  }
+
+  async chatGeneration(chatId: string): Promise<string | undefined> {
+    return this.#chatStatements().get.get(chatId)?.generation_id;
+  }
+
+  /** Prepared on first use: a data file opened read-only from before the `chats` table still opens. */
+  #chatStatements() {
+    return (this.#chats ??= {
+      set: this.#db.prepare(
+        "INSERT INTO chats (chat_id, generation_id) VALUES (?, ?) ON CONFLICT (chat_id) DO UPDATE SET generation_id = excluded.generation_id",
+      ),
+      get: this.#db.prepare<[string], { generation_id: string }>("SELECT generation_id FROM chats WHERE chat_id = ?"),
+    });
   }
 
   async ping(): Promise<void> {
