@@ -9,6 +9,7 @@ import { defineConfig } from "vitest/config";
 const FLEETS = [
   "test/cli/chaos.test.ts",
   "test/cli/idle-processes.test.ts",
+  "test/engine/keys.test.ts",
   "test/engine/redis.test.ts",
   "test/failure/**/*.test.ts",
   "test/redis-harness.test.ts",

@@ -21,6 +21,37 @@ export class RedisKeys {
     return `${this.prefix}:{${id}}:n`;
   }
 
+  /** Hash of every API key: field = key id, value = the stored key as JSON; the key ring's keys share the tag `{keys}`. */
+  apiKeys(): string {
+    return `${this.prefix}:{keys}:all`;
+  }
+
+  /** Hash of revoked API keys: field = key id, value = when it was revoked. */
+  revokedApiKeys(): string {
+    return `${this.prefix}:{keys}:revoked`;
+  }
+
+  /** A Durable Stream's hash: `rev`, `record` (JSON), `touched`; its keys share the tag `{ds:<name>}`. */
+  streamMeta(name: string): string {
+    return `${this.prefix}:{ds:${name}}:meta`;
+  }
+
+  /** A Durable Stream's chunks: a list, the chunk at position p at index p - 1. */
+  streamChunks(name: string): string {
+    return `${this.prefix}:{ds:${name}}:chunks`;
+  }
+
+  /** Sharded pub/sub channel that says a Durable Stream changed. */
+  streamNotify(name: string): string {
+    return `${this.prefix}:{ds:${name}}:n`;
+  }
+
+  /** The stream name of a channel built by `streamNotify`, or `undefined`. */
+  streamOfChannel(channel: string): string | undefined {
+    const head = `${this.prefix}:{ds:`;
+    return channel.startsWith(head) && channel.endsWith("}:n") ? channel.slice(head.length, -3) : undefined;
+  }
+
   /**
    * String: the generation a door's chat waits for now. Its own tag `{chat:<id>}`: every command
    * on it touches this key alone, so it may sit on any Cluster slot.

@@ -1,0 +1,36 @@
+import type { KeyStore, RevokeResult, StoredKey } from "./port.ts";
+
+/** Keys in this process's memory: for tests and the `memory` engine. */
+export class MemoryKeyStore implements KeyStore {
+  readonly kind = "memory";
+  readonly #keys = new Map<string, StoredKey>();
+
+  async add(key: StoredKey): Promise<boolean> {
+    if (this.#keys.has(key.id)) return false;
+    this.#keys.set(key.id, key);
+    return true;
+  }
+
+  async get(id: string): Promise<StoredKey | undefined> {
+    return this.#keys.get(id);
+  }
+
+  async list(): Promise<StoredKey[]> {
+    return [...this.#keys.values()];
+  }
+
+  async revoke(id: string, at: string): Promise<RevokeResult> {
+    const key = this.#keys.get(id);
+    if (!key) return "notFound";
+    if (key.revokedAt !== undefined) return "alreadyRevoked";
+    this.#keys.set(id, { ...key, revokedAt: at });
+    return "revoked";
+  }
+
+  async hasActiveKeys(): Promise<boolean> {
+    for (const key of this.#keys.values()) if (key.revokedAt === undefined) return true;
+    return false;
+  }
+
+  async close(): Promise<void> {}
+}

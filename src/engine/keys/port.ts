@@ -1,0 +1,34 @@
+import type { Scope } from "../../core/api-keys.ts";
+
+/** An API key as it is stored: never the key itself, only a hash of its secret. */
+export interface StoredKey {
+  readonly id: string;
+  readonly tenant: string;
+  readonly scopes: readonly Scope[];
+  /** SHA-256 of the secret, hex. */
+  readonly secretHash: string;
+  readonly createdAt: string;
+  /** Set once the key is revoked; a revoked key is kept, so its id is never given again. */
+  readonly revokedAt?: string;
+}
+
+export type RevokeResult = "revoked" | "alreadyRevoked" | "notFound";
+
+/**
+ * Where API keys live (decision 032), beside the engine and in the same store: the sqlite data
+ * folder, or the same Redis deployment and prefix, so every gateway and the `lifeline keys`
+ * commands see the same keys. Adapters sit beside this file; one conformance suite proves each
+ * (`test/engine/keys.test.ts`).
+ */
+export interface KeyStore {
+  readonly kind: string;
+  /** Stores a new key; `false` when its id is taken (the caller draws another). */
+  add(key: StoredKey): Promise<boolean>;
+  get(id: string): Promise<StoredKey | undefined>;
+  /** Every key, revoked ones too, oldest first. */
+  list(): Promise<StoredKey[]>;
+  revoke(id: string, at: string): Promise<RevokeResult>;
+  /** True when at least one key is not revoked: the gateway then asks every caller for one. */
+  hasActiveKeys(): Promise<boolean>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,63 @@
+import type { Logger } from "../../observability/logger.ts";
+import { connectRedis, type RedisClient, type RedisTarget } from "../redis/connection.ts";
+import { RedisKeys } from "../redis/keys.ts";
+import type { KeyStore, RevokeResult, StoredKey } from "./port.ts";
+
+/**
+ * Keys in Redis, in two hashes under one hash tag (one Cluster slot): every key by id, and the
+ * revoked ones with the time. Keys are never deleted, so adding (`HSETNX`) and revoking (`HSETNX`
+ * on the revoked hash after the key is found) need no script.
+ */
+export class RedisKeyStore implements KeyStore {
+  readonly kind = "redis";
+  readonly #keys: RedisKeys;
+  readonly #client: RedisClient;
+
+  constructor(options: { readonly target: RedisTarget; readonly prefix?: string; readonly logger?: Logger }) {
+    this.#keys = new RedisKeys(options.prefix ?? "ll");
+    this.#client = connectRedis(options.target, "lifeline-keys");
+    this.#client.on("error", (error: Error) => options.logger?.warn({ err: error.message }, "redis connection error (keys)"));
+  }
+
+  async add(key: StoredKey): Promise<boolean> {
+    const { revokedAt: _revoked, ...stored } = key;
+    return (await this.#client.hsetnx(this.#keys.apiKeys(), key.id, JSON.stringify(stored))) === 1;
+  }
+
+  async get(id: string): Promise<StoredKey | undefined> {
+    const [json, revokedAt] = await Promise.all([
+      this.#client.hget(this.#keys.apiKeys(), id),
+      this.#client.hget(this.#keys.revokedApiKeys(), id),
+    ]);
+    return json === null ? undefined : withRevocation(JSON.parse(json) as StoredKey, revokedAt);
+  }
+
+  async list(): Promise<StoredKey[]> {
+    const [all, revoked] = await Promise.all([
+      this.#client.hgetall(this.#keys.apiKeys()),
+      this.#client.hgetall(this.#keys.revokedApiKeys()),
+    ]);
+    return Object.values(all)
+      .map((json) => JSON.parse(json) as StoredKey)
+      .map((key) => withRevocation(key, revoked[key.id] ?? null))
+      .sort((a, b) => (a.createdAt === b.createdAt ? a.id.localeCompare(b.id) : a.createdAt.localeCompare(b.createdAt)));
+  }
+
+  async revoke(id: string, at: string): Promise<RevokeResult> {
+    if (!(await this.#client.hexists(this.#keys.apiKeys(), id))) return "notFound";
+    return (await this.#client.hsetnx(this.#keys.revokedApiKeys(), id, at)) === 1 ? "revoked" : "alreadyRevoked";
+  }
+
+  async hasActiveKeys(): Promise<boolean> {
+    const [all, revoked] = await Promise.all([this.#client.hlen(this.#keys.apiKeys()), this.#client.hlen(this.#keys.revokedApiKeys())]);
+    return all > revoked;
+  }
+
+  async close(): Promise<void> {
+    this.#client.disconnect();
+  }
+}
+
+function withRevocation(key: StoredKey, revokedAt: string | null): StoredKey {
+  return revokedAt === null ? key : { ...key, revokedAt };
+}

@@ -1,0 +1,80 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import type { Scope } from "../../core/api-keys.ts";
+import type { KeyStore, RevokeResult, StoredKey } from "./port.ts";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS api_keys (
+  id          TEXT PRIMARY KEY,
+  tenant      TEXT NOT NULL,
+  scopes      TEXT NOT NULL,                  -- comma-separated
+  secret_hash TEXT NOT NULL,                  -- SHA-256 of the secret, hex
+  created_at  TEXT NOT NULL,
+  revoked_at  TEXT
+) WITHOUT ROWID;
+`;
+
+interface Row {
+  id: string;
+  tenant: string;
+  scopes: string;
+  secret_hash: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+/** Keys in a sqlite file of their own (`keys.db`) in the engine's data folder, shared by every process on it. */
+export class SqliteKeyStore implements KeyStore {
+  readonly kind = "sqlite";
+  readonly #db: Database.Database;
+
+  constructor(options: { readonly dataDir: string }) {
+    mkdirSync(options.dataDir, { recursive: true });
+    this.#db = new Database(join(options.dataDir, "keys.db"));
+    this.#db.pragma("journal_mode = WAL");
+    this.#db.pragma("busy_timeout = 5000");
+    this.#db.exec(SCHEMA);
+  }
+
+  async add(key: StoredKey): Promise<boolean> {
+    const result = this.#db
+      .prepare("INSERT OR IGNORE INTO api_keys (id, tenant, scopes, secret_hash, created_at) VALUES (?, ?, ?, ?, ?)")
+      .run(key.id, key.tenant, key.scopes.join(","), key.secretHash, key.createdAt);
+    return result.changes === 1;
+  }
+
+  async get(id: string): Promise<StoredKey | undefined> {
+    const row = this.#db.prepare<[string], Row>("SELECT * FROM api_keys WHERE id = ?").get(id);
+    return row ? keyOf(row) : undefined;
+  }
+
+  async list(): Promise<StoredKey[]> {
+    return this.#db.prepare<[], Row>("SELECT * FROM api_keys ORDER BY created_at, id").all().map(keyOf);
+  }
+
+  async revoke(id: string, at: string): Promise<RevokeResult> {
+    const revoked = this.#db.prepare("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL").run(at, id);
+    if (revoked.changes === 1) return "revoked";
+    return (await this.get(id)) ? "alreadyRevoked" : "notFound";
+  }
+
+  async hasActiveKeys(): Promise<boolean> {
+    return this.#db.prepare("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1").get() !== undefined;
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+}
+
+function keyOf(row: Row): StoredKey {
+  return {
+    id: row.id,
+    tenant: row.tenant,
+    scopes: row.scopes.split(",") as Scope[],
+    secretHash: row.secret_hash,
+    createdAt: row.created_at,
+    ...(row.revoked_at === null ? {} : { revokedAt: row.revoked_at }),
+  };
+}

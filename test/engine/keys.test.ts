@@ -1,0 +1,148 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { parseApiKey } from "../../src/core/api-keys.ts";
+import { KeyRing } from "../../src/engine/keys/key-ring.ts";
+import { MemoryKeyStore } from "../../src/engine/keys/memory.ts";
+import type { KeyStore } from "../../src/engine/keys/port.ts";
+import { RedisKeyStore } from "../../src/engine/keys/redis.ts";
+import { SqliteKeyStore } from "../../src/engine/keys/sqlite.ts";
+import {
+  redisAvailable,
+  requireRedis,
+  startCluster,
+  startStandalone,
+  type RedisCluster,
+  type RedisServer,
+} from "../support/redis-harness.ts";
+import { tempDir } from "../support/temp-dir.ts";
+
+/** One suite for every key store: what a gateway and `lifeline keys` rely on. */
+function keyStoreConformance(
+  name: string,
+  open: () => { store: KeyStore; peer?: () => KeyStore; close(): Promise<void> },
+  skip?: (ctx: { skip(note?: string): void }) => void,
+): void {
+  describe(`key store: ${name}`, () => {
+    let harness: ReturnType<typeof open> | undefined;
+    afterEach(async () => {
+      await harness?.close();
+      harness = undefined;
+    });
+    const start = (ctx: { skip(note?: string): void }) => {
+      skip?.(ctx);
+      harness = open();
+      return harness;
+    };
+
+    it("a key made by the ring checks as its tenant and scopes, and the store holds only a hash of it", async (ctx) => {
+      const { store } = start(ctx);
+      const ring = new KeyRing(store);
+      expect(await store.hasActiveKeys()).toBe(false);
+      const { key, stored } = await ring.create("acme", ["generations:create", "generations:read"]);
+      expect(await store.hasActiveKeys()).toBe(true);
+      expect(await ring.check(key)).toEqual({
+        kind: "valid",
+        holder: { keyId: stored.id, tenant: "acme", scopes: ["generations:create", "generations:read"] },
+      });
+      const listed = JSON.stringify(await store.list());
+      expect(listed).not.toContain(parseApiKey(key)!.secret);
+      expect(listed).toContain(stored.secretHash);
+    });
+
+    it("a key with a changed secret, an unknown id or no shape at all is invalid", async (ctx) => {
+      const ring = new KeyRing(start(ctx).store);
+      const { key } = await ring.create("acme", ["admin"]);
+      const flipped = key.slice(0, -1) + (key.endsWith("A") ? "B" : "A");
+      expect((await ring.check(flipped)).kind).toBe("invalid");
+      expect((await ring.check(key.replace(/^llk_[a-z0-9]{16}/, "llk_zzzzzzzzzzzzzzzz"))).kind).toBe("invalid");
+      for (const junk of ["", "Bearer x", "llk_", key + "x", key.toUpperCase()]) expect((await ring.check(junk)).kind).toBe("invalid");
+    });
+
+    it("a revoked key is refused, stays listed, and revoking again says so", async (ctx) => {
+      const { store } = start(ctx);
+      const ring = new KeyRing(store);
+      const first = await ring.create("acme", ["generations:read"]);
+      const second = await ring.create("beta", ["admin"]);
+      expect(await store.revoke(first.stored.id, "2026-11-30T00:00:00.000Z")).toBe("revoked");
+      expect(await store.revoke(first.stored.id, "2026-11-30T00:00:01.000Z")).toBe("alreadyRevoked");
+      expect(await store.revoke("nosuchkey0000000", "2026-11-30T00:00:00.000Z")).toBe("notFound");
+      expect((await ring.check(first.key)).kind).toBe("revoked");
+      expect((await ring.check(second.key)).kind).toBe("valid");
+      const listed = await store.list();
+      expect(listed.map((k) => [k.id, k.tenant, k.revokedAt])).toEqual(
+        expect.arrayContaining([
+          [first.stored.id, "acme", "2026-11-30T00:00:00.000Z"],
+          [second.stored.id, "beta", undefined],
+        ]),
+      );
+      expect(await store.revoke(second.stored.id, "2026-11-30T00:00:02.000Z")).toBe("revoked");
+      expect(await store.hasActiveKeys()).toBe(false);
+    });
+
+    it("another process on the same store sees a key made and revoked here at once", async (ctx) => {
+      const harness = start(ctx);
+      if (!harness.peer) return ctx.skip("this store lives in one process's memory: there is no other process");
+      const ring = new KeyRing(harness.store);
+      const peer = harness.peer();
+      try {
+        const { key, stored } = await ring.create("acme", ["admin"]);
+        expect((await new KeyRing(peer).check(key)).kind).toBe("valid");
+        await harness.store.revoke(stored.id, new Date().toISOString());
+        expect((await new KeyRing(peer).check(key)).kind).toBe("revoked");
+      } finally {
+        await peer.close();
+      }
+    });
+  });
+}
+
+keyStoreConformance("memory", () => {
+  const store = new MemoryKeyStore();
+  return { store, close: () => store.close() };
+});
+
+keyStoreConformance("sqlite", () => {
+  const dir = tempDir();
+  const store = new SqliteKeyStore({ dataDir: dir.path });
+  return {
+    store,
+    peer: () => new SqliteKeyStore({ dataDir: dir.path }),
+    close: async () => {
+      await store.close();
+      dir.remove();
+    },
+  };
+});
+
+let prefixes = 0;
+let server: RedisServer | undefined;
+let cluster: RedisCluster | undefined;
+beforeAll(async () => {
+  if (!redisAvailable()) return;
+  [server, cluster] = await Promise.all([startStandalone(), startCluster()]);
+});
+afterAll(async () => {
+  await Promise.all([server?.stop(), cluster?.stop()]);
+});
+
+keyStoreConformance(
+  "redis standalone",
+  () => {
+    const prefix = `k${process.pid}x${prefixes++}`;
+    const open = () => new RedisKeyStore({ target: { mode: "standalone", url: server!.url }, prefix });
+    const store = open();
+    return { store, peer: open, close: () => store.close() };
+  },
+  (ctx) => requireRedis(ctx),
+);
+
+keyStoreConformance(
+  "redis cluster",
+  () => {
+    const prefix = `k${process.pid}x${prefixes++}`;
+    const open = () =>
+      new RedisKeyStore({ target: { mode: "cluster", nodes: cluster!.nodes.map((n) => ({ host: n.host, port: n.port })) }, prefix });
+    const store = open();
+    return { store, peer: open, close: () => store.close() };
+  },
+  (ctx) => requireRedis(ctx),
+);
