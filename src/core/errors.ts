@@ -62,6 +62,10 @@ export const ERROR_CODES = {
   invalid_chat_id: { status: 400, message: "The chat id must be 1 to 128 of A-Z a-z 0-9 _ - . : ~, and not . or ..." },
   unsupported_message_part: { status: 400, message: "A message part cannot be given to the model: this door sends text parts only." },
   chat_not_found: { status: 404, message: "No answer was started for this chat, or it has expired." },
+  // The AI SDK door (docs/protocols/ai-sdk.md).
+  invalid_chat_id: { status: 400, message: "The chat id must be 1 to 128 of A-Z a-z 0-9 _ - . : ~, and not . or ..." },
+  unsupported_message_part: { status: 400, message: "A message part cannot be given to the model: this door sends text parts only." },
+  chat_not_found: { status: 404, message: "No answer was started for this chat, or it has expired." },
   // Codes of `retrying` and `failed` entries: a model call that failed (and `unknown_model` above).
   model_error: { status: null, message: "The model failed." },
   model_timeout: { status: null, message: "The model did not answer in time." },
