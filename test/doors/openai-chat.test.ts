@@ -118,37 +118,38 @@ describe("the OpenAI door's chat completions, through the official client", () =
 
   it("refuses what it cannot honour, each with its code, in the shape the client reads", async () => {
     const messages = [{ role: "user" as const, content: "refuse me" }];
-    const refusals: [string, Promise<unknown>, string, string | null][] = [
+    const refusals: [string, () => Promise<unknown>, string, string | null][] = [
       [
         "tools",
-        client.chat.completions.create({ model: "sim", messages, tools: [{ type: "function", function: { name: "f" } }] }),
+        () => client.chat.completions.create({ model: "sim", messages, tools: [{ type: "function", function: { name: "f" } }] }),
         "unsupported_parameter",
         "tools",
       ],
-      ["n > 1", client.chat.completions.create({ model: "sim", messages, n: 2 }), "unsupported_parameter", "n"],
+      ["n > 1", () => client.chat.completions.create({ model: "sim", messages, n: 2 }), "unsupported_parameter", "n"],
       [
         "an image part",
-        client.chat.completions.create({
-          model: "sim",
-          messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "https://example.com/a.png" } }] }],
-        }),
+        () =>
+          client.chat.completions.create({
+            model: "sim",
+            messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: "https://example.com/a.png" } }] }],
+          }),
         "unsupported_parameter",
         "messages.0.content.0.type",
       ],
       [
         "a tool message",
-        client.chat.completions.create({ model: "sim", messages: [{ role: "tool", content: "42", tool_call_id: "c1" }] }),
+        () => client.chat.completions.create({ model: "sim", messages: [{ role: "tool", content: "42", tool_call_id: "c1" }] }),
         "unsupported_parameter",
         "messages.0.role",
       ],
-      ["a stop sequence", client.chat.completions.create({ model: "sim", messages, stop: ["\n"] }), "unsupported_parameter", "stop"],
-      ["an unknown model", client.chat.completions.create({ model: "gpt-nope", messages }), "unknown_model", null],
-      ["no messages", client.chat.completions.create({ model: "sim", messages: [] }), "invalid_request", "messages"],
-      ["max_tokens 0", client.chat.completions.create({ model: "sim", messages, max_tokens: 0 }), "invalid_request", "max_tokens"],
-      ["a fractional seed", client.chat.completions.create({ model: "sim", messages, seed: 1.5 }), "invalid_request", "seed"],
+      ["a stop sequence", () => client.chat.completions.create({ model: "sim", messages, stop: ["\n"] }), "unsupported_parameter", "stop"],
+      ["an unknown model", () => client.chat.completions.create({ model: "gpt-nope", messages }), "unknown_model", null],
+      ["no messages", () => client.chat.completions.create({ model: "sim", messages: [] }), "invalid_request", "messages"],
+      ["max_tokens 0", () => client.chat.completions.create({ model: "sim", messages, max_tokens: 0 }), "invalid_request", "max_tokens"],
+      ["a fractional seed", () => client.chat.completions.create({ model: "sim", messages, seed: 1.5 }), "invalid_request", "seed"],
     ];
     for (const [what, call, code, param] of refusals) {
-      const error = await call.then(
+      const error = await call().then(
         () => undefined,
         (e: unknown) => e,
       );
