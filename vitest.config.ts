@@ -12,6 +12,7 @@ const FLEETS = [
   "test/engine/keys.test.ts",
   "test/engine/redis.test.ts",
   "test/failure/**/*.test.ts",
+  "test/gateway/durable-streams/conformance-*.test.ts",
   "test/redis-harness.test.ts",
   "test/web/**/*.test.ts",
 ];

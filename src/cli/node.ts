@@ -1,5 +1,6 @@
 import type { Engine } from "../engine/port.ts";
 import { openEngine, type EngineConfig } from "../engine/open-engine.ts";
+import { openStreamStore } from "../engine/streams/open-stream-store.ts";
 import { parseHostPorts } from "../engine/redis/host-ports.ts";
 import { Gateway } from "../gateway/gateway.ts";
 import { buildModelRegistry, readModelConfig } from "../llm/model-config.ts";
@@ -61,9 +62,12 @@ export async function startNode(
   }
   let gateway: Gateway | undefined;
   let url: string | undefined;
+  // The Durable Streams door's store, beside the engine: only a gateway serves it.
+  const streams = roles.gateway ? openStreamStore(engineConfigOf(config), logger) : undefined;
   if (roles.gateway) {
     gateway = new Gateway({
       engine,
+      ...(streams ? { streams } : {}),
       metrics,
       logger,
       models: () => models.names(),
@@ -75,7 +79,7 @@ export async function startNode(
     } catch (error) {
       // The port is taken, say: close what was opened so the process can exit.
       await Promise.all([gateway.close().catch(() => undefined), worker?.stop()]);
-      await engine.close();
+      await Promise.all([engine.close(), streams?.close()]);
       throw error;
     }
   }
@@ -107,7 +111,7 @@ export async function startNode(
         if (engineLost || watch.failing) await engine.close();
         await Promise.all([gateway?.close(), worker?.stop()]);
         watch.stop();
-        await engine.close();
+        await Promise.all([engine.close(), streams?.close()]);
         logger.info("lifeline stopped");
       })()),
   };

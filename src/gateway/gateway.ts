@@ -5,6 +5,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { LifelineError } from "../core/errors.ts";
 import { ROUTE_PATHS } from "../core/routes.ts";
 import type { Engine } from "../engine/port.ts";
+import { MemoryStreamStore } from "../engine/streams/memory.ts";
+import type { StreamStore } from "../engine/streams/port.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { guardEngine } from "./guarded-engine.ts";
@@ -32,6 +34,13 @@ export interface GatewayOptions {
   readonly models: () => readonly string[];
   readonly heartbeatMs: number;
   readonly maxBodyBytes: number;
+  /**
+   * Where the Durable Streams door keeps ordinary streams (`openStreamStore`, beside the engine).
+   * @defaultValue a store in this process's memory
+   */
+  readonly streams?: StreamStore;
+  /** How long a Durable Streams long-poll read waits for data. @defaultValue 10000 */
+  readonly streamLongPollMs?: number;
   /** Serve the chat page at `/`. @defaultValue true */
   readonly web?: boolean;
 }
@@ -79,7 +88,7 @@ export class Gateway {
     // The protocol front doors (DESIGN §4): views of the same logs in the formats clients already speak.
     openAiRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
     aiSdkRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
-    durableStreamRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
+    durableStreamRoutes(app, { ...routes, streams: options.streams ?? new MemoryStreamStore(), shutdown: this.#shutdown.signal });
     if (options.web ?? true) clientBundleRoutes(app);
     // The pages: the chat page (index.html) at its root, the inspect page beside it.
     if (options.web ?? true) void app.register(fastifyStatic, { root: WEB_ROOT, prefix: ROUTE_PATHS.chatPage, index: "index.html" });

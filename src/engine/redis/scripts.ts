@@ -11,11 +11,13 @@ const SCRIPTS = {
   llLease: { file: "lease.lua", keys: 4 },
   llChatMark: { file: "chat-mark.lua", keys: 1 },
   llChatExpire: { file: "chat-expire.lua", keys: 1 },
+  dsCommit: { file: "stream-commit.lua", keys: 2 },
+  dsTouch: { file: "stream-touch.lua", keys: 1 },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;
 
-type ScriptArg = string | number;
+type ScriptArg = string | number | Buffer;
 
 /** A client with Lifeline's named Lua scripts (EVALSHA, falling back to EVAL after a failover). */
 export type ScriptedClient = RedisClient & {

@@ -1,5 +1,108 @@
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { LifelineError } from "../../../core/errors.ts";
+import { STREAM_CORS } from "../../../core/stream-headers.ts";
+import { RESERVED_STREAMS, STREAM_ROUTE, generationOfStream, isStreamName } from "../../../core/stream-paths.ts";
+import type { StreamStore } from "../../../engine/streams/port.ts";
+import { Streams } from "../../../engine/streams/streams.ts";
 import type { DoorOptions } from "../door-options.ts";
+import { ByteSource } from "./byte-source.ts";
+import { GenerationSource } from "./generation-source.ts";
+import type { ReadSource } from "./read-source.ts";
+import { sendStreamError } from "./replies.ts";
+import { serveHead, serveRead, type ReadOptions } from "./stream-reads.ts";
+import { appendStream, createStream, deleteStream } from "./stream-writes.ts";
 
-/** Registers this protocol door's routes. */
-export function durableStreamRoutes(_app: FastifyInstance, _options: DoorOptions): void {}
+export interface DurableStreamOptions extends DoorOptions {
+  /** Where ordinary streams live (opened beside the engine, `openStreamStore`). */
+  readonly streams: StreamStore;
+  /** The largest request body. */
+  readonly maxBodyBytes: number;
+  /** How long a long-poll read waits for data before it answers 204. @defaultValue 10000 */
+  readonly streamLongPollMs?: number;
+}
+
+/** How long an SSE response stays open; the protocol asks for about a minute (PROTOCOL.md §10.2). */
+const SSE_MAX_MS = 60_000;
+/** The most data one response page carries (always at least one whole chunk). */
+const PAGE_BYTES = 1 << 20;
+
+/**
+ * The Durable Streams protocol under `/v1/stream/<name>` (docs/protocols/durable-streams.md):
+ * ordinary streams of any content type in the stream store, and every generation's log as a
+ * read-only JSON stream at `/v1/stream/generations/<id>`. Its own scope: bodies of every type,
+ * read as bytes, and the protocol's CORS and browser-safety headers on every answer.
+ */
+export function durableStreamRoutes(app: FastifyInstance, options: DurableStreamOptions): void {
+  const streams = new Streams(options.streams);
+  const reads = (cacheable: boolean): ReadOptions => ({
+    longPollMs: options.streamLongPollMs ?? 10_000,
+    sseMaxMs: SSE_MAX_MS,
+    heartbeatMs: options.heartbeatMs,
+    pageBytes: PAGE_BYTES,
+    shutdown: options.shutdown,
+    cacheable,
+  });
+  void app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: options.maxBodyBytes }, (_request, body, done) => done(null, body));
+    scope.addHook("onRequest", async (_request, reply) => {
+      void reply.headers({
+        "access-control-allow-origin": "*",
+        "access-control-allow-methods": STREAM_CORS.allowMethods,
+        "access-control-allow-headers": STREAM_CORS.allowHeaders,
+        "access-control-expose-headers": STREAM_CORS.exposeHeaders,
+        "x-content-type-options": "nosniff",
+        "cross-origin-resource-policy": "cross-origin",
+      });
+    });
+    scope.options(STREAM_ROUTE, async (_request, reply) => reply.code(204).send());
+    scope.route({
+      method: "GET",
+      url: STREAM_ROUTE,
+      exposeHeadRoute: false,
+      handler: async (request, reply) => {
+        const target = targetOf(request);
+        const source: ReadSource =
+          target.generation !== undefined ? new GenerationSource(options.engine, target.generation) : new ByteSource(streams, target.name);
+        await serveRead(request, reply, source, reads(target.generation === undefined));
+      },
+    });
+    scope.head(STREAM_ROUTE, async (request, reply) => {
+      const target = targetOf(request);
+      await serveHead(
+        reply,
+        target.generation !== undefined ? new GenerationSource(options.engine, target.generation) : new ByteSource(streams, target.name),
+      );
+    });
+    scope.put(STREAM_ROUTE, async (request, reply) => {
+      const target = writableTarget(request, reply);
+      if (target !== undefined) await createStream(request, reply, streams, target);
+    });
+    scope.post(STREAM_ROUTE, async (request, reply) => {
+      const target = writableTarget(request, reply);
+      if (target !== undefined) await appendStream(request, reply, streams, target);
+    });
+    scope.delete(STREAM_ROUTE, async (request, reply) => {
+      const target = writableTarget(request, reply);
+      if (target !== undefined) await deleteStream(reply, streams, target);
+    });
+  });
+}
+
+/** The stream a request names, and the generation when it is one's log. */
+function targetOf(request: FastifyRequest): { name: string; generation: string | undefined } {
+  const name = (request.params as { "*"?: string })["*"] ?? "";
+  if (name === RESERVED_STREAMS || name.startsWith(`${RESERVED_STREAMS}/`)) {
+    throw new LifelineError("stream_not_found", "The reserved __ds control APIs are not served by this gateway.");
+  }
+  if (!isStreamName(name)) throw new LifelineError("invalid_stream_name");
+  return { name, generation: generationOfStream(name) };
+}
+
+/** The name of a stream a client may write, or `undefined` when the answer (405) was sent. */
+function writableTarget(request: FastifyRequest, reply: FastifyReply): string | undefined {
+  const target = targetOf(request);
+  if (target.generation === undefined) return target.name;
+  sendStreamError(reply, new LifelineError("stream_read_only"), { allow: "GET, HEAD, OPTIONS" });
+  return undefined;
+}

@@ -1,0 +1,138 @@
+import { randomUUID } from "node:crypto";
+import { Cluster } from "ioredis";
+import calculateSlot from "cluster-key-slot";
+import type { Logger } from "../../observability/logger.ts";
+import { connectRedis, type RedisClient, type RedisTarget } from "../redis/connection.ts";
+import { RedisKeys } from "../redis/keys.ts";
+import { Notifications } from "../redis/notifications.ts";
+import { withScripts, type ScriptedClient } from "../redis/scripts.ts";
+import {
+  revisionOf,
+  type CommitResult,
+  type StoredStream,
+  type StreamChange,
+  type StreamChunk,
+  type StreamRecord,
+  type StreamStore,
+} from "./port.ts";
+import { takeChunks } from "./take-chunks.ts";
+
+/** How many chunks one read fetches at most; `maxBytes` usually ends the page first. */
+const READ_ROWS = 1000;
+
+export interface RedisStreamStoreOptions {
+  readonly target: RedisTarget;
+  /** The engine's key prefix: streams live beside its generations. @defaultValue "ll" */
+  readonly prefix?: string;
+  readonly logger?: Logger;
+}
+
+/**
+ * Streams in Redis: per stream one hash (revision, record, last touch) and one list of chunks,
+ * under one hash tag, so every commit is one script on one Cluster slot (`stream-commit.lua`).
+ * Waiters hear commits over sharded pub/sub, one subscription per stream and process.
+ */
+export class RedisStreamStore implements StreamStore {
+  readonly kind = "redis";
+  readonly #keys: RedisKeys;
+  readonly #commands: ScriptedClient;
+  readonly #subscriber: RedisClient;
+  readonly #notifications: Notifications;
+
+  constructor(options: RedisStreamStoreOptions) {
+    this.#keys = new RedisKeys(options.prefix ?? "ll");
+    this.#commands = withScripts(connectRedis(options.target, "lifeline-streams", { autoPipelining: true }));
+    this.#subscriber = connectRedis(options.target, "lifeline-streams-sub");
+    for (const client of [this.#commands, this.#subscriber]) {
+      client.on("error", (error: Error) => options.logger?.warn({ err: error.message }, "redis connection error (streams)"));
+    }
+    this.#notifications = new Notifications({
+      subscriber: this.#subscriber,
+      publisher: this.#commands,
+      channelOf: (name) => this.#keys.streamNotify(name),
+      idOf: (channel) => this.#keys.streamOfChannel(channel),
+      probeChannels: () => this.#probeChannels(),
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
+  }
+
+  async load(name: string): Promise<StoredStream | undefined> {
+    const [revision, record, touched] = await this.#commands.hmget(this.#keys.streamMeta(name), "rev", "record", "touched");
+    if (!revision || !record) return undefined;
+    return { revision, record: JSON.parse(record) as StreamRecord, touchedAt: Number(touched ?? 0) };
+  }
+
+  async commit(name: string, expected: string | undefined, change: StreamChange): Promise<CommitResult> {
+    const record = change.record;
+    const result = await this.#commands.dsCommit(
+      this.#keys.streamMeta(name),
+      this.#keys.streamChunks(name),
+      expected ?? "",
+      record ? revisionOf(record) : "",
+      record ? JSON.stringify(record) : "",
+      record ? record.createdAt : 0,
+      change.replaceChunks ? "1" : "0",
+      this.#keys.streamNotify(name),
+      change.chunks[0]?.position ?? 0,
+      ...change.chunks.map((chunk) => chunk.data),
+    );
+    return Number(result) === 1 ? "committed" : "conflict";
+  }
+
+  async read(name: string, afterPosition: number, maxBytes: number): Promise<StreamChunk[]> {
+    const rows = await this.#commands.lrangeBuffer(this.#keys.streamChunks(name), afterPosition, afterPosition + READ_ROWS - 1);
+    return takeChunks(
+      rows.map((data, i) => ({ position: afterPosition + i + 1, data })),
+      maxBytes,
+    );
+  }
+
+  async touch(name: string, atMs: number): Promise<void> {
+    await this.#commands.dsTouch(this.#keys.streamMeta(name), atMs);
+  }
+
+  async wait(name: string, revision: string, signal: AbortSignal): Promise<void> {
+    const local = new AbortController();
+    const forward = (): void => local.abort();
+    signal.addEventListener("abort", forward, { once: true });
+    let held = false;
+    try {
+      await this.#notifications.hold(name);
+      held = true;
+      const next = this.#notifications.next(name, local.signal);
+      // Subscribed first, then looked: a commit in between is seen by one or the other.
+      const current = await this.#commands.hget(this.#keys.streamMeta(name), "rev");
+      if ((current ?? undefined) !== revision) return;
+      await next;
+    } finally {
+      local.abort();
+      signal.removeEventListener("abort", forward);
+      if (held) this.#notifications.release(name);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#notifications.close();
+    this.#commands.disconnect();
+    this.#subscriber.disconnect();
+  }
+
+  /** One probe channel per shard, so a dead subscription on any of them is noticed. */
+  async #probeChannels(): Promise<string[]> {
+    const client = this.#commands as RedisClient;
+    if (!(client instanceof Cluster)) return [this.#keys.probe(`ds-probe-${randomUUID().slice(0, 8)}`)];
+    const slots = (await client.cluster("SLOTS")) as [number, number, ...unknown[]][];
+    const channels: string[] = [];
+    for (const [from, to] of slots) {
+      for (let n = 0; n < 100_000; n++) {
+        const tag = `ds-probe-${n}`;
+        const slot = calculateSlot(tag);
+        if (slot >= from && slot <= to) {
+          channels.push(this.#keys.probe(tag));
+          break;
+        }
+      }
+    }
+    return channels;
+  }
+}
