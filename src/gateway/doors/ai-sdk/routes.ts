@@ -2,13 +2,14 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { LifelineError } from "../../../core/errors.ts";
 import { HEADERS } from "../../../core/wire.ts";
 import { Follow } from "../../follow.ts";
+import { DoorStream } from "../door-stream.ts";
 import { viewOf } from "../../generation-view.ts";
 import { startOf } from "../../log-follower.ts";
 import { SseStreams } from "../../sse-streams.ts";
 import { idempotencyKeyOf, startGeneration } from "../../start-generation.ts";
 import type { DoorOptions } from "../door-options.ts";
 import { chatTurnOf, checkChatId } from "./chat-request.ts";
-import { UI_STREAM_HEADERS, UiMessageStream } from "./ui-stream.ts";
+import { UI_STREAM_HEADERS, UiMessageFormat } from "./ui-stream.ts";
 
 /** The paths of this door; `:chatId` is the AI SDK's chat id. */
 export const AI_SDK_PATHS = {
@@ -36,7 +37,7 @@ export function aiSdkRoutes(app: FastifyInstance, options: DoorOptions): void {
     if (start.kind === "atEnd") throw new Error("a follow from offset 0 always has entries to give");
     if (options.shutdown.aborted) throw new LifelineError("shutting_down");
     request.log.info({ generation: id }, "ui message stream opened");
-    const stream = new UiMessageStream(streams.open(reply, id, "", UI_STREAM_HEADERS), id);
+    const stream = new DoorStream(streams.open(reply, id, "", UI_STREAM_HEADERS), new UiMessageFormat(id), options.shutdown);
     stream.follow = new Follow(options.tails, id, start.from, stream);
     stream.follow.start(start.firstPage);
     return reply;

@@ -4,7 +4,7 @@ import { ERROR_CODES } from "../../../core/errors.ts";
 import type { GenerationView } from "../../../core/fold.ts";
 import { routes } from "../../../core/routes.ts";
 import { encodeSseFrame } from "../../../core/wire.ts";
-import type { LogFormat } from "./door-stream.ts";
+import type { LogFormat } from "../door-stream.ts";
 
 /** The last frame of a chat completion stream that ended well. */
 const DONE = encodeSseFrame({ data: "[DONE]" });

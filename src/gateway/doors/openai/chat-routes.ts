@@ -8,7 +8,7 @@ import { idempotencyKeyOf, startGeneration } from "../../start-generation.ts";
 import type { DoorOptions } from "../door-options.ts";
 import { ChatChunks, chatCompletionOf } from "./chat-chunks.ts";
 import { parseChatCall } from "./chat-request.ts";
-import { DoorStream } from "./door-stream.ts";
+import { DoorStream } from "../door-stream.ts";
 import { answerHeaders, requireJson } from "./request-headers.ts";
 import { wholeLog } from "./whole-log.ts";
 import { OPENAI_PATHS } from "./wire.ts";

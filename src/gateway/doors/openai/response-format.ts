@@ -1,7 +1,7 @@
 import type { Entry } from "../../../core/entries.ts";
 import { ERROR_CODES } from "../../../core/errors.ts";
 import { encodeSseFrame } from "../../../core/wire.ts";
-import type { LogFormat } from "./door-stream.ts";
+import type { LogFormat } from "../door-stream.ts";
 import { ResponseEvents, eventAfter, responseEventFrame } from "./response-events.ts";
 
 /**

@@ -9,7 +9,7 @@ import { START, startOf } from "../../log-follower.ts";
 import { SSE_HEADERS, type SseStreams } from "../../sse-streams.ts";
 import { idempotencyKeyOf, startGeneration } from "../../start-generation.ts";
 import type { DoorOptions } from "../door-options.ts";
-import { DoorStream } from "./door-stream.ts";
+import { DoorStream } from "../door-stream.ts";
 import { answerHeaders, requireJson } from "./request-headers.ts";
 import { ResponseEvents } from "./response-events.ts";
 import { ResponseFormat } from "./response-format.ts";

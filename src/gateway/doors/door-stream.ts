@@ -1,7 +1,7 @@
-import type { Entry } from "../../../core/entries.ts";
-import type { EncodedEntry } from "../../encoded-entry.ts";
-import type { Follow, FollowEnd, FollowSink } from "../../follow.ts";
-import type { SseOwner, SseStream } from "../../sse-streams.ts";
+import type { Entry } from "../../core/entries.ts";
+import type { EncodedEntry } from "../encoded-entry.ts";
+import type { Follow, FollowEnd, FollowSink } from "../follow.ts";
+import type { SseOwner, SseStream } from "../sse-streams.ts";
 
 /** What a door's format makes of the log: frames per entry, a `reset`, and the frame that says why a stream stops early. */
 export interface LogFormat {
@@ -16,7 +16,8 @@ export interface LogFormat {
 }
 
 /**
- * An event stream of the OpenAI door: the sink a {@link Follow} gives the log to, writing what the
+ * An event stream of a door whose format can only append (the OpenAI chunks and Responses events,
+ * the AI SDK's UI message stream): the sink a {@link Follow} gives the log to, writing what the
  * format makes of each entry. The stream ends when the format has said its last frame. A client
  * that leaves only ends its stream: the answer goes on, and can be read again. When the gateway
  * shuts down or the engine fails, the client gets an error frame (the official client throws it)
