@@ -9,7 +9,9 @@ import { defineConfig } from "vitest/config";
 const FLEETS = [
   "test/cli/chaos.test.ts",
   "test/cli/idle-processes.test.ts",
+  "test/doors/openai-failure.test.ts",
   "test/engine/keys.test.ts",
+  "test/doors/ai-sdk-failover.test.ts",
   "test/engine/redis.test.ts",
   "test/failure/**/*.test.ts",
   "test/gateway/durable-streams/conformance-*.test.ts",
