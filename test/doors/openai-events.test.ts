@@ -4,6 +4,7 @@ import { stampEntry, type Entry, type EntryBody } from "../../src/core/entries.t
 import { SseParser } from "../../src/core/wire.ts";
 import { ChatChunks } from "../../src/gateway/doors/openai/chat-chunks.ts";
 import { ResponseEvents, eventAfter, type ResponseEvent } from "../../src/gateway/doors/openai/response-events.ts";
+import { ResponseFormat } from "../../src/gateway/doors/openai/response-format.ts";
 
 const ID = "gen_0000000000000000000000test";
 const AT = "2026-11-30T12:00:00.000Z";
@@ -137,5 +138,47 @@ describe("the chat completion chunks of a log", () => {
     const rewind: EntryBody = { type: "rewind", attempt: 2, toOffset: 1 };
     const out = chunksOf(log(created, started(1), delta("Hello"), started(2), rewind, delta("Hel", 2), completed(2)));
     expect(out.at(-1)).toMatchObject({ error: { code: "answer_diverged" } });
+  });
+});
+
+describe("a door's stream when the log is replayed after a reset (a failover lost entries it had shown)", () => {
+  // What the stream was given, then the log as it stands after the failover: "lo" was lost, and
+  // the attempt that took over wrote the same text in other pieces.
+  const before = log(created, started(1), delta("Hel"), delta("lo"));
+  const after = log(created, started(1), delta("Hel"), started(2), delta("lo wo", 2), delta("rld", 2), completed(2));
+
+  /** Frames parsed back into (sequence, type, data). */
+  const parse = (frames: string): { id: string | undefined; event: string; data: Record<string, unknown> }[] => {
+    const out: { id: string | undefined; event: string; data: Record<string, unknown> }[] = [];
+    new SseParser((m) => out.push({ id: m.id, event: m.event, data: JSON.parse(m.data) as Record<string, unknown> })).push(frames);
+    return out;
+  };
+
+  it("Responses: only what is new past what was shown, under the numbers a fresh resume computes from the log", () => {
+    const live = new ResponseFormat(ID, -1);
+    const shown = parse(before.map((e) => live.apply(e)).join(""));
+    live.reset();
+    const rest = parse(after.map((e) => live.apply(e)).join(""));
+    const deltas = (frames: typeof shown): string =>
+      frames.map((f) => (f.event === "response.output_text.delta" ? (f.data.delta as string) : "")).join("");
+    expect(deltas(shown) + deltas(rest)).toBe("Hello world");
+    expect(rest.map((f) => f.event)).not.toContain("response.created");
+    // A client that resumes on another gateway, after the last number it got, is given the same frames.
+    const lastSeen = Number(shown.at(-1)!.id);
+    const resumed = new ResponseFormat(ID, lastSeen);
+    expect(parse(after.map((e) => resumed.apply(e)).join(""))).toEqual(rest);
+  });
+
+  it("chat: no second role chunk, and the text goes on from what was shown", () => {
+    const chunks = new ChatChunks(ID, false);
+    const frames = before.map((e) => chunks.apply(e)).join("");
+    chunks.reset();
+    const rest = after.map((e) => chunks.apply(e)).join("");
+    const content = (text: string): string[] =>
+      parse(text).flatMap((f) =>
+        (f.data.choices as { delta: { role?: string; content?: string } }[]).map((c) => c.delta.role ?? c.delta.content ?? ""),
+      );
+    expect(content(frames)).toEqual(["assistant", "Hel", "lo"]);
+    expect(content(rest.replace("data: [DONE]\n\n", ""))).toEqual([" wo", "rld", ""]);
   });
 });
