@@ -115,8 +115,8 @@ export class ChatChunks implements LogFormat {
   /** The stream stops before the answer's end: an error frame naming where the answer can be read on. */
   interrupted(code: "shutting_down" | "engine_unavailable" | "generation_not_found"): string {
     this.#over = true;
-    const events = routes.events(this.#id);
-    return errorFrame(code, `${ERROR_CODES[code].message} The answer goes on: read generation ${this.#id} at ${events}.`);
+    const onward = code === "generation_not_found" ? "" : ` The answer goes on: read generation ${this.#id} at ${routes.events(this.#id)}.`;
+    return errorFrame(code, `${ERROR_CODES[code].message}${onward}`);
   }
 
   #chunk(delta: Record<string, string>, finishReason: string | null): string {

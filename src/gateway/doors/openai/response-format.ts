@@ -46,7 +46,8 @@ export class ResponseFormat implements LogFormat {
    */
   interrupted(code: "shutting_down" | "engine_unavailable" | "generation_not_found"): string {
     this.#interrupted = true;
-    const message = `${ERROR_CODES[code].message} The response goes on: resume ${this.#id} with starting_after=${this.#after}.`;
+    const onward = code === "generation_not_found" ? "" : ` The response goes on: resume ${this.#id} with starting_after=${this.#after}.`;
+    const message = `${ERROR_CODES[code].message}${onward}`;
     const data = JSON.stringify({ type: "error", code, message, param: null, error: { code, message, type: "server_error" } });
     return encodeSseFrame({ event: "error", data });
   }
