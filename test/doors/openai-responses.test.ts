@@ -125,6 +125,32 @@ describe("the OpenAI door's Responses API, through the official client", () => {
     expect((await client.responses.cancel(finished.id)).status).toBe("completed");
   });
 
+  it("honours Idempotency-Key on POST /v1/responses, and resumes an EventSource by Last-Event-ID", async () => {
+    const key = `responses-key-${Date.now()}`;
+    const body = { model: "sim", input: "just once", max_output_tokens: 6, background: true };
+    const first = await client.responses.create(body, { headers: { "Idempotency-Key": key } });
+    const again = await client.responses.create(body, { headers: { "Idempotency-Key": key } }).withResponse();
+    expect(again.data.id).toBe(first.id);
+    expect(again.response.headers.get("idempotent-replayed")).toBe("true");
+    const conflict = (await client.responses
+      .create({ ...body, max_output_tokens: 7 }, { headers: { "Idempotency-Key": key }, maxRetries: 2 })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )) as APIError;
+    expect({ status: conflict.status, code: conflict.code, retry: conflict.headers?.get("x-should-retry") }).toEqual({
+      status: 409,
+      code: "idempotency_key_reused",
+      retry: "false",
+    });
+
+    const whole = await collect(await client.responses.retrieve(first.id, { stream: true }));
+    const n = whole[4]!.sequence_number;
+    const resumed = await fetch(`${node.url}/v1/responses/${first.id}?stream=true`, { headers: { "last-event-id": String(n) } });
+    const frames = (await resumed.text()).split("\n").filter((line) => line.startsWith("id: "));
+    expect(frames).toEqual(whole.filter((e) => e.sequence_number > n).map((e) => `id: ${e.sequence_number}`));
+  });
+
   it("refuses what it cannot honour, and unknown ids, each with its code", async () => {
     const refusals: [string, () => Promise<unknown>, number, string][] = [
       [
