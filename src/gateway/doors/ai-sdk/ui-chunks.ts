@@ -32,6 +32,11 @@ const FINISH_REASONS: Readonly<Record<string, UiFinishReason>> = {
   "tool-calls": "tool-calls",
 };
 
+/** The SDK's finish reason for Lifeline's; one it does not know (even one named like an Object property) is `other`. */
+function finishReasonOf(reason: string): UiFinishReason {
+  return Object.hasOwn(FINISH_REASONS, reason) ? FINISH_REASONS[reason]! : "other";
+}
+
 /** `errorText` of an `error` chunk: the stable code first, so a client can branch on it (`code: words`). */
 export function errorTextOf(code: string, message: string): string {
   return `${code}: ${message}`;
@@ -86,7 +91,7 @@ export class UiChunkDerivation {
         return this.#textOf(step);
       case "completed":
         this.#over = true;
-        return [...this.#closeStep(), { type: "finish", finishReason: FINISH_REASONS[entry.finishReason] ?? "other" }];
+        return [...this.#closeStep(), { type: "finish", finishReason: finishReasonOf(entry.finishReason) }];
       case "failed":
         this.#over = true;
         return [{ type: "error", errorText: errorTextOf(entry.error.code, entry.error.message) }];
