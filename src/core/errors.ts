@@ -15,6 +15,10 @@ export const ERROR_CODES = {
   invalid_header: { status: 400, message: "A request header has an invalid value." },
   invalid_url: { status: 400, message: "The URL is not valid: a malformed percent-encoding, or a path segment that is too long." },
   unknown_model: { status: 400, message: "The model is not configured." },
+  unauthorized: { status: 401, message: "This deployment needs an API key: send Authorization: Bearer <key>." },
+  invalid_api_key: { status: 401, message: "The API key is not valid." },
+  api_key_revoked: { status: 401, message: "The API key was revoked." },
+  forbidden: { status: 403, message: "The API key may not do this." },
   not_found: { status: 404, message: "No such route." },
   generation_not_found: { status: 404, message: "No generation has this id." },
   request_timeout: { status: 408, message: "The request's headers did not arrive in time." },
@@ -58,10 +62,6 @@ export const ERROR_CODES = {
     status: 410,
     message: "The entry this offset follows no longer stands (a failover lost it and another attempt wrote there): read again from -1.",
   },
-  // The AI SDK door (docs/protocols/ai-sdk.md).
-  invalid_chat_id: { status: 400, message: "The chat id must be 1 to 128 of A-Z a-z 0-9 _ - . : ~, and not . or ..." },
-  unsupported_message_part: { status: 400, message: "A message part cannot be given to the model: this door sends text parts only." },
-  chat_not_found: { status: 404, message: "No answer was started for this chat, or it has expired." },
   // The AI SDK door (docs/protocols/ai-sdk.md).
   invalid_chat_id: { status: 400, message: "The chat id must be 1 to 128 of A-Z a-z 0-9 _ - . : ~, and not . or ..." },
   unsupported_message_part: { status: 400, message: "A message part cannot be given to the model: this door sends text parts only." },
