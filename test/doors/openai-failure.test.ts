@@ -82,7 +82,7 @@ describe("the OpenAI door with a worker killed and a connection cut mid-answer",
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   });
 
-  it("chat.completions streams: one reads through the takeover, one cut off resumes through the native API; both end with the uninterrupted text", async () => {
+  it("chat.completions: a stream and a waiting call read through the takeover, a stream cut off resumes through the native API; all end with the uninterrupted text", async () => {
     const fleet = await startFleet(start, cleanups);
     const request = simRequest("a chat answer that outlives its worker", { max_tokens: TOKENS });
     const expected = simText(request);
@@ -99,6 +99,8 @@ describe("the OpenAI door with a worker killed and a connection cut mid-answer",
       for await (const chunk of streamA) textA += chunk.choices[0]?.delta.content ?? "";
     })();
     await until(() => textA.length >= 20, 30_000, "A's first text");
+    // W waits for the same answer without streaming (stream: false, the same key).
+    const waited = openAi(fleet.gatewayUrl).chat.completions.create({ ...body, stream: false }, { headers: { "Idempotency-Key": key } });
 
     const streamB = await openAi(fleet.proxyUrl, "chat-client-b").chat.completions.create(body, { headers: { "Idempotency-Key": key } });
     let textB = "";
@@ -120,6 +122,8 @@ describe("the OpenAI door with a worker killed and a connection cut mid-answer",
     await fleet.killWorker();
     await readA;
     expect(textA).toBe(expected);
+    const completion = await waited;
+    expect({ id: completion.id, content: completion.choices[0]!.message.content }).toEqual({ id, content: expected });
 
     // B names the generation by the chunks' id, and reads the answer on through the native API.
     expect(chunkId).toBe(id);
@@ -137,13 +141,15 @@ describe("the OpenAI door with a worker killed and a connection cut mid-answer",
     const direct = openAi(fleet.gatewayUrl);
 
     // A creates the response through the proxy, and will be cut off.
-    const streamA = await openAi(fleet.proxyUrl, "responses-client-a").responses.create({
+    const body = {
       model: "sim",
       input: "a response that outlives its worker",
       max_output_tokens: TOKENS,
       background: true,
-      stream: true,
-    });
+      stream: true as const,
+    };
+    const key = `responses-failure-${Date.now()}`;
+    const streamA = await openAi(fleet.proxyUrl, "responses-client-a").responses.create(body, { headers: { "Idempotency-Key": key } });
     const eventsA: ResponseStreamEvent[] = [];
     const readA = (async () => {
       for await (const event of streamA) eventsA.push(event);
@@ -161,6 +167,11 @@ describe("the OpenAI door with a worker killed and a connection cut mid-answer",
       for await (const event of await direct.responses.retrieve(id, { stream: true })) eventsB.push(event);
     })();
     const finalC = direct.responses.stream({ response_id: id }).finalResponse();
+    // E creates the same response again (the same key), directly: its stream is the same one.
+    const eventsE: ResponseStreamEvent[] = [];
+    const readE = (async () => {
+      for await (const event of await direct.responses.create(body, { headers: { "Idempotency-Key": key } })) eventsE.push(event);
+    })();
     // D reads with the helper through the proxy, and will be cut off too.
     const eventsD: ResponseStreamEvent[] = [];
     const helperD = openAi(fleet.proxyUrl, "responses-client-d").responses.stream({ response_id: id });
@@ -186,7 +197,8 @@ describe("the OpenAI door with a worker killed and a connection cut mid-answer",
     resumedD.on("event", (event) => eventsD.push(event));
     const finalD = await resumedD.finalResponse();
 
-    await readB;
+    await Promise.all([readB, readE]);
+    expect(deltaText(eventsE)).toBe(expected);
     expect(deltaText(eventsA)).toBe(expected);
     expect(eventsA.at(-1)!.type).toBe("response.completed");
     expect(deltaText(eventsB)).toBe(expected);
@@ -197,6 +209,7 @@ describe("the OpenAI door with a worker killed and a connection cut mid-answer",
     const numbered = (events: readonly ResponseStreamEvent[]): string[] => events.map((e) => `${e.sequence_number}:${e.type}`);
     expect(numbered(eventsA)).toEqual(numbered(eventsB));
     expect(numbered(eventsD)).toEqual(numbered(eventsB));
+    expect(numbered(eventsE)).toEqual(numbered(eventsB));
     await expectTakenOver(fleet.gatewayUrl, id, expected);
   });
 });
