@@ -13,6 +13,7 @@ const FLEETS = [
   "test/engine/keys.test.ts",
   "test/doors/ai-sdk-failover.test.ts",
   "test/engine/redis.test.ts",
+  "test/engine/streams/redis.test.ts",
   "test/failure/**/*.test.ts",
   "test/gateway/durable-streams/conformance-*.test.ts",
   "test/redis-harness.test.ts",

@@ -39,7 +39,7 @@ export class MemoryStreamStore implements StreamStore {
 
   async touch(name: string, atMs: number): Promise<void> {
     const held = this.#streams.get(name);
-    if (held) held.stored = { ...held.stored, touchedAt: atMs };
+    if (held && atMs > held.stored.touchedAt) held.stored = { ...held.stored, touchedAt: atMs };
   }
 
   async wait(name: string, revision: string, signal: AbortSignal): Promise<void> {
