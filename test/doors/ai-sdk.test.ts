@@ -119,6 +119,61 @@ describe("the AI SDK door, with the official clients", () => {
     }
   });
 
+  it("Chat with the stop endpoint: the answer is cancelled, the chat ends ready with the text so far, and nothing is left to resume", async () => {
+    const slow = await startInProcess({ LIFELINE_SIM_TOKENS_PER_SECOND: "20" });
+    try {
+      const fields = { max_tokens: 200 };
+      const chat = new Chat<UIMessage>({ id: "react-stop", transport: transportFor(slow.url, fields) });
+      const sent = chat.sendMessage({ text: "stop me from react" });
+      await until(() => textOf(chat.messages[1]).length > 0, 30_000, "the first text");
+      const stopped = await fetch(`${slow.url}${AI_SDK_API}/react-stop/stop`, { method: "POST" });
+      expect(stopped.status).toBe(202);
+      await sent;
+      expect(chat.status).toBe("ready");
+      expect(chat.error).toBeUndefined();
+      const shown = textOf(chat.messages[1]);
+      const full = simAnswerTo("stop me from react", fields);
+      expect(full.startsWith(shown)).toBe(true);
+      expect(shown.length).toBeLessThan(full.length);
+      await chat.resumeStream();
+      expect(textOf(chat.messages[1])).toBe(shown); // 204: nothing to resume, nothing changes
+      expect(chat.status).toBe("ready");
+    } finally {
+      await slow.stop();
+    }
+  });
+
+  it("a gateway that shuts down mid-answer ends the stream with a shutting_down error, never with a quiet end", async () => {
+    const slow = await startInProcess({ LIFELINE_SIM_TOKENS_PER_SECOND: "20" });
+    let stopping: Promise<void> | undefined;
+    try {
+      const stream = await transportFor(slow.url, { max_tokens: 200 }).sendMessages({
+        chatId: "shutdown",
+        messages: [userMessage("the gateway goes away")],
+        trigger: "submit-message",
+        messageId: undefined,
+        abortSignal: undefined,
+      });
+      const read = await readStream(stream, (chunk) => {
+        if (chunk.type === "text-delta") stopping ??= slow.stop();
+      });
+      expect(read.chunks.at(-1)).toMatchObject({ type: "error", errorText: expect.stringMatching(/^shutting_down: /) });
+      expect(read.errors).toEqual([expect.stringMatching(/^shutting_down: /)]);
+    } finally {
+      await (stopping ?? slow.stop());
+    }
+  });
+
+  it("an Idempotency-Key seen before streams the same answer again from its start", async () => {
+    const body = JSON.stringify({ id: "idem-chat", messages: [userMessage("once")], trigger: "submit-message", max_tokens: 6 });
+    const headers = { "content-type": "application/json", "idempotency-key": "ai-sdk-idem-1" };
+    const first = await fetch(`${node.url}${AI_SDK_API}`, { method: "POST", headers, body });
+    const firstBody = await first.text();
+    const again = await fetch(`${node.url}${AI_SDK_API}`, { method: "POST", headers, body });
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(await again.text()).toBe(firstBody);
+  });
+
   it("a client that stops reading (Chat.stop) does not cancel the answer: resumeStream replays it to the end", async () => {
     const slow = await startInProcess({ LIFELINE_SIM_TOKENS_PER_SECOND: "40" });
     try {

@@ -32,12 +32,17 @@ export function aiSdkRoutes(app: FastifyInstance, options: DoorOptions): void {
   const streams = new SseStreams(options);
 
   /** Streams the answer `id` from its `created` entry on (the SDK takes every stream as a whole answer). */
-  async function streamAnswer(request: FastifyRequest, reply: FastifyReply, id: string): Promise<FastifyReply> {
+  async function streamAnswer(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    id: string,
+    headers: Readonly<Record<string, string>> = UI_STREAM_HEADERS,
+  ): Promise<FastifyReply> {
     const start = await startOf(engine, metrics, id, { epoch: undefined, offset: 0 });
     if (start.kind === "atEnd") throw new Error("a follow from offset 0 always has entries to give");
     if (options.shutdown.aborted) throw new LifelineError("shutting_down");
     request.log.info({ generation: id }, "ui message stream opened");
-    const stream = new DoorStream(streams.open(reply, id, "", UI_STREAM_HEADERS), new UiMessageFormat(id), options.shutdown);
+    const stream = new DoorStream(streams.open(reply, id, "", headers), new UiMessageFormat(id), options.shutdown);
     stream.follow = new Follow(options.tails, id, start.from, stream);
     stream.follow.start(start.firstPage);
     return reply;
@@ -49,9 +54,10 @@ export function aiSdkRoutes(app: FastifyInstance, options: DoorOptions): void {
     const turn = chatTurnOf(request.body, options.models()[0]);
     const started = await startGeneration(engine, options.models, turn.request, key);
     await engine.setChatGeneration(turn.chatId, started.id);
-    if (started.replayed) void reply.header(HEADERS.idempotentReplayed, "true");
     request.log.info({ generation: started.id, chat: turn.chatId, replay: started.replayed }, "chat answer accepted");
-    return streamAnswer(request, reply, started.id);
+    // The stream writes its own head: the replay's header goes with it.
+    const headers = started.replayed ? { ...UI_STREAM_HEADERS, [HEADERS.idempotentReplayed]: "true" } : UI_STREAM_HEADERS;
+    return streamAnswer(request, reply, started.id, headers);
   });
 
   app.get<{ Params: { chatId: string } }>(AI_SDK_PATHS.stream, async (request, reply) => {
