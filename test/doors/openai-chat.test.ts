@@ -80,6 +80,23 @@ describe("the OpenAI door's chat completions, through the official client", () =
     expect(data.usage).toMatchObject({ completion_tokens: 12 });
   });
 
+  it("serves the SDK's chat.completions.stream() helper: its content events and its final completion", async () => {
+    const request = simRequest("the chat stream helper", { max_tokens: 20 });
+    const helper = client.chat.completions.stream({
+      model: "sim",
+      messages: [...request.messages],
+      max_tokens: 20,
+      stream_options: { include_usage: true },
+    });
+    const pieces: string[] = [];
+    helper.on("content", (delta) => pieces.push(delta));
+    const final = await helper.finalChatCompletion();
+    expect(pieces.join("")).toBe(simText(request));
+    expect(final.choices[0]!.message.content).toBe(simText(request));
+    expect(final.choices[0]!.finish_reason).toBe("stop");
+    expect(final.usage?.completion_tokens).toBe(20);
+  });
+
   it("does not cancel the answer when the client goes away mid-stream: the native API reads it to its end", async () => {
     const request = simRequest("a client that walks away", { max_tokens: 120 });
     const { data: stream, response } = await client.chat.completions

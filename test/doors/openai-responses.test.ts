@@ -85,6 +85,10 @@ describe("the OpenAI door's Responses API, through the official client", () => {
     expect(final.status).toBe("completed");
     expect(final.output_text).toBe(simText(request));
 
+    // The helper also creates: responses.stream(params) streams a new response.
+    const fresh = await client.responses.stream({ model: "sim", input: "the stream helper", max_output_tokens: 30 }).finalResponse();
+    expect(fresh.output_text).toBe(simText(request));
+
     const deltas: string[] = [];
     const after = client.responses.stream({ response_id: created.id, starting_after: 5 });
     after.on("response.output_text.delta", (event) => deltas.push(event.delta));
