@@ -138,4 +138,31 @@ describe("the AI SDK door through a worker crash and a cut connection, with the 
     expect(textOf(chat.messages[1])).toBe(expected);
     expect(await attemptsOf(gateway.url, id)).toBe(2);
   });
+  it("a gateway SIGKILLed mid-answer: the chat resumes on another gateway, which finds the chat's answer in the engine", async () => {
+    const data = tempDir();
+    cleanups.push(() => data.remove());
+    const env = { LIFELINE_DATA_DIR: data.path, LIFELINE_LEASE_MS: "1500", LIFELINE_SIM_TOKENS_PER_SECOND: "20" };
+    const doomed = await start("gateway", env);
+    const other = await start("gateway", env);
+    await start("worker", env);
+    const expected = simAnswerTo("gateways come and go", FIELDS);
+    const chat = new Chat<UIMessage>({ id: "gateway-crash", transport: transportFor(doomed.url, FIELDS) });
+    const sent = chat.sendMessage({ text: "gateways come and go" });
+    await until(() => textOf(chat.messages[1]).length > 20, 30_000, "text before the crash");
+    await doomed.kill();
+    await sent;
+    expect(chat.status).toBe("error");
+    const shown = textOf(chat.messages[1]);
+    expect(shown.length).toBeLessThan(expected.length);
+
+    // The same chat, now talking to the other gateway (what a load balancer does after the crash).
+    const moved = new Chat<UIMessage>({ id: "gateway-crash", messages: chat.messages, transport: transportFor(other.url, FIELDS) });
+    await moved.resumeStream();
+    expect(moved.status).toBe("ready");
+    expect(moved.messages.map((m) => [m.role, m.id])).toEqual([
+      ["user", chat.messages[0]!.id],
+      ["assistant", chat.messages[1]!.id],
+    ]);
+    expect(textOf(moved.messages[1])).toBe(expected);
+  });
 });
