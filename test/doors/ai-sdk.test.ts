@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LifelineNode } from "../../src/cli/node.ts";
 import { startInProcess } from "../support/in-process.ts";
 import { AI_SDK_API, readStream, simAnswerTo, textOf, transportFor, userMessage } from "../support/ai-sdk-client.ts";
+import { simText } from "../support/sim-answer.ts";
 import { until } from "../support/waits.ts";
 
 describe("the AI SDK door, with the official clients", () => {
@@ -274,8 +275,16 @@ describe("the AI SDK door refuses what it cannot honour, each with its code", ()
     expect(((await stop.json()) as { error: { code: string } }).error.code).toBe("already_finished");
   });
 
-  it("the app's step-start and data parts are not the model's business, and pass", async () => {
-    const messages = [
+  it("a conversation maps to the model's messages: text parts joined, the UI's step-start and data parts left out", async () => {
+    const messages: UIMessage[] = [
+      {
+        id: "s1",
+        role: "system",
+        parts: [
+          { type: "text", text: "Be " },
+          { type: "text", text: "brief." },
+        ],
+      },
       userMessage("first"),
       {
         id: "a1",
@@ -284,15 +293,23 @@ describe("the AI SDK door refuses what it cannot honour, each with its code", ()
       },
       userMessage("second", "u2"),
     ];
-    const response = await fetch(`${node.url}${AI_SDK_API}`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ id: "parts", messages, trigger: "submit-message", messageId: "u2", max_tokens: 3 }),
+    const fields = { max_tokens: 12, seed: 2 };
+    const stream = await transportFor(node.url, fields).sendMessages({
+      chatId: "parts",
+      messages,
+      trigger: "submit-message",
+      messageId: undefined,
+      abortSignal: undefined,
     });
-    expect(response.status).toBe(200);
-    const body = await response.text();
-    expect(body).toContain('"type":"text-delta"');
-    expect(body).not.toContain('"type":"error"');
-    expect(body.endsWith("data: [DONE]\n\n")).toBe(true);
+    const read = await readStream(stream);
+    expect(read.errors).toEqual([]);
+    const conversation = [
+      { role: "system" as const, content: "Be brief." },
+      { role: "user" as const, content: "first" },
+      { role: "assistant" as const, content: "an answer" },
+      { role: "user" as const, content: "second" },
+    ];
+    expect(textOf(read.message)).toBe(simText({ messages: conversation, ...fields }));
+    expect(textOf(read.message)).not.toBe(simText({ messages: conversation.slice(1), ...fields })); // the system message counts
   });
 });
