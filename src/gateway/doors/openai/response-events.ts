@@ -81,25 +81,13 @@ export class ResponseEvents {
         this.#request = entry.request;
         this.#createdAt = unixSeconds(entry.at);
         return [this.#lifecycle(CREATED, "response.created")];
-      case "started": {
-        if (this.#status !== "queued") return [];
-        this.#status = "in_progress";
-        const inProgress = this.#lifecycle(IN_PROGRESS, "response.in_progress"); // no output yet
-        this.#itemOpen = true;
-        return [
-          inProgress,
-          { sequence: ITEM_ADDED, type: "response.output_item.added", fields: { output_index: 0, item: this.#item("in_progress", false) } },
-          {
-            sequence: PART_ADDED,
-            type: "response.content_part.added",
-            fields: { item_id: this.#itemId, output_index: 0, content_index: 0, part: textPart("") },
-          },
-        ];
-      }
+      case "started":
+        return this.#start();
       case "delta": {
         if (step.text === "") return [];
         const shown = this.#text.shown.length;
         return [
+          ...this.#start(), // none: a worker writes `started` before any text
           {
             sequence: PART_ADDED + shown,
             from: PART_ADDED + shown - step.text.length,
@@ -160,6 +148,23 @@ export class ResponseEvents {
     };
   }
 
+  /** The first attempt began: `in_progress`, then the message item and its text part, each once. */
+  #start(): ResponseEvent[] {
+    if (this.#status !== "queued") return [];
+    this.#status = "in_progress";
+    const inProgress = this.#lifecycle(IN_PROGRESS, "response.in_progress"); // no output yet
+    this.#itemOpen = true;
+    return [
+      inProgress,
+      { sequence: ITEM_ADDED, type: "response.output_item.added", fields: { output_index: 0, item: this.#item("in_progress", false) } },
+      {
+        sequence: PART_ADDED,
+        type: "response.content_part.added",
+        fields: { item_id: this.#itemId, output_index: 0, content_index: 0, part: textPart("") },
+      },
+    ];
+  }
+
   #completed(finishReason: string, usage: Usage, at: string): ResponseEvent[] {
     const length = this.#text.shown.length;
     const reason = Object.hasOwn(INCOMPLETE_REASONS, finishReason) ? INCOMPLETE_REASONS[finishReason]! : null;
@@ -169,17 +174,7 @@ export class ResponseEvents {
     const text = this.#text.shown;
     const itemStatus = reason === null ? "completed" : "incomplete";
     const place = { item_id: this.#itemId, output_index: 0, content_index: 0 };
-    const events: ResponseEvent[] = [];
-    if (!this.#itemOpen) {
-      // Completed without a `started` entry (never written by a worker, but the log allows it).
-      this.#itemOpen = true;
-      events.push({
-        sequence: ITEM_ADDED,
-        type: "response.output_item.added",
-        fields: { output_index: 0, item: this.#item("in_progress", false) },
-      });
-      events.push({ sequence: PART_ADDED, type: "response.content_part.added", fields: { ...place, part: textPart("") } });
-    }
+    const events = this.#start(); // none: a worker writes `started` before `completed`
     this.#status = reason === null ? "completed" : "incomplete";
     events.push(
       { sequence: PART_ADDED + length + 1, type: "response.output_text.done", fields: { ...place, text, logprobs: [] } },
