@@ -7,7 +7,7 @@ import { Metrics } from "../../src/observability/metrics.ts";
 /** A real gateway on a free port over a real engine and stream store (no worker), for the Durable Streams door. */
 export async function startStreamGateway(
   config: EngineConfig,
-  options: { streamLongPollMs?: number } = {},
+  options: { streamLongPollMs?: number; maxBodyBytes?: number } = {},
 ): Promise<{ url: string; stop(): Promise<void> }> {
   const logger = createLogger("silent");
   const engine = openEngine(config, logger);
@@ -19,7 +19,7 @@ export async function startStreamGateway(
     logger,
     models: () => ["sim"],
     heartbeatMs: 15_000,
-    maxBodyBytes: 16 << 20,
+    maxBodyBytes: options.maxBodyBytes ?? 16 << 20,
     web: false,
     ...(options.streamLongPollMs !== undefined ? { streamLongPollMs: options.streamLongPollMs } : {}),
   });

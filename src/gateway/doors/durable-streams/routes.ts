@@ -4,6 +4,7 @@ import { STREAM_CORS } from "../../../core/stream-headers.ts";
 import { RESERVED_STREAMS, STREAM_ROUTE, generationOfStream, isStreamName } from "../../../core/stream-paths.ts";
 import type { StreamStore } from "../../../engine/streams/port.ts";
 import { Streams } from "../../../engine/streams/streams.ts";
+import { contentionAsUnavailable, guardStreamStore } from "../../guarded-stream-store.ts";
 import type { DoorOptions } from "../door-options.ts";
 import { ByteSource } from "./byte-source.ts";
 import { GenerationSource } from "./generation-source.ts";
@@ -33,7 +34,7 @@ const PAGE_BYTES = 1 << 20;
  * read as bytes, and the protocol's CORS and browser-safety headers on every answer.
  */
 export function durableStreamRoutes(app: FastifyInstance, options: DurableStreamOptions): void {
-  const streams = new Streams(options.streams);
+  const streams = new Streams(guardStreamStore(options.streams));
   const reads = (cacheable: boolean): ReadOptions => ({
     longPollMs: options.streamLongPollMs ?? 10_000,
     sseMaxMs: SSE_MAX_MS,
@@ -45,6 +46,11 @@ export function durableStreamRoutes(app: FastifyInstance, options: DurableStream
   void app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: options.maxBodyBytes }, (_request, body, done) => done(null, body));
+    // A content type that is not a media type is a bad header here (every type is welcome), not a 415.
+    scope.setErrorHandler((error: Error & { code?: string }) => {
+      if (error.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") throw new LifelineError("invalid_header", "Content-Type is not a media type.");
+      throw error;
+    });
     scope.addHook("onRequest", async (_request, reply) => {
       void reply.headers({
         "access-control-allow-origin": "*",
@@ -76,15 +82,15 @@ export function durableStreamRoutes(app: FastifyInstance, options: DurableStream
     });
     scope.put(STREAM_ROUTE, async (request, reply) => {
       const target = writableTarget(request, reply);
-      if (target !== undefined) await createStream(request, reply, streams, target);
+      if (target !== undefined) await createStream(request, reply, streams, target).catch(contentionAsUnavailable);
     });
     scope.post(STREAM_ROUTE, async (request, reply) => {
       const target = writableTarget(request, reply);
-      if (target !== undefined) await appendStream(request, reply, streams, target);
+      if (target !== undefined) await appendStream(request, reply, streams, target).catch(contentionAsUnavailable);
     });
     scope.delete(STREAM_ROUTE, async (request, reply) => {
       const target = writableTarget(request, reply);
-      if (target !== undefined) await deleteStream(reply, streams, target);
+      if (target !== undefined) await deleteStream(reply, streams, target).catch(contentionAsUnavailable);
     });
   });
 }
