@@ -34,12 +34,15 @@ export function unixSeconds(at: string): number {
   return Math.floor(Date.parse(at) / 1000);
 }
 
+/** Codes of the server's own trouble, which OpenAI's clients know as `server_error`. */
+const SERVER_SIDE: ReadonlySet<string> = new Set(["shutting_down", "engine_unavailable", "internal"]);
+
 /**
  * An error in OpenAI's shape (`{"error":{...}}`): the frame the official client throws as an
  * `APIError` in the middle of a stream, with `code`, `message` and `type`.
  */
 export function errorFrame(code: string, message: string): string {
-  const type = code.startsWith("model_") ? "server_error" : "invalid_request_error";
+  const type = code.startsWith("model_") || SERVER_SIDE.has(code) ? "server_error" : "invalid_request_error";
   return encodeSseFrame({ data: JSON.stringify({ error: { code, message, type, param: null } }) });
 }
 
