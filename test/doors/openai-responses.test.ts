@@ -124,6 +124,8 @@ describe("the OpenAI door's Responses API, through the official client", () => {
     expect(last.type === "response.incomplete" && last.response.status).toBe("cancelled");
     expect((await client.responses.cancel(slow.id)).status).toBe("cancelled");
     expect((await client.responses.retrieve(slow.id)).status).toBe("cancelled");
+    // The SDK's helper takes the cancelled response's stream to its end, and says so.
+    expect((await client.responses.stream({ response_id: slow.id }).finalResponse()).status).toBe("cancelled");
     // A response that already completed is answered as it stands.
     const finished = await client.responses.create({ model: "sim", input: "too late to cancel", max_output_tokens: 3 });
     expect((await client.responses.cancel(finished.id)).status).toBe("completed");
