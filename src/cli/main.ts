@@ -25,6 +25,7 @@ function usage(): string {
     "  gateway   the HTTP API only; workers run elsewhere on the same engine",
     "  worker    runs answers only",
     "  sim-llm   the simulator over OpenAI and Anthropic wire formats, with faults (sim-llm --help)",
+    "  keys      API keys: create, list, revoke (keys --help)",
     "  replay    a generation's log replayed: its calls, failures, takeovers and text (replay --help)",
     "  chaos     kills workers and the gateway mid-answer on this machine and checks every answer (chaos --help)",
     "  help      this text",
@@ -49,6 +50,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   }
   if (command === "sim-llm") return simLlm(rest);
   if (command === "replay") return replayCommand(rest);
+  if (command === "keys") return keysCommandLine(rest);
   if (command === "chaos") return chaosCommand(rest);
   const roles = ROLES[command];
   if (!roles) return fail(`unknown command "${command}"`);
@@ -140,6 +142,26 @@ async function replayCommand(args: readonly string[]): Promise<void> {
   } catch (error) {
     if (!(error instanceof ReplayUsageError)) throw error;
     process.stderr.write(`lifeline: ${error.message}\n\n${REPLAY_USAGE}\n`);
+    process.exitCode = 2;
+  }
+}
+
+/** `lifeline keys …`: loaded on demand, like the engines it opens. */
+async function keysCommandLine(args: readonly string[]): Promise<void> {
+  const { KEYS_USAGE, KeysUsageError, keysCommand } = await import("./keys.ts");
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(`${KEYS_USAGE}\n`);
+    return;
+  }
+  try {
+    process.exitCode = await keysCommand(
+      args,
+      (text) => process.stdout.write(text),
+      (text) => process.stderr.write(text),
+    );
+  } catch (error) {
+    if (!(error instanceof KeysUsageError)) throw error;
+    process.stderr.write(`lifeline: ${error.message}\n\n${KEYS_USAGE}\n`);
     process.exitCode = 2;
   }
 }

@@ -1,5 +1,6 @@
 import type { Engine } from "../engine/port.ts";
 import { openEngine, type EngineConfig } from "../engine/open-engine.ts";
+import { openKeyStore } from "../engine/keys/open-key-store.ts";
 import { openStreamStore } from "../engine/streams/open-stream-store.ts";
 import { parseHostPorts } from "../engine/redis/host-ports.ts";
 import { Gateway } from "../gateway/gateway.ts";
@@ -44,6 +45,17 @@ export async function startNode(
     await engine.close().catch(() => undefined);
     throw error;
   }
+  // The keys every gateway checks, beside the engine. A gateway on an address other than loopback
+  // with no key would let anyone who reaches it spend the model budget and read every answer.
+  const keys = roles.gateway ? openKeyStore(engineConfigOf(config), logger) : undefined;
+  if (keys && !isLoopback(config.host) && !(await keys.hasKeys().catch(() => false))) {
+    await Promise.all([engine.close().catch(() => undefined), keys.close()]);
+    throw new Error(
+      `refusing to serve ${config.host} without API keys: anyone who reaches it could start and read answers. ` +
+        "Create one with `lifeline keys create --tenant <name> --scopes generations:create,generations:read` on the same engine, " +
+        "or bind to a loopback address (LIFELINE_HOST=127.0.0.1).",
+    );
+  }
   const metrics = new Metrics();
 
   let worker: Worker | undefined;
@@ -68,6 +80,7 @@ export async function startNode(
     gateway = new Gateway({
       engine,
       ...(streams ? { streams } : {}),
+      ...(keys ? { keys } : {}),
       metrics,
       logger,
       models: () => models.names(),
@@ -79,7 +92,7 @@ export async function startNode(
     } catch (error) {
       // The port is taken, say: close what was opened so the process can exit.
       await Promise.all([gateway.close().catch(() => undefined), worker?.stop()]);
-      await Promise.all([engine.close(), streams?.close()]);
+      await Promise.all([engine.close(), streams?.close(), keys?.close()]);
       throw error;
     }
   }
@@ -111,10 +124,15 @@ export async function startNode(
         if (engineLost || watch.failing) await engine.close();
         await Promise.all([gateway?.close(), worker?.stop()]);
         watch.stop();
-        await Promise.all([engine.close(), streams?.close()]);
+        await Promise.all([engine.close(), streams?.close(), keys?.close()]);
         logger.info("lifeline stopped");
       })()),
   };
+}
+
+/** True for an address only this machine can reach: 127.0.0.0/8, ::1, localhost. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
 /** The engine the configuration names; `loadConfig` has already checked the combination. */

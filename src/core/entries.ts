@@ -34,7 +34,7 @@ export interface Usage {
 
 /** The body of an entry, before the engine gives it an offset and a time. */
 export type EntryBody =
-  | { readonly type: "created"; readonly attempt: number; readonly request: GenerationRequest }
+  | { readonly type: "created"; readonly attempt: number; readonly request: GenerationRequest; readonly tenant?: string }
   | { readonly type: "started"; readonly attempt: number; readonly worker: string; readonly model: string }
   | { readonly type: "delta"; readonly attempt: number; readonly text: string }
   | { readonly type: "retrying"; readonly attempt: number; readonly error: ErrorInfo; readonly delayMs: number }

@@ -102,7 +102,10 @@ export interface Engine {
 }
 
 export interface CreateOptions {
+  /** Makes retries safe: the same key (of the same tenant) names the same generation. */
   readonly idempotencyKey?: string;
+  /** The tenant the generation belongs to (its `created` entry says so); none in an open deployment. */
+  readonly tenant?: string;
 }
 
 export type CreateResult =

@@ -9,6 +9,10 @@ import { MemoryStreamStore } from "../engine/streams/memory.ts";
 import type { StreamStore } from "../engine/streams/port.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import { MemoryKeyStore } from "../engine/keys/memory.ts";
+import type { KeyStore } from "../engine/keys/port.ts";
+import { Authenticator, installAuthentication } from "./auth/authentication.ts";
+import { Owners } from "./auth/owners.ts";
 import { guardEngine } from "./guarded-engine.ts";
 import { answerClientError, answerFrameworkError, installErrorHandling } from "./http-errors.ts";
 import { installJsonBodyParser } from "./json-body.ts";
@@ -41,6 +45,11 @@ export interface GatewayOptions {
   readonly streams?: StreamStore;
   /** How long a Durable Streams long-poll read waits for data. @defaultValue 10000 */
   readonly streamLongPollMs?: number;
+  /**
+   * The API keys callers present once the store holds one (decision 032).
+   * @defaultValue a store in this process's memory, with no key: the gateway is open
+   */
+  readonly keys?: KeyStore;
   /** Serve the chat page at `/`. @defaultValue true */
   readonly web?: boolean;
 }
@@ -79,7 +88,9 @@ export class Gateway {
       done(new LifelineError("shutting_down"));
     });
     const engine = guardEngine(options.engine);
-    const routes = { ...options, engine, tails: new LogTails(engine, options.metrics) };
+    const auth = new Authenticator(options.keys ?? new MemoryKeyStore());
+    installAuthentication(app, auth);
+    const routes = { ...options, engine, auth, owners: new Owners(engine), tails: new LogTails(engine, options.metrics) };
     healthRoutes(app, routes);
     generationRoutes(app, routes);
     eventRoutes(app, { ...routes, shutdown: this.#shutdown.signal });

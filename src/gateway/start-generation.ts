@@ -35,11 +35,16 @@ export async function startGeneration(
   models: () => readonly string[],
   request: GenerationRequest,
   idempotencyKey: string | undefined,
+  /** The tenant of the caller (`tenantOf(request.caller)`); none in an open deployment. */
+  tenant?: string,
 ): Promise<Started> {
   if (!models().includes(request.model)) {
     throw new LifelineError("unknown_model", `No model named "${request.model}". Known: ${models().join(", ")}.`);
   }
-  const created = await engine.create(request, idempotencyKey === undefined ? {} : { idempotencyKey });
+  const created = await engine.create(request, {
+    ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+    ...(tenant === undefined ? {} : { tenant }),
+  });
   if (created.kind === "idempotencyConflict") throw new LifelineError("idempotency_key_reused");
   if (created.kind === "created") return { id: created.id, replayed: false, status: "queued" };
   return { id: created.id, replayed: true, status: (await viewOf(engine, created.id))?.status ?? "queued" };

@@ -18,6 +18,8 @@ export interface SseReadOptions {
   /** Cut when this returns true for a message. */
   readonly cutWhen?: (message: SseMessage) => boolean;
   readonly signal?: AbortSignal;
+  /** More request headers (an `authorization`, say). */
+  readonly headers?: Readonly<Record<string, string>>;
 }
 
 /** Reads `GET /v1/generations/:id/events` over a real HTTP connection. */
@@ -25,7 +27,7 @@ export async function readEvents(baseUrl: string, id: string, options: SseReadOp
   const url = new URL(routes.events(id, { from: options.from }), baseUrl);
   const ctl = new AbortController();
   options.signal?.addEventListener("abort", () => ctl.abort(), { once: true });
-  const headers: Record<string, string> = { accept: "text/event-stream" };
+  const headers: Record<string, string> = { accept: "text/event-stream", ...options.headers };
   if (options.lastEventId !== undefined) headers["last-event-id"] = options.lastEventId;
   const res = await fetch(url, { headers, signal: ctl.signal });
   const messages: SseMessage[] = [];

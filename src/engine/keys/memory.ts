@@ -27,9 +27,8 @@ export class MemoryKeyStore implements KeyStore {
     return "revoked";
   }
 
-  async hasActiveKeys(): Promise<boolean> {
-    for (const key of this.#keys.values()) if (key.revokedAt === undefined) return true;
-    return false;
+  async hasKeys(): Promise<boolean> {
+    return this.#keys.size > 0;
   }
 
   async close(): Promise<void> {}

@@ -28,7 +28,10 @@ export interface KeyStore {
   /** Every key, revoked ones too, oldest first. */
   list(): Promise<StoredKey[]>;
   revoke(id: string, at: string): Promise<RevokeResult>;
-  /** True when at least one key is not revoked: the gateway then asks every caller for one. */
-  hasActiveKeys(): Promise<boolean>;
+  /**
+   * True once any key was made, revoked ones too: the gateway then asks every caller for a key. A
+   * deployment whose keys are all revoked stays closed; it never reopens by itself.
+   */
+  hasKeys(): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -48,9 +48,8 @@ export class RedisKeyStore implements KeyStore {
     return (await this.#client.hsetnx(this.#keys.revokedApiKeys(), id, at)) === 1 ? "revoked" : "alreadyRevoked";
   }
 
-  async hasActiveKeys(): Promise<boolean> {
-    const [all, revoked] = await Promise.all([this.#client.hlen(this.#keys.apiKeys()), this.#client.hlen(this.#keys.revokedApiKeys())]);
-    return all > revoked;
+  async hasKeys(): Promise<boolean> {
+    return (await this.#client.hlen(this.#keys.apiKeys())) > 0;
   }
 
   async close(): Promise<void> {

@@ -59,8 +59,8 @@ export class SqliteKeyStore implements KeyStore {
     return (await this.get(id)) ? "alreadyRevoked" : "notFound";
   }
 
-  async hasActiveKeys(): Promise<boolean> {
-    return this.#db.prepare("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1").get() !== undefined;
+  async hasKeys(): Promise<boolean> {
+    return this.#db.prepare("SELECT 1 FROM api_keys LIMIT 1").get() !== undefined;
   }
 
   async close(): Promise<void> {

@@ -1,3 +1,4 @@
+import { createdEntry, idempotencyName } from "../created-entry.ts";
 import { canonicalJson } from "../../core/canonical.ts";
 import { stampEntry, type Entry, type EntryBody, type GenerationRequest } from "../../core/entries.ts";
 import { decideAppend, endsWithTerminal } from "../append-rules.ts";
@@ -34,13 +35,13 @@ export class MemoryEngine implements Engine {
 
   async create(request: GenerationRequest, options: CreateOptions = {}): Promise<CreateResult> {
     const requestJson = canonicalJson(request);
-    const key = options.idempotencyKey;
+    const key = idempotencyName(options);
     if (key !== undefined) {
       const seen = this.#idempotency.get(key);
       if (seen) return { kind: seen.request === requestJson ? "existing" : "idempotencyConflict", id: seen.id };
     }
     const id = newGenerationId();
-    const body: EntryBody = { type: "created", attempt: 0, request };
+    const body = createdEntry(request, options);
     const generation: Generation = {
       id,
       seq: ++this.#seq,

@@ -1,3 +1,4 @@
+import { createdEntry, idempotencyName } from "../created-entry.ts";
 import { randomUUID } from "node:crypto";
 import calculateSlot from "cluster-key-slot";
 import { Cluster, type Redis } from "ioredis";
@@ -110,7 +111,7 @@ export class RedisEngine implements Engine {
   async create(request: GenerationRequest, options: CreateOptions = {}): Promise<CreateResult> {
     let id = newGenerationId();
     let kind: CreateResult["kind"] = "created";
-    const key = options.idempotencyKey;
+    const key = idempotencyName(options);
     if (key !== undefined) {
       const requestJson = canonicalJson(request);
       const stored = JSON.stringify({ id, request: requestJson });
@@ -125,7 +126,7 @@ export class RedisEngine implements Engine {
       }
     }
     // Both steps are idempotent, so a retried or repeated create completes a half-done one.
-    const body: EntryBody = { type: "created", attempt: 0, request };
+    const body = createdEntry(request, options);
     await this.#commands.llCreate(this.#keys.meta(id), this.#keys.log(id), canonicalJson(body), new Date().toISOString());
     if (kind === "created" || !(await this.#isTerminal(id))) await this.#enqueue(id);
     await this.#replicate();

@@ -1,3 +1,4 @@
+import { createdEntry, idempotencyName } from "../created-entry.ts";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -127,7 +128,7 @@ export class SqliteEngine implements Engine {
 
   async create(request: GenerationRequest, options: CreateOptions = {}): Promise<CreateResult> {
     const requestJson = canonicalJson(request);
-    const key = options.idempotencyKey ?? null;
+    const key = idempotencyName(options) ?? null;
     const result = this.#db
       .transaction((): CreateResult => {
         if (key !== null) {
@@ -135,7 +136,7 @@ export class SqliteEngine implements Engine {
           if (seen) return { kind: seen.request_json === requestJson ? "existing" : "idempotencyConflict", id: seen.id };
         }
         const id = newGenerationId();
-        const body: EntryBody = { type: "created", attempt: 0, request };
+        const body = createdEntry(request, options);
         this.#stmt.insertGeneration.run(id, key, requestJson);
         this.#stmt.insertEntry.run(id, 1, new Date().toISOString(), canonicalJson(body));
         return { kind: "created", id };

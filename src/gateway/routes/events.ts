@@ -7,11 +7,14 @@ import type { Metrics } from "../../observability/metrics.ts";
 import type { EncodedEntry } from "../encoded-entry.ts";
 import { Follow, type FollowEnd, type FollowSink } from "../follow.ts";
 import { cursorOf, startOf } from "../log-follower.ts";
+import type { Owners } from "../auth/owners.ts";
 import type { LogTails } from "../log-tail.ts";
 import { SseStreams, type SseOwner, type SseStream } from "../sse-streams.ts";
 
 export interface EventRoutesOptions {
   readonly engine: Engine;
+  /** Who may see which generation. */
+  readonly owners: Owners;
   readonly metrics: Metrics;
   /** The gateway's shared tails, which every follow of every transport joins at the end of a log. */
   readonly tails: LogTails;
@@ -44,6 +47,7 @@ export function eventRoutes(app: FastifyInstance, options: EventRoutesOptions): 
   app.get<{ Params: { id: string }; Querystring: { from?: string } }>(ROUTE_PATHS.events, async (request, reply) => {
     const id = request.params.id;
     const cursor = cursorOf(request.headers[HEADERS.lastEventId], request.query.from);
+    await options.owners.check(request.caller, id);
     const start = await startOf(engine, metrics, id, cursor);
     if (start.kind === "atEnd") return reply.status(204).send();
     if (options.shutdown.aborted) throw new LifelineError("shutting_down");

@@ -8,12 +8,16 @@ import { GENERATION_ID } from "../../core/generation-id.ts";
 import type { Engine } from "../../engine/port.ts";
 import { readLog } from "../../engine/read-log.ts";
 import type { Metrics } from "../../observability/metrics.ts";
+import { tenantOf } from "../auth/caller.ts";
+import type { Owners } from "../auth/owners.ts";
 import { viewOf } from "../generation-view.ts";
 import { idempotencyKeyOf, startGeneration } from "../start-generation.ts";
 import { timelineOf } from "../../projections/timeline.ts";
 
 export interface GenerationRoutesOptions {
   readonly engine: Engine;
+  /** Who may see which generation. */
+  readonly owners: Owners;
   readonly metrics: Metrics;
   /** Model names this deployment serves. */
   readonly models: () => readonly string[];
@@ -28,13 +32,14 @@ export function generationRoutes(app: FastifyInstance, options: GenerationRoutes
     const key = idempotencyKeyOf(request.headers);
     const parsed = parseGenerationRequest(request.body);
     if (!parsed.ok) throw new LifelineError("invalid_request", undefined, parsed.issues);
-    const started = await startGeneration(engine, options.models, parsed.request, key);
+    const started = await startGeneration(engine, options.models, parsed.request, key, tenantOf(request.caller));
     if (started.replayed) void reply.header(HEADERS.idempotentReplayed, "true");
     request.log.info({ generation: started.id, replay: started.replayed }, "generation accepted");
     return reply.status(201).send({ id: started.id, status: started.status, links: linksOf(started.id) });
   });
 
   app.get<{ Params: { id: string } }>(ROUTE_PATHS.generation, async (request) => {
+    await options.owners.check(request.caller, request.params.id);
     const view = await viewOf(engine, request.params.id);
     if (!view) throw new LifelineError("generation_not_found");
     const { request: _request, ...body } = view;
@@ -43,6 +48,7 @@ export function generationRoutes(app: FastifyInstance, options: GenerationRoutes
 
   app.get<{ Params: { id: string }; Querystring: { until?: string } }>(ROUTE_PATHS.timeline, async (request) => {
     const id = request.params.id;
+    await options.owners.check(request.caller, id);
     const until = untilOf(request.query.until);
     const entries = GENERATION_ID.test(id) ? await readLog(engine, id, until) : [];
     if (entries.length === 0) throw new LifelineError("generation_not_found");
@@ -52,6 +58,7 @@ export function generationRoutes(app: FastifyInstance, options: GenerationRoutes
   app.post<{ Params: { id: string } }>(ROUTE_PATHS.cancel, async (request, reply) => {
     const id = request.params.id;
     if (!GENERATION_ID.test(id)) throw new LifelineError("generation_not_found");
+    await options.owners.check(request.caller, id);
     const result = await engine.cancel(id);
     if (result === "notFound") throw new LifelineError("generation_not_found");
     if (result === "alreadyFinished") {

@@ -9,7 +9,7 @@ import { Follow, type FollowEnd, type FollowSink } from "../follow.ts";
 import { cursorOf, startOf } from "../log-follower.ts";
 import type { EventRoutesOptions } from "./events.ts";
 
-export type PollRoutesOptions = Pick<EventRoutesOptions, "engine" | "metrics" | "tails" | "shutdown">;
+export type PollRoutesOptions = Pick<EventRoutesOptions, "engine" | "owners" | "metrics" | "tails" | "shutdown">;
 
 /**
  * `GET /v1/generations/:id/poll`: the log over plain HTTP requests, for networks that let neither
@@ -26,6 +26,7 @@ export function pollRoutes(app: FastifyInstance, options: PollRoutesOptions): vo
     const id = request.params.id;
     const cursor = cursorOf(request.headers[HEADERS.lastEventId], request.query.from);
     const waitMs = waitOf(request.query.wait_ms);
+    await options.owners.check(request.caller, id);
 
     // Stop waiting when the time is up, the client goes away, or the gateway shuts down; the
     // follow also stops once it has handed over the page in which something arrived. Plain

@@ -15,10 +15,17 @@ import type { EncodedEntry } from "../encoded-entry.ts";
 import { Follow, type FollowEnd, type FollowSink } from "../follow.ts";
 import { rawHttpAnswer } from "../http-errors.ts";
 import { startOf } from "../log-follower.ts";
+import type { Authenticator } from "../auth/authentication.ts";
+import { requireScope, type Caller } from "../auth/caller.ts";
+import type { Owners } from "../auth/owners.ts";
 import type { LogTails } from "../log-tail.ts";
 
 export interface WebSocketRoutesOptions {
   readonly engine: Engine;
+  /** Who is asking: the upgrade carries the key in `Authorization`, like any request. */
+  readonly auth: Authenticator;
+  /** Who may see which generation. */
+  readonly owners: Owners;
   readonly metrics: Metrics;
   /** The gateway's shared tails, which every follow of every transport joins at the end of a log. */
   readonly tails: LogTails;
@@ -73,14 +80,19 @@ export function websocketRoutes(app: FastifyInstance, options: WebSocketRoutesOp
     socket.on("error", () => undefined); // a reset during the handshake is the client's business
     if ((request.url ?? "").split("?")[0] !== ROUTE_PATHS.websocket) return refuseUpgrade(socket, "not_found");
     if (options.shutdown.aborted) return refuseUpgrade(socket, "shutting_down");
-    server.handleUpgrade(request, socket, head, (ws) => {
-      const log = app.log.child({ ws: ++nextId });
-      const connection = new Connection(ws, socket as Socket, options, log);
-      connections.add(connection);
-      void connection.closed.then(() => connections.delete(connection));
-      if (options.shutdown.aborted) connection.close(1001, "gateway shutting down");
+    void callerOfUpgrade(options.auth, request).then((caller) => {
+      if (typeof caller === "string") return refuseUpgrade(socket, caller);
+      if (socket.destroyed) return;
+      server.handleUpgrade(request, socket, head, (ws) => accept(ws, socket as Socket, caller));
     });
   });
+  const accept = (ws: WebSocket, socket: Socket, caller: Caller): void => {
+    const log = app.log.child({ ws: ++nextId });
+    const connection = new Connection(ws, socket, options, log, caller);
+    connections.add(connection);
+    void connection.closed.then(() => connections.delete(connection));
+    if (options.shutdown.aborted) connection.close(1001, "gateway shutting down");
+  };
 
   const heartbeat = setInterval(() => {
     for (const connection of connections) connection.heartbeat();
@@ -95,6 +107,17 @@ export function websocketRoutes(app: FastifyInstance, options: WebSocketRoutesOp
   options.shutdown.addEventListener("abort", () => void closeAll(), { once: true });
   // The HTTP server's close waits for upgraded sockets: they go first, each with 1001.
   app.addHook("preClose", closeAll);
+}
+
+/** The caller of an upgrade, or the code to refuse it with (no key, a bad or revoked one, no read scope, the engine down). */
+async function callerOfUpgrade(auth: Authenticator, request: IncomingMessage): Promise<Caller | ApiErrorCode> {
+  try {
+    const caller = await auth.callerOf(request.headers);
+    requireScope(caller, "generations:read");
+    return caller;
+  } catch (error) {
+    return error instanceof LifelineError ? error.code : "engine_unavailable";
+  }
 }
 
 /** Answers an upgrade that will not happen with a plain HTTP error in the API's JSON shape. */
@@ -117,7 +140,10 @@ class Connection {
   #largestFrame = 0;
   #cut: NodeJS.Timeout | undefined;
 
-  constructor(ws: WebSocket, socket: Socket, options: WebSocketRoutesOptions, log: FastifyBaseLogger) {
+  readonly #caller: Caller;
+
+  constructor(ws: WebSocket, socket: Socket, options: WebSocketRoutesOptions, log: FastifyBaseLogger, caller: Caller) {
+    this.#caller = caller;
     this.#ws = ws;
     this.#socket = socket;
     this.#options = options;
@@ -259,6 +285,8 @@ class Connection {
     const { engine, metrics } = this.#options;
     const id = subscription.generation;
     try {
+      await this.#options.owners.check(this.#caller, id);
+      if (subscription.closed) return;
       const start = await startOf(engine, metrics, id, cursor);
       if (subscription.closed) return;
       if (start.kind === "atEnd") return this.finish(subscription, { type: "end", sub: subscription.sub });

@@ -1,0 +1,18 @@
+import type { EntryBody, GenerationRequest } from "../core/entries.ts";
+import type { CreateOptions } from "./port.ts";
+
+/** The `created` entry a log starts with: the request, and the tenant it belongs to when it has one. */
+export function createdEntry(request: GenerationRequest, options: CreateOptions): EntryBody {
+  return options.tenant === undefined
+    ? { type: "created", attempt: 0, request }
+    : { type: "created", attempt: 0, request, tenant: options.tenant };
+}
+
+/**
+ * The name an `Idempotency-Key` is stored under: one namespace per tenant, so two tenants may use
+ * the same key and never meet (a header value cannot hold a line break, so the two parts cannot mix).
+ */
+export function idempotencyName(options: CreateOptions): string | undefined {
+  if (options.idempotencyKey === undefined) return undefined;
+  return options.tenant === undefined ? options.idempotencyKey : `${options.tenant}\n${options.idempotencyKey}`;
+}

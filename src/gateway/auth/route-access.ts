@@ -1,0 +1,33 @@
+import type { Scope } from "../../core/api-keys.ts";
+
+/** What a route asks of a caller once the deployment has keys: nothing (`public`), or a scope. */
+export type Access = Scope | "public";
+
+/**
+ * Every route of the gateway and what it asks, in one table (`METHOD /template` as Fastify registers
+ * it; HEAD is asked as GET). A route missing here asks for `admin`: a new route is closed until it is
+ * listed. A test holds the table and the registered routes together.
+ */
+export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
+  "GET /healthz": "public",
+  "GET /readyz": "public",
+  "GET /metrics": "admin",
+  // The pages and the client SDK hold no data: the data they show is asked for with a key or token.
+  "GET /": "public",
+  "GET /*": "public",
+  "GET /client.js": "public",
+  // The native API.
+  "POST /v1/generations": "generations:create",
+  "GET /v1/generations/:id": "generations:read",
+  "GET /v1/generations/:id/timeline": "generations:read",
+  "GET /v1/generations/:id/events": "generations:read",
+  "GET /v1/generations/:id/poll": "generations:read",
+  "POST /v1/generations/:id/cancel": "generations:create",
+  "GET /v1/ws": "generations:read",
+};
+
+/** The access a request to `method url` asks for; `undefined` when no route matched (the 404 answers it). */
+export function accessOf(method: string, url: string | undefined): Access | undefined {
+  if (url === undefined) return undefined;
+  return ROUTE_ACCESS[`${method === "HEAD" ? "GET" : method} ${url}`] ?? "admin";
+}

@@ -1,0 +1,180 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import { loadConfig } from "../../src/cli/config.ts";
+import { isLoopback, startNode } from "../../src/cli/node.ts";
+import type { Scope } from "../../src/core/api-keys.ts";
+import type { Entry } from "../../src/core/entries.ts";
+import { KeyRing } from "../../src/engine/keys/key-ring.ts";
+import { SqliteKeyStore } from "../../src/engine/keys/sqlite.ts";
+import { startInProcess } from "../support/in-process.ts";
+import { simRequest, simText } from "../support/sim-answer.ts";
+import { entriesOf, readEvents } from "../support/sse-client.ts";
+import { tempDir } from "../support/temp-dir.ts";
+
+type Node = Awaited<ReturnType<typeof startInProcess>>;
+
+const request = simRequest("an answer that belongs to acme", { max_tokens: 30, seed: 3 });
+
+describe("API keys, scopes and tenants on the native API", () => {
+  const data = tempDir();
+  let node: Node;
+  const keys: Record<string, string> = {};
+  let store: SqliteKeyStore;
+  let acmeAnswer: string;
+
+  const call = (path: string, key: string | undefined, init: RequestInit = {}): Promise<Response> =>
+    fetch(`${node.url}${path}`, {
+      ...init,
+      headers: {
+        ...(init.body === undefined ? {} : { "content-type": "application/json" }),
+        ...(key ? { authorization: `Bearer ${key}` } : {}),
+        ...init.headers,
+      },
+    });
+  const create = (key: string | undefined, headers: Record<string, string> = {}): Promise<Response> =>
+    call("/v1/generations", key, { method: "POST", body: JSON.stringify(request), headers });
+  const codeOf = async (res: Response): Promise<string> => ((await res.json()) as { error: { code: string } }).error.code;
+
+  beforeAll(async () => {
+    store = new SqliteKeyStore({ dataDir: data.path });
+    const ring = new KeyRing(store);
+    const make = async (name: string, tenant: string, scopes: Scope[]): Promise<string> => {
+      const made = await ring.create(tenant, scopes);
+      keys[name] = made.key;
+      return made.stored.id;
+    };
+    await make("acme", "acme", ["generations:create", "generations:read"]);
+    await make("acmeReader", "acme", ["generations:read"]);
+    await make("beta", "beta", ["generations:create", "generations:read"]);
+    await make("admin", "ops", ["admin"]);
+    await store.revoke(await make("revoked", "acme", ["generations:create", "generations:read"]), new Date().toISOString());
+    node = await startInProcess({ LIFELINE_ENGINE: "sqlite", LIFELINE_DATA_DIR: data.path });
+    const created = await create(keys.acme);
+    expect(created.status).toBe(201);
+    acmeAnswer = ((await created.json()) as { id: string }).id;
+    // Read to its end with acme's key, so every later check sees a finished answer.
+    await readEvents(node.url, acmeAnswer, { headers: { authorization: `Bearer ${keys.acme}` } });
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await store.close();
+    data.remove();
+  });
+
+  it("a request without a key, with a key of the wrong shape, an unknown key or a revoked key is refused with its code", async () => {
+    const none = await create(undefined);
+    expect(none.status).toBe(401);
+    expect(none.headers.get("www-authenticate")).toMatch(/^Bearer/);
+    expect(await codeOf(none)).toBe("unauthorized");
+    expect(await codeOf(await call("/v1/generations/x", undefined, { headers: { authorization: "Basic abc" } }))).toBe("invalid_api_key");
+    expect(await codeOf(await create(keys.acme!.slice(0, -2) + "zz"))).toBe("invalid_api_key");
+    const revoked = await create(keys.revoked);
+    expect(revoked.status).toBe(401);
+    expect(await codeOf(revoked)).toBe("api_key_revoked");
+  });
+
+  it("a key without the scope a route needs gets 403 forbidden, and nothing is created", async () => {
+    const before = (await store.list()).length;
+    const refused = await create(keys.acmeReader);
+    expect(refused.status).toBe(403);
+    expect(await codeOf(refused)).toBe("forbidden");
+    expect(await codeOf(await call(`/v1/generations/${acmeAnswer}/cancel`, keys.acmeReader, { method: "POST", body: "{}" }))).toBe(
+      "forbidden",
+    );
+    expect(await codeOf(await call("/metrics", keys.acme))).toBe("forbidden");
+    expect((await call("/metrics", keys.admin)).status).toBe(200);
+    expect((await store.list()).length).toBe(before);
+  });
+
+  it("another tenant's key cannot read, follow, poll, replay or cancel an answer: the same 404 as an id that does not exist", async () => {
+    for (const path of ["", "/events", "/poll?wait_ms=0", "/timeline"]) {
+      const res = await call(`/v1/generations/${acmeAnswer}${path}`, keys.beta);
+      expect(res.status, path).toBe(404);
+      expect(await codeOf(res)).toBe("generation_not_found");
+    }
+    const cancel = await call(`/v1/generations/${acmeAnswer}/cancel`, keys.beta, { method: "POST", body: "{}" });
+    expect(await codeOf(cancel)).toBe("generation_not_found");
+    // Nothing stored changed: the answer is still acme's, completed, with the text the model wrote.
+    const view = (await (await call(`/v1/generations/${acmeAnswer}`, keys.acmeReader)).json()) as { status: string; text: string };
+    expect(view).toMatchObject({ status: "completed", text: simText(request) });
+  });
+
+  it("the tenant is written into the created entry, and an admin key sees every tenant's answers", async () => {
+    const read = await readEvents(node.url, acmeAnswer, { headers: { authorization: `Bearer ${keys.admin}` } });
+    const created = entriesOf(read.messages)[0] as Extract<Entry, { type: "created" }>;
+    expect(created.tenant).toBe("acme");
+    expect((await call(`/v1/generations/${acmeAnswer}/timeline`, keys.admin)).status).toBe(200);
+  });
+
+  it("two tenants using the same Idempotency-Key get two answers of their own", async () => {
+    const headers = { "idempotency-key": "order-42" };
+    const a = (await (await create(keys.acme, headers)).json()) as { id: string };
+    const b = (await (await create(keys.beta, headers)).json()) as { id: string };
+    expect(a.id).not.toBe(b.id);
+    const again = await create(keys.beta, headers);
+    expect(again.headers.get("idempotent-replayed")).toBe("true");
+    expect(((await again.json()) as { id: string }).id).toBe(b.id);
+  });
+
+  it("the WebSocket asks for a key on the upgrade, and a subscription to another tenant's answer gets generation_not_found", async () => {
+    const url = `${node.url.replace("http", "ws")}/v1/ws`;
+    const refused = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(url);
+      ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on("open", () => resolve(101));
+    });
+    expect(refused).toBe(401);
+    const frames = async (key: string): Promise<{ type: string; error?: { code: string } }[]> => {
+      const ws = new WebSocket(url, { headers: { authorization: `Bearer ${key}` } });
+      const got: { type: string; error?: { code: string } }[] = [];
+      await new Promise<void>((resolve, reject) => {
+        ws.on("error", reject);
+        ws.on("open", () => ws.send(JSON.stringify({ type: "subscribe", sub: "s", generation: acmeAnswer })));
+        ws.on("message", (data) => {
+          const frame = JSON.parse(String(data)) as { type: string; error?: { code: string } };
+          got.push(frame);
+          if (frame.type === "end" || frame.type === "error") resolve();
+        });
+      });
+      ws.close();
+      return got;
+    };
+    expect((await frames(keys.beta!)).at(-1)).toMatchObject({ type: "error", error: { code: "generation_not_found" } });
+    const own = await frames(keys.acme!);
+    expect(own.at(-1)?.type).toBe("end");
+    expect(own.filter((f) => f.type === "entry").length).toBeGreaterThan(2);
+  });
+
+  it("health and the pages need no key", async () => {
+    for (const path of ["/healthz", "/readyz", "/", "/client.js"]) expect((await call(path, undefined)).status, path).toBe(200);
+  });
+});
+
+describe("safe defaults", () => {
+  it("a gateway on an address other than loopback refuses to start without keys, and says why", async () => {
+    const data = tempDir();
+    try {
+      const config = loadConfig(
+        {
+          LIFELINE_ENGINE: "sqlite",
+          LIFELINE_DATA_DIR: data.path,
+          LIFELINE_HOST: "0.0.0.0",
+          LIFELINE_PORT: "0",
+          LIFELINE_LOG_LEVEL: "silent",
+        },
+        {},
+      );
+      await expect(startNode(config, { gateway: true, worker: true })).rejects.toThrow(
+        /refusing to serve 0\.0\.0\.0 without API keys.*lifeline keys create/,
+      );
+    } finally {
+      data.remove();
+    }
+  });
+
+  it("loopback is 127.0.0.0/8, ::1 and localhost, and nothing else", () => {
+    for (const host of ["127.0.0.1", "127.8.9.10", "::1", "localhost"]) expect(isLoopback(host), host).toBe(true);
+    for (const host of ["0.0.0.0", "::", "10.0.0.1", "192.168.1.2", "127.0.0.1.example.com", "localhost.example"])
+      expect(isLoopback(host), host).toBe(false);
+  });
+});
