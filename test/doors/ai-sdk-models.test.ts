@@ -5,11 +5,11 @@ import type { UIMessage } from "ai";
 import { afterEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/cli/config.ts";
 import { startNode, type LifelineNode } from "../../src/cli/node.ts";
+import { readLog } from "../../src/engine/read-log.ts";
 import type { Entry } from "../../src/core/entries.ts";
 import { startSimLlm, type SimLlm, type SimLlmOptions } from "../../src/sim-llm/server.ts";
 import { readStream, simAnswerTo, textOf, transportFor, userMessage } from "../support/ai-sdk-client.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
-import { entriesOf, readEvents } from "../support/sse-client.ts";
 import { tempDir } from "../support/temp-dir.ts";
 
 const FIELDS = { max_tokens: 40, seed: 5 } as const;
@@ -67,9 +67,7 @@ describe("the AI SDK door when the model fails, against sim-llm", () => {
 
     // The log really rewound after text the stream had shown (the stream replays the log in order).
     const id = read.message!.id;
-    const events = await readEvents(node.url, id);
-    expect(events.ended).toBe(true);
-    const entries: Entry[] = entriesOf(events.messages);
+    const entries: Entry[] = await readLog(node.engine, id);
     expectExactAnswer(entries, expected);
     const rewind = entries.findIndex((e) => e.type === "rewind");
     expect(rewind).toBeGreaterThan(0);
