@@ -1,3 +1,4 @@
+import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { loadConfig } from "../../src/cli/config.ts";
@@ -143,6 +144,26 @@ describe("API keys, scopes and tenants on the native API", () => {
     const own = await frames(keys.acme!);
     expect(own.at(-1)?.type).toBe("end");
     expect(own.filter((f) => f.type === "entry").length).toBeGreaterThan(2);
+  });
+
+  it("the OpenAI door asks for the same keys (the official client sends its apiKey as Bearer) and keeps tenants apart", async () => {
+    const acme = new OpenAI({ baseURL: `${node.url}/v1`, apiKey: keys.acme!, maxRetries: 0 });
+    const beta = new OpenAI({ baseURL: `${node.url}/v1`, apiKey: keys.beta!, maxRetries: 0 });
+    const nobody = new OpenAI({ baseURL: `${node.url}/v1`, apiKey: "sk-not-a-lifeline-key", maxRetries: 0 });
+    const ask = { model: "sim", input: "a response of acme's", max_output_tokens: 10, background: true } as const;
+    await expect(nobody.responses.create(ask)).rejects.toMatchObject({ status: 401, code: "invalid_api_key" });
+    const reader = new OpenAI({ baseURL: `${node.url}/v1`, apiKey: keys.acmeReader!, maxRetries: 0 });
+    await expect(reader.chat.completions.create({ model: "sim", messages: [{ role: "user", content: "hi" }] })).rejects.toMatchObject({
+      status: 403,
+      code: "forbidden",
+    });
+    const created = await acme.responses.create(ask);
+    await expect(beta.responses.retrieve(created.id)).rejects.toMatchObject({ status: 404, code: "generation_not_found" });
+    await expect(beta.responses.cancel(created.id)).rejects.toMatchObject({ status: 404, code: "generation_not_found" });
+    expect((await acme.responses.retrieve(created.id)).id).toBe(created.id);
+    // The answer is still acme's to read through the native API, and was not cancelled by beta.
+    expect((await call(`/v1/generations/${created.id}`, keys.acme)).status).toBe(200);
+    expect((await call(`/v1/generations/${created.id}`, keys.beta)).status).toBe(404);
   });
 
   it("health and the pages need no key", async () => {

@@ -24,6 +24,11 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   "GET /v1/generations/:id/poll": "generations:read",
   "POST /v1/generations/:id/cancel": "generations:create",
   "GET /v1/ws": "generations:read",
+  // The OpenAI-compatible door (docs/protocols/openai.md).
+  "POST /v1/chat/completions": "generations:create",
+  "POST /v1/responses": "generations:create",
+  "GET /v1/responses/:id": "generations:read",
+  "POST /v1/responses/:id/cancel": "generations:create",
 };
 
 /** The access a request to `method url` asks for; `undefined` when no route matched (the 404 answers it). */

@@ -1,10 +1,13 @@
 import type { Engine } from "../../engine/port.ts";
 import type { Metrics } from "../../observability/metrics.ts";
+import type { Owners } from "../auth/owners.ts";
 import type { LogTails } from "../log-tail.ts";
 
 /** What every protocol front door (OpenAI, AI SDK, Durable Streams) is given by the gateway. */
 export interface DoorOptions {
   readonly engine: Engine;
+  /** Who may see which generation: every route that names one asks here first (decision 032). */
+  readonly owners: Owners;
   readonly metrics: Metrics;
   /** The gateway's shared tails, which every follow joins at the end of a log. */
   readonly tails: LogTails;

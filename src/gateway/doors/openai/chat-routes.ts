@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { tenantOf } from "../../auth/caller.ts";
 import { LifelineError } from "../../../core/errors.ts";
 import { foldGeneration } from "../../../core/fold.ts";
 import { Follow } from "../../follow.ts";
@@ -25,7 +26,7 @@ export function chatRoutes(app: FastifyInstance, options: DoorOptions, streams: 
     requireJson(request.headers["content-type"]);
     const key = idempotencyKeyOf(request.headers);
     const call = parseChatCall(request.body, options.models);
-    const started = await startGeneration(options.engine, options.models, call.request, key);
+    const started = await startGeneration(options.engine, options.models, call.request, key, tenantOf(request.caller));
     const id = started.id;
     request.log.info({ generation: id, replay: started.replayed, stream: call.stream }, "chat completion accepted");
     const headers = answerHeaders(started);

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
+import { tenantOf } from "../../auth/caller.ts";
 import type { Entry } from "../../../core/entries.ts";
 import { LifelineError } from "../../../core/errors.ts";
 import { GENERATION_ID } from "../../../core/generation-id.ts";
@@ -45,7 +46,7 @@ export function responseRoutes(app: FastifyInstance, options: DoorOptions, strea
     requireJson(request.headers["content-type"]);
     const key = idempotencyKeyOf(request.headers);
     const call = parseResponseCall(request.body, options.models);
-    const started = await startGeneration(engine, options.models, call.request, key);
+    const started = await startGeneration(engine, options.models, call.request, key, tenantOf(request.caller));
     const id = started.id;
     request.log.info({ generation: id, replay: started.replayed, stream: call.stream, background: call.background }, "response accepted");
     const headers = answerHeaders(started);
@@ -59,6 +60,7 @@ export function responseRoutes(app: FastifyInstance, options: DoorOptions, strea
 
   app.get<{ Params: { id: string }; Querystring: ResponseQuery }>(OPENAI_PATHS.response, async (request, reply) => {
     const id = request.params.id;
+    await options.owners.check(request.caller, id);
     const stream = streamOf(request.query.stream);
     if (!stream) {
       const entries = GENERATION_ID.test(id) ? await readLog(engine, id) : [];
@@ -75,6 +77,7 @@ export function responseRoutes(app: FastifyInstance, options: DoorOptions, strea
   app.post<{ Params: { id: string } }>(OPENAI_PATHS.cancelResponse, async (request, reply) => {
     const id = request.params.id;
     if (!GENERATION_ID.test(id)) throw new LifelineError("generation_not_found");
+    await options.owners.check(request.caller, id);
     const result = await engine.cancel(id);
     if (result === "notFound") throw new LifelineError("generation_not_found");
     if (result === "cancelled") {
