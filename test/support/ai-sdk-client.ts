@@ -1,8 +1,9 @@
 import { DefaultChatTransport, readUIMessageStream, type UIMessage, type UIMessageChunk } from "ai";
+import { AI_SDK_PATHS } from "../../src/gateway/doors/ai-sdk/routes.ts";
 import { simText } from "./sim-answer.ts";
 
 /** The door's path, as an app passes it to the transport's `api`. */
-export const AI_SDK_API = "/v1/ai-sdk/chat";
+export const AI_SDK_API = AI_SDK_PATHS.chat;
 
 /** A user message as `useChat` holds it. */
 export function userMessage(text: string, id = "u1"): UIMessage {
