@@ -2,6 +2,9 @@ import { hostname } from "node:os";
 import { z } from "zod";
 import { parseHostPorts } from "../engine/redis/host-ports.ts";
 
+/** A browser origin: scheme, host and optional port, nothing more (no path, no wildcard). */
+const ORIGIN = /^https?:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/;
+
 const hostPortList = z.union([z.literal(""), z.string().refine((s) => parseHostPorts(s) !== undefined, "must be host:port,host:port")]);
 
 /**
@@ -126,6 +129,13 @@ const OPTIONS = {
     doc: "Interval of heartbeats: SSE `: ping` comments and WebSocket pings.",
     schema: z.coerce.number().int().min(100).max(600_000),
   },
+  streamLongPollMs: {
+    env: "LIFELINE_STREAM_LONG_POLL_MS",
+    flag: "stream-long-poll-ms",
+    default: "10000",
+    doc: "How long a Durable Streams long-poll read waits for data before it answers 204.",
+    schema: z.coerce.number().int().min(100).max(600_000),
+  },
   coalesceMs: {
     env: "LIFELINE_COALESCE_MS",
     flag: "coalesce-ms",
@@ -164,6 +174,21 @@ const OPTIONS = {
       .int()
       .min(1024)
       .max(64 * 1024 * 1024),
+  },
+  corsOrigins: {
+    env: "LIFELINE_CORS_ORIGINS",
+    flag: "cors-origins",
+    default: "",
+    doc: "Browser origins allowed to call the API from their pages, as https://app.example,http://localhost:3000 (none by default).",
+    schema: z.union([
+      z.literal(""),
+      z
+        .string()
+        .refine(
+          (s) => s.split(",").every((o) => ORIGIN.test(o.trim())),
+          "must be origins such as https://app.example:8443, comma-separated",
+        ),
+    ]),
   },
   logLevel: {
     env: "LIFELINE_LOG_LEVEL",

@@ -81,10 +81,12 @@ export async function startNode(
       engine,
       ...(streams ? { streams } : {}),
       ...(keys ? { keys } : {}),
+      corsOrigins: config.corsOrigins === "" ? [] : config.corsOrigins.split(",").map((o) => o.trim()),
       metrics,
       logger,
       models: () => models.names(),
       heartbeatMs: config.heartbeatMs,
+      streamLongPollMs: config.streamLongPollMs,
       maxBodyBytes: config.maxBodyBytes,
     });
     try {

@@ -12,6 +12,7 @@ import type { Metrics } from "../observability/metrics.ts";
 import { MemoryKeyStore } from "../engine/keys/memory.ts";
 import type { KeyStore } from "../engine/keys/port.ts";
 import { Authenticator, installAuthentication } from "./auth/authentication.ts";
+import { installCors } from "./auth/cors.ts";
 import { Owners } from "./auth/owners.ts";
 import { guardEngine } from "./guarded-engine.ts";
 import { answerClientError, answerFrameworkError, installErrorHandling } from "./http-errors.ts";
@@ -50,6 +51,8 @@ export interface GatewayOptions {
    * @defaultValue a store in this process's memory, with no key: the gateway is open
    */
   readonly keys?: KeyStore;
+  /** Browser origins whose pages may call the API (`LIFELINE_CORS_ORIGINS`). @defaultValue none */
+  readonly corsOrigins?: readonly string[];
   /** Serve the chat page at `/`. @defaultValue true */
   readonly web?: boolean;
 }
@@ -89,6 +92,7 @@ export class Gateway {
     });
     const engine = guardEngine(options.engine);
     const auth = new Authenticator(options.keys ?? new MemoryKeyStore());
+    installCors(app, options.corsOrigins ?? []);
     installAuthentication(app, auth);
     const routes = { ...options, engine, auth, owners: new Owners(engine), tails: new LogTails(engine, options.metrics) };
     healthRoutes(app, routes);

@@ -10,6 +10,8 @@ export type Access = Scope | "public";
  */
 export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   "GET /healthz": "public",
+  // CORS preflights (only with LIFELINE_CORS_ORIGINS): they carry no key by the browser's rules.
+  "OPTIONS *": "public",
   "GET /readyz": "public",
   "GET /metrics": "admin",
   // The pages and the client SDK hold no data: the data they show is asked for with a key or token.
