@@ -75,7 +75,7 @@ export class Streams {
         return sameConfig(stored.record, request) ? { kind: "exists", record: stored.record } : { kind: "configConflict" };
       }
       const planned = request.forkedFrom === undefined ? this.#plainStream(request) : await this.#fork(request.forkedFrom, request);
-      if (!("record" in planned) || planned.kind !== "planned") return planned;
+      if (planned.kind !== "planned") return planned;
       const { record, chunks } = planned;
       // An expired stream's name is free again: its record and chunks are replaced.
       const result = await this.store.commit(name, raw?.revision, { record, chunks, replaceChunks: raw !== undefined });
