@@ -1,10 +1,11 @@
 import { Chat } from "@ai-sdk/react";
-import type { UIMessage } from "ai";
+import { DefaultChatTransport, type UIMessage } from "ai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LifelineNode } from "../../src/cli/node.ts";
 import { startInProcess } from "../support/in-process.ts";
 import { AI_SDK_API, readStream, simAnswerTo, textOf, transportFor, userMessage } from "../support/ai-sdk-client.ts";
 import { simText } from "../support/sim-answer.ts";
+import { tempDir } from "../support/temp-dir.ts";
 import { until } from "../support/waits.ts";
 
 describe("the AI SDK door, with the official clients", () => {
@@ -311,5 +312,49 @@ describe("the AI SDK door refuses what it cannot honour, each with its code", ()
     ];
     expect(textOf(read.message)).toBe(simText({ messages: conversation, ...fields }));
     expect(textOf(read.message)).not.toBe(simText({ messages: conversation.slice(1), ...fields })); // the system message counts
+  });
+});
+
+describe("the AI SDK door across a gateway's graceful shutdown", () => {
+  it("Chat resumes on another gateway when its stream ends with shutting_down, and ends with the uninterrupted text", async () => {
+    const data = tempDir();
+    const env = { LIFELINE_ENGINE: "sqlite", LIFELINE_DATA_DIR: data.path, LIFELINE_SIM_TOKENS_PER_SECOND: "30" };
+    const leaving = await startInProcess(env);
+    const staying = await startInProcess(env);
+    try {
+      // What a load balancer does: requests go to the gateway that is up.
+      let target = leaving.url;
+      const api = `${leaving.url}${AI_SDK_API}`;
+      const fields = { max_tokens: 120, seed: 8 };
+      const transport = new DefaultChatTransport<UIMessage>({
+        api,
+        body: fields,
+        fetch: (input, init) => fetch(String(input).replace(leaving.url, target), init),
+      });
+      const resumed: Promise<void>[] = [];
+      // The pattern docs/protocols/ai-sdk.md gives: on shutting_down or engine_unavailable, resume.
+      const chat: Chat<UIMessage> = new Chat<UIMessage>({
+        id: "graceful",
+        transport,
+        onError: (error) => {
+          if (/^(shutting_down|engine_unavailable): /.test(error.message))
+            resumed.push(new Promise((r) => setTimeout(r, 0)).then(() => chat.resumeStream()));
+        },
+      });
+      const sent = chat.sendMessage({ text: "move along" });
+      await until(() => textOf(chat.messages[1]).length > 0, 30_000, "the first text");
+      target = staying.url;
+      await leaving.stop(); // its stream ends with shutting_down; its worker hands the answer back
+      await sent;
+      await until(() => resumed.length > 0, 30_000, "the resume");
+      await Promise.all(resumed);
+      expect(chat.status).toBe("ready");
+      expect(chat.messages.map((m) => m.role)).toEqual(["user", "assistant"]);
+      expect(textOf(chat.messages[1])).toBe(simAnswerTo("move along", fields));
+    } finally {
+      await leaving.stop().catch(() => undefined);
+      await staying.stop();
+      data.remove();
+    }
   });
 });
