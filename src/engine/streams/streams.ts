@@ -71,7 +71,11 @@ export class Streams {
       const raw = await this.store.load(name);
       const stored = raw && this.#hidden(raw) ? undefined : raw;
       if (stored) {
-        if (stored.record.softDeleted) return { kind: "nameHeldByForks" };
+        // Deleted, or expired, while forks of it stand: the name stays taken until they are gone.
+        if (stored.record.softDeleted || isExpired(stored, this.now())) {
+          await this.#live(name);
+          return { kind: "nameHeldByForks" };
+        }
         return sameConfig(stored.record, request) ? { kind: "exists", record: stored.record } : { kind: "configConflict" };
       }
       const planned = request.forkedFrom === undefined ? this.#plainStream(request) : await this.#fork(request.forkedFrom, request);
