@@ -12,7 +12,7 @@ const SCRIPTS = {
   llChatMark: { file: "chat-mark.lua", keys: 1 },
   llChatExpire: { file: "chat-expire.lua", keys: 1 },
   dsCommit: { file: "stream-commit.lua", keys: 2 },
-  dsTouch: { file: "stream-touch.lua", keys: 1 },
+  dsTouch: { file: "stream-touch.lua", keys: 2 },
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

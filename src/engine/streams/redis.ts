@@ -24,6 +24,11 @@ export interface RedisStreamStoreOptions {
   readonly target: RedisTarget;
   /** The engine's key prefix: streams live beside its generations. @defaultValue "ll" */
   readonly prefix?: string;
+  /**
+   * How long after a stream's TTL or expiry time Redis drops its keys. Until then the rules hide
+   * it; the margin covers clocks of gateways and Redis that disagree. @defaultValue 60000
+   */
+  readonly reclaimAfterMs?: number;
   readonly logger?: Logger;
 }
 
@@ -38,9 +43,11 @@ export class RedisStreamStore implements StreamStore {
   readonly #commands: ScriptedClient;
   readonly #subscriber: RedisClient;
   readonly #notifications: Notifications;
+  readonly #reclaimAfterMs: number;
 
   constructor(options: RedisStreamStoreOptions) {
     this.#keys = new RedisKeys(options.prefix ?? "ll");
+    this.#reclaimAfterMs = options.reclaimAfterMs ?? 60_000;
     this.#commands = withScripts(connectRedis(options.target, "lifeline-streams", { autoPipelining: true }));
     this.#subscriber = connectRedis(options.target, "lifeline-streams-sub");
     for (const client of [this.#commands, this.#subscriber]) {
@@ -73,6 +80,7 @@ export class RedisStreamStore implements StreamStore {
       record ? record.createdAt : 0,
       change.replaceChunks ? "1" : "0",
       this.#keys.streamNotify(name),
+      record ? this.#dropAt(record) : "",
       change.chunks[0]?.position ?? 0,
       ...change.chunks.map((chunk) => chunk.data),
     );
@@ -88,7 +96,7 @@ export class RedisStreamStore implements StreamStore {
   }
 
   async touch(name: string, atMs: number): Promise<void> {
-    await this.#commands.dsTouch(this.#keys.streamMeta(name), atMs);
+    await this.#commands.dsTouch(this.#keys.streamMeta(name), this.#keys.streamChunks(name), atMs, this.#reclaimAfterMs);
   }
 
   async wait(name: string, revision: string, signal: AbortSignal): Promise<void> {
@@ -109,6 +117,18 @@ export class RedisStreamStore implements StreamStore {
       signal.removeEventListener("abort", forward);
       if (held) this.#notifications.release(name);
     }
+  }
+
+  /**
+   * When Redis may drop a stream's keys: after its expiry time, or its TTL counted from this write
+   * (a write is also a touch), plus the margin; never while forks of it stand (they must see it
+   * soft-deleted, `410`) or when it does not expire.
+   */
+  #dropAt(record: StreamRecord): string {
+    if (record.refCount > 0 || record.softDeleted) return "";
+    if (record.expiresAtMs !== undefined) return String(record.expiresAtMs + this.#reclaimAfterMs);
+    if (record.ttlSeconds !== undefined) return String(Date.now() + record.ttlSeconds * 1000 + this.#reclaimAfterMs);
+    return "";
   }
 
   async close(): Promise<void> {
