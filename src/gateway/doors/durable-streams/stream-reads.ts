@@ -124,23 +124,14 @@ function bodyOf(page: SourcePage): Buffer {
 }
 
 /** A signal that aborts when the client leaves, the gateway shuts down, or `ms` pass. */
-function requestSignal(
-  request: FastifyRequest,
-  shutdown: AbortSignal,
-  ms: number,
-): { signal: AbortSignal; timedOut: () => boolean; done: () => void } {
+function requestSignal(request: FastifyRequest, shutdown: AbortSignal, ms: number): { signal: AbortSignal; done: () => void } {
   const controller = new AbortController();
-  let expired = false;
-  const timer = setTimeout(() => {
-    expired = true;
-    controller.abort();
-  }, ms);
+  const timer = setTimeout(() => controller.abort(), ms);
   const leave = (): void => controller.abort();
   request.raw.socket.once("close", leave);
   shutdown.addEventListener("abort", leave, { once: true });
   return {
     signal: controller.signal,
-    timedOut: () => expired,
     done: () => {
       clearTimeout(timer);
       request.raw.socket.off("close", leave);
