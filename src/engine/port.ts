@@ -87,7 +87,8 @@ export interface Engine {
    * conversation (the AI SDK's chat id): its resume and stop requests name the chat, not the
    * generation, and may reach any gateway, also after a restart. The last call wins. The name is
    * kept at least as long as the generation's log (an engine with retention drops it with the log,
-   * or later), never shorter. `chatId` is 1 to 128 characters; the door validates what it accepts.
+   * or later), never shorter. `chatId` is the door's name for the chat, a short string it has
+   * validated (the AI SDK door: the chat id, under the caller's tenant when the deployment has keys).
    */
   setChatGeneration(chatId: string, generationId: string): Promise<void>;
 

@@ -31,6 +31,10 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   "POST /v1/responses": "generations:create",
   "GET /v1/responses/:id": "generations:read",
   "POST /v1/responses/:id/cancel": "generations:create",
+  // The AI SDK door (docs/protocols/ai-sdk.md): a chat's answers are its tenant's.
+  "POST /v1/ai-sdk/chat": "generations:create",
+  "GET /v1/ai-sdk/chat/:chatId/stream": "generations:read",
+  "POST /v1/ai-sdk/chat/:chatId/stop": "generations:create",
 };
 
 /** The access a request to `method url` asks for; `undefined` when no route matched (the 404 answers it). */

@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { LifelineError } from "../../../core/errors.ts";
+import { tenantOf, type Caller } from "../../auth/caller.ts";
 import { HEADERS } from "../../../core/wire.ts";
 import { Follow } from "../../follow.ts";
 import { DoorStream } from "../door-stream.ts";
@@ -48,12 +49,28 @@ export function aiSdkRoutes(app: FastifyInstance, options: DoorOptions): void {
     return reply;
   }
 
+  /**
+   * The generation the caller's chat names, if the caller may see it. Chats are named per tenant, so
+   * two tenants' equal chat ids are two chats; a generation the caller may not see is no answer.
+   */
+  async function chatAnswerOf(caller: Caller, chatId: unknown): Promise<string | undefined> {
+    const id = await engine.chatGeneration(chatKeyOf(caller, checkChatId(chatId)));
+    if (id === undefined) return undefined;
+    try {
+      await options.owners.check(caller, id);
+      return id;
+    } catch (error) {
+      if (error instanceof LifelineError && error.code === "generation_not_found") return undefined;
+      throw error;
+    }
+  }
+
   app.post(AI_SDK_PATHS.chat, async (request, reply) => {
     if (!isJson(request.headers["content-type"])) throw new LifelineError("unsupported_media_type");
     const key = idempotencyKeyOf(request.headers);
     const turn = chatTurnOf(request.body, options.models()[0]);
-    const started = await startGeneration(engine, options.models, turn.request, key);
-    await engine.setChatGeneration(turn.chatId, started.id);
+    const started = await startGeneration(engine, options.models, turn.request, key, tenantOf(request.caller));
+    await engine.setChatGeneration(chatKeyOf(request.caller, turn.chatId), started.id);
     request.log.info({ generation: started.id, chat: turn.chatId, replay: started.replayed }, "chat answer accepted");
     // The stream writes its own head: the replay's header goes with it.
     const headers = started.replayed ? { ...UI_STREAM_HEADERS, [HEADERS.idempotentReplayed]: "true" } : UI_STREAM_HEADERS;
@@ -61,8 +78,7 @@ export function aiSdkRoutes(app: FastifyInstance, options: DoorOptions): void {
   });
 
   app.get<{ Params: { chatId: string } }>(AI_SDK_PATHS.stream, async (request, reply) => {
-    const chatId = checkChatId(request.params.chatId);
-    const id = await engine.chatGeneration(chatId);
+    const id = await chatAnswerOf(request.caller, request.params.chatId);
     const head = id === undefined ? undefined : await engine.head(id);
     // No answer in progress: the SDK then does not resume.
     if (id === undefined || !head || head.terminal) return reply.status(204).send();
@@ -78,7 +94,7 @@ export function aiSdkRoutes(app: FastifyInstance, options: DoorOptions): void {
 
   app.post<{ Params: { chatId: string } }>(AI_SDK_PATHS.stop, async (request, reply) => {
     const chatId = checkChatId(request.params.chatId);
-    const id = await engine.chatGeneration(chatId);
+    const id = await chatAnswerOf(request.caller, chatId);
     const result = id === undefined ? "notFound" : await engine.cancel(id);
     if (id === undefined || result === "notFound") throw new LifelineError("chat_not_found");
     if (result === "alreadyFinished") {
@@ -90,6 +106,12 @@ export function aiSdkRoutes(app: FastifyInstance, options: DoorOptions): void {
     }
     return reply.status(202).send({ chatId, generationId: id, status: "cancelled" });
   });
+}
+
+/** The engine's name of a chat: its id, under the caller's tenant when the deployment has keys (a chat id has no `/`). */
+function chatKeyOf(caller: Caller, chatId: string): string {
+  const tenant = tenantOf(caller);
+  return tenant === undefined ? chatId : `${tenant}/${chatId}`;
 }
 
 function isJson(contentType: string | undefined): boolean {
