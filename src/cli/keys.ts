@@ -2,6 +2,7 @@ import { parseArgs } from "node:util";
 import { KEY_ID, SCOPES, TENANT_NAME, parseScopes } from "../core/api-keys.ts";
 import { KeyRing } from "../engine/keys/key-ring.ts";
 import { openKeyStore } from "../engine/keys/open-key-store.ts";
+import { newSigningKey } from "../engine/keys/signing-keys.ts";
 import { ConfigError, FLAG_SPEC, loadConfig } from "./config.ts";
 import { engineConfigOf } from "./node.ts";
 
@@ -34,8 +35,9 @@ export async function keysCommand(args: readonly string[], out: (text: string) =
   }
   const { tenant, scopes, json, ...engineFlags } = parsed.values;
   const [action, ...rest] = parsed.positionals;
-  if (action !== "create" && action !== "list" && action !== "revoke")
+  if (action !== "create" && action !== "list" && action !== "revoke" && action !== "rotate-signing" && action !== "retire-signing") {
     throw new KeysUsageError(`unknown action ${JSON.stringify(action ?? "")}`);
+  }
   let config;
   try {
     config = loadConfig(process.env, engineFlags as Record<string, string | undefined>);
@@ -56,7 +58,11 @@ export async function keysCommand(args: readonly string[], out: (text: string) =
   }
   if (action === "revoke" && (rest.length !== 1 || !KEY_ID.test(rest[0]!)))
     throw new KeysUsageError("revoke takes one key id (16 of a-z and 0-9, as `keys list` shows it)");
-  if (action !== "revoke" && rest.length > 0) throw new KeysUsageError(`unexpected ${JSON.stringify(rest[0])}`);
+  if (action === "retire-signing" && (rest.length !== 1 || !/^[a-z0-9]{8}$/.test(rest[0]!))) {
+    throw new KeysUsageError("retire-signing takes one signing key id (8 of a-z and 0-9, as `keys list` shows it)");
+  }
+  if (action !== "revoke" && action !== "retire-signing" && rest.length > 0)
+    throw new KeysUsageError(`unexpected ${JSON.stringify(rest[0])}`);
 
   const store = openKeyStore(engineConfigOf(config));
   try {
@@ -65,6 +71,20 @@ export async function keysCommand(args: readonly string[], out: (text: string) =
       err(`key ${stored.id} for tenant ${stored.tenant} (${stored.scopes.join(", ")}); it is shown once, store it now:\n`);
       out(`${key}\n`);
       return 0;
+    }
+    if (action === "rotate-signing") {
+      const key = newSigningKey();
+      await store.addSigningKey(key);
+      err(`signing key ${key.id} signs read tokens from now on (every gateway within 30 s); the older ones still verify\n`);
+      return 0;
+    }
+    if (action === "retire-signing") {
+      if (await store.removeSigningKey(rest[0]!)) {
+        err(`signing key ${rest[0]} retired: tokens it signed stop verifying (every gateway within 30 s)\n`);
+        return 0;
+      }
+      err(`no signing key has the id ${rest[0]}\n`);
+      return 1;
     }
     if (action === "revoke") {
       const result = await store.revoke(rest[0]!, new Date().toISOString());
@@ -76,10 +96,13 @@ export async function keysCommand(args: readonly string[], out: (text: string) =
       return 0;
     }
     const keys = (await store.list()).map(({ secretHash: _hash, ...shown }) => shown);
-    if (json) out(`${JSON.stringify(keys, null, 2)}\n`);
-    else
+    const signing = (await store.signingKeys()).map(({ secret: _secret, ...shown }) => shown);
+    if (json) out(`${JSON.stringify({ keys, signingKeys: signing }, null, 2)}\n`);
+    else {
       for (const k of keys)
         out(`${k.id}  ${k.tenant}  ${k.scopes.join(",")}  created ${k.createdAt}${k.revokedAt ? `  revoked ${k.revokedAt}` : ""}\n`);
+      for (const [i, k] of signing.entries()) out(`signing ${k.id}  created ${k.createdAt}${i === 0 ? "  (signs)" : ""}\n`);
+    }
     return 0;
   } finally {
     await store.close();

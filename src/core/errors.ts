@@ -18,6 +18,8 @@ export const ERROR_CODES = {
   unauthorized: { status: 401, message: "This deployment needs an API key: send Authorization: Bearer <key>." },
   invalid_api_key: { status: 401, message: "The API key is not valid." },
   api_key_revoked: { status: 401, message: "The API key was revoked." },
+  invalid_token: { status: 401, message: "The read token is not valid." },
+  token_expired: { status: 401, message: "The read token has expired: get a new one from the server that started the generation." },
   forbidden: { status: 403, message: "The API key may not do this." },
   not_found: { status: 404, message: "No such route." },
   generation_not_found: { status: 404, message: "No generation has this id." },

@@ -24,6 +24,8 @@ export const ROUTE_PATHS = {
   poll: "/v1/generations/:id/poll",
   /** `POST`: cancels the generation. */
   cancel: "/v1/generations/:id/cancel",
+  /** `POST`: a new read token for a browser to follow the generation with (a server with a key asks). */
+  token: "/v1/generations/:id/token",
   /** `GET` with an upgrade: the WebSocket protocol of `core/wire.ts`. */
   websocket: "/v1/ws",
   /** `GET`: the client SDK as one browser ES module. */
@@ -72,6 +74,7 @@ export const routes = Object.freeze({
   poll: (id: string, query: { readonly from?: string | undefined; readonly waitMs?: number | undefined } = {}): string =>
     withQuery(withId(ROUTE_PATHS.poll, id), { from: query.from, wait_ms: query.waitMs }),
   cancel: (id: string): string => withId(ROUTE_PATHS.cancel, id),
+  token: (id: string): string => withId(ROUTE_PATHS.token, id),
   websocket: (): string => ROUTE_PATHS.websocket,
   clientBundle: (): string => ROUTE_PATHS.clientBundle,
   chatPage: (): string => ROUTE_PATHS.chatPage,

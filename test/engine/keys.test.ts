@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parseApiKey } from "../../src/core/api-keys.ts";
 import { KeyRing } from "../../src/engine/keys/key-ring.ts";
+import { newSigningKey } from "../../src/engine/keys/signing-keys.ts";
 import { MemoryKeyStore } from "../../src/engine/keys/memory.ts";
 import type { KeyStore } from "../../src/engine/keys/port.ts";
 import { RedisKeyStore } from "../../src/engine/keys/redis.ts";
@@ -77,6 +78,19 @@ function keyStoreConformance(
       // Every key revoked: the deployment stays closed, it does not reopen by itself.
       expect(await store.revoke(second.stored.id, "2026-11-30T00:00:02.000Z")).toBe("revoked");
       expect(await store.hasKeys()).toBe(true);
+    });
+
+    it("holds signing keys newest first, and removes one by id", async (ctx) => {
+      const { store } = start(ctx);
+      expect(await store.signingKeys()).toEqual([]);
+      const older = newSigningKey(new Date("2026-11-30T00:00:00.000Z"));
+      const newer = newSigningKey(new Date("2026-11-30T00:00:01.000Z"));
+      await store.addSigningKey(older);
+      await store.addSigningKey(newer);
+      expect(await store.signingKeys()).toEqual([newer, older]);
+      expect(await store.removeSigningKey(older.id)).toBe(true);
+      expect(await store.removeSigningKey(older.id)).toBe(false);
+      expect(await store.signingKeys()).toEqual([newer]);
     });
 
     it("another process on the same store sees a key made and revoked here at once", async (ctx) => {

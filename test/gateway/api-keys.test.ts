@@ -6,6 +6,8 @@ import { isLoopback, startNode } from "../../src/cli/node.ts";
 import type { Scope } from "../../src/core/api-keys.ts";
 import type { Entry } from "../../src/core/entries.ts";
 import { KeyRing } from "../../src/engine/keys/key-ring.ts";
+import { newSigningKey } from "../../src/engine/keys/signing-keys.ts";
+import { ReadTokens } from "../../src/gateway/auth/read-tokens.ts";
 import { SqliteKeyStore } from "../../src/engine/keys/sqlite.ts";
 import { startInProcess } from "../support/in-process.ts";
 import { simRequest, simText } from "../support/sim-answer.ts";
@@ -164,6 +166,78 @@ describe("API keys, scopes and tenants on the native API", () => {
     // The answer is still acme's to read through the native API, and was not cancelled by beta.
     expect((await call(`/v1/generations/${created.id}`, keys.acme)).status).toBe(200);
     expect((await call(`/v1/generations/${created.id}`, keys.beta)).status).toBe(404);
+  });
+
+  it("a generation started with a key comes with a read token that follows, polls, reads and cancels that one generation and nothing else", async () => {
+    const created = (await (await create(keys.acme)).json()) as { id: string; token: string; tokenExpiresAt: string };
+    expect(created.token).toMatch(/^llt_/);
+    expect(Date.parse(created.tokenExpiresAt)).toBeGreaterThan(Date.now());
+    const token = encodeURIComponent(created.token);
+    // SSE with the token as a query parameter (EventSource cannot set headers), to the end of the answer.
+    const events = await fetch(`${node.url}/v1/generations/${created.id}/events?token=${token}`);
+    expect(events.status).toBe(200);
+    expect(await events.text()).toContain("event: completed");
+    expect((await fetch(`${node.url}/v1/generations/${created.id}/poll?wait_ms=0&token=${token}`)).status).toBe(200);
+    expect((await call(`/v1/generations/${created.id}`, created.token)).status).toBe(200);
+    // Nothing else: another generation, the timeline, a new generation.
+    expect(await codeOf(await fetch(`${node.url}/v1/generations/${acmeAnswer}/events?token=${token}`))).toBe("generation_not_found");
+    expect(await codeOf(await call(`/v1/generations/${created.id}/timeline`, created.token))).toBe("forbidden");
+    expect(await codeOf(await create(created.token))).toBe("forbidden");
+    // Over the WebSocket: the token on the upgrade opens a subscription to its generation only.
+    const ws = new WebSocket(`${node.url.replace("http", "ws")}/v1/ws?token=${token}`);
+    const frames: { type: string; sub?: string; error?: { code: string } }[] = [];
+    await new Promise<void>((resolve, reject) => {
+      ws.on("error", reject);
+      ws.on("open", () => {
+        ws.send(JSON.stringify({ type: "subscribe", sub: "other", generation: acmeAnswer }));
+        ws.send(JSON.stringify({ type: "subscribe", sub: "own", generation: created.id }));
+      });
+      ws.on("message", (data) => {
+        frames.push(JSON.parse(String(data)) as (typeof frames)[number]);
+        if (frames.some((f) => f.sub === "own" && f.type === "end") && frames.some((f) => f.sub === "other")) resolve();
+      });
+    });
+    ws.close();
+    expect(frames.find((f) => f.sub === "other")).toMatchObject({ type: "error", error: { code: "generation_not_found" } });
+    expect(frames.filter((f) => f.sub === "own" && f.type === "entry").length).toBeGreaterThan(2);
+  });
+
+  it("a read token that expired or was forged is refused with its code; a server renews it with its key", async () => {
+    const started = (await (await create(keys.acme)).json()) as { id: string; token: string };
+    // A token the same deployment signed, but ten minutes ago with a ten-minute life.
+    const expired = (await new ReadTokens(store).issue(started.id, "acme", Date.now() - 11 * 60_000)).token;
+    const expiredAnswer = await fetch(`${node.url}/v1/generations/${started.id}/events?token=${encodeURIComponent(expired)}`);
+    expect(expiredAnswer.status).toBe(401);
+    expect(await codeOf(expiredAnswer)).toBe("token_expired");
+    const [body, signature] = started.token.slice(4).split(".") as [string, string];
+    const otherGeneration = Buffer.from(
+      JSON.stringify({ ...JSON.parse(Buffer.from(body, "base64url").toString()), g: acmeAnswer }),
+    ).toString("base64url");
+    expect(await codeOf(await call(`/v1/generations/${acmeAnswer}`, `llt_${otherGeneration}.${signature}`))).toBe("invalid_token");
+    expect(await codeOf(await fetch(`${node.url}/v1/generations/${started.id}?token=not-a-token`))).toBe("invalid_token");
+    // Renewal: the server's key asks for a new token; another tenant's key cannot.
+    const renewed = await call(`/v1/generations/${started.id}/token`, keys.acmeReader, { method: "POST", body: "{}" });
+    expect(renewed.status).toBe(200);
+    const { token } = (await renewed.json()) as { token: string };
+    expect((await call(`/v1/generations/${started.id}`, token)).status).toBe(200);
+    expect(await codeOf(await call(`/v1/generations/${started.id}/token`, keys.beta, { method: "POST", body: "{}" }))).toBe(
+      "generation_not_found",
+    );
+  });
+
+  it("rotating the signing key drops no holder: tokens of the old key still open their generation, and the new key's tokens are accepted at once", async () => {
+    const started = (await (await create(keys.acme)).json()) as { id: string; token: string };
+    await store.addSigningKey({ ...newSigningKey(new Date(Date.now() + 1000)) });
+    const fromNewKey = (await new ReadTokens(store).issue(started.id, "acme")).token;
+    expect(fromNewKey.split(".")[0]).not.toBe(started.token.split(".")[0]);
+    expect((await call(`/v1/generations/${started.id}`, started.token)).status).toBe(200);
+    expect((await call(`/v1/generations/${started.id}`, fromNewKey)).status).toBe(200);
+  });
+
+  it("a read token cancels its generation, and that generation only", async () => {
+    const started = (await (await create(keys.acme, {})).json()) as { id: string; token: string };
+    const cancel = await call(`/v1/generations/${started.id}/cancel`, started.token, { method: "POST", body: "{}" });
+    expect([202, 409]).toContain(cancel.status); // 409 when the short answer already ended
   });
 
   it("health and the pages need no key", async () => {

@@ -1,9 +1,11 @@
-import type { KeyStore, RevokeResult, StoredKey } from "./port.ts";
+import type { KeyStore, RevokeResult, SigningKey, StoredKey } from "./port.ts";
+import { newestFirst } from "./signing-keys.ts";
 
 /** Keys in this process's memory: for tests and the `memory` engine. */
 export class MemoryKeyStore implements KeyStore {
   readonly kind = "memory";
   readonly #keys = new Map<string, StoredKey>();
+  readonly #signing = new Map<string, SigningKey>();
 
   async add(key: StoredKey): Promise<boolean> {
     if (this.#keys.has(key.id)) return false;
@@ -29,6 +31,18 @@ export class MemoryKeyStore implements KeyStore {
 
   async hasKeys(): Promise<boolean> {
     return this.#keys.size > 0;
+  }
+
+  async signingKeys(): Promise<SigningKey[]> {
+    return newestFirst([...this.#signing.values()]);
+  }
+
+  async addSigningKey(key: SigningKey): Promise<void> {
+    this.#signing.set(key.id, key);
+  }
+
+  async removeSigningKey(id: string): Promise<boolean> {
+    return this.#signing.delete(id);
   }
 
   async close(): Promise<void> {}

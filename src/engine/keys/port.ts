@@ -12,6 +12,15 @@ export interface StoredKey {
   readonly revokedAt?: string;
 }
 
+/** A secret that signs browsers' read tokens (decision 033); every gateway verifies with every stored one. */
+export interface SigningKey {
+  /** 8 lower-case letters and digits, named in each token it signs. */
+  readonly id: string;
+  /** 32 random bytes, base64url. */
+  readonly secret: string;
+  readonly createdAt: string;
+}
+
 export type RevokeResult = "revoked" | "alreadyRevoked" | "notFound";
 
 /**
@@ -33,5 +42,10 @@ export interface KeyStore {
    * deployment whose keys are all revoked stays closed; it never reopens by itself.
    */
   hasKeys(): Promise<boolean>;
+  /** Every signing key, newest first: the newest signs, all of them verify. */
+  signingKeys(): Promise<SigningKey[]>;
+  addSigningKey(key: SigningKey): Promise<void>;
+  /** Retires a signing key: tokens it signed stop verifying. False when there was none of that id. */
+  removeSigningKey(id: string): Promise<boolean>;
   close(): Promise<void>;
 }

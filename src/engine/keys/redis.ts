@@ -1,7 +1,8 @@
 import type { Logger } from "../../observability/logger.ts";
 import { connectRedis, type RedisClient, type RedisTarget } from "../redis/connection.ts";
 import { RedisKeys } from "../redis/keys.ts";
-import type { KeyStore, RevokeResult, StoredKey } from "./port.ts";
+import type { KeyStore, RevokeResult, SigningKey, StoredKey } from "./port.ts";
+import { newestFirst } from "./signing-keys.ts";
 
 /**
  * Keys in Redis, in two hashes under one hash tag (one Cluster slot): every key by id, and the
@@ -50,6 +51,18 @@ export class RedisKeyStore implements KeyStore {
 
   async hasKeys(): Promise<boolean> {
     return (await this.#client.hlen(this.#keys.apiKeys())) > 0;
+  }
+
+  async signingKeys(): Promise<SigningKey[]> {
+    return newestFirst(Object.values(await this.#client.hgetall(this.#keys.signingKeys())).map((json) => JSON.parse(json) as SigningKey));
+  }
+
+  async addSigningKey(key: SigningKey): Promise<void> {
+    await this.#client.hsetnx(this.#keys.signingKeys(), key.id, JSON.stringify(key));
+  }
+
+  async removeSigningKey(id: string): Promise<boolean> {
+    return (await this.#client.hdel(this.#keys.signingKeys(), id)) === 1;
   }
 
   async close(): Promise<void> {

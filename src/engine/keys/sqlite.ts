@@ -2,7 +2,8 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import type { Scope } from "../../core/api-keys.ts";
-import type { KeyStore, RevokeResult, StoredKey } from "./port.ts";
+import type { KeyStore, RevokeResult, SigningKey, StoredKey } from "./port.ts";
+import { newestFirst } from "./signing-keys.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS api_keys (
@@ -12,6 +13,11 @@ CREATE TABLE IF NOT EXISTS api_keys (
   secret_hash TEXT NOT NULL,                  -- SHA-256 of the secret, hex
   created_at  TEXT NOT NULL,
   revoked_at  TEXT
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS signing_keys (
+  id          TEXT PRIMARY KEY,
+  secret      TEXT NOT NULL,
+  created_at  TEXT NOT NULL
 ) WITHOUT ROWID;
 `;
 
@@ -61,6 +67,19 @@ export class SqliteKeyStore implements KeyStore {
 
   async hasKeys(): Promise<boolean> {
     return this.#db.prepare("SELECT 1 FROM api_keys LIMIT 1").get() !== undefined;
+  }
+
+  async signingKeys(): Promise<SigningKey[]> {
+    const rows = this.#db.prepare<[], { id: string; secret: string; created_at: string }>("SELECT * FROM signing_keys").all();
+    return newestFirst(rows.map((r) => ({ id: r.id, secret: r.secret, createdAt: r.created_at })));
+  }
+
+  async addSigningKey(key: SigningKey): Promise<void> {
+    this.#db.prepare("INSERT OR IGNORE INTO signing_keys (id, secret, created_at) VALUES (?, ?, ?)").run(key.id, key.secret, key.createdAt);
+  }
+
+  async removeSigningKey(id: string): Promise<boolean> {
+    return this.#db.prepare("DELETE FROM signing_keys WHERE id = ?").run(id).changes === 1;
   }
 
   async close(): Promise<void> {

@@ -26,6 +26,11 @@ export class RedisKeys {
     return `${this.prefix}:{keys}:all`;
   }
 
+  /** Hash of the keys that sign read tokens: field = signing key id, value = the key as JSON. */
+  signingKeys(): string {
+    return `${this.prefix}:{keys}:signing`;
+  }
+
   /** Hash of revoked API keys: field = key id, value = when it was revoked. */
   revokedApiKeys(): string {
     return `${this.prefix}:{keys}:revoked`;

@@ -4,7 +4,8 @@ import { LifelineError } from "../../core/errors.ts";
 import { KeyRing } from "../../engine/keys/key-ring.ts";
 import type { KeyStore } from "../../engine/keys/port.ts";
 import { OPEN, requireScope, type Caller } from "./caller.ts";
-import { accessOf } from "./route-access.ts";
+import { looksLikeReadToken, ReadTokens } from "./read-tokens.ts";
+import { accessOf, TOKEN_ROUTES } from "./route-access.ts";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -30,8 +31,12 @@ export class Authenticator {
   #hasKeys = false;
   #checkedAt = -Infinity;
 
-  constructor(store: KeyStore) {
+  /** Issues and checks browsers' read tokens. */
+  readonly tokens: ReadTokens;
+
+  constructor(store: KeyStore, tokenTtlMs?: number) {
     this.#ring = new KeyRing(store);
+    this.tokens = new ReadTokens(store, tokenTtlMs);
   }
 
   /** True when callers must present a key. */
@@ -43,17 +48,33 @@ export class Authenticator {
     return this.#hasKeys;
   }
 
-  /** The caller the request's `Authorization` names; throws `unauthorized`, `invalid_api_key` or `api_key_revoked`. */
-  async callerOf(headers: IncomingHttpHeaders): Promise<Caller> {
+  /**
+   * The caller the request's `Authorization` (a key or a read token) or its `token` query parameter
+   * (a read token, as `EventSource` cannot set headers) names; throws `unauthorized`,
+   * `invalid_api_key`, `api_key_revoked`, `invalid_token` or `token_expired`.
+   */
+  async callerOf(headers: IncomingHttpHeaders, queryToken?: unknown): Promise<Caller> {
     if (!(await this.required())) return OPEN;
     const header = headers.authorization;
+    if (queryToken !== undefined) {
+      if (typeof queryToken !== "string" || !looksLikeReadToken(queryToken)) throw new LifelineError("invalid_token");
+      return this.#tokenCaller(queryToken);
+    }
     if (header === undefined || header === "") throw new LifelineError("unauthorized");
     const bearer = BEARER.exec(header);
     if (!bearer) throw new LifelineError("invalid_api_key", "Authorization must be `Bearer <key>`.");
+    if (looksLikeReadToken(bearer[1]!)) return this.#tokenCaller(bearer[1]!);
     const check = await this.#ring.check(bearer[1]!);
     if (check.kind === "invalid") throw new LifelineError("invalid_api_key");
     if (check.kind === "revoked") throw new LifelineError("api_key_revoked");
     return { kind: "key", holder: check.holder };
+  }
+
+  async #tokenCaller(token: string): Promise<Caller> {
+    const check = await this.tokens.check(token);
+    if (check.kind === "invalid") throw new LifelineError("invalid_token");
+    if (check.kind === "expired") throw new LifelineError("token_expired");
+    return { kind: "token", generation: check.generation, tenant: check.tenant };
   }
 }
 
@@ -66,10 +87,15 @@ export function installAuthentication(app: FastifyInstance, auth: Authenticator)
     const access = accessOf(request.method, request.routeOptions.url);
     if (access === undefined || access === "public") return;
     try {
-      request.caller = await auth.callerOf(request.headers);
+      request.caller = await auth.callerOf(request.headers, (request.query as Record<string, unknown> | undefined)?.token);
     } catch (error) {
       if (error instanceof LifelineError && error.status === 401) void reply.header("www-authenticate", 'Bearer realm="lifeline"');
       throw error;
+    }
+    if (request.caller.kind === "token") {
+      if (!TOKEN_ROUTES.has(`${request.method === "HEAD" ? "GET" : request.method} ${request.routeOptions.url}`))
+        requireScope(request.caller, access);
+      return;
     }
     requireScope(request.caller, access);
   });

@@ -1,11 +1,18 @@
 import fastifyCors from "@fastify/cors";
 import type { FastifyInstance } from "fastify";
+import { STREAM_CORS } from "../../core/stream-headers.ts";
 
-/** Request headers a page may send: the key or token, the body's type, retries and resumes. */
-const ALLOWED_HEADERS = ["authorization", "content-type", "idempotency-key", "last-event-id"];
+/** Request headers a page may send: the key or token, the body's type, retries and resumes, the Durable Streams protocol's. */
+const ALLOWED_HEADERS = ["authorization", "content-type", "idempotency-key", "last-event-id", ...STREAM_CORS.requestHeaders];
 
-/** Response headers a page may read: the generation behind an answer, a replayed create, the AI SDK's stream marker. */
-const EXPOSED_HEADERS = ["lifeline-generation-id", "idempotent-replayed", "x-vercel-ai-ui-message-stream", "retry-after"];
+/** Response headers a page may read: the generation behind an answer, a replayed create, the AI SDK's stream marker, the Durable Streams protocol's. */
+const EXPOSED_HEADERS = [
+  "lifeline-generation-id",
+  "idempotent-replayed",
+  "x-vercel-ai-ui-message-stream",
+  "retry-after",
+  ...STREAM_CORS.responseHeaders,
+];
 
 /**
  * Cross-origin calls from browser pages (`LIFELINE_CORS_ORIGINS`): only the listed origins get the

@@ -25,6 +25,12 @@ export class Owners {
    */
   async check(caller: Caller, id: string): Promise<void> {
     if (caller.kind === "open") return;
+    if (caller.kind === "token" && caller.generation !== id) throw new LifelineError("generation_not_found");
+    if (!maySee(caller, await this.tenant(id))) throw new LifelineError("generation_not_found");
+  }
+
+  /** The tenant generation `id` belongs to (none when it was made in an open deployment); throws `generation_not_found`. */
+  async tenant(id: string): Promise<string | undefined> {
     if (!GENERATION_ID.test(id)) throw new LifelineError("generation_not_found");
     let tenant = this.#tenants.get(id);
     if (tenant === undefined) {
@@ -34,6 +40,6 @@ export class Owners {
       if (this.#tenants.size >= REMEMBERED) this.#tenants.delete(this.#tenants.keys().next().value!);
       this.#tenants.set(id, tenant);
     }
-    if (!maySee(caller, tenant ?? undefined)) throw new LifelineError("generation_not_found");
+    return tenant ?? undefined;
   }
 }

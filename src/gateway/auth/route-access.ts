@@ -25,6 +25,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   "GET /v1/generations/:id/events": "generations:read",
   "GET /v1/generations/:id/poll": "generations:read",
   "POST /v1/generations/:id/cancel": "generations:create",
+  "POST /v1/generations/:id/token": "generations:read",
   "GET /v1/ws": "generations:read",
   // The OpenAI-compatible door (docs/protocols/openai.md).
   "POST /v1/chat/completions": "generations:create",
@@ -36,6 +37,17 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   "GET /v1/ai-sdk/chat/:chatId/stream": "generations:read",
   "POST /v1/ai-sdk/chat/:chatId/stop": "generations:create",
 };
+
+/** The routes a browser's read token opens (for its one generation; `Owners.check` holds it to that). */
+export const TOKEN_ROUTES: ReadonlySet<string> = new Set([
+  "GET /v1/generations/:id",
+  "GET /v1/generations/:id/events",
+  "GET /v1/generations/:id/poll",
+  "POST /v1/generations/:id/cancel",
+  "GET /v1/ws",
+  "GET /v1/responses/:id",
+  "POST /v1/responses/:id/cancel",
+]);
 
 /** The access a request to `method url` asks for; `undefined` when no route matched (the 404 answers it). */
 export function accessOf(method: string, url: string | undefined): Access | undefined {

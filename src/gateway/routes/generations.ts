@@ -9,6 +9,7 @@ import type { Engine } from "../../engine/port.ts";
 import { readLog } from "../../engine/read-log.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import { tenantOf } from "../auth/caller.ts";
+import type { Authenticator } from "../auth/authentication.ts";
 import type { Owners } from "../auth/owners.ts";
 import { viewOf } from "../generation-view.ts";
 import { idempotencyKeyOf, startGeneration } from "../start-generation.ts";
@@ -18,6 +19,8 @@ export interface GenerationRoutesOptions {
   readonly engine: Engine;
   /** Who may see which generation. */
   readonly owners: Owners;
+  /** Who is asking, and the read tokens it hands to browsers. */
+  readonly auth: Authenticator;
   readonly metrics: Metrics;
   /** Model names this deployment serves. */
   readonly models: () => readonly string[];
@@ -35,7 +38,21 @@ export function generationRoutes(app: FastifyInstance, options: GenerationRoutes
     const started = await startGeneration(engine, options.models, parsed.request, key, tenantOf(request.caller));
     if (started.replayed) void reply.header(HEADERS.idempotentReplayed, "true");
     request.log.info({ generation: started.id, replay: started.replayed }, "generation accepted");
-    return reply.status(201).send({ id: started.id, status: started.status, links: linksOf(started.id) });
+    // A server that holds a key gets a read token for its page with each generation it starts.
+    const token = request.caller.kind === "key" ? await options.auth.tokens.issue(started.id, tenantOf(request.caller)) : undefined;
+    return reply.status(201).send({
+      id: started.id,
+      status: started.status,
+      links: linksOf(started.id),
+      ...(token ? { token: token.token, tokenExpiresAt: token.expiresAt } : {}),
+    });
+  });
+
+  app.post<{ Params: { id: string } }>(ROUTE_PATHS.token, async (request) => {
+    const id = request.params.id;
+    await options.owners.check(request.caller, id);
+    const { token, expiresAt } = await options.auth.tokens.issue(id, await options.owners.tenant(id));
+    return { id, token, tokenExpiresAt: expiresAt };
   });
 
   app.get<{ Params: { id: string } }>(ROUTE_PATHS.generation, async (request) => {

@@ -112,8 +112,8 @@ export function websocketRoutes(app: FastifyInstance, options: WebSocketRoutesOp
 /** The caller of an upgrade, or the code to refuse it with (no key, a bad or revoked one, no read scope, the engine down). */
 async function callerOfUpgrade(auth: Authenticator, request: IncomingMessage): Promise<Caller | ApiErrorCode> {
   try {
-    const caller = await auth.callerOf(request.headers);
-    requireScope(caller, "generations:read");
+    const caller = await auth.callerOf(request.headers, new URL(request.url ?? "/", "http://x").searchParams.get("token") ?? undefined);
+    if (caller.kind !== "token") requireScope(caller, "generations:read");
     return caller;
   } catch (error) {
     return error instanceof LifelineError ? error.code : "engine_unavailable";
