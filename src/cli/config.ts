@@ -175,6 +175,13 @@ const OPTIONS = {
       .min(1024)
       .max(64 * 1024 * 1024),
   },
+  requestsPerMinute: {
+    env: "LIFELINE_REQUESTS_PER_MINUTE",
+    flag: "requests-per-minute",
+    default: "600",
+    doc: "Requests per minute per API key once keys exist (429 above; shared through Redis); 0 for no limit.",
+    schema: z.coerce.number().int().min(0).max(10_000_000),
+  },
   corsOrigins: {
     env: "LIFELINE_CORS_ORIGINS",
     flag: "cors-origins",

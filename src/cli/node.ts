@@ -1,6 +1,7 @@
 import type { Engine } from "../engine/port.ts";
 import { openEngine, type EngineConfig } from "../engine/open-engine.ts";
 import { openKeyStore } from "../engine/keys/open-key-store.ts";
+import { connectRedis } from "../engine/redis/connection.ts";
 import { openStreamStore } from "../engine/streams/open-stream-store.ts";
 import { parseHostPorts } from "../engine/redis/host-ports.ts";
 import { Gateway } from "../gateway/gateway.ts";
@@ -57,6 +58,10 @@ export async function startNode(
     );
   }
   const metrics = new Metrics();
+  // The distributed mode counts every gateway's requests in Redis, so N gateways enforce one limit.
+  const engineConfig = engineConfigOf(config);
+  const limitCounters = roles.gateway && engineConfig.kind === "redis" ? connectRedis(engineConfig.target, "lifeline-limits") : undefined;
+  limitCounters?.on("error", (error: Error) => logger.warn({ err: error.message }, "redis connection error (limits)"));
 
   let worker: Worker | undefined;
   if (roles.worker) {
@@ -82,6 +87,10 @@ export async function startNode(
       ...(streams ? { streams } : {}),
       ...(keys ? { keys } : {}),
       corsOrigins: config.corsOrigins === "" ? [] : config.corsOrigins.split(",").map((o) => o.trim()),
+      limits: {
+        requestsPerMinute: config.requestsPerMinute,
+        ...(limitCounters ? { redis: limitCounters, prefix: config.redisPrefix } : {}),
+      },
       metrics,
       logger,
       models: () => models.names(),
@@ -94,7 +103,7 @@ export async function startNode(
     } catch (error) {
       // The port is taken, say: close what was opened so the process can exit.
       await Promise.all([gateway.close().catch(() => undefined), worker?.stop()]);
-      await Promise.all([engine.close(), streams?.close(), keys?.close()]);
+      await Promise.all([engine.close(), streams?.close(), keys?.close(), limitCounters?.quit().catch(() => undefined)]);
       throw error;
     }
   }
@@ -126,7 +135,7 @@ export async function startNode(
         if (engineLost || watch.failing) await engine.close();
         await Promise.all([gateway?.close(), worker?.stop()]);
         watch.stop();
-        await Promise.all([engine.close(), streams?.close(), keys?.close()]);
+        await Promise.all([engine.close(), streams?.close(), keys?.close(), limitCounters?.quit().catch(() => undefined)]);
         logger.info("lifeline stopped");
       })()),
   };

@@ -14,6 +14,7 @@ import type { KeyStore } from "../engine/keys/port.ts";
 import { Authenticator, installAuthentication } from "./auth/authentication.ts";
 import { installCors } from "./auth/cors.ts";
 import { Owners } from "./auth/owners.ts";
+import { installRequestLimits, type RequestLimits } from "./auth/request-limits.ts";
 import { guardEngine } from "./guarded-engine.ts";
 import { answerClientError, answerFrameworkError, installErrorHandling } from "./http-errors.ts";
 import { installJsonBodyParser } from "./json-body.ts";
@@ -51,6 +52,8 @@ export interface GatewayOptions {
    * @defaultValue a store in this process's memory, with no key: the gateway is open
    */
   readonly keys?: KeyStore;
+  /** Requests per minute per key, and where the counters live. @defaultValue no limit */
+  readonly limits?: RequestLimits;
   /** Browser origins whose pages may call the API (`LIFELINE_CORS_ORIGINS`). @defaultValue none */
   readonly corsOrigins?: readonly string[];
   /** Serve the chat page at `/`. @defaultValue true */
@@ -94,6 +97,7 @@ export class Gateway {
     const auth = new Authenticator(options.keys ?? new MemoryKeyStore());
     installCors(app, options.corsOrigins ?? []);
     installAuthentication(app, auth);
+    if (options.limits) installRequestLimits(app, options.limits);
     const routes = { ...options, engine, auth, owners: new Owners(engine), tails: new LogTails(engine, options.metrics) };
     healthRoutes(app, routes);
     generationRoutes(app, routes);

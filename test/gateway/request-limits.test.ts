@@ -1,0 +1,66 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { KeyRing } from "../../src/engine/keys/key-ring.ts";
+import { RedisKeyStore } from "../../src/engine/keys/redis.ts";
+import { startInProcess } from "../support/in-process.ts";
+import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
+import { simRequest } from "../support/sim-answer.ts";
+
+type Node = Awaited<ReturnType<typeof startInProcess>>;
+
+beforeEach((ctx) => requireRedis(ctx));
+
+describe("requests per minute per key, shared by two gateways on one Redis", () => {
+  let server: RedisServer | undefined;
+  const nodes: Node[] = [];
+  const keys: Record<string, string> = {};
+  let store: RedisKeyStore;
+  const prefix = `lim${process.pid}`;
+
+  beforeAll(async () => {
+    if (!redisAvailable()) return;
+    server = await startStandalone();
+    store = new RedisKeyStore({ target: { mode: "standalone", url: server.url }, prefix });
+    const ring = new KeyRing(store);
+    keys.busy = (await ring.create("acme", ["generations:create", "generations:read"])).key;
+    keys.calm = (await ring.create("acme", ["generations:create", "generations:read"])).key;
+    const env = {
+      LIFELINE_ENGINE: "redis",
+      LIFELINE_REDIS_URL: server.url,
+      LIFELINE_REDIS_PREFIX: prefix,
+      LIFELINE_REQUESTS_PER_MINUTE: "5",
+    };
+    nodes.push(await startInProcess(env), await startInProcess(env));
+  });
+  afterAll(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await store?.close();
+    await server?.stop();
+  });
+
+  const create = (node: Node, key: string): Promise<Response> =>
+    fetch(`${node.url}/v1/generations`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify(simRequest("counted", { max_tokens: 2 })),
+    });
+
+  it("the sixth request of a minute, on whichever gateway, is refused with 429 rate_limited and Retry-After, and creates nothing", async () => {
+    const [a, b] = nodes as [Node, Node];
+    const answers = [];
+    for (const node of [a, b, a, b, a]) answers.push(await create(node, keys.busy!));
+    expect(answers.map((r) => r.status)).toEqual([201, 201, 201, 201, 201]);
+    const refused = await create(b, keys.busy!);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
+    const body = (await refused.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe("rate_limited");
+    expect(body.error.message).not.toContain(keys.busy!.split("_")[2]!);
+    // Another key of the same tenant has its own count, and health is never counted.
+    expect((await create(a, keys.calm!)).status).toBe(201);
+    expect((await fetch(`${a.url}/healthz`)).status).toBe(200);
+    // The refused request created no generation: only the five and the calm key's one exist.
+    const ids = new Set<string>();
+    for (const r of answers) ids.add(((await r.json()) as { id: string }).id);
+    expect(ids.size).toBe(5);
+  });
+});
