@@ -1,9 +1,10 @@
 import { Chat } from "@ai-sdk/react";
 import type { UIMessage } from "ai";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { LifelineProcess } from "../../src/chaos/lifeline-process.ts";
 import { readStream, simAnswerTo, textOf, transportFor } from "../support/ai-sdk-client.ts";
 import { useLifelineProcesses } from "../support/lifeline-processes.ts";
+import { requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 import { tempDir } from "../support/temp-dir.ts";
 import { until } from "../support/waits.ts";
@@ -164,5 +165,46 @@ describe("the AI SDK door through a worker crash and a cut connection, with the 
       ["assistant", chat.messages[1]!.id],
     ]);
     expect(textOf(moved.messages[1])).toBe(expected);
+  });
+});
+
+describe("the AI SDK door in the distributed mode, on Redis", () => {
+  beforeEach((ctx) => requireRedis(ctx));
+  let redis: RedisServer | undefined;
+  // Registered before the processes' hook, so it runs after it: the processes go first, then Redis.
+  afterEach(async () => {
+    await redis?.stop();
+    redis = undefined;
+  });
+  const start = useLifelineProcesses();
+
+  it("a SIGKILLed worker and a SIGKILLed gateway: Chat resumes on another gateway, which finds the chat in Redis, with the uninterrupted text", async () => {
+    redis = await startStandalone();
+    const env = {
+      LIFELINE_ENGINE: "redis",
+      LIFELINE_REDIS_URL: redis.url,
+      LIFELINE_LEASE_MS: "1500",
+      LIFELINE_SIM_TOKENS_PER_SECOND: "20",
+    };
+    const doomed = await start("gateway", env);
+    const other = await start("gateway", env);
+    const worker = await start("worker", { ...env, LIFELINE_WORKER_NAME: "first" });
+    const expected = simAnswerTo("a distributed chat", FIELDS);
+    const chat = new Chat<UIMessage>({ id: "distributed", transport: transportFor(doomed.url, FIELDS) });
+    const sent = chat.sendMessage({ text: "a distributed chat" });
+    await until(() => textOf(chat.messages[1]).length > 20, 30_000, "text before the crashes");
+    const id = chat.messages[1]!.id;
+    await killAndReplaceWorker(other, worker, id, () => start("worker", { ...env, LIFELINE_WORKER_NAME: "second" }));
+    await doomed.kill();
+    await sent;
+    expect(chat.status).toBe("error");
+    expect(textOf(chat.messages[1]).length).toBeLessThan(expected.length);
+
+    const moved = new Chat<UIMessage>({ id: "distributed", messages: chat.messages, transport: transportFor(other.url, FIELDS) });
+    await moved.resumeStream();
+    expect(moved.status).toBe("ready");
+    expect(moved.messages.map((m) => m.id)).toEqual(chat.messages.map((m) => m.id));
+    expect(textOf(moved.messages[1])).toBe(expected);
+    expect(await attemptsOf(other.url, id)).toBe(2);
   });
 });
