@@ -38,11 +38,32 @@ export interface StreamControl {
   readonly streamClosed?: true;
 }
 
-/** Headers a browser may send and read across origins. */
+/** The protocol's request headers a browser page sends, and its response headers a page reads. */
 export const STREAM_CORS = {
-  allowMethods: "GET, POST, PUT, DELETE, HEAD, OPTIONS",
-  allowHeaders:
-    "content-type, authorization, if-none-match, stream-seq, stream-ttl, stream-expires-at, stream-closed, producer-id, producer-epoch, producer-seq, stream-forked-from, stream-fork-offset, stream-fork-sub-offset",
-  exposeHeaders:
-    "stream-next-offset, stream-cursor, stream-up-to-date, stream-closed, producer-epoch, producer-seq, producer-expected-seq, producer-received-seq, stream-sse-data-encoding, etag, content-type, location",
+  requestHeaders: [
+    "if-none-match",
+    "stream-seq",
+    "stream-ttl",
+    "stream-expires-at",
+    "stream-closed",
+    "producer-id",
+    "producer-epoch",
+    "producer-seq",
+    "stream-forked-from",
+    "stream-fork-offset",
+    "stream-fork-sub-offset",
+  ],
+  responseHeaders: [
+    "stream-next-offset",
+    "stream-cursor",
+    "stream-up-to-date",
+    "stream-closed",
+    "producer-epoch",
+    "producer-seq",
+    "producer-expected-seq",
+    "producer-received-seq",
+    "stream-sse-data-encoding",
+    "etag",
+    "location",
+  ],
 } as const;

@@ -36,6 +36,12 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   "POST /v1/ai-sdk/chat": "generations:create",
   "GET /v1/ai-sdk/chat/:chatId/stream": "generations:read",
   "POST /v1/ai-sdk/chat/:chatId/stop": "generations:create",
+  // The Durable Streams door (docs/protocols/durable-streams.md): a key's streams are its tenant's,
+  // and generations under generations/<id> are read as on the native API.
+  "GET /v1/stream/*": "generations:read",
+  "PUT /v1/stream/*": "generations:create",
+  "POST /v1/stream/*": "generations:create",
+  "DELETE /v1/stream/*": "generations:create",
 };
 
 /** The routes a browser's read token opens (for its one generation; `Owners.check` holds it to that). */

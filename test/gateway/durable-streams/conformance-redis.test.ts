@@ -6,6 +6,9 @@ import { startStreamGateway } from "../../support/stream-gateway.ts";
 
 // The public Durable Streams conformance suite against the gateway on the Redis engine: a real
 // redis-server on a free port; outside CI the file skips loudly without redis-server.
+// The origin of the suite's cross-origin preflight: a deployment lets a page there call it.
+const SUITE_ORIGIN = "https://example.com";
+
 describe("Durable Streams conformance: gateway on redis", () => {
   const config = { baseUrl: "", longPollTimeoutMs: 2_000 };
   let server: RedisServer | undefined;
@@ -16,7 +19,7 @@ describe("Durable Streams conformance: gateway on redis", () => {
     server = await startStandalone();
     gateway = await startStreamGateway(
       { kind: "redis", target: { mode: "standalone", url: server.url }, prefix: `ds${process.pid}` },
-      { streamLongPollMs: 500 },
+      { streamLongPollMs: 500, corsOrigins: [SUITE_ORIGIN] },
     );
     config.baseUrl = gateway.url;
   });

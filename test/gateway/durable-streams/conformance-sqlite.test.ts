@@ -5,12 +5,15 @@ import { startStreamGateway } from "../../support/stream-gateway.ts";
 import { tempDir } from "../../support/temp-dir.ts";
 
 // The public Durable Streams conformance suite against the gateway on the sqlite engine.
+// The origin of the suite's cross-origin preflight: a deployment lets a page there call it.
+const SUITE_ORIGIN = "https://example.com";
+
 describe("Durable Streams conformance: gateway on sqlite", () => {
   const config = { baseUrl: "", longPollTimeoutMs: 2_000 };
   const dir = tempDir("lifeline-ds-");
   let gateway: Awaited<ReturnType<typeof startStreamGateway>> | undefined;
   beforeAll(async () => {
-    gateway = await startStreamGateway({ kind: "sqlite", dataDir: dir.path }, { streamLongPollMs: 500 });
+    gateway = await startStreamGateway({ kind: "sqlite", dataDir: dir.path }, { streamLongPollMs: 500, corsOrigins: [SUITE_ORIGIN] });
     config.baseUrl = gateway.url;
   });
   afterAll(async () => {

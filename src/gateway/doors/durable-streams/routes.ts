@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { LifelineError } from "../../../core/errors.ts";
-import { STREAM_CORS } from "../../../core/stream-headers.ts";
 import { RESERVED_STREAMS, STREAM_ROUTE, generationOfStream, isStreamName } from "../../../core/stream-paths.ts";
 import type { StreamStore } from "../../../engine/streams/port.ts";
 import { Streams } from "../../../engine/streams/streams.ts";
@@ -9,6 +8,7 @@ import type { DoorOptions } from "../door-options.ts";
 import { ByteSource } from "./byte-source.ts";
 import { GenerationSource } from "./generation-source.ts";
 import type { ReadSource } from "./read-source.ts";
+import { storeNameOf } from "./tenant-names.ts";
 import { sendStreamError } from "./replies.ts";
 import { serveHead, serveRead, type ReadOptions } from "./stream-reads.ts";
 import { appendStream, createStream, deleteStream } from "./stream-writes.ts";
@@ -51,48 +51,48 @@ export function durableStreamRoutes(app: FastifyInstance, options: DurableStream
       if (error.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") throw new LifelineError("invalid_header", "Content-Type is not a media type.");
       throw error;
     });
+    // Browser safety on every answer (PROTOCOL.md §12); cross-origin access is the deployment's
+    // CORS allow-list (LIFELINE_CORS_ORIGINS), which knows the protocol's headers.
     scope.addHook("onRequest", async (_request, reply) => {
-      void reply.headers({
-        "access-control-allow-origin": "*",
-        "access-control-allow-methods": STREAM_CORS.allowMethods,
-        "access-control-allow-headers": STREAM_CORS.allowHeaders,
-        "access-control-expose-headers": STREAM_CORS.exposeHeaders,
-        "x-content-type-options": "nosniff",
-        "cross-origin-resource-policy": "cross-origin",
-      });
+      void reply.headers({ "x-content-type-options": "nosniff", "cross-origin-resource-policy": "cross-origin" });
     });
-    scope.options(STREAM_ROUTE, async (_request, reply) => reply.code(204).send());
     scope.route({
       method: "GET",
       url: STREAM_ROUTE,
       exposeHeadRoute: false,
       handler: async (request, reply) => {
         const target = targetOf(request);
-        const source: ReadSource =
-          target.generation !== undefined ? new GenerationSource(options.engine, target.generation) : new ByteSource(streams, target.name);
-        await serveRead(request, reply, source, reads(target.generation === undefined));
+        await serveRead(request, reply, await sourceOf(request, target), reads(target.generation === undefined));
       },
     });
-    scope.head(STREAM_ROUTE, async (request, reply) => {
-      const target = targetOf(request);
-      await serveHead(
-        reply,
-        target.generation !== undefined ? new GenerationSource(options.engine, target.generation) : new ByteSource(streams, target.name),
-      );
-    });
+    scope.head(STREAM_ROUTE, async (request, reply) => serveHead(reply, await sourceOf(request, targetOf(request))));
     scope.put(STREAM_ROUTE, async (request, reply) => {
       const target = writableTarget(request, reply);
-      if (target !== undefined) await createStream(request, reply, streams, target).catch(contentionAsUnavailable);
+      if (target !== undefined)
+        await createStream(request, reply, streams, target, (name) => storeNameOf(request.caller, name)).catch(contentionAsUnavailable);
     });
     scope.post(STREAM_ROUTE, async (request, reply) => {
       const target = writableTarget(request, reply);
-      if (target !== undefined) await appendStream(request, reply, streams, target).catch(contentionAsUnavailable);
+      if (target !== undefined)
+        await appendStream(request, reply, streams, storeNameOf(request.caller, target)).catch(contentionAsUnavailable);
     });
     scope.delete(STREAM_ROUTE, async (request, reply) => {
       const target = writableTarget(request, reply);
-      if (target !== undefined) await deleteStream(reply, streams, target).catch(contentionAsUnavailable);
+      if (target !== undefined) await deleteStream(reply, streams, storeNameOf(request.caller, target)).catch(contentionAsUnavailable);
     });
   });
+
+  /** What a read is served from: the caller's stream, or a generation it may see. */
+  async function sourceOf(request: FastifyRequest, target: { name: string; generation: string | undefined }): Promise<ReadSource> {
+    if (target.generation === undefined) return new ByteSource(streams, storeNameOf(request.caller, target.name));
+    // Another tenant's generation is the same 404 as one that does not exist.
+    await options.owners.check(request.caller, target.generation).catch((error: unknown) => {
+      if (error instanceof LifelineError && error.code === "generation_not_found")
+        throw new LifelineError("stream_not_found", "No generation has this id.");
+      throw error;
+    });
+    return new GenerationSource(options.engine, target.generation);
+  }
 }
 
 /** The stream a request names, and the generation when it is one's log. */

@@ -30,8 +30,17 @@ function sourceName(value: string): string {
   return name;
 }
 
-/** `PUT`: creates a stream, a fork, or confirms one that stands with the same configuration. */
-export async function createStream(request: FastifyRequest, reply: FastifyReply, streams: Streams, name: string): Promise<void> {
+/**
+ * `PUT`: creates a stream, a fork, or confirms one that stands with the same configuration.
+ * `name` is the stream's name in its URL; `stored` gives where a name is kept (the caller's tenant).
+ */
+export async function createStream(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  streams: Streams,
+  name: string,
+  stored: (name: string) => string,
+): Promise<void> {
   const headers = request.headers;
   const fork = forkHeaders(headers);
   const expiry = expiryHeaders(headers);
@@ -40,7 +49,7 @@ export async function createStream(request: FastifyRequest, reply: FastifyReply,
   let forkPosition: number | undefined;
   let from: string | undefined;
   if (fork) {
-    from = sourceName(fork.from);
+    from = stored(sourceName(fork.from));
     if (fork.offset !== undefined) {
       const offset = fork.offset === OFFSET_START ? { position: 0, attempt: 0 } : parseOffset(fork.offset);
       if (!offset || offset.attempt !== 0) throw new LifelineError("invalid_offset", "Stream-Fork-Offset is not an offset of the source.");
@@ -53,7 +62,7 @@ export async function createStream(request: FastifyRequest, reply: FastifyReply,
     }
   }
   const data = chunkOf(bodyOf(request), contentType || DEFAULT_CONTENT_TYPE, true);
-  const outcome = await streams.create(name, {
+  const outcome = await streams.create(stored(name), {
     contentType,
     ...expiry,
     closed,
