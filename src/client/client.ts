@@ -2,6 +2,7 @@ import type { GenerationRequest } from "../core/entries.ts";
 import { routes } from "../core/routes.ts";
 import { HEADERS, LONG_POLL } from "../core/wire.ts";
 import { DEFAULT_RECONNECT, type ReconnectPolicy } from "./backoff.ts";
+import { Credentials, isRenewableTokenError, type ReadTokenSource } from "./credentials.ts";
 import { LifelineClientError } from "./errors.ts";
 import { AnswerFollow, type FollowContext } from "./follow.ts";
 import { newIdempotencyKey, requestWithRetry } from "./http.ts";
@@ -30,12 +31,28 @@ export interface ClientOptions {
   readonly reconnect?: ReconnectPolicy | undefined;
   /** Connections in a row that fail to open before falling back to the next transport. @defaultValue 3 */
   readonly fallbackAfter?: number | undefined;
+  /**
+   * An API key (`llk_…`) for a deployment that asks for keys: sent as `Authorization: Bearer` by
+   * `start` and `cancel`, and used to get read tokens for follows (`POST /v1/generations/:id/token`)
+   * when there is no `readToken`. For servers and scripts; a page should not hold a key of its own.
+   */
+  readonly apiKey?: string | undefined;
+  /**
+   * Gives a read token (`llt_…`) for a generation: a page asks the server that started it. Called
+   * for a follow that has no token yet, and again whenever the gateway refuses the one it has
+   * (`token_expired`, `invalid_token`); the follow then resumes from its cursor.
+   */
+  readonly readToken?: ReadTokenSource | undefined;
 }
 
 /** A started generation. */
 export interface StartedGeneration {
   readonly id: string;
   readonly status: string;
+  /** The read token the gateway gave with it (a request made with a key); the client follows with it. */
+  readonly token?: string;
+  /** When `token` expires (ISO 8601). */
+  readonly tokenExpiresAt?: string;
 }
 
 /** The Lifeline client: start answers, follow them to their end through any failure, cancel them. */
@@ -44,7 +61,10 @@ export interface LifelineClient {
   start(request: GenerationRequest, options?: StartOptions): Promise<StartedGeneration>;
   /** Follows a generation's log until its terminal entry. */
   follow(id: string, options?: FollowOptions): AnswerFollow;
-  /** `POST /v1/generations/:id/cancel`; a generation that already ended is not an error. */
+  /**
+   * `POST /v1/generations/:id/cancel`, with the key, else with the generation's read token; a
+   * generation that already ended is not an error.
+   */
   cancel(id: string): Promise<void>;
   /**
    * Stops every follow of this client (their `done` rejects with an `AbortError`) and closes its
@@ -68,15 +88,25 @@ export function createClient(options: ClientOptions): LifelineClient {
   const transports = transportsOf(options, baseUrl, fetchFn, heartbeatTimeoutMs);
   const follows = new Set<AnswerFollow>();
   let closed = false;
+  const credentials = new Credentials({ apiKey: options.apiKey, readToken: options.readToken, fetch: fetchFn, baseUrl, reconnect });
 
-  const cancel = async (id: string): Promise<void> => {
-    try {
-      await requestWithRetry({
+  const cancel = async (id: string, token?: string): Promise<void> => {
+    const post = (bearer: string | undefined): Promise<Response> =>
+      requestWithRetry({
         fetch: fetchFn,
         url: `${baseUrl}${routes.cancel(id)}`,
-        init: { method: "POST" },
+        init: { method: "POST", headers: credentials.headers(bearer) },
         reconnect,
       });
+    const never = new AbortController().signal;
+    try {
+      const held = token ?? credentials.known(id) ?? (options.apiKey === undefined ? await credentials.tokenFor(id, never) : undefined);
+      try {
+        await post(held);
+      } catch (error) {
+        if (options.apiKey !== undefined || !credentials.canRenew || !isRenewableTokenError(error)) throw error;
+        await post(await credentials.renew(id, never));
+      }
     } catch (error) {
       if (error instanceof LifelineClientError && error.code === "already_finished") return;
       throw error;
@@ -88,12 +118,13 @@ export function createClient(options: ClientOptions): LifelineClient {
     reconnect,
     fallbackAfter: options.fallbackAfter ?? 3,
     preferred: 0,
+    credentials,
     cancel,
-    async statusOf(id, signal) {
+    async statusOf(id, signal, token) {
       const res = await requestWithRetry({
         fetch: fetchFn,
         url: `${baseUrl}${routes.generation(id)}`,
-        init: {},
+        init: { headers: credentials.headers(token) },
         reconnect,
         signal,
       });
@@ -110,15 +141,18 @@ export function createClient(options: ClientOptions): LifelineClient {
         url: `${baseUrl}${routes.generations()}`,
         init: {
           method: "POST",
-          headers: { "content-type": "application/json", [HEADERS.idempotencyKey]: key },
+          headers: { "content-type": "application/json", [HEADERS.idempotencyKey]: key, ...credentials.headers() },
           body: JSON.stringify(request),
         },
         reconnect,
         signal: startOptions.signal,
       });
-      const body = (await res.json()) as { id?: unknown; status?: unknown };
+      const body = (await res.json()) as { id?: unknown; status?: unknown; token?: unknown; tokenExpiresAt?: unknown };
       if (typeof body.id !== "string") throw new LifelineClientError("protocol_error", "the server answered without an id", res.status);
-      return { id: body.id, status: typeof body.status === "string" ? body.status : "queued" };
+      const started = { id: body.id, status: typeof body.status === "string" ? body.status : "queued" };
+      if (typeof body.token !== "string") return started;
+      credentials.remember(body.id, body.token);
+      return { ...started, token: body.token, ...(typeof body.tokenExpiresAt === "string" ? { tokenExpiresAt: body.tokenExpiresAt } : {}) };
     },
     follow(id: string, followOptions?: FollowOptions): AnswerFollow {
       if (closed) throw new LifelineClientError("client_closed", "The client was closed.");
@@ -127,7 +161,7 @@ export function createClient(options: ClientOptions): LifelineClient {
       void follow.done.catch(() => undefined).finally(() => follows.delete(follow));
       return follow;
     },
-    cancel,
+    cancel: (id: string) => cancel(id),
     close(): void {
       closed = true;
       for (const follow of [...follows]) follow.close();

@@ -1,6 +1,7 @@
 import type { Entry } from "../core/entries.ts";
 import { AnswerFold } from "./answer-fold.ts";
 import { backoffDelay, sleep, type ReconnectPolicy } from "./backoff.ts";
+import { isRenewableTokenError, type Credentials } from "./credentials.ts";
 import { LifelineClientError } from "./errors.ts";
 import { EventQueue } from "./event-queue.ts";
 import { type SessionEnd, type Transport, type TransportName, type TransportSink } from "./transport.ts";
@@ -18,9 +19,12 @@ export interface FollowContext {
    * follow starts there, rather than finding its way through a network's blocks again.
    */
   preferred: number;
-  cancel(id: string): Promise<void>;
+  /** The client's key or read tokens, and how to get a new token. */
+  readonly credentials: Credentials;
+  /** Cancels the generation, with `token` when the client holds no key. */
+  cancel(id: string, token: string | undefined): Promise<void>;
   /** The generation's status, for a follow that resumed at the terminal entry and never saw it. */
-  statusOf(id: string, signal: AbortSignal): Promise<string>;
+  statusOf(id: string, signal: AbortSignal, token: string | undefined): Promise<string>;
 }
 
 const FINAL: ReadonlySet<string> = new Set<FinalStatus>(["completed", "failed", "cancelled"]);
@@ -41,6 +45,8 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
   readonly #stop = new AbortController();
   readonly #onEvent: ((event: FollowEvent) => void) | undefined;
   #cursor: string | undefined;
+  /** The read token every connection presents (decision 034); replaced when the gateway refuses it. */
+  #token: string | undefined;
   #state: FollowState | undefined;
   #transport: TransportName | undefined;
   #iterated = false;
@@ -50,6 +56,7 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
     this.#ctx = ctx;
     this.id = id;
     this.#cursor = options.cursor;
+    this.#token = options.token;
     this.#onEvent = options.onEvent;
     this.#fold = new AnswerFold(options.cursor === undefined ? undefined : { text: options.text ?? "" });
     const signal = options.signal;
@@ -82,7 +89,7 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
 
   /** Asks the server to cancel the generation; the follow then ends with status `cancelled`. */
   cancel(): Promise<void> {
-    return this.#ctx.cancel(this.id);
+    return this.#ctx.cancel(this.id, this.#token);
   }
 
   /** Stops following; `done` rejects with an `AbortError` unless the answer already ended. */
@@ -112,6 +119,8 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
     } catch (error) {
       this.#queue.fail(error);
       throw error;
+    } finally {
+      this.#ctx.credentials.forget(this.id, this.#token);
     }
   }
 
@@ -123,12 +132,16 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
     const givenUp = new Set<number>();
     let refusal: LifelineClientError | undefined;
     let attempt = 0;
+    // The token was just renewed: a new one refused too is final (the application gives out bad ones).
+    let renewed = false;
+    const { credentials } = this.#ctx;
     this.#setState("connecting");
     for (;;) {
       this.#stop.signal.throwIfAborted();
       const transport = transports[turn % transports.length];
       if (!transport) throw new TypeError("no transport");
       this.#transport = transport.name;
+      this.#token ??= await credentials.tokenFor(this.id, this.#stop.signal);
       const { end, worked, progressed } = await this.#session(transport);
       if (worked) {
         this.#ctx.preferred = turn % transports.length;
@@ -136,7 +149,16 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
         refusal = undefined;
       }
       if (this.#final) return this.#final;
-      if (end.kind === "fatal") throw end.error;
+      if (end.kind === "fatal") {
+        // Expired (or signed with a retired key): a new token resumes from the cursor at once.
+        if (!renewed && credentials.canRenew && isRenewableTokenError(end.error)) {
+          renewed = true;
+          this.#token = await credentials.renew(this.id, this.#stop.signal);
+          continue;
+        }
+        throw end.error;
+      }
+      renewed = false;
       this.#stop.signal.throwIfAborted();
       if (end.kind === "ended") {
         const final = await this.#endedUnseen();
@@ -207,7 +229,7 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
       },
     };
     try {
-      const end = await transport.session(this.id, this.#cursor, sink, session.signal);
+      const end = await transport.session(this.id, this.#cursor, sink, session.signal, this.#token);
       return { end, worked: opened && heard, progressed };
     } finally {
       clearTimeout(watchdog!);
@@ -248,13 +270,25 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
 
   /** The server says the log is over but this follow never saw its end (it resumed at the terminal entry). */
   async #endedUnseen(): Promise<FinalAnswer | undefined> {
-    const status = await this.#ctx.statusOf(this.id, this.#stop.signal).catch((error: unknown) => {
+    const status = await this.#statusOf().catch((error: unknown) => {
       if (error instanceof LifelineClientError && error.status !== undefined && error.status < 500) throw error;
       return undefined;
     });
     if (status === undefined || !FINAL.has(status)) return undefined;
     this.#final = { text: this.#fold.text, status: status as FinalStatus, entries: this.#fold.entries };
     return this.#final;
+  }
+
+  /** The generation's status, asked with this follow's token (renewed once if the gateway refuses it). */
+  async #statusOf(): Promise<string> {
+    const { credentials } = this.#ctx;
+    try {
+      return await this.#ctx.statusOf(this.id, this.#stop.signal, this.#token);
+    } catch (error) {
+      if (!credentials.canRenew || !isRenewableTokenError(error)) throw error;
+      this.#token = await credentials.renew(this.id, this.#stop.signal);
+      return this.#ctx.statusOf(this.id, this.#stop.signal, this.#token);
+    }
   }
 
   #setState(state: FollowState | undefined): void {

@@ -19,6 +19,7 @@ export { createClient, type ClientOptions, type LifelineClient, type StartedGene
 export { AnswerFollow } from "./follow.ts";
 export { DEFAULT_RECONNECT, type ReconnectPolicy } from "./backoff.ts";
 export { LifelineClientError } from "./errors.ts";
+export type { ReadTokenSource } from "./credentials.ts";
 export type { FetchFunction } from "./sse-transport.ts";
 export type { TransportName } from "./transport.ts";
 export type { WebSocketConstructor, WebSocketEventLike, WebSocketLike } from "./ws-transport.ts";

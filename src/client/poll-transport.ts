@@ -17,8 +17,8 @@ export function pollTransport(baseUrl: string, fetchFn: FetchFunction, waitMs: n
   const wait = Math.max(0, Math.min(LONG_POLL.maxWaitMs, Math.floor(waitMs)));
   return {
     name: "long-poll",
-    async session(id, cursor, sink, signal): Promise<SessionEnd> {
-      const path = `${baseUrl}${routes.poll(id, { waitMs: wait })}`;
+    async session(id, cursor, sink, signal, token): Promise<SessionEnd> {
+      const path = `${baseUrl}${routes.poll(id, { waitMs: wait, token })}`;
       let at = cursor;
       let opened = false;
       for (;;) {

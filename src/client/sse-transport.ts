@@ -7,17 +7,19 @@ export type FetchFunction = (input: string, init?: RequestInit) => Promise<Respo
 
 /**
  * Server-Sent Events over a streaming `fetch` (not `EventSource`: it cannot set headers, report a
- * status, or be watched for heartbeats). Resumes with `Last-Event-ID`, exactly as the server sent it.
+ * status, or be watched for heartbeats). Resumes with `Last-Event-ID`, exactly as the server sent it;
+ * a read token goes as `?token=`.
  */
 export function sseTransport(baseUrl: string, fetchFn: FetchFunction): Transport {
   return {
     name: "sse",
-    async session(id, cursor, sink, signal): Promise<SessionEnd> {
+    async session(id, cursor, sink, signal, token): Promise<SessionEnd> {
       const headers: Record<string, string> = { accept: "text/event-stream" };
       if (cursor !== undefined) headers[HEADERS.lastEventId] = cursor;
       let res: Response;
       try {
-        res = await fetchFn(`${baseUrl}${routes.events(id)}`, { headers, signal, cache: "no-store" });
+        // The token as a query parameter: a cross-origin GET without an Authorization header needs no preflight.
+        res = await fetchFn(`${baseUrl}${routes.events(id, { token })}`, { headers, signal, cache: "no-store" });
       } catch (error) {
         return { kind: "dropped", reason: signal.aborted ? reasonOf(signal.reason) : reasonOf(error) };
       }

@@ -44,7 +44,8 @@ export type SessionEnd =
  */
 export interface Transport {
   readonly name: TransportName;
-  session(id: string, cursor: string | undefined, sink: TransportSink, signal: AbortSignal): Promise<SessionEnd>;
+  /** `token`: the read token that opens generation `id` (decision 034), when the deployment asks for one. */
+  session(id: string, cursor: string | undefined, sink: TransportSink, signal: AbortSignal, token?: string): Promise<SessionEnd>;
   /** Lets go of what the transport holds between sessions (the shared WebSocket). */
   close?(): void;
 }

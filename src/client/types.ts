@@ -32,6 +32,11 @@ export interface FollowOptions {
   readonly signal?: AbortSignal | undefined;
   /** Called with every event, as it happens (the async iterator gets the same events). */
   readonly onEvent?: ((event: FollowEvent) => void) | undefined;
+  /**
+   * The read token to follow with (`llt_…`, from the server that started the generation). When it
+   * expires, the client's `readToken` gives the next one. @defaultValue the token `start` got, else one from `readToken` or the key
+   */
+  readonly token?: string | undefined;
 }
 
 /** Options of {@link LifelineClient.start}. */

@@ -54,9 +54,16 @@ export function webSocketTransport(baseUrl: string, WebSocketClass: WebSocketCon
 
   return {
     name: "websocket",
-    session(id, cursor, sink, signal): Promise<SessionEnd> {
+    session(id, cursor, sink, signal, token): Promise<SessionEnd> {
       if (signal.aborted) return Promise.resolve({ kind: "dropped", reason: reasonOf(signal.reason) });
-      const frame = { type: "subscribe", sub: `s${++subscriptions}`, generation: id, ...(cursor === undefined ? {} : { cursor }) } as const;
+      // Each subscription carries its own token, so generations of several tokens share one socket.
+      const frame = {
+        type: "subscribe",
+        sub: `s${++subscriptions}`,
+        generation: id,
+        ...(cursor === undefined ? {} : { cursor }),
+        ...(token === undefined ? {} : { token }),
+      } as const;
       // Refused here rather than by the server, whose answer could not say which follow it concerns.
       if (new TextEncoder().encode(JSON.stringify(frame)).length > MAX_FRAME_BYTES) {
         return Promise.resolve({

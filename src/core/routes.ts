@@ -67,12 +67,14 @@ export const routes = Object.freeze({
   /** `until`: the entry offset to replay up to; absent, the whole log. */
   timeline: (id: string, query: { readonly until?: number | undefined } = {}): string =>
     withQuery(withId(ROUTE_PATHS.timeline, id), { until: query.until }),
-  /** `from`: the cursor to resume after (the `Last-Event-ID` header says the same). */
-  events: (id: string, query: { readonly from?: string | undefined } = {}): string =>
-    withQuery(withId(ROUTE_PATHS.events, id), { from: query.from }),
-  /** `from`: the cursor to continue after; `waitMs`: how long the gateway may hold the request. */
-  poll: (id: string, query: { readonly from?: string | undefined; readonly waitMs?: number | undefined } = {}): string =>
-    withQuery(withId(ROUTE_PATHS.poll, id), { from: query.from, wait_ms: query.waitMs }),
+  /** `from`: the cursor to resume after (the `Last-Event-ID` header says the same); `token`: a read token. */
+  events: (id: string, query: { readonly from?: string | undefined; readonly token?: string | undefined } = {}): string =>
+    withQuery(withId(ROUTE_PATHS.events, id), { from: query.from, token: query.token }),
+  /** `from`: the cursor to continue after; `waitMs`: how long the gateway may hold the request; `token`: a read token. */
+  poll: (
+    id: string,
+    query: { readonly from?: string | undefined; readonly waitMs?: number | undefined; readonly token?: string | undefined } = {},
+  ): string => withQuery(withId(ROUTE_PATHS.poll, id), { from: query.from, wait_ms: query.waitMs, token: query.token }),
   cancel: (id: string): string => withId(ROUTE_PATHS.cancel, id),
   token: (id: string): string => withId(ROUTE_PATHS.token, id),
   websocket: (): string => ROUTE_PATHS.websocket,

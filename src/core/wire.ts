@@ -100,7 +100,9 @@ export class SseParser {
  * subscriptions, each named by an id the client chooses.
  *
  * client → server
- *   { "type": "subscribe", "sub": "<id>", "generation": "gen_…", "cursor"?: "<cursor>" }
+ *   { "type": "subscribe", "sub": "<id>", "generation": "gen_…", "cursor"?: "<cursor>", "token"?: "llt_…" }
+ *     `token`: a read token that opens this generation; it authorizes this subscription alone, and
+ *     lets a connection opened without credentials subscribe (decision 034)
  *   { "type": "unsubscribe", "sub": "<id>" }
  *   { "type": "ping", "t"?: <number> }            → { "type": "pong", "t"?: <number> }
  * server → client
@@ -111,7 +113,7 @@ export class SseParser {
  *   { "type": "ping", "t": <number> }              heartbeat; answer with pong
  */
 export type WsClientFrame =
-  | { readonly type: "subscribe"; readonly sub: string; readonly generation: string; readonly cursor?: string }
+  | { readonly type: "subscribe"; readonly sub: string; readonly generation: string; readonly cursor?: string; readonly token?: string }
   | { readonly type: "unsubscribe"; readonly sub: string }
   | { readonly type: "ping"; readonly t?: number }
   | { readonly type: "pong"; readonly t?: number };

@@ -119,10 +119,10 @@ describe("API keys, scopes and tenants on the native API", () => {
     expect(((await again.json()) as { id: string }).id).toBe(b.id);
   });
 
-  it("the WebSocket asks for a key on the upgrade, and a subscription to another tenant's answer gets generation_not_found", async () => {
+  it("the WebSocket checks a key on the upgrade, and a subscription to another tenant's answer gets generation_not_found", async () => {
     const url = `${node.url.replace("http", "ws")}/v1/ws`;
     const refused = await new Promise<number>((resolve) => {
-      const ws = new WebSocket(url);
+      const ws = new WebSocket(url, { headers: { authorization: `Bearer ${keys.revoked}` } });
       ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
       ws.on("open", () => resolve(101));
     });

@@ -16,13 +16,16 @@ import { Follow, type FollowEnd, type FollowSink } from "../follow.ts";
 import { rawHttpAnswer } from "../http-errors.ts";
 import { startOf } from "../log-follower.ts";
 import type { Authenticator } from "../auth/authentication.ts";
-import { requireScope, type Caller } from "../auth/caller.ts";
+import { OPEN, requireScope, type Caller } from "../auth/caller.ts";
 import type { Owners } from "../auth/owners.ts";
 import type { LogTails } from "../log-tail.ts";
 
 export interface WebSocketRoutesOptions {
   readonly engine: Engine;
-  /** Who is asking: the upgrade carries the key in `Authorization`, like any request. */
+  /**
+   * Who is asking: the upgrade carries the key in `Authorization` (or a read token as `?token=`),
+   * like any request; or nothing, and then each subscription carries its own read token.
+   */
   readonly auth: Authenticator;
   /** Who may see which generation. */
   readonly owners: Owners;
@@ -53,7 +56,13 @@ export const WS_LIMITS = {
 const SUB = z.string().regex(/^[\x21-\x7e]{1,64}$/, "must be 1 to 64 visible ASCII characters");
 const T = z.number().optional();
 const CLIENT_FRAME = z.discriminatedUnion("type", [
-  z.strictObject({ type: z.literal("subscribe"), sub: SUB, generation: z.string().max(256), cursor: z.string().max(256).optional() }),
+  z.strictObject({
+    type: z.literal("subscribe"),
+    sub: SUB,
+    generation: z.string().max(256),
+    cursor: z.string().max(256).optional(),
+    token: z.string().max(1024).optional(),
+  }),
   z.strictObject({ type: z.literal("unsubscribe"), sub: SUB }),
   z.strictObject({ type: z.literal("ping"), t: T }),
   z.strictObject({ type: z.literal("pong"), t: T }),
@@ -86,7 +95,7 @@ export function websocketRoutes(app: FastifyInstance, options: WebSocketRoutesOp
       server.handleUpgrade(request, socket, head, (ws) => accept(ws, socket as Socket, caller));
     });
   });
-  const accept = (ws: WebSocket, socket: Socket, caller: Caller): void => {
+  const accept = (ws: WebSocket, socket: Socket, caller: Caller | null): void => {
     const log = app.log.child({ ws: ++nextId });
     const connection = new Connection(ws, socket, options, log, caller);
     connections.add(connection);
@@ -109,10 +118,16 @@ export function websocketRoutes(app: FastifyInstance, options: WebSocketRoutesOp
   app.addHook("preClose", closeAll);
 }
 
-/** The caller of an upgrade, or the code to refuse it with (no key, a bad or revoked one, no read scope, the engine down). */
-async function callerOfUpgrade(auth: Authenticator, request: IncomingMessage): Promise<Caller | ApiErrorCode> {
+/**
+ * The caller of an upgrade, or the code to refuse it with (a bad or revoked key, a bad or expired
+ * token, no read scope, the engine down). An upgrade without credentials in a deployment with keys
+ * is `null`: a connection on which only subscriptions that carry a read token are served (decision 034).
+ */
+async function callerOfUpgrade(auth: Authenticator, request: IncomingMessage): Promise<Caller | null | ApiErrorCode> {
   try {
-    const caller = await auth.callerOf(request.headers, new URL(request.url ?? "/", "http://x").searchParams.get("token") ?? undefined);
+    const queryToken = new URL(request.url ?? "/", "http://x").searchParams.get("token") ?? undefined;
+    if (queryToken === undefined && (request.headers.authorization ?? "") === "") return (await auth.required()) ? null : OPEN;
+    const caller = await auth.callerOf(request.headers, queryToken);
     if (caller.kind !== "token") requireScope(caller, "generations:read");
     return caller;
   } catch (error) {
@@ -140,9 +155,10 @@ class Connection {
   #largestFrame = 0;
   #cut: NodeJS.Timeout | undefined;
 
-  readonly #caller: Caller;
+  /** Who opened the connection; `null` when no credentials came with the upgrade. */
+  readonly #caller: Caller | null;
 
-  constructor(ws: WebSocket, socket: Socket, options: WebSocketRoutesOptions, log: FastifyBaseLogger, caller: Caller) {
+  constructor(ws: WebSocket, socket: Socket, options: WebSocketRoutesOptions, log: FastifyBaseLogger, caller: Caller | null) {
     this.#caller = caller;
     this.#ws = ws;
     this.#socket = socket;
@@ -277,15 +293,22 @@ class Connection {
     }
     const subscription = new Subscription(this, sub, frame.generation);
     this.#subs.set(sub, subscription);
-    void this.#follow(subscription, cursor);
+    void this.#follow(subscription, cursor, frame.token);
+  }
+
+  /** Who asks for this subscription: its own read token when it carries one, else the connection's caller. */
+  async #callerOf(token: string | undefined): Promise<Caller> {
+    if (token !== undefined) return this.#options.auth.callerOf({}, token);
+    if (this.#caller) return this.#caller;
+    throw new LifelineError("unauthorized", "This connection was opened without credentials: each subscribe frame carries its read token.");
   }
 
   /** Finds where the subscription starts, then lets its follow stream it until the end, an unsubscribe, or the socket's end. */
-  async #follow(subscription: Subscription, cursor: Cursor): Promise<void> {
+  async #follow(subscription: Subscription, cursor: Cursor, token: string | undefined): Promise<void> {
     const { engine, metrics } = this.#options;
     const id = subscription.generation;
     try {
-      await this.#options.owners.check(this.#caller, id);
+      await this.#options.owners.check(await this.#callerOf(token), id);
       if (subscription.closed) return;
       const start = await startOf(engine, metrics, id, cursor);
       if (subscription.closed) return;
