@@ -122,10 +122,11 @@ export class RedisStreamStore implements StreamStore {
   /**
    * When Redis may drop a stream's keys: after its expiry time, or its TTL counted from this write
    * (a write is also a touch), plus the margin; never while forks of it stand (they must see it
-   * soft-deleted, `410`) or when it does not expire.
+   * soft-deleted, `410`), never for a fork, and not when it does not expire.
    */
   #dropAt(record: StreamRecord): string {
-    if (record.refCount > 0 || record.softDeleted) return "";
+    // A fork leaves through the rules only: they give its source's count back (decision 026).
+    if (record.refCount > 0 || record.softDeleted || record.forkedFrom !== undefined) return "";
     if (record.expiresAtMs !== undefined) return String(record.expiresAtMs + this.#reclaimAfterMs);
     if (record.ttlSeconds !== undefined) return String(Date.now() + record.ttlSeconds * 1000 + this.#reclaimAfterMs);
     return "";

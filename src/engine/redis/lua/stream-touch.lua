@@ -10,7 +10,8 @@ if at <= touched then return 1 end
 redis.call('HSET', KEYS[1], 'touched', ARGV[1])
 local record = cjson.decode(redis.call('HGET', KEYS[1], 'record'))
 -- Only a sliding TTL moves; a stream that forks hold never expires in Redis (the rules hide it).
-if type(record.ttlSeconds) == 'number' and record.refCount == 0 and not record.softDeleted then
+-- A fork leaves through the rules only, which give its source's count back.
+if type(record.ttlSeconds) == 'number' and record.refCount == 0 and not record.softDeleted and record.forkedFrom == nil then
   for _, key in ipairs(KEYS) do redis.call('PEXPIREAT', key, at + record.ttlSeconds * 1000 + tonumber(ARGV[2])) end
 end
 return 1
