@@ -24,7 +24,8 @@ const NAME = /^[A-Za-z0-9._~!$'()*+,;=:@-]+(?:\/[A-Za-z0-9._~!$'()*+,;=:@-]+)*$/
 
 /** Whether `name` may name a stream: non-empty segments, none `.` or `..`, no escapes needed. */
 export function isStreamName(name: string): boolean {
-  if (name.length === 0 || Buffer.byteLength(name) > MAX_STREAM_NAME_BYTES || !NAME.test(name)) return false;
+  // The characters allowed are ASCII: a name's length is its size in bytes.
+  if (name.length === 0 || name.length > MAX_STREAM_NAME_BYTES || !NAME.test(name)) return false;
   return name.split("/").every((segment) => segment !== "." && segment !== "..");
 }
 
