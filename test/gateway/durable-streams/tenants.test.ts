@@ -39,7 +39,9 @@ describe("the Durable Streams door under API keys", () => {
   it("keeps each tenant's streams apart under the same name, and asks each route's scope", async () => {
     const put = (key: string | undefined, body: string): Promise<Response> =>
       call("/v1/stream/notes", key, { method: "PUT", headers: { "content-type": "text/plain" }, body });
-    expect((await put(undefined, "x")).status).toBe(401);
+    const anonymous = await put(undefined, "x");
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get("x-content-type-options")).toBe("nosniff");
     expect((await put(keys.acme, "acme's")).status).toBe(201);
     expect((await put(keys.beta, "beta's")).status).toBe(201);
     expect(await (await call("/v1/stream/notes", keys.acme)).text()).toBe("acme's");

@@ -10,6 +10,7 @@ import { GenerationSource } from "./generation-source.ts";
 import type { ReadSource } from "./read-source.ts";
 import { storeNameOf } from "./tenant-names.ts";
 import { sendStreamError } from "./replies.ts";
+import { SAFETY_HEADERS } from "./safety-headers.ts";
 import { serveHead, serveRead, type ReadOptions } from "./stream-reads.ts";
 import { appendStream, createStream, deleteStream } from "./stream-writes.ts";
 
@@ -31,7 +32,7 @@ const PAGE_BYTES = 1 << 20;
  * The Durable Streams protocol under `/v1/stream/<name>` (docs/protocols/durable-streams.md):
  * ordinary streams of any content type in the stream store, and every generation's log as a
  * read-only JSON stream at `/v1/stream/generations/<id>`. Its own scope: bodies of every type,
- * read as bytes, and the protocol's CORS and browser-safety headers on every answer.
+ * read as bytes, and the browser-safety headers on every answer.
  */
 export function durableStreamRoutes(app: FastifyInstance, options: DurableStreamOptions): void {
   const streams = new Streams(guardStreamStore(options.streams));
@@ -53,8 +54,10 @@ export function durableStreamRoutes(app: FastifyInstance, options: DurableStream
     });
     // Browser safety on every answer (PROTOCOL.md §12); cross-origin access is the deployment's
     // CORS allow-list (LIFELINE_CORS_ORIGINS), which knows the protocol's headers.
-    scope.addHook("onRequest", async (_request, reply) => {
-      void reply.headers({ "x-content-type-options": "nosniff", "cross-origin-resource-policy": "cross-origin" });
+    // Set when the answer goes out, so refusals of the gateway's own hooks (401, 403) carry them too.
+    scope.addHook("onSend", async (_request, reply, payload) => {
+      void reply.headers(SAFETY_HEADERS);
+      return payload;
     });
     scope.route({
       method: "GET",

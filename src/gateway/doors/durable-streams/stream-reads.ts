@@ -7,6 +7,7 @@ import { sseControlEvent, sseDataEvent } from "../../../core/stream-sse.ts";
 import { jsonArrayOf } from "./json-messages.ts";
 import type { ReadSource, SourceFailure, SourceHead, SourcePage } from "./read-source.ts";
 import { failureError, sendStreamError } from "./replies.ts";
+import { SAFETY_HEADERS } from "./safety-headers.ts";
 
 export interface ReadOptions {
   /** How long a long-poll waits for data before it answers 204. */
@@ -195,6 +196,7 @@ async function serveSse(
   reply.hijack();
   raw.writeHead(200, {
     ...(reply.getHeaders() as Record<string, string>),
+    ...SAFETY_HEADERS,
     "content-type": "text/event-stream",
     "cache-control": "no-cache",
     connection: "keep-alive",
