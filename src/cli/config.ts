@@ -182,6 +182,13 @@ const OPTIONS = {
     doc: "Requests per minute per API key once keys exist (429 above; shared through Redis); 0 for no limit.",
     schema: z.coerce.number().int().min(0).max(10_000_000),
   },
+  answersPerKey: {
+    env: "LIFELINE_ANSWERS_PER_KEY",
+    flag: "answers-per-key",
+    default: "64",
+    doc: "Answers that have not ended, per API key, once keys exist (429 above; shared through the engine); 0 for no limit.",
+    schema: z.coerce.number().int().min(0).max(1_000_000),
+  },
   corsOrigins: {
     env: "LIFELINE_CORS_ORIGINS",
     flag: "cors-origins",

@@ -89,6 +89,7 @@ export async function startNode(
       corsOrigins: config.corsOrigins === "" ? [] : config.corsOrigins.split(",").map((o) => o.trim()),
       limits: {
         requestsPerMinute: config.requestsPerMinute,
+        answersPerKey: config.answersPerKey,
         ...(limitCounters ? { redis: limitCounters, prefix: config.redisPrefix } : {}),
       },
       metrics,

@@ -30,6 +30,7 @@ export const ERROR_CODES = {
   body_too_large: { status: 413, message: "The request body is larger than the limit." },
   unsupported_media_type: { status: 415, message: "The request body must be application/json." },
   range_not_satisfiable: { status: 416, message: "The requested range is outside the file." },
+  too_many_answers: { status: 429, message: "This key has as many answers running as it may: start another when one ends." },
   rate_limited: { status: 429, message: "Too many requests with this key: retry after the time Retry-After says." },
   too_many_subscriptions: { status: 429, message: "The WebSocket connection holds as many subscriptions as it may." },
   headers_too_large: { status: 431, message: "The request's headers are larger than the limit." },

@@ -77,6 +77,8 @@ export function rawHttpAnswer(error: LifelineError): string {
 }
 
 function sendError(reply: FastifyReply, error: LifelineError): void {
+  // Every 429 says when to come back; the rate limiter sets its own, the other limits a second.
+  if (error.status === 429 && !reply.hasHeader("retry-after")) void reply.header("retry-after", "1");
   void reply.status(error.status).send(error.toJSON());
 }
 

@@ -4,6 +4,8 @@ import { LifelineError } from "../core/errors.ts";
 import type { GenerationStatus } from "../core/fold.ts";
 import { HEADERS } from "../core/wire.ts";
 import type { Engine } from "../engine/port.ts";
+import type { AnswerSlots } from "./auth/answer-slots.ts";
+import { tenantOf, type Caller } from "./auth/caller.ts";
 import { viewOf } from "./generation-view.ts";
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
@@ -26,26 +28,39 @@ export interface Started {
 }
 
 /**
- * Starts a generation for any door (the native API and the protocol doors share it): checks that
- * the model is served, creates the log and its job, and resolves an `Idempotency-Key` seen before
- * to its generation. Throws `unknown_model` and `idempotency_key_reused`.
+ * Starts generations for every door (the native API and the protocol doors): checks that the model
+ * is served, admits the start under the caller's key's concurrent answers, creates the log and its
+ * job in the caller's tenant, and resolves an `Idempotency-Key` seen before to its generation.
+ * Throws `unknown_model`, `too_many_answers` and `idempotency_key_reused`.
  */
-export async function startGeneration(
-  engine: Engine,
-  models: () => readonly string[],
-  request: GenerationRequest,
-  idempotencyKey: string | undefined,
-  /** The tenant of the caller (`tenantOf(request.caller)`); none in an open deployment. */
-  tenant?: string,
-): Promise<Started> {
-  if (!models().includes(request.model)) {
-    throw new LifelineError("unknown_model", `No model named "${request.model}". Known: ${models().join(", ")}.`);
+export class GenerationStarter {
+  readonly #engine: Engine;
+  readonly #models: () => readonly string[];
+  readonly #slots: AnswerSlots | undefined;
+
+  constructor(engine: Engine, models: () => readonly string[], slots?: AnswerSlots) {
+    this.#engine = engine;
+    this.#models = models;
+    this.#slots = slots;
   }
-  const created = await engine.create(request, {
-    ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
-    ...(tenant === undefined ? {} : { tenant }),
-  });
-  if (created.kind === "idempotencyConflict") throw new LifelineError("idempotency_key_reused");
-  if (created.kind === "created") return { id: created.id, replayed: false, status: "queued" };
-  return { id: created.id, replayed: true, status: (await viewOf(engine, created.id))?.status ?? "queued" };
+
+  async start(request: GenerationRequest, idempotencyKey: string | undefined, caller: Caller): Promise<Started> {
+    const models = this.#models();
+    if (!models.includes(request.model)) {
+      throw new LifelineError("unknown_model", `No model named "${request.model}". Known: ${models.join(", ")}.`);
+    }
+    const create = () => this.#create(request, idempotencyKey, tenantOf(caller));
+    return this.#slots ? this.#slots.admit(caller, create) : create();
+  }
+
+  async #create(request: GenerationRequest, idempotencyKey: string | undefined, tenant: string | undefined): Promise<Started> {
+    const engine = this.#engine;
+    const created = await engine.create(request, {
+      ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+      ...(tenant === undefined ? {} : { tenant }),
+    });
+    if (created.kind === "idempotencyConflict") throw new LifelineError("idempotency_key_reused");
+    if (created.kind === "created") return { id: created.id, replayed: false, status: "queued" };
+    return { id: created.id, replayed: true, status: (await viewOf(engine, created.id))?.status ?? "queued" };
+  }
 }

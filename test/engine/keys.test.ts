@@ -93,6 +93,24 @@ function keyStoreConformance(
       expect(await store.signingKeys()).toEqual([newer]);
     });
 
+    it("takes answer slots up to a limit, atomically per key, frees them on release or expiry", async (ctx) => {
+      const { store } = start(ctx);
+      // Real times: Redis also expires the whole set at its latest slot's expiry.
+      const now = Date.now();
+      expect(await store.takeSlot("k1", "a", now + 100_000, 2, now)).toBe(true);
+      expect(await store.takeSlot("k1", "b", now + 100_000, 2, now)).toBe(true);
+      expect(await store.takeSlot("k1", "c", now + 100_000, 2, now)).toBe(false);
+      expect(await store.takeSlot("k1", "a", now + 500_000, 2, now)).toBe(true); // held already: extended
+      expect(await store.takeSlot("k2", "c", now + 100_000, 2, now)).toBe(true); // another key counts apart
+      expect((await store.slots("k1", now)).sort()).toEqual(["a", "b"]);
+      await store.releaseSlots("k1", ["b"]);
+      expect(await store.takeSlot("k1", "c", now + 100_000, 2, now)).toBe(true);
+      // Past their expiry, b and c no longer count; a (extended) still does.
+      expect(await store.slots("k1", now + 200_000)).toEqual(["a"]);
+      expect(await store.takeSlot("k1", "d", now + 300_000, 2, now + 200_000)).toBe(true);
+      expect(await store.takeSlot("k1", "e", now + 300_000, 2, now + 200_000)).toBe(false);
+    });
+
     it("another process on the same store sees a key made and revoked here at once", async (ctx) => {
       const harness = start(ctx);
       if (!harness.peer) return ctx.skip("this store lives in one process's memory: there is no other process");

@@ -64,3 +64,49 @@ describe("requests per minute per key, shared by two gateways on one Redis", () 
     expect(ids.size).toBe(5);
   });
 });
+
+describe("concurrent answers per key, counted by two gateways on one Redis", () => {
+  let server: RedisServer | undefined;
+  const nodes: Node[] = [];
+  let key = "";
+  let store: RedisKeyStore;
+  const prefix = `ans${process.pid}`;
+
+  beforeAll(async () => {
+    if (!redisAvailable()) return;
+    server = await startStandalone();
+    store = new RedisKeyStore({ target: { mode: "standalone", url: server.url }, prefix });
+    key = (await new KeyRing(store).create("acme", ["generations:create", "generations:read"])).key;
+    const env = { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: server.url, LIFELINE_REDIS_PREFIX: prefix, LIFELINE_ANSWERS_PER_KEY: "2" };
+    nodes.push(await startInProcess(env), await startInProcess(env));
+  });
+  afterAll(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await store?.close();
+    await server?.stop();
+  });
+
+  const headers = () => ({ authorization: `Bearer ${key}`, "content-type": "application/json" });
+  const start = (node: Node, content: string): Promise<Response> =>
+    fetch(`${node.url}/v1/generations`, {
+      method: "POST",
+      headers: headers(),
+      body: JSON.stringify(simRequest(content, { max_tokens: 30_000 })),
+    });
+
+  it("a third long answer is refused with 429 too_many_answers on either gateway, and starts once one of the two has ended", async () => {
+    const [a, b] = nodes as [Node, Node];
+    const first = (await (await start(a, "long one")).json()) as { id: string };
+    expect((await start(b, "long two")).status).toBe(201);
+    const refused = await start(b, "one too many");
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get("retry-after")).toBe("1");
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("too_many_answers");
+    // The same request with the same Idempotency-Key later names one generation: the refusal stored nothing.
+    expect((await fetch(`${a.url}/v1/generations/${first.id}/cancel`, { method: "POST", headers: headers(), body: "{}" })).status).toBe(
+      202,
+    );
+    const third = await start(a, "one too many");
+    expect(third.status).toBe(201);
+  });
+});

@@ -6,6 +6,7 @@ export class MemoryKeyStore implements KeyStore {
   readonly kind = "memory";
   readonly #keys = new Map<string, StoredKey>();
   readonly #signing = new Map<string, SigningKey>();
+  readonly #slots = new Map<string, Map<string, number>>();
 
   async add(key: StoredKey): Promise<boolean> {
     if (this.#keys.has(key.id)) return false;
@@ -43,6 +44,28 @@ export class MemoryKeyStore implements KeyStore {
 
   async removeSigningKey(id: string): Promise<boolean> {
     return this.#signing.delete(id);
+  }
+
+  async takeSlot(keyId: string, slot: string, expiresAtMs: number, limit: number, nowMs: number): Promise<boolean> {
+    const held = this.#held(keyId, nowMs);
+    if (!held.has(slot) && held.size >= limit) return false;
+    held.set(slot, expiresAtMs);
+    return true;
+  }
+
+  async slots(keyId: string, nowMs: number): Promise<string[]> {
+    return [...this.#held(keyId, nowMs).keys()];
+  }
+
+  async releaseSlots(keyId: string, slots: readonly string[]): Promise<void> {
+    for (const slot of slots) this.#slots.get(keyId)?.delete(slot);
+  }
+
+  #held(keyId: string, nowMs: number): Map<string, number> {
+    let held = this.#slots.get(keyId);
+    if (!held) this.#slots.set(keyId, (held = new Map()));
+    for (const [slot, expiry] of held) if (expiry <= nowMs) held.delete(slot);
+    return held;
   }
 
   async close(): Promise<void> {}

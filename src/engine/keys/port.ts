@@ -47,5 +47,13 @@ export interface KeyStore {
   addSigningKey(key: SigningKey): Promise<void>;
   /** Retires a signing key: tokens it signed stop verifying. False when there was none of that id. */
   removeSigningKey(id: string): Promise<boolean>;
+  /**
+   * Takes `slot` among the concurrent answers of key `keyId` until `expiresAtMs`, atomically, unless
+   * the key already holds `limit` unexpired slots: false then. Taking a slot held already extends it.
+   */
+  takeSlot(keyId: string, slot: string, expiresAtMs: number, limit: number, nowMs: number): Promise<boolean>;
+  /** The key's unexpired slots. */
+  slots(keyId: string, nowMs: number): Promise<string[]>;
+  releaseSlots(keyId: string, slots: readonly string[]): Promise<void>;
   close(): Promise<void>;
 }

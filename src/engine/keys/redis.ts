@@ -1,5 +1,6 @@
 import type { Logger } from "../../observability/logger.ts";
-import { connectRedis, type RedisClient, type RedisTarget } from "../redis/connection.ts";
+import { connectRedis, type RedisTarget } from "../redis/connection.ts";
+import { withScripts, type ScriptedClient } from "../redis/scripts.ts";
 import { RedisKeys } from "../redis/keys.ts";
 import type { KeyStore, RevokeResult, SigningKey, StoredKey } from "./port.ts";
 import { newestFirst } from "./signing-keys.ts";
@@ -12,11 +13,11 @@ import { newestFirst } from "./signing-keys.ts";
 export class RedisKeyStore implements KeyStore {
   readonly kind = "redis";
   readonly #keys: RedisKeys;
-  readonly #client: RedisClient;
+  readonly #client: ScriptedClient;
 
   constructor(options: { readonly target: RedisTarget; readonly prefix?: string; readonly logger?: Logger }) {
     this.#keys = new RedisKeys(options.prefix ?? "ll");
-    this.#client = connectRedis(options.target, "lifeline-keys");
+    this.#client = withScripts(connectRedis(options.target, "lifeline-keys"));
     this.#client.on("error", (error: Error) => options.logger?.warn({ err: error.message }, "redis connection error (keys)"));
   }
 
@@ -63,6 +64,18 @@ export class RedisKeyStore implements KeyStore {
 
   async removeSigningKey(id: string): Promise<boolean> {
     return (await this.#client.hdel(this.#keys.signingKeys(), id)) === 1;
+  }
+
+  async takeSlot(keyId: string, slot: string, expiresAtMs: number, limit: number, nowMs: number): Promise<boolean> {
+    return (await this.#client.llSlotTake(this.#keys.answerSlots(keyId), slot, expiresAtMs, nowMs, limit)) === 1;
+  }
+
+  async slots(keyId: string, nowMs: number): Promise<string[]> {
+    return this.#client.zrangebyscore(this.#keys.answerSlots(keyId), `(${nowMs}`, "+inf");
+  }
+
+  async releaseSlots(keyId: string, slots: readonly string[]): Promise<void> {
+    if (slots.length > 0) await this.#client.zrem(this.#keys.answerSlots(keyId), ...slots);
   }
 
   async close(): Promise<void> {

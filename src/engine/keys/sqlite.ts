@@ -14,6 +14,12 @@ CREATE TABLE IF NOT EXISTS api_keys (
   created_at  TEXT NOT NULL,
   revoked_at  TEXT
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS answer_slots (
+  key_id      TEXT NOT NULL,
+  slot        TEXT NOT NULL,
+  expires_at  INTEGER NOT NULL,               -- ms since the epoch
+  PRIMARY KEY (key_id, slot)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS signing_keys (
   id          TEXT PRIMARY KEY,
   secret      TEXT NOT NULL,
@@ -80,6 +86,33 @@ export class SqliteKeyStore implements KeyStore {
 
   async removeSigningKey(id: string): Promise<boolean> {
     return this.#db.prepare("DELETE FROM signing_keys WHERE id = ?").run(id).changes === 1;
+  }
+
+  async takeSlot(keyId: string, slot: string, expiresAtMs: number, limit: number, nowMs: number): Promise<boolean> {
+    return this.#db
+      .transaction((): boolean => {
+        this.#db.prepare("DELETE FROM answer_slots WHERE key_id = ? AND expires_at <= ?").run(keyId, nowMs);
+        const held = this.#db.prepare("SELECT 1 FROM answer_slots WHERE key_id = ? AND slot = ?").get(keyId, slot) !== undefined;
+        const count = (this.#db.prepare("SELECT COUNT(*) AS n FROM answer_slots WHERE key_id = ?").get(keyId) as { n: number }).n;
+        if (!held && count >= limit) return false;
+        this.#db.prepare("INSERT OR REPLACE INTO answer_slots (key_id, slot, expires_at) VALUES (?, ?, ?)").run(keyId, slot, expiresAtMs);
+        return true;
+      })
+      .immediate();
+  }
+
+  async slots(keyId: string, nowMs: number): Promise<string[]> {
+    return this.#db
+      .prepare<[string, number], { slot: string }>("SELECT slot FROM answer_slots WHERE key_id = ? AND expires_at > ?")
+      .all(keyId, nowMs)
+      .map((r) => r.slot);
+  }
+
+  async releaseSlots(keyId: string, slots: readonly string[]): Promise<void> {
+    const remove = this.#db.prepare("DELETE FROM answer_slots WHERE key_id = ? AND slot = ?");
+    this.#db.transaction(() => {
+      for (const slot of slots) remove.run(keyId, slot);
+    })();
   }
 
   async close(): Promise<void> {

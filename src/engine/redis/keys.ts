@@ -31,6 +31,11 @@ export class RedisKeys {
     return `${this.prefix}:{keys}:signing`;
   }
 
+  /** Sorted set of a key's concurrent answers: member = slot, score = expiry (ms); under the key ring's tag. */
+  answerSlots(keyId: string): string {
+    return `${this.prefix}:{keys}:slots:${keyId}`;
+  }
+
   /** Hash of revoked API keys: field = key id, value = when it was revoked. */
   revokedApiKeys(): string {
     return `${this.prefix}:{keys}:revoked`;

@@ -11,6 +11,7 @@ const SCRIPTS = {
   llLease: { file: "lease.lua", keys: 4 },
   llChatMark: { file: "chat-mark.lua", keys: 1 },
   llChatExpire: { file: "chat-expire.lua", keys: 1 },
+  llSlotTake: { file: "slot-take.lua", keys: 1 },
   dsCommit: { file: "stream-commit.lua", keys: 2 },
   dsTouch: { file: "stream-touch.lua", keys: 2 },
 } as const;

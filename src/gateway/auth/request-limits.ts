@@ -7,6 +7,8 @@ import { accessOf } from "./route-access.ts";
 export interface RequestLimits {
   /** Requests per minute per API key (and per read token's generation); 0 turns the limit off. */
   readonly requestsPerMinute: number;
+  /** Answers that have not ended, per API key; 0 turns the limit off. @defaultValue 0 */
+  readonly answersPerKey?: number;
   /** Where the counters live so that every gateway counts the same ones (the distributed mode). @defaultValue this process */
   readonly redis?: RedisClient;
   /** The Redis key prefix of the counters. @defaultValue "ll" */

@@ -1,6 +1,7 @@
 import type { Engine } from "../../engine/port.ts";
 import type { Metrics } from "../../observability/metrics.ts";
 import type { Owners } from "../auth/owners.ts";
+import type { GenerationStarter } from "../start-generation.ts";
 import type { LogTails } from "../log-tail.ts";
 
 /** What every protocol front door (OpenAI, AI SDK, Durable Streams) is given by the gateway. */
@@ -8,6 +9,8 @@ export interface DoorOptions {
   readonly engine: Engine;
   /** Who may see which generation: every route that names one asks here first (decision 032). */
   readonly owners: Owners;
+  /** Starts generations under the caller's tenant and limits (every door that starts one). */
+  readonly starter: GenerationStarter;
   readonly metrics: Metrics;
   /** The gateway's shared tails, which every follow joins at the end of a log. */
   readonly tails: LogTails;

@@ -12,13 +12,15 @@ import { tenantOf } from "../auth/caller.ts";
 import type { Authenticator } from "../auth/authentication.ts";
 import type { Owners } from "../auth/owners.ts";
 import { viewOf } from "../generation-view.ts";
-import { idempotencyKeyOf, startGeneration } from "../start-generation.ts";
+import { idempotencyKeyOf, type GenerationStarter } from "../start-generation.ts";
 import { timelineOf } from "../../projections/timeline.ts";
 
 export interface GenerationRoutesOptions {
   readonly engine: Engine;
   /** Who may see which generation. */
   readonly owners: Owners;
+  /** Starts generations under the caller's tenant and limits. */
+  readonly starter: GenerationStarter;
   /** Who is asking, and the read tokens it hands to browsers. */
   readonly auth: Authenticator;
   readonly metrics: Metrics;
@@ -35,7 +37,7 @@ export function generationRoutes(app: FastifyInstance, options: GenerationRoutes
     const key = idempotencyKeyOf(request.headers);
     const parsed = parseGenerationRequest(request.body);
     if (!parsed.ok) throw new LifelineError("invalid_request", undefined, parsed.issues);
-    const started = await startGeneration(engine, options.models, parsed.request, key, tenantOf(request.caller));
+    const started = await options.starter.start(parsed.request, key, request.caller);
     if (started.replayed) void reply.header(HEADERS.idempotentReplayed, "true");
     request.log.info({ generation: started.id, replay: started.replayed }, "generation accepted");
     // A server that holds a key gets a read token for its page with each generation it starts.

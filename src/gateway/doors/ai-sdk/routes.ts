@@ -7,7 +7,7 @@ import { DoorStream } from "../door-stream.ts";
 import { viewOf } from "../../generation-view.ts";
 import { startOf } from "../../log-follower.ts";
 import { SseStreams } from "../../sse-streams.ts";
-import { idempotencyKeyOf, startGeneration } from "../../start-generation.ts";
+import { idempotencyKeyOf } from "../../start-generation.ts";
 import type { DoorOptions } from "../door-options.ts";
 import { chatTurnOf, checkChatId } from "./chat-request.ts";
 import { UI_STREAM_HEADERS, UiMessageFormat } from "./ui-stream.ts";
@@ -69,7 +69,7 @@ export function aiSdkRoutes(app: FastifyInstance, options: DoorOptions): void {
     if (!isJson(request.headers["content-type"])) throw new LifelineError("unsupported_media_type");
     const key = idempotencyKeyOf(request.headers);
     const turn = chatTurnOf(request.body, options.models()[0]);
-    const started = await startGeneration(engine, options.models, turn.request, key, tenantOf(request.caller));
+    const started = await options.starter.start(turn.request, key, request.caller);
     await engine.setChatGeneration(chatKeyOf(request.caller, turn.chatId), started.id);
     request.log.info({ generation: started.id, chat: turn.chatId, replay: started.replayed }, "chat answer accepted");
     // The stream writes its own head: the replay's header goes with it.

@@ -5,7 +5,7 @@ import { foldGeneration } from "../../../core/fold.ts";
 import { Follow } from "../../follow.ts";
 import { START } from "../../log-follower.ts";
 import { SSE_HEADERS, type SseStreams } from "../../sse-streams.ts";
-import { idempotencyKeyOf, startGeneration } from "../../start-generation.ts";
+import { idempotencyKeyOf } from "../../start-generation.ts";
 import type { DoorOptions } from "../door-options.ts";
 import { ChatChunks, chatCompletionOf } from "./chat-chunks.ts";
 import { parseChatCall } from "./chat-request.ts";
@@ -26,7 +26,7 @@ export function chatRoutes(app: FastifyInstance, options: DoorOptions, streams: 
     requireJson(request.headers["content-type"]);
     const key = idempotencyKeyOf(request.headers);
     const call = parseChatCall(request.body, options.models);
-    const started = await startGeneration(options.engine, options.models, call.request, key, tenantOf(request.caller));
+    const started = await options.starter.start(call.request, key, request.caller);
     const id = started.id;
     request.log.info({ generation: id, replay: started.replayed, stream: call.stream }, "chat completion accepted");
     const headers = answerHeaders(started);

@@ -8,7 +8,7 @@ import { readLog } from "../../../engine/read-log.ts";
 import { Follow } from "../../follow.ts";
 import { START, startOf } from "../../log-follower.ts";
 import { SSE_HEADERS, type SseStreams } from "../../sse-streams.ts";
-import { idempotencyKeyOf, startGeneration } from "../../start-generation.ts";
+import { idempotencyKeyOf } from "../../start-generation.ts";
 import type { DoorOptions } from "../door-options.ts";
 import { DoorStream } from "../door-stream.ts";
 import { answerHeaders, requireJson } from "./request-headers.ts";
@@ -46,7 +46,7 @@ export function responseRoutes(app: FastifyInstance, options: DoorOptions, strea
     requireJson(request.headers["content-type"]);
     const key = idempotencyKeyOf(request.headers);
     const call = parseResponseCall(request.body, options.models);
-    const started = await startGeneration(engine, options.models, call.request, key, tenantOf(request.caller));
+    const started = await options.starter.start(call.request, key, request.caller);
     const id = started.id;
     request.log.info({ generation: id, replay: started.replayed, stream: call.stream, background: call.background }, "response accepted");
     const headers = answerHeaders(started);
