@@ -1,5 +1,4 @@
 import type { FastifyInstance } from "fastify";
-import { tenantOf } from "../../auth/caller.ts";
 import { LifelineError } from "../../../core/errors.ts";
 import { foldGeneration } from "../../../core/fold.ts";
 import { Follow } from "../../follow.ts";

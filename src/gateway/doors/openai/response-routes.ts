@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyReply } from "fastify";
-import { tenantOf } from "../../auth/caller.ts";
 import type { Entry } from "../../../core/entries.ts";
 import { LifelineError } from "../../../core/errors.ts";
 import { GENERATION_ID } from "../../../core/generation-id.ts";
