@@ -3,7 +3,8 @@
 // the Lifeline client SDK (served by the gateway at /client.js), which resumes from its cursor,
 // applies each entry once and in order, and rebuilds the text on a reset (DESIGN §3).
 
-import { createClient, routes } from "/client.js";
+import { createClient, LifelineClientError, routes } from "/client.js";
+import { currentKey, keyForm, refusalOf } from "./api-key.js";
 
 /**
  * @typedef {import("/client.js").AnswerFollow} AnswerFollow
@@ -30,7 +31,18 @@ const CONNECTION_LABELS = {
 /** @type {Record<TransportName, string>} */
 const TRANSPORT_LABELS = { sse: "Server-Sent Events", websocket: "WebSocket", "long-poll": "HTTP long-poll" };
 
-const client = createClient({ baseUrl: "" });
+// With keys configured, the client starts answers with the user's key and follows each with the
+// read token it came with, renewed with the key when it expires; without keys, it sends nothing.
+let client = newClient();
+const keys = keyForm(() => {
+  // The follows that stopped for want of a key go on under the new one; the old client has none left.
+  const old = client;
+  follows.clear(); // their loops see they are no longer current and leave quietly
+  client = newClient();
+  old.close();
+  hideNotice();
+  resumeAnswers({ startUnsent: true });
+});
 
 const ui = {
   chat: byId("chat"),
@@ -62,6 +74,24 @@ const follows = new Map();
 /** @type {Set<AnswerTurn>} Answers whose generation this tab is starting. */
 const starting = new Set();
 let stopping = false;
+
+function newClient() {
+  const apiKey = currentKey();
+  return createClient({ baseUrl: "", ...(apiKey === undefined ? {} : { apiKey }) });
+}
+
+/**
+ * Whether the gateway refused for want of a (valid) key, or because the key may not do this: the
+ * key form is shown with why, and the answer waits for a key instead of failing.
+ * @param {unknown} error
+ */
+function askedForKey(error) {
+  const code = error instanceof LifelineClientError ? error.code : undefined;
+  if (!refusalOf(code)) return false;
+  keys.ask(code);
+  setConnection("idle");
+  return true;
+}
 
 // ---- conversation state ----
 
@@ -140,9 +170,11 @@ async function createGeneration(answer) {
   try {
     started = await client.start({ model: MODEL, messages }, { idempotencyKey: answer.requestKey });
   } catch (error) {
+    if (askedForKey(error)) return waitForKey(answer);
     return finishAnswer(answer, "failed", messageOf(error, "The answer could not be started."));
   } finally {
     starting.delete(answer);
+    updateControls();
   }
   if (!conversation.turns.includes(answer)) return; // a new conversation began meanwhile
   answer.generation = started.id;
@@ -182,8 +214,20 @@ async function follow(answer, generation, how) {
   } catch (error) {
     if (!current()) return; // closed on purpose: a new conversation
     follows.delete(answer);
+    if (askedForKey(error)) return waitForKey(answer);
     finishAnswer(answer, "failed", messageOf(error, "The answer can no longer be followed."));
   }
+}
+
+/**
+ * The answer stays under way, and continues once the user gives a key (`resumeAnswers`).
+ * @param {AnswerTurn} answer
+ */
+function waitForKey(answer) {
+  answer.note = "Waiting for an API key…";
+  saveConversation();
+  renderTurn(answer);
+  updateControls();
 }
 
 /**
@@ -272,6 +316,7 @@ async function stopAnswer() {
     // An answer that finished first is not an error: the follow shows how it ended.
     await client.cancel(answer.generation);
   } catch (error) {
+    if (askedForKey(error)) return;
     showNotice(`The answer could not be stopped: ${messageOf(error, "the server cannot be reached.")}`);
   } finally {
     stopping = false;
@@ -285,7 +330,8 @@ async function stopAnswer() {
  */
 function resumeAnswers({ startUnsent }) {
   for (const turn of conversation.turns) {
-    if (turn.role !== "assistant" || turn.status !== "streaming") continue;
+    if (turn.role !== "assistant" || turn.status !== "streaming" || follows.has(turn) || starting.has(turn)) continue;
+    delete turn.note;
     if (turn.generation) void follow(turn, turn.generation, "resumed");
     else if (startUnsent) void createGeneration(turn);
   }
@@ -388,6 +434,8 @@ function createView(turn) {
   inspect.className = "inspect-link";
   inspect.textContent = "Inspect";
   inspect.target = "_blank";
+  // With an opener, the new tab starts with a copy of this tab's sessionStorage: the API key, if one was given.
+  inspect.rel = "opener";
   inspect.hidden = true;
   root.append(meta, inspect);
   return { root, content, meta, inspect };

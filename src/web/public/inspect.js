@@ -2,10 +2,11 @@
 // any entry. Follows an open answer by asking again every second while it runs.
 
 import { routes } from "/client.js";
+import { keyForm, keyHeaders, refusalOf } from "./api-key.js";
 
 /**
  * @typedef {import("../../projections/timeline.ts").Timeline} Timeline the body of GET /v1/generations/:id/timeline
- * @typedef {{ error?: { message?: string } }} ErrorBody what the page reads of a refusal (it may come from a proxy, not Lifeline)
+ * @typedef {{ error?: { code?: string, message?: string } }} ErrorBody what the page reads of a refusal (it may come from a proxy, not Lifeline)
  */
 
 const REFRESH_MS = 1000;
@@ -44,6 +45,11 @@ ui.latest.addEventListener("click", () => {
   void load();
 });
 
+// With keys configured, the timeline is read with the user's key, asked for once per tab.
+const keys = keyForm(() => {
+  if (state.id !== "") void load();
+});
+
 const initial = new URLSearchParams(location.search).get("id");
 if (initial) {
   ui.generation.value = initial;
@@ -64,7 +70,7 @@ async function load() {
   const asked = ++state.asking;
   let res;
   try {
-    res = await fetch(routes.timeline(state.id, { until: state.until }), { cache: "no-store" });
+    res = await fetch(routes.timeline(state.id, { until: state.until }), { cache: "no-store", headers: keyHeaders() });
   } catch {
     res = undefined;
   }
@@ -78,7 +84,10 @@ async function load() {
     return;
   }
   if (!res.ok) {
-    problem(/** @type {ErrorBody | undefined} */ (body)?.error?.message ?? `The server answered ${res.status}.`);
+    const error = /** @type {ErrorBody | undefined} */ (body)?.error;
+    // Asked for a key, or the key may not read: the form says why, and a new key loads again.
+    if ((res.status === 401 || res.status === 403) && refusalOf(error?.code)) keys.ask(error?.code);
+    problem(error?.message ?? `The server answered ${res.status}.`);
     ui.timeline.hidden = true;
     return;
   }
