@@ -7,21 +7,7 @@ import type { Engine } from "../engine/port.ts";
  * not an internal error. Programming errors (RangeError, TypeError) pass through unchanged.
  */
 export function guardEngine(engine: Engine): Engine {
-  const translate = (error: unknown): never => {
-    if (error instanceof LifelineError || error instanceof RangeError || error instanceof TypeError) throw error;
-    throw new LifelineError("engine_unavailable", `The ${engine.kind} engine does not answer: ${(error as Error).message}`);
-  };
-  // A plain `then` rather than an async wrapper: a call that waits long (a follower's `wait`)
-  // holds one promise, not a suspended function.
-  const guard =
-    <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
-    (...args: A): Promise<R> => {
-      try {
-        return call(...args).then(undefined, translate);
-      } catch (error) {
-        return Promise.reject(error).then(undefined, translate);
-      }
-    };
+  const guard = unavailableGuard(`The ${engine.kind} engine`);
   return {
     kind: engine.kind,
     replicatesAsynchronously: engine.replicatesAsynchronously,
@@ -41,4 +27,25 @@ export function guardEngine(engine: Engine): Engine {
     ping: guard(() => engine.ping()),
     close: () => engine.close(),
   };
+}
+
+/** Wraps a store's calls: a rejection is `engine_unavailable` naming `what`; a programming error passes through. */
+export type UnavailableGuard = <A extends unknown[], R>(call: (...args: A) => Promise<R>) => (...args: A) => Promise<R>;
+
+/** The guard of {@link guardEngine}, for any store the gateway calls (`what`: "The sqlite engine", say). */
+export function unavailableGuard(what: string): UnavailableGuard {
+  const translate = (error: unknown): never => {
+    if (error instanceof LifelineError || error instanceof RangeError || error instanceof TypeError) throw error;
+    throw new LifelineError("engine_unavailable", `${what} does not answer: ${(error as Error).message}`);
+  };
+  // A plain `then` rather than an async wrapper: a call that waits long (a follower's `wait`)
+  // holds one promise, not a suspended function.
+  return (call) =>
+    (...args) => {
+      try {
+        return call(...args).then(undefined, translate);
+      } catch (error) {
+        return Promise.reject(error).then(undefined, translate);
+      }
+    };
 }

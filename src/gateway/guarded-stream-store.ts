@@ -1,6 +1,7 @@
 import { LifelineError } from "../core/errors.ts";
 import type { StreamStore } from "../engine/streams/port.ts";
 import { StreamContentionError } from "../engine/streams/streams.ts";
+import { unavailableGuard } from "./guarded-engine.ts";
 
 /**
  * The Durable Streams store as the gateway uses it, like `guardEngine`: a store that does not
@@ -8,19 +9,7 @@ import { StreamContentionError } from "../engine/streams/streams.ts";
  * an internal error. Programming errors pass through unchanged.
  */
 export function guardStreamStore(store: StreamStore): StreamStore {
-  const translate = (error: unknown): never => {
-    if (error instanceof LifelineError || error instanceof RangeError || error instanceof TypeError) throw error;
-    throw new LifelineError("engine_unavailable", `The ${store.kind} stream store does not answer: ${(error as Error).message}`);
-  };
-  const guard =
-    <A extends unknown[], R>(call: (...args: A) => Promise<R>) =>
-    (...args: A): Promise<R> => {
-      try {
-        return call(...args).then(undefined, translate);
-      } catch (error) {
-        return Promise.reject(error).then(undefined, translate);
-      }
-    };
+  const guard = unavailableGuard(`The ${store.kind} stream store`);
   return {
     kind: store.kind,
     load: guard((...a: Parameters<StreamStore["load"]>) => store.load(...a)),
