@@ -12,6 +12,7 @@ import {
   optionalBoolean,
   optionalNumber,
   type FieldRule,
+  ROLES,
 } from "./request-fields.ts";
 
 /** A chat completion request as Lifeline runs it. */
@@ -65,14 +66,6 @@ const RULES: Readonly<Record<string, FieldRule>> = {
   reasoning_effort: neutralWhen("Lifeline does not pass reasoning settings to the model.", () => false),
   verbosity: neutralWhen("Lifeline does not pass verbosity settings to the model.", () => false),
   web_search_options: neutralWhen("Lifeline does not search the web.", () => false),
-};
-
-/** The roles Lifeline keeps; `developer` is OpenAI's newer name for `system`. */
-const ROLES: Readonly<Record<string, ChatMessage["role"]>> = {
-  system: "system",
-  developer: "system",
-  user: "user",
-  assistant: "assistant",
 };
 
 /** Maps the body of `POST /v1/chat/completions` to Lifeline's request; throws `unsupported_parameter` or `invalid_request`. */

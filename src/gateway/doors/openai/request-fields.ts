@@ -16,6 +16,14 @@ export interface FieldIssue {
 export type FieldRule = "ignore" | { readonly neutral: (value: unknown) => boolean; readonly why: string };
 
 /** A value that means "not set": OpenAI's clients send `null` for an optional field left empty. */
+/** The roles Lifeline keeps; `developer` is OpenAI's newer name for `system`. */
+export const ROLES: Readonly<Record<string, ChatMessage["role"]>> = {
+  system: "system",
+  developer: "system",
+  user: "user",
+  assistant: "assistant",
+};
+
 export function isUnset(value: unknown): boolean {
   return value === undefined || value === null;
 }

@@ -12,6 +12,7 @@ import {
   optionalBoolean,
   optionalNumber,
   type FieldRule,
+  ROLES,
 } from "./request-fields.ts";
 
 /** A `POST /v1/responses` request as Lifeline runs it. */
@@ -51,13 +52,6 @@ const RULES: Readonly<Record<string, FieldRule>> = {
   previous_response_id: neutralWhen(NO_STATE, () => false),
   conversation: neutralWhen(NO_STATE, () => false),
   prompt: neutralWhen("Lifeline keeps no prompt templates.", () => false),
-};
-
-const ROLES: Readonly<Record<string, ChatMessage["role"]>> = {
-  system: "system",
-  developer: "system",
-  user: "user",
-  assistant: "assistant",
 };
 
 /** Maps the body of `POST /v1/responses` to Lifeline's request; throws `unsupported_parameter` or `invalid_request`. */
