@@ -155,6 +155,12 @@ export const WS_PROTOCOL_LIMITS = {
 export const WS_CLOSE_SLOW_CONSUMER = 4008;
 
 /**
+ * Close code for a connection opened without credentials that held no subscription for two
+ * heartbeats: such a connection is worth a socket only while a read token's subscription is on it.
+ */
+export const WS_CLOSE_IDLE_WITHOUT_CREDENTIALS = 4001;
+
+/**
  * HTTP long-poll (`GET /v1/generations/:id/poll?from=<cursor>&wait_ms=<ms>`): for networks that
  * let neither an event stream nor a WebSocket through. Each request returns what the log holds
  * after the cursor, waiting up to `wait_ms` for the first entry; the client sends `cursor` back

@@ -101,4 +101,22 @@ describe("WebSocket subscriptions that carry their own read token", () => {
     // The refused subscriptions got nothing of the answer.
     expect(frames.filter((f) => f.type === "entry" && f.sub !== "own")).toEqual([]);
   });
+
+  it("a connection opened without credentials that holds no subscription is closed with 4001; one opened with a key is not", async () => {
+    const fast = await startInProcess({ LIFELINE_ENGINE: "sqlite", LIFELINE_DATA_DIR: data.path, LIFELINE_HEARTBEAT_MS: "100" });
+    try {
+      const url = `${fast.url.replace("http", "ws")}/v1/ws`;
+      const opened = (ws: WebSocket): Promise<void> => new Promise((resolve, reject) => ws.on("open", resolve).on("error", reject));
+      const withKey = new WebSocket(url, { headers: { authorization: `Bearer ${key}` } });
+      const without = new WebSocket(url);
+      await Promise.all([opened(withKey), opened(without)]);
+      const code = await new Promise<number>((resolve) => without.on("close", resolve));
+      expect(code).toBe(4001);
+      // The same heartbeats passed over the connection with a key: it stays.
+      expect(withKey.readyState).toBe(WebSocket.OPEN);
+      withKey.close();
+    } finally {
+      await fast.stop();
+    }
+  });
 });

@@ -7,7 +7,13 @@ import { z } from "zod";
 import { parseCursor, type Cursor } from "../../core/cursor.ts";
 import { LifelineError, type ApiErrorCode } from "../../core/errors.ts";
 import { ROUTE_PATHS } from "../../core/routes.ts";
-import { WS_CLOSE_SLOW_CONSUMER, WS_PROTOCOL_LIMITS, wsEntryFrameHead, type WsServerFrame } from "../../core/wire.ts";
+import {
+  WS_CLOSE_IDLE_WITHOUT_CREDENTIALS,
+  WS_CLOSE_SLOW_CONSUMER,
+  WS_PROTOCOL_LIMITS,
+  wsEntryFrameHead,
+  type WsServerFrame,
+} from "../../core/wire.ts";
 import { GENERATION_ID } from "../../core/generation-id.ts";
 import type { Engine } from "../../engine/port.ts";
 import type { Metrics } from "../../observability/metrics.ts";
@@ -157,6 +163,8 @@ class Connection {
 
   /** Who opened the connection; `null` when no credentials came with the upgrade. */
   readonly #caller: Caller | null;
+  /** Heartbeat ticks in a row at which a connection opened without credentials held no subscription. */
+  #idleTicks = 0;
 
   constructor(ws: WebSocket, socket: Socket, options: WebSocketRoutesOptions, log: FastifyBaseLogger, caller: Caller | null) {
     this.#caller = caller;
@@ -191,6 +199,7 @@ class Connection {
    * One heartbeat tick. A connection that has not answered the last ping but took data since the
    * last tick is reading, only behind its queue: it waits. One that took nothing is cut: with 4008
    * when frames are still queued for it (it stopped reading), without a word when none are (dead).
+   * One opened without credentials that held no subscription at two ticks in a row is closed (4001).
    */
   heartbeat(): void {
     if (this.#closing) return;
@@ -202,6 +211,13 @@ class Connection {
       this.#stopAll();
       this.#ws.terminate();
       return;
+    }
+    if (this.#caller === null) {
+      this.#idleTicks = this.#subs.size === 0 ? this.#idleTicks + 1 : 0;
+      if (this.#idleTicks >= 2) {
+        this.#log.info("websocket without credentials held no subscription; closed");
+        return this.close(WS_CLOSE_IDLE_WITHOUT_CREDENTIALS, "no credentials and no subscription");
+      }
     }
     this.#answered = false;
     this.#ws.ping();
