@@ -1,11 +1,8 @@
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/cli/config.ts";
-import { startNode, type LifelineNode } from "../../src/cli/node.ts";
+import { beforeEach, describe, expect, it } from "vitest";
 import type { EntryBody } from "../../src/core/entries.ts";
-import { RedisEngine } from "../../src/engine/redis/redis-engine.ts";
 import { readStream, textOf, transportFor, userMessage, type ReadStream } from "../support/ai-sdk-client.ts";
-import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
+import { useGatewayOnRedis } from "../support/gateway-on-redis.ts";
+import { requireRedis } from "../support/redis-harness.ts";
 import { never } from "../support/waits.ts";
 
 beforeEach((ctx) => requireRedis(ctx));
@@ -25,31 +22,7 @@ const completed = (attempt: number): EntryBody => ({
  * when the client has shown the text it takes back.
  */
 describe("the AI SDK door when the answer's text moves back (decision 025)", () => {
-  let server: RedisServer | undefined;
-  let node: LifelineNode | undefined;
-  let engine: RedisEngine | undefined;
-  let raw: Redis | undefined;
-  const prefix = `aisdk${process.pid}`;
-  beforeAll(async () => {
-    if (!redisAvailable()) return;
-    server = await startStandalone();
-    const env = {
-      LIFELINE_ENGINE: "redis",
-      LIFELINE_REDIS_URL: server.url,
-      LIFELINE_REDIS_PREFIX: prefix,
-      LIFELINE_PORT: "0",
-      LIFELINE_LOG_LEVEL: "silent",
-    };
-    node = await startNode(loadConfig(env, {}), { gateway: true, worker: false });
-    engine = new RedisEngine({ target: { mode: "standalone", url: server.url }, prefix });
-    raw = new Redis(server.url);
-  });
-  afterAll(async () => {
-    raw?.disconnect();
-    await engine?.close();
-    await node?.stop();
-    await server?.stop();
-  });
+  const redis = useGatewayOnRedis("aisdk");
 
   /**
    * Opens a chat's stream through the official transport and plays the worker: `script` gets the
@@ -57,16 +30,18 @@ describe("the AI SDK door when the answer's text moves back (decision 025)", () 
    * ` world`, and writes what follows.
    */
   async function play(chatId: string, script: (id: string, fence: number) => Promise<void>): Promise<ReadStream> {
-    const stream = await transportFor(node!.url!).sendMessages({
+    const stream = await transportFor(redis.get().node.url).sendMessages({
       chatId,
       messages: [userMessage(chatId)],
       trigger: "submit-message",
       messageId: undefined,
       abortSignal: undefined,
     });
-    const claim = await engine!.claim("w1", 60_000, never);
+    const claim = await redis.get().engine.claim("w1", 60_000, never);
     if (!claim) throw new Error("no job to claim");
-    await engine!.append(claim.id, claim.fence, 2, [started(claim.fence), delta(claim.fence, "Hello"), delta(claim.fence, " world")]);
+    await redis
+      .get()
+      .engine.append(claim.id, claim.fence, 2, [started(claim.fence), delta(claim.fence, "Hello"), delta(claim.fence, " world")]);
     let shown!: () => void;
     const worldShown = new Promise<void>((resolve) => (shown = resolve));
     const reading = readStream(stream, (chunk) => {
@@ -79,13 +54,15 @@ describe("the AI SDK door when the answer's text moves back (decision 025)", () 
 
   it("a rewind whose new text begins with what was shown: nothing is sent twice, and the text goes on", async () => {
     const read = await play("rewind-same", async (id, f) => {
-      await engine!.append(id, f, 5, [
-        { type: "rewind", attempt: f, toOffset: 1 },
-        delta(f, "Hello"),
-        delta(f, " wor"),
-        delta(f, "ld, again"),
-        completed(f),
-      ]);
+      await redis
+        .get()
+        .engine.append(id, f, 5, [
+          { type: "rewind", attempt: f, toOffset: 1 },
+          delta(f, "Hello"),
+          delta(f, " wor"),
+          delta(f, "ld, again"),
+          completed(f),
+        ]);
     });
     expect(read.errors).toEqual([]);
     expect(read.chunks.at(-1)).toMatchObject({ type: "finish" });
@@ -95,12 +72,9 @@ describe("the AI SDK door when the answer's text moves back (decision 025)", () 
 
   it("a rewind whose new text differs from what was shown ends the stream with answer_diverged", async () => {
     const read = await play("rewind-other", async (id, f) => {
-      await engine!.append(id, f, 5, [
-        { type: "rewind", attempt: f, toOffset: 1 },
-        delta(f, "Goodbye"),
-        delta(f, " for now"),
-        completed(f),
-      ]);
+      await redis
+        .get()
+        .engine.append(id, f, 5, [{ type: "rewind", attempt: f, toOffset: 1 }, delta(f, "Goodbye"), delta(f, " for now"), completed(f)]);
     });
     expect(read.chunks.at(-1)).toMatchObject({ type: "error", errorText: expect.stringMatching(/^answer_diverged: /) });
     expect(read.errors).toEqual([expect.stringMatching(/^answer_diverged: /)]);
@@ -109,13 +83,11 @@ describe("the AI SDK door when the answer's text moves back (decision 025)", () 
 
   /** What a failover that lost the entries after offset 3 does, then a second attempt writes `entries` from there. */
   async function failOverAndRewrite(id: string, fence: number, entries: (attempt: number) => EntryBody[]): Promise<void> {
-    await raw!.xdel(`${prefix}:{${id}}:log`, "4-0");
-    await raw!.xsetid(`${prefix}:{${id}}:log`, "3-0");
-    await raw!.hset(`${prefix}:{${id}}:meta`, "last", 3);
-    await engine!.release(id, fence);
-    const second = await engine!.claim("w2", 60_000, never);
+    await redis.get().loseEntriesAfter(id, 3);
+    await redis.get().engine.release(id, fence);
+    const second = await redis.get().engine.claim("w2", 60_000, never);
     if (second?.id !== id) throw new Error("the second attempt did not claim the answer");
-    await engine!.append(id, second.fence, 4, [started(second.fence), ...entries(second.fence)]);
+    await redis.get().engine.append(id, second.fence, 4, [started(second.fence), ...entries(second.fence)]);
   }
 
   it("a Redis reset under the stream whose new text begins with what was shown: nothing is sent twice", async () => {

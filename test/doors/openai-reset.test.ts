@@ -1,13 +1,9 @@
-import { Redis } from "ioredis";
 import OpenAI from "openai";
 import type { ResponseStreamEvent } from "openai/resources/responses/responses";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/cli/config.ts";
-import { startNode, type LifelineNode } from "../../src/cli/node.ts";
-import { RedisEngine } from "../../src/engine/redis/redis-engine.ts";
-import { RedisKeys } from "../../src/engine/redis/keys.ts";
+import { beforeEach, describe, expect, it } from "vitest";
 import { GENERATION_HEADER } from "../../src/gateway/doors/openai/wire.ts";
-import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
+import { useGatewayOnRedis } from "../support/gateway-on-redis.ts";
+import { requireRedis } from "../support/redis-harness.ts";
 import { never, until } from "../support/waits.ts";
 
 beforeEach((ctx) => requireRedis(ctx));
@@ -21,37 +17,11 @@ const delta = (attempt: number, text: string) => ({ type: "delta" as const, atte
  * they showed, then only what is new: the official client ends with the whole text, once.
  */
 describe("the OpenAI door across a reset of the log", () => {
-  let server: RedisServer | undefined;
-  let node: LifelineNode | undefined;
-  let engine: RedisEngine | undefined;
-  let raw: Redis | undefined;
-  const prefix = `oai${process.pid}`;
-  const keys = new RedisKeys(prefix);
-  beforeAll(async () => {
-    if (!redisAvailable()) return;
-    server = await startStandalone();
-    const env = {
-      LIFELINE_ENGINE: "redis",
-      LIFELINE_REDIS_URL: server.url,
-      LIFELINE_REDIS_PREFIX: prefix,
-      LIFELINE_PORT: "0",
-      LIFELINE_LOG_LEVEL: "silent",
-    };
-    // A gateway alone: the test writes the log as the workers of two attempts would.
-    node = await startNode(loadConfig(env, {}), { gateway: true, worker: false });
-    engine = new RedisEngine({ target: { mode: "standalone", url: server.url }, prefix });
-    raw = new Redis(server.url);
-  });
-  afterAll(async () => {
-    raw?.disconnect();
-    await engine?.close();
-    await node?.stop();
-    await server?.stop();
-  });
+  const redis = useGatewayOnRedis("oai");
 
   it("a chat stream and a Responses stream end with the whole text once; a resume after the reset goes on from its number", async () => {
-    const e = engine!;
-    const client = new OpenAI({ baseURL: `${node!.url}/v1`, apiKey: "not-checked-on-loopback" });
+    const e = redis.get().engine;
+    const client = new OpenAI({ baseURL: `${redis.get().node.url}/v1`, apiKey: "not-checked-on-loopback" });
     const { data: chat, response } = await client.chat.completions
       .create({ model: "sim", messages: [{ role: "user", content: "across a failover" }], stream: true })
       .withResponse();
@@ -78,9 +48,7 @@ describe("the OpenAI door across a reset of the log", () => {
     const lastSeen = events.at(-1)!.sequence_number;
 
     // What a failover that lost entries 4 and 5 leaves; another attempt writes the same text in other pieces.
-    await raw!.xdel(keys.log(id), "4-0", "5-0");
-    await raw!.xsetid(keys.log(id), "3-0");
-    await raw!.hset(keys.meta(id), "last", 3);
+    await redis.get().loseEntriesAfter(id, 3);
     await e.release(id, first!.fence);
     const second = await e.claim("w2", 60_000, never);
     const fence = second!.fence;
@@ -93,7 +61,7 @@ describe("the OpenAI door across a reset of the log", () => {
     await Promise.all([chatDone, responseDone]);
 
     // Both streams were replayed from offset 1 by the gateway (a reset each), not merely continued.
-    const metrics = await (await fetch(`${node!.url}/metrics`)).text();
+    const metrics = await (await fetch(`${redis.get().node.url}/metrics`)).text();
     expect(Number(/^lifeline_resets_total (\d+)/m.exec(metrics)?.[1])).toBe(2);
     expect(chatText).toBe("Hello world");
     expect(deltas(events)).toBe("Hello world");

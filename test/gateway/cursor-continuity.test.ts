@@ -1,10 +1,7 @@
-import { Redis } from "ioredis";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/cli/config.ts";
-import { startNode, type LifelineNode } from "../../src/cli/node.ts";
+import { beforeEach, describe, expect, it } from "vitest";
 import type { PollResponse } from "../../src/core/wire.ts";
-import { RedisEngine } from "../../src/engine/redis/redis-engine.ts";
-import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
+import { useGatewayOnRedis } from "../support/gateway-on-redis.ts";
+import { requireRedis } from "../support/redis-harness.ts";
 import { entriesOf, readEvents } from "../support/sse-client.ts";
 import { never, until } from "../support/waits.ts";
 
@@ -13,35 +10,11 @@ beforeEach((ctx) => requireRedis(ctx));
 const delta = (attempt: number, text: string) => ({ type: "delta" as const, attempt, text });
 
 describe("cursors on an engine that can lose acknowledged entries", () => {
-  let server: RedisServer | undefined;
-  let node: LifelineNode | undefined;
-  let engine: RedisEngine | undefined;
-  let raw: Redis | undefined;
-  const prefix = `cur${process.pid}`;
-  beforeAll(async () => {
-    if (!redisAvailable()) return;
-    server = await startStandalone();
-    const env = {
-      LIFELINE_ENGINE: "redis",
-      LIFELINE_REDIS_URL: server.url,
-      LIFELINE_REDIS_PREFIX: prefix,
-      LIFELINE_PORT: "0",
-      LIFELINE_LOG_LEVEL: "silent",
-    };
-    node = await startNode(loadConfig(env, {}), { gateway: true, worker: false });
-    engine = new RedisEngine({ target: { mode: "standalone", url: server.url }, prefix });
-    raw = new Redis(server.url);
-  });
-  afterAll(async () => {
-    raw?.disconnect();
-    await engine?.close();
-    await node?.stop();
-    await server?.stop();
-  });
+  const redis = useGatewayOnRedis("cur");
 
   it("name the attempt and offset; a cursor whose entry a failover replaced gets reset, one before it continues", async () => {
-    const e = engine!;
-    const url = node!.url!;
+    const e = redis.get().engine;
+    const url = redis.get().node.url;
     const { id } = await e.create({ model: "sim", messages: [{ role: "user", content: "continuity" }] });
     const first = await e.claim("w1", 60_000, never);
     await e.append(id, 1, 2, [
@@ -54,9 +27,7 @@ describe("cursors on an engine that can lose acknowledged entries", () => {
     expect(seen.messages.map((m) => m.id)).toEqual(["0:1", "1:2", "1:3", "1:4", "1:5"]);
 
     // What a failover that lost entries 4 and 5 does, then another attempt writes there.
-    await raw!.xdel(`${prefix}:{${id}}:log`, "4-0", "5-0");
-    await raw!.xsetid(`${prefix}:{${id}}:log`, "3-0");
-    await raw!.hset(`${prefix}:{${id}}:meta`, "last", 3);
+    await redis.get().loseEntriesAfter(id, 3);
     await e.release(id, first!.fence);
     const second = await e.claim("w2", 60_000, never);
     expect(second?.fence).toBe(2);
@@ -103,8 +74,8 @@ describe("cursors on an engine that can lose acknowledged entries", () => {
   });
 
   it("a reader waiting at the end of a log that a failover shortened, which another attempt then ends below it, gets reset and the whole log", async () => {
-    const e = engine!;
-    const url = node!.url!;
+    const e = redis.get().engine;
+    const url = redis.get().node.url;
     const { id } = await e.create({ model: "sim", messages: [{ role: "user", content: "shortened" }] });
     const first = await e.claim("w1", 60_000, never);
     await e.append(id, 1, 2, [
@@ -121,13 +92,11 @@ describe("cursors on an engine that can lose acknowledged entries", () => {
     await reachedEnd;
     // The reader waits: the gateway listens for appends to this log.
     const subscribers = async (): Promise<number> =>
-      Number(((await raw!.call("PUBSUB", "SHARDNUMSUB", `${prefix}:{${id}}:n`)) as [string, number])[1]);
+      Number(((await redis.get().raw.call("PUBSUB", "SHARDNUMSUB", `${redis.get().prefix}:{${id}}:n`)) as [string, number])[1]);
     await until(async () => (await subscribers()) === 1, 30_000, "the gateway waiting on the log");
 
     // A failover that lost entries 4 to 6 while the reader waits after 6; another attempt ends the answer at 5.
-    await raw!.xdel(`${prefix}:{${id}}:log`, "4-0", "5-0", "6-0");
-    await raw!.xsetid(`${prefix}:{${id}}:log`, "3-0");
-    await raw!.hset(`${prefix}:{${id}}:meta`, "last", 3);
+    await redis.get().loseEntriesAfter(id, 3);
     await e.release(id, first!.fence);
     const second = await e.claim("w2", 60_000, never);
     expect(second?.fence).toBe(2);
