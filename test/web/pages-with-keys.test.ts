@@ -150,6 +150,8 @@ describe("the pages of a deployment with API keys, in a real browser", () => {
     const question = "Which key works?";
     await chat.send(question);
     await chat.page.waitForSelector("#key-form", { state: "visible" });
+    await enterKey(chat.page, "two words");
+    await chat.page.waitForFunction(() => /one word/.test(document.getElementById("key-reason")?.textContent ?? ""));
     await enterKey(chat.page, "llk_not_a_key_of_this_deployment");
     await chat.page.waitForFunction(() => /not valid/.test(document.getElementById("key-reason")?.textContent ?? ""));
     expect((await keyFormOf(chat.page)).shown).toBe(true);

@@ -4,6 +4,9 @@
 
 const STORAGE_KEY = "lifeline.apiKey";
 
+/** What an API key can look like at all (the SDK refuses anything else before sending it). */
+const KEY_SHAPE = /^[\x21-\x7e]{1,512}$/;
+
 /** Codes with which the gateway asks for a (valid) key. */
 const KEY_REFUSALS = new Set(["unauthorized", "invalid_api_key", "api_key_revoked"]);
 
@@ -81,6 +84,10 @@ export function keyForm(onKey) {
     event.preventDefault();
     const key = input.value.trim();
     if (key === "") return;
+    if (!KEY_SHAPE.test(key)) {
+      reason.textContent = "An API key is one word of visible characters (llk_…). Enter it again.";
+      return;
+    }
     input.value = "";
     form.hidden = true;
     saveKey(key);
