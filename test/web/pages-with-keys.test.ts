@@ -168,6 +168,42 @@ describe("the pages of a deployment with API keys, in a real browser", () => {
     expect(chat.pageErrors).toEqual([]);
   });
 
+  test("where event streams are refused, the chat page follows over a WebSocket opened without the key, each subscription carrying its token", async (ctx) => {
+    const { server, browser, keys, watch } = await openDeployment(ctx);
+    const chat = new ChatTab(await (await browser.newContext()).newPage());
+    // Something in the way refuses event streams, as a proxy's error page: the SDK moves on to the WebSocket.
+    await chat.page.route(/\/events(\?|$)/, (route) =>
+      route.fulfill({ status: 403, contentType: "text/html", body: "<h1>Forbidden</h1>" }),
+    );
+    ctx.onTestFinished(() => chat.screenshot("pages-with-keys-websocket.png"));
+    const traffic = watch(chat.page);
+    const sent: string[] = [];
+    const upgrades: string[] = [];
+    chat.page.on("websocket", (ws) => {
+      upgrades.push(ws.url());
+      ws.on("framesent", (frame) => sent.push(String(frame.payload)));
+    });
+    await chat.load(server.url);
+
+    const question = "Over which way, with which token?";
+    await chat.send(question);
+    await chat.page.waitForSelector("#key-form", { state: "visible" });
+    await enterKey(chat.page, keys.full);
+    const answer = await chat.waitForEnd(0);
+    expect(answer.status).toBe("completed");
+    expect(answer.text).toBe(simAnswer([{ role: "user", content: question }]));
+    expect(await chat.transport()).toBe("websocket");
+
+    const subscribes = sent.map((payload) => JSON.parse(payload) as { type: string; token?: string }).filter((f) => f.type === "subscribe");
+    expect(subscribes.length).toBeGreaterThan(0);
+    expect(subscribes.every((frame) => frame.token?.startsWith("llt_"))).toBe(true);
+    expect(sent.filter((payload) => payload.includes(keys.full))).toEqual([]);
+    expect(traffic.urls.filter((url) => url.includes(keys.full))).toEqual([]);
+    expect(upgrades.length).toBeGreaterThan(0);
+    expect(upgrades.every((url) => !url.includes("token=") && !url.includes(keys.full))).toBe(true);
+    expect(chat.pageErrors).toEqual([]);
+  });
+
   test("the inspect page opened on its own asks for the key, then shows the timeline", async (ctx) => {
     const { server, browser, keys, watch } = await openDeployment(ctx);
     const res = await fetch(`${server.url}/v1/generations`, {
