@@ -189,6 +189,13 @@ const OPTIONS = {
     doc: "Answers that have not ended, per API key, once keys exist (429 above; shared through the engine); 0 for no limit.",
     schema: z.coerce.number().int().min(0).max(1_000_000),
   },
+  tokensPerMinute: {
+    env: "LIFELINE_TOKENS_PER_MINUTE",
+    flag: "tokens-per-minute",
+    default: "0",
+    doc: "Model tokens per minute per API key, each request counting its max_tokens (429 above; shared through the engine); 0 for no limit.",
+    schema: z.coerce.number().int().min(0).max(1_000_000_000),
+  },
   corsOrigins: {
     env: "LIFELINE_CORS_ORIGINS",
     flag: "cors-origins",

@@ -90,6 +90,7 @@ export async function startNode(
       limits: {
         requestsPerMinute: config.requestsPerMinute,
         answersPerKey: config.answersPerKey,
+        tokensPerMinute: config.tokensPerMinute,
         ...(limitCounters ? { redis: limitCounters, prefix: config.redisPrefix } : {}),
       },
       metrics,

@@ -30,6 +30,11 @@ export const ERROR_CODES = {
   body_too_large: { status: 413, message: "The request body is larger than the limit." },
   unsupported_media_type: { status: 415, message: "The request body must be application/json." },
   range_not_satisfiable: { status: 416, message: "The requested range is outside the file." },
+  token_budget_spent: {
+    status: 429,
+    message:
+      "This key has spent its model tokens of this minute (each request counts its max_tokens): retry after the time Retry-After says.",
+  },
   too_many_answers: { status: 429, message: "This key has as many answers running as it may: start another when one ends." },
   rate_limited: { status: 429, message: "Too many requests with this key: retry after the time Retry-After says." },
   too_many_subscriptions: { status: 429, message: "The WebSocket connection holds as many subscriptions as it may." },
@@ -128,13 +133,16 @@ export class LifelineError extends Error {
   readonly code: ApiErrorCode;
   readonly status: number;
   readonly details: unknown;
+  /** For a limit (429): when to try again, sent as `Retry-After`. */
+  readonly retryAfterSeconds: number | undefined;
 
-  constructor(code: ApiErrorCode, message?: string, details?: unknown) {
+  constructor(code: ApiErrorCode, message?: string, details?: unknown, options: { readonly retryAfterSeconds?: number } = {}) {
     super(message ?? ERROR_CODES[code].message);
     this.name = "LifelineError";
     this.code = code;
     this.status = ERROR_CODES[code].status;
     this.details = details;
+    this.retryAfterSeconds = options.retryAfterSeconds;
   }
 
   toJSON(): { error: { code: ApiErrorCode; message: string; details?: unknown } } {

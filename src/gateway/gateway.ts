@@ -15,6 +15,7 @@ import { Authenticator, installAuthentication } from "./auth/authentication.ts";
 import { installCors } from "./auth/cors.ts";
 import { AnswerSlots } from "./auth/answer-slots.ts";
 import { Owners } from "./auth/owners.ts";
+import { TokenBudget } from "./auth/token-budget.ts";
 import { GenerationStarter } from "./start-generation.ts";
 import { installRequestLimits, type RequestLimits } from "./auth/request-limits.ts";
 import { guardEngine } from "./guarded-engine.ts";
@@ -99,7 +100,8 @@ export class Gateway {
     const keys = options.keys ?? new MemoryKeyStore();
     const auth = new Authenticator(keys);
     const slots = new AnswerSlots(keys, engine, options.limits?.answersPerKey ?? 0);
-    const starter = new GenerationStarter(engine, options.models, slots);
+    const budget = new TokenBudget(keys, options.limits?.tokensPerMinute ?? 0);
+    const starter = new GenerationStarter(engine, options.models, { slots, budget });
     installCors(app, options.corsOrigins ?? []);
     installAuthentication(app, auth);
     if (options.limits) installRequestLimits(app, options.limits);

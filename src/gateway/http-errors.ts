@@ -78,7 +78,7 @@ export function rawHttpAnswer(error: LifelineError): string {
 
 function sendError(reply: FastifyReply, error: LifelineError): void {
   // Every 429 says when to come back; the rate limiter sets its own, the other limits a second.
-  if (error.status === 429 && !reply.hasHeader("retry-after")) void reply.header("retry-after", "1");
+  if (error.status === 429 && !reply.hasHeader("retry-after")) void reply.header("retry-after", String(error.retryAfterSeconds ?? 1));
   void reply.status(error.status).send(error.toJSON());
 }
 

@@ -5,6 +5,7 @@ import type { GenerationStatus } from "../core/fold.ts";
 import { HEADERS } from "../core/wire.ts";
 import type { Engine } from "../engine/port.ts";
 import type { AnswerSlots } from "./auth/answer-slots.ts";
+import type { TokenBudget } from "./auth/token-budget.ts";
 import { tenantOf, type Caller } from "./auth/caller.ts";
 import { viewOf } from "./generation-view.ts";
 
@@ -37,11 +38,13 @@ export class GenerationStarter {
   readonly #engine: Engine;
   readonly #models: () => readonly string[];
   readonly #slots: AnswerSlots | undefined;
+  readonly #budget: TokenBudget | undefined;
 
-  constructor(engine: Engine, models: () => readonly string[], slots?: AnswerSlots) {
+  constructor(engine: Engine, models: () => readonly string[], limits: { slots?: AnswerSlots; budget?: TokenBudget } = {}) {
     this.#engine = engine;
     this.#models = models;
-    this.#slots = slots;
+    this.#slots = limits.slots;
+    this.#budget = limits.budget;
   }
 
   async start(request: GenerationRequest, idempotencyKey: string | undefined, caller: Caller): Promise<Started> {
@@ -49,6 +52,7 @@ export class GenerationStarter {
     if (!models.includes(request.model)) {
       throw new LifelineError("unknown_model", `No model named "${request.model}". Known: ${models.join(", ")}.`);
     }
+    await this.#budget?.spend(caller, request);
     const create = () => this.#create(request, idempotencyKey, tenantOf(caller));
     return this.#slots ? this.#slots.admit(caller, create) : create();
   }

@@ -111,6 +111,17 @@ function keyStoreConformance(
       expect(await store.takeSlot("k1", "e", now + 300_000, 2, now + 200_000)).toBe(false);
     });
 
+    it("spends a key's tokens of one window up to a limit, all or nothing; another window starts again", async (ctx) => {
+      const { store } = start(ctx);
+      const window = Date.now() - (Date.now() % 60_000);
+      expect(await store.spendTokens("k1", window, 60, 100)).toBe(true);
+      expect(await store.spendTokens("k1", window, 50, 100)).toBe(false); // 110 > 100: nothing spent
+      expect(await store.spendTokens("k1", window, 40, 100)).toBe(true); // exactly 100
+      expect(await store.spendTokens("k1", window, 1, 100)).toBe(false);
+      expect(await store.spendTokens("k2", window, 100, 100)).toBe(true); // another key
+      expect(await store.spendTokens("k1", window + 60_000, 100, 100)).toBe(true); // the next minute
+    });
+
     it("another process on the same store sees a key made and revoked here at once", async (ctx) => {
       const harness = start(ctx);
       if (!harness.peer) return ctx.skip("this store lives in one process's memory: there is no other process");

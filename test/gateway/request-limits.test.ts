@@ -110,3 +110,58 @@ describe("concurrent answers per key, counted by two gateways on one Redis", () 
     expect(third.status).toBe(201);
   });
 });
+
+describe("model tokens per minute per key, spent from one budget by two gateways on one Redis", () => {
+  let server: RedisServer | undefined;
+  const nodes: Node[] = [];
+  let key = "";
+  let store: RedisKeyStore;
+  const prefix = `tpm${process.pid}`;
+
+  beforeAll(async () => {
+    if (!redisAvailable()) return;
+    server = await startStandalone();
+    store = new RedisKeyStore({ target: { mode: "standalone", url: server.url }, prefix });
+    key = (await new KeyRing(store).create("acme", ["generations:create"])).key;
+    const env = {
+      LIFELINE_ENGINE: "redis",
+      LIFELINE_REDIS_URL: server.url,
+      LIFELINE_REDIS_PREFIX: prefix,
+      LIFELINE_TOKENS_PER_MINUTE: "100",
+    };
+    nodes.push(await startInProcess(env), await startInProcess(env));
+  });
+  afterAll(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await store?.close();
+    await server?.stop();
+  });
+
+  const start = (node: Node, maxTokens: number | undefined): Promise<Response> =>
+    fetch(`${node.url}/v1/generations`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        model: "sim",
+        messages: [{ role: "user", content: "budgeted" }],
+        ...(maxTokens === undefined ? {} : { max_tokens: maxTokens }),
+      }),
+    });
+
+  it("each start spends its max_tokens; one that would pass the minute's budget is refused with 429 token_budget_spent until the minute ends", async () => {
+    const [a, b] = nodes as [Node, Node];
+    expect((await start(a, 40)).status).toBe(201);
+    expect((await start(b, 40)).status).toBe(201);
+    const refused = await start(a, 40);
+    expect(refused.status).toBe(429);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("token_budget_spent");
+    const retryAfter = Number(refused.headers.get("retry-after"));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    // What is left fits: 20 more tokens make exactly 100. A request without max_tokens counts the ceiling.
+    expect((await start(b, 20)).status).toBe(201);
+    const unbounded = await start(b, undefined);
+    expect(unbounded.status).toBe(429);
+    expect(((await unbounded.json()) as { error: { message: string } }).error.message).toContain("32768");
+  });
+});

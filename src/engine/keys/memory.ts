@@ -7,6 +7,8 @@ export class MemoryKeyStore implements KeyStore {
   readonly #keys = new Map<string, StoredKey>();
   readonly #signing = new Map<string, SigningKey>();
   readonly #slots = new Map<string, Map<string, number>>();
+  /** Spent tokens by `<key>:<window start>`; a window past is dropped when another window is spent from. */
+  readonly #budgets = new Map<string, number>();
 
   async add(key: StoredKey): Promise<boolean> {
     if (this.#keys.has(key.id)) return false;
@@ -59,6 +61,15 @@ export class MemoryKeyStore implements KeyStore {
 
   async releaseSlots(keyId: string, slots: readonly string[]): Promise<void> {
     for (const slot of slots) this.#slots.get(keyId)?.delete(slot);
+  }
+
+  async spendTokens(keyId: string, windowStartMs: number, tokens: number, limit: number): Promise<boolean> {
+    const name = `${keyId}:${windowStartMs}`;
+    const spent = this.#budgets.get(name) ?? 0;
+    if (spent + tokens > limit) return false;
+    for (const old of this.#budgets.keys()) if (old.startsWith(`${keyId}:`) && old !== name) this.#budgets.delete(old);
+    this.#budgets.set(name, spent + tokens);
+    return true;
   }
 
   #held(keyId: string, nowMs: number): Map<string, number> {

@@ -55,5 +55,10 @@ export interface KeyStore {
   /** The key's unexpired slots. */
   slots(keyId: string, nowMs: number): Promise<string[]>;
   releaseSlots(keyId: string, slots: readonly string[]): Promise<void>;
+  /**
+   * Spends `tokens` of key `keyId`'s budget for the window starting at `windowStartMs`, atomically,
+   * unless the window's spending would pass `limit`: `false` then, and nothing is spent.
+   */
+  spendTokens(keyId: string, windowStartMs: number, tokens: number, limit: number): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -78,6 +78,12 @@ export class RedisKeyStore implements KeyStore {
     if (slots.length > 0) await this.#client.zrem(this.#keys.answerSlots(keyId), ...slots);
   }
 
+  async spendTokens(keyId: string, windowStartMs: number, tokens: number, limit: number): Promise<boolean> {
+    // The counter outlives its window by one more, so a clock a little behind still finds it.
+    const spent = await this.#client.llBudgetSpend(this.#keys.tokenBudget(keyId, windowStartMs), tokens, limit, 120_000);
+    return spent !== -1;
+  }
+
   async close(): Promise<void> {
     this.#client.disconnect();
   }

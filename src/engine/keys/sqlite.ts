@@ -20,6 +20,12 @@ CREATE TABLE IF NOT EXISTS answer_slots (
   expires_at  INTEGER NOT NULL,               -- ms since the epoch
   PRIMARY KEY (key_id, slot)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS token_budgets (
+  key_id       TEXT NOT NULL,
+  window_start INTEGER NOT NULL,              -- ms since the epoch
+  spent        INTEGER NOT NULL,
+  PRIMARY KEY (key_id, window_start)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS signing_keys (
   id          TEXT PRIMARY KEY,
   secret      TEXT NOT NULL,
@@ -113,6 +119,24 @@ export class SqliteKeyStore implements KeyStore {
     this.#db.transaction(() => {
       for (const slot of slots) remove.run(keyId, slot);
     })();
+  }
+
+  async spendTokens(keyId: string, windowStartMs: number, tokens: number, limit: number): Promise<boolean> {
+    return this.#db
+      .transaction((): boolean => {
+        const row = this.#db
+          .prepare<[string, number], { spent: number }>("SELECT spent FROM token_budgets WHERE key_id = ? AND window_start = ?")
+          .get(keyId, windowStartMs);
+        if ((row?.spent ?? 0) + tokens > limit) return false;
+        this.#db.prepare("DELETE FROM token_budgets WHERE key_id = ? AND window_start < ?").run(keyId, windowStartMs);
+        this.#db
+          .prepare(
+            "INSERT INTO token_budgets (key_id, window_start, spent) VALUES (?, ?, ?) ON CONFLICT (key_id, window_start) DO UPDATE SET spent = spent + excluded.spent",
+          )
+          .run(keyId, windowStartMs, tokens);
+        return true;
+      })
+      .immediate();
   }
 
   async close(): Promise<void> {

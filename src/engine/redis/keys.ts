@@ -36,6 +36,11 @@ export class RedisKeys {
     return `${this.prefix}:{keys}:slots:${keyId}`;
   }
 
+  /** String: the model tokens a key spent in the window that starts at `windowStartMs`; under the key ring's tag. */
+  tokenBudget(keyId: string, windowStartMs: number): string {
+    return `${this.prefix}:{keys}:tpm:${keyId}:${windowStartMs}`;
+  }
+
   /** Hash of revoked API keys: field = key id, value = when it was revoked. */
   revokedApiKeys(): string {
     return `${this.prefix}:{keys}:revoked`;

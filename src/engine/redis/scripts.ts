@@ -12,6 +12,7 @@ const SCRIPTS = {
   llChatMark: { file: "chat-mark.lua", keys: 1 },
   llChatExpire: { file: "chat-expire.lua", keys: 1 },
   llSlotTake: { file: "slot-take.lua", keys: 1 },
+  llBudgetSpend: { file: "budget-spend.lua", keys: 1 },
   dsCommit: { file: "stream-commit.lua", keys: 2 },
   dsTouch: { file: "stream-touch.lua", keys: 2 },
 } as const;

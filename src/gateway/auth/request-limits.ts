@@ -9,6 +9,8 @@ export interface RequestLimits {
   readonly requestsPerMinute: number;
   /** Answers that have not ended, per API key; 0 turns the limit off. @defaultValue 0 */
   readonly answersPerKey?: number;
+  /** Model tokens per minute per API key (each start counts its `max_tokens`); 0 turns the limit off. @defaultValue 0 */
+  readonly tokensPerMinute?: number;
   /** Where the counters live so that every gateway counts the same ones (the distributed mode). @defaultValue this process */
   readonly redis?: RedisClient;
   /** The Redis key prefix of the counters. @defaultValue "ll" */
