@@ -255,16 +255,14 @@ export function wellFormedCases(knownIds: readonly string[]): fc.Arbitrary<HttpC
     fc
       .tuple(generationBody, fc.string({ maxLength: 20 }))
       .map(([body, input]) => json("POST", "/v1/responses", { ...(body as object), input })),
-    fc
-      .tuple(fc.string({ maxLength: 20 }), generationBody)
-      .map(([chat, body]) =>
-        json("POST", "/v1/ai-sdk/chat", {
-          id: chat,
-          messages: [{ id: "m", role: "user", parts: [{ type: "text", text: "hi" }] }],
-          trigger: "submit-message",
-          ...(body as object),
-        }),
-      ),
+    fc.tuple(fc.string({ maxLength: 20 }), generationBody).map(([chat, body]) =>
+      json("POST", "/v1/ai-sdk/chat", {
+        id: chat,
+        messages: [{ id: "m", role: "user", parts: [{ type: "text", text: "hi" }] }],
+        trigger: "submit-message",
+        ...(body as object),
+      }),
+    ),
     fc.tuple(id, cursorLike).map(([i, c]) => get(`/v1/generations/${i}/events?from=${percentEncode(c)}`)),
     fc.tuple(id, cursorLike).map(([i, c]) => get(`/v1/generations/${i}/events`, { "last-event-id": c.replace(/[^\x20-\x7e]/g, "") })),
     fc
