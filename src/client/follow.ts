@@ -4,6 +4,7 @@ import { backoffDelay, sleep, type ReconnectPolicy } from "./backoff.ts";
 import { isRenewableTokenError, type Credentials } from "./credentials.ts";
 import { LifelineClientError } from "./errors.ts";
 import { EventQueue } from "./event-queue.ts";
+import { isRetryableStatus } from "../core/retry.ts";
 import { type SessionEnd, type Transport, type TransportName, type TransportSink } from "./transport.ts";
 import type { FinalAnswer, FinalStatus, FollowEvent, FollowOptions, FollowState } from "./types.ts";
 
@@ -132,6 +133,8 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
     const givenUp = new Set<number>();
     let refusal: LifelineClientError | undefined;
     let attempt = 0;
+    // The gateway refused the token held: the next connection needs a new one.
+    let stale = false;
     // The token was just renewed: a new one refused too is final (the application gives out bad ones).
     let renewed = false;
     const { credentials } = this.#ctx;
@@ -141,8 +144,9 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
       const transport = transports[turn % transports.length];
       if (!transport) throw new TypeError("no transport");
       this.#transport = transport.name;
-      this.#token ??= await credentials.tokenFor(this.id, this.#stop.signal);
-      const { end, worked, progressed } = await this.#session(transport);
+      const tokenless = await this.#readyToken(stale);
+      if (!tokenless) stale = false;
+      const { end, worked, progressed } = tokenless ? { end: tokenless, worked: false, progressed: false } : await this.#session(transport);
       if (worked) {
         this.#ctx.preferred = turn % transports.length;
         givenUp.clear();
@@ -153,12 +157,12 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
         // Expired (or signed with a retired key): a new token resumes from the cursor at once.
         if (!renewed && credentials.canRenew && isRenewableTokenError(end.error)) {
           renewed = true;
-          this.#token = await credentials.renew(this.id, this.#stop.signal);
+          stale = true;
           continue;
         }
         throw end.error;
       }
-      renewed = false;
+      if (!tokenless) renewed = false;
       this.#stop.signal.throwIfAborted();
       if (end.kind === "ended") {
         const final = await this.#endedUnseen();
@@ -167,7 +171,8 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
       // A transport that something in the way refuses is left at once, one that cannot open after
       // `fallbackAfter` tries. When every one was given up on and one of them was refused, the way
       // is blocked rather than down: give up with that refusal instead of trying forever.
-      failedOpens = worked || end.kind === "ended" ? 0 : failedOpens + 1;
+      // A token that could not be had says nothing of the transport.
+      failedOpens = worked || end.kind === "ended" ? 0 : tokenless ? failedOpens : failedOpens + 1;
       if (end.kind === "blocked" || failedOpens >= fallbackAfter) {
         if (end.kind === "blocked") refusal = end.error;
         givenUp.add(turn % transports.length);
@@ -180,6 +185,28 @@ export class AnswerFollow implements AsyncIterable<FollowEvent> {
       if (this.#state !== "connecting") this.#setState("reconnecting");
       const delay = Math.max(backoffDelay(reconnect, attempt++), end.kind === "dropped" ? (end.retryAfterMs ?? 0) : 0);
       await sleep(delay, this.#stop.signal);
+    }
+  }
+
+  /**
+   * Makes sure the next connection has a token to present, when the client has credentials: the one
+   * held, else a first one, or a new one when `stale`. The gateway being unreachable while the SDK
+   * asks it for a token (with the key) is a dropped connection, tried again with backoff; an error
+   * of the application's `readToken` ends the follow.
+   */
+  async #readyToken(stale: boolean): Promise<SessionEnd | undefined> {
+    if (this.#token !== undefined && !stale) return undefined;
+    const { credentials } = this.#ctx;
+    try {
+      this.#token = stale ? await credentials.renew(this.id, this.#stop.signal) : await credentials.tokenFor(this.id, this.#stop.signal);
+      return undefined;
+    } catch (error) {
+      this.#stop.signal.throwIfAborted();
+      const transient =
+        error instanceof LifelineClientError &&
+        (error.code === "network_error" || (error.status !== undefined && isRetryableStatus(error.status)));
+      if (transient) return { kind: "dropped", reason: `no read token: ${error.message}` };
+      throw error;
     }
   }
 

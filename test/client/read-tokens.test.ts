@@ -7,6 +7,7 @@ import { KeyRing } from "../../src/engine/keys/key-ring.ts";
 import { SqliteKeyStore } from "../../src/engine/keys/sqlite.ts";
 import { READ_TOKEN_TTL_MS, ReadTokens } from "../../src/gateway/auth/read-tokens.ts";
 import { startInProcess } from "../support/in-process.ts";
+import { log, sse, startScriptedServer } from "./support/scripted-server.ts";
 import { simText } from "../support/sim-answer.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 import { tempDir } from "../support/temp-dir.ts";
@@ -196,6 +197,50 @@ describe("the SDK follows with read tokens in a deployment with keys", () => {
       } finally {
         client.close();
       }
+    }
+  });
+});
+
+describe("getting a read token is retried like a connection", () => {
+  it("a gateway that cannot give a token for a while (503 on POST /token) is asked again with backoff, and the follow ends exact", async () => {
+    const token = "llt_scripted";
+    let tokenRequests = 0;
+    const server = await startScriptedServer((_n, req, res) => {
+      if (req.method === "POST" && req.url === "/v1/generations/gen_1/token") {
+        // More refusals than one request's own retries: the follow itself must try again.
+        if (++tokenRequests <= 7) {
+          res.writeHead(503, { "content-type": "application/json" });
+          res.end(JSON.stringify({ error: { code: "engine_unavailable", message: "not now" } }));
+          return;
+        }
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify({ id: "gen_1", token, tokenExpiresAt: new Date(Date.now() + 600_000).toISOString() }));
+        return;
+      }
+      if (req.url === `/v1/generations/gen_1/events?token=${token}`) {
+        sse(res, [log.created(), log.started(2), log.delta(3, "Hello"), log.completed(4)], true);
+        return;
+      }
+      res.writeHead(404, { "content-type": "application/json" });
+      res.end(JSON.stringify({ error: { code: "not_found", message: req.url } }));
+    });
+    const client = createClient({
+      baseUrl: server.url,
+      apiKey: "llk_scripted",
+      transports: ["sse"],
+      reconnect: { initialMs: 5, maxMs: 20 },
+    });
+    try {
+      const final = await client.follow("gen_1").done;
+      expect(final).toMatchObject({ text: "Hello", status: "completed" });
+      expect(tokenRequests).toBe(8);
+      const asked = server.requests.filter((r) => r.url.includes("/token"));
+      expect(asked.every((r) => r.headers.authorization === "Bearer llk_scripted")).toBe(true);
+      // The key asked for tokens and went nowhere else.
+      expect(server.requests.filter((r) => !r.url.includes("/token")).every((r) => r.headers.authorization === undefined)).toBe(true);
+    } finally {
+      client.close();
+      await server.close();
     }
   });
 });
