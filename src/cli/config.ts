@@ -196,6 +196,13 @@ const OPTIONS = {
     doc: "Model tokens per minute per API key, each request counting its max_tokens (429 above; shared through the engine); 0 for no limit.",
     schema: z.coerce.number().int().min(0).max(1_000_000_000),
   },
+  streamsPerKey: {
+    env: "LIFELINE_STREAMS_PER_KEY",
+    flag: "streams-per-key",
+    default: "1000",
+    doc: "Open streams (event streams, long-polls, WebSocket subscriptions) per API key across gateways, once keys exist (429 above); 0 for no limit.",
+    schema: z.coerce.number().int().min(0).max(10_000_000),
+  },
   corsOrigins: {
     env: "LIFELINE_CORS_ORIGINS",
     flag: "cors-origins",

@@ -91,6 +91,7 @@ export async function startNode(
         requestsPerMinute: config.requestsPerMinute,
         answersPerKey: config.answersPerKey,
         tokensPerMinute: config.tokensPerMinute,
+        streamsPerKey: config.streamsPerKey,
         ...(limitCounters ? { redis: limitCounters, prefix: config.redisPrefix } : {}),
       },
       metrics,

@@ -35,6 +35,7 @@ export const ERROR_CODES = {
     message:
       "This key has spent its model tokens of this minute (each request counts its max_tokens): retry after the time Retry-After says.",
   },
+  too_many_streams: { status: 429, message: "This key holds as many open streams as it may: close one first." },
   too_many_answers: { status: 429, message: "This key has as many answers running as it may: start another when one ends." },
   rate_limited: { status: 429, message: "Too many requests with this key: retry after the time Retry-After says." },
   too_many_subscriptions: { status: 429, message: "The WebSocket connection holds as many subscriptions as it may." },

@@ -14,6 +14,7 @@ import type { KeyStore } from "../engine/keys/port.ts";
 import { Authenticator, installAuthentication } from "./auth/authentication.ts";
 import { installCors } from "./auth/cors.ts";
 import { AnswerSlots } from "./auth/answer-slots.ts";
+import { OpenStreams, installStreamLimits } from "./auth/open-streams.ts";
 import { Owners } from "./auth/owners.ts";
 import { TokenBudget } from "./auth/token-budget.ts";
 import { GenerationStarter } from "./start-generation.ts";
@@ -105,7 +106,17 @@ export class Gateway {
     installCors(app, options.corsOrigins ?? []);
     installAuthentication(app, auth);
     if (options.limits) installRequestLimits(app, options.limits);
-    const routes = { ...options, engine, auth, starter, owners: new Owners(engine), tails: new LogTails(engine, options.metrics) };
+    const streams = new OpenStreams(keys, options.limits?.streamsPerKey ?? 0);
+    installStreamLimits(app, streams);
+    const routes = {
+      ...options,
+      engine,
+      auth,
+      starter,
+      openStreams: streams,
+      owners: new Owners(engine),
+      tails: new LogTails(engine, options.metrics),
+    };
     healthRoutes(app, routes);
     generationRoutes(app, routes);
     eventRoutes(app, { ...routes, shutdown: this.#shutdown.signal });

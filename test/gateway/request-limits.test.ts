@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
 import { KeyRing } from "../../src/engine/keys/key-ring.ts";
 import { RedisKeyStore } from "../../src/engine/keys/redis.ts";
 import { startInProcess } from "../support/in-process.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
 import { simRequest } from "../support/sim-answer.ts";
+import { until } from "../support/waits.ts";
 
 type Node = Awaited<ReturnType<typeof startInProcess>>;
 
@@ -163,5 +165,58 @@ describe("model tokens per minute per key, spent from one budget by two gateways
     const unbounded = await start(b, undefined);
     expect(unbounded.status).toBe(429);
     expect(((await unbounded.json()) as { error: { message: string } }).error.message).toContain("32768");
+  });
+});
+
+describe("open streams per key, counted across two gateways on one Redis", () => {
+  let server: RedisServer | undefined;
+  const nodes: Node[] = [];
+  let key = "";
+  let store: RedisKeyStore;
+  const prefix = `str${process.pid}`;
+
+  beforeAll(async () => {
+    if (!redisAvailable()) return;
+    server = await startStandalone();
+    store = new RedisKeyStore({ target: { mode: "standalone", url: server.url }, prefix });
+    key = (await new KeyRing(store).create("acme", ["generations:create", "generations:read"])).key;
+    const env = { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: server.url, LIFELINE_REDIS_PREFIX: prefix, LIFELINE_STREAMS_PER_KEY: "2" };
+    nodes.push(await startInProcess(env), await startInProcess(env));
+  });
+  afterAll(async () => {
+    await Promise.all(nodes.map((n) => n.stop()));
+    await store?.close();
+    await server?.stop();
+  });
+
+  it("a third open stream, SSE or WebSocket subscription, on either gateway, is refused with too_many_streams until one closes", async () => {
+    const [a, b] = nodes as [Node, Node];
+    const auth = { authorization: `Bearer ${key}` };
+    const created = await fetch(`${a.url}/v1/generations`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify(simRequest("a long answer to follow", { max_tokens: 30_000 })),
+    });
+    const { id } = (await created.json()) as { id: string };
+    const follows = [new AbortController(), new AbortController()];
+    const first = await fetch(`${a.url}/v1/generations/${id}/events`, { headers: auth, signal: follows[0]!.signal });
+    const second = await fetch(`${b.url}/v1/generations/${id}/events`, { headers: auth, signal: follows[1]!.signal });
+    expect([first.status, second.status]).toEqual([200, 200]);
+    const third = await fetch(`${b.url}/v1/generations/${id}/poll?wait_ms=0`, { headers: auth });
+    expect(third.status).toBe(429);
+    expect(((await third.json()) as { error: { code: string } }).error.code).toBe("too_many_streams");
+    // A WebSocket subscription counts the same: an error frame names the limit.
+    const ws = new WebSocket(`${a.url.replace("http", "ws")}/v1/ws`, { headers: auth });
+    const frame = await new Promise<{ type: string; error?: { code: string } }>((resolve, reject) => {
+      ws.on("error", reject);
+      ws.on("open", () => ws.send(JSON.stringify({ type: "subscribe", sub: "s", generation: id })));
+      ws.on("message", (data) => resolve(JSON.parse(String(data)) as { type: string; error?: { code: string } }));
+    });
+    ws.close();
+    expect(frame).toMatchObject({ type: "error", error: { code: "too_many_streams" } });
+    // One stream closes: its slot frees, and a new read goes through.
+    follows[0]!.abort();
+    await until(async () => (await fetch(`${b.url}/v1/generations/${id}/poll?wait_ms=0`, { headers: auth })).status === 200, 10_000);
+    follows[1]!.abort();
   });
 });

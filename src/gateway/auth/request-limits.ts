@@ -11,6 +11,8 @@ export interface RequestLimits {
   readonly answersPerKey?: number;
   /** Model tokens per minute per API key (each start counts its `max_tokens`); 0 turns the limit off. @defaultValue 0 */
   readonly tokensPerMinute?: number;
+  /** Open streams (reads, long-polls, WebSocket subscriptions) per API key across gateways; 0 turns the limit off. @defaultValue 0 */
+  readonly streamsPerKey?: number;
   /** Where the counters live so that every gateway counts the same ones (the distributed mode). @defaultValue this process */
   readonly redis?: RedisClient;
   /** The Redis key prefix of the counters. @defaultValue "ll" */

@@ -23,6 +23,7 @@ import { rawHttpAnswer } from "../http-errors.ts";
 import { startOf } from "../log-follower.ts";
 import type { Authenticator } from "../auth/authentication.ts";
 import { OPEN, requireScope, type Caller } from "../auth/caller.ts";
+import type { OpenStreams } from "../auth/open-streams.ts";
 import type { Owners } from "../auth/owners.ts";
 import type { LogTails } from "../log-tail.ts";
 
@@ -35,6 +36,8 @@ export interface WebSocketRoutesOptions {
   readonly auth: Authenticator;
   /** Who may see which generation. */
   readonly owners: Owners;
+  /** Each subscription holds one of its caller's open-stream slots. */
+  readonly openStreams: OpenStreams;
   readonly metrics: Metrics;
   /** The gateway's shared tails, which every follow of every transport joins at the end of a log. */
   readonly tails: LogTails;
@@ -324,8 +327,11 @@ class Connection {
     const { engine, metrics } = this.#options;
     const id = subscription.generation;
     try {
-      await this.#options.owners.check(await this.#callerOf(token), id);
+      const caller = await this.#callerOf(token);
+      await this.#options.owners.check(caller, id);
       if (subscription.closed) return;
+      subscription.freeSlot = await this.#options.openStreams.open(caller);
+      if (subscription.closed) return subscription.freeSlot();
       const start = await startOf(engine, metrics, id, cursor);
       if (subscription.closed) return;
       if (start.kind === "atEnd") return this.finish(subscription, { type: "end", sub: subscription.sub });
@@ -402,6 +408,8 @@ class Subscription implements FollowSink {
   readonly generation: string;
   follow: Follow | undefined;
   closed = false;
+  /** Frees the caller's open-stream slot this subscription holds. */
+  freeSlot: () => void = () => undefined;
   readonly #connection: Connection;
   /** The start of this subscription's entry frames, built once. */
   #head: string | undefined;
@@ -464,6 +472,7 @@ class Subscription implements FollowSink {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.freeSlot();
     if (this.follow) {
       this.follow.close();
       this.#connection.streamClosed();
