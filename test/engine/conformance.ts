@@ -42,6 +42,18 @@ export function engineConformance(name: string, open: () => Promise<EngineHarnes
       expect(await h.engine.head("gen_unknown")).toBeUndefined();
     });
 
+    it("a generation's tenant is written into its created entry, and each tenant's idempotency keys are its own", async () => {
+      const acme = await h.engine.create(request, { idempotencyKey: "order-1", tenant: "acme" });
+      const beta = await h.peer.create(request, { idempotencyKey: "order-1", tenant: "beta" });
+      expect(beta.id).not.toBe(acme.id);
+      expect(await h.peer.create(request, { idempotencyKey: "order-1", tenant: "acme" })).toEqual({ kind: "existing", id: acme.id });
+      expect((await h.engine.create(request, { idempotencyKey: "order-1" })).kind).toBe("created"); // no tenant: a third namespace
+      const [created] = await h.peer.read(acme.id, 0, 1);
+      expect(created).toMatchObject({ offset: 1, type: "created", request, tenant: "acme" });
+      const [untenanted] = await h.engine.read((await h.engine.create(request)).id, 0, 1);
+      expect(untenanted).not.toHaveProperty("tenant");
+    });
+
     it("an idempotency key gives back the same generation, and refuses a different request", async () => {
       const first = await h.engine.create(request, { idempotencyKey: "k1" });
       const again = await h.peer.create(request, { idempotencyKey: "k1" });
