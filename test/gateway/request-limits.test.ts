@@ -11,33 +11,38 @@ type Node = Awaited<ReturnType<typeof startInProcess>>;
 
 beforeEach((ctx) => requireRedis(ctx));
 
-describe("requests per minute per key, shared by two gateways on one Redis", () => {
-  let server: RedisServer | undefined;
+let server: RedisServer | undefined;
+beforeAll(async () => {
+  if (redisAvailable()) server = await startStandalone();
+});
+afterAll(async () => server?.stop());
+
+/**
+ * For a describe block: two gateways (each with a worker) on the file's Redis under a prefix of
+ * their own, with `env` for their limits, and API keys of tenant acme made before they start.
+ */
+function useTwoGateways(prefixStem: string, env: Record<string, string>, keyNames: readonly string[]) {
   const nodes: Node[] = [];
   const keys: Record<string, string> = {};
-  let store: RedisKeyStore;
-  const prefix = `lim${process.pid}`;
-
+  let store: RedisKeyStore | undefined;
   beforeAll(async () => {
-    if (!redisAvailable()) return;
-    server = await startStandalone();
+    if (!server) return;
+    const prefix = `${prefixStem}${process.pid}`;
     store = new RedisKeyStore({ target: { mode: "standalone", url: server.url }, prefix });
     const ring = new KeyRing(store);
-    keys.busy = (await ring.create("acme", ["generations:create", "generations:read"])).key;
-    keys.calm = (await ring.create("acme", ["generations:create", "generations:read"])).key;
-    const env = {
-      LIFELINE_ENGINE: "redis",
-      LIFELINE_REDIS_URL: server.url,
-      LIFELINE_REDIS_PREFIX: prefix,
-      LIFELINE_REQUESTS_PER_MINUTE: "5",
-    };
-    nodes.push(await startInProcess(env), await startInProcess(env));
+    for (const name of keyNames) keys[name] = (await ring.create("acme", ["generations:create", "generations:read"])).key;
+    const all = { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: server.url, LIFELINE_REDIS_PREFIX: prefix, ...env };
+    nodes.push(await startInProcess(all), await startInProcess(all));
   });
   afterAll(async () => {
-    await Promise.all(nodes.map((n) => n.stop()));
+    await Promise.all(nodes.splice(0).map((n) => n.stop()));
     await store?.close();
-    await server?.stop();
   });
+  return { gateways: (): [Node, Node] => nodes as [Node, Node], key: (name: string): string => keys[name]! };
+}
+
+describe("requests per minute per key, shared by two gateways on one Redis", () => {
+  const fleet = useTwoGateways("lim", { LIFELINE_REQUESTS_PER_MINUTE: "5" }, ["busy", "calm"]);
 
   const create = (node: Node, key: string): Promise<Response> =>
     fetch(`${node.url}/v1/generations`, {
@@ -47,18 +52,18 @@ describe("requests per minute per key, shared by two gateways on one Redis", () 
     });
 
   it("the sixth request of a minute, on whichever gateway, is refused with 429 rate_limited and Retry-After, and creates nothing", async () => {
-    const [a, b] = nodes as [Node, Node];
+    const [a, b] = fleet.gateways();
     const answers = [];
-    for (const node of [a, b, a, b, a]) answers.push(await create(node, keys.busy!));
+    for (const node of [a, b, a, b, a]) answers.push(await create(node, fleet.key("busy")));
     expect(answers.map((r) => r.status)).toEqual([201, 201, 201, 201, 201]);
-    const refused = await create(b, keys.busy!);
+    const refused = await create(b, fleet.key("busy"));
     expect(refused.status).toBe(429);
     expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
     const body = (await refused.json()) as { error: { code: string; message: string } };
     expect(body.error.code).toBe("rate_limited");
-    expect(body.error.message).not.toContain(keys.busy!.split("_")[2]!);
+    expect(body.error.message).not.toContain(fleet.key("busy").split("_")[2]!);
     // Another key of the same tenant has its own count, and health is never counted.
-    expect((await create(a, keys.calm!)).status).toBe(201);
+    expect((await create(a, fleet.key("calm"))).status).toBe(201);
     expect((await fetch(`${a.url}/healthz`)).status).toBe(200);
     // The refused request created no generation: only the five and the calm key's one exist.
     const ids = new Set<string>();
@@ -68,27 +73,9 @@ describe("requests per minute per key, shared by two gateways on one Redis", () 
 });
 
 describe("concurrent answers per key, counted by two gateways on one Redis", () => {
-  let server: RedisServer | undefined;
-  const nodes: Node[] = [];
-  let key = "";
-  let store: RedisKeyStore;
-  const prefix = `ans${process.pid}`;
+  const fleet = useTwoGateways("ans", { LIFELINE_ANSWERS_PER_KEY: "2" }, ["acme"]);
 
-  beforeAll(async () => {
-    if (!redisAvailable()) return;
-    server = await startStandalone();
-    store = new RedisKeyStore({ target: { mode: "standalone", url: server.url }, prefix });
-    key = (await new KeyRing(store).create("acme", ["generations:create", "generations:read"])).key;
-    const env = { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: server.url, LIFELINE_REDIS_PREFIX: prefix, LIFELINE_ANSWERS_PER_KEY: "2" };
-    nodes.push(await startInProcess(env), await startInProcess(env));
-  });
-  afterAll(async () => {
-    await Promise.all(nodes.map((n) => n.stop()));
-    await store?.close();
-    await server?.stop();
-  });
-
-  const headers = () => ({ authorization: `Bearer ${key}`, "content-type": "application/json" });
+  const headers = () => ({ authorization: `Bearer ${fleet.key("acme")}`, "content-type": "application/json" });
   const start = (node: Node, content: string): Promise<Response> =>
     fetch(`${node.url}/v1/generations`, {
       method: "POST",
@@ -97,7 +84,7 @@ describe("concurrent answers per key, counted by two gateways on one Redis", () 
     });
 
   it("a third long answer is refused with 429 too_many_answers on either gateway, and starts once one of the two has ended", async () => {
-    const [a, b] = nodes as [Node, Node];
+    const [a, b] = fleet.gateways();
     const first = (await (await start(a, "long one")).json()) as { id: string };
     expect((await start(b, "long two")).status).toBe(201);
     const refused = await start(b, "one too many");
@@ -114,35 +101,12 @@ describe("concurrent answers per key, counted by two gateways on one Redis", () 
 });
 
 describe("model tokens per minute per key, spent from one budget by two gateways on one Redis", () => {
-  let server: RedisServer | undefined;
-  const nodes: Node[] = [];
-  let key = "";
-  let store: RedisKeyStore;
-  const prefix = `tpm${process.pid}`;
-
-  beforeAll(async () => {
-    if (!redisAvailable()) return;
-    server = await startStandalone();
-    store = new RedisKeyStore({ target: { mode: "standalone", url: server.url }, prefix });
-    key = (await new KeyRing(store).create("acme", ["generations:create"])).key;
-    const env = {
-      LIFELINE_ENGINE: "redis",
-      LIFELINE_REDIS_URL: server.url,
-      LIFELINE_REDIS_PREFIX: prefix,
-      LIFELINE_TOKENS_PER_MINUTE: "100",
-    };
-    nodes.push(await startInProcess(env), await startInProcess(env));
-  });
-  afterAll(async () => {
-    await Promise.all(nodes.map((n) => n.stop()));
-    await store?.close();
-    await server?.stop();
-  });
+  const fleet = useTwoGateways("tpm", { LIFELINE_TOKENS_PER_MINUTE: "100" }, ["acme"]);
 
   const start = (node: Node, maxTokens: number | undefined): Promise<Response> =>
     fetch(`${node.url}/v1/generations`, {
       method: "POST",
-      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${fleet.key("acme")}`, "content-type": "application/json" },
       body: JSON.stringify({
         model: "sim",
         messages: [{ role: "user", content: "budgeted" }],
@@ -151,7 +115,7 @@ describe("model tokens per minute per key, spent from one budget by two gateways
     });
 
   it("each start spends its max_tokens; one that would pass the minute's budget is refused with 429 token_budget_spent until the minute ends", async () => {
-    const [a, b] = nodes as [Node, Node];
+    const [a, b] = fleet.gateways();
     expect((await start(a, 40)).status).toBe(201);
     expect((await start(b, 40)).status).toBe(201);
     const refused = await start(a, 40);
@@ -169,29 +133,11 @@ describe("model tokens per minute per key, spent from one budget by two gateways
 });
 
 describe("open streams per key, counted across two gateways on one Redis", () => {
-  let server: RedisServer | undefined;
-  const nodes: Node[] = [];
-  let key = "";
-  let store: RedisKeyStore;
-  const prefix = `str${process.pid}`;
-
-  beforeAll(async () => {
-    if (!redisAvailable()) return;
-    server = await startStandalone();
-    store = new RedisKeyStore({ target: { mode: "standalone", url: server.url }, prefix });
-    key = (await new KeyRing(store).create("acme", ["generations:create", "generations:read"])).key;
-    const env = { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: server.url, LIFELINE_REDIS_PREFIX: prefix, LIFELINE_STREAMS_PER_KEY: "2" };
-    nodes.push(await startInProcess(env), await startInProcess(env));
-  });
-  afterAll(async () => {
-    await Promise.all(nodes.map((n) => n.stop()));
-    await store?.close();
-    await server?.stop();
-  });
+  const fleet = useTwoGateways("str", { LIFELINE_STREAMS_PER_KEY: "2" }, ["acme"]);
 
   it("a third open stream, SSE or WebSocket subscription, on either gateway, is refused with too_many_streams until one closes", async () => {
-    const [a, b] = nodes as [Node, Node];
-    const auth = { authorization: `Bearer ${key}` };
+    const [a, b] = fleet.gateways();
+    const auth = { authorization: `Bearer ${fleet.key("acme")}` };
     const created = await fetch(`${a.url}/v1/generations`, {
       method: "POST",
       headers: { ...auth, "content-type": "application/json" },
