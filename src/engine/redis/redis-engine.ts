@@ -1,7 +1,6 @@
 import { createdEntry, idempotencyName } from "../created-entry.ts";
-import { randomUUID } from "node:crypto";
-import calculateSlot from "cluster-key-slot";
-import { Cluster, type Redis } from "ioredis";
+import { probeChannels } from "./probe-channels.ts";
+import type { Redis } from "ioredis";
 import { canonicalJson } from "../../core/canonical.ts";
 import { stampEntry, type Entry, type EntryBody, type GenerationRequest } from "../../core/entries.ts";
 import type { Logger } from "../../observability/logger.ts";
@@ -97,7 +96,7 @@ export class RedisEngine implements Engine {
       publisher: this.#commands,
       channelOf: (id) => this.#keys.notify(id),
       idOf: (channel) => (channel.startsWith(prefix) && channel.endsWith("}:n") ? channel.slice(prefix.length, -3) : undefined),
-      probeChannels: () => this.#probeChannels(),
+      probeChannels: () => probeChannels(this.#commands, this.#keys, "probe"),
       probeMs: options.probeMs ?? 2000,
       ...(options.logger ? { logger: options.logger } : {}),
     });
@@ -395,25 +394,6 @@ export class RedisEngine implements Engine {
     const done = this.#commands.llLease(k.ready, k.leased, k.order, k.signal, action, 0, id) as Promise<number>;
     if (action === "release") void done.then(() => this.#wakeups.wake("claim"));
     return done;
-  }
-
-  /** One probe channel per shard: on Cluster, a tag whose slot each primary serves. */
-  async #probeChannels(): Promise<string[]> {
-    const client = this.#commands as RedisClient;
-    if (!(client instanceof Cluster)) return [this.#keys.probe(`probe-${randomUUID().slice(0, 8)}`)];
-    const slots = (await client.cluster("SLOTS")) as [number, number, ...unknown[]][];
-    const channels: string[] = [];
-    for (const [from, to] of slots) {
-      for (let n = 0; n < 100_000; n++) {
-        const tag = `probe-${n}`;
-        const slot = calculateSlot(tag);
-        if (slot >= from && slot <= to) {
-          channels.push(this.#keys.probe(tag));
-          break;
-        }
-      }
-    }
-    return channels;
   }
 }
 

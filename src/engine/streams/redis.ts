@@ -1,6 +1,4 @@
-import { randomUUID } from "node:crypto";
-import { Cluster } from "ioredis";
-import calculateSlot from "cluster-key-slot";
+import { probeChannels } from "../redis/probe-channels.ts";
 import type { Logger } from "../../observability/logger.ts";
 import { connectRedis, type RedisClient, type RedisTarget } from "../redis/connection.ts";
 import { RedisKeys } from "../redis/keys.ts";
@@ -58,7 +56,7 @@ export class RedisStreamStore implements StreamStore {
       publisher: this.#commands,
       channelOf: (name) => this.#keys.streamNotify(name),
       idOf: (channel) => this.#keys.streamOfChannel(channel),
-      probeChannels: () => this.#probeChannels(),
+      probeChannels: () => probeChannels(this.#commands, this.#keys, "ds-probe"),
       ...(options.logger ? { logger: options.logger } : {}),
     });
   }
@@ -136,24 +134,5 @@ export class RedisStreamStore implements StreamStore {
     this.#notifications.close();
     this.#commands.disconnect();
     this.#subscriber.disconnect();
-  }
-
-  /** One probe channel per shard, so a dead subscription on any of them is noticed. */
-  async #probeChannels(): Promise<string[]> {
-    const client = this.#commands as RedisClient;
-    if (!(client instanceof Cluster)) return [this.#keys.probe(`ds-probe-${randomUUID().slice(0, 8)}`)];
-    const slots = (await client.cluster("SLOTS")) as [number, number, ...unknown[]][];
-    const channels: string[] = [];
-    for (const [from, to] of slots) {
-      for (let n = 0; n < 100_000; n++) {
-        const tag = `ds-probe-${n}`;
-        const slot = calculateSlot(tag);
-        if (slot >= from && slot <= to) {
-          channels.push(this.#keys.probe(tag));
-          break;
-        }
-      }
-    }
-    return channels;
   }
 }
