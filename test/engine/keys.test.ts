@@ -113,6 +113,18 @@ function keyStoreConformance(
       expect(await store.takeSlot("k1", "e", now + 300_000, 2, now + 200_000)).toBe(false);
     });
 
+    it("a slot extended while held outlives its first expiry, though no other slot is taken after", async (ctx) => {
+      const { store } = start(ctx);
+      // Real times: an open stream's slot is renewed this way, and Redis expires the whole set.
+      const now = Date.now();
+      expect(await store.takeSlot("k1", "a", now + 300, 2, now)).toBe(true);
+      expect(await store.takeSlot("k1", "a", now + 100_000, 2, now)).toBe(true); // held already: extended
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(await store.slots("k1", Date.now())).toEqual(["a"]);
+      expect(await store.takeSlot("k1", "b", now + 100_000, 2, Date.now())).toBe(true);
+      expect(await store.takeSlot("k1", "c", now + 100_000, 2, Date.now())).toBe(false);
+    });
+
     it("spends a key's tokens of one window up to a limit, all or nothing; another window starts again", async (ctx) => {
       const { store } = start(ctx);
       const window = Date.now() - (Date.now() % 60_000);

@@ -2,12 +2,9 @@
 -- KEYS[1] the key's slots: a sorted set, member = slot (a reservation or a generation id), score = expiry (ms)
 -- ARGV[1] slot, ARGV[2] expiry (ms), ARGV[3] now (ms), ARGV[4] limit
 -- Returns 1 when taken (or already held: its expiry is updated), 0 when the key is at its limit.
+-- Taken or extended, the set lives until its latest slot's expiry (a renewed open stream's slot too).
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-  return 1
-end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')[2])
 return 1
