@@ -100,6 +100,26 @@ describe("concurrent answers per key, counted by two gateways on one Redis", () 
   });
 });
 
+describe("concurrent answers per key, started all at once on two gateways on one Redis", () => {
+  const fleet = useTwoGateways("race", { LIFELINE_ANSWERS_PER_KEY: "8" }, ["acme"]);
+
+  const start = (node: Node, content: string): Promise<Response> =>
+    fetch(`${node.url}/v1/generations`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${fleet.key("acme")}`, "content-type": "application/json" },
+      body: JSON.stringify(simRequest(content, { max_tokens: 30_000 })),
+    });
+
+  it("every answer admitted at once keeps its slot, so a ninth is refused while the eight run", async () => {
+    const gateways = fleet.gateways();
+    const started = await Promise.all(Array.from({ length: 8 }, (_, i) => start(gateways[i % 2]!, `long ${i}`)));
+    expect(started.map((res) => res.status)).toEqual(Array.from({ length: 8 }, () => 201));
+    const refused = await start(gateways[0], "one too many");
+    expect(refused.status).toBe(429);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("too_many_answers");
+  });
+});
+
 describe("model tokens per minute per key, spent from one budget by two gateways on one Redis", () => {
   const fleet = useTwoGateways("tpm", { LIFELINE_TOKENS_PER_MINUTE: "100" }, ["acme"]);
 

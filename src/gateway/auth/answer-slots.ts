@@ -43,8 +43,9 @@ export class AnswerSlots {
     }
     try {
       const started = await create();
-      // The reservation still counts, so the generation's slot is taken with one more allowed.
-      await this.#store.takeSlot(keyId, started.id, Date.now() + ANSWER_MS, this.#limit + 1, Date.now());
+      // The reservation was admitted under the limit and the generation takes its place, so its slot
+      // is taken whatever the count: other starts' reservations, also admitted, may fill the key now.
+      await this.#store.takeSlot(keyId, started.id, Date.now() + ANSWER_MS, Number.MAX_SAFE_INTEGER, Date.now());
       return started;
     } finally {
       await this.#store.releaseSlots(keyId, [reservation]);
