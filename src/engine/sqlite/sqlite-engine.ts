@@ -7,6 +7,7 @@ import { stampEntry, type Entry, type EntryBody, type GenerationRequest } from "
 import { assertWellFormedBatch, decideAppend, endsWithTerminal } from "../append-rules.ts";
 import { newGenerationId } from "../ids.ts";
 import type { AppendResult, CancelResult, Claim, CreateOptions, CreateResult, Engine, Lease, LogHead, RenewResult } from "../port.ts";
+import { OtherProcesses } from "./other-processes.ts";
 import { Wakeups } from "../wakeups.ts";
 import { SCHEMA, SCHEMA_VERSION } from "./schema.ts";
 
@@ -64,9 +65,7 @@ export class SqliteEngine implements Engine {
   readonly parallelClaims = 1;
   readonly #db: Database.Database;
   readonly #wakeups = new Wakeups();
-  readonly #watch: NodeJS.Timeout;
-  readonly #seenOffsets = new Map<string, number>();
-  #dataVersion: number;
+  readonly #otherProcesses: OtherProcesses<number>;
   #closed = false;
   /** Appends waiting for this turn's group commit. */
   readonly #pendingAppends: PendingAppend[] = [];
@@ -121,9 +120,12 @@ export class SqliteEngine implements Engine {
         "SELECT id, last_offset FROM generations WHERE id IN (SELECT value FROM json_each(?))",
       ),
     };
-    this.#dataVersion = this.#readDataVersion();
-    this.#watch = setInterval(() => this.#watchOtherProcesses(), options.watchMs ?? 25);
-    this.#watch.unref();
+    this.#otherProcesses = new OtherProcesses(
+      this.#db,
+      this.#wakeups,
+      (ids) => this.#stmt.offsets.all(JSON.stringify(ids)).map((row) => [row.id, row.last_offset] as const),
+      { everyMs: options.watchMs ?? 25, always: [JOBS] },
+    );
   }
 
   async create(request: GenerationRequest, options: CreateOptions = {}): Promise<CreateResult> {
@@ -327,36 +329,9 @@ export class SqliteEngine implements Engine {
     if (this.#closed) return;
     this.#commitAppends(); // what was asked before close is committed
     this.#closed = true;
-    clearInterval(this.#watch);
+    this.#otherProcesses.stop();
     this.#wakeups.wakeAll();
     this.#db.close();
-  }
-
-  #readDataVersion(): number {
-    return this.#db.pragma("data_version", { simple: true }) as number;
-  }
-
-  /** Wakes local waiters for what other processes committed since the last look. */
-  #watchOtherProcesses(): void {
-    if (this.#closed) return;
-    const keys = this.#wakeups.keys();
-    if (keys.length === 0) {
-      this.#seenOffsets.clear();
-      return;
-    }
-    const version = this.#readDataVersion();
-    if (version === this.#dataVersion) return;
-    this.#dataVersion = version;
-    const ids = keys.filter((key) => key !== JOBS);
-    if (ids.length > 0) {
-      for (const row of this.#stmt.offsets.all(JSON.stringify(ids))) {
-        if (this.#seenOffsets.get(row.id) !== row.last_offset) {
-          this.#seenOffsets.set(row.id, row.last_offset);
-          this.#wakeups.wake(row.id);
-        }
-      }
-    }
-    this.#wakeups.wake(JOBS);
   }
 }
 

@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { OtherProcesses } from "../sqlite/other-processes.ts";
 import { Wakeups } from "../wakeups.ts";
 import {
   revisionOf,
@@ -48,11 +49,9 @@ export class SqliteStreamStore implements StreamStore {
   readonly kind = "sqlite";
   readonly #db: Database.Database;
   readonly #wakeups = new Wakeups();
-  readonly #watch: NodeJS.Timeout;
-  readonly #seen = new Map<string, string | undefined>();
+  readonly #otherProcesses: OtherProcesses<string>;
   readonly #stmt;
   readonly #commit: (name: string, expected: string | undefined, change: StreamChange) => CommitResult;
-  #dataVersion: number;
   #closed = false;
 
   constructor(options: SqliteStreamStoreOptions) {
@@ -99,9 +98,12 @@ export class SqliteStreamStore implements StreamStore {
       return "committed";
     });
     this.#commit = (name, expected, change) => commit.immediate(name, expected, change);
-    this.#dataVersion = this.#readDataVersion();
-    this.#watch = setInterval(() => this.#watchOtherProcesses(), options.watchMs ?? 25);
-    this.#watch.unref();
+    this.#otherProcesses = new OtherProcesses(
+      db,
+      this.#wakeups,
+      (names) => this.#stmt.revisions.all(JSON.stringify(names)).map((row) => [row.name, row.revision] as const),
+      { everyMs: options.watchMs ?? 25 },
+    );
   }
 
   async load(name: string): Promise<StoredStream | undefined> {
@@ -126,7 +128,7 @@ export class SqliteStreamStore implements StreamStore {
 
   async wait(name: string, revision: string, signal: AbortSignal): Promise<void> {
     const next = this.#wakeups.next(name, signal);
-    this.#seen.set(name, revision);
+    this.#otherProcesses.saw(name, revision);
     if (this.#stmt.revision.get(name)?.revision !== revision) this.#wakeups.wake(name);
     await next;
   }
@@ -134,32 +136,8 @@ export class SqliteStreamStore implements StreamStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#watch);
+    this.#otherProcesses.stop();
     this.#wakeups.wakeAll();
     this.#db.close();
-  }
-
-  #readDataVersion(): number {
-    return this.#db.pragma("data_version", { simple: true }) as number;
-  }
-
-  /** Wakes local waiters for what other processes committed since the last look: one check per process. */
-  #watchOtherProcesses(): void {
-    if (this.#closed) return;
-    const names = this.#wakeups.keys();
-    if (names.length === 0) {
-      this.#seen.clear();
-      return;
-    }
-    const version = this.#readDataVersion();
-    if (version === this.#dataVersion) return;
-    this.#dataVersion = version;
-    const now = new Map(this.#stmt.revisions.all(JSON.stringify(names)).map((row) => [row.name, row.revision]));
-    for (const name of names) {
-      if (this.#seen.get(name) !== now.get(name)) {
-        this.#seen.set(name, now.get(name));
-        this.#wakeups.wake(name);
-      }
-    }
   }
 }
