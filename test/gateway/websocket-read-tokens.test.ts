@@ -119,4 +119,30 @@ describe("WebSocket subscriptions that carry their own read token", () => {
       await fast.stop();
     }
   });
+
+  it("a key revoked while its connection is open opens no more subscriptions on it", async () => {
+    const ring = new KeyRing(store);
+    const made = await ring.create("acme", ["generations:create", "generations:read"]);
+    const a = await start(made.key, "before the revocation");
+    const b = await start(made.key, "after the revocation");
+    const ws = new WebSocket(`${node.url.replace("http", "ws")}/v1/ws`, { headers: { authorization: `Bearer ${made.key}` } });
+    const got: Frame[] = [];
+    const over = (sub: string): Promise<void> =>
+      new Promise((resolve) =>
+        ws.on("message", () => {
+          if (got.some((f) => f.sub === sub && (f.type === "end" || f.type === "error"))) resolve();
+        }),
+      );
+    ws.on("message", (raw) => got.push(JSON.parse(String(raw)) as Frame));
+    await new Promise((resolve, reject) => ws.on("open", resolve).on("error", reject));
+    ws.send(JSON.stringify({ type: "subscribe", sub: "a", generation: a.id }));
+    await over("a");
+    expect(textOf(got, "a")).toBe(a.expected);
+    await store.revoke(made.stored.id, new Date().toISOString());
+    ws.send(JSON.stringify({ type: "subscribe", sub: "b", generation: b.id }));
+    await over("b");
+    ws.close();
+    expect(errorOf(got, "b")).toBe("api_key_revoked");
+    expect(got.filter((f) => f.sub === "b" && f.type === "entry")).toEqual([]);
+  });
 });

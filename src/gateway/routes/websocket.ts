@@ -101,12 +101,13 @@ export function websocketRoutes(app: FastifyInstance, options: WebSocketRoutesOp
     void callerOfUpgrade(options.auth, request).then((caller) => {
       if (typeof caller === "string") return refuseUpgrade(socket, caller);
       if (socket.destroyed) return;
-      server.handleUpgrade(request, socket, head, (ws) => accept(ws, socket as Socket, caller));
+      const credentials = caller === null ? null : credentialsOf(request);
+      server.handleUpgrade(request, socket, head, (ws) => accept(ws, socket as Socket, credentials));
     });
   });
-  const accept = (ws: WebSocket, socket: Socket, caller: Caller | null): void => {
+  const accept = (ws: WebSocket, socket: Socket, credentials: Credentials | null): void => {
     const log = app.log.child({ ws: ++nextId });
-    const connection = new Connection(ws, socket, options, log, caller);
+    const connection = new Connection(ws, socket, options, log, credentials);
     connections.add(connection);
     void connection.closed.then(() => connections.delete(connection));
     if (options.shutdown.aborted) connection.close(1001, "gateway shutting down");
@@ -134,14 +135,25 @@ export function websocketRoutes(app: FastifyInstance, options: WebSocketRoutesOp
  */
 async function callerOfUpgrade(auth: Authenticator, request: IncomingMessage): Promise<Caller | null | ApiErrorCode> {
   try {
-    const queryToken = new URL(request.url ?? "/", "http://x").searchParams.get("token") ?? undefined;
-    if (queryToken === undefined && (request.headers.authorization ?? "") === "") return (await auth.required()) ? null : OPEN;
-    const caller = await auth.callerOf(request.headers, queryToken);
+    const { authorization, queryToken } = credentialsOf(request);
+    if (queryToken === undefined && (authorization ?? "") === "") return (await auth.required()) ? null : OPEN;
+    const caller = await auth.callerOf({ authorization }, queryToken);
     if (caller.kind !== "token") requireScope(caller, "generations:read");
     return caller;
   } catch (error) {
     return error instanceof LifelineError ? error.code : "engine_unavailable";
   }
+}
+
+/** What an upgrade presented: its `Authorization` and its `?token=`. */
+interface Credentials {
+  readonly authorization: string | undefined;
+  readonly queryToken: string | undefined;
+}
+
+function credentialsOf(request: IncomingMessage): Credentials {
+  const queryToken = new URL(request.url ?? "/", "http://x").searchParams.get("token") ?? undefined;
+  return { authorization: request.headers.authorization, queryToken };
 }
 
 /** Answers an upgrade that will not happen with a plain HTTP error in the API's JSON shape. */
@@ -164,13 +176,13 @@ class Connection {
   #largestFrame = 0;
   #cut: NodeJS.Timeout | undefined;
 
-  /** Who opened the connection; `null` when no credentials came with the upgrade. */
-  readonly #caller: Caller | null;
+  /** What the upgrade presented, checked again at each subscription; `null` when it presented nothing. */
+  readonly #credentials: Credentials | null;
   /** Heartbeat ticks in a row at which a connection opened without credentials held no subscription. */
   #idleTicks = 0;
 
-  constructor(ws: WebSocket, socket: Socket, options: WebSocketRoutesOptions, log: FastifyBaseLogger, caller: Caller | null) {
-    this.#caller = caller;
+  constructor(ws: WebSocket, socket: Socket, options: WebSocketRoutesOptions, log: FastifyBaseLogger, credentials: Credentials | null) {
+    this.#credentials = credentials;
     this.#ws = ws;
     this.#socket = socket;
     this.#options = options;
@@ -215,7 +227,7 @@ class Connection {
       this.#ws.terminate();
       return;
     }
-    if (this.#caller === null) {
+    if (this.#credentials === null) {
       this.#idleTicks = this.#subs.size === 0 ? this.#idleTicks + 1 : 0;
       if (this.#idleTicks >= 2) {
         this.#log.info("websocket without credentials held no subscription; closed");
@@ -315,11 +327,22 @@ class Connection {
     void this.#follow(subscription, cursor, frame.token);
   }
 
-  /** Who asks for this subscription: its own read token when it carries one, else the connection's caller. */
+  /**
+   * Who asks for this subscription: its own read token when it carries one, else the connection's
+   * caller, checked again as each HTTP request is (a key revoked or a token expired since the upgrade opens nothing more).
+   */
   async #callerOf(token: string | undefined): Promise<Caller> {
     if (token !== undefined) return this.#options.auth.callerOf({}, token);
-    if (this.#caller) return this.#caller;
-    throw new LifelineError("unauthorized", "This connection was opened without credentials: each subscribe frame carries its read token.");
+    if (this.#credentials === null) {
+      throw new LifelineError(
+        "unauthorized",
+        "This connection was opened without credentials: each subscribe frame carries its read token.",
+      );
+    }
+    const { authorization, queryToken } = this.#credentials;
+    const caller = await this.#options.auth.callerOf({ authorization }, queryToken);
+    if (caller.kind !== "token") requireScope(caller, "generations:read");
+    return caller;
   }
 
   /** Finds where the subscription starts, then lets its follow stream it until the end, an unsubscribe, or the socket's end. */
