@@ -52,9 +52,17 @@ export class GenerationStarter {
     if (!models.includes(request.model)) {
       throw new LifelineError("unknown_model", `No model named "${request.model}". Known: ${models.join(", ")}.`);
     }
-    await this.#budget?.spend(caller, request);
+    const refund = await this.#budget?.spend(caller, request);
     const create = () => this.#create(request, idempotencyKey, tenantOf(caller));
-    return this.#slots ? this.#slots.admit(caller, create) : create();
+    let started: Started;
+    try {
+      started = await (this.#slots ? this.#slots.admit(caller, create) : create());
+    } catch (error) {
+      await refund?.().catch(() => undefined);
+      throw error;
+    }
+    if (started.replayed) await refund?.().catch(() => undefined);
+    return started;
   }
 
   async #create(request: GenerationRequest, idempotencyKey: string | undefined, tenant: string | undefined): Promise<Started> {

@@ -134,6 +134,9 @@ function keyStoreConformance(
       expect(await store.spendTokens("k1", window, 1, 100)).toBe(false);
       expect(await store.spendTokens("k2", window, 100, 100)).toBe(true); // another key
       expect(await store.spendTokens("k1", window + 60_000, 100, 100)).toBe(true); // the next minute
+      expect(await store.spendTokens("k2", window, -30, 100)).toBe(true); // given back
+      expect(await store.spendTokens("k2", window, 30, 100)).toBe(true);
+      expect(await store.spendTokens("k2", window, 1, 100)).toBe(false);
     });
 
     if (shared) {

@@ -152,6 +152,41 @@ describe("model tokens per minute per key, spent from one budget by two gateways
   });
 });
 
+describe("model tokens per minute per key, with Idempotency-Key retries and refused starts", () => {
+  const fleet = useTwoGateways("tpmk", { LIFELINE_TOKENS_PER_MINUTE: "100000", LIFELINE_ANSWERS_PER_KEY: "2" }, ["acme"]);
+
+  const headers = (idempotencyKey?: string) => ({
+    authorization: `Bearer ${fleet.key("acme")}`,
+    "content-type": "application/json",
+    ...(idempotencyKey === undefined ? {} : { "idempotency-key": idempotencyKey }),
+  });
+  const start = (node: Node, content: string, idempotencyKey?: string): Promise<Response> =>
+    fetch(`${node.url}/v1/generations`, {
+      method: "POST",
+      headers: headers(idempotencyKey),
+      body: JSON.stringify(simRequest(content, { max_tokens: 30_000 })),
+    });
+  const codeOf = async (res: Response): Promise<string> => ((await res.json()) as { error: { code: string } }).error.code;
+
+  it("a retry that replays its generation, a reused Idempotency-Key and a start refused for its answers spend nothing", async () => {
+    const [a, b] = fleet.gateways();
+    const first = await start(a, "the first", "retried");
+    expect(first.status).toBe(201);
+    const replay = await start(b, "the first", "retried");
+    expect(replay.status).toBe(201);
+    expect(replay.headers.get("idempotent-replayed")).toBe("true");
+    const reused = await start(a, "another body", "retried");
+    expect(await codeOf(reused)).toBe("idempotency_key_reused");
+    expect((await start(b, "the second")).status).toBe(201);
+    // Two answers that have not ended: a third is refused for that.
+    expect(await codeOf(await start(a, "one too many"))).toBe("too_many_answers");
+    // Spent: the two generations' 60,000. Once one ends, 30,000 more fit in the 100,000.
+    const { id } = (await first.json()) as { id: string };
+    expect((await fetch(`${a.url}/v1/generations/${id}/cancel`, { method: "POST", headers: headers(), body: "{}" })).status).toBe(202);
+    expect((await start(b, "the third")).status).toBe(201);
+  });
+});
+
 describe("open streams per key, counted across two gateways on one Redis", () => {
   const fleet = useTwoGateways("str", { LIFELINE_STREAMS_PER_KEY: "2" }, ["acme"]);
 

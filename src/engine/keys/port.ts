@@ -57,7 +57,8 @@ export interface KeyStore {
   releaseSlots(keyId: string, slots: readonly string[]): Promise<void>;
   /**
    * Spends `tokens` of key `keyId`'s budget for the window starting at `windowStartMs`, atomically,
-   * unless the window's spending would pass `limit`: `false` then, and nothing is spent.
+   * unless the window's spending would pass `limit`: `false` then, and nothing is spent. Negative
+   * `tokens` give back what a start spent and did not use.
    */
   spendTokens(keyId: string, windowStartMs: number, tokens: number, limit: number): Promise<boolean>;
   close(): Promise<void>;

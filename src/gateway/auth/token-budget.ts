@@ -21,11 +21,18 @@ export class TokenBudget {
     this.#perMinute = perMinute;
   }
 
-  async spend(caller: Caller, request: GenerationRequest, nowMs = Date.now()): Promise<void> {
-    if (caller.kind !== "key" || this.#perMinute <= 0) return;
+  /**
+   * Spends the start's tokens; the returned function gives them back, for a start that created no
+   * generation (refused, or an `Idempotency-Key` replay of one already counted).
+   */
+  async spend(caller: Caller, request: GenerationRequest, nowMs = Date.now()): Promise<() => Promise<void>> {
+    if (caller.kind !== "key" || this.#perMinute <= 0) return async () => undefined;
+    const keyId = caller.holder.keyId;
     const tokens = request.max_tokens ?? REQUEST_LIMITS.maxTokens;
     const windowStart = nowMs - (nowMs % WINDOW_MS);
-    if (await this.#store.spendTokens(caller.holder.keyId, windowStart, tokens, this.#perMinute)) return;
+    if (await this.#store.spendTokens(keyId, windowStart, tokens, this.#perMinute)) {
+      return async () => void (await this.#store.spendTokens(keyId, windowStart, -tokens, this.#perMinute));
+    }
     throw new LifelineError(
       "token_budget_spent",
       `This key may ask for ${this.#perMinute} model tokens a minute, and this request's ${tokens} would pass that.`,
