@@ -240,6 +240,18 @@ describe("API keys, scopes and tenants on the native API", () => {
     expect([202, 409]).toContain(cancel.status); // 409 when the short answer already ended
   });
 
+  it("a read token renewed with a key that may only read cannot cancel: it opens no more than the key", async () => {
+    const started = (await (await create(keys.acme)).json()) as { id: string };
+    expect(await codeOf(await call(`/v1/generations/${started.id}/cancel`, keys.acmeReader, { method: "POST", body: "{}" }))).toBe(
+      "forbidden",
+    );
+    const renewed = await call(`/v1/generations/${started.id}/token`, keys.acmeReader, { method: "POST", body: "{}" });
+    const { token } = (await renewed.json()) as { token: string };
+    expect((await call(`/v1/generations/${started.id}`, token)).status).toBe(200);
+    for (const path of [`/v1/generations/${started.id}/cancel`, `/v1/responses/${started.id}/cancel`])
+      expect(await codeOf(await call(path, token, { method: "POST", body: "{}" })), path).toBe("forbidden");
+  });
+
   it("health and the pages need no key", async () => {
     for (const path of ["/healthz", "/readyz", "/", "/client.js"]) expect((await call(path, undefined)).status, path).toBe(200);
   });

@@ -74,7 +74,7 @@ export class Authenticator {
     const check = await this.tokens.check(token);
     if (check.kind === "invalid") throw new LifelineError("invalid_token");
     if (check.kind === "expired") throw new LifelineError("token_expired");
-    return { kind: "token", generation: check.generation, tenant: check.tenant };
+    return { kind: "token", generation: check.generation, tenant: check.tenant, readOnly: check.readOnly };
   }
 }
 
@@ -95,6 +95,9 @@ export function installAuthentication(app: FastifyInstance, auth: Authenticator)
     if (request.caller.kind === "token") {
       if (!TOKEN_ROUTES.has(`${request.method === "HEAD" ? "GET" : request.method} ${request.routeOptions.url}`))
         requireScope(request.caller, access);
+      // A token given to a key that may only read opens no more than that key: no cancel.
+      if (request.caller.readOnly && access !== "generations:read")
+        throw new LifelineError("forbidden", "This read token was given to a key that may only read: it does not cancel.");
       return;
     }
     requireScope(request.caller, access);

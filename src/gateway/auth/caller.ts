@@ -9,8 +9,8 @@ import type { KeyHolder } from "../../engine/keys/key-ring.ts";
 export type Caller =
   | { readonly kind: "open" }
   | { readonly kind: "key"; readonly holder: KeyHolder }
-  /** A browser's read token: it opens one generation (follow, poll, state, cancel) and nothing else. */
-  | { readonly kind: "token"; readonly generation: string; readonly tenant: string | undefined };
+  /** A browser's read token: it opens one generation (follow, poll, state, cancel unless `readOnly`) and nothing else. */
+  | { readonly kind: "token"; readonly generation: string; readonly tenant: string | undefined; readonly readOnly: boolean };
 
 export const OPEN: Caller = { kind: "open" };
 

@@ -12,7 +12,7 @@ const RELOAD_AT_MOST_EVERY_MS = 1000;
 const TOKEN = /^llt_([A-Za-z0-9_-]{1,400})\.([A-Za-z0-9_-]{43})$/;
 
 export type TokenCheck =
-  | { readonly kind: "valid"; readonly generation: string; readonly tenant: string | undefined }
+  | { readonly kind: "valid"; readonly generation: string; readonly tenant: string | undefined; readonly readOnly: boolean }
   | { readonly kind: "invalid" }
   | { readonly kind: "expired" };
 
@@ -25,6 +25,8 @@ interface Payload {
   readonly t: string;
   /** Expiry, seconds since the epoch. */
   readonly e: number;
+  /** 1 when the token only reads (no cancel): it was given to a key that may not cancel. */
+  readonly r?: 1;
 }
 
 /** True for a string that has the shape of a read token (as opposed to an API key). */
@@ -54,8 +56,13 @@ export class ReadTokens {
     this.#ttlMs = ttlMs;
   }
 
-  /** A token that opens `generation` until it expires. */
-  async issue(generation: string, tenant: string | undefined, now = Date.now()): Promise<{ token: string; expiresAt: string }> {
+  /** A token that opens `generation` until it expires; a `readOnly` one does not cancel it. */
+  async issue(
+    generation: string,
+    tenant: string | undefined,
+    now = Date.now(),
+    readOnly = false,
+  ): Promise<{ token: string; expiresAt: string }> {
     let signer = (await this.#current())[0];
     if (!signer) {
       // The first token of a deployment: make the key that signs (another gateway may race; both verify).
@@ -63,7 +70,13 @@ export class ReadTokens {
       signer = (await this.#reload())[0]!;
     }
     const expiresMs = now + this.#ttlMs;
-    const payload: Payload = { k: signer.id, g: generation, t: tenant ?? "", e: Math.floor(expiresMs / 1000) };
+    const payload: Payload = {
+      k: signer.id,
+      g: generation,
+      t: tenant ?? "",
+      e: Math.floor(expiresMs / 1000),
+      ...(readOnly ? { r: 1 as const } : {}),
+    };
     const body = Buffer.from(JSON.stringify(payload)).toString("base64url");
     return { token: `llt_${body}.${sign(signer, body)}`, expiresAt: new Date(payload.e * 1000).toISOString() };
   }
@@ -91,7 +104,7 @@ export class ReadTokens {
     const given = Buffer.from(signature);
     if (expected.length !== given.length || !timingSafeEqual(expected, given)) return { kind: "invalid" };
     if (payload.e * 1000 <= now) return { kind: "expired" };
-    return { kind: "valid", generation: payload.g, tenant: payload.t === "" ? undefined : payload.t };
+    return { kind: "valid", generation: payload.g, tenant: payload.t === "" ? undefined : payload.t, readOnly: payload.r === 1 };
   }
 
   async #current(): Promise<SigningKey[]> {

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from "fastify";
+import { allows } from "../../core/api-keys.ts";
 import { parseEntryOffset } from "../../core/cursor.ts";
 import { LifelineError } from "../../core/errors.ts";
 import { parseGenerationRequest } from "../../core/request.ts";
@@ -53,7 +54,9 @@ export function generationRoutes(app: FastifyInstance, options: GenerationRoutes
   app.post<{ Params: { id: string } }>(ROUTE_PATHS.token, async (request) => {
     const id = request.params.id;
     await options.owners.check(request.caller, id);
-    const { token, expiresAt } = await options.auth.tokens.issue(id, await options.owners.tenant(id));
+    // A key that may not cancel gets a token that may not either.
+    const readOnly = request.caller.kind === "key" && !allows(request.caller.holder.scopes, "generations:create");
+    const { token, expiresAt } = await options.auth.tokens.issue(id, await options.owners.tenant(id), undefined, readOnly);
     return { id, token, tokenExpiresAt: expiresAt };
   });
 
