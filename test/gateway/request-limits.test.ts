@@ -188,7 +188,7 @@ describe("model tokens per minute per key, with Idempotency-Key retries and refu
 });
 
 describe("open streams per key, counted across two gateways on one Redis", () => {
-  const fleet = useTwoGateways("str", { LIFELINE_STREAMS_PER_KEY: "2" }, ["acme"]);
+  const fleet = useTwoGateways("str", { LIFELINE_STREAMS_PER_KEY: "2" }, ["acme", "replayer"]);
 
   it("a third open stream, SSE or WebSocket subscription, on either gateway, is refused with too_many_streams until one closes", async () => {
     const [a, b] = fleet.gateways();
@@ -219,5 +219,28 @@ describe("open streams per key, counted across two gateways on one Redis", () =>
     follows[0]!.abort();
     await until(async () => (await fetch(`${b.url}/v1/generations/${id}/poll?wait_ms=0`, { headers: auth })).status === 200, 10_000);
     follows[1]!.abort();
+  });
+
+  it("an OpenAI streaming request that replays a running answer by its Idempotency-Key is an open stream too", async () => {
+    const [a, b] = fleet.gateways();
+    const ask = (node: Node, signal: AbortSignal): Promise<Response> =>
+      fetch(`${node.url}/v1/chat/completions`, {
+        method: "POST",
+        signal,
+        headers: { authorization: `Bearer ${fleet.key("replayer")}`, "content-type": "application/json", "idempotency-key": "followed" },
+        body: JSON.stringify({ ...simRequest("a long answer replayed", { max_tokens: 30_000 }), stream: true }),
+      });
+    const follows = [new AbortController(), new AbortController(), new AbortController()];
+    try {
+      const first = await ask(a, follows[0]!.signal);
+      const second = await ask(b, follows[1]!.signal);
+      expect([first.status, second.status]).toEqual([200, 200]);
+      expect(second.headers.get("idempotent-replayed")).toBe("true");
+      const third = await ask(a, follows[2]!.signal);
+      expect(third.status).toBe(429);
+      expect(((await third.json()) as { error: { code: string } }).error.code).toBe("too_many_streams");
+    } finally {
+      for (const follow of follows) follow.abort();
+    }
   });
 });

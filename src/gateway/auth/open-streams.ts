@@ -71,10 +71,17 @@ export class OpenStreams {
   }
 }
 
-/** Counts every open read request of the API (streams, long-polls) against its caller's slots, until its response closes. */
+/**
+ * The doors' starts that answer with the answer itself (its stream, or the whole of it once it
+ * ends): open reads while they last, the more so as an `Idempotency-Key` replay only follows.
+ */
+const ANSWERING_STARTS: ReadonlySet<string> = new Set(["POST /v1/chat/completions", "POST /v1/responses", "POST /v1/ai-sdk/chat"]);
+
+/** Counts every open read request of the API (streams, long-polls, the doors' answering starts) against its caller's slots, until its response closes. */
 export function installStreamLimits(app: FastifyInstance, streams: OpenStreams): void {
   app.addHook("preHandler", async (request: FastifyRequest, reply) => {
-    if (accessOf(request.method, request.routeOptions.url) !== "generations:read") return;
+    const read = accessOf(request.method, request.routeOptions.url) === "generations:read";
+    if (!read && !ANSWERING_STARTS.has(`${request.method} ${request.routeOptions.url}`)) return;
     if (request.routeOptions.url === "/v1/ws") return; // its subscriptions count one by one
     const free = await streams.open(request.caller);
     reply.raw.once("close", free);
