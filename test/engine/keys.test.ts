@@ -137,6 +137,9 @@ function keyStoreConformance(
       expect(await store.spendTokens("k2", window, -30, 100)).toBe(true); // given back
       expect(await store.spendTokens("k2", window, 30, 100)).toBe(true);
       expect(await store.spendTokens("k2", window, 1, 100)).toBe(false);
+      // Given back to a window past, once the next has begun: the next keeps what it spent.
+      expect(await store.spendTokens("k1", window, -40, 100)).toBe(true);
+      expect(await store.spendTokens("k1", window + 60_000, 1, 100)).toBe(false);
     });
 
     if (shared) {

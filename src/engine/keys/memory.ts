@@ -7,7 +7,7 @@ export class MemoryKeyStore implements KeyStore {
   readonly #keys = new Map<string, StoredKey>();
   readonly #signing = new Map<string, SigningKey>();
   readonly #slots = new Map<string, Map<string, number>>();
-  /** Spent tokens by `<key>:<window start>`; a window past is dropped when another window is spent from. */
+  /** Spent tokens by `<key>:<window start>`; a window past is dropped when a later window is spent from. */
   readonly #budgets = new Map<string, number>();
 
   async add(key: StoredKey): Promise<boolean> {
@@ -67,7 +67,9 @@ export class MemoryKeyStore implements KeyStore {
     const name = `${keyId}:${windowStartMs}`;
     const spent = this.#budgets.get(name) ?? 0;
     if (spent + tokens > limit) return false;
-    for (const old of this.#budgets.keys()) if (old.startsWith(`${keyId}:`) && old !== name) this.#budgets.delete(old);
+    for (const old of this.#budgets.keys()) {
+      if (old.startsWith(`${keyId}:`) && Number(old.slice(keyId.length + 1)) < windowStartMs) this.#budgets.delete(old);
+    }
     this.#budgets.set(name, spent + tokens);
     return true;
   }
