@@ -3,6 +3,7 @@ import { KeyRing } from "../../src/engine/keys/key-ring.ts";
 import { SqliteKeyStore } from "../../src/engine/keys/sqlite.ts";
 import { runLifeline } from "../support/run-cli.ts";
 import { tempDir } from "../support/temp-dir.ts";
+import { parseApiKey } from "../../src/core/api-keys.ts";
 
 describe("lifeline keys", () => {
   const data = tempDir();
@@ -24,7 +25,7 @@ describe("lifeline keys", () => {
     expect(listed.status).toBe(0);
     const { keys } = JSON.parse(listed.stdout) as { keys: { id: string; tenant: string; scopes: string[] }[] };
     expect(keys).toEqual([expect.objectContaining({ tenant: "acme", scopes: ["generations:create", "generations:read"] })]);
-    expect(listed.stdout).not.toContain(key.split("_")[2]);
+    expect(listed.stdout).not.toContain(parseApiKey(key)!.secret);
     expect(listed.stdout).not.toContain("secretHash");
 
     const id = keys[0]!.id;

@@ -8,13 +8,14 @@ import { KeyRing } from "../../src/engine/keys/key-ring.ts";
 import { SqliteKeyStore } from "../../src/engine/keys/sqlite.ts";
 import { simRequest } from "../support/sim-answer.ts";
 import { tempDir } from "../support/temp-dir.ts";
+import { parseApiKey } from "../../src/core/api-keys.ts";
 
 describe("secrets never reach the logs, the metrics, the log of an answer or an error message", () => {
   it("a key and a read token used on every route, right and wrong, appear nowhere but in the requests", async () => {
     const data = tempDir();
     const store = new SqliteKeyStore({ dataDir: data.path });
     const { key } = await new KeyRing(store).create("acme", ["admin"]);
-    const secret = key.split("_")[2]!;
+    const secret = parseApiKey(key)!.secret;
     let logged = "";
     const logger = pino(
       { level: "trace" },
