@@ -5,6 +5,7 @@
  * waiting, is compared with its memory before the first job.
  *
  *   node --import tsx bench/waiting-calls.ts [--calls 1000] [--out bench/results/waiting-calls.json]
+ *     [--heap-snapshots <dir>]   also writes the worker's heap before and while waiting, for a diff
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
@@ -21,6 +22,7 @@ const { values: args } = parseArgs({
   options: {
     calls: { type: "string", default: "1000" },
     out: { type: "string", default: "bench/results/waiting-calls.json" },
+    "heap-snapshots": { type: "string" },
   },
 });
 const calls = Number(args.calls);
@@ -37,9 +39,10 @@ async function openStreams(simUrl: string): Promise<number> {
   return stats.openStreams;
 }
 
-function measure(worker: ChildProcess): Promise<Memory> {
+function measure(worker: ChildProcess, name: string): Promise<Memory> {
   const reply = once(worker, "message") as Promise<[Memory & { type: string }]>;
-  worker.send({ type: "measure" });
+  const dir = args["heap-snapshots"];
+  worker.send({ type: "measure", ...(dir === undefined ? {} : { snapshot: join(dir, `${name}.heapsnapshot`) }) });
   return reply.then(([memory]) => memory);
 }
 
@@ -69,12 +72,12 @@ const worker = fork("bench/support/waiting-worker-child.ts", [], {
 try {
   await once(worker, "message");
   await sleep(1000);
-  const before = await measure(worker);
+  const before = await measure(worker, "before");
   const engine = new SqliteEngine({ dataDir });
   for (let i = 0; i < calls; i++) await engine.create({ model: "waiting", messages: [{ role: "user", content: `wait ${i}` }] });
   while ((await openStreams(sim.url)) < calls) await sleep(200);
   await sleep(1000);
-  const waiting = await measure(worker);
+  const waiting = await measure(worker, "waiting");
   await engine.close();
   const per = (key: keyof Memory): number => (waiting[key] - before[key]) / calls;
   const result = {

@@ -51,7 +51,6 @@ const MAX_PENDING_TOKENS = 256;
 export class AnswerRun {
   readonly #ctx: RunContext;
   readonly #claim: Claim;
-  readonly #log: Logger;
   readonly #abort = new AbortController();
   #stopReason: StopReason | undefined;
   #nextOffset = 0;
@@ -71,7 +70,16 @@ export class AnswerRun {
   constructor(ctx: RunContext, claim: Claim) {
     this.#ctx = ctx;
     this.#claim = claim;
-    this.#log = ctx.logger.child({ generation: claim.id, attempt: claim.fence });
+  }
+
+  /**
+   * Logs with the answer's bindings. No child logger per run: pino's child costs a hidden class
+   * and about 2 KB for as long as the answer lasts, and most answers log a line or two.
+   */
+  #say(level: "info" | "warn" | "error", fields: Record<string, unknown> | undefined, message: string): void {
+    const logger = this.#ctx.logger;
+    if (!logger.isLevelEnabled(level)) return;
+    logger[level]({ generation: this.#claim.id, attempt: this.#claim.fence, ...fields }, message);
   }
 
   /** The lease this run holds, for the worker's lease keeper. */
@@ -93,7 +101,7 @@ export class AnswerRun {
       this.#nextOffset = lastOffset + 1;
       if (this.#claim.takeover) {
         this.#ctx.metrics.takeovers.inc();
-        this.#log.warn({ fromOffset: lastOffset }, "took over an answer whose lease expired");
+        this.#say("warn", { fromOffset: lastOffset }, "took over an answer whose lease expired");
       }
       const plan = this.#ctx.models.plan(request.model);
       if (!plan) {
@@ -158,7 +166,7 @@ export class AnswerRun {
         triesOnRoute = 0;
       }
       const code = failureCode(failure);
-      this.#log.warn({ model: route?.name, failure: failure.failure, status: failure.details.status, code }, "model call failed");
+      this.#say("warn", { model: route?.name, failure: failure.failure, status: failure.details.status, code }, "model call failed");
       if (routeIndex >= plan.routes.length) {
         await this.#write([{ type: "failed", attempt: fence, error: { code, message: failure.message } }]);
         this.#ctx.metrics.answersFinished.inc({ outcome: "failed" });
@@ -176,7 +184,7 @@ export class AnswerRun {
     const fence = this.#claim.fence;
     await this.#write([{ type: "started", attempt: fence, worker: this.#ctx.worker, model: route.name }]);
     this.#ctx.metrics.answersStarted.inc();
-    this.#log.info({ model: route.name, prefixChars: this.#text.length }, "answer started");
+    this.#say("info", { model: route.name, prefixChars: this.#text.length }, "answer started");
     const call = { request, prefix: this.#text, signal: this.#abort.signal };
     const events = streamWithTimeouts(route.provider, call, plan.timeouts)[Symbol.asyncIterator]();
     try {
@@ -196,7 +204,7 @@ export class AnswerRun {
         } else if (event.type === "finish") {
           await this.#write([{ type: "completed", attempt: fence, finishReason: event.finishReason, usage: event.usage }]);
           this.#ctx.metrics.answersFinished.inc({ outcome: "completed" });
-          this.#log.info({ usage: event.usage, model: route.name }, "answer completed");
+          this.#say("info", { usage: event.usage, model: route.name }, "answer completed");
           return;
         }
       }
@@ -213,28 +221,28 @@ export class AnswerRun {
       await this.#flush().catch(() => undefined);
       await this.#writes.catch(() => undefined);
       await this.#ctx.engine.release(this.#claim.id, this.#claim.fence).catch(() => undefined);
-      this.#log.info("answer handed back on shutdown");
+      this.#say("info", undefined, "answer handed back on shutdown");
       return;
     }
     if (reason !== undefined) {
-      this.#log.warn({ reason }, "answer run stopped");
+      this.#say("warn", { reason }, "answer run stopped");
       return;
     }
     if (!(error instanceof ModelFailed)) {
       // The store failed (or a bug): nothing more is written. The job is not handed back at once:
       // its lease runs out first, so a failure that repeats cannot spin claim after claim.
-      this.#log.error({ err: error }, "the run failed; the answer is taken over when its lease runs out");
+      this.#say("error", { err: error }, "the run failed; the answer is taken over when its lease runs out");
       return;
     }
     const info: ErrorInfo = { code: "model_error", message: error.message };
-    this.#log.error({ err: error }, "answer failed");
+    this.#say("error", { err: error }, "answer failed");
     try {
       await this.#flush();
       await this.#write([{ type: "failed", attempt: this.#claim.fence, error: info }]);
       this.#ctx.metrics.answersFinished.inc({ outcome: "failed" });
     } catch (writeError) {
       // The store itself failed: the lease runs out and another worker takes the answer over.
-      this.#log.error({ err: writeError }, "could not record the failure");
+      this.#say("error", { err: writeError }, "could not record the failure");
     }
   }
 
@@ -331,7 +339,7 @@ export class AnswerRun {
         this.#afterAppend(result, entries);
         return;
       }
-      this.#log.warn({ from: result.lastOffset + 1, entries: lost.length }, "the store lost entries this run wrote; writing them again");
+      this.#say("warn", { from: result.lastOffset + 1, entries: lost.length }, "the store lost entries this run wrote; writing them again");
       metrics.repairs.inc(lost.length);
       const repaired = await this.#appendRetrying(result.lastOffset + 1, lost);
       if (repaired.kind !== "appended" && repaired.kind !== "duplicate") {
@@ -353,7 +361,7 @@ export class AnswerRun {
         return await this.#ctx.engine.append(this.#claim.id, this.#claim.fence, offset, entries);
       } catch (error) {
         if (error instanceof RangeError || Date.now() >= giveUpAt || this.#abort.signal.aborted) throw error;
-        this.#log.warn({ err: error, attempt }, "append failed; trying again");
+        this.#say("warn", { err: error, attempt }, "append failed; trying again");
         await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** attempt)));
       }
     }
@@ -379,11 +387,11 @@ export class AnswerRun {
         this.#nextOffset = result.nextOffset;
         return;
       case "closed":
-        this.#log.info("log closed by another writer (cancelled)");
+        this.#say("info", undefined, "log closed by another writer (cancelled)");
         this.stop("closed");
         throw new RunStopped("closed");
       default:
-        this.#log.warn({ result }, "append refused: lease lost");
+        this.#say("warn", { result }, "append refused: lease lost");
         this.stop("leaseLost");
         throw new RunStopped("leaseLost");
     }

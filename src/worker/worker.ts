@@ -64,6 +64,8 @@ export class Worker {
   async #claimLoop(): Promise<void> {
     const { engine, name, leaseMs, concurrency, logger } = this.#options;
     const signal = this.#stopping.signal;
+    // One context for every run of this loop: a spread per run gave each a hidden class of its own.
+    const context = { ...this.#options, worker: name };
     while (!signal.aborted) {
       if (this.#runs.size + this.#claiming >= concurrency) {
         await new Promise<void>((resolve) => this.#waitingForSlot.add(resolve));
@@ -88,7 +90,7 @@ export class Worker {
         await engine.release(claim.id, claim.fence).catch(() => undefined);
         break;
       }
-      const run = new AnswerRun({ ...this.#options, worker: name }, claim);
+      const run = new AnswerRun(context, claim);
       clearTimeout(this.#idleTimer);
       const done = run.run().finally(() => {
         this.#runs.delete(run);
