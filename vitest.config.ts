@@ -11,6 +11,7 @@ const FLEETS = [
   "test/cli/idle-processes.test.ts",
   "test/doors/openai-failure.test.ts",
   "test/engine/keys.test.ts",
+  "test/engine/workers.test.ts",
   "test/doors/ai-sdk-failover.test.ts",
   "test/engine/redis.test.ts",
   "test/engine/streams/redis.test.ts",

@@ -46,6 +46,16 @@ export class RedisKeys {
     return `${this.prefix}:{keys}:revoked`;
   }
 
+  /** String: a worker's last status report as JSON, expiring with it (decision 041); the reports share the tag `{workers}`. */
+  workerStatus(worker: string): string {
+    return `${this.prefix}:{workers}:w:${worker}`;
+  }
+
+  /** Sorted set of the workers that reported: member = worker name, score = when its report expires (ms, its clock). */
+  workerIndex(): string {
+    return `${this.prefix}:{workers}:all`;
+  }
+
   /** A Durable Stream's hash: `rev`, `record` (JSON), `touched`; its keys share the tag `{ds:<name>}`. */
   streamMeta(name: string): string {
     return `${this.prefix}:{ds:${name}}:meta`;

@@ -1,0 +1,25 @@
+import type { Logger } from "../../observability/logger.ts";
+import type { EngineConfig } from "../open-engine.ts";
+import { MemoryWorkerStatusStore } from "./memory.ts";
+import type { WorkerStatusStore } from "./port.ts";
+import { RedisWorkerStatusStore } from "./redis.ts";
+import { SqliteWorkerStatusStore } from "./sqlite.ts";
+
+/**
+ * Opens the worker status store beside the engine, from the engine's own configuration (the same
+ * data folder or Redis deployment and prefix). A process opens one, for its worker and its gateway.
+ */
+export function openWorkerStatusStore(config: EngineConfig, logger?: Logger): WorkerStatusStore {
+  switch (config.kind) {
+    case "memory":
+      return new MemoryWorkerStatusStore();
+    case "sqlite":
+      return new SqliteWorkerStatusStore({ dataDir: config.dataDir });
+    case "redis":
+      return new RedisWorkerStatusStore({
+        target: config.target,
+        ...(config.prefix ? { prefix: config.prefix } : {}),
+        ...(logger ? { logger } : {}),
+      });
+  }
+}
