@@ -20,6 +20,7 @@ import { TokenBudget } from "./auth/token-budget.ts";
 import { GenerationStarter } from "./start-generation.ts";
 import { installRequestLimits, type RequestLimits } from "./auth/request-limits.ts";
 import { guardEngine } from "./guarded-engine.ts";
+import { guardKeyStore } from "./guarded-key-store.ts";
 import { answerClientError, answerFrameworkError, installErrorHandling } from "./http-errors.ts";
 import { installJsonBodyParser } from "./json-body.ts";
 import { LogTails } from "./log-tail.ts";
@@ -98,7 +99,7 @@ export class Gateway {
       done(new LifelineError("shutting_down"));
     });
     const engine = guardEngine(options.engine);
-    const keys = options.keys ?? new MemoryKeyStore();
+    const keys = guardKeyStore(options.keys ?? new MemoryKeyStore());
     const auth = new Authenticator(keys);
     const slots = new AnswerSlots(keys, engine, options.limits?.answersPerKey ?? 0);
     const budget = new TokenBudget(keys, options.limits?.tokensPerMinute ?? 0);

@@ -1,7 +1,8 @@
 import fastifyRateLimit from "@fastify/rate-limit";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { LifelineError } from "../../core/errors.ts";
 import type { RedisClient } from "../../engine/redis/connection.ts";
+import { unavailableGuard } from "../guarded-engine.ts";
 import { accessOf } from "./route-access.ts";
 
 export interface RequestLimits {
@@ -51,5 +52,12 @@ export function installRequestLimits(app: FastifyInstance, limits: RequestLimits
     errorResponseBuilder: (_request, context) =>
       new LifelineError("rate_limited", `More than ${context.max} requests in a minute with this key; retry in ${context.after}.`),
   });
-  app.after(() => app.addHook("preHandler", app.rateLimit()));
+  app.after(() => {
+    const limit = app.rateLimit();
+    const counted = unavailableGuard("The request-limit store");
+    app.addHook(
+      "preHandler",
+      counted((request: FastifyRequest, reply: FastifyReply) => limit.call(app, request, reply)),
+    );
+  });
 }
