@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import type { Engine } from "../engine/port.ts";
 import type { ModelRegistry } from "../llm/models.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -43,6 +44,8 @@ export class Worker {
 
   constructor(options: WorkerOptions) {
     this.#options = options;
+    // Every claim loop waits on it (sixteen on Redis): not a leak, so no warning past ten.
+    setMaxListeners(0, this.#stopping.signal);
   }
 
   get activeRuns(): number {

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { createdEntry, idempotencyName } from "../created-entry.ts";
 import { probeChannels } from "./probe-channels.ts";
 import type { Redis } from "ioredis";
@@ -72,6 +73,8 @@ export class RedisEngine implements Engine {
   #replicas = { count: 0, checkedAt: 0 };
 
   constructor(options: RedisEngineOptions) {
+    // Every claim in flight listens to it (a worker keeps sixteen): not a leak, so no warning past ten.
+    setMaxListeners(0, this.#closing.signal);
     this.#logger = options.logger;
     this.#waitReplicas = options.target.mode === "cluster" ? 0 : (options.waitReplicas ?? (options.target.mode === "sentinel" ? 1 : 0));
     this.#waitTimeoutMs = options.waitTimeoutMs ?? 500;
