@@ -1,7 +1,8 @@
 import { defineConfig } from "vitest/config";
 
 /**
- * Suites that start fleets: Redis Sentinel groups and Clusters, several Lifeline processes, Chromium.
+ * Suites that start fleets: Redis Sentinel groups and Clusters, several Lifeline processes, Chromium,
+ * PostgreSQL.
  * They run one file at a time, after the rest, so that on a loaded 2-core machine no two of them
  * compete for the CPU (a starved fleet misses its leases and heartbeats, and a test of takeovers
  * would then prove the machine, not the code).
@@ -11,12 +12,15 @@ const FLEETS = [
   "test/cli/idle-processes.test.ts",
   "test/doors/openai-failure.test.ts",
   "test/engine/keys.test.ts",
+  "test/engine/postgres/**/*.test.ts",
+  "test/engine/archive/**/*.test.ts",
   "test/engine/workers.test.ts",
   "test/doors/ai-sdk-failover.test.ts",
   "test/engine/redis.test.ts",
   "test/engine/streams/redis.test.ts",
   "test/failure/**/*.test.ts",
   "test/gateway/durable-streams/conformance-*.test.ts",
+  "test/postgres-harness.test.ts",
   "test/redis-harness.test.ts",
   "test/web/**/*.test.ts",
 ];

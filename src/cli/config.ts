@@ -1,5 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
+import { postgresUrlProblem } from "../engine/postgres/url.ts";
 import { parseHostPorts } from "../engine/redis/host-ports.ts";
 
 /** A browser origin: scheme, host and optional port, nothing more (no path, no wildcard). */
@@ -100,6 +101,16 @@ const OPTIONS = {
       .int()
       .min(1)
       .max(365 * 86400),
+  },
+  postgresUrl: {
+    env: "LIFELINE_POSTGRES_URL",
+    flag: "postgres-url",
+    default: "",
+    doc: "PostgreSQL for the archive of finished logs (and the read models), postgres://user:password@host:port/database; none by default.",
+    schema: z.string().superRefine((url, ctx) => {
+      const problem = url === "" ? undefined : postgresUrlProblem(url);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    }),
   },
   modelConfig: {
     env: "LIFELINE_CONFIG",
