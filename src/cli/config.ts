@@ -168,6 +168,13 @@ const OPTIONS = {
     doc: "Worker name in logs and started entries (default host-pid).",
     schema: z.string().max(200),
   },
+  metricsPort: {
+    env: "LIFELINE_METRICS_PORT",
+    flag: "metrics-port",
+    default: "",
+    doc: "Port on which `lifeline worker` serves GET /metrics for Prometheus (0 picks a free one; none by default). A gateway serves /metrics on its own port.",
+    schema: z.union([z.literal("").transform(() => undefined), z.coerce.number().int().min(0).max(65535)]),
+  },
   simTokensPerSecond: {
     env: "LIFELINE_SIM_TOKENS_PER_SECOND",
     flag: "sim-tokens-per-second",

@@ -97,7 +97,8 @@ export async function main(argv: readonly string[]): Promise<void> {
       `Lifeline is ready at ${node.url}/ (engine ${config.engine}${config.engine === "sqlite" ? `, data in ${config.dataDir}` : ""})\n`,
     );
   } else {
-    process.stderr.write(`Lifeline worker ${config.workerName} is running (engine ${config.engine})\n`);
+    const metrics = node.metricsUrl ? `, metrics at ${node.metricsUrl}/metrics` : "";
+    process.stderr.write(`Lifeline worker ${config.workerName} is running (engine ${config.engine}${metrics})\n`);
   }
 }
 

@@ -3,14 +3,18 @@ import { openEngine, type EngineConfig } from "../engine/open-engine.ts";
 import { openKeyStore } from "../engine/keys/open-key-store.ts";
 import { connectRedis } from "../engine/redis/connection.ts";
 import { openStreamStore } from "../engine/streams/open-stream-store.ts";
+import { openWorkerStatusStore } from "../engine/workers/open-worker-status-store.ts";
 import { parseHostPorts } from "../engine/redis/host-ports.ts";
 import { Gateway } from "../gateway/gateway.ts";
 import { buildModelRegistry, readModelConfig } from "../llm/model-config.ts";
 import { createModelRegistry } from "../llm/models.ts";
 import { PROVIDER_FACTORIES } from "../llm/provider-factories.ts";
 import type { ModelRegistry } from "../llm/models.ts";
+import { breakersOf } from "../llm/resilience/plan.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
 import { Metrics } from "../observability/metrics.ts";
+import { serveMetrics, type MetricsServer } from "../observability/metrics-server.ts";
+import { StatusReporter } from "../worker/status-reporter.ts";
 import { Worker } from "../worker/worker.ts";
 import { awaitEngine, watchEngine } from "./engine-watch.ts";
 import type { Config } from "./config.ts";
@@ -23,6 +27,8 @@ export interface NodeRoles {
 /** A running Lifeline process: a gateway, a worker or both, over one engine. */
 export interface LifelineNode {
   readonly url: string | undefined;
+  /** Where a process without a gateway serves `/metrics` (`LIFELINE_METRICS_PORT`), if it does. */
+  readonly metricsUrl: string | undefined;
   readonly engine: Engine;
   readonly logger: Logger;
   /** Graceful: streams end, answers are handed back, the engine closes. */
@@ -63,7 +69,10 @@ export async function startNode(
   const limitCounters = roles.gateway && engineConfig.kind === "redis" ? connectRedis(engineConfig.target, "lifeline-limits") : undefined;
   limitCounters?.on("error", (error: Error) => logger.warn({ err: error.message }, "redis connection error (limits)"));
 
+  // Workers report their leases and breakers there; a gateway reads them for /ops (decision 041).
+  const workerStatus = openWorkerStatusStore(engineConfig, logger);
   let worker: Worker | undefined;
+  let reporter: StatusReporter | undefined;
   if (roles.worker) {
     worker = new Worker({
       engine,
@@ -76,6 +85,25 @@ export async function startNode(
       coalesceMs: config.coalesceMs,
     });
     worker.start();
+    const running = worker;
+    const breakers = () => breakersOf(models);
+    metrics.watchBreakers(() =>
+      breakers().map(({ provider, breaker }) => ({ provider, open: breaker.state !== "closed", opens: breaker.opens })),
+    );
+    reporter = new StatusReporter({ store: workerStatus, worker: config.workerName, leases: () => running.heldLeases(), breakers, logger });
+    reporter.start();
+  }
+  // A worker alone has no HTTP API: it serves its metrics on a port of their own when asked to.
+  let metricsServer: MetricsServer | undefined;
+  if (roles.worker && !roles.gateway && config.metricsPort !== undefined) {
+    try {
+      metricsServer = await serveMetrics(metrics, config.host, config.metricsPort);
+    } catch (error) {
+      await worker?.stop();
+      await reporter?.stop();
+      await Promise.all([engine.close(), workerStatus.close(), keys?.close(), limitCounters?.quit().catch(() => undefined)]);
+      throw error;
+    }
   }
   let gateway: Gateway | undefined;
   let url: string | undefined;
@@ -86,6 +114,7 @@ export async function startNode(
       engine,
       ...(streams ? { streams } : {}),
       ...(keys ? { keys } : {}),
+      workers: workerStatus,
       corsOrigins: config.corsOrigins === "" ? [] : config.corsOrigins.split(",").map((o) => o.trim()),
       limits: {
         requestsPerMinute: config.requestsPerMinute,
@@ -106,7 +135,15 @@ export async function startNode(
     } catch (error) {
       // The port is taken, say: close what was opened so the process can exit.
       await Promise.all([gateway.close().catch(() => undefined), worker?.stop()]);
-      await Promise.all([engine.close(), streams?.close(), keys?.close(), limitCounters?.quit().catch(() => undefined)]);
+      await reporter?.stop();
+      await Promise.all([
+        engine.close(),
+        streams?.close(),
+        keys?.close(),
+        workerStatus.close(),
+        metricsServer?.close(),
+        limitCounters?.quit().catch(() => undefined),
+      ]);
       throw error;
     }
   }
@@ -131,14 +168,23 @@ export async function startNode(
 
   return {
     url,
+    metricsUrl: metricsServer?.url,
     engine,
     logger,
     stop: () =>
       (stopping ??= (async () => {
         if (engineLost || watch.failing) await engine.close();
         await Promise.all([gateway?.close(), worker?.stop()]);
+        await reporter?.stop();
         watch.stop();
-        await Promise.all([engine.close(), streams?.close(), keys?.close(), limitCounters?.quit().catch(() => undefined)]);
+        await Promise.all([
+          engine.close(),
+          streams?.close(),
+          keys?.close(),
+          workerStatus.close(),
+          metricsServer?.close(),
+          limitCounters?.quit().catch(() => undefined),
+        ]);
         logger.info("lifeline stopped");
       })()),
   };

@@ -34,6 +34,10 @@ export const ROUTE_PATHS = {
   chatPage: "/",
   /** The inspect page, `?id=<generation>`. */
   inspectPage: "/inspect.html",
+  /** `GET`: every worker's last status report: its leases and its breakers (admin). */
+  opsWorkers: "/v1/ops/workers",
+  /** The operations page: live answers, stuck ones, workers, breakers, failures, search. */
+  opsPage: "/ops",
 } as const;
 
 export type RouteName = keyof typeof ROUTE_PATHS;
@@ -82,4 +86,6 @@ export const routes = Object.freeze({
   chatPage: (): string => ROUTE_PATHS.chatPage,
   /** The inspect page showing one generation's timeline. */
   inspectPage: (id: string): string => withQuery(ROUTE_PATHS.inspectPage, { id }),
+  opsWorkers: (): string => ROUTE_PATHS.opsWorkers,
+  opsPage: (): string => ROUTE_PATHS.opsPage,
 });

@@ -11,6 +11,8 @@ import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { MemoryKeyStore } from "../engine/keys/memory.ts";
 import type { KeyStore } from "../engine/keys/port.ts";
+import { MemoryWorkerStatusStore } from "../engine/workers/memory.ts";
+import type { WorkerStatusStore } from "../engine/workers/port.ts";
 import { Authenticator, installAuthentication } from "./auth/authentication.ts";
 import { installCors } from "./auth/cors.ts";
 import { AnswerSlots } from "./auth/answer-slots.ts";
@@ -31,6 +33,7 @@ import { clientBundleRoutes } from "./routes/client-bundle.ts";
 import { eventRoutes } from "./routes/events.ts";
 import { generationRoutes } from "./routes/generations.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { opsWorkerRoutes } from "./routes/ops-workers.ts";
 import { pollRoutes } from "./routes/poll.ts";
 import { websocketRoutes } from "./routes/websocket.ts";
 
@@ -57,6 +60,11 @@ export interface GatewayOptions {
    * @defaultValue a store in this process's memory, with no key: the gateway is open
    */
   readonly keys?: KeyStore;
+  /**
+   * Where workers report their leases and breakers, for `/v1/ops/workers` (decision 041).
+   * @defaultValue a store in this process's memory
+   */
+  readonly workers?: WorkerStatusStore;
   /** Requests per minute per key, and where the counters live. @defaultValue no limit */
   readonly limits?: RequestLimits;
   /** Browser origins whose pages may call the API (`LIFELINE_CORS_ORIGINS`). @defaultValue none */
@@ -127,6 +135,7 @@ export class Gateway {
     openAiRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
     aiSdkRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
     durableStreamRoutes(app, { ...routes, streams: options.streams ?? new MemoryStreamStore(), shutdown: this.#shutdown.signal });
+    opsWorkerRoutes(app, { workers: options.workers ?? new MemoryWorkerStatusStore(), web: options.web ?? true });
     if (options.web ?? true) clientBundleRoutes(app);
     // The pages: the chat page (index.html) at its root, the inspect page beside it.
     if (options.web ?? true) void app.register(fastifyStatic, { root: WEB_ROOT, prefix: ROUTE_PATHS.chatPage, index: "index.html" });

@@ -1,5 +1,14 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
 
+/** A provider's circuit breaker as the metrics read it at each scrape. */
+export interface BreakerReading {
+  readonly provider: string;
+  /** True until a call succeeds through it again (open, or half-open waiting for its trial call). */
+  readonly open: boolean;
+  /** Times it opened since the process started. */
+  readonly opens: number;
+}
+
 /** The process's Prometheus metrics; one instance shared by its gateway and worker. */
 export class Metrics {
   readonly registry = new Registry();
@@ -50,6 +59,35 @@ export class Metrics {
     help: "Streams answered with reset because continuity after the cursor could not be vouched for.",
     registers: [this.registry],
   });
+
+  /** The worker's breakers, read at each scrape (none in a process without a worker). */
+  #breakers: () => readonly BreakerReading[] = () => [];
+  readonly breakerOpen = new Gauge({
+    name: "lifeline_breaker_open",
+    help: "1 while a provider's circuit breaker is not closed (open, or half-open until a call succeeds), else 0.",
+    labelNames: ["provider"] as const,
+    registers: [this.registry],
+    collect: () => {
+      this.breakerOpen.reset();
+      for (const b of this.#breakers()) this.breakerOpen.set({ provider: b.provider }, b.open ? 1 : 0);
+    },
+  });
+  readonly breakerOpens = new Counter({
+    name: "lifeline_breaker_opens_total",
+    help: "Times a provider's circuit breaker opened (a failed trial call opens it again).",
+    labelNames: ["provider"] as const,
+    registers: [this.registry],
+    collect: () => {
+      // The breakers count their own openings; the counter shows those counts as they stand.
+      this.breakerOpens.reset();
+      for (const b of this.#breakers()) this.breakerOpens.inc({ provider: b.provider }, b.opens);
+    },
+  });
+
+  /** Reads the worker's breakers at each scrape from `source`. */
+  watchBreakers(source: () => readonly BreakerReading[]): void {
+    this.#breakers = source;
+  }
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "lifeline_" });

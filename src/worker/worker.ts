@@ -30,6 +30,8 @@ const IDLE_NOTICE_MS = 1000;
 export class Worker {
   readonly #options: WorkerOptions;
   readonly #runs = new Map<AnswerRun, Promise<void>>();
+  /** When each run's job was claimed (ms since the epoch), for the status report. */
+  readonly #claimedAt = new Map<AnswerRun, number>();
   readonly #stopping = new AbortController();
   /** The lease keeper: one timer renews every lease this worker holds, in one engine call. */
   #keeper: NodeJS.Timeout | undefined;
@@ -50,6 +52,11 @@ export class Worker {
 
   get activeRuns(): number {
     return this.#runs.size;
+  }
+
+  /** The leases this worker holds now, each with when it was claimed: what its status report shows. */
+  heldLeases(): { id: string; fence: number; claimedAt: number }[] {
+    return [...this.#claimedAt].map(([run, claimedAt]) => ({ id: run.lease.id, fence: run.lease.fence, claimedAt }));
   }
 
   /**
@@ -95,8 +102,10 @@ export class Worker {
       }
       const run = new AnswerRun(context, claim);
       clearTimeout(this.#idleTimer);
+      this.#claimedAt.set(run, Date.now());
       const done = run.run().finally(() => {
         this.#runs.delete(run);
+        this.#claimedAt.delete(run);
         this.#wakeOne();
         if (this.#runs.size === 0) this.#noteIdle();
       });

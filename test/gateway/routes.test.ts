@@ -10,7 +10,7 @@ import { tableUnder, unquote } from "../support/markdown-table.ts";
 import { readEvents } from "../support/sse-client.ts";
 
 /** The routes that are files for a browser rather than the API of docs/http-api.md. */
-const NOT_API = new Set<RouteName>(["clientBundle", "chatPage", "inspectPage"]);
+const NOT_API = new Set<RouteName>(["clientBundle", "chatPage", "inspectPage", "opsPage"]);
 
 describe("the route paths of core/routes.ts", () => {
   it("are the paths of the table of docs/http-api.md, both ways", () => {

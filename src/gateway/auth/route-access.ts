@@ -18,6 +18,7 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   "GET /": "public",
   "GET /*": "public",
   "GET /client.js": "public",
+  "GET /ops": "public",
   // The native API.
   "POST /v1/generations": "generations:create",
   "GET /v1/generations/:id": "generations:read",
@@ -27,6 +28,8 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   "POST /v1/generations/:id/cancel": "generations:create",
   "POST /v1/generations/:id/token": "generations:read",
   "GET /v1/ws": "generations:read",
+  // What operators see (decision 041): every tenant's answers and every worker.
+  "GET /v1/ops/workers": "admin",
   // The OpenAI-compatible door (docs/protocols/openai.md).
   "POST /v1/chat/completions": "generations:create",
   "POST /v1/responses": "generations:create",

@@ -17,6 +17,7 @@ export class CircuitBreaker {
   #failures = 0;
   #openedAt: number | undefined;
   #trialInFlight = false;
+  #opens = 0;
 
   constructor(
     readonly policy: BreakerPolicy,
@@ -26,6 +27,16 @@ export class CircuitBreaker {
   get state(): "closed" | "open" | "halfOpen" {
     if (this.#openedAt === undefined) return "closed";
     return this.now() - this.#openedAt >= this.policy.cooldownMs ? "halfOpen" : "open";
+  }
+
+  /** When the breaker last opened (ms since the epoch, its clock); `undefined` while closed. */
+  get openedAt(): number | undefined {
+    return this.#openedAt;
+  }
+
+  /** How many times it opened since it was made (a failed trial call opens it again): the metrics count these. */
+  get opens(): number {
+    return this.#opens;
   }
 
   /** Whether a call may go out now; a half-open breaker lets exactly one through. */
@@ -50,7 +61,11 @@ export class CircuitBreaker {
 
   failed(): void {
     this.#failures += 1;
-    if (this.#trialInFlight || this.#failures >= this.policy.failureThreshold) this.#openedAt = this.now();
+    if (this.#trialInFlight || this.#failures >= this.policy.failureThreshold) {
+      // Failures past the threshold while open (calls that went out before it opened) do not open it again.
+      if (this.#openedAt === undefined || this.#trialInFlight) this.#opens += 1;
+      this.#openedAt = this.now();
+    }
     this.#trialInFlight = false;
   }
 }

@@ -32,6 +32,15 @@ export interface ModelRegistry {
   names(): readonly string[];
 }
 
+/** Every provider's breaker the registry's plans use, once each, named by its provider. */
+export function breakersOf(models: ModelRegistry): { readonly provider: string; readonly breaker: CircuitBreaker }[] {
+  const seen = new Map<CircuitBreaker, string>();
+  for (const name of models.names()) {
+    for (const route of models.plan(name)?.routes ?? []) if (!seen.has(route.breaker)) seen.set(route.breaker, route.provider.name);
+  }
+  return [...seen].map(([breaker, provider]) => ({ provider, breaker }));
+}
+
 /** Any failure as a ProviderError (an unknown throw is a protocol failure, not retried). */
 export function asProviderError(error: unknown, provider: string): ProviderError {
   if (error instanceof ProviderError) return error;
