@@ -18,6 +18,7 @@ const FLEETS = [
   "test/doors/ai-sdk-failover.test.ts",
   "test/engine/redis.test.ts",
   "test/engine/streams/redis.test.ts",
+  "test/deploy/**/*.test.ts",
   "test/failure/**/*.test.ts",
   "test/gateway/durable-streams/conformance-*.test.ts",
   "test/postgres-harness.test.ts",

@@ -1,0 +1,194 @@
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { LifelineProcess } from "../../src/chaos/lifeline-process.ts";
+import { startLifeline } from "../../src/chaos/lifeline-process.ts";
+import { routes } from "../../src/core/routes.ts";
+import { RedisKeys } from "../../src/engine/redis/keys.ts";
+import type { WorkerStatus } from "../../src/engine/workers/port.ts";
+import { startSimLlmProcess, type SimLlmProcess } from "../support/sim-llm-process.ts";
+import { promtool, requirePrometheus, startPrometheus, type PrometheusServer } from "../support/prometheus.ts";
+import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
+import { simRequest } from "../support/sim-answer.ts";
+import { readEvents } from "../support/sse-client.ts";
+import { tempDir } from "../support/temp-dir.ts";
+import { expressions, metricNames } from "./dashboard.ts";
+import { until } from "../support/waits.ts";
+
+const RULES = fileURLToPath(new URL("../../deploy/prometheus/alerts.yml", import.meta.url));
+const DASHBOARD = fileURLToPath(new URL("../../deploy/grafana/lifeline-dashboard.json", import.meta.url));
+const ALERTS = ["LifelineStuckAnswers", "LifelineTakeovers", "LifelineBreakerOpen", "LifelineRedisReset"] as const;
+/** Prometheus evaluates every second; a loaded machine may take a while to scrape, evaluate and show it. */
+const ALERT_WAIT_MS = 120_000;
+
+describe("the alert rules file", () => {
+  it("passes promtool check rules", (ctx) => {
+    requirePrometheus(ctx);
+    const checked = promtool(["check", "rules", RULES]);
+    expect(checked.output).toContain(`SUCCESS: ${ALERTS.length} rules found`);
+    expect(checked.code).toBe(0);
+  });
+});
+
+/**
+ * A distributed deployment on a real Redis (a gateway and two workers, each its own process), a
+ * sim-llm behind two providers (one that fails every call, one that stalls), and a real Prometheus
+ * scraping them every second with deploy/prometheus/alerts.yml as it ships.
+ */
+describe("the alerts, on a real Prometheus scraping a distributed deployment driven into each condition", () => {
+  const dir = tempDir("lifeline-alerts-");
+  const prefix = `alerts${process.pid}`;
+  let redis: RedisServer;
+  let sim: SimLlmProcess;
+  let gateway: LifelineProcess;
+  const workers: LifelineProcess[] = [];
+  let prometheus: PrometheusServer;
+
+  beforeEach((ctx) => {
+    requireRedis(ctx);
+    requirePrometheus(ctx);
+  });
+
+  beforeAll(async () => {
+    if (!redisAvailable() || !promtool(["--version"]).output) return;
+    [redis, sim] = await Promise.all([startStandalone(), startSimLlmProcess(["--tokens-per-second", "50"])]);
+    const config = join(dir.path, "models.json");
+    writeFileSync(
+      config,
+      JSON.stringify({
+        providers: {
+          flaky: {
+            type: "openai-compatible",
+            baseUrl: `${sim.url}/v1`,
+            headers: { "x-sim-fault": "error;status=500" },
+            breaker: { failureThreshold: 1 },
+          },
+          stalling: { type: "openai-compatible", baseUrl: `${sim.url}/v1`, headers: { "x-sim-fault": "stall;after=3" } },
+        },
+        models: {
+          flaky: { provider: "flaky", retry: { maxAttempts: 1 } },
+          // Its idle timeout is far longer than the test: the answer stays running with no entry.
+          stalls: { provider: "stalling", timeouts: { firstTokenMs: 600_000, idleMs: 600_000, totalMs: 600_000 } },
+        },
+      }),
+    );
+    const env = {
+      LIFELINE_ENGINE: "redis",
+      LIFELINE_REDIS_URL: redis.url,
+      LIFELINE_REDIS_PREFIX: prefix,
+      LIFELINE_CONFIG: config,
+      LIFELINE_LEASE_MS: "2000",
+      LIFELINE_SIM_TOKENS_PER_SECOND: "10",
+    };
+    const started = await Promise.all([
+      startLifeline("gateway", env),
+      startLifeline("worker", { ...env, LIFELINE_WORKER_NAME: "w1", LIFELINE_METRICS_PORT: "0" }),
+      startLifeline("worker", { ...env, LIFELINE_WORKER_NAME: "w2", LIFELINE_METRICS_PORT: "0" }),
+    ]);
+    gateway = started[0];
+    workers.push(started[1], started[2]);
+    prometheus = await startPrometheus({
+      jobs: [
+        { job: "lifeline-gateway", targets: [new URL(gateway.url).host] },
+        { job: "lifeline-worker", targets: workers.map((w) => new URL(metricsUrlOf(w)).host) },
+      ],
+      ruleFiles: [RULES],
+    });
+    await prometheus.waitForTargetsUp();
+  }, 180_000);
+
+  afterAll(async () => {
+    await Promise.all([gateway?.kill(), ...workers.map((w) => w.kill())]);
+    await Promise.all([prometheus?.stop(), sim?.stop(), redis?.stop()]);
+    dir.remove();
+  });
+
+  const firing = async (name: string): Promise<Record<string, string>[]> =>
+    (await prometheus.alerts()).filter((a) => a.labels.alertname === name && a.state === "firing").map((a) => a.labels);
+  const waitForFiring = (name: string): Promise<void> =>
+    until(async () => (await firing(name)).length > 0, ALERT_WAIT_MS, `${name} firing\n${prometheus.output()}`);
+  const start = async (body: object): Promise<string> => {
+    const res = await fetch(`${gateway.url}${routes.generations()}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    expect(res.status).toBe(201);
+    return ((await res.json()) as { id: string }).id;
+  };
+  const statusOf = async (id: string): Promise<string> =>
+    ((await (await fetch(`${gateway.url}${routes.generation(id)}`)).json()) as { status: string }).status;
+
+  it("no alert fires while every answer goes well", async () => {
+    const id = await start(simRequest("all is well", { max_tokens: 5 }));
+    await until(async () => (await statusOf(id)) === "completed", 60_000, "a clean answer");
+    await prometheus.waitForTargetsUp();
+    expect((await prometheus.alerts()).map((a) => a.labels.alertname)).toEqual([]);
+  });
+
+  it("LifelineBreakerOpen fires for the provider whose every call fails, and for no other", async () => {
+    expect(await firing("LifelineBreakerOpen")).toEqual([]);
+    const id = await start({ model: "flaky", messages: [{ role: "user", content: "fail" }], max_tokens: 5 });
+    await until(async () => (await statusOf(id)) === "failed", 60_000, "the flaky answer to fail");
+    await waitForFiring("LifelineBreakerOpen");
+    expect((await firing("LifelineBreakerOpen")).map((labels) => labels.provider)).toEqual(["flaky"]);
+  });
+
+  it("LifelineTakeovers fires once a worker is SIGKILLed mid-answer and another takes the answer over", async () => {
+    expect(await firing("LifelineTakeovers")).toEqual([]);
+    const id = await start(simRequest("taken over", { max_tokens: 400 }));
+    let holder: string | undefined;
+    await until(
+      async () => {
+        const { workers: reports } = (await (await fetch(`${gateway.url}${routes.opsWorkers()}`)).json()) as { workers: WorkerStatus[] };
+        holder = reports.find((r) => r.leases.some((l) => l.id === id))?.worker;
+        return holder !== undefined;
+      },
+      60_000,
+      "a worker to report the answer's lease",
+    );
+    const victim = workers.find((w) => w.output().includes(`Lifeline worker ${holder} is running`))!;
+    await victim.kill();
+    await waitForFiring("LifelineTakeovers");
+  });
+
+  it("LifelineRedisReset fires once Redis has lost acknowledged entries and a reader's cursor named one", async () => {
+    expect(await firing("LifelineRedisReset")).toEqual([]);
+    const id = await start(simRequest("lost entries", { max_tokens: 6 }));
+    const read = await readEvents(gateway.url, id);
+    const cursor = read.messages.at(-1)!.id!;
+    // What a failover to a replica that lagged does to a log: its newest entries are gone.
+    const raw = new Redis(redis.url);
+    try {
+      const keys = new RedisKeys(prefix);
+      const last = Number(await raw.hget(keys.meta(id), "last"));
+      await raw.xdel(keys.log(id), ...Array.from({ length: last - 2 }, (_, i) => `${3 + i}-0`));
+      await raw.xsetid(keys.log(id), "2-0");
+      await raw.hset(keys.meta(id), "last", 2);
+    } finally {
+      raw.disconnect();
+    }
+    const resumed = await readEvents(gateway.url, id, { from: cursor, cutAfter: 1 });
+    expect(resumed.messages[0]?.event).toBe("reset");
+    await waitForFiring("LifelineRedisReset");
+  });
+
+  it("every expression of the Grafana dashboard parses and runs on this Prometheus, and names only metrics Lifeline exports", async () => {
+    const exprs = expressions(DASHBOARD);
+    expect(exprs.length).toBeGreaterThan(10);
+    const exported = new Set(await prometheus.api<string[]>("label/__name__/values"));
+    for (const expr of exprs) {
+      await expect(prometheus.api("query", { query: expr }), expr).resolves.toBeDefined();
+      for (const name of metricNames(expr)) expect(exported.has(name) && name.startsWith("lifeline_"), `${name} in ${expr}`).toBe(true);
+    }
+  });
+});
+
+/** Where a worker started with LIFELINE_METRICS_PORT serves its metrics, as it said at start. */
+function metricsUrlOf(worker: LifelineProcess): string {
+  const said = /metrics at (http:\/\/\S+)\/metrics/.exec(worker.output());
+  if (!said?.[1]) throw new Error(`the worker did not say where its metrics are:\n${worker.output()}`);
+  return said[1];
+}
