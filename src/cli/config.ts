@@ -112,6 +112,13 @@ const OPTIONS = {
       if (problem) ctx.addIssue({ code: "custom", message: problem });
     }),
   },
+  archive: {
+    env: "LIFELINE_ARCHIVE",
+    flag: "archive",
+    default: "auto",
+    doc: "Where finished logs are archived before the engine's retention drops them: postgres, sqlite (archive.db in the data dir, one machine), off, or auto (postgres when LIFELINE_POSTGRES_URL is set, else off).",
+    schema: z.enum(["auto", "off", "sqlite", "postgres"]),
+  },
   modelConfig: {
     env: "LIFELINE_CONFIG",
     flag: "config",
@@ -292,6 +299,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
         "LIFELINE_ENGINE=redis needs exactly one of LIFELINE_REDIS_URL, LIFELINE_REDIS_SENTINELS or LIFELINE_REDIS_CLUSTER_NODES",
       );
   }
+  if (out.archive === "postgres" && out.postgresUrl === "") problems.push("LIFELINE_ARCHIVE=postgres needs LIFELINE_POSTGRES_URL");
   if (problems.length > 0) throw new ConfigError(problems);
   if (out.workerName === "") out.workerName = `${hostname()}-${process.pid}`;
   return Object.freeze(out) as Config;

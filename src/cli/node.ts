@@ -1,4 +1,7 @@
 import type { Engine } from "../engine/port.ts";
+import { withArchive } from "../engine/archive/archived-engine.ts";
+import { archiveConfigOf, openArchive } from "../engine/archive/open-archive.ts";
+import type { Archive } from "../engine/archive/port.ts";
 import { openEngine, type EngineConfig } from "../engine/open-engine.ts";
 import { openKeyStore } from "../engine/keys/open-key-store.ts";
 import { connectRedis } from "../engine/redis/connection.ts";
@@ -63,6 +66,15 @@ export async function startNode(
         "or bind to a loopback address (LIFELINE_HOST=127.0.0.1).",
     );
   }
+  // The archive of finished logs (decision 039): a gateway reads an answer the engine no longer
+  // holds from it. PostgreSQL that stays down past the retry budget fails the start, naming it.
+  let archive: Archive | undefined;
+  try {
+    archive = roles.gateway ? await openArchive(archiveConfigOf(config), { budgetMs: config.engineRetryMs, logger }) : undefined;
+  } catch (error) {
+    await Promise.all([engine.close().catch(() => undefined), keys?.close()]);
+    throw error;
+  }
   const metrics = new Metrics();
   // The distributed mode counts every gateway's requests in Redis, so N gateways enforce one limit.
   const engineConfig = engineConfigOf(config);
@@ -101,7 +113,13 @@ export async function startNode(
     } catch (error) {
       await worker?.stop();
       await reporter?.stop();
-      await Promise.all([engine.close(), workerStatus.close(), keys?.close(), limitCounters?.quit().catch(() => undefined)]);
+      await Promise.all([
+        engine.close(),
+        workerStatus.close(),
+        keys?.close(),
+        archive?.close(),
+        limitCounters?.quit().catch(() => undefined),
+      ]);
       throw error;
     }
   }
@@ -111,7 +129,7 @@ export async function startNode(
   const streams = roles.gateway ? openStreamStore(engineConfigOf(config), logger) : undefined;
   if (roles.gateway) {
     gateway = new Gateway({
-      engine,
+      engine: archive ? withArchive(engine, archive) : engine,
       ...(streams ? { streams } : {}),
       ...(keys ? { keys } : {}),
       workers: workerStatus,
@@ -142,6 +160,7 @@ export async function startNode(
         keys?.close(),
         workerStatus.close(),
         metricsServer?.close(),
+        archive?.close(),
         limitCounters?.quit().catch(() => undefined),
       ]);
       throw error;
@@ -183,6 +202,7 @@ export async function startNode(
           keys?.close(),
           workerStatus.close(),
           metricsServer?.close(),
+          archive?.close(),
           limitCounters?.quit().catch(() => undefined),
         ]);
         logger.info("lifeline stopped");

@@ -1,0 +1,155 @@
+import { isTerminal, type Entry } from "../../core/entries.ts";
+import type { Logger } from "../../observability/logger.ts";
+import type { Engine } from "../port.ts";
+import { readLog } from "../read-log.ts";
+import type { Archive } from "./port.ts";
+
+/** One record of the engine's change feed, as the archiver reads it. */
+export interface FeedChange {
+  /** Where the feed stands after this record: what the archiver records once it has handled it. */
+  readonly position: string;
+  readonly id: string;
+  readonly type: Entry["type"];
+}
+
+/** The engine's change feed, as the archiver reads it: pages after a position, and a wait for more. */
+export interface ArchiveFeed {
+  changes(after: string | undefined, limit: number): Promise<readonly FeedChange[]>;
+  waitForChanges(after: string | undefined, signal: AbortSignal): Promise<void>;
+}
+
+/** Options of {@link Archiver}. */
+export interface ArchiverOptions {
+  /** The engine the logs are copied from (never the archive-backed view of it). */
+  readonly engine: Engine;
+  readonly feed: ArchiveFeed;
+  readonly archive: Archive;
+  readonly logger?: Logger;
+  /** The name the archiver's position is kept under in the archive. @defaultValue "archiver" */
+  readonly reader?: string;
+  /** Feed records per page. @defaultValue 200 */
+  readonly pageSize?: number;
+  /** Longest pause between two tries after a failure (the archive or the engine does not answer). @defaultValue 5 000 ms */
+  readonly maxBackoffMs?: number;
+}
+
+/** What an archiver has done since it started. */
+export interface ArchiverStats {
+  /** Logs it copied into the archive. */
+  readonly archived: number;
+  /** Logs it found archived already (by another gateway, or before a restart). */
+  readonly alreadyArchived: number;
+  /** Logs that ended but were gone from the engine before they could be copied (the archiver was down past the retention). */
+  readonly lost: number;
+  /** The feed position it has handled, as recorded in the archive. */
+  readonly position: string | undefined;
+}
+
+/**
+ * Copies every log that ends into the archive (decision 039). It follows the engine's change feed
+ * from the position it recorded in the archive, so it catches up after a restart with whatever
+ * ended meanwhile; at a record that a log ended it reads the whole log from the engine and stores
+ * it, unless the archive has it already. Copying twice is harmless, so every gateway runs one and
+ * none needs a lock: the first to store a log wins, the others find it there.
+ *
+ * A failure (PostgreSQL or the engine does not answer) is logged and tried again with backoff,
+ * from the last recorded position; nothing is skipped.
+ */
+export class Archiver {
+  readonly #options: ArchiverOptions;
+  readonly #reader: string;
+  readonly #stop = new AbortController();
+  #running: Promise<void> | undefined;
+  #archived = 0;
+  #alreadyArchived = 0;
+  #lost = 0;
+  #position: string | undefined;
+
+  constructor(options: ArchiverOptions) {
+    this.#options = options;
+    this.#reader = options.reader ?? "archiver";
+  }
+
+  /** Starts following the feed; returns at once. */
+  start(): void {
+    this.#running ??= this.#run();
+  }
+
+  /** Stops after the step in progress; resolves once it has. */
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    await this.#running;
+  }
+
+  stats(): ArchiverStats {
+    return { archived: this.#archived, alreadyArchived: this.#alreadyArchived, lost: this.#lost, position: this.#position };
+  }
+
+  async #run(): Promise<void> {
+    const { feed, archive, logger } = this.#options;
+    const signal = this.#stop.signal;
+    const pageSize = this.#options.pageSize ?? 200;
+    let failures = 0;
+    let loaded = false;
+    while (!signal.aborted) {
+      try {
+        if (!loaded) {
+          this.#position = await archive.position(this.#reader);
+          loaded = true;
+        }
+        const page = await feed.changes(this.#position, pageSize);
+        if (page.length === 0) {
+          await feed.waitForChanges(this.#position, signal);
+          continue;
+        }
+        for (const change of page) {
+          if (signal.aborted) return;
+          if (isTerminal(change)) await this.#copy(change.id);
+        }
+        const last = page[page.length - 1];
+        if (last) {
+          await archive.setPosition(this.#reader, last.position);
+          this.#position = last.position;
+        }
+        failures = 0;
+      } catch (error) {
+        if (signal.aborted) return;
+        failures++;
+        const delay = Math.min(this.#options.maxBackoffMs ?? 5_000, 100 * 2 ** Math.min(failures, 10));
+        logger?.warn({ err: (error as Error).message, retryInMs: delay, archive: archive.kind }, "archiver: a step failed; trying again");
+        await pause(delay, signal);
+      }
+    }
+  }
+
+  async #copy(id: string): Promise<void> {
+    const { engine, archive, logger } = this.#options;
+    if ((await archive.head(id)) !== undefined) {
+      this.#alreadyArchived++;
+      return;
+    }
+    const entries = await readLog(engine, id);
+    const last = entries[entries.length - 1];
+    if (!last) {
+      this.#lost++;
+      logger?.error({ generation: id }, "archiver: the log ended but the engine no longer holds it; it cannot be archived");
+      return;
+    }
+    if (!isTerminal(last)) throw new Error(`the feed says ${id} ended, but its log ends with ${last.type} at ${last.offset}`);
+    await archive.store(id, entries);
+    this.#archived++;
+  }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
