@@ -34,7 +34,14 @@ export interface Usage {
 
 /** The body of an entry, before the engine gives it an offset and a time. */
 export type EntryBody =
-  | { readonly type: "created"; readonly attempt: number; readonly request: GenerationRequest; readonly tenant?: string }
+  | {
+      readonly type: "created";
+      readonly attempt: number;
+      readonly request: GenerationRequest;
+      readonly tenant?: string;
+      /** The W3C trace context of the gateway's create span, when tracing is on: the worker's spans join it. */
+      readonly traceparent?: string;
+    }
   | { readonly type: "started"; readonly attempt: number; readonly worker: string; readonly model: string }
   | { readonly type: "delta"; readonly attempt: number; readonly text: string }
   | { readonly type: "retrying"; readonly attempt: number; readonly error: ErrorInfo; readonly delayMs: number }

@@ -1,11 +1,18 @@
 import type { EntryBody, GenerationRequest } from "../core/entries.ts";
 import type { CreateOptions } from "./port.ts";
 
-/** The `created` entry a log starts with: the request, and the tenant it belongs to when it has one. */
+/**
+ * The `created` entry a log starts with: the request, the tenant it belongs to when it has one, and
+ * the trace context of the create span when tracing is on.
+ */
 export function createdEntry(request: GenerationRequest, options: CreateOptions): EntryBody {
-  return options.tenant === undefined
-    ? { type: "created", attempt: 0, request }
-    : { type: "created", attempt: 0, request, tenant: options.tenant };
+  return {
+    type: "created",
+    attempt: 0,
+    request,
+    ...(options.tenant === undefined ? {} : { tenant: options.tenant }),
+    ...(options.traceparent === undefined ? {} : { traceparent: options.traceparent }),
+  };
 }
 
 /**

@@ -107,6 +107,8 @@ export interface CreateOptions {
   readonly idempotencyKey?: string;
   /** The tenant the generation belongs to (its `created` entry says so); none in an open deployment. */
   readonly tenant?: string;
+  /** The create span's W3C `traceparent`, kept in the `created` entry (decision 040); none when tracing is off. */
+  readonly traceparent?: string;
 }
 
 export type CreateResult =
