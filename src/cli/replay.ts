@@ -2,6 +2,9 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { GENERATION_ID } from "../core/generation-id.ts";
+import { withArchive } from "../engine/archive/archived-engine.ts";
+import { archiveConfigOf, openArchive } from "../engine/archive/open-archive.ts";
+import type { Archive } from "../engine/archive/port.ts";
 import { openEngine } from "../engine/open-engine.ts";
 import { readLog } from "../engine/read-log.ts";
 import type { Engine } from "../engine/port.ts";
@@ -12,10 +15,11 @@ import { engineConfigOf } from "./node.ts";
 
 export const REPLAY_USAGE = `Usage: lifeline replay <generation-id> [--until <offset>] [--json | --entries] [engine options]
 
-Reads a generation's log straight from the engine (no gateway needed) and replays it: which
+Reads a generation's log straight from the engine, or from the archive once the engine's
+retention dropped it (no gateway needed), and replays it: which
 attempts ran on which workers, what failed, what was retried, taken over or rewound, and the
-text. The engine options are those of \`lifeline start\` (--engine, --data-dir, --redis-url, …,
-or their environment variables).
+text. The engine and archive options are those of \`lifeline start\` (--engine, --data-dir,
+--redis-url, --postgres-url, …, or their environment variables).
 
   --until <offset>   replay up to this entry: the answer as it stood then
   --json             the timeline as JSON (the same as GET /v1/generations/:id/timeline)
@@ -70,14 +74,22 @@ export async function replay(args: readonly string[], out: (text: string) => voi
     err(`lifeline: cannot open the ${config.engine} engine: ${(error as Error).message}\n`);
     return 1;
   }
+  let archive: Archive | undefined;
+  try {
+    archive = await openArchive(archiveConfigOf(config), { budgetMs: READ_DEADLINE_MS });
+  } catch (error) {
+    await engine.close();
+    err(`lifeline: cannot open the archive: ${(error as Error).message}\n`);
+    return 1;
+  }
   try {
     const entries = await withDeadline(
-      readLog(engine, id, until),
+      readLog(archive ? withArchive(engine, archive) : engine, id, until),
       READ_DEADLINE_MS,
       `the ${config.engine} engine did not answer within ${READ_DEADLINE_MS / 1000} s (is it running, and is the address right?)`,
     );
     if (entries.length === 0) {
-      err(`lifeline: no generation ${id} in the ${config.engine} engine\n`);
+      err(`lifeline: no generation ${id} in the ${config.engine} engine${archive ? ` nor the ${archive.kind} archive` : ""}\n`);
       return 1;
     }
     if (raw) {
@@ -91,7 +103,7 @@ export async function replay(args: readonly string[], out: (text: string) => voi
     err(`lifeline: cannot read the log of ${id}: ${(error as Error).message}\n`);
     return 1;
   } finally {
-    await engine.close();
+    await Promise.all([engine.close(), archive?.close()]);
   }
 }
 
