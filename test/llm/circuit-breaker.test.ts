@@ -1,0 +1,59 @@
+import { describe, expect, it } from "vitest";
+import { CircuitBreaker } from "../../src/llm/resilience/circuit-breaker.ts";
+import { Metrics } from "../../src/observability/metrics.ts";
+import { reportOf } from "../../src/worker/status-reporter.ts";
+
+/** A breaker on a clock the test moves. */
+function breakerAt(start = 1_000_000): { breaker: CircuitBreaker; advance(ms: number): void } {
+  let now = start;
+  return { breaker: new CircuitBreaker({ failureThreshold: 2, cooldownMs: 1000 }, () => now), advance: (ms) => (now += ms) };
+}
+
+describe("a circuit breaker's openings, as the metrics and the worker's report show them", () => {
+  it("counts each opening once: failures past the threshold while open do not count, a failed trial call opens it again", () => {
+    const { breaker, advance } = breakerAt();
+    breaker.failed();
+    expect(breaker.opens).toBe(0);
+    breaker.failed();
+    expect([breaker.state, breaker.opens, breaker.openedAt]).toEqual(["open", 1, 1_000_000]);
+    advance(10);
+    breaker.failed(); // a call that went out before it opened
+    expect(breaker.opens).toBe(1);
+    advance(1000);
+    expect(breaker.state).toBe("halfOpen");
+    expect(breaker.tryAcquire()).toBe(true);
+    breaker.failed();
+    expect([breaker.state, breaker.opens]).toEqual(["open", 2]);
+    advance(1000);
+    expect(breaker.tryAcquire()).toBe(true);
+    breaker.succeeded();
+    expect([breaker.state, breaker.opens, breaker.openedAt]).toEqual(["closed", 2, undefined]);
+  });
+
+  it("is reported closed, open with when it opened, and half-open", () => {
+    const { breaker, advance } = breakerAt(Date.parse("2026-11-30T10:00:00.000Z"));
+    expect(reportOf("p", breaker)).toEqual({ provider: "p", state: "closed" });
+    breaker.failed();
+    breaker.failed();
+    expect(reportOf("p", breaker)).toEqual({ provider: "p", state: "open", openedAt: "2026-11-30T10:00:00.000Z" });
+    advance(1000);
+    expect(reportOf("p", breaker)).toEqual({ provider: "p", state: "half-open", openedAt: "2026-11-30T10:00:00.000Z" });
+  });
+
+  it("is exported as lifeline_breaker_open (1 until a call succeeds) and lifeline_breaker_opens_total, read at each scrape", async () => {
+    const { breaker, advance } = breakerAt();
+    const metrics = new Metrics({ defaultMetrics: false });
+    metrics.watchBreakers(() => [{ provider: "primary", open: breaker.state !== "closed", opens: breaker.opens }]);
+    const scrape = async (): Promise<string[]> =>
+      (await metrics.registry.metrics()).split("\n").filter((l) => l.startsWith("lifeline_breaker"));
+    expect(await scrape()).toEqual(['lifeline_breaker_open{provider="primary"} 0', 'lifeline_breaker_opens_total{provider="primary"} 0']);
+    breaker.failed();
+    breaker.failed();
+    expect(await scrape()).toEqual(['lifeline_breaker_open{provider="primary"} 1', 'lifeline_breaker_opens_total{provider="primary"} 1']);
+    advance(1000); // half-open: still 1, nothing has gone through yet
+    expect(await scrape()).toEqual(['lifeline_breaker_open{provider="primary"} 1', 'lifeline_breaker_opens_total{provider="primary"} 1']);
+    breaker.tryAcquire();
+    breaker.succeeded();
+    expect(await scrape()).toEqual(['lifeline_breaker_open{provider="primary"} 0', 'lifeline_breaker_opens_total{provider="primary"} 1']);
+  });
+});
