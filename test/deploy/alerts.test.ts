@@ -30,6 +30,13 @@ describe("the alert rules file", () => {
     expect(checked.output).toContain(`SUCCESS: ${ALERTS.length} rules found`);
     expect(checked.code).toBe(0);
   });
+
+  it("passes its promtool unit tests (each alert quiet before its condition, firing during it, resolved after)", (ctx) => {
+    requirePrometheus(ctx);
+    const tested = promtool(["test", "rules", RULES.replace(/alerts\.yml$/, "alerts.test.yml")]);
+    expect(tested.output).toContain("SUCCESS");
+    expect(tested.code).toBe(0);
+  });
 });
 
 /**
