@@ -7,6 +7,7 @@ import { parseSimLlmFlags, simLlmUsage } from "../sim-llm/flags.ts";
 import { SimLlmOptionsError } from "../sim-llm/options.ts";
 import { startSimLlm } from "../sim-llm/server.ts";
 import { runUntilSignal } from "./until-signal.ts";
+import { TracingConfigError, readTracingSettings } from "../observability/tracing-config.ts";
 
 const ROLES: Record<string, NodeRoles> = {
   start: { gateway: true, worker: true },
@@ -75,12 +76,23 @@ export async function main(argv: readonly string[]): Promise<void> {
     return fail("the memory engine lives in one process; `gateway` and `worker` need a shared engine such as sqlite");
   }
 
+  // Traces are off unless the standard OTEL_* variables ask for them (decision 040).
+  let traceSettings;
+  try {
+    traceSettings = readTracingSettings(process.env, command === "start" ? "lifeline" : `lifeline-${command}`);
+  } catch (error) {
+    if (error instanceof TracingConfigError) return fail(error.message);
+    throw error;
+  }
+
   // Loaded here, so `help`, `version` and `sim-llm` do not load the engines, gateway and worker.
   const { startNode } = await import("./node.ts");
+  const tracing = traceSettings && (await (await import("../observability/tracing.ts")).startTracing(traceSettings));
   let node;
   try {
     node = await startNode(config, roles, { onFatal: (error) => running.fail(error) });
   } catch (error) {
+    await tracing?.shutdown().catch(() => undefined);
     if (error instanceof ModelConfigError) return fail(error.message);
     // The port is taken, the engine did not answer within its retry budget, …
     process.stderr.write(`lifeline: could not start: ${(error as Error).message}\n`);
@@ -91,6 +103,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   const running = runUntilSignal(command, async () => {
     started.logger.info("shutting down");
     await started.stop();
+    // The spans of the last answers go out before the process ends.
+    await tracing?.shutdown().catch((error: unknown) => started.logger.warn({ err: (error as Error).message }, "traces not flushed"));
   });
   if (node.url) {
     process.stderr.write(
