@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import { z } from "zod";
-import { postgresUrlProblem } from "../engine/postgres/url.ts";
+import { postgresUrlProblem, redactedUrl } from "../engine/postgres/url.ts";
 import { parseHostPorts } from "../engine/redis/host-ports.ts";
 
 /** A browser origin: scheme, host and optional port, nothing more (no path, no wildcard). */
@@ -289,8 +289,13 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
     const raw = fromFlag ?? (fromEnv === undefined || fromEnv === "" ? option.default : fromEnv);
     const source = fromFlag !== undefined ? `--${option.flag}` : fromEnv ? option.env : "default";
     const parsed = (option.schema as z.ZodType).safeParse(raw);
-    if (parsed.success) out[name] = parsed.data;
-    else problems.push(`${source} = ${JSON.stringify(raw)}: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
+    if (parsed.success) {
+      out[name] = parsed.data;
+      continue;
+    }
+    // A connection URL may carry a password: an error shows it redacted.
+    const shown = name === "postgresUrl" ? redactedUrl(String(raw)) : raw;
+    problems.push(`${source} = ${JSON.stringify(shown)}: ${parsed.error.issues.map((i) => i.message).join("; ")}`);
   }
   if (out.engine === "redis") {
     const given = [out.redisUrl, out.redisSentinels, out.redisClusterNodes].filter((v) => v !== "").length;
