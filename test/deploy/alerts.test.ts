@@ -133,7 +133,7 @@ describe("the alerts, on a real Prometheus scraping a distributed deployment dri
     await until(async () => (await statusOf(id)) === "completed", 60_000, "a clean answer");
     await prometheus.waitForTargetsUp();
     expect((await prometheus.alerts()).map((a) => a.labels.alertname)).toEqual([]);
-  });
+  }, 180_000);
 
   it("LifelineBreakerOpen fires for the provider whose every call fails, and for no other", async () => {
     expect(await firing("LifelineBreakerOpen")).toEqual([]);
@@ -141,7 +141,7 @@ describe("the alerts, on a real Prometheus scraping a distributed deployment dri
     await until(async () => (await statusOf(id)) === "failed", 60_000, "the flaky answer to fail");
     await waitForFiring("LifelineBreakerOpen");
     expect((await firing("LifelineBreakerOpen")).map((labels) => labels.provider)).toEqual(["flaky"]);
-  });
+  }, 240_000);
 
   it("LifelineTakeovers fires once a worker is SIGKILLed mid-answer and another takes the answer over", async () => {
     expect(await firing("LifelineTakeovers")).toEqual([]);
@@ -159,7 +159,7 @@ describe("the alerts, on a real Prometheus scraping a distributed deployment dri
     const victim = workers.find((w) => w.output().includes(`Lifeline worker ${holder} is running`))!;
     await victim.kill();
     await waitForFiring("LifelineTakeovers");
-  });
+  }, 240_000);
 
   it("LifelineRedisReset fires once Redis has lost acknowledged entries and a reader's cursor named one", async () => {
     expect(await firing("LifelineRedisReset")).toEqual([]);
@@ -180,7 +180,7 @@ describe("the alerts, on a real Prometheus scraping a distributed deployment dri
     const resumed = await readEvents(gateway.url, id, { from: cursor, cutAfter: 1 });
     expect(resumed.messages[0]?.event).toBe("reset");
     await waitForFiring("LifelineRedisReset");
-  });
+  }, 240_000);
 
   it("every expression of the Grafana dashboard parses and runs on this Prometheus, and names only metrics Lifeline exports", async () => {
     const exprs = expressions(DASHBOARD);
@@ -190,7 +190,7 @@ describe("the alerts, on a real Prometheus scraping a distributed deployment dri
       await expect(prometheus.api("query", { query: expr }), expr).resolves.toBeDefined();
       for (const name of metricNames(expr)) expect(exported.has(name) && name.startsWith("lifeline_"), `${name} in ${expr}`).toBe(true);
     }
-  });
+  }, 120_000);
 });
 
 /** Where a worker started with LIFELINE_METRICS_PORT serves its metrics, as it said at start. */

@@ -134,7 +134,7 @@ describe("the operations page in a real browser, on a distributed deployment", (
     await saveScreenshot(page, SHOTS.inspect);
     expect(errors).toEqual([]);
     for (const shot of Object.values(SHOTS)) console.log(`screenshot: ${join(ARTIFACTS, shot)}`);
-  });
+  }, 300_000);
 });
 
 describe("the operations page of a deployment with API keys, in a real browser", () => {
@@ -183,5 +183,5 @@ describe("the operations page of a deployment with API keys, in a real browser",
     expect(page.url()).not.toContain(adminKey);
     expect(errors).toEqual([]);
     console.log(`screenshot: ${join(ARTIFACTS, "ops/ops-keys-admin.png")}`);
-  });
+  }, 180_000);
 });
