@@ -1,4 +1,4 @@
-import type { Entry, EntryBody, GenerationRequest } from "../core/entries.ts";
+import type { Entry, EntryBody, EntryType, GenerationRequest } from "../core/entries.ts";
 
 /**
  * The one port to storage (DESIGN §3): an append-only log per generation with fenced, idempotent
@@ -95,6 +95,30 @@ export interface Engine {
   /** The generation last named for `chatId`, or `undefined` when none was (or it expired with its log). */
   chatGeneration(chatId: string): Promise<string | undefined>;
 
+  /**
+   * The change feed (decision 036): which logs changed, in the order the engine recorded it, after
+   * the opaque position `after` (`undefined`: from the oldest record kept), at most `limit` records.
+   * A record is written at least when a generation is created, when an attempt starts (a claim,
+   * a takeover) and when its log ends (the terminal type), never for a `delta`, so the hot path
+   * writes nothing more. Delivery is at least once: a reader keeps its own position in each log and
+   * reads the log itself. `gap` is true when records after `after` were already dropped (the feed
+   * is trimmed with the engine's retention): the reader has missed changes and must rebuild.
+   */
+  changes(after: string | undefined, limit: number): Promise<ChangesPage>;
+
+  /**
+   * Resolves once a record past `after` exists (at once if one does), or when `signal` aborts.
+   * Like `wait`: no polling loop, and it may resolve early; callers read and wait again.
+   */
+  waitForChanges(after: string | undefined, signal: AbortSignal): Promise<void>;
+
+  /**
+   * Every generation the engine still holds, in an order that does not change while pages are
+   * read (new generations may or may not appear in later pages), `limit` ids a page after the
+   * opaque `after`. For rebuilding read models from the logs alone.
+   */
+  generations(after: string | undefined, limit: number): Promise<GenerationsPage>;
+
   /** Resolves when the store answers; throws when it does not. */
   ping(): Promise<void>;
 
@@ -146,3 +170,24 @@ export interface Lease {
 }
 
 export type CancelResult = "cancelled" | "alreadyFinished" | "notFound";
+
+/** One record of the change feed: the log `id` got an entry of `type`. */
+export interface Change {
+  /** Opaque; pass it as `after` to read the records after this one. */
+  readonly position: string;
+  readonly id: string;
+  readonly type: EntryType;
+}
+
+/** A page of the change feed. */
+export interface ChangesPage {
+  readonly changes: readonly Change[];
+  /** True when records after the position asked for were dropped before they were read. */
+  readonly gap: boolean;
+}
+
+/** A page of generation ids; `next` is absent on the last page. */
+export interface GenerationsPage {
+  readonly ids: readonly string[];
+  readonly next?: string;
+}

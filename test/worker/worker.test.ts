@@ -46,6 +46,9 @@ function overriding(engine: Engine, parts: Partial<Pick<Engine, "append" | "rene
     cancel: (...a) => engine.cancel(...a),
     setChatGeneration: (...a) => engine.setChatGeneration(...a),
     chatGeneration: (...a) => engine.chatGeneration(...a),
+    changes: (...a) => engine.changes(...a),
+    waitForChanges: (...a) => engine.waitForChanges(...a),
+    generations: (...a) => engine.generations(...a),
     ping: () => engine.ping(),
     close: () => engine.close(),
   };

@@ -1,9 +1,21 @@
 import { createdEntry, idempotencyName } from "../created-entry.ts";
 import { canonicalJson } from "../../core/canonical.ts";
-import { stampEntry, type Entry, type EntryBody, type GenerationRequest } from "../../core/entries.ts";
+import { stampEntry, type Entry, type EntryBody, type EntryType, type GenerationRequest } from "../../core/entries.ts";
 import { decideAppend, endsWithTerminal } from "../append-rules.ts";
 import { newGenerationId } from "../ids.ts";
-import type { AppendResult, CancelResult, Claim, CreateOptions, CreateResult, Engine, Lease, LogHead, RenewResult } from "../port.ts";
+import type {
+  AppendResult,
+  CancelResult,
+  ChangesPage,
+  Claim,
+  CreateOptions,
+  CreateResult,
+  Engine,
+  GenerationsPage,
+  Lease,
+  LogHead,
+  RenewResult,
+} from "../port.ts";
 import { Wakeups } from "../wakeups.ts";
 
 interface Generation {
@@ -20,6 +32,14 @@ interface Generation {
 }
 
 const JOBS = "jobs";
+const FEED = "feed";
+
+/** One record of the change feed (decision 036); its position is `seq`. */
+interface FeedRecord {
+  readonly seq: number;
+  readonly id: string;
+  readonly type: EntryType;
+}
 
 /** Everything in the process's memory: for tests and for trying things out. Nothing survives. */
 export class MemoryEngine implements Engine {
@@ -30,8 +50,17 @@ export class MemoryEngine implements Engine {
   readonly #idempotency = new Map<string, { id: string; request: string }>();
   readonly #chats = new Map<string, string>();
   readonly #wakeups = new Wakeups();
+  /** The change feed, oldest first; trimmed to `#feedLimit` records. */
+  readonly #feed: FeedRecord[] = [];
+  readonly #feedLimit: number;
+  #feedSeq = 0;
   #seq = 0;
   #closed = false;
+
+  /** @param options.feedLimit - records of the change feed kept (older ones are dropped: a reader behind them sees a gap). */
+  constructor(options: { readonly feedLimit?: number } = {}) {
+    this.#feedLimit = options.feedLimit ?? 100_000;
+  }
 
   async create(request: GenerationRequest, options: CreateOptions = {}): Promise<CreateResult> {
     const requestJson = canonicalJson(request);
@@ -55,6 +84,7 @@ export class MemoryEngine implements Engine {
     };
     this.#generations.set(id, generation);
     if (key !== undefined) this.#idempotency.set(key, { id, request: requestJson });
+    this.#record(id, "created");
     this.#wakeups.wake(id);
     this.#wakeups.wake(JOBS);
     return { kind: "created", id };
@@ -76,9 +106,14 @@ export class MemoryEngine implements Engine {
       g.entries.push(stampEntry(body, g.entries.length + 1, at));
       g.bodies.push(canonicalJson(body));
     }
-    if (endsWithTerminal(entries)) {
+    const last = entries.at(-1);
+    if (last && endsWithTerminal(entries)) {
       g.terminal = true;
       g.job = "done";
+      this.#record(g.id, last.type);
+    } else {
+      // A retry or a rewind is rare and cheap to note; a delta never is noted.
+      for (const body of entries) if (body.type === "retrying" || body.type === "rewind") this.#record(g.id, body.type);
     }
     this.#wakeups.wake(g.id);
   }
@@ -116,6 +151,7 @@ export class MemoryEngine implements Engine {
         best.job = "leased";
         best.leaseUntil = now + leaseMs;
         best.holder = worker;
+        this.#record(best.id, "started");
         return { id: best.id, fence: best.fence, takeover };
       }
       await this.#wakeups.next(JOBS, signal, nextExpiry === Infinity ? undefined : nextExpiry - now);
@@ -153,6 +189,36 @@ export class MemoryEngine implements Engine {
     if (g.terminal) return "alreadyFinished";
     this.#appendUnchecked(g, [{ type: "cancelled", attempt: g.fence }]);
     return "cancelled";
+  }
+
+  async changes(after: string | undefined, limit: number): Promise<ChangesPage> {
+    const afterSeq = after === undefined ? 0 : Number(after);
+    const oldest = this.#feed[0]?.seq ?? this.#feedSeq + 1;
+    // A gap: records after `after` were dropped (the first kept is past the one after it).
+    const gap = oldest > afterSeq + 1;
+    const start = this.#feed.findIndex((r) => r.seq > afterSeq);
+    const page = start < 0 ? [] : this.#feed.slice(start, start + limit);
+    return { gap, changes: page.map((r) => ({ position: String(r.seq), id: r.id, type: r.type })) };
+  }
+
+  async waitForChanges(after: string | undefined, signal: AbortSignal): Promise<void> {
+    const afterSeq = after === undefined ? 0 : Number(after);
+    if (this.#closed || this.#feedSeq > afterSeq) return;
+    await this.#wakeups.next(FEED, signal);
+  }
+
+  async generations(after: string | undefined, limit: number): Promise<GenerationsPage> {
+    const afterSeq = after === undefined ? 0 : Number(after);
+    const page = [...this.#generations.values()].filter((g) => g.seq > afterSeq).slice(0, limit);
+    const last = page.at(-1);
+    const more = last !== undefined && page.length === limit;
+    return { ids: page.map((g) => g.id), ...(more ? { next: String(last.seq) } : {}) };
+  }
+
+  #record(id: string, type: EntryType): void {
+    this.#feed.push({ seq: ++this.#feedSeq, id, type });
+    if (this.#feed.length > this.#feedLimit) this.#feed.splice(0, this.#feed.length - this.#feedLimit);
+    this.#wakeups.wake(FEED);
   }
 
   async setChatGeneration(chatId: string, generationId: string): Promise<void> {

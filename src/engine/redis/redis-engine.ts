@@ -7,7 +7,19 @@ import { stampEntry, type Entry, type EntryBody, type GenerationRequest } from "
 import type { Logger } from "../../observability/logger.ts";
 import { assertWellFormedBatch, endsWithTerminal } from "../append-rules.ts";
 import { newGenerationId } from "../ids.ts";
-import type { AppendResult, CancelResult, Claim, CreateOptions, CreateResult, Engine, Lease, LogHead, RenewResult } from "../port.ts";
+import type {
+  AppendResult,
+  CancelResult,
+  ChangesPage,
+  Claim,
+  CreateOptions,
+  CreateResult,
+  Engine,
+  GenerationsPage,
+  Lease,
+  LogHead,
+  RenewResult,
+} from "../port.ts";
 import { Wakeups } from "../wakeups.ts";
 import { connectRedis, type RedisClient, type RedisTarget } from "./connection.ts";
 import { RedisKeys } from "./keys.ts";
@@ -322,6 +334,18 @@ export class RedisEngine implements Engine {
    * the log. The generation notes its chat first, so whichever of this and the answer's end comes
    * second sets the expiry (see {@link #chatNameEnds}).
    */
+  changes(_after: string | undefined, _limit: number): Promise<ChangesPage> {
+    return Promise.reject(new Error("the change feed is not yet implemented on this engine"));
+  }
+
+  waitForChanges(_after: string | undefined, _signal: AbortSignal): Promise<void> {
+    return Promise.reject(new Error("the change feed is not yet implemented on this engine"));
+  }
+
+  generations(_after: string | undefined, _limit: number): Promise<GenerationsPage> {
+    return Promise.reject(new Error("the change feed is not yet implemented on this engine"));
+  }
+
   async setChatGeneration(chatId: string, generationId: string): Promise<void> {
     const state = String(await this.#commands.llChatMark(this.#keys.meta(generationId), chatId));
     await this.#commands.set(this.#keys.chat(chatId), generationId);

@@ -6,7 +6,19 @@ import { canonicalJson } from "../../core/canonical.ts";
 import { stampEntry, type Entry, type EntryBody, type GenerationRequest } from "../../core/entries.ts";
 import { assertWellFormedBatch, decideAppend, endsWithTerminal } from "../append-rules.ts";
 import { newGenerationId } from "../ids.ts";
-import type { AppendResult, CancelResult, Claim, CreateOptions, CreateResult, Engine, Lease, LogHead, RenewResult } from "../port.ts";
+import type {
+  AppendResult,
+  CancelResult,
+  ChangesPage,
+  Claim,
+  CreateOptions,
+  CreateResult,
+  Engine,
+  GenerationsPage,
+  Lease,
+  LogHead,
+  RenewResult,
+} from "../port.ts";
 import { OtherProcesses } from "./other-processes.ts";
 import { Wakeups } from "../wakeups.ts";
 import { SCHEMA, SCHEMA_VERSION } from "./schema.ts";
@@ -303,6 +315,18 @@ export class SqliteEngine implements Engine {
   }
 
   /** Logs are kept for good here, and so are the chats that name them. */
+  changes(_after: string | undefined, _limit: number): Promise<ChangesPage> {
+    return Promise.reject(new Error("the change feed is not yet implemented on this engine"));
+  }
+
+  waitForChanges(_after: string | undefined, _signal: AbortSignal): Promise<void> {
+    return Promise.reject(new Error("the change feed is not yet implemented on this engine"));
+  }
+
+  generations(_after: string | undefined, _limit: number): Promise<GenerationsPage> {
+    return Promise.reject(new Error("the change feed is not yet implemented on this engine"));
+  }
+
   async setChatGeneration(chatId: string, generationId: string): Promise<void> {
     this.#chatStatements().set.run(chatId, generationId);
   }
