@@ -1,10 +1,13 @@
 import type { Entry } from "../core/entries.ts";
+import { traceDelivery, type DeliveryTrace } from "./delivery-trace.ts";
 import type { EncodedEntry } from "./encoded-entry.ts";
 import { READ_BATCH, type Position } from "./log-follower.ts";
 import type { LogTails, TailEnd, TailMember } from "./log-tail.ts";
 
 /** What a transport does with what a follow gives it. Each method is called in log order. */
 export interface FollowSink {
+  /** What serves the follow (`sse`, `websocket`, `long-poll`, `door`), for its trace span. */
+  readonly transport: string;
   /** Sends one entry; false when the transport's buffer is full: the follow then waits for {@link whenDrained}. */
   entry(frame: EncodedEntry): boolean;
   /** Tells the client to drop its text: the log follows again from offset 1. Same return as `entry`. */
@@ -53,6 +56,8 @@ export class Follow implements TailMember {
   #delivering = false;
   /** Aborts this follow's own wait, in the rare case it waits alone (the log is shorter than its position). */
   #waiting: AbortController | undefined;
+  /** The follow's span while tracing is on (decision 040). */
+  #trace: DeliveryTrace | undefined;
 
   constructor(tails: LogTails, id: string, from: Position, sink: FollowSink) {
     this.#tails = tails;
@@ -72,6 +77,7 @@ export class Follow implements TailMember {
 
   /** Starts with a read of what the log holds after the position, or with `firstPage` when that read was made. */
   start(firstPage?: readonly Entry[]): void {
+    this.#trace = traceDelivery(this.#tails.engine, this.#id, this.#sink.transport, this.#offset, firstPage);
     void this.#read(true, [], firstPage);
   }
 
@@ -93,6 +99,7 @@ export class Follow implements TailMember {
     if (this.#over()) return;
     if (this.#state === "tailing") this.#tails.leave(this.#id, this);
     this.#state = "done";
+    this.#trace?.end("closed");
     this.#waiting?.abort();
   }
 
@@ -208,6 +215,7 @@ export class Follow implements TailMember {
     }
     if (frame.offset !== this.#offset + 1) return "apart";
     const room = this.#sink.entry(frame);
+    this.#trace?.delivered();
     this.#offset = frame.offset;
     this.#attempt = frame.attempt;
     if (frame.terminal) {
@@ -220,6 +228,7 @@ export class Follow implements TailMember {
   /** Sends `reset` and goes back to the start of the log; false once the follow is over. */
   async #reset(): Promise<boolean> {
     this.#tails.metrics.resets.inc();
+    this.#trace?.reset();
     const room = this.#sink.reset();
     this.#offset = 0;
     this.#attempt = undefined;
@@ -256,6 +265,7 @@ export class Follow implements TailMember {
   #end(outcome: FollowEnd): void {
     if (this.#over()) return;
     this.#state = "done";
+    this.#trace?.end(outcome.kind, outcome.kind === "failed" ? outcome.error : undefined);
     this.#sink.end(outcome);
   }
 }

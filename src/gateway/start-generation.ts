@@ -8,6 +8,7 @@ import type { AnswerSlots } from "./auth/answer-slots.ts";
 import type { TokenBudget } from "./auth/token-budget.ts";
 import { tenantOf, type Caller } from "./auth/caller.ts";
 import { viewOf } from "./generation-view.ts";
+import { traceCreate } from "./create-trace.ts";
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
@@ -47,13 +48,26 @@ export class GenerationStarter {
     this.#budget = limits.budget;
   }
 
-  async start(request: GenerationRequest, idempotencyKey: string | undefined, caller: Caller): Promise<Started> {
+  /**
+   * Starts `request` for `caller`. `traceparent` is the request's W3C header: with tracing on, the
+   * create span joins the client's trace when it names one (a malformed one is ignored).
+   */
+  start(request: GenerationRequest, idempotencyKey: string | undefined, caller: Caller, traceparent?: unknown): Promise<Started> {
+    return traceCreate(request.model, traceparent, (trace) => this.#start(request, idempotencyKey, caller, trace));
+  }
+
+  async #start(
+    request: GenerationRequest,
+    idempotencyKey: string | undefined,
+    caller: Caller,
+    traceparent: string | undefined,
+  ): Promise<Started> {
     const models = this.#models();
     if (!models.includes(request.model)) {
       throw new LifelineError("unknown_model", `No model named "${request.model}". Known: ${models.join(", ")}.`);
     }
     const refund = await this.#budget?.spend(caller, request);
-    const create = () => this.#create(request, idempotencyKey, tenantOf(caller));
+    const create = () => this.#create(request, idempotencyKey, tenantOf(caller), traceparent);
     let started: Started;
     try {
       started = await (this.#slots ? this.#slots.admit(caller, create) : create());
@@ -65,11 +79,17 @@ export class GenerationStarter {
     return started;
   }
 
-  async #create(request: GenerationRequest, idempotencyKey: string | undefined, tenant: string | undefined): Promise<Started> {
+  async #create(
+    request: GenerationRequest,
+    idempotencyKey: string | undefined,
+    tenant: string | undefined,
+    traceparent: string | undefined,
+  ): Promise<Started> {
     const engine = this.#engine;
     const created = await engine.create(request, {
       ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
       ...(tenant === undefined ? {} : { tenant }),
+      ...(traceparent === undefined ? {} : { traceparent }),
     });
     if (created.kind === "idempotencyConflict") throw new LifelineError("idempotency_key_reused");
     if (created.kind === "created") return { id: created.id, replayed: false, status: "queued" };

@@ -1,5 +1,4 @@
 import type { EntryBody, ErrorInfo, GenerationRequest } from "../core/entries.ts";
-import { TextFold } from "../core/fold.ts";
 import type { AppendResult, Claim, Engine, Lease } from "../engine/port.ts";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { ModelRegistry } from "../llm/models.ts";
@@ -9,6 +8,8 @@ import { asProviderError, failureCode, type ModelPlan, type ModelRoute } from ".
 import { streamWithTimeouts } from "../llm/resilience/timeouts.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import { readAnswerLog } from "./answer-log.ts";
+import { traceRun, type RunTrace } from "./run-trace.ts";
 
 export interface RunContext {
   readonly engine: Engine;
@@ -35,8 +36,6 @@ class RunStopped extends Error {
     super(`run stopped: ${reason}`);
   }
 }
-
-const READ_PAGE = 1000;
 
 /**
  * Tokens a run holds that are not yet in the log before it stops reading the model: it then waits
@@ -66,10 +65,13 @@ export class AnswerRun {
   #writes: Promise<void> = Promise.resolve();
   /** Every entry this run wrote, by offset, to repair a log a failover cut short. */
   readonly #written = new Map<number, EntryBody>();
+  /** Its spans while tracing is on; a shared no-op while it is off (decision 040). */
+  readonly #trace: RunTrace;
 
   constructor(ctx: RunContext, claim: Claim) {
     this.#ctx = ctx;
     this.#claim = claim;
+    this.#trace = traceRun(claim, ctx.worker);
   }
 
   /**
@@ -95,9 +97,11 @@ export class AnswerRun {
 
   async run(): Promise<void> {
     const { fence } = this.#claim;
+    let ended = false;
     try {
-      const { request, text, lastOffset, terminal } = await this.#readLog();
-      if (terminal) return;
+      const { request, text, lastOffset, terminal, traceparent } = await readAnswerLog(this.#ctx.engine, this.#claim.id);
+      this.#trace.begin(traceparent);
+      if ((ended = terminal)) return;
       this.#nextOffset = lastOffset + 1;
       if (this.#claim.takeover) {
         this.#ctx.metrics.takeovers.inc();
@@ -116,6 +120,7 @@ export class AnswerRun {
       await this.#onError(error);
     } finally {
       if (this.#flushTimer) clearTimeout(this.#flushTimer);
+      this.#trace.end(ended ? "already_ended" : this.#stopReason);
     }
   }
 
@@ -143,17 +148,21 @@ export class AnswerRun {
           await this.#write([{ type: "rewind", attempt: fence, toOffset: 1 }]);
           this.#text = "";
         }
+        this.#trace.callStarted(route, routeIndex);
         try {
           await this.#callOnce(plan, route, request);
           route.breaker.succeeded();
+          this.#trace.callEnded("completed");
           return;
         } catch (error) {
           if (!(error instanceof ModelFailed)) {
             route.breaker.abandon(); // a stop is not the provider's failure
+            this.#trace.callEnded("stopped");
             throw error;
           }
           failure = asProviderError(error.error, route.name);
           route.breaker.failed();
+          this.#trace.callEnded("failed", failureCode(failure), failure.message);
         }
       }
       triesOnRoute += 1;
@@ -246,23 +255,6 @@ export class AnswerRun {
     }
   }
 
-  async #readLog(): Promise<{ request: GenerationRequest; text: string; lastOffset: number; terminal: boolean }> {
-    const fold = new TextFold();
-    let request: GenerationRequest | undefined;
-    let terminal = false;
-    for (;;) {
-      const page = await this.#ctx.engine.read(this.#claim.id, fold.lastOffset, READ_PAGE);
-      for (const entry of page) {
-        fold.apply(entry);
-        if (entry.type === "created") request = entry.request;
-        if (entry.type === "completed" || entry.type === "failed" || entry.type === "cancelled") terminal = true;
-      }
-      if (page.length < READ_PAGE) break;
-    }
-    if (!request) throw new Error(`log of ${this.#claim.id} has no created entry`);
-    return { request, text: fold.text, lastOffset: fold.lastOffset, terminal };
-  }
-
   #buffer(text: string): void {
     this.#text += text;
     this.#pending.push(text);
@@ -295,6 +287,7 @@ export class AnswerRun {
     const attempt = this.#claim.fence;
     const texts = this.#ctx.coalesceMs <= 0 ? pieces : [pieces.join("")];
     const write = this.#write(texts.map((text) => ({ type: "delta", attempt, text })));
+    this.#trace.tokens(tokens);
     this.#deltasInFlight += 1;
     void write
       .then(
@@ -317,11 +310,23 @@ export class AnswerRun {
   #write(entries: readonly EntryBody[]): Promise<void> {
     const pendingDelta = this.#pending.length > 0 && entries[0]?.type !== "delta";
     const before = pendingDelta ? this.#flush() : this.#writes;
-    const write = before.then(() => this.#appendRepairing(entries));
+    const write = before.then(() => this.#appendTraced(entries));
     // Later writes chain on this one and fail with it: no entry may take the offset of a failed one.
     this.#writes = write;
     write.catch(() => undefined);
     return write;
+  }
+
+  /** {@link #appendRepairing} inside its span, when it has one (the first delta of a call, and every other entry). */
+  #appendTraced(entries: readonly EntryBody[]): Promise<void> {
+    const span = this.#trace.appendStarted(entries, this.#nextOffset);
+    const append = this.#appendRepairing(entries);
+    if (span)
+      append.then(
+        () => this.#trace.appendEnded(span),
+        (error: unknown) => this.#trace.appendEnded(span, error),
+      );
+    return append;
   }
 
   /**

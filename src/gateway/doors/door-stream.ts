@@ -24,6 +24,7 @@ export interface LogFormat {
  * rather than an end that would look like a finished answer.
  */
 export class DoorStream implements FollowSink, SseOwner {
+  readonly transport = "door";
   follow: Follow | undefined;
   readonly #sse: SseStream;
   readonly #format: LogFormat;

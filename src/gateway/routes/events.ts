@@ -62,6 +62,7 @@ export function eventRoutes(app: FastifyInstance, options: EventRoutesOptions): 
 
 /** One open event stream of the native API: the sink its follow writes entries to. */
 class EventStream implements FollowSink, SseOwner {
+  readonly transport = "sse";
   follow: Follow | undefined;
   readonly #sse: SseStream;
 

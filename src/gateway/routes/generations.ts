@@ -38,7 +38,7 @@ export function generationRoutes(app: FastifyInstance, options: GenerationRoutes
     const key = idempotencyKeyOf(request.headers);
     const parsed = parseGenerationRequest(request.body);
     if (!parsed.ok) throw new LifelineError("invalid_request", undefined, parsed.issues);
-    const started = await options.starter.start(parsed.request, key, request.caller);
+    const started = await options.starter.start(parsed.request, key, request.caller, request.headers.traceparent);
     if (started.replayed) void reply.header(HEADERS.idempotentReplayed, "true");
     request.log.info({ generation: started.id, replay: started.replayed }, "generation accepted");
     // A server that holds a key gets a read token for its page with each generation it starts.

@@ -55,6 +55,7 @@ export function pollRoutes(app: FastifyInstance, options: PollRoutesOptions): vo
 
 /** What one poll collects: the sink of its follow, which it stops as soon as something arrived. */
 class PollCollector implements FollowSink {
+  readonly transport = "long-poll";
   readonly #events: PollEvent[] = [];
   #next: string;
   #enough = false;

@@ -427,6 +427,7 @@ class Connection {
 
 /** One subscription of a connection: the sink its follow writes to. */
 class Subscription implements FollowSink {
+  readonly transport = "websocket";
   readonly sub: string;
   readonly generation: string;
   follow: Follow | undefined;

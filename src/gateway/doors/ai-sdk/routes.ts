@@ -69,7 +69,7 @@ export function aiSdkRoutes(app: FastifyInstance, options: DoorOptions): void {
     if (!isJson(request.headers["content-type"])) throw new LifelineError("unsupported_media_type");
     const key = idempotencyKeyOf(request.headers);
     const turn = chatTurnOf(request.body, options.models()[0]);
-    const started = await options.starter.start(turn.request, key, request.caller);
+    const started = await options.starter.start(turn.request, key, request.caller, request.headers.traceparent);
     await engine.setChatGeneration(chatKeyOf(request.caller, turn.chatId), started.id);
     request.log.info({ generation: started.id, chat: turn.chatId, replay: started.replayed }, "chat answer accepted");
     // The stream writes its own head: the replay's header goes with it.

@@ -25,7 +25,7 @@ export function chatRoutes(app: FastifyInstance, options: DoorOptions, streams: 
     requireJson(request.headers["content-type"]);
     const key = idempotencyKeyOf(request.headers);
     const call = parseChatCall(request.body, options.models);
-    const started = await options.starter.start(call.request, key, request.caller);
+    const started = await options.starter.start(call.request, key, request.caller, request.headers.traceparent);
     const id = started.id;
     request.log.info({ generation: id, replay: started.replayed, stream: call.stream }, "chat completion accepted");
     const headers = answerHeaders(started);

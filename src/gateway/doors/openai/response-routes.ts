@@ -45,7 +45,7 @@ export function responseRoutes(app: FastifyInstance, options: DoorOptions, strea
     requireJson(request.headers["content-type"]);
     const key = idempotencyKeyOf(request.headers);
     const call = parseResponseCall(request.body, options.models);
-    const started = await options.starter.start(call.request, key, request.caller);
+    const started = await options.starter.start(call.request, key, request.caller, request.headers.traceparent);
     const id = started.id;
     request.log.info({ generation: id, replay: started.replayed, stream: call.stream, background: call.background }, "response accepted");
     const headers = answerHeaders(started);

@@ -39,6 +39,7 @@ export async function wholeLog(options: DoorOptions, id: string, client: ServerR
 }
 
 class LogCollector implements FollowSink {
+  readonly transport = "door";
   entries: Entry[] = [];
   clientLeft = false;
   #follow: Follow | undefined;
