@@ -1,5 +1,6 @@
 import type { Engine } from "../engine/port.ts";
 import { withArchive } from "../engine/archive/archived-engine.ts";
+import { Archiver } from "../engine/archive/archiver.ts";
 import { archiveConfigOf, openArchive } from "../engine/archive/open-archive.ts";
 import type { Archive } from "../engine/archive/port.ts";
 import { openEngine, type EngineConfig } from "../engine/open-engine.ts";
@@ -167,6 +168,10 @@ export async function startNode(
     }
   }
   logger.info({ url, engine: engine.kind, worker: roles.worker ? config.workerName : undefined }, "lifeline started");
+  // Every gateway keeps the archive filled from the engine's change feed; copying a log twice is
+  // harmless, so they need no lock between them (decision 039).
+  const archiver = archive ? new Archiver({ engine, archive, logger }) : undefined;
+  archiver?.start();
   // An engine that does not answer can take nothing back: a stop then closes it first, which ends
   // the commands still queued for it, so the worker's claims and flushes end at once instead of
   // waiting through every reconnect. The watch goes on during a stop: an engine lost meanwhile is
@@ -193,7 +198,7 @@ export async function startNode(
     stop: () =>
       (stopping ??= (async () => {
         if (engineLost || watch.failing) await engine.close();
-        await Promise.all([gateway?.close(), worker?.stop()]);
+        await Promise.all([gateway?.close(), worker?.stop(), archiver?.stop()]);
         await reporter?.stop();
         watch.stop();
         await Promise.all([

@@ -1,33 +1,18 @@
-import { isTerminal, type Entry } from "../../core/entries.ts";
+import { isTerminal } from "../../core/entries.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { Engine } from "../port.ts";
 import { readLog } from "../read-log.ts";
 import type { Archive } from "./port.ts";
 
-/** One record of the engine's change feed, as the archiver reads it. */
-export interface FeedChange {
-  /** Where the feed stands after this record: what the archiver records once it has handled it. */
-  readonly position: string;
-  readonly id: string;
-  readonly type: Entry["type"];
-}
-
-/** The engine's change feed, as the archiver reads it: pages after a position, and a wait for more. */
-export interface ArchiveFeed {
-  changes(after: string | undefined, limit: number): Promise<readonly FeedChange[]>;
-  waitForChanges(after: string | undefined, signal: AbortSignal): Promise<void>;
-}
-
 /** Options of {@link Archiver}. */
 export interface ArchiverOptions {
-  /** The engine the logs are copied from (never the archive-backed view of it). */
+  /** The engine whose change feed is followed and whose logs are copied (never the archive-backed view of it). */
   readonly engine: Engine;
-  readonly feed: ArchiveFeed;
   readonly archive: Archive;
   readonly logger?: Logger;
   /** The name the archiver's position is kept under in the archive. @defaultValue "archiver" */
   readonly reader?: string;
-  /** Feed records per page. @defaultValue 200 */
+  /** Feed records (and generations, in a sweep) per page. @defaultValue 200 */
   readonly pageSize?: number;
   /** Longest pause between two tries after a failure (the archive or the engine does not answer). @defaultValue 5 000 ms */
   readonly maxBackoffMs?: number;
@@ -41,6 +26,8 @@ export interface ArchiverStats {
   readonly alreadyArchived: number;
   /** Logs that ended but were gone from the engine before they could be copied (the archiver was down past the retention). */
   readonly lost: number;
+  /** Sweeps over every generation the engine holds: at the first start, and after the feed lost records. */
+  readonly sweeps: number;
   /** The feed position it has handled, as recorded in the archive. */
   readonly position: string | undefined;
 }
@@ -51,6 +38,10 @@ export interface ArchiverStats {
  * ended meanwhile; at a record that a log ended it reads the whole log from the engine and stores
  * it, unless the archive has it already. Copying twice is harmless, so every gateway runs one and
  * none needs a lock: the first to store a log wins, the others find it there.
+ *
+ * Where the feed cannot vouch for what came before (the first start, with no position yet, or a
+ * page that says records were dropped before they were read) the archiver sweeps every
+ * generation the engine still holds and copies the ones that ended, then goes on from the feed.
  *
  * A failure (PostgreSQL or the engine does not answer) is logged and tried again with backoff,
  * from the last recorded position; nothing is skipped.
@@ -63,6 +54,7 @@ export class Archiver {
   #archived = 0;
   #alreadyArchived = 0;
   #lost = 0;
+  #sweeps = 0;
   #position: string | undefined;
 
   constructor(options: ArchiverOptions) {
@@ -82,31 +74,50 @@ export class Archiver {
   }
 
   stats(): ArchiverStats {
-    return { archived: this.#archived, alreadyArchived: this.#alreadyArchived, lost: this.#lost, position: this.#position };
+    return {
+      archived: this.#archived,
+      alreadyArchived: this.#alreadyArchived,
+      lost: this.#lost,
+      sweeps: this.#sweeps,
+      position: this.#position,
+    };
   }
 
   async #run(): Promise<void> {
-    const { feed, archive, logger } = this.#options;
+    const { engine, archive, logger } = this.#options;
     const signal = this.#stop.signal;
     const pageSize = this.#options.pageSize ?? 200;
     let failures = 0;
     let loaded = false;
+    let sweep = false;
     while (!signal.aborted) {
       try {
         if (!loaded) {
           this.#position = await archive.position(this.#reader);
+          // No position yet: logs may have ended before the feed's oldest record (an upgrade).
+          sweep = this.#position === undefined;
           loaded = true;
         }
-        const page = await feed.changes(this.#position, pageSize);
-        if (page.length === 0) {
-          await feed.waitForChanges(this.#position, signal);
+        const page = await engine.changes(this.#position, pageSize);
+        if (page.gap) sweep = true;
+        if (sweep) {
+          if (page.gap)
+            logger?.warn(
+              { position: this.#position },
+              "archiver: the change feed dropped records before they were read; sweeping every log",
+            );
+          await this.#sweep(pageSize, signal);
+          sweep = false;
+        }
+        if (page.changes.length === 0) {
+          await engine.waitForChanges(this.#position, signal);
           continue;
         }
-        for (const change of page) {
+        for (const change of page.changes) {
           if (signal.aborted) return;
           if (isTerminal(change)) await this.#copy(change.id);
         }
-        const last = page[page.length - 1];
+        const last = page.changes[page.changes.length - 1];
         if (last) {
           await archive.setPosition(this.#reader, last.position);
           this.#position = last.position;
@@ -120,6 +131,21 @@ export class Archiver {
         await pause(delay, signal);
       }
     }
+  }
+
+  /** Copies every log the engine holds that has ended and is not archived yet. */
+  async #sweep(pageSize: number, signal: AbortSignal): Promise<void> {
+    const { engine } = this.#options;
+    this.#sweeps++;
+    let after: string | undefined;
+    do {
+      const page = await engine.generations(after, pageSize);
+      for (const id of page.ids) {
+        if (signal.aborted) return;
+        if ((await engine.head(id))?.terminal) await this.#copy(id);
+      }
+      after = page.next;
+    } while (after !== undefined);
   }
 
   async #copy(id: string): Promise<void> {
