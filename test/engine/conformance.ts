@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { EntryBody, GenerationRequest } from "../../src/core/entries.ts";
 import type { Engine } from "../../src/engine/port.ts";
 import { never, sleep } from "../support/waits.ts";
+import { changeFeedConformance } from "./feed-conformance.ts";
 
 /** A fresh engine per test, and optionally a second connection to the same store. */
 export interface EngineHarness {
@@ -273,5 +274,7 @@ export function engineConformance(name: string, open: () => Promise<EngineHarnes
     it("the store answers ping", async () => {
       await h.engine.ping();
     });
+
+    changeFeedConformance(() => h);
   });
 }

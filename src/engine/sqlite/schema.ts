@@ -26,4 +26,9 @@ CREATE TABLE IF NOT EXISTS chats (              -- a door's chat and the generat
   chat_id       TEXT PRIMARY KEY,
   generation_id TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS changes (            -- the change feed (decision 036): never a delta
+  seq           INTEGER PRIMARY KEY,
+  generation_id TEXT NOT NULL,
+  type          TEXT NOT NULL
+);
 `;

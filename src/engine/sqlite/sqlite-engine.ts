@@ -20,6 +20,7 @@ import type {
   RenewResult,
 } from "../port.ts";
 import { OtherProcesses } from "./other-processes.ts";
+import { positionOf, SqliteFeed } from "./feed.ts";
 import { Wakeups } from "../wakeups.ts";
 import { SCHEMA, SCHEMA_VERSION } from "./schema.ts";
 
@@ -49,6 +50,9 @@ interface GenerationRow {
   lease_until: number;
 }
 
+/** The entries the change feed notes besides a creation and a claim (which have no entry of their own here). */
+const FEED_TYPES: ReadonlySet<string> = new Set(["retrying", "rewind", "completed", "failed", "cancelled"]);
+
 interface EntryRow {
   offset: number;
   at: string;
@@ -56,6 +60,8 @@ interface EntryRow {
 }
 
 const JOBS = "jobs";
+/** The waiters of the change feed; its state, for other processes' commits, is the newest record. */
+const FEED = "changes";
 
 interface PendingAppend {
   readonly id: string;
@@ -82,6 +88,8 @@ export class SqliteEngine implements Engine {
   /** Appends waiting for this turn's group commit. */
   readonly #pendingAppends: PendingAppend[] = [];
   readonly #stmt;
+  /** Prepared on first use, as the chats: a data file opened read-only may predate the table. */
+  #changeFeed: SqliteFeed | undefined;
   #chats: { set: Database.Statement<[string, string]>; get: Database.Statement<[string], { generation_id: string }> } | undefined;
 
   constructor(options: SqliteEngineOptions) {
@@ -135,7 +143,10 @@ export class SqliteEngine implements Engine {
     this.#otherProcesses = new OtherProcesses(
       this.#db,
       this.#wakeups,
-      (ids) => this.#stmt.offsets.all(JSON.stringify(ids)).map((row) => [row.id, row.last_offset] as const),
+      (ids) => {
+        const states = this.#stmt.offsets.all(JSON.stringify(ids)).map((row) => [row.id, row.last_offset] as const);
+        return ids.includes(FEED) ? [...states, [FEED, this.#feed().last()] as const] : states;
+      },
       { everyMs: options.watchMs ?? 25, always: [JOBS] },
     );
   }
@@ -153,10 +164,14 @@ export class SqliteEngine implements Engine {
         const body = createdEntry(request, options);
         this.#stmt.insertGeneration.run(id, key, requestJson);
         this.#stmt.insertEntry.run(id, 1, new Date().toISOString(), canonicalJson(body));
+        this.#feed().record(id, "created");
         return { kind: "created", id };
       })
       .immediate();
-    if (result.kind === "created") this.#wakeups.wake(JOBS);
+    if (result.kind === "created") {
+      this.#wakeups.wake(JOBS);
+      this.#wakeups.wake(FEED);
+    }
     return result;
   }
 
@@ -209,7 +224,10 @@ export class SqliteEngine implements Engine {
   }
 
   #settle(append: PendingAppend, result: AppendResult): void {
-    if (result.kind === "appended") this.#wakeups.wake(append.id);
+    if (result.kind === "appended") {
+      this.#wakeups.wake(append.id);
+      if (append.entries.some((body) => FEED_TYPES.has(body.type))) this.#wakeups.wake(FEED);
+    }
     append.resolve(result);
   }
 
@@ -229,6 +247,8 @@ export class SqliteEngine implements Engine {
     let offset = row.last_offset;
     for (const body of entries) this.#stmt.insertEntry.run(row.id, ++offset, at, canonicalJson(body));
     (endsWithTerminal(entries) ? this.#stmt.finish : this.#stmt.advance).run(offset, row.id);
+    // A delta writes nothing more; the rare entries that matter across answers are noted.
+    for (const body of entries) if (FEED_TYPES.has(body.type)) this.#feed().record(row.id, body.type);
   }
 
   async read(id: string, afterOffset: number, limit: number): Promise<Entry[]> {
@@ -257,11 +277,15 @@ export class SqliteEngine implements Engine {
           const job = this.#stmt.nextJob.get(now);
           if (!job) return undefined;
           this.#stmt.lease.run(now + leaseMs, worker, job.id);
+          this.#feed().record(job.id, "started");
           const row = this.#stmt.generation.get(job.id);
           return row && { id: job.id, fence: row.fence, takeover: job.job === "leased" };
         })
         .immediate();
-      if (claim) return claim;
+      if (claim) {
+        this.#wakeups.wake(FEED);
+        return claim;
+      }
       const until = this.#stmt.nextExpiry.get()?.until;
       await this.#wakeups.next(JOBS, signal, until == null ? undefined : until - now);
     }
@@ -310,23 +334,37 @@ export class SqliteEngine implements Engine {
         return "cancelled";
       })
       .immediate();
-    if (result === "cancelled") this.#wakeups.wake(id);
+    if (result === "cancelled") {
+      this.#wakeups.wake(id);
+      this.#wakeups.wake(FEED);
+    }
     return result;
   }
 
+  async changes(after: string | undefined, limit: number): Promise<ChangesPage> {
+    return this.#feed().page(after, limit);
+  }
+
+  async waitForChanges(after: string | undefined, signal: AbortSignal): Promise<void> {
+    const afterSeq = positionOf(after);
+    // A wake may be early (another process committed something else); look again before returning.
+    while (!this.#closed && !signal.aborted) {
+      const last = this.#feed().last();
+      if (last > afterSeq) return;
+      this.#otherProcesses.saw(FEED, last);
+      await this.#wakeups.next(FEED, signal);
+    }
+  }
+
+  async generations(after: string | undefined, limit: number): Promise<GenerationsPage> {
+    return this.#feed().generations(after, limit);
+  }
+
+  #feed(): SqliteFeed {
+    return (this.#changeFeed ??= new SqliteFeed(this.#db));
+  }
+
   /** Logs are kept for good here, and so are the chats that name them. */
-  changes(_after: string | undefined, _limit: number): Promise<ChangesPage> {
-    return Promise.reject(new Error("the change feed is not yet implemented on this engine"));
-  }
-
-  waitForChanges(_after: string | undefined, _signal: AbortSignal): Promise<void> {
-    return Promise.reject(new Error("the change feed is not yet implemented on this engine"));
-  }
-
-  generations(_after: string | undefined, _limit: number): Promise<GenerationsPage> {
-    return Promise.reject(new Error("the change feed is not yet implemented on this engine"));
-  }
-
   async setChatGeneration(chatId: string, generationId: string): Promise<void> {
     this.#chatStatements().set.run(chatId, generationId);
   }
