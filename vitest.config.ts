@@ -21,6 +21,7 @@ const FLEETS = [
   "test/deploy/**/*.test.ts",
   "test/failure/**/*.test.ts",
   "test/gateway/durable-streams/conformance-*.test.ts",
+  "test/observability/distributed-traces.test.ts",
   "test/postgres-harness.test.ts",
   "test/redis-harness.test.ts",
   "test/web/**/*.test.ts",
