@@ -20,8 +20,11 @@ export function lifelineTracer(): Tracer | undefined {
   return tracer;
 }
 
-/** A started tracing SDK: `shutdown` exports what is still queued and stops. */
+/** A started tracing SDK. */
 export interface Tracing {
+  /** Exports every span ended so far. */
+  flush(): Promise<void>;
+  /** Exports what is still queued and stops; spans made after it are not recorded. */
   shutdown(): Promise<void>;
 }
 
@@ -50,6 +53,7 @@ export async function startTracing(settings: TracingSettings): Promise<Tracing> 
   provider.register();
   tracer = provider.getTracer("lifeline");
   return {
+    flush: () => provider.forceFlush(),
     shutdown: async () => {
       tracer = undefined;
       await provider.shutdown();
