@@ -114,6 +114,19 @@ export class RedisKeys {
     return `${this.queueTag}:seq`;
   }
 
+  /**
+   * STREAM: the change feed (decision 036), one record (`i` id, `t` entry type) per creation,
+   * claim, retry, rewind and end; on the queue's slot, where the job's lifecycle is decided.
+   */
+  get changes(): string {
+    return `${this.queueTag}:changes`;
+  }
+
+  /** ZSET of every generation created, scored by creation time (ms × 1000 + a counter): for rebuilds. */
+  get generations(): string {
+    return `${this.queueTag}:gens`;
+  }
+
   /** LIST that blocked claimers BLPOP on; one push per new or released job wakes one claimer. */
   get signal(): string {
     return `${this.queueTag}:signal`;

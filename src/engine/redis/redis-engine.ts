@@ -3,7 +3,7 @@ import { createdEntry, idempotencyName } from "../created-entry.ts";
 import { probeChannels } from "./probe-channels.ts";
 import type { Redis } from "ioredis";
 import { canonicalJson } from "../../core/canonical.ts";
-import { stampEntry, type Entry, type EntryBody, type GenerationRequest } from "../../core/entries.ts";
+import { isTerminal, stampEntry, type Entry, type EntryBody, type EntryType, type GenerationRequest } from "../../core/entries.ts";
 import type { Logger } from "../../observability/logger.ts";
 import { assertWellFormedBatch, endsWithTerminal } from "../append-rules.ts";
 import { newGenerationId } from "../ids.ts";
@@ -22,6 +22,7 @@ import type {
 } from "../port.ts";
 import { Wakeups } from "../wakeups.ts";
 import { connectRedis, type RedisClient, type RedisTarget } from "./connection.ts";
+import { RedisFeed } from "./feed.ts";
 import { RedisKeys } from "./keys.ts";
 import { Notifications } from "./notifications.ts";
 import { withScripts, type ScriptedClient } from "./scripts.ts";
@@ -73,6 +74,7 @@ export class RedisEngine implements Engine {
   #blpop: Promise<unknown> | undefined;
   readonly #keys: RedisKeys;
   readonly #retention: number;
+  readonly #feed: RedisFeed;
   readonly #commands: ScriptedClient;
   readonly #blocking: RedisClient;
   readonly #subscriber: RedisClient;
@@ -105,6 +107,13 @@ export class RedisEngine implements Engine {
         setTimeout(() => void client.connect().catch(() => undefined), 200).unref();
       });
     }
+    this.#feed = new RedisFeed({
+      commands: this.#commands,
+      keys: this.#keys,
+      target: options.target,
+      retentionMs: this.#retention * 1000,
+      ...(options.logger ? { logger: options.logger } : {}),
+    });
     const prefix = `${this.#keys.prefix}:{`;
     this.#notifications = new Notifications({
       subscriber: this.#subscriber,
@@ -168,8 +177,11 @@ export class RedisEngine implements Engine {
           await this.#replicate();
           const head = await this.head(id);
           if (!head?.terminal) return { kind: "offsetConflict", lastOffset: head?.lastOffset ?? 0 };
-          await this.#lease("finish", id);
+          await this.#lease("finish", id, entries.at(-1)!.type);
           await this.#chatNameEnds(id);
+        } else {
+          // A retry or a rewind is rare and worth one more command; a delta never costs one.
+          for (const entry of entries) if (entry.type === "retrying" || entry.type === "rewind") await this.#feed.record(id, entry.type);
         }
         return { kind, nextOffset: Number(n) };
       case "duplicate":
@@ -240,7 +252,10 @@ export class RedisEngine implements Engine {
     while (!signal.aborted && !this.#closing.signal.aborted) {
       // A claim queued on a connection that is down would outlive close(): ioredis drops a closed
       // client's offline queue without settling it. Closing ends the claim instead.
-      const reply = await untilAborted(this.#commands.llClaim(k.ready, k.leased, k.order, leaseMs), this.#closing.signal);
+      const reply = await untilAborted(
+        this.#commands.llClaim(k.ready, k.leased, k.order, k.changes, leaseMs, this.#retention * 1000),
+        this.#closing.signal,
+      );
       if (reply === undefined) return undefined;
       const [id, info] = reply as [string | null, number];
       if (id) {
@@ -253,7 +268,7 @@ export class RedisEngine implements Engine {
           await new Promise((r) => setTimeout(r, 200));
           continue;
         }
-        await this.#lease("finish", id); // finished (or expired) while it sat on the queue
+        await this.#lease("finish", id, await this.#endOf(id)); // finished (or expired) while it sat on the queue
         continue;
       }
       const sleepMs = Math.min(MAX_CLAIM_SLEEP_MS, Number(info) < 0 ? MAX_CLAIM_SLEEP_MS : Math.max(10, Number(info)));
@@ -297,7 +312,7 @@ export class RedisEngine implements Engine {
     const renewed =
       held.length === 0
         ? []
-        : ((await this.#commands.llLease(k.ready, k.leased, k.order, k.signal, "renew", leaseMs, ...held)) as number[]);
+        : ((await this.#commands.llLease(k.ready, k.leased, k.order, k.signal, k.changes, "renew", leaseMs, ...held)) as number[]);
     let next = 0;
     return states.map((state): RenewResult => {
       if (state === "closed") return "closed";
@@ -323,10 +338,22 @@ export class RedisEngine implements Engine {
     ) as CancelResult;
     if (result === "cancelled") {
       await this.#replicate();
-      await this.#lease("finish", id);
+      await this.#lease("finish", id, "cancelled");
       await this.#chatNameEnds(id);
     }
     return result;
+  }
+
+  changes(after: string | undefined, limit: number): Promise<ChangesPage> {
+    return this.#feed.changes(after, limit);
+  }
+
+  waitForChanges(after: string | undefined, signal: AbortSignal): Promise<void> {
+    return this.#feed.waitForChanges(after, signal);
+  }
+
+  generations(after: string | undefined, limit: number): Promise<GenerationsPage> {
+    return this.#feed.generations(after, limit);
   }
 
   /**
@@ -334,18 +361,6 @@ export class RedisEngine implements Engine {
    * the log. The generation notes its chat first, so whichever of this and the answer's end comes
    * second sets the expiry (see {@link #chatNameEnds}).
    */
-  changes(_after: string | undefined, _limit: number): Promise<ChangesPage> {
-    return Promise.reject(new Error("the change feed is not yet implemented on this engine"));
-  }
-
-  waitForChanges(_after: string | undefined, _signal: AbortSignal): Promise<void> {
-    return Promise.reject(new Error("the change feed is not yet implemented on this engine"));
-  }
-
-  generations(_after: string | undefined, _limit: number): Promise<GenerationsPage> {
-    return Promise.reject(new Error("the change feed is not yet implemented on this engine"));
-  }
-
   async setChatGeneration(chatId: string, generationId: string): Promise<void> {
     const state = String(await this.#commands.llChatMark(this.#keys.meta(generationId), chatId));
     await this.#commands.set(this.#keys.chat(chatId), generationId);
@@ -376,6 +391,7 @@ export class RedisEngine implements Engine {
     this.#closing.abort();
     this.#wakeups.wakeAll();
     this.#notifications.close();
+    this.#feed.close();
     this.#blocking.disconnect(); // it may sit in BLPOP; nothing it holds needs a goodbye
     // QUIT on a connection that is down would sit in the offline queue through every retry
     // (tens of seconds): only a connection that is up gets a goodbye.
@@ -408,7 +424,7 @@ export class RedisEngine implements Engine {
 
   async #enqueue(id: string): Promise<void> {
     const k = this.#keys;
-    await this.#commands.llEnqueue(k.ready, k.leased, k.order, k.sequence, k.signal, id);
+    await this.#commands.llEnqueue(k.ready, k.leased, k.order, k.sequence, k.signal, k.changes, k.generations, id, this.#retention * 1000);
     this.#wakeups.wake("claim");
   }
 
@@ -416,9 +432,29 @@ export class RedisEngine implements Engine {
     return (await this.#commands.hget(this.#keys.meta(id), "terminal")) === "1";
   }
 
-  #lease(action: "release" | "finish", id: string): Promise<number> {
+  /** The type of the terminal entry that ends the log of `id`, or `""` when it has none (or no log). */
+  async #endOf(id: string): Promise<EntryType | ""> {
+    const [last] = await this.#commands.xrevrange(this.#keys.log(id), "+", "-", "COUNT", 1);
+    const body = last?.[1][last[1].indexOf("b") + 1];
+    const type = body === undefined ? undefined : (JSON.parse(body) as EntryBody).type;
+    return type !== undefined && isTerminal({ type }) ? type : "";
+  }
+
+  /** Releases or finishes a job; finishing with the terminal entry's `type` notes the end in the change feed. */
+  #lease(action: "release" | "finish", id: string, type: EntryType | "" = ""): Promise<number> {
     const k = this.#keys;
-    const done = this.#commands.llLease(k.ready, k.leased, k.order, k.signal, action, 0, id) as Promise<number>;
+    const done = this.#commands.llLease(
+      k.ready,
+      k.leased,
+      k.order,
+      k.signal,
+      k.changes,
+      action,
+      0,
+      id,
+      type,
+      this.#retention * 1000,
+    ) as Promise<number>;
     if (action === "release") void done.then(() => this.#wakeups.wake("claim"));
     return done;
   }

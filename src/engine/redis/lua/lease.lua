@@ -1,7 +1,9 @@
 -- Renews, releases or finishes leased jobs on the queue slot.
--- KEYS[1] ready, KEYS[2] leased, KEYS[3] order, KEYS[4] signal
+-- KEYS[1] ready, KEYS[2] leased, KEYS[3] order, KEYS[4] signal, KEYS[5] changes
 -- ARGV[1] 'renew' | 'release' | 'finish', ARGV[2] lease ms (renew), ARGV[3..] generation ids
 -- (renew takes any number: one call renews every lease a worker holds; release and finish one).
+-- finish: ARGV[4] the terminal entry's type ('' when unknown), ARGV[5] retention ms of the feed;
+-- the change feed notes that the log ended when the job was open (decision 036).
 -- renew returns one 1 or 0 per id: 1 when renewed, 0 when the job was not leased.
 -- release and finish return 1 when they acted, 0 when the job was not leased (release) or not open (finish).
 if ARGV[1] == 'renew' then
@@ -29,5 +31,10 @@ if ARGV[1] == 'release' then
 end
 local removed = redis.call('ZREM', KEYS[1], id) + redis.call('ZREM', KEYS[2], id)
 redis.call('HDEL', KEYS[3], id)
-if removed > 0 then return 1 end
-return 0
+if removed == 0 then return 0 end
+if ARGV[4] and ARGV[4] ~= '' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('XADD', KEYS[5], 'MINID', '~', string.format('%.0f', now - tonumber(ARGV[5])), '*', 'i', id, 't', ARGV[4])
+end
+return 1
