@@ -2,7 +2,8 @@ import { Redis } from "ioredis";
 import pg from "pg";
 import WebSocket from "ws";
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
-import type { LifelineNode } from "../../../src/cli/node.ts";
+import { loadConfig } from "../../../src/cli/config.ts";
+import { startNode, type LifelineNode } from "../../../src/cli/node.ts";
 import { RedisKeys } from "../../../src/engine/redis/keys.ts";
 import { SqliteArchive } from "../../../src/engine/archive/sqlite.ts";
 import { startInProcess } from "../../support/in-process.ts";
@@ -187,3 +188,47 @@ for (const { name, archive } of ARCHIVES) {
     });
   });
 }
+
+describe("a gateway that was down while answers ended", () => {
+  test("archives them when it starts, and after a restart what ended meanwhile", async (ctx) => {
+    requireRedis(ctx);
+    requirePostgres(ctx);
+    if (!redis || !postgres) throw new Error("not started");
+    const common = { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: redis.url, LIFELINE_REDIS_PREFIX: `catchup${process.pid}` };
+    const url = await postgres.createDatabase("catch_up");
+    // Gateway and worker without an archive: answers end while nothing archives them.
+    const working = await startInProcess({ ...common, LIFELINE_ARCHIVE: "off" });
+    const archivingGateway = async (): Promise<LifelineNode> =>
+      startNode(loadConfig({ ...common, LIFELINE_POSTGRES_URL: url, LIFELINE_PORT: "0", LIFELINE_LOG_LEVEL: "silent" }, {}), {
+        gateway: true,
+        worker: false,
+      });
+    const client = new pg.Client({ connectionString: url });
+    const isArchived = async (id: string): Promise<boolean> => {
+      const result = await client.query("SELECT 1 FROM archived_logs WHERE generation_id = $1", [id]);
+      return result.rowCount === 1;
+    };
+    const finished = async (id: string): Promise<void> =>
+      until(async () => JSON.parse(await text(`${working.url}/v1/generations/${id}`)).status === "completed", 30_000, `${id} completed`);
+    try {
+      const first = [await startAnswer(working.url, "first"), await startAnswer(working.url, "second")];
+      for (const id of first) await finished(id);
+      let gateway = await archivingGateway();
+      await client.connect();
+      for (const id of first) await until(() => isArchived(id), 30_000, `${id} archived once a gateway started`);
+      await gateway.stop();
+
+      const meanwhile = [await startAnswer(working.url, "third"), await startAnswer(working.url, "fourth")];
+      for (const id of meanwhile) await finished(id);
+      for (const id of meanwhile) expect(await isArchived(id)).toBe(false);
+      gateway = await archivingGateway();
+      for (const id of meanwhile) await until(() => isArchived(id), 30_000, `${id} archived after the restart`);
+      await gateway.stop();
+      const position = await client.query("SELECT position FROM archive_positions WHERE reader = 'archiver'");
+      expect(position.rowCount).toBe(1);
+    } finally {
+      await client.end().catch(() => undefined);
+      await working.stop();
+    }
+  });
+});
