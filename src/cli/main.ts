@@ -87,7 +87,8 @@ export async function main(argv: readonly string[]): Promise<void> {
 
   // Loaded here, so `help`, `version` and `sim-llm` do not load the engines, gateway and worker.
   const { startNode } = await import("./node.ts");
-  const tracing = traceSettings && (await (await import("../observability/tracing.ts")).startTracing(traceSettings));
+  const warnTraces = (message: string) => process.stderr.write(`lifeline: traces: ${message}\n`);
+  const tracing = traceSettings && (await (await import("../observability/tracing.ts")).startTracing(traceSettings, warnTraces));
   let node;
   try {
     node = await startNode(config, roles, { onFatal: (error) => running.fail(error) });

@@ -1,4 +1,14 @@
-import { ROOT_CONTEXT, SpanStatusCode, TraceFlags, trace, type Context, type Span, type Tracer } from "@opentelemetry/api";
+import {
+  DiagLogLevel,
+  ROOT_CONTEXT,
+  SpanStatusCode,
+  TraceFlags,
+  diag,
+  trace,
+  type Context,
+  type Span,
+  type Tracer,
+} from "@opentelemetry/api";
 import { formatTraceparent, parseTraceparent } from "./trace-context.ts";
 import type { SamplerSetting, TracingSettings } from "./tracing-config.ts";
 
@@ -28,11 +38,16 @@ export interface Tracing {
   shutdown(): Promise<void>;
 }
 
+/** How often the SDK's complaints (an export that failed, a full queue) are passed on at most. */
+const COMPLAINT_INTERVAL_MS = 60_000;
+
 /**
  * Starts the SDK with an OTLP/HTTP protobuf exporter behind a batch processor, and registers it
  * as the process's tracer provider. Loaded on demand, so a process without tracing never loads it.
+ * `warn` hears the SDK's warnings and errors (a collector that does not answer), at most one a
+ * minute: spans that cannot be sent are dropped, and the answers never wait for them.
  */
-export async function startTracing(settings: TracingSettings): Promise<Tracing> {
+export async function startTracing(settings: TracingSettings, warn: (message: string) => void = () => undefined): Promise<Tracing> {
   const [{ NodeTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([
     import("@opentelemetry/sdk-trace-node"),
     import("@opentelemetry/exporter-trace-otlp-proto"),
@@ -51,6 +66,21 @@ export async function startTracing(settings: TracingSettings): Promise<Tracing> 
     spanProcessors: [new BatchSpanProcessor(exporter, settings.batch)],
   });
   provider.register();
+  let quietUntil = 0;
+  let held = 0;
+  const complain = (message: string): void => {
+    const now = Date.now();
+    if (now < quietUntil) {
+      held += 1;
+      return;
+    }
+    const text = errorMessageOf(message);
+    warn(held > 0 ? `${text} (and ${held} more since the last)` : text);
+    quietUntil = now + COMPLAINT_INTERVAL_MS;
+    held = 0;
+  };
+  const ignore = (): void => undefined;
+  diag.setLogger({ error: complain, warn: complain, info: ignore, debug: ignore, verbose: ignore }, DiagLogLevel.WARN);
   tracer = provider.getTracer("lifeline");
   return {
     flush: () => provider.forceFlush(),
@@ -59,6 +89,17 @@ export async function startTracing(settings: TracingSettings): Promise<Tracing> 
       await provider.shutdown();
     },
   };
+}
+
+/** The SDK hands an exception over as its JSON: its `message` is what a person needs. */
+function errorMessageOf(text: string): string {
+  try {
+    const parsed = JSON.parse(text) as unknown;
+    if (parsed && typeof parsed === "object" && "message" in parsed && typeof parsed.message === "string") return parsed.message;
+  } catch {
+    // Not JSON: the words themselves.
+  }
+  return text;
 }
 
 async function samplerOf(setting: SamplerSetting) {

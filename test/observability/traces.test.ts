@@ -1,4 +1,5 @@
 import { readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { createServer, type AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Entry } from "../../src/core/entries.ts";
 import { parseTraceparent } from "../../src/observability/trace-context.ts";
@@ -9,6 +10,7 @@ import { runLifeline } from "../support/run-cli.ts";
 import { simRequest, simText } from "../support/sim-answer.ts";
 import { entriesOf, readEvents, startGeneration } from "../support/sse-client.ts";
 import { tempDir } from "../support/temp-dir.ts";
+import { until } from "../support/waits.ts";
 
 /*
  * Traces of the embedded mode (decision 040): a real `lifeline start` process on sqlite exporting
@@ -143,6 +145,23 @@ describe("traces of an embedded node", () => {
     expect(collector.requests.length).toBe(before);
   });
 
+  it("a collector that does not answer costs no answer: it runs exactly, the process says once that traces are not sent, and stops", async () => {
+    const closed = await closedPort();
+    const node = await embedded(
+      otelEnv({
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${closed}`,
+        OTEL_BSP_SCHEDULE_DELAY: "10",
+        OTEL_EXPORTER_OTLP_TIMEOUT: "500",
+      }),
+    );
+    await answer(node.url, "nobody listens");
+    await until(() => /lifeline: traces: /.test(node.output()), undefined, "the export failure said");
+    await answer(node.url, "still nobody");
+    expect(await node.terminate()).toBe(0);
+    expect(node.output().match(/lifeline: traces: /g)).toHaveLength(1);
+    expect(node.output()).toMatch(/lifeline: traces: connect ECONNREFUSED 127\.0\.0\.1:\d+\n/);
+  });
+
   it.each([
     [{ OTEL_TRACES_EXPORTER: "zipkin" }, /OTEL_TRACES_EXPORTER must be otlp or none.*"zipkin"/],
     [{ OTEL_EXPORTER_OTLP_ENDPOINT: "localhost:4318" }, /OTEL_EXPORTER_OTLP_ENDPOINT must be an http:\/\/ or https:\/\/ URL/],
@@ -158,6 +177,15 @@ describe("traces of an embedded node", () => {
     expect(run.stderr).not.toMatch(/ready at/);
   });
 });
+
+/** A loopback port nothing listens on: one the system gave out and took back. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
 
 /**
  * The TCP ports process `pid` listens on, from Linux's /proc: its socket inodes, matched against
