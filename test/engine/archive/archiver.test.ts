@@ -7,12 +7,14 @@ import type { Engine } from "../../../src/engine/port.ts";
 import { readLog } from "../../../src/engine/read-log.ts";
 import { MemoryEngine } from "../../../src/engine/memory/memory-engine.ts";
 import { RedisEngine } from "../../../src/engine/redis/redis-engine.ts";
+import { SqliteEngine } from "../../../src/engine/sqlite/sqlite-engine.ts";
 import { postgresAvailable, requirePostgres, startPostgres, type PostgresServer } from "../../support/postgres-harness.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../../support/redis-harness.ts";
+import { tempDir } from "../../support/temp-dir.ts";
 import { never, until } from "../../support/waits.ts";
 
 /**
- * The archiver on each engine's change feed (memory, a real Redis) into a real PostgreSQL: it copies every log that ends (completed,
+ * The archiver on each engine's change feed (memory, sqlite, a real Redis) into a real PostgreSQL: it copies every log that ends (completed,
  * failed, cancelled) and nothing that runs, resumes from its recorded position after a restart
  * with what ended meanwhile, and two of them at once (two gateways) leave one copy of each.
  */
@@ -47,8 +49,12 @@ async function answer(engine: Engine, ending: Ending, text: string): Promise<str
   return id;
 }
 
+const dirs = tempDir("lifeline-archiver-");
+afterAll(() => dirs.remove());
+
 const ENGINES = [
   { name: "memory", open: (): Engine => new MemoryEngine() },
+  { name: "sqlite", open: (): Engine => new SqliteEngine({ dataDir: `${dirs.path}/${databases}` }) },
   {
     name: "Redis",
     needsRedis: true,
