@@ -51,4 +51,29 @@ describe("startPostgres", () => {
     refused.on("error", () => undefined);
     await expect(refused.connect()).rejects.toThrow();
   });
+
+  test("a killed server restarts on the same data and port", async (ctx) => {
+    requirePostgres(ctx);
+    const server = await startPostgres();
+    try {
+      const write = new pg.Client({ connectionString: server.url });
+      await write.connect();
+      await write.query("CREATE TABLE kept (x int); INSERT INTO kept VALUES (1)");
+      await write.end();
+      const before = server.pid;
+      await server.kill();
+      expect(server.isRunning()).toBe(false);
+      await server.restart();
+      expect(server.pid).not.toBe(before);
+      const read = new pg.Client({ connectionString: server.url });
+      await read.connect();
+      try {
+        expect((await read.query("SELECT x FROM kept")).rows).toEqual([{ x: 1 }]);
+      } finally {
+        await read.end();
+      }
+    } finally {
+      await server.stop();
+    }
+  });
 });

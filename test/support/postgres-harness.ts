@@ -31,12 +31,15 @@ export interface PostgresServer {
   readonly url: string;
   readonly port: number;
   readonly database: string;
+  /** The postmaster's pid (a new one after `restart()`). */
   readonly pid: number;
   /** A URL of another database on the same server, created on demand by {@link PostgresServer.createDatabase}. */
   createDatabase(name: string): Promise<string>;
   isRunning(): boolean;
   /** SIGKILL of the postmaster: the data dir stays until `stop()`. */
   kill(): Promise<void>;
+  /** Starts the server again after `kill()`, on the same data dir and port, and waits until it answers. */
+  restart(): Promise<void>;
   /** Fast shutdown (SIGINT), SIGKILL after a grace period, then removes the data dir. Safe to call twice. */
   stop(): Promise<void>;
   /** The last lines of the server's output, for error messages. */
@@ -169,42 +172,50 @@ function spawnServer(bin: string, dir: string, port: number, runAs: RunAs, datab
     ["listen_addresses", HOST],
     ["port", String(port)],
     ["unix_socket_directories", dir],
-    // A test's database is thrown away: durability only costs time.
+    // A test's database is thrown away: surviving a power loss only costs time. Commits still
+    // reach the OS before they are acknowledged (synchronous_commit stays on), so a server killed
+    // by a test keeps what it acknowledged, as a real one does.
     ["fsync", "off"],
-    ["synchronous_commit", "off"],
     ["full_page_writes", "off"],
     ["max_connections", "200"],
   ].flatMap(([k, v]) => ["-c", `${k}=${v}`]);
   const [cmd, ...rest] = [...runAs.prefix, join(bin, "postgres"), "-D", dir, ...settings] as [string, ...string[]];
-  const child = spawn(cmd, rest, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   const keep = (chunk: Buffer): void => void (output = (output + chunk.toString()).slice(-16_384));
-  child.stdout.on("data", keep);
-  child.stderr.on("data", keep);
-  let running = true;
-  const exited = new Promise<void>((resolve) => {
-    const done = (): void => {
-      running = false;
-      if (child.pid !== undefined) liveProcesses.delete(child.pid);
-      resolve();
-    };
-    child.once("exit", done);
-    child.once("error", (err) => {
-      output += `\nspawn failed: ${err.message}`;
-      done();
+  /** One postmaster process on the data dir; `restart()` starts another on the same dir and port. */
+  const launch = (): { child: ReturnType<typeof spawn>; exited: Promise<void>; running: () => boolean } => {
+    const child = spawn(cmd, rest, { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout?.on("data", keep);
+    child.stderr?.on("data", keep);
+    let running = true;
+    const exited = new Promise<void>((resolve) => {
+      const done = (): void => {
+        running = false;
+        if (child.pid !== undefined) liveProcesses.delete(child.pid);
+        resolve();
+      };
+      child.once("exit", done);
+      child.once("error", (err) => {
+        output += `\nspawn failed: ${err.message}`;
+        done();
+      });
     });
-  });
-  if (child.pid !== undefined) liveProcesses.set(child.pid, () => child.kill("SIGKILL"));
+    if (child.pid !== undefined) liveProcesses.set(child.pid, () => child.kill("SIGKILL"));
+    return { child, exited, running: () => running };
+  };
+  let current = launch();
   const urlOf = (name: string): string => `postgres://${SUPERUSER}@${HOST}:${port}/${name}`;
   const kill = async (): Promise<void> => {
-    if (running) child.kill("SIGKILL");
-    await exited;
+    if (current.running()) current.child.kill("SIGKILL");
+    await current.exited;
   };
-  return {
+  const server: PostgresServer = {
     url: urlOf(database),
     port,
     database,
-    pid: child.pid ?? -1,
+    get pid() {
+      return current.child.pid ?? -1;
+    },
     createDatabase: async (name) => {
       if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new Error(`not a plain database name: ${name}`);
       await withClient(urlOf("postgres"), async (client) => {
@@ -213,12 +224,17 @@ function spawnServer(bin: string, dir: string, port: number, runAs: RunAs, datab
       });
       return urlOf(name);
     },
-    isRunning: () => running,
+    isRunning: () => current.running(),
     kill,
+    restart: async () => {
+      if (current.running()) throw new Error("restart() needs the server down first (kill())");
+      current = launch();
+      await waitForServer(server, dir, port);
+    },
     stop: async () => {
-      if (running) {
-        child.kill("SIGINT");
-        await Promise.race([exited, sleep(STOP_GRACE_MS, undefined, { ref: false })]);
+      if (current.running()) {
+        current.child.kill("SIGINT");
+        await Promise.race([current.exited, sleep(STOP_GRACE_MS, undefined, { ref: false })]);
       }
       await kill();
       rmSync(dir, { recursive: true, force: true });
@@ -231,6 +247,7 @@ function spawnServer(bin: string, dir: string, port: number, runAs: RunAs, datab
         .slice(-lines)
         .join("\n"),
   };
+  return server;
 }
 
 /** Waits until the server answers on `port` and is the one whose data dir is `dir` (not another process on a reused port). */
