@@ -1,6 +1,6 @@
 import type { Entry } from "../../core/entries.ts";
-import type { LogHead } from "../port.ts";
-import { checkFinishedLog, type Archive } from "./port.ts";
+import type { GenerationsPage, LogHead } from "../port.ts";
+import { checkFinishedLog, pageOf, type Archive } from "./port.ts";
 
 /** The archive in one process's memory, for tests: entries kept as their JSON text, as the stores keep them. */
 export class MemoryArchive implements Archive {
@@ -25,6 +25,11 @@ export class MemoryArchive implements Archive {
   async read(id: string, afterOffset: number, limit: number): Promise<Entry[]> {
     const log = this.#logs.get(id) ?? [];
     return log.slice(Math.max(0, afterOffset), Math.max(0, afterOffset) + limit).map((text) => JSON.parse(text) as Entry);
+  }
+
+  async generations(after: string | undefined, limit: number): Promise<GenerationsPage> {
+    const ids = [...this.#logs.keys()].sort().filter((id) => after === undefined || id > after);
+    return pageOf(ids.slice(0, limit + 1), limit);
   }
 
   async position(reader: string): Promise<string | undefined> {

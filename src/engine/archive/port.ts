@@ -1,5 +1,5 @@
 import type { Entry } from "../../core/entries.ts";
-import type { LogHead } from "../port.ts";
+import type { GenerationsPage, LogHead } from "../port.ts";
 
 /**
  * The archive of finished logs (DESIGN §9): a copy, entry for entry, of every log that ended, kept
@@ -32,6 +32,13 @@ export interface Archive {
   /** Up to `limit` entries with offsets above `afterOffset`, in offset order; empty when the log is not archived. */
   read(id: string, afterOffset: number, limit: number): Promise<Entry[]>;
 
+  /**
+   * The archived generations, `limit` ids a page after the opaque `after` (`undefined`: from the
+   * first), in an order that does not change (new ones may or may not appear in later pages); the
+   * engine's `generations` for logs it no longer holds, so a rebuild of the read models sees them.
+   */
+  generations(after: string | undefined, limit: number): Promise<GenerationsPage>;
+
   /** How far the reader named `reader` (the archiver) has gone through the engine's change feed, or `undefined` before its first step. */
   position(reader: string): Promise<string | undefined>;
 
@@ -55,3 +62,10 @@ export function checkFinishedLog(id: string, entries: readonly Entry[]): void {
 }
 
 const TERMINAL: ReadonlySet<string> = new Set(["completed", "failed", "cancelled"]);
+
+/** A page of ids from up to `limit + 1` ids read in order: `next` when there is more. */
+export function pageOf(ids: readonly string[], limit: number): GenerationsPage {
+  const page = ids.slice(0, limit);
+  const last = page[page.length - 1];
+  return ids.length > limit && last !== undefined ? { ids: page, next: last } : { ids: page };
+}

@@ -3,13 +3,14 @@ import type { Entry } from "../../core/entries.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { Migration } from "../postgres/migrations.ts";
 import { openPostgresPart } from "../postgres/open-part.ts";
-import type { LogHead } from "../port.ts";
-import { checkFinishedLog, type Archive } from "./port.ts";
+import type { GenerationsPage, LogHead } from "../port.ts";
+import { checkFinishedLog, pageOf, type Archive } from "./port.ts";
 
 /**
  * The archive's schema in PostgreSQL, one migration per released change (decision 038). Entries
  * are `text`, not `jsonb`: jsonb reorders keys and normalises numbers, and the archive must give
- * back the bytes the engine gave.
+ * back the bytes the engine gave. Ids compare bytewise (`COLLATE "C"`) whatever the database's
+ * locale, so the pages of `generations` follow the primary key's order.
  */
 export const ARCHIVE_MIGRATIONS: readonly Migration[] = [
   {
@@ -17,7 +18,7 @@ export const ARCHIVE_MIGRATIONS: readonly Migration[] = [
     name: "archived logs, entries and reader positions",
     sql: `
       CREATE TABLE archived_logs (
-        generation_id text        PRIMARY KEY,
+        generation_id text COLLATE "C" PRIMARY KEY,
         last_offset   integer     NOT NULL,
         archived_at   timestamptz NOT NULL DEFAULT now()
       );
@@ -99,6 +100,17 @@ export class PostgresArchive implements Archive {
       [id, afterOffset, limit],
     );
     return result.rows.map((row) => JSON.parse(row.entry) as Entry);
+  }
+
+  async generations(after: string | undefined, limit: number): Promise<GenerationsPage> {
+    const result = await this.pool.query<{ generation_id: string }>(
+      "SELECT generation_id FROM archived_logs WHERE generation_id > $1 ORDER BY generation_id LIMIT $2",
+      [after ?? "", limit + 1],
+    );
+    return pageOf(
+      result.rows.map((row) => row.generation_id),
+      limit,
+    );
   }
 
   async position(reader: string): Promise<string | undefined> {

@@ -2,8 +2,8 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import type { Entry } from "../../core/entries.ts";
-import type { LogHead } from "../port.ts";
-import { checkFinishedLog, type Archive } from "./port.ts";
+import type { GenerationsPage, LogHead } from "../port.ts";
+import { checkFinishedLog, pageOf, type Archive } from "./port.ts";
 
 /** The archive's file in the data dir, beside the sqlite engine's `lifeline.db`. */
 export const ARCHIVE_FILE = "archive.db";
@@ -37,6 +37,7 @@ export class SqliteArchive implements Archive {
   readonly #insertLog: Database.Statement<[string, number, string]>;
   readonly #head: Database.Statement<[string], { last_offset: number }>;
   readonly #read: Database.Statement<[string, number, number], { entry: string }>;
+  readonly #ids: Database.Statement<[string, number], { generation_id: string }>;
   readonly #position: Database.Statement<[string], { position: string }>;
   readonly #setPosition: Database.Statement<[string, string]>;
   readonly #storeAll: (id: string, texts: readonly string[]) => void;
@@ -51,6 +52,7 @@ export class SqliteArchive implements Archive {
     this.#insertLog = this.#db.prepare("INSERT OR IGNORE INTO archived_logs (generation_id, last_offset, archived_at) VALUES (?, ?, ?)");
     this.#head = this.#db.prepare("SELECT last_offset FROM archived_logs WHERE generation_id = ?");
     this.#read = this.#db.prepare("SELECT entry FROM archived_entries WHERE generation_id = ? AND offset > ? ORDER BY offset LIMIT ?");
+    this.#ids = this.#db.prepare("SELECT generation_id FROM archived_logs WHERE generation_id > ? ORDER BY generation_id LIMIT ?");
     this.#position = this.#db.prepare("SELECT position FROM archive_positions WHERE reader = ?");
     this.#setPosition = this.#db.prepare(
       "INSERT INTO archive_positions (reader, position) VALUES (?, ?) ON CONFLICT (reader) DO UPDATE SET position = excluded.position",
@@ -77,6 +79,11 @@ export class SqliteArchive implements Archive {
 
   async read(id: string, afterOffset: number, limit: number): Promise<Entry[]> {
     return this.#read.all(id, afterOffset, limit).map((row) => JSON.parse(row.entry) as Entry);
+  }
+
+  async generations(after: string | undefined, limit: number): Promise<GenerationsPage> {
+    const ids = this.#ids.all(after ?? "", limit + 1).map((row) => row.generation_id);
+    return pageOf(ids, limit);
   }
 
   async position(reader: string): Promise<string | undefined> {

@@ -146,6 +146,28 @@ for (const adapter of ADAPTERS) {
       expect(await archive.head(id)).toBeUndefined();
     });
 
+    test("lists the archived generations page by page, each once, in a stable order", async () => {
+      const stored: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        const { id, entries } = await finishedLog(`log ${i}`);
+        await archive.store(id, entries);
+        stored.push(id);
+      }
+      const seen: string[] = [];
+      let after: string | undefined;
+      let pages = 0;
+      do {
+        const page = await archive.generations(after, 2);
+        expect(page.ids.length).toBeLessThanOrEqual(2);
+        seen.push(...page.ids);
+        after = page.next;
+        pages++;
+      } while (after !== undefined);
+      expect(pages).toBe(3);
+      expect(seen).toEqual([...stored].sort());
+      expect(await archive.generations(undefined, 10)).toEqual({ ids: [...stored].sort() });
+    });
+
     test("a reader's position is kept and replaced; each reader has its own", async () => {
       expect(await archive.position("archiver")).toBeUndefined();
       await archive.setPosition("archiver", "17-0");
