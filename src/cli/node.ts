@@ -170,7 +170,14 @@ export async function startNode(
   logger.info({ url, engine: engine.kind, worker: roles.worker ? config.workerName : undefined }, "lifeline started");
   // Every gateway keeps the archive filled from the engine's change feed; copying a log twice is
   // harmless, so they need no lock between them (decision 039).
-  const archiver = archive ? new Archiver({ engine, archive, logger }) : undefined;
+  const archiver = archive
+    ? new Archiver({
+        engine,
+        archive,
+        logger,
+        onOutcome: (outcome) => (outcome === "failed" ? metrics.archiveFailures.inc() : metrics.archivedLogs.inc({ result: outcome })),
+      })
+    : undefined;
   archiver?.start();
   // An engine that does not answer can take nothing back: a stop then closes it first, which ends
   // the commands still queued for it, so the worker's claims and flushes end at once instead of

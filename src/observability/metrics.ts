@@ -59,6 +59,17 @@ export class Metrics {
     help: "Streams answered with reset because continuity after the cursor could not be vouched for.",
     registers: [this.registry],
   });
+  readonly archivedLogs = new Counter({
+    name: "lifeline_archive_logs_total",
+    help: "Finished logs the archiver handled, by result: archived (copied), present (archived already), lost (gone from the engine before it could copy them).",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+  readonly archiveFailures = new Counter({
+    name: "lifeline_archive_failures_total",
+    help: "Archiver steps that failed (the archive or the engine did not answer) and were tried again.",
+    registers: [this.registry],
+  });
 
   /** The worker's breakers, read at each scrape (none in a process without a worker). */
   #breakers: () => readonly BreakerReading[] = () => [];

@@ -14,9 +14,14 @@ export interface ArchiverOptions {
   readonly reader?: string;
   /** Feed records (and generations, in a sweep) per page. @defaultValue 200 */
   readonly pageSize?: number;
+  /** Told of each log handled and each failed step (the process's metrics count them). */
+  readonly onOutcome?: (outcome: ArchiverOutcome) => void;
   /** Longest pause between two tries after a failure (the archive or the engine does not answer). @defaultValue 5 000 ms */
   readonly maxBackoffMs?: number;
 }
+
+/** What became of one log (`archived`, `present`: archived already, `lost`), or `failed`: a step that is tried again. */
+export type ArchiverOutcome = "archived" | "present" | "lost" | "failed";
 
 /** What an archiver has done since it started. */
 export interface ArchiverStats {
@@ -126,6 +131,7 @@ export class Archiver {
       } catch (error) {
         if (signal.aborted) return;
         failures++;
+        this.#options.onOutcome?.("failed");
         const delay = Math.min(this.#options.maxBackoffMs ?? 5_000, 100 * 2 ** Math.min(failures, 10));
         logger?.warn({ err: (error as Error).message, retryInMs: delay, archive: archive.kind }, "archiver: a step failed; trying again");
         await pause(delay, signal);
@@ -152,18 +158,21 @@ export class Archiver {
     const { engine, archive, logger } = this.#options;
     if ((await archive.head(id)) !== undefined) {
       this.#alreadyArchived++;
+      this.#options.onOutcome?.("present");
       return;
     }
     const entries = await readLog(engine, id);
     const last = entries[entries.length - 1];
     if (!last) {
       this.#lost++;
+      this.#options.onOutcome?.("lost");
       logger?.error({ generation: id }, "archiver: the log ended but the engine no longer holds it; it cannot be archived");
       return;
     }
     if (!isTerminal(last)) throw new Error(`the feed says ${id} ended, but its log ends with ${last.type} at ${last.offset}`);
     await archive.store(id, entries);
     this.#archived++;
+    this.#options.onOutcome?.("archived");
   }
 }
 

@@ -84,6 +84,10 @@ test("with PostgreSQL down, answers run and finish, an unknown id is 503; once i
       30_000,
       "an unknown id to be 404 again",
     );
+    // The failed steps and the copies are counted for Prometheus.
+    const metrics = await (await fetch(`${node.url}/metrics`)).text();
+    expect(Number(/^lifeline_archive_failures_total (\d+)/m.exec(metrics)?.[1])).toBeGreaterThan(0);
+    expect(Number(/^lifeline_archive_logs_total\{result="archived"\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(2);
   } finally {
     await engine.close();
     await node.stop();
