@@ -24,6 +24,9 @@ export function guardEngine(engine: Engine): Engine {
     cancel: guard((...a: Parameters<Engine["cancel"]>) => engine.cancel(...a)),
     setChatGeneration: guard((...a: Parameters<Engine["setChatGeneration"]>) => engine.setChatGeneration(...a)),
     chatGeneration: guard((...a: Parameters<Engine["chatGeneration"]>) => engine.chatGeneration(...a)),
+    changes: guard((...a: Parameters<Engine["changes"]>) => engine.changes(...a)),
+    waitForChanges: guard((...a: Parameters<Engine["waitForChanges"]>) => engine.waitForChanges(...a)),
+    generations: guard((...a: Parameters<Engine["generations"]>) => engine.generations(...a)),
     ping: guard(() => engine.ping()),
     close: () => engine.close(),
   };
