@@ -43,6 +43,9 @@ interface Views {
   readonly poll: string;
   readonly timeline: string;
   readonly websocket: readonly string[];
+  /** The protocol doors' views: the OpenAI response object, the Durable Streams read of the log. */
+  readonly openaiResponse: string;
+  readonly durableStream: string;
 }
 
 async function text(url: string): Promise<string> {
@@ -62,6 +65,8 @@ async function viewsOf(base: string, id: string): Promise<Views> {
     poll: await text(`${base}/v1/generations/${id}/poll?from=0`),
     timeline: await text(`${base}/v1/generations/${id}/timeline`),
     websocket: await websocketFrames(base, id),
+    openaiResponse: await text(`${base}/v1/responses/${id}`),
+    durableStream: await text(`${base}/v1/stream/generations/${id}?offset=-1`),
   };
 }
 
@@ -146,13 +151,15 @@ for (const { name, archive } of ARCHIVES) {
       }
     }
 
-    test("the state, event stream, long-poll, WebSocket, timeline and replay give the bytes they gave while it was live", async () => {
+    test("the state, event stream, long-poll, WebSocket, timeline, the doors and replay give the bytes they gave while it was live", async () => {
       if (!node || !raw) throw new Error("not started");
       const keys = new RedisKeys(prefix);
       const id = await startAnswer(node.url, `archive me on ${name}`);
       // The live event stream, followed from the start to the end.
       const live = await viewsOf(node.url, id);
       expect(JSON.parse(live.state)).toMatchObject({ id, status: "completed" });
+      expect(JSON.parse(live.openaiResponse)).toMatchObject({ id, status: "completed" });
+      expect(live.durableStream).toContain('"type":"completed"');
       // Every live view was served by Redis: the log is still there after the last of them, and it expires.
       expect(await raw.exists(keys.log(id), keys.meta(id))).toBe(2);
       expect(await raw.ttl(keys.log(id))).toBeGreaterThan(0);
@@ -166,6 +173,8 @@ for (const { name, archive } of ARCHIVES) {
       expect(afterwards.poll).toBe(live.poll);
       expect(afterwards.timeline).toBe(live.timeline);
       expect(afterwards.websocket).toEqual(live.websocket);
+      expect(afterwards.openaiResponse).toBe(live.openaiResponse);
+      expect(afterwards.durableStream).toBe(live.durableStream);
       // Cancelling it is what it was: already finished.
       expect((await fetch(`${node.url}/v1/generations/${id}/cancel`, { method: "POST" })).status).toBe(409);
 
