@@ -36,6 +36,10 @@ export const ROUTE_PATHS = {
   inspectPage: "/inspect.html",
   /** `GET`: every worker's last status report: its leases and its breakers (admin). */
   opsWorkers: "/v1/ops/workers",
+  /** `GET`: live answers (age, last entry, stuck), failures of the last hour, counts per model and per worker (admin). */
+  opsOverview: "/v1/ops/overview",
+  /** `GET`: a search over answers by id, status, model and time, newest first, paged (admin). */
+  opsGenerations: "/v1/ops/generations",
   /** The operations page: live answers, stuck ones, workers, breakers, failures, search. */
   opsPage: "/ops",
 } as const;
@@ -87,5 +91,7 @@ export const routes = Object.freeze({
   /** The inspect page showing one generation's timeline. */
   inspectPage: (id: string): string => withQuery(ROUTE_PATHS.inspectPage, { id }),
   opsWorkers: (): string => ROUTE_PATHS.opsWorkers,
+  opsOverview: (): string => ROUTE_PATHS.opsOverview,
+  opsGenerations: (): string => ROUTE_PATHS.opsGenerations,
   opsPage: (): string => ROUTE_PATHS.opsPage,
 });

@@ -34,6 +34,8 @@ import { eventRoutes } from "./routes/events.ts";
 import { generationRoutes } from "./routes/generations.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { opsWorkerRoutes } from "./routes/ops-workers.ts";
+import { opsAnswerRoutes } from "./routes/ops-answers.ts";
+import { GatewayReadModels, type ReadModelOptions } from "./read-models/read-models.ts";
 import { pollRoutes } from "./routes/poll.ts";
 import { websocketRoutes } from "./routes/websocket.ts";
 
@@ -65,6 +67,12 @@ export interface GatewayOptions {
    * @defaultValue a store in this process's memory
    */
   readonly workers?: WorkerStatusStore;
+  /**
+   * The read models across answers for `/v1/ops/overview` and `/v1/ops/generations` (decision 037),
+   * projected by this gateway from the engine's change feed.
+   * @defaultValue a store in this process's memory, projected from the first read of those routes
+   */
+  readonly readModels?: ReadModelOptions;
   /** Requests per minute per key, and where the counters live. @defaultValue no limit */
   readonly limits?: RequestLimits;
   /** Browser origins whose pages may call the API (`LIFELINE_CORS_ORIGINS`). @defaultValue none */
@@ -79,6 +87,7 @@ const WEB_ROOT = fileURLToPath(new URL("../web/public/", import.meta.url));
 export class Gateway {
   readonly app: FastifyInstance;
   readonly #shutdown = new AbortController();
+  readonly #readModels: GatewayReadModels;
 
   constructor(options: GatewayOptions) {
     // Every open stream listens for shutdown; thousands of them are expected, not a leak.
@@ -136,6 +145,14 @@ export class Gateway {
     aiSdkRoutes(app, { ...routes, shutdown: this.#shutdown.signal });
     durableStreamRoutes(app, { ...routes, streams: options.streams ?? new MemoryStreamStore(), shutdown: this.#shutdown.signal });
     opsWorkerRoutes(app, { workers: options.workers ?? new MemoryWorkerStatusStore(), web: options.web ?? true });
+    const readModels = new GatewayReadModels({
+      engine,
+      metrics: options.metrics,
+      logger: options.logger,
+      ...(options.readModels ? { readModels: options.readModels } : {}),
+    });
+    this.#readModels = readModels;
+    opsAnswerRoutes(app, { store: readModels.store, stuckAfterMs: readModels.stuckAfterMs, beforeRead: () => readModels.start() });
     if (options.web ?? true) clientBundleRoutes(app);
     // The pages: the chat page (index.html) at its root, the inspect page beside it.
     if (options.web ?? true) void app.register(fastifyStatic, { root: WEB_ROOT, prefix: ROUTE_PATHS.chatPage, index: "index.html" });
@@ -154,6 +171,7 @@ export class Gateway {
   }
 
   async close(): Promise<void> {
+    await this.#readModels.stop();
     await this.app.close();
   }
 }

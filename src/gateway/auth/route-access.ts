@@ -30,6 +30,8 @@ export const ROUTE_ACCESS: Readonly<Record<string, Access>> = {
   "GET /v1/ws": "generations:read",
   // What operators see (decision 041): every tenant's answers and every worker.
   "GET /v1/ops/workers": "admin",
+  "GET /v1/ops/overview": "admin",
+  "GET /v1/ops/generations": "admin",
   // The OpenAI-compatible door (docs/protocols/openai.md).
   "POST /v1/chat/completions": "generations:create",
   "POST /v1/responses": "generations:create",

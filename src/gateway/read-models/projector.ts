@@ -1,0 +1,154 @@
+import { setTimeout as pause } from "node:timers/promises";
+import { readLog } from "../../engine/read-log.ts";
+import type { Change, Engine } from "../../engine/port.ts";
+import type { Logger } from "../../observability/logger.ts";
+import type { ReadModelStore } from "../../projections/store/port.ts";
+import { projectGeneration } from "../../projections/summary.ts";
+
+/** Options of {@link Projector}. */
+export interface ProjectorOptions {
+  /** The engine whose logs are projected (the archive-backed view is fine: it reads the same logs). */
+  readonly engine: Engine;
+  readonly store: ReadModelStore;
+  readonly logger?: Logger;
+  /** An answer running or queued whose last entry is older than this is stuck. */
+  readonly stuckAfterMs: number;
+  /** Called with the number of stuck answers after each look at the live ones (the `lifeline_stuck_answers` gauge). */
+  readonly onStuck?: (count: number) => void;
+  /** How often the live answers are looked at (their deltas are not in the change feed). @defaultValue 2 000 ms */
+  readonly liveEveryMs?: number;
+  /** Feed records per page. @defaultValue 200 */
+  readonly pageSize?: number;
+  /** The name the feed position is kept under. @defaultValue "projector" */
+  readonly reader?: string;
+}
+
+/** The name the live projector keeps its feed position under. */
+export const PROJECTOR_READER = "projector";
+
+/**
+ * Keeps the read models (decision 037) up with the logs. It follows the engine's change feed from
+ * the position recorded in the store and, for each log named there, folds the whole log again
+ * unless the store has applied its last entry already; the store keeps a row only when it covers
+ * more of its log than the row before. So the projector is restartable (it resumes at its
+ * position), applying a record twice changes nothing, and several gateways may project at once.
+ *
+ * Deltas are not in the feed (they must cost nothing more), so the live answers are looked at
+ * every `liveEveryMs`: each whose log grew is folded again, and those whose last entry is older
+ * than `stuckAfterMs` are counted as stuck.
+ */
+export class Projector {
+  readonly #options: ProjectorOptions;
+  readonly #stop = new AbortController();
+  #running: Promise<unknown> | undefined;
+  #position: string | undefined;
+
+  constructor(options: ProjectorOptions) {
+    this.#options = options;
+  }
+
+  /** Starts following the feed and looking at live answers; returns at once. */
+  start(): void {
+    this.#running ??= Promise.all([this.#follow(), this.#watchLive()]);
+  }
+
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    await this.#running;
+  }
+
+  /** Folds the log of `id` into the store unless the store has applied all of it. Returns whether it stored. */
+  async project(id: string): Promise<boolean> {
+    const { engine, store } = this.#options;
+    const head = await engine.head(id);
+    if (!head || head.lastOffset <= (await store.appliedOffset(id))) return false;
+    const entries = await readLog(engine, id);
+    if (entries.length === 0) return false;
+    return store.apply(projectGeneration(id, entries));
+  }
+
+  /** Folds every log the engine holds (a rebuild, or after a gap in the feed). */
+  async projectAll(signal?: AbortSignal): Promise<number> {
+    let projected = 0;
+    let after: string | undefined;
+    do {
+      const page = await this.#options.engine.generations(after, 200);
+      for (const id of page.ids) {
+        if (signal?.aborted) return projected;
+        if (await this.project(id)) projected += 1;
+      }
+      after = page.next;
+    } while (after !== undefined);
+    return projected;
+  }
+
+  /** Looks at every live answer once: folds those whose log grew, and counts the stuck ones. */
+  async lookAtLive(now = Date.now()): Promise<number> {
+    const { store, stuckAfterMs } = this.#options;
+    let stuck = 0;
+    for (const row of await store.live()) {
+      await this.project(row.summary.id);
+    }
+    for (const row of await store.live()) if (now - Date.parse(row.lastEntryAt) > stuckAfterMs) stuck += 1;
+    this.#options.onStuck?.(stuck);
+    return stuck;
+  }
+
+  async #follow(): Promise<void> {
+    const { engine, store, logger } = this.#options;
+    const reader = this.#options.reader ?? PROJECTOR_READER;
+    const pageSize = this.#options.pageSize ?? 200;
+    const signal = this.#stop.signal;
+    let failures = 0;
+    let loaded = false;
+    while (!signal.aborted) {
+      try {
+        if (!loaded) {
+          this.#position = await store.position(reader);
+          loaded = true;
+        }
+        const page = await engine.changes(this.#position, pageSize);
+        if (page.gap) {
+          logger?.warn({ position: this.#position }, "projector: the change feed dropped records before they were read; folding every log");
+          await this.projectAll(signal);
+        }
+        if (page.changes.length === 0) {
+          await engine.waitForChanges(this.#position, signal);
+          continue;
+        }
+        await this.#apply(page.changes, signal);
+        const last = page.changes.at(-1)!;
+        await store.setPosition(reader, last.position);
+        this.#position = last.position;
+        failures = 0;
+      } catch (error) {
+        if (signal.aborted) return;
+        failures += 1;
+        const delay = Math.min(5_000, 100 * 2 ** Math.min(failures, 10));
+        logger?.warn({ err: (error as Error).message, retryInMs: delay, store: store.kind }, "projector: a step failed; trying again");
+        await pause(delay, undefined, { signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  /** Each log of a page once, however many of its records the page holds. */
+  async #apply(changes: readonly Change[], signal: AbortSignal): Promise<void> {
+    for (const id of new Set(changes.map((c) => c.id))) {
+      if (signal.aborted) return;
+      await this.project(id);
+    }
+  }
+
+  async #watchLive(): Promise<void> {
+    const signal = this.#stop.signal;
+    const every = this.#options.liveEveryMs ?? 2_000;
+    while (!signal.aborted) {
+      try {
+        await this.lookAtLive();
+      } catch (error) {
+        if (!signal.aborted) this.#options.logger?.warn({ err: (error as Error).message }, "projector: looking at live answers failed");
+      }
+      await pause(every, undefined, { signal }).catch(() => undefined);
+    }
+  }
+}

@@ -1,0 +1,123 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import type { ProjectedGeneration } from "../../projections/summary.ts";
+import type { LiveRow, ModelCounts, ReadModelStore, SearchPage, SearchQuery, WorkerActivity } from "../../projections/store/port.ts";
+import {
+  FAILURES_SINCE_SQL,
+  INSERT_PART,
+  LIVE_SQL,
+  MODEL_FAILURES_SQL,
+  MODELS_SQL,
+  TABLES,
+  WORKERS_SQL,
+  failureCounts,
+  modelCounts,
+  searchSql,
+  upsertSql,
+  upsertValues,
+  workerActivity,
+  type ModelRow,
+} from "../../projections/store/sql.ts";
+
+const q = (): string => "?";
+
+/** The read models in `projections.db` in the data dir: the embedded node's, shared by its processes. */
+export class SqliteReadModelStore implements ReadModelStore {
+  readonly kind = "sqlite";
+  readonly #db: Database.Database;
+  readonly #upsert;
+  readonly #deleteParts;
+  readonly #insertPart;
+  readonly #offset;
+
+  constructor(dataDir: string) {
+    mkdirSync(dataDir, { recursive: true });
+    const db = new Database(join(dataDir, "projections.db"));
+    db.pragma("journal_mode = WAL");
+    db.pragma("busy_timeout = 5000");
+    db.exec(TABLES);
+    this.#db = db;
+    this.#upsert = db.prepare(upsertSql(q));
+    this.#deleteParts = db.prepare("DELETE FROM projected_worker_parts WHERE generation_id = ?");
+    this.#insertPart = db.prepare(INSERT_PART(q));
+    this.#offset = db.prepare<[string], { last_offset: number }>("SELECT last_offset FROM projected_generations WHERE id = ?");
+  }
+
+  async apply(g: ProjectedGeneration): Promise<boolean> {
+    return this.#db
+      .transaction((): boolean => {
+        if (this.#upsert.run(...upsertValues(g)).changes === 0) return false;
+        this.#deleteParts.run(g.summary.id);
+        for (const w of g.workers) this.#insertPart.run(g.summary.id, w.worker, w.attempts, w.takeovers, w.finished, w.lastSeenAt);
+        return true;
+      })
+      .immediate();
+  }
+
+  async appliedOffset(id: string): Promise<number> {
+    return this.#offset.get(id)?.last_offset ?? 0;
+  }
+
+  async position(reader: string): Promise<string | undefined> {
+    return this.#db.prepare<[string], { position: string }>("SELECT position FROM projection_positions WHERE reader = ?").get(reader)
+      ?.position;
+  }
+
+  async setPosition(reader: string, position: string | undefined): Promise<void> {
+    if (position === undefined) this.#db.prepare("DELETE FROM projection_positions WHERE reader = ?").run(reader);
+    else
+      this.#db
+        .prepare(
+          "INSERT INTO projection_positions (reader, position) VALUES (?, ?) ON CONFLICT (reader) DO UPDATE SET position = excluded.position",
+        )
+        .run(reader, position);
+  }
+
+  async live(): Promise<LiveRow[]> {
+    return this.#docs(LIVE_SQL, []).map((g) => ({ summary: g.summary, lastEntryAt: g.lastEntryAt }));
+  }
+
+  async search(query: SearchQuery): Promise<SearchPage> {
+    const { sql, values } = searchSql(query, q);
+    const rows = this.#docs(sql, values).map((g) => g.summary);
+    return { generations: rows.slice(0, query.limit), more: rows.length > query.limit };
+  }
+
+  async models(): Promise<ModelCounts[]> {
+    const rows = this.#db.prepare<[], ModelRow>(MODELS_SQL).all();
+    const failures = this.#db.prepare<[], { model: string; provider: string; code: string; n: number }>(MODEL_FAILURES_SQL).all();
+    return modelCounts(rows, failures);
+  }
+
+  async failuresSince(since: string): Promise<{ code: string; count: number }[]> {
+    return failureCounts(this.#db.prepare<[string], { code: string; n: number }>(FAILURES_SINCE_SQL(q)).all(since));
+  }
+
+  async workers(): Promise<WorkerActivity[]> {
+    return workerActivity(
+      this.#db
+        .prepare<[], { worker: string; attempts: number; takeovers: number; finished: number; last_seen_at: string }>(WORKERS_SQL)
+        .all(),
+    );
+  }
+
+  async all(): Promise<ProjectedGeneration[]> {
+    return this.#docs("SELECT doc FROM projected_generations ORDER BY id", []);
+  }
+
+  async clear(): Promise<void> {
+    this.#db.exec("DELETE FROM projected_generations; DELETE FROM projected_worker_parts; DELETE FROM projection_positions;");
+  }
+
+  async close(): Promise<void> {
+    this.#db.close();
+  }
+
+  #docs(sql: string, values: readonly (string | number)[]): ProjectedGeneration[] {
+    return this.#db
+      .prepare<(string | number)[], { doc: string }>(sql)
+      .all(...values)
+      .map((row) => JSON.parse(row.doc) as ProjectedGeneration);
+  }
+}
