@@ -119,6 +119,20 @@ const OPTIONS = {
     doc: "Where finished logs are archived before the engine's retention drops them: postgres, sqlite (archive.db in the data dir, one machine), off, or auto (postgres when LIFELINE_POSTGRES_URL is set, else off).",
     schema: z.enum(["auto", "off", "sqlite", "postgres"]),
   },
+  readModels: {
+    env: "LIFELINE_READ_MODELS",
+    flag: "read-models",
+    default: "auto",
+    doc: "Where the read models behind /ops are kept (docs/operations.md): postgres, sqlite (projections.db in the data dir), memory, or auto (postgres when LIFELINE_POSTGRES_URL is set, memory with the memory engine, else sqlite).",
+    schema: z.enum(["auto", "sqlite", "postgres", "memory"]),
+  },
+  stuckAfterMs: {
+    env: "LIFELINE_STUCK_AFTER_MS",
+    flag: "stuck-after-ms",
+    default: "20000",
+    doc: "An answer running or queued with no entry for longer than this is stuck (/ops, lifeline_stuck_answers); the default is a model call's default idle timeout.",
+    schema: z.coerce.number().int().min(100).max(86_400_000),
+  },
   modelConfig: {
     env: "LIFELINE_CONFIG",
     flag: "config",
@@ -305,6 +319,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, flags: Record<string, string 
       );
   }
   if (out.archive === "postgres" && out.postgresUrl === "") problems.push("LIFELINE_ARCHIVE=postgres needs LIFELINE_POSTGRES_URL");
+  if (out.readModels === "postgres" && out.postgresUrl === "") problems.push("LIFELINE_READ_MODELS=postgres needs LIFELINE_POSTGRES_URL");
   if (problems.length > 0) throw new ConfigError(problems);
   if (out.workerName === "") out.workerName = `${hostname()}-${process.pid}`;
   return Object.freeze(out) as Config;
