@@ -8,22 +8,17 @@ import { keyForm, keyHeaders, refusalOf } from "./api-key.js";
 
 /**
  * @typedef {import("../../engine/workers/port.ts").WorkerStatus} WorkerStatus a worker's last report
- * @typedef {{ id: string, status: string, model: string, tenant?: string, attempts: number, retries: number,
- *   takeovers: number, rewinds: number, worker?: string, createdAt: string, endedAt?: string, firstTokenMs?: number,
- *   totalMs?: number, finishReason?: string, errorCode?: string, lastOffset: number }} Summary an answer's summary
+ * @typedef {import("../../projections/summary.ts").Summary} Summary an answer as the read models keep it
+ * @typedef {import("../../projections/store/port.ts").WorkerActivity} WorkerActivity a worker's part in the answers
  * @typedef {Summary & { ageMs: number, lastEntryAt: string, stuck: boolean }} LiveSummary an answer that has not ended
- * @typedef {{ worker: string, attempts: number, takeovers: number, finished: number, lastSeenAt?: string }} WorkerActivity
- * @typedef {{ at: string, live: LiveSummary[], failuresLastHour: { code: string, count: number }[],
- *   workers: WorkerActivity[] }} Overview the body of GET /v1/ops/overview
+ * @typedef {{ at: string, live: LiveSummary[], failuresLastHour: { code: string, count: number }[], workers: WorkerActivity[] }} Overview
+ *   the body of GET /v1/ops/overview (src/gateway/routes/ops-answers.ts; the page reads what it shows)
  * @typedef {{ generations: Summary[], next?: string }} SearchPage the body of GET /v1/ops/generations
  * @typedef {{ error?: { code?: string, message?: string } }} ErrorBody what the page reads of a refusal
  * @typedef {{ ok: true, body: unknown } | { ok: false, status: number, code?: string | undefined, message: string }} Answer
  */
 
 const REFRESH_MS = 2000;
-/** The projections' routes (`/v1/ops/overview`, `/v1/ops/generations`). */
-const OVERVIEW_PATH = "/v1/ops/overview";
-const SEARCH_PATH = "/v1/ops/generations";
 const SEARCH_LIMIT = 50;
 
 const ui = {
@@ -102,7 +97,7 @@ function askedForKey(answer) {
 async function refresh() {
   clearTimeout(state.timer);
   const asked = ++state.asking;
-  const [overview, workers] = await Promise.all([get(OVERVIEW_PATH), get(routes.opsWorkers())]);
+  const [overview, workers] = await Promise.all([get(routes.opsOverview()), get(routes.opsWorkers())]);
   if (asked !== state.asking) return; // a newer refresh took over, timers included
   // Asked for a key: wait for it (the form's submit refreshes), rather than asking again and again.
   if (askedForKey(overview) || askedForKey(workers)) return;
@@ -258,7 +253,7 @@ async function search(more) {
   if (!state.query) return;
   const query = new URLSearchParams(state.query);
   if (more && state.next) query.set("before", state.next);
-  const answer = await get(`${SEARCH_PATH}?${query}`);
+  const answer = await get(`${routes.opsGenerations()}?${query}`);
   if (askedForKey(answer)) return;
   if (!answer.ok) {
     problem(answer.message);
