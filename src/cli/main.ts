@@ -28,6 +28,7 @@ function usage(): string {
     "  sim-llm   the simulator over OpenAI and Anthropic wire formats, with faults (sim-llm --help)",
     "  keys      API keys: create, list, revoke (keys --help)",
     "  replay    a generation's log replayed: its calls, failures, takeovers and text (replay --help)",
+    "  projections  rebuild: the read models behind /ops rebuilt from the logs (projections --help)",
     "  chaos     kills workers and the gateway mid-answer on this machine and checks every answer (chaos --help)",
     "  help      this text",
     "  version   the version",
@@ -52,6 +53,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   if (command === "sim-llm") return simLlm(rest);
   if (command === "replay") return replayCommand(rest);
   if (command === "keys") return keysCommandLine(rest);
+  if (command === "projections") return projectionsCommandLine(rest);
   if (command === "chaos") return chaosCommand(rest);
   const roles = ROLES[command];
   if (!roles) return fail(`unknown command "${command}"`);
@@ -178,6 +180,26 @@ async function keysCommandLine(args: readonly string[]): Promise<void> {
   } catch (error) {
     if (!(error instanceof KeysUsageError)) throw error;
     process.stderr.write(`lifeline: ${error.message}\n\n${KEYS_USAGE}\n`);
+    process.exitCode = 2;
+  }
+}
+
+/** `lifeline projections rebuild`: loaded on demand, like the engines it opens. */
+async function projectionsCommandLine(args: readonly string[]): Promise<void> {
+  const { PROJECTIONS_USAGE, ProjectionsUsageError, projectionsCommand } = await import("./projections.ts");
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(`${PROJECTIONS_USAGE}\n`);
+    return;
+  }
+  try {
+    process.exitCode = await projectionsCommand(
+      args,
+      (text) => process.stdout.write(text),
+      (text) => process.stderr.write(text),
+    );
+  } catch (error) {
+    if (!(error instanceof ProjectionsUsageError)) throw error;
+    process.stderr.write(`lifeline: ${error.message}\n\n${PROJECTIONS_USAGE}\n`);
     process.exitCode = 2;
   }
 }

@@ -1,0 +1,42 @@
+import type { Logger } from "../../observability/logger.ts";
+import { MemoryReadModelStore } from "../../projections/store/memory.ts";
+import type { ReadModelStore } from "../../projections/store/port.ts";
+import { openPostgresReadModels } from "./postgres-store.ts";
+import { SqliteReadModelStore } from "./sqlite-store.ts";
+
+/** The options that choose the read models' store (`LIFELINE_READ_MODELS` and what `auto` looks at). */
+export interface ReadModelStoreConfig {
+  readonly readModels: "auto" | "sqlite" | "postgres" | "memory";
+  readonly postgresUrl: string;
+  readonly dataDir: string;
+  readonly engine: string;
+}
+
+/** Which store `config` asks for: `auto` is PostgreSQL when a URL is set, memory with the memory engine, else sqlite. */
+export function readModelStoreKind(config: ReadModelStoreConfig): "sqlite" | "postgres" | "memory" {
+  if (config.readModels !== "auto") return config.readModels;
+  if (config.postgresUrl !== "") return "postgres";
+  return config.engine === "memory" ? "memory" : "sqlite";
+}
+
+/**
+ * Opens the read models' store: PostgreSQL waits for the server within `budgetMs` and migrates its
+ * schema, failing with a clear error when it stays down; sqlite opens `projections.db` in the data dir.
+ */
+export async function openReadModelStore(
+  config: ReadModelStoreConfig,
+  options: { budgetMs?: number; logger?: Logger } = {},
+): Promise<ReadModelStore> {
+  switch (readModelStoreKind(config)) {
+    case "postgres":
+      return openPostgresReadModels({
+        url: config.postgresUrl,
+        ...(options.budgetMs === undefined ? {} : { budgetMs: options.budgetMs }),
+        ...(options.logger ? { logger: options.logger } : {}),
+      });
+    case "sqlite":
+      return new SqliteReadModelStore(config.dataDir);
+    case "memory":
+      return new MemoryReadModelStore();
+  }
+}
