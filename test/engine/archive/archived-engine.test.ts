@@ -41,4 +41,25 @@ describe("an engine with an archive behind it", () => {
     expect((await engine.read(live, 0, 10))[0]?.type).toBe("created");
     expect(await engine.cancel(live)).toBe("cancelled");
   });
+
+  test("lists the engine's generations, then the archived ones it no longer holds, each once, page by page", async () => {
+    const { id: gone, archive } = await archivedElsewhere();
+    const inner = new MemoryEngine();
+    const engine = withArchive(inner, archive);
+    const live: string[] = [];
+    for (let i = 0; i < 3; i++) live.push((await engine.create({ model: "sim", messages: [{ role: "user", content: `q${i}` }] })).id);
+    // Archived and still held by the engine: listed once, as the engine's.
+    const both = live[0] ?? "";
+    await archive.store(both, [{ ...(await archive.read(gone, 0, 100)).at(-1)!, offset: 1 }]);
+    const seen: string[] = [];
+    let after: string | undefined;
+    do {
+      const page = await engine.generations(after, 2);
+      expect(page.ids.length).toBeLessThanOrEqual(2);
+      seen.push(...page.ids);
+      after = page.next;
+    } while (after !== undefined);
+    expect([...seen].sort()).toEqual([...live, gone].sort());
+    await expect(engine.generations("x:1", 2)).rejects.toThrow(RangeError);
+  });
 });
