@@ -88,6 +88,10 @@ describe("the alerts, on a real Prometheus scraping a distributed deployment dri
       LIFELINE_CONFIG: config,
       LIFELINE_LEASE_MS: "2000",
       LIFELINE_SIM_TOKENS_PER_SECOND: "10",
+      // An answer silent for 2 s is stuck: the test need not wait out the 20 s default.
+      LIFELINE_STUCK_AFTER_MS: "2000",
+      // The read models (sqlite, beside the engine's other local files) of this deployment alone.
+      LIFELINE_DATA_DIR: join(dir.path, "data"),
     };
     const started = await Promise.all([
       startLifeline("gateway", env),
@@ -134,6 +138,14 @@ describe("the alerts, on a real Prometheus scraping a distributed deployment dri
     await prometheus.waitForTargetsUp();
     expect((await prometheus.alerts()).map((a) => a.labels.alertname)).toEqual([]);
   }, 180_000);
+
+  it("LifelineStuckAnswers fires once an answer's model stalls and its log stops growing for longer than the idle timeout", async () => {
+    expect(await firing("LifelineStuckAnswers")).toEqual([]);
+    const id = await start({ model: "stalls", messages: [{ role: "user", content: "stall" }], max_tokens: 50 });
+    await until(async () => (await statusOf(id)) === "running", 60_000, "the stalling answer to run");
+    await waitForFiring("LifelineStuckAnswers");
+    expect(await statusOf(id)).toBe("running");
+  }, 240_000);
 
   it("LifelineBreakerOpen fires for the provider whose every call fails, and for no other", async () => {
     expect(await firing("LifelineBreakerOpen")).toEqual([]);

@@ -52,6 +52,8 @@ describe("the operations page in a real browser, on a distributed deployment", (
       LIFELINE_LEASE_MS: "2000",
       LIFELINE_SIM_TOKENS_PER_SECOND: "10",
       LIFELINE_STUCK_AFTER_MS: STUCK_AFTER_MS,
+      // The read models (sqlite, beside the engine's other local files) of this deployment alone.
+      LIFELINE_DATA_DIR: join(dir.path, "data"),
     };
     const started = await Promise.all([
       startLifeline("gateway", env),
