@@ -1,4 +1,7 @@
 import { parseArgs } from "node:util";
+import { withArchive } from "../engine/archive/archived-engine.ts";
+import { archiveConfigOf, openArchive } from "../engine/archive/open-archive.ts";
+import type { Archive } from "../engine/archive/port.ts";
 import { openEngine } from "../engine/open-engine.ts";
 import { openReadModelStore, readModelStoreKind } from "../gateway/read-models/open-store.ts";
 import { rebuildReadModels } from "../gateway/read-models/rebuild.ts";
@@ -8,7 +11,8 @@ import { engineConfigOf } from "./node.ts";
 export const PROJECTIONS_USAGE = `Usage: lifeline projections rebuild [--json] [options]
 
 Drops the read models behind /ops (answer summaries, counts per model and per worker) and rebuilds
-them from the logs alone: every generation the engine still holds (docs/operations.md). The live
+them from the logs alone: every generation the engine still holds, and those only the archive holds
+once the engine's retention dropped them (docs/operations.md, docs/archive.md). The live
 projectors of running gateways continue from the feed position they had applied, without a gap.
 The options are those of \`lifeline start\` (--engine, --data-dir, --redis-url, --postgres-url,
 --read-models, …, or their environment variables).`;
@@ -51,9 +55,18 @@ export async function projectionsCommand(
     err(`lifeline: could not open the read models: ${(error as Error).message}\n`);
     return 1;
   }
+  // The gateways project through the archive-backed engine: a rebuild reads the same logs.
+  let archive: Archive | undefined;
+  try {
+    archive = await openArchive(archiveConfigOf(config), { budgetMs: config.engineRetryMs });
+  } catch (error) {
+    await Promise.all([engine.close(), store.close()]);
+    err(`lifeline: could not open the archive: ${(error as Error).message}\n`);
+    return 1;
+  }
   try {
     const started = Date.now();
-    const outcome = await rebuildReadModels(engine, store);
+    const outcome = await rebuildReadModels(archive ? withArchive(engine, archive) : engine, store);
     const ms = Date.now() - started;
     if (json) out(`${JSON.stringify({ store: store.kind, ...outcome, ms })}\n`);
     else out(`rebuilt the ${store.kind} read models from ${outcome.generations} logs in ${ms} ms\n`);
@@ -62,6 +75,6 @@ export async function projectionsCommand(
     err(`lifeline: the rebuild failed: ${(error as Error).message}\n`);
     return 1;
   } finally {
-    await Promise.all([engine.close(), store.close()]);
+    await Promise.all([engine.close(), store.close(), archive?.close()]);
   }
 }

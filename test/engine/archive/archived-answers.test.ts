@@ -151,7 +151,7 @@ for (const { name, archive } of ARCHIVES) {
       }
     }
 
-    test("the state, event stream, long-poll, WebSocket, timeline, the doors and replay give the bytes they gave while it was live", async () => {
+    test("the state, event stream, long-poll, WebSocket, timeline, the doors and replay give the bytes they gave while it was live, and a rebuild of the read models still counts it", async () => {
       if (!node || !raw) throw new Error("not started");
       const keys = new RedisKeys(prefix);
       const id = await startAnswer(node.url, `archive me on ${name}`);
@@ -188,6 +188,14 @@ for (const { name, archive } of ARCHIVES) {
       expect(replayed.stdout.trimEnd().split("\n")).toEqual(liveEntries);
       const timeline = await runLifeline(["replay", id, "--json"], env);
       expect(JSON.parse(timeline.stdout)).toEqual(JSON.parse(live.timeline));
+
+      // The read models rebuilt from the logs alone still hold it: the rebuild reads the archive too.
+      const rebuilt = await runLifeline(["projections", "rebuild", "--json"], env);
+      expect(rebuilt.status, rebuilt.stderr).toBe(0);
+      const found = (await (await fetch(`${node.url}/v1/ops/generations?id=${id}`)).json()) as {
+        generations: { id: string; status: string }[];
+      };
+      expect(found.generations).toEqual([expect.objectContaining({ id, status: "completed" })]);
     });
 
     test("an id that never existed is still 404, not read from anywhere", async () => {
