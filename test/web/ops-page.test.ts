@@ -84,6 +84,7 @@ describe("the operations page in a real browser, on a distributed deployment", (
     ((await (await fetch(`${gateway.url}${routes.opsWorkers()}`)).json()) as { workers: WorkerStatus[] }).workers;
 
   test("shows a stuck answer marked stuck, a taken-over one with its takeover, the workers' leases, and finds an answer whose link opens its inspect page", async (ctx) => {
+    const startedAt = Date.now();
     const finished = await start(simRequest("an answer to find", { max_tokens: 5 }));
     await until(async () => (await statusOf(finished)) === "completed", 60_000, "the answer to find to complete");
     const stuck = await start({ model: "stalls", messages: [{ role: "user", content: "stall" }], max_tokens: 50 });
@@ -123,7 +124,21 @@ describe("the operations page in a real browser, on a distributed deployment", (
     expect(await page.locator(`#breakers tbody tr[data-provider="stalling"]`).count()).toBeGreaterThan(0);
     await saveScreenshot(page, SHOTS.overview);
 
-    // The search finds the finished answer by its id, and its link opens the inspect page.
+    // By status, model and time: the finished answer, and neither live one.
+    await page.selectOption('#search select[name="status"]', "completed");
+    await page.fill('#search input[name="model"]', "sim");
+    await page.fill('#search input[name="since"]', localTime(startedAt - 60_000));
+    await page.click('#search button[type="submit"]');
+    await page.locator(`#results tbody tr[data-id="${finished}"]`).waitFor({ timeout: 60_000 });
+    const found = await page.locator("#results tbody tr").evaluateAll((rows) => rows.map((row) => (row as HTMLElement).dataset.id));
+    expect(found).toContain(finished);
+    expect(found).not.toContain(takenOver);
+    expect(found).not.toContain(stuck);
+
+    // By its id alone; its link opens the inspect page.
+    await page.selectOption('#search select[name="status"]', "");
+    await page.fill('#search input[name="model"]', "");
+    await page.fill('#search input[name="since"]', "");
     await page.fill('#search input[name="id"]', finished);
     await page.click('#search button[type="submit"]');
     const result = page.locator(`#results tbody tr[data-id="${finished}"]`);
@@ -187,3 +202,9 @@ describe("the operations page of a deployment with API keys, in a real browser",
     console.log(`screenshot: ${join(ARTIFACTS, "ops/ops-keys-admin.png")}`);
   }, 180_000);
 });
+
+/** `ms` as a `datetime-local` input takes it: the browser's local time, to the second. */
+function localTime(ms: number): string {
+  const at = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
+  return at.toISOString().slice(0, 19);
+}
