@@ -151,3 +151,36 @@ describe.each(ENGINES)("the archiver on $name and PostgreSQL", ({ open: openEngi
     for (const id of ids) await archivedAsLive(id);
   });
 });
+
+describe("the archiver behind a trimmed feed", () => {
+  test("when records were dropped before it read them, it sweeps every log the engine holds and archives the ended ones", async (ctx) => {
+    requirePostgres(ctx);
+    if (!postgres) throw new Error("no PostgreSQL");
+    const engine = new MemoryEngine({ feedLimit: 3 });
+    const archive = await openPostgresArchive({ url: await postgres.createDatabase("trimmed_feed") });
+    try {
+      const first = new Archiver({ engine, archive, maxBackoffMs: 200 });
+      first.start();
+      const early = await answer(engine, "completed", "early");
+      await until(async () => (await archive.head(early)) !== undefined, 30_000, "the first answer archived");
+      await until(async () => (await archive.position("archiver")) !== undefined);
+      await first.stop();
+      // Each answer writes several feed records; with 3 kept, the ones after the position are gone.
+      const missed: string[] = [];
+      for (const t of ["m1", "m2", "m3", "m4"]) missed.push(await answer(engine, "completed", t));
+      expect((await engine.changes(await archive.position("archiver"), 10)).gap).toBe(true);
+
+      const second = new Archiver({ engine, archive, maxBackoffMs: 200 });
+      second.start();
+      try {
+        for (const id of missed) await until(async () => (await archive.head(id)) !== undefined, 30_000, `${id} archived by the sweep`);
+        expect(second.stats()).toMatchObject({ sweeps: 1, lost: 0 });
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await archive.close();
+      await engine.close();
+    }
+  });
+});
