@@ -122,6 +122,10 @@ describe("the operations page in a real browser, on a distributed deployment", (
     await page.locator(`#workers tbody tr[data-worker="${survivor}"] li[data-id="${takenOver}"]`).waitFor({ timeout: 60_000 });
     expect(await page.locator(`#workers tbody tr[data-worker="${survivor}"]`).getAttribute("data-reporting")).toBe("true");
     expect(await page.locator(`#breakers tbody tr[data-provider="stalling"]`).count()).toBeGreaterThan(0);
+    // The killed worker says nothing more: late first, then gone from the reports (the logs still name it).
+    await page
+      .locator(`#workers tbody tr[data-worker="${holder}"]:is([data-late="true"], [data-reporting="false"])`)
+      .waitFor({ timeout: 60_000 });
     await saveScreenshot(page, SHOTS.overview);
 
     // By status, model and time: the finished answer, and neither live one.

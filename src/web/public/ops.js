@@ -20,6 +20,11 @@ import { keyForm, keyHeaders, refusalOf } from "./api-key.js";
 
 const REFRESH_MS = 2000;
 const SEARCH_LIMIT = 50;
+/**
+ * A worker reports every 2 s and its report stands 10 s: one not heard from for this long has
+ * probably died, and its leases will be taken over once they expire.
+ */
+const LATE_REPORT_MS = 5000;
 
 const ui = {
   problem: /** @type {HTMLElement} */ (document.getElementById("problem")),
@@ -182,9 +187,11 @@ function renderWorkers(view, reports) {
         item.append(answerLink(lease.id), ` · fence ${lease.fence} · ${duration(now - Date.parse(lease.since))}`);
         leases.append(item);
       }
+      const silentMs = report ? now - Date.parse(report.seenAt) : 0;
+      const late = silentMs > LATE_REPORT_MS;
       const row = tableRow([
         name,
-        report ? `${duration(now - Date.parse(report.seenAt))} ago` : "not reporting (stopped or dead)",
+        report ? `${duration(silentMs)} ago${late ? " (late: stopped or dead?)" : ""}` : "not reporting (stopped or dead)",
         report ? leases : "—",
         counts ? number(counts.attempts) : "—",
         counts ? number(counts.takeovers) : "—",
@@ -192,6 +199,7 @@ function renderWorkers(view, reports) {
       ]);
       row.dataset.worker = name;
       row.dataset.reporting = String(report !== undefined);
+      row.dataset.late = String(late);
       return row;
     }),
   );
