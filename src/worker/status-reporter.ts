@@ -6,6 +6,8 @@ import type { Logger } from "../observability/logger.ts";
 export const REPORT_EVERY_MS = 2_000;
 /** How long a report stands: a worker silent for this long (killed, cut off) is no longer listed. */
 export const REPORT_TTL_MS = 10_000;
+/** The longest a stop waits for the last report and its withdrawal. */
+const STOP_WAIT_MS = 1_000;
 
 export interface StatusReporterOptions {
   readonly store: WorkerStatusStore;
@@ -41,11 +43,20 @@ export class StatusReporter {
     this.#timer.unref();
   }
 
-  /** Stops reporting and withdraws the report: a worker that stops is gone from `/ops` at once. */
+  /**
+   * Stops reporting and withdraws the report: a worker that stops is gone from `/ops` at once. A
+   * store that does not answer (Redis down: its client retries for tens of seconds) holds the stop
+   * for {@link STOP_WAIT_MS} at most; the report then expires by itself.
+   */
   async stop(): Promise<void> {
     clearInterval(this.#timer);
-    await this.#reporting;
-    await this.#options.store.remove(this.#options.worker).catch(() => undefined);
+    const withdraw = (async () => {
+      await this.#reporting;
+      await this.#options.store.remove(this.#options.worker).catch(() => undefined);
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([withdraw, new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   #report(): Promise<void> {
