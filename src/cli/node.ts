@@ -1,6 +1,8 @@
 import type { Engine } from "../engine/port.ts";
 import { withArchive } from "../engine/archive/archived-engine.ts";
 import { Archiver } from "../engine/archive/archiver.ts";
+import { openReadModelStore } from "../gateway/read-models/open-store.ts";
+import type { ReadModelStore } from "../projections/store/port.ts";
 import { archiveConfigOf, openArchive } from "../engine/archive/open-archive.ts";
 import type { Archive } from "../engine/archive/port.ts";
 import { openEngine, type EngineConfig } from "../engine/open-engine.ts";
@@ -76,6 +78,14 @@ export async function startNode(
     await Promise.all([engine.close().catch(() => undefined), keys?.close()]);
     throw error;
   }
+  // The read models behind /ops (decision 037): each gateway projects the logs into them.
+  let readModels: ReadModelStore | undefined;
+  try {
+    readModels = roles.gateway ? await openReadModelStore(config, { budgetMs: config.engineRetryMs, logger }) : undefined;
+  } catch (error) {
+    await Promise.all([engine.close().catch(() => undefined), keys?.close(), archive?.close()]);
+    throw error;
+  }
   const metrics = new Metrics();
   // The distributed mode counts every gateway's requests in Redis, so N gateways enforce one limit.
   const engineConfig = engineConfigOf(config);
@@ -119,6 +129,7 @@ export async function startNode(
         workerStatus.close(),
         keys?.close(),
         archive?.close(),
+        readModels?.close(),
         limitCounters?.quit().catch(() => undefined),
       ]);
       throw error;
@@ -134,6 +145,7 @@ export async function startNode(
       ...(streams ? { streams } : {}),
       ...(keys ? { keys } : {}),
       workers: workerStatus,
+      ...(readModels ? { readModels: { store: readModels, stuckAfterMs: config.stuckAfterMs } } : {}),
       corsOrigins: config.corsOrigins === "" ? [] : config.corsOrigins.split(",").map((o) => o.trim()),
       limits: {
         requestsPerMinute: config.requestsPerMinute,
@@ -162,6 +174,7 @@ export async function startNode(
         workerStatus.close(),
         metricsServer?.close(),
         archive?.close(),
+        readModels?.close(),
         limitCounters?.quit().catch(() => undefined),
       ]);
       throw error;
@@ -215,6 +228,7 @@ export async function startNode(
           workerStatus.close(),
           metricsServer?.close(),
           archive?.close(),
+          readModels?.close(),
           limitCounters?.quit().catch(() => undefined),
         ]);
         logger.info("lifeline stopped");
