@@ -23,6 +23,7 @@ const FLEETS = [
   "test/gateway/durable-streams/conformance-*.test.ts",
   "test/observability/distributed-traces.test.ts",
   "test/postgres-harness.test.ts",
+  "test/projections/stores/**/*.test.ts",
   "test/redis-harness.test.ts",
   "test/web/**/*.test.ts",
 ];

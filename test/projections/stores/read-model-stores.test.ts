@@ -1,0 +1,208 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import type { Entry } from "../../../src/core/entries.ts";
+import { MemoryEngine } from "../../../src/engine/memory/memory-engine.ts";
+import { readLog } from "../../../src/engine/read-log.ts";
+import { openPostgresReadModels } from "../../../src/gateway/read-models/postgres-store.ts";
+import { SqliteReadModelStore } from "../../../src/gateway/read-models/sqlite-store.ts";
+import { countModels, countWorkers } from "../../../src/projections/store/counts.ts";
+import { MemoryReadModelStore } from "../../../src/projections/store/memory.ts";
+import type { ReadModelStore } from "../../../src/projections/store/port.ts";
+import { projectGeneration, type ProjectedGeneration } from "../../../src/projections/summary.ts";
+import { postgresAvailable, requirePostgres, startPostgres, type PostgresServer } from "../../support/postgres-harness.ts";
+import { tempDir } from "../../support/temp-dir.ts";
+import { never } from "../../support/waits.ts";
+
+/**
+ * One suite for every read-model store (decision 037): a row moves only forward (applying the
+ * same fold or an older one changes nothing), the counts are the sums of the rows, the search
+ * pages newest first, and positions are kept, on memory, sqlite and PostgreSQL alike.
+ */
+
+interface Adapter {
+  readonly name: string;
+  open(): Promise<{ store: ReadModelStore; reopen(): Promise<ReadModelStore> }>;
+  readonly needsPostgres?: boolean;
+}
+
+let pgServer: PostgresServer | undefined;
+let databases = 0;
+const dirs: { remove(): void }[] = [];
+
+const ADAPTERS: Adapter[] = [
+  {
+    name: "memory",
+    open: async () => {
+      const store = new MemoryReadModelStore();
+      return { store, reopen: async () => store };
+    },
+  },
+  {
+    name: "sqlite",
+    open: async () => {
+      const dir = tempDir("lifeline-projections-");
+      dirs.push(dir);
+      return { store: new SqliteReadModelStore(dir.path), reopen: async () => new SqliteReadModelStore(dir.path) };
+    },
+  },
+  {
+    name: "postgres",
+    needsPostgres: true,
+    open: async () => {
+      if (!pgServer) throw new Error("no PostgreSQL");
+      const url = await pgServer.createDatabase(`read_models_${++databases}`);
+      return { store: await openPostgresReadModels({ url }), reopen: () => openPostgresReadModels({ url }) };
+    },
+  },
+];
+
+beforeAll(async () => void (postgresAvailable() ? (pgServer = await startPostgres()) : undefined));
+afterAll(async () => {
+  await pgServer?.stop();
+  for (const dir of dirs) dir.remove();
+});
+
+/** Logs of every shape, written through a real (memory) engine: completed, failed, cancelled, taken over, retried, running. */
+async function logs(): Promise<Map<string, Entry[]>> {
+  const engine = new MemoryEngine();
+  const out = new Map<string, Entry[]>();
+  const request = (content: string, model = "sim") => ({ model, messages: [{ role: "user" as const, content }] });
+  const run = async (content: string, model: string, write: (id: string, f: number, takeover: () => Promise<number>) => Promise<void>) => {
+    const { id } = await engine.create(request(content, model), { tenant: "acme" });
+    const claim = await engine.claim("w1", 20, never);
+    if (claim?.id !== id) throw new Error("claimed another job");
+    await write(id, claim.fence, async () => {
+      const next = await engine.claim("w2", 60_000, never);
+      if (next?.id !== id) throw new Error("no takeover");
+      return next.fence;
+    });
+    out.set(id, await readLog(engine, id));
+  };
+  await run("completed", "sim", async (id, f) => {
+    await engine.append(id, f, 2, [
+      { type: "started", attempt: f, worker: "w1", model: "sim" },
+      { type: "delta", attempt: f, text: "hi" },
+      { type: "completed", attempt: f, finishReason: "stop", usage: { promptTokens: 2, completionTokens: 1 } },
+    ]);
+  });
+  await run("failed", "sim", async (id, f) => {
+    await engine.append(id, f, 2, [
+      { type: "started", attempt: f, worker: "w1", model: "sim" },
+      {
+        type: "retrying",
+        attempt: f,
+        error: { code: "model_unavailable", message: "every provider of sim is failing (circuit open)" },
+        delayMs: 0,
+      },
+      { type: "started", attempt: f, worker: "w1", model: "sim-b" },
+      { type: "failed", attempt: f, error: { code: "model_timeout", message: "slow" } },
+    ]);
+  });
+  await run("taken over", "other", async (id, f, takeover) => {
+    await engine.append(id, f, 2, [{ type: "started", attempt: f, worker: "w1", model: "other" }]);
+    const g = await takeover();
+    await engine.append(id, g, 3, [
+      { type: "started", attempt: g, worker: "w2", model: "other" },
+      { type: "delta", attempt: g, text: "x" },
+      { type: "completed", attempt: g, finishReason: "stop", usage: { promptTokens: 1, completionTokens: 1 } },
+    ]);
+  });
+  await run("cancelled", "sim", async (id) => {
+    await engine.cancel(id);
+  });
+  await run("running", "sim", async (id, f) => {
+    await engine.append(id, f, 2, [{ type: "started", attempt: f, worker: "w1", model: "sim" }]);
+  });
+  await engine.close();
+  return out;
+}
+
+for (const adapter of ADAPTERS) {
+  describe(`read-model store: ${adapter.name}`, () => {
+    let store: ReadModelStore;
+    let reopen: () => Promise<ReadModelStore>;
+    const opened: ReadModelStore[] = [];
+    let all: Map<string, Entry[]>;
+
+    beforeEach(async (ctx) => {
+      if (adapter.needsPostgres) requirePostgres(ctx);
+      ({ store, reopen } = await adapter.open());
+      opened.push(store);
+      all = await logs();
+      return async () => {
+        for (const s of opened.splice(0)) await s.close();
+      };
+    });
+
+    const folds = (): ProjectedGeneration[] => [...all].map(([id, entries]) => projectGeneration(id, entries));
+
+    test("keeps each fold as it was given, and counts per model, per failure and per worker as sums of the rows", async () => {
+      for (const g of folds()) expect(await store.apply(g)).toBe(true);
+      const byId = (rows: ProjectedGeneration[]) => [...rows].sort((a, b) => (a.summary.id < b.summary.id ? -1 : 1));
+      expect(await store.all()).toEqual(byId(folds()));
+      expect(await store.models()).toEqual(countModels(folds()));
+      expect(await store.workers()).toEqual(countWorkers(folds()));
+      const models = await store.models();
+      expect(models.find((m) => m.model === "sim" && m.provider === "sim-b")).toMatchObject({
+        answers: 1,
+        failed: 1,
+        retries: 1,
+        breakerOpens: 1,
+        failuresByCode: { model_timeout: 1 },
+      });
+      expect((await store.workers()).find((w) => w.worker === "w2")).toMatchObject({ attempts: 1, takeovers: 1, finished: 1 });
+      expect(await store.failuresSince("2000-01-01T00:00:00.000Z")).toEqual([{ code: "model_timeout", count: 1 }]);
+      expect(await store.failuresSince("2999-01-01T00:00:00.000Z")).toEqual([]);
+      expect((await store.live()).map((l) => l.summary.status)).toEqual(["running"]);
+      const other = await reopen();
+      if (other !== store) opened.push(other);
+      expect(await other.all()).toEqual(await store.all());
+    });
+
+    test("a row only moves forward: the same fold, or a fold of less of the log, changes nothing", async () => {
+      const [id, entries] = [...all].find(([, e]) => e.at(-1)?.type === "completed")!;
+      expect(await store.apply(projectGeneration(id, entries.slice(0, 2)))).toBe(true);
+      expect(await store.appliedOffset(id)).toBe(2);
+      expect(await store.apply(projectGeneration(id, entries))).toBe(true);
+      expect(await store.apply(projectGeneration(id, entries))).toBe(false);
+      expect(await store.apply(projectGeneration(id, entries.slice(0, 3)))).toBe(false);
+      expect(await store.all()).toEqual([projectGeneration(id, entries)]);
+      expect(await store.appliedOffset(id)).toBe(entries.length);
+      expect(await store.appliedOffset("gen_00000000000000000000000000")).toBe(0);
+    });
+
+    test("searches newest first by status, model and time, page by page", async () => {
+      for (const g of folds()) await store.apply(g);
+      const newest = folds()
+        .map((g) => g.summary)
+        .sort((a, b) => (a.createdAt === b.createdAt ? (a.id < b.id ? 1 : -1) : a.createdAt < b.createdAt ? 1 : -1));
+      const seen: string[] = [];
+      let before: { createdAt: string; id: string } | undefined;
+      for (;;) {
+        const page = await store.search({ limit: 2, ...(before ? { before } : {}) });
+        seen.push(...page.generations.map((s) => s.id));
+        const last = page.generations.at(-1);
+        if (!page.more || !last) break;
+        before = { createdAt: last.createdAt, id: last.id };
+      }
+      expect(seen).toEqual(newest.map((s) => s.id));
+      expect((await store.search({ limit: 10, status: "cancelled" })).generations.map((s) => s.status)).toEqual(["cancelled"]);
+      expect((await store.search({ limit: 10, model: "other" })).generations).toHaveLength(1);
+      expect((await store.search({ limit: 10, id: newest[0]!.id })).generations.map((s) => s.id)).toEqual([newest[0]!.id]);
+      expect((await store.search({ limit: 10, since: "2999-01-01T00:00:00.000Z" })).generations).toEqual([]);
+      expect((await store.search({ limit: 10, until: "2000-01-01T00:00:00.000Z" })).generations).toEqual([]);
+    });
+
+    test("keeps the feed position per reader, and clear drops rows and positions", async () => {
+      expect(await store.position("projector")).toBeUndefined();
+      await store.setPosition("projector", "17");
+      await store.setPosition("projector", "1732-0");
+      expect(await store.position("projector")).toBe("1732-0");
+      for (const g of folds()) await store.apply(g);
+      await store.clear();
+      expect(await store.all()).toEqual([]);
+      expect(await store.models()).toEqual([]);
+      expect(await store.workers()).toEqual([]);
+      expect(await store.position("projector")).toBeUndefined();
+    });
+  });
+}
