@@ -11,7 +11,7 @@ import type { WorkerStatus } from "../../src/engine/workers/port.ts";
 import { startSimLlmProcess, type SimLlmProcess } from "../support/sim-llm-process.ts";
 import { promtool, requirePrometheus, startPrometheus, type PrometheusServer } from "../support/prometheus.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
-import { simRequest } from "../support/sim-answer.ts";
+import { simRequest, simText } from "../support/sim-answer.ts";
 import { readEvents } from "../support/sse-client.ts";
 import { tempDir } from "../support/temp-dir.ts";
 import { expressions, metricNames } from "./dashboard.ts";
@@ -129,6 +129,21 @@ describe("the alerts, on a real Prometheus scraping a distributed deployment dri
     expect(res.status).toBe(201);
     return ((await res.json()) as { id: string }).id;
   };
+  /**
+   * Does to a log what a failover to a replica that lagged does: the entries after `keepThrough`
+   * are gone and the log's head says so, in one script so that a worker appending meanwhile cannot
+   * slip an entry in between. Returns the last offset the log had (`Infinity` keeps everything).
+   */
+  const loseEntriesAfter = async (id: string, keepThrough: number): Promise<number> => {
+    const keys = new RedisKeys(prefix);
+    const raw = new Redis(redis.url);
+    try {
+      const last = await raw.eval(LOSE_ENTRIES, 2, keys.log(id), keys.meta(id), Number.isFinite(keepThrough) ? keepThrough : -1);
+      return Number(last);
+    } finally {
+      raw.disconnect();
+    }
+  };
   const statusOf = async (id: string): Promise<string> =>
     ((await (await fetch(`${gateway.url}${routes.generation(id)}`)).json()) as { status: string }).status;
 
@@ -179,19 +194,30 @@ describe("the alerts, on a real Prometheus scraping a distributed deployment dri
     const read = await readEvents(gateway.url, id);
     const cursor = read.messages.at(-1)!.id!;
     // What a failover to a replica that lagged does to a log: its newest entries are gone.
-    const raw = new Redis(redis.url);
-    try {
-      const keys = new RedisKeys(prefix);
-      const last = Number(await raw.hget(keys.meta(id), "last"));
-      await raw.xdel(keys.log(id), ...Array.from({ length: last - 2 }, (_, i) => `${3 + i}-0`));
-      await raw.xsetid(keys.log(id), "2-0");
-      await raw.hset(keys.meta(id), "last", 2);
-    } finally {
-      raw.disconnect();
-    }
+    await loseEntriesAfter(id, 2);
     const resumed = await readEvents(gateway.url, id, { from: cursor, cutAfter: 1 });
     expect(resumed.messages[0]?.event).toBe("reset");
     await waitForFiring("LifelineRedisReset");
+  }, 240_000);
+
+  it("the alert's other half: a worker that finds its log shorter than it wrote repairs it, and the repairs reach Prometheus", async () => {
+    const repaired = async (): Promise<number> => {
+      const { result } = await prometheus.api<{ result: { value: [number, string] }[] }>("query", {
+        query: "sum(lifeline_repaired_entries_total)",
+      });
+      return Number(result[0]?.value[1] ?? 0);
+    };
+    expect(await repaired()).toBe(0);
+    const request = simRequest("repaired", { max_tokens: 120 });
+    const id = await start(request);
+    await until(async () => (await loseEntriesAfter(id, Infinity)) >= 8, 60_000, "the answer to stream");
+    // Its newest entries vanish mid-answer, as in a failover to a replica that lagged.
+    await loseEntriesAfter(id, 4);
+    await until(async () => (await statusOf(id)) === "completed", 120_000, "the answer to complete");
+    const text = ((await (await fetch(`${gateway.url}${routes.generation(id)}`)).json()) as { text: string }).text;
+    expect(text).toBe(simText(request));
+    await until(async () => (await repaired()) > 0, ALERT_WAIT_MS, "repaired entries in Prometheus");
+    expect(await firing("LifelineRedisReset")).not.toEqual([]);
   }, 240_000);
 
   it("every expression of the Grafana dashboard parses and runs on this Prometheus, and names only metrics Lifeline exports", async () => {
@@ -204,6 +230,16 @@ describe("the alerts, on a real Prometheus scraping a distributed deployment dri
     }
   }, 120_000);
 });
+
+/** KEYS: log, meta; ARGV: the last offset to keep (-1: keep all). Returns the last offset the log had. */
+const LOSE_ENTRIES = `
+local last = tonumber(redis.call('HGET', KEYS[2], 'last'))
+local keep = tonumber(ARGV[1])
+if keep < 0 or keep >= last then return last end
+for offset = keep + 1, last do redis.call('XDEL', KEYS[1], offset .. '-0') end
+redis.call('XSETID', KEYS[1], keep .. '-0')
+redis.call('HSET', KEYS[2], 'last', keep)
+return last`;
 
 /** Where a worker started with LIFELINE_METRICS_PORT serves its metrics, as it said at start. */
 function metricsUrlOf(worker: LifelineProcess): string {
