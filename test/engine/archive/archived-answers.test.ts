@@ -249,3 +249,32 @@ describe("a gateway that was down while answers ended", () => {
     }
   });
 });
+
+describe("the embedded node", () => {
+  test("on the sqlite engine it archives its finished answers to PostgreSQL when given one", async (ctx) => {
+    requirePostgres(ctx);
+    if (!postgres) throw new Error("not started");
+    const url = await postgres.createDatabase("embedded");
+    const node = await startInProcess({ LIFELINE_ENGINE: "sqlite", LIFELINE_DATA_DIR: `${dir.path}/embedded`, LIFELINE_POSTGRES_URL: url });
+    const client = new pg.Client({ connectionString: url });
+    try {
+      const id = await startAnswer(node.url, "embedded");
+      await until(async () => JSON.parse(await text(`${node.url}/v1/generations/${id}`)).status === "completed", 30_000, `${id} completed`);
+      const live = await text(`${node.url}/v1/generations/${id}/events`);
+      await client.connect();
+      const archived = async (): Promise<string[]> =>
+        (
+          await client.query<{ entry: string }>('SELECT entry FROM archived_entries WHERE generation_id = $1 ORDER BY "offset"', [id])
+        ).rows.map((r) => r.entry);
+      await until(async () => (await archived()).length > 0, 30_000, `${id} archived`);
+      const dataLines = live
+        .split("\n")
+        .filter((line) => line.startsWith("data: "))
+        .map((line) => line.slice("data: ".length));
+      expect(await archived()).toEqual(dataLines);
+    } finally {
+      await client.end().catch(() => undefined);
+      await node.stop();
+    }
+  });
+});
