@@ -86,7 +86,8 @@ describe("the alerts, on a real Prometheus scraping a distributed deployment dri
       LIFELINE_REDIS_URL: redis.url,
       LIFELINE_REDIS_PREFIX: prefix,
       LIFELINE_CONFIG: config,
-      LIFELINE_LEASE_MS: "2000",
+      // Long enough that a loaded machine renews in time (a missed renewal would be a takeover of its own).
+      LIFELINE_LEASE_MS: "5000",
       LIFELINE_SIM_TOKENS_PER_SECOND: "10",
       // An answer silent for 2 s is stuck: the test need not wait out the 20 s default.
       LIFELINE_STUCK_AFTER_MS: "2000",
