@@ -3,13 +3,14 @@ import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Entry } from "../../src/core/entries.ts";
 import { useLifelineProcesses } from "../support/lifeline-processes.ts";
-import { startOtlpCollector, type OtlpCollector } from "../support/otlp-collector.ts";
+import { startOtlpCollector, type OtlpCollector, type ReceivedSpan } from "../support/otlp-collector.ts";
 import { otelEnv, spansOf, theSpan, tracedEnv } from "../support/otel-env.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
 import { simText } from "../support/sim-answer.ts";
 import { startSimLlmProcess, type SimLlmProcess } from "../support/sim-llm-process.ts";
 import { entriesOf, readEvents, startGeneration } from "../support/sse-client.ts";
 import { tempDir } from "../support/temp-dir.ts";
+import { until } from "../support/waits.ts";
 
 /*
  * Traces of the distributed mode (decision 040): a real gateway process and a real worker process
@@ -57,11 +58,12 @@ describe("traces across a gateway and a worker on Redis", () => {
     );
     return config;
   };
-  const deployment = (prefix: string, config: string) => ({
+  /** A deployment on the test's Redis under its own prefix; with the `flaky` model's config when given (else the built-in `sim`). */
+  const deployment = (prefix: string, config?: string) => ({
     LIFELINE_ENGINE: "redis",
     LIFELINE_REDIS_URL: redis!.url,
     LIFELINE_REDIS_PREFIX: `${prefix}${process.pid}`,
-    LIFELINE_CONFIG: config,
+    ...(config === undefined ? {} : { LIFELINE_CONFIG: config }),
   });
   const readAnswer = async (url: string, content: string): Promise<{ id: string; entries: Entry[] }> => {
     const id = await startGeneration(url, request(content));
@@ -116,6 +118,38 @@ describe("traces across a gateway and a worker on Redis", () => {
     expect(retriedCall.startNs).toBeGreaterThanOrEqual(retry.endNs);
     expect(retriedCall.attributes).toMatchObject({ "lifeline.model": "flaky", "lifeline.outcome": "completed", "lifeline.tokens": 16 });
     expect(retriedCall.statusCode).not.toBe(2);
+  });
+
+  it("an answer taken over after its worker was SIGKILLed stays one trace: the second worker's claim, with a higher attempt and marked a takeover, is the create span's child too", async () => {
+    const env = { ...deployment("takeover"), LIFELINE_LEASE_MS: "1000", LIFELINE_SIM_TOKENS_PER_SECOND: "20" };
+    const gateway = await start("gateway", { ...env, ...tracedEnv(collector) });
+    const first = await start("worker", { ...env, ...tracedEnv(collector), LIFELINE_WORKER_NAME: "first" });
+    const ask = { model: "sim", messages: [{ role: "user" as const, content: "taken over" }], max_tokens: 60 };
+    const id = await startGeneration(gateway.url, ask);
+    // Killed once it has written text: its run never ends, so its claim span is never sent.
+    await readEvents(gateway.url, id, { cutWhen: (m) => m.event === "delta" });
+    const startedByFirst = (span: ReceivedSpan) =>
+      span.attributes["lifeline.entry_type"] === "started" && span.attributes["lifeline.attempt"] === 1;
+    await until(() => spansOf(collector, id).some(startedByFirst), undefined, "the first worker's started append exported");
+    await first.kill();
+    const second = await start("worker", { ...env, ...tracedEnv(collector), LIFELINE_WORKER_NAME: "second" });
+    const entries = entriesOf((await readEvents(gateway.url, id)).messages);
+    expect(entries.map((e) => (e.type === "delta" ? e.text : "")).join("")).toBe(simText(ask));
+    expect(await second.terminate()).toBe(0);
+    expect(await gateway.terminate()).toBe(0);
+
+    const spans = spansOf(collector, id);
+    const create = theSpan(spans, "lifeline.create");
+    const claim = theSpan(spans, "lifeline.claim");
+    expect(claim).toMatchObject({ traceId: create.traceId, parentSpanId: create.spanId });
+    expect(claim.attributes).toMatchObject({
+      "lifeline.worker": "second",
+      "lifeline.takeover": true,
+      "lifeline.attempt": 2,
+      "lifeline.outcome": "completed",
+    });
+    // What the first worker ended (and exported) before it died, its started append, is in the same trace.
+    expect(theSpan(spans, "lifeline.append", startedByFirst).traceId).toBe(create.traceId);
   });
 
   it("a log created by an untraced gateway (no traceparent in it) is run by a traced worker: its spans start a trace of their own, with the generation id", async () => {
