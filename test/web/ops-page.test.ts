@@ -123,6 +123,8 @@ describe("the operations page in a real browser, on a distributed deployment", (
     await page.locator(`#workers tbody tr[data-worker="${survivor}"] li[data-id="${takenOver}"]`).waitFor({ timeout: 60_000 });
     expect(await page.locator(`#workers tbody tr[data-worker="${survivor}"]`).getAttribute("data-reporting")).toBe("true");
     expect(await page.locator(`#breakers tbody tr[data-provider="stalling"]`).count()).toBeGreaterThan(0);
+    await page.locator('#models tbody tr[data-model="stalls"]').waitFor({ timeout: 60_000 });
+    await page.locator('#models tbody tr[data-model="sim"]').waitFor({ timeout: 60_000 });
     // The killed worker says nothing more: late first, then gone from the reports (the logs still name it).
     await page
       .locator(`#workers tbody tr[data-worker="${holder}"]:is([data-late="true"], [data-reporting="false"])`)

@@ -10,8 +10,9 @@ import { keyForm, keyHeaders, refusalOf } from "./api-key.js";
  * @typedef {import("../../engine/workers/port.ts").WorkerStatus} WorkerStatus a worker's last report
  * @typedef {import("../../projections/summary.ts").Summary} Summary an answer as the read models keep it
  * @typedef {import("../../projections/store/port.ts").WorkerActivity} WorkerActivity a worker's part in the answers
+ * @typedef {import("../../projections/store/port.ts").ModelCounts} ModelCounts the answers of one model on one route
  * @typedef {Summary & { ageMs: number, lastEntryAt: string, stuck: boolean }} LiveSummary an answer that has not ended
- * @typedef {{ at: string, live: LiveSummary[], failuresLastHour: { code: string, count: number }[], workers: WorkerActivity[] }} Overview
+ * @typedef {{ at: string, live: LiveSummary[], failuresLastHour: { code: string, count: number }[], models: ModelCounts[], workers: WorkerActivity[] }} Overview
  *   the body of GET /v1/ops/overview (src/gateway/routes/ops-answers.ts; the page reads what it shows)
  * @typedef {{ generations: Summary[], next?: string }} SearchPage the body of GET /v1/ops/generations
  * @typedef {{ error?: { code?: string, message?: string } }} ErrorBody what the page reads of a refusal
@@ -35,6 +36,7 @@ const ui = {
   workerCount: /** @type {HTMLElement} */ (document.getElementById("worker-count")),
   breakers: /** @type {HTMLTableSectionElement} */ (document.querySelector("#breakers tbody")),
   failures: /** @type {HTMLTableSectionElement} */ (document.querySelector("#failures tbody")),
+  models: /** @type {HTMLTableSectionElement} */ (document.querySelector("#models tbody")),
   search: /** @type {HTMLFormElement} */ (document.getElementById("search")),
   results: /** @type {HTMLTableElement} */ (document.getElementById("results")),
   resultRows: /** @type {HTMLTableSectionElement} */ (document.querySelector("#results tbody")),
@@ -114,6 +116,7 @@ async function refresh() {
   if (view || reports) renderWorkers(view, reports);
   if (reports) renderBreakers(reports);
   if (view) renderFailures(view.failuresLastHour);
+  if (view) renderModels(view.models);
   ui.refreshed.textContent = `as of ${new Date(view?.at ?? Date.now()).toLocaleTimeString()}`;
   state.timer = setTimeout(() => void refresh(), REFRESH_MS);
 }
@@ -233,6 +236,26 @@ function renderFailures(failures) {
     }),
   );
   if (failures.length === 0) ui.failures.replaceChildren(emptyRow(2, "No answer failed in the last hour."));
+}
+
+/** @param {ModelCounts[]} models */
+function renderModels(models) {
+  ui.models.replaceChildren(
+    ...models.map((m) => {
+      const row = tableRow([
+        m.model,
+        m.provider,
+        number(m.answers),
+        number(m.completed),
+        number(m.failed),
+        number(m.retries),
+        number(m.breakerOpens),
+      ]);
+      row.dataset.model = m.model;
+      return row;
+    }),
+  );
+  if (models.length === 0) ui.models.replaceChildren(emptyRow(7, "No answer yet."));
 }
 
 /**
