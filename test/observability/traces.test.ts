@@ -1,4 +1,5 @@
-import { readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { createServer, type AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Entry } from "../../src/core/entries.ts";
@@ -8,7 +9,7 @@ import { startOtlpCollector, type OtlpCollector } from "../support/otlp-collecto
 import { otelEnv, spansOf, theSpan, tracedEnv } from "../support/otel-env.ts";
 import { runLifeline } from "../support/run-cli.ts";
 import { simRequest, simText } from "../support/sim-answer.ts";
-import { entriesOf, readEvents, startGeneration } from "../support/sse-client.ts";
+import { entriesOf, postJson, readEvents, startGeneration } from "../support/sse-client.ts";
 import { tempDir } from "../support/temp-dir.ts";
 import { until } from "../support/waits.ts";
 
@@ -36,6 +37,11 @@ describe("traces of an embedded node", () => {
   afterAll(async () => {
     await collector.close();
   });
+  const tempDirFor = (): string => {
+    const dir = tempDir();
+    dirs.push(dir);
+    return dir.path;
+  };
   const embedded = (env: Record<string, string>) => {
     const dir = tempDir();
     dirs.push(dir);
@@ -99,6 +105,66 @@ describe("traces of an embedded node", () => {
       "lifeline.outcome": "ended",
     });
     for (const span of [claim, call, deliver]) expect(span.endNs).toBeGreaterThanOrEqual(span.startNs);
+  });
+
+  it("a fallback is a second model call on the next route; a long-poll resumed from a cursor and the OpenAI door each deliver under the create span", async () => {
+    const config = join(tempDirFor(), "models.json");
+    writeFileSync(
+      config,
+      JSON.stringify({
+        providers: {
+          down: { type: "openai-compatible", baseUrl: `http://127.0.0.1:${await closedPort()}/v1` },
+          "stand-in": { type: "sim" },
+        },
+        models: { primary: { provider: "down", model: "x", fallbacks: ["backup"] }, backup: { provider: "stand-in" } },
+        retry: { maxAttempts: 1 },
+      }),
+    );
+    const node = await embedded(tracedEnv(collector, { LIFELINE_CONFIG: config }));
+    const ask = { model: "primary", messages: [{ role: "user" as const, content: "fall back" }], max_tokens: 8 };
+    const id = await startGeneration(node.url, ask);
+    const read = entriesOf((await readEvents(node.url, id)).messages);
+    expect(read.map((e) => (e.type === "delta" ? e.text : "")).join("")).toBe(simText(ask));
+    const poll = await fetch(new URL(`/v1/generations/${id}/poll?from=2&wait_ms=0`, node.url));
+    expect(poll.status).toBe(200);
+    await poll.arrayBuffer();
+    const door = await postJson(node.url, "/v1/chat/completions", { model: "backup", messages: [{ role: "user", content: "door" }] });
+    expect(door.status).toBe(200);
+    expect(await node.terminate()).toBe(0);
+
+    const spans = spansOf(collector, id);
+    const create = theSpan(spans, "lifeline.create");
+    const claim = theSpan(spans, "lifeline.claim");
+    const down = theSpan(spans, "lifeline.model_call", (s) => s.attributes["lifeline.call"] === 1);
+    const backup = theSpan(spans, "lifeline.model_call", (s) => s.attributes["lifeline.call"] === 2);
+    expect(down.attributes).toMatchObject({
+      "lifeline.model": "primary",
+      "lifeline.provider": "down",
+      "lifeline.route_index": 0,
+      "lifeline.fallback": false,
+      "lifeline.outcome": "failed",
+      "lifeline.error_code": "model_unavailable",
+    });
+    expect(backup.attributes).toMatchObject({
+      "lifeline.model": "backup",
+      "lifeline.provider": "sim", // a sim provider's name is its type
+      "lifeline.route_index": 1,
+      "lifeline.fallback": true,
+      "lifeline.outcome": "completed",
+    });
+    for (const call of [down, backup]) expect(call.parentSpanId).toBe(claim.spanId);
+    const polled = theSpan(spans, "lifeline.deliver", (s) => s.attributes["lifeline.transport"] === "long-poll");
+    expect(polled).toMatchObject({ parentSpanId: create.spanId, traceId: create.traceId });
+    expect(polled.attributes).toMatchObject({
+      "lifeline.from_offset": 2,
+      "lifeline.entries": read.length - 2,
+      "lifeline.outcome": "ended",
+    });
+    // The OpenAI door's answer: its delivery is under its generation's create span.
+    const doorDelivery = theSpan(collector.spans, "lifeline.deliver", (s) => s.attributes["lifeline.transport"] === "door");
+    const doorSpans = spansOf(collector, String(doorDelivery.attributes["lifeline.generation_id"]));
+    expect(doorDelivery.parentSpanId).toBe(theSpan(doorSpans, "lifeline.create").spanId);
+    expect(theSpan(doorSpans, "lifeline.model_call").attributes["lifeline.model"]).toBe("backup");
   });
 
   it("a malformed or all-zero traceparent from a client is no parent: the answer runs and its trace starts at the create span", async () => {
