@@ -4,9 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LifelineProcess } from "../../src/chaos/lifeline-process.ts";
 import type { Entry } from "../../src/core/entries.ts";
 import { routes } from "../../src/core/routes.ts";
+import { openPostgresReadModels } from "../../src/gateway/read-models/postgres-store.ts";
 import { SqliteReadModelStore } from "../../src/gateway/read-models/sqlite-store.ts";
 import type { ReadModelStore } from "../../src/projections/store/port.ts";
 import { useLifelineProcesses } from "../support/lifeline-processes.ts";
+import { postgresAvailable, requirePostgres, startPostgres, type PostgresServer } from "../support/postgres-harness.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
 import { runLifeline } from "../support/run-cli.ts";
 import { simRequest } from "../support/sim-answer.ts";
@@ -20,8 +22,8 @@ import { until } from "../support/waits.ts";
  * worker is SIGKILLed mid-answer, and retried after a model error — projected live by the gateway,
  * then dropped and rebuilt from the logs by `lifeline projections rebuild`: the rebuilt models
  * equal the live ones, and both equal counts this test computes on its own from the logs read
- * through the native HTTP API. On Redis (a gateway and worker processes) and on sqlite (the same
- * processes sharing one data file).
+ * through the native HTTP API. On Redis (a gateway and worker processes) with the read models in
+ * sqlite and in PostgreSQL, and on sqlite (the same processes sharing one data file).
  */
 
 interface Independent {
@@ -77,20 +79,23 @@ function countLog(entries: readonly Entry[]): Independent {
   return out;
 }
 
-const DEPLOYMENTS = ["redis", "sqlite"] as const;
+const DEPLOYMENTS = ["redis", "redis+postgres", "sqlite"] as const;
 
 for (const kind of DEPLOYMENTS) {
   describe(`projections rebuilt from the logs of a mixed workload: ${kind}`, () => {
     const launch = useLifelineProcesses();
     const dir = tempDir("lifeline-rebuild-");
     let redis: RedisServer | undefined;
+    let postgres: PostgresServer | undefined;
     let sim: SimLlmProcess | undefined;
     let env: Record<string, string>;
 
     beforeAll(async () => {
-      if (kind === "redis" && !redisAvailable()) return;
-      [redis, sim] = await Promise.all([
-        kind === "redis" ? startStandalone() : Promise.resolve(undefined),
+      const onRedis = kind !== "sqlite";
+      if ((onRedis && !redisAvailable()) || (kind === "redis+postgres" && !postgresAvailable())) return;
+      [redis, postgres, sim] = await Promise.all([
+        onRedis ? startStandalone() : Promise.resolve(undefined),
+        kind === "redis+postgres" ? startPostgres() : Promise.resolve(undefined),
         // The first two calls fail with 503 (retried), then it answers.
         startSimLlmProcess(["--fault", "error", "--fault-status", "503", "--fault-count", "2", "--tokens-per-second", "max"]),
       ]);
@@ -111,18 +116,21 @@ for (const kind of DEPLOYMENTS) {
         LIFELINE_DATA_DIR: join(dir.path, "data"),
         LIFELINE_LEASE_MS: "1500",
         LIFELINE_SIM_TOKENS_PER_SECOND: "20",
-        ...(kind === "redis"
+        ...(onRedis
           ? { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: redis!.url, LIFELINE_REDIS_PREFIX: `rebuild${process.pid}` }
           : { LIFELINE_ENGINE: "sqlite" }),
+        // With a PostgreSQL URL, the read models (and the archive) are there, shared by every gateway.
+        ...(postgres ? { LIFELINE_POSTGRES_URL: postgres.url } : {}),
       };
     }, 120_000);
     afterAll(async () => {
-      await Promise.all([sim?.stop(), redis?.stop()]);
+      await Promise.all([sim?.stop(), redis?.stop(), postgres?.stop()]);
       dir.remove();
     });
 
     it("the rebuilt read models equal the live ones and the counts of the logs", async (ctx) => {
-      if (kind === "redis") requireRedis(ctx);
+      if (kind !== "sqlite") requireRedis(ctx);
+      if (kind === "redis+postgres") requirePostgres(ctx);
       const gateway = await launch("gateway", env);
       const doomed = await launch("worker", { ...env, LIFELINE_WORKER_NAME: "doomed" });
       const url = gateway.url;
@@ -160,7 +168,9 @@ for (const kind of DEPLOYMENTS) {
       expect([...counted.values()].some((c) => c.retries > 0)).toBe(true);
 
       // The live projection catches up with every log.
-      const store: ReadModelStore = new SqliteReadModelStore(env.LIFELINE_DATA_DIR!);
+      const store: ReadModelStore = postgres
+        ? await openPostgresReadModels({ url: postgres.url })
+        : new SqliteReadModelStore(env.LIFELINE_DATA_DIR!);
       try {
         await until(
           async () => {
@@ -174,7 +184,7 @@ for (const kind of DEPLOYMENTS) {
 
         const run = await runLifeline(["projections", "rebuild", "--json"], { ...env });
         expect(run.status, run.stderr).toBe(0);
-        expect(JSON.parse(run.stdout)).toMatchObject({ store: "sqlite", generations: ids.length });
+        expect(JSON.parse(run.stdout)).toMatchObject({ store: postgres ? "postgres" : "sqlite", generations: ids.length });
         const rebuilt = { all: await store.all(), models: await store.models(), workers: await store.workers() };
         expect(rebuilt).toEqual(live);
 
