@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Scope } from "../../src/core/api-keys.ts";
+import { KeyRing } from "../../src/engine/keys/key-ring.ts";
+import { SqliteKeyStore } from "../../src/engine/keys/sqlite.ts";
 import { routes } from "../../src/core/routes.ts";
 import { MemoryEngine } from "../../src/engine/memory/memory-engine.ts";
 import { Gateway } from "../../src/gateway/gateway.ts";
@@ -9,6 +12,7 @@ import { MemoryReadModelStore } from "../../src/projections/store/memory.ts";
 import type { Summary } from "../../src/projections/summary.ts";
 import { startInProcess } from "../support/in-process.ts";
 import { simRequest } from "../support/sim-answer.ts";
+import { tempDir } from "../support/temp-dir.ts";
 import { never, until } from "../support/waits.ts";
 
 type Node = Awaited<ReturnType<typeof startInProcess>>;
@@ -126,5 +130,55 @@ describe("a stuck answer", () => {
     await engine.cancel(id);
     await until(async () => (await live()).length === 0, 30_000, "no live answer");
     await until(async () => (await gauge()) === "0", 30_000, "lifeline_stuck_answers 0");
+  });
+});
+
+describe("the ops answer routes in a deployment with keys", () => {
+  const data = tempDir();
+  let node: Node;
+  const keys: Record<string, string> = {};
+  beforeAll(async () => {
+    const store = new SqliteKeyStore({ dataDir: data.path });
+    const ring = new KeyRing(store);
+    const make = async (name: string, scopes: Scope[]) => (keys[name] = (await ring.create("acme", scopes)).key);
+    await make("tenant", ["generations:create", "generations:read"]);
+    await make("admin", ["admin"]);
+    await store.close();
+    node = await startInProcess({ LIFELINE_ENGINE: "sqlite", LIFELINE_DATA_DIR: data.path });
+  });
+  afterAll(async () => {
+    await node?.stop();
+    data.remove();
+  });
+
+  it("answer an admin key, and refuse a tenant's key (403 forbidden) and a caller without one (401)", async () => {
+    for (const path of [routes.opsOverview(), `${routes.opsGenerations()}?limit=5`]) {
+      const asAdmin = await fetch(`${node.url}${path}`, { headers: { authorization: `Bearer ${keys.admin}` } });
+      expect(asAdmin.status, path).toBe(200);
+      const asTenant = await fetch(`${node.url}${path}`, { headers: { authorization: `Bearer ${keys.tenant}` } });
+      expect(asTenant.status, path).toBe(403);
+      expect(((await asTenant.json()) as { error: { code: string } }).error.code).toBe("forbidden");
+      const anonymous = await fetch(`${node.url}${path}`);
+      expect(anonymous.status, path).toBe(401);
+    }
+  });
+
+  it("summarise a tenant's answer with its tenant, in the sqlite read models of the data dir", async () => {
+    const res = await fetch(`${node.url}${routes.generations()}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${keys.tenant}` },
+      body: JSON.stringify(simRequest("a tenant's answer", { max_tokens: 4 })),
+    });
+    const { id } = (await res.json()) as { id: string };
+    const found = async () =>
+      (
+        (await (
+          await fetch(`${node.url}${routes.opsGenerations()}?id=${id}`, { headers: { authorization: `Bearer ${keys.admin}` } })
+        ).json()) as {
+          generations: Summary[];
+        }
+      ).generations[0];
+    await until(async () => (await found())?.status === "completed", 60_000, "the answer summarised as completed");
+    expect(await found()).toMatchObject({ id, tenant: "acme", model: "sim", attempts: 1 });
   });
 });
