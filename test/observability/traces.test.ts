@@ -2,6 +2,10 @@ import { readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path";
 import { createServer, type AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
+import { checkFollow } from "../../src/chaos/follow-check.ts";
+import type { WebSocketConstructor } from "../../src/client/ws-transport.ts";
+import { createClient } from "../../src/client/index.ts";
 import type { Entry } from "../../src/core/entries.ts";
 import { parseTraceparent } from "../../src/observability/trace-context.ts";
 import { useLifelineProcesses } from "../support/lifeline-processes.ts";
@@ -107,7 +111,7 @@ describe("traces of an embedded node", () => {
     for (const span of [claim, call, deliver]) expect(span.endNs).toBeGreaterThanOrEqual(span.startNs);
   });
 
-  it("a fallback is a second model call on the next route; a long-poll resumed from a cursor and the OpenAI door each deliver under the create span", async () => {
+  it("a fallback is a second model call on the next route; a long-poll resumed from a cursor, a WebSocket and the OpenAI door each deliver under the create span", async () => {
     const config = join(tempDirFor(), "models.json");
     writeFileSync(
       config,
@@ -128,6 +132,10 @@ describe("traces of an embedded node", () => {
     const poll = await fetch(new URL(`/v1/generations/${id}/poll?from=2&wait_ms=0`, node.url));
     expect(poll.status).toBe(200);
     await poll.arrayBuffer();
+    const client = createClient({ baseUrl: node.url, transports: ["websocket"], WebSocket: WebSocket as unknown as WebSocketConstructor });
+    const overWebSocket = await checkFollow(client.follow(id));
+    client.close();
+    expect(overWebSocket.text).toBe(simText(ask));
     const door = await postJson(node.url, "/v1/chat/completions", { model: "backup", messages: [{ role: "user", content: "door" }] });
     expect(door.status).toBe(200);
     expect(await node.terminate()).toBe(0);
@@ -160,6 +168,9 @@ describe("traces of an embedded node", () => {
       "lifeline.entries": read.length - 2,
       "lifeline.outcome": "ended",
     });
+    const socket = theSpan(spans, "lifeline.deliver", (s) => s.attributes["lifeline.transport"] === "websocket");
+    expect(socket).toMatchObject({ parentSpanId: create.spanId, traceId: create.traceId });
+    expect(socket.attributes).toMatchObject({ "lifeline.from_offset": 0, "lifeline.entries": read.length, "lifeline.outcome": "ended" });
     // The OpenAI door's answer: its delivery is under its generation's create span.
     const doorDelivery = theSpan(collector.spans, "lifeline.deliver", (s) => s.attributes["lifeline.transport"] === "door");
     const doorSpans = spansOf(collector, String(doorDelivery.attributes["lifeline.generation_id"]));
