@@ -1,0 +1,77 @@
+import { describe, expect, it } from "vitest";
+import type { GenerationRequest } from "../../src/core/entries.ts";
+import { MemoryEngine } from "../../src/engine/memory/memory-engine.ts";
+import { readLog } from "../../src/engine/read-log.ts";
+import { PROJECTOR_READER, Projector } from "../../src/gateway/read-models/projector.ts";
+import { rebuildReadModels } from "../../src/gateway/read-models/rebuild.ts";
+import { MemoryReadModelStore } from "../../src/projections/store/memory.ts";
+import { projectGeneration } from "../../src/projections/summary.ts";
+import { never, until } from "../support/waits.ts";
+
+const request = (content: string): GenerationRequest => ({ model: "sim", messages: [{ role: "user", content }] });
+
+/** Runs one answer to its end on `engine` as a worker would: claim, started, a delta, completed. */
+async function answer(engine: MemoryEngine, content: string): Promise<string> {
+  const { id } = await engine.create(request(content));
+  const claim = await engine.claim("w", 60_000, never);
+  if (claim?.id !== id) throw new Error("claimed another job");
+  const f = claim.fence;
+  await engine.append(id, f, 2, [
+    { type: "started", attempt: f, worker: "w", model: "sim" },
+    { type: "delta", attempt: f, text: content },
+    { type: "completed", attempt: f, finishReason: "stop", usage: { promptTokens: 1, completionTokens: 1 } },
+  ]);
+  return id;
+}
+
+/** What the store should hold: every log of `ids` folded whole. */
+async function expected(engine: MemoryEngine, ids: readonly string[]) {
+  const rows = await Promise.all(ids.map(async (id) => projectGeneration(id, await readLog(engine, id))));
+  return rows.sort((a, b) => (a.summary.id < b.summary.id ? -1 : 1));
+}
+
+describe("the projector", () => {
+  it("follows the feed to every log's end, resumes from its position after a restart, and a rebuild gives the same rows", async () => {
+    const engine = new MemoryEngine();
+    const store = new MemoryReadModelStore();
+    const ids = [await answer(engine, "one"), await answer(engine, "two")];
+    const first = new Projector({ engine, store, stuckAfterMs: 60_000 });
+    first.start();
+    await until(async () => (await store.all()).length === 2 && (await store.position(PROJECTOR_READER)) !== undefined, 30_000, "two rows");
+    await first.stop();
+    const stoppedAt = await store.position(PROJECTOR_READER);
+
+    // Answers while no projector runs are applied by the next one, from the position kept.
+    ids.push(await answer(engine, "three"));
+    const second = new Projector({ engine, store, stuckAfterMs: 60_000 });
+    second.start();
+    await until(async () => (await store.all()).length === 3, 30_000, "the third row after the restart");
+    await until(async () => (await store.position(PROJECTOR_READER)) !== stoppedAt, 30_000, "the position moved on");
+    await second.stop();
+    expect(await store.all()).toEqual(await expected(engine, ids));
+
+    // Applying every log again changes nothing.
+    const again = new Projector({ engine, store, stuckAfterMs: 60_000 });
+    expect(await again.projectAll()).toBe(0);
+    const live = await store.all();
+    const position = await store.position(PROJECTOR_READER);
+    expect(await rebuildReadModels(engine, store)).toEqual({ generations: 3, position });
+    expect(await store.all()).toEqual(live);
+    expect(await store.position(PROJECTOR_READER)).toBe(position);
+    await engine.close();
+  });
+
+  it("folds every log again when the feed dropped records it had not read", async () => {
+    const engine = new MemoryEngine({ feedLimit: 2 });
+    const store = new MemoryReadModelStore();
+    // Six records (three per answer) written before any projector: the first four are gone.
+    const ids = [await answer(engine, "early"), await answer(engine, "late")];
+    expect((await engine.changes(undefined, 10)).gap).toBe(true);
+    const projector = new Projector({ engine, store, stuckAfterMs: 60_000 });
+    projector.start();
+    await until(async () => (await store.all()).length === 2, 30_000, "both rows, the early one from the refold");
+    await projector.stop();
+    expect(await store.all()).toEqual(await expected(engine, ids));
+    await engine.close();
+  });
+});
