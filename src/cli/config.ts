@@ -123,7 +123,7 @@ const OPTIONS = {
     env: "LIFELINE_READ_MODELS",
     flag: "read-models",
     default: "auto",
-    doc: "Where the read models behind /ops are kept (docs/operations.md): postgres, sqlite (projections.db in the data dir), memory, or auto (postgres when LIFELINE_POSTGRES_URL is set, memory with the memory engine, else sqlite).",
+    doc: "Where the read models behind /ops are kept (docs/operations.md): postgres, sqlite (projections.db in the data dir; projections-redis-<prefix>.db with Redis), memory, or auto (postgres when LIFELINE_POSTGRES_URL is set, memory with the memory engine, else sqlite).",
     schema: z.enum(["auto", "sqlite", "postgres", "memory"]),
   },
   stuckAfterMs: {

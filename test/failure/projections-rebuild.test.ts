@@ -5,6 +5,7 @@ import type { LifelineProcess } from "../../src/chaos/lifeline-process.ts";
 import type { Entry } from "../../src/core/entries.ts";
 import { routes } from "../../src/core/routes.ts";
 import { openPostgresReadModels } from "../../src/gateway/read-models/postgres-store.ts";
+import { readModelFileOf } from "../../src/gateway/read-models/open-store.ts";
 import { SqliteReadModelStore } from "../../src/gateway/read-models/sqlite-store.ts";
 import type { ReadModelStore } from "../../src/projections/store/port.ts";
 import { useLifelineProcesses } from "../support/lifeline-processes.ts";
@@ -170,7 +171,10 @@ for (const kind of DEPLOYMENTS) {
       // The live projection catches up with every log.
       const store: ReadModelStore = postgres
         ? await openPostgresReadModels({ url: postgres.url })
-        : new SqliteReadModelStore(env.LIFELINE_DATA_DIR!);
+        : new SqliteReadModelStore(
+            env.LIFELINE_DATA_DIR!,
+            readModelFileOf({ engine: env.LIFELINE_ENGINE!, redisPrefix: env.LIFELINE_REDIS_PREFIX ?? "ll" }),
+          );
       try {
         await until(
           async () => {

@@ -10,6 +10,16 @@ export interface ReadModelStoreConfig {
   readonly postgresUrl: string;
   readonly dataDir: string;
   readonly engine: string;
+  readonly redisPrefix: string;
+}
+
+/**
+ * The sqlite file of the read models: `projections.db` beside the sqlite engine's data file, and
+ * one per Redis prefix for a Redis deployment, so that deployments sharing a data dir never mix
+ * their rows or their feed positions.
+ */
+export function readModelFileOf(config: Pick<ReadModelStoreConfig, "engine" | "redisPrefix">): string {
+  return config.engine === "redis" ? `projections-redis-${config.redisPrefix}.db` : "projections.db";
 }
 
 /** Which store `config` asks for: `auto` is PostgreSQL when a URL is set, memory with the memory engine, else sqlite. */
@@ -21,7 +31,7 @@ export function readModelStoreKind(config: ReadModelStoreConfig): "sqlite" | "po
 
 /**
  * Opens the read models' store: PostgreSQL waits for the server within `budgetMs` and migrates its
- * schema, failing with a clear error when it stays down; sqlite opens `projections.db` in the data dir.
+ * schema, failing with a clear error when it stays down; sqlite opens {@link readModelFileOf} in the data dir.
  */
 export async function openReadModelStore(
   config: ReadModelStoreConfig,
@@ -35,7 +45,7 @@ export async function openReadModelStore(
         ...(options.logger ? { logger: options.logger } : {}),
       });
     case "sqlite":
-      return new SqliteReadModelStore(config.dataDir);
+      return new SqliteReadModelStore(config.dataDir, readModelFileOf(config));
     case "memory":
       return new MemoryReadModelStore();
   }

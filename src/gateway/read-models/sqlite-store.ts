@@ -22,7 +22,7 @@ import {
 
 const q = (): string => "?";
 
-/** The read models in `projections.db` in the data dir: the embedded node's, shared by its processes. */
+/** The read models in a file of the data dir (`projections.db` for the sqlite engine): shared by the processes of one deployment. */
 export class SqliteReadModelStore implements ReadModelStore {
   readonly kind = "sqlite";
   readonly #db: Database.Database;
@@ -31,9 +31,9 @@ export class SqliteReadModelStore implements ReadModelStore {
   readonly #insertPart;
   readonly #offset;
 
-  constructor(dataDir: string) {
+  constructor(dataDir: string, fileName = "projections.db") {
     mkdirSync(dataDir, { recursive: true });
-    const db = new Database(join(dataDir, "projections.db"));
+    const db = new Database(join(dataDir, fileName));
     db.pragma("journal_mode = WAL");
     db.pragma("busy_timeout = 5000");
     db.exec(TABLES);
