@@ -74,4 +74,18 @@ describe("the projector", () => {
     expect(await store.all()).toEqual(await expected(engine, ids));
     await engine.close();
   });
+
+  it("two projectors on one store at once store the same rows as one would", async () => {
+    const engine = new MemoryEngine();
+    const store = new MemoryReadModelStore();
+    const projectors = [0, 1].map(() => new Projector({ engine, store, stuckAfterMs: 60_000, liveEveryMs: 10 }));
+    for (const p of projectors) p.start();
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push(await answer(engine, `concurrent ${i}`));
+    const want = await expected(engine, ids);
+    await until(async () => JSON.stringify(await store.all()) === JSON.stringify(want), 30_000, "every row at its log's end");
+    await Promise.all(projectors.map((p) => p.stop()));
+    expect(await store.all()).toEqual(want);
+    await engine.close();
+  });
 });
