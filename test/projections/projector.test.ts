@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { GenerationRequest } from "../../src/core/entries.ts";
 import { MemoryEngine } from "../../src/engine/memory/memory-engine.ts";
+import type { Engine } from "../../src/engine/port.ts";
 import { readLog } from "../../src/engine/read-log.ts";
 import { PROJECTOR_READER, Projector } from "../../src/gateway/read-models/projector.ts";
 import { rebuildReadModels } from "../../src/gateway/read-models/rebuild.ts";
@@ -86,6 +87,36 @@ describe("the projector", () => {
     await until(async () => JSON.stringify(await store.all()) === JSON.stringify(want), 30_000, "every row at its log's end");
     await Promise.all(projectors.map((p) => p.stop()));
     expect(await store.all()).toEqual(want);
+    await engine.close();
+  });
+
+  it("a log found shorter than what was applied (a failover lost entries) replaces its row", async () => {
+    const engine = new MemoryEngine();
+    const store = new MemoryReadModelStore();
+    const id = await answer(engine, "lost its end");
+    // The log as a replica that lagged would hold it after a failover: the last two entries gone.
+    let keep = Infinity;
+    const lossy = new Proxy(engine, {
+      get(target, property) {
+        if (property === "head")
+          return async (gid: string) => {
+            const head = await target.head(gid);
+            return head && { lastOffset: Math.min(head.lastOffset, keep), terminal: head.terminal && head.lastOffset <= keep };
+          };
+        if (property === "read")
+          return async (gid: string, after: number, limit: number) =>
+            (await target.read(gid, after, limit)).filter((e) => e.offset <= keep);
+        const value: unknown = Reflect.get(target, property);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    }) as Engine;
+    const projector = new Projector({ engine: lossy, store, stuckAfterMs: 60_000 });
+    expect(await projector.project(id)).toBe(true);
+    expect((await store.all())[0]?.summary).toMatchObject({ status: "completed", lastOffset: 4 });
+    keep = 2;
+    expect(await projector.project(id)).toBe(true);
+    expect((await store.all())[0]?.summary).toMatchObject({ status: "running", lastOffset: 2 });
+    expect(await store.live()).toHaveLength(1);
     await engine.close();
   });
 });

@@ -3,7 +3,15 @@ import type { Migration } from "../../engine/postgres/migrations.ts";
 import { openPostgresPart } from "../../engine/postgres/open-part.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { ProjectedGeneration } from "../../projections/summary.ts";
-import type { LiveRow, ModelCounts, ReadModelStore, SearchPage, SearchQuery, WorkerActivity } from "../../projections/store/port.ts";
+import type {
+  ApplyOptions,
+  LiveRow,
+  ModelCounts,
+  ReadModelStore,
+  SearchPage,
+  SearchQuery,
+  WorkerActivity,
+} from "../../projections/store/port.ts";
 import {
   FAILURES_SINCE_SQL,
   INSERT_PART,
@@ -57,11 +65,11 @@ export class PostgresReadModelStore implements ReadModelStore {
     this.#pool = pool;
   }
 
-  async apply(g: ProjectedGeneration): Promise<boolean> {
+  async apply(g: ProjectedGeneration, options: ApplyOptions = {}): Promise<boolean> {
     const client = await this.#pool.connect();
     try {
       await client.query("BEGIN");
-      const stored = await client.query(upsertSql(dollar), upsertValues(g));
+      const stored = await client.query(upsertSql(dollar, options.replace), upsertValues(g));
       if (stored.rowCount === 0) {
         await client.query("ROLLBACK");
         return false;

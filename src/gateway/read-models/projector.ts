@@ -57,14 +57,21 @@ export class Projector {
     await this.#running;
   }
 
-  /** Folds the log of `id` into the store unless the store has applied all of it. Returns whether it stored. */
+  /**
+   * Folds the log of `id` into the store unless the store has applied all of it. A log shorter
+   * than what was applied lost entries (a Redis failover; its worker writes them again): its fold
+   * replaces the row, which described entries that no longer stand. Returns whether it stored.
+   */
   async project(id: string): Promise<boolean> {
     const { engine, store } = this.#options;
     const head = await engine.head(id);
-    if (!head || head.lastOffset <= (await store.appliedOffset(id))) return false;
+    if (!head) return false;
+    const applied = await store.appliedOffset(id);
+    if (head.lastOffset === applied) return false;
     const entries = await readLog(engine, id);
     if (entries.length === 0) return false;
-    return store.apply(projectGeneration(id, entries));
+    const fold = projectGeneration(id, entries);
+    return store.apply(fold, { replace: fold.summary.lastOffset < applied });
   }
 
   /** Folds every log the engine holds (a rebuild, or after a gap in the feed). */

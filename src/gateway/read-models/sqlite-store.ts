@@ -2,7 +2,15 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import type { ProjectedGeneration } from "../../projections/summary.ts";
-import type { LiveRow, ModelCounts, ReadModelStore, SearchPage, SearchQuery, WorkerActivity } from "../../projections/store/port.ts";
+import type {
+  ApplyOptions,
+  LiveRow,
+  ModelCounts,
+  ReadModelStore,
+  SearchPage,
+  SearchQuery,
+  WorkerActivity,
+} from "../../projections/store/port.ts";
 import {
   FAILURES_SINCE_SQL,
   INSERT_PART,
@@ -27,6 +35,7 @@ export class SqliteReadModelStore implements ReadModelStore {
   readonly kind = "sqlite";
   readonly #db: Database.Database;
   readonly #upsert;
+  readonly #replace;
   readonly #deleteParts;
   readonly #insertPart;
   readonly #offset;
@@ -39,15 +48,16 @@ export class SqliteReadModelStore implements ReadModelStore {
     db.exec(TABLES);
     this.#db = db;
     this.#upsert = db.prepare(upsertSql(q));
+    this.#replace = db.prepare(upsertSql(q, true));
     this.#deleteParts = db.prepare("DELETE FROM projected_worker_parts WHERE generation_id = ?");
     this.#insertPart = db.prepare(INSERT_PART(q));
     this.#offset = db.prepare<[string], { last_offset: number }>("SELECT last_offset FROM projected_generations WHERE id = ?");
   }
 
-  async apply(g: ProjectedGeneration): Promise<boolean> {
+  async apply(g: ProjectedGeneration, options: ApplyOptions = {}): Promise<boolean> {
     return this.#db
       .transaction((): boolean => {
-        if (this.#upsert.run(...upsertValues(g)).changes === 0) return false;
+        if ((options.replace ? this.#replace : this.#upsert).run(...upsertValues(g)).changes === 0) return false;
         this.#deleteParts.run(g.summary.id);
         for (const w of g.workers) this.#insertPart.run(g.summary.id, w.worker, w.attempts, w.takeovers, w.finished, w.lastSeenAt);
         return true;

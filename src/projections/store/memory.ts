@@ -1,6 +1,7 @@
 import type { ProjectedGeneration } from "../summary.ts";
 import {
   newestFirst,
+  type ApplyOptions,
   type LiveRow,
   type ModelCounts,
   type ReadModelStore,
@@ -16,9 +17,9 @@ export class MemoryReadModelStore implements ReadModelStore {
   readonly #rows = new Map<string, ProjectedGeneration>();
   readonly #positions = new Map<string, string>();
 
-  async apply(generation: ProjectedGeneration): Promise<boolean> {
+  async apply(generation: ProjectedGeneration, options: ApplyOptions = {}): Promise<boolean> {
     const kept = this.#rows.get(generation.summary.id);
-    if (kept && kept.summary.lastOffset >= generation.summary.lastOffset) return false;
+    if (kept && !options.replace && kept.summary.lastOffset >= generation.summary.lastOffset) return false;
     this.#rows.set(generation.summary.id, generation);
     return true;
   }

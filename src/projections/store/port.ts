@@ -15,7 +15,7 @@ export interface ReadModelStore {
    * same fold again, an older one, or one another projector stored first, changes nothing.
    * Returns whether it stored.
    */
-  apply(generation: ProjectedGeneration): Promise<boolean>;
+  apply(generation: ProjectedGeneration, options?: ApplyOptions): Promise<boolean>;
 
   /** The last offset applied for `id`, or 0 when there is no row. */
   appliedOffset(id: string): Promise<number>;
@@ -46,6 +46,15 @@ export interface ReadModelStore {
   clear(): Promise<void>;
 
   close(): Promise<void>;
+}
+
+export interface ApplyOptions {
+  /**
+   * Store the fold even though the row kept applied more of the log: the log itself is now shorter
+   * (a Redis failover lost acknowledged entries, and the worker wrote its end again), so the row
+   * kept describes entries that no longer stand.
+   */
+  readonly replace?: boolean;
 }
 
 export interface LiveRow {

@@ -41,8 +41,8 @@ CREATE TABLE IF NOT EXISTS projection_positions (
 /** A placeholder of the dialect: `?` for sqlite, `$n` for PostgreSQL. */
 export type Placeholder = (n: number) => string;
 
-/** The upsert of a row that only a fold of more of the log may replace. */
-export function upsertSql(p: Placeholder): string {
+/** The upsert of a row that only a fold of more of the log may replace (any fold, with `replace`). */
+export function upsertSql(p: Placeholder, replace = false): string {
   const values = Array.from({ length: 12 }, (_, i) => p(i + 1)).join(", ");
   return `INSERT INTO projected_generations
       (id, status, model, provider, created_at, ended_at, last_entry_at, last_offset, retries, breaker_opens, error_code, doc)
@@ -51,7 +51,7 @@ export function upsertSql(p: Placeholder): string {
       created_at = excluded.created_at, ended_at = excluded.ended_at, last_entry_at = excluded.last_entry_at,
       last_offset = excluded.last_offset, retries = excluded.retries, breaker_opens = excluded.breaker_opens,
       error_code = excluded.error_code, doc = excluded.doc
-    WHERE projected_generations.last_offset < excluded.last_offset`;
+    ${replace ? "" : "WHERE projected_generations.last_offset < excluded.last_offset"}`;
 }
 
 /** The values of {@link upsertSql}, in order. */

@@ -170,6 +170,17 @@ for (const adapter of ADAPTERS) {
       expect(await store.appliedOffset("gen_00000000000000000000000000")).toBe(0);
     });
 
+    test("a replacing apply stores a fold of less of the log (the log lost entries), and changes the counts with it", async () => {
+      const [id, entries] = [...all].find(([, e]) => e.at(-1)?.type === "completed")!;
+      await store.apply(projectGeneration(id, entries));
+      const shorter = projectGeneration(id, entries.slice(0, 2));
+      expect(await store.apply(shorter)).toBe(false);
+      expect(await store.apply(shorter, { replace: true })).toBe(true);
+      expect(await store.all()).toEqual([shorter]);
+      expect(await store.models()).toEqual(countModels([shorter]));
+      expect(await store.workers()).toEqual(countWorkers([shorter]));
+    });
+
     test("searches newest first by status, model and time, page by page", async () => {
       for (const g of folds()) await store.apply(g);
       const newest = folds()
