@@ -152,7 +152,12 @@ export class Gateway {
       ...(options.readModels ? { readModels: options.readModels } : {}),
     });
     this.#readModels = readModels;
-    opsAnswerRoutes(app, { store: readModels.store, stuckAfterMs: readModels.stuckAfterMs, beforeRead: () => readModels.start() });
+    opsAnswerRoutes(app, {
+      store: readModels.store,
+      stuckAfterMs: readModels.stuckAfterMs,
+      beforeRead: () => readModels.start(),
+      lastEntryAt: (id, kept) => readModels.lastEntryAt(id, kept),
+    });
     if (options.web ?? true) clientBundleRoutes(app);
     // The pages: the chat page (index.html) at its root, the inspect page beside it.
     if (options.web ?? true) void app.register(fastifyStatic, { root: WEB_ROOT, prefix: ROUTE_PATHS.chatPage, index: "index.html" });

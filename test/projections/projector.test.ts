@@ -119,4 +119,28 @@ describe("the projector", () => {
     expect(await store.live()).toHaveLength(1);
     await engine.close();
   });
+
+  it("notes a live answer's tokens without folding its log again, and counts it stuck only once they stop", async () => {
+    const engine = new MemoryEngine();
+    const store = new MemoryReadModelStore();
+    const { id } = await engine.create(request("streaming"));
+    const claim = await engine.claim("w", 60_000, never);
+    const f = claim!.fence;
+    await engine.append(id, f, 2, [{ type: "started", attempt: f, worker: "w", model: "sim" }]);
+    const projector = new Projector({ engine, store, stuckAfterMs: 1_000 });
+    await projector.project(id);
+    const [row] = await store.live();
+    const startedAt = Date.parse(row!.lastEntryAt);
+    // Long after the start, and no token: stuck.
+    expect(await projector.lookAtLive(startedAt + 5_000)).toBe(1);
+    await engine.append(id, f, 3, [{ type: "delta", attempt: f, text: "a" }]);
+    const [delta] = await engine.read(id, 2, 1);
+    // A token since: not stuck at its time, the row not folded again, its time known to the projector.
+    expect(await projector.lookAtLive(Date.parse(delta!.at) + 500)).toBe(0);
+    expect((await store.live())[0]!.summary.lastOffset).toBe(2);
+    expect(projector.lastEntryAt(id, row!.lastEntryAt)).toBe(delta!.at);
+    // Tokens stop: stuck again once the threshold has passed since the last one.
+    expect(await projector.lookAtLive(Date.parse(delta!.at) + 5_000)).toBe(1);
+    await engine.close();
+  });
 });

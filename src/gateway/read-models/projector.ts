@@ -42,6 +42,8 @@ export class Projector {
   readonly #stop = new AbortController();
   #running: Promise<unknown> | undefined;
   #position: string | undefined;
+  /** The last entry's time of each live answer whose log grew by tokens since its fold, as the last look saw it. */
+  #lastEntries = new Map<string, string>();
 
   constructor(options: ProjectorOptions) {
     this.#options = options;
@@ -89,16 +91,34 @@ export class Projector {
     return projected;
   }
 
-  /** Looks at every live answer once: folds those whose log grew, and counts the stuck ones. */
+  /**
+   * Looks at every live answer once and counts the stuck ones. An answer whose log grew by tokens
+   * only has its last entry's time noted, in this process (one entry read, not the log folded again
+   * nor a row written: a long answer would be folded whole every few seconds); one that grew by
+   * anything else, or shrank, is folded.
+   */
   async lookAtLive(now = Date.now()): Promise<number> {
-    const { store, stuckAfterMs } = this.#options;
-    let stuck = 0;
-    for (const row of await store.live()) {
-      await this.project(row.summary.id);
+    const { engine, store, stuckAfterMs } = this.#options;
+    const seen = new Map<string, string>();
+    for (const { summary } of await store.live()) {
+      const head = await engine.head(summary.id);
+      if (!head || head.lastOffset === summary.lastOffset) continue;
+      const [last] = head.lastOffset > summary.lastOffset ? await engine.read(summary.id, head.lastOffset - 1, 1) : [];
+      if (last?.type === "delta") seen.set(summary.id, last.at);
+      else await this.project(summary.id);
     }
-    for (const row of await store.live()) if (now - Date.parse(row.lastEntryAt) > stuckAfterMs) stuck += 1;
+    this.#lastEntries = seen;
+    let stuck = 0;
+    for (const row of await store.live())
+      if (now - Date.parse(this.lastEntryAt(row.summary.id, row.lastEntryAt)) > stuckAfterMs) stuck += 1;
     this.#options.onStuck?.(stuck);
     return stuck;
+  }
+
+  /** The last entry's time of a live answer: the one its row keeps, or a later one the last look saw. */
+  lastEntryAt(id: string, kept: string): string {
+    const seen = this.#lastEntries.get(id);
+    return seen !== undefined && seen > kept ? seen : kept;
   }
 
   async #follow(): Promise<void> {

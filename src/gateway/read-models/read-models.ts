@@ -55,6 +55,11 @@ export class GatewayReadModels {
     if (options.readModels) this.start();
   }
 
+  /** The last entry's time of a live answer, with what this gateway's projector saw since its row was written. */
+  lastEntryAt(id: string, kept: string): string {
+    return this.#projector.lastEntryAt(id, kept);
+  }
+
   /** Starts the projector unless it runs. */
   start(): void {
     if (this.#started) return;

@@ -31,7 +31,13 @@ export const SEARCH_LIMIT = { default: 50, max: 200 } as const;
  */
 export function opsAnswerRoutes(
   app: FastifyInstance,
-  options: { readonly store: ReadModelStore; readonly stuckAfterMs: number; readonly beforeRead?: () => void },
+  options: {
+    readonly store: ReadModelStore;
+    readonly stuckAfterMs: number;
+    readonly beforeRead?: () => void;
+    /** A later last entry than the row keeps, if the projector saw one (tokens are not folded into rows). */
+    readonly lastEntryAt?: (id: string, kept: string) => string;
+  },
 ): void {
   const guard = unavailableGuard(`The ${options.store.kind} read-model store`);
   const store = {
@@ -53,12 +59,15 @@ export function opsAnswerRoutes(
     ]);
     return {
       at: new Date(now).toISOString(),
-      live: live.map(({ summary, lastEntryAt }) => ({
-        ...summary,
-        ageMs: Math.max(0, now - Date.parse(summary.createdAt)),
-        lastEntryAt,
-        stuck: now - Date.parse(lastEntryAt) > options.stuckAfterMs,
-      })),
+      live: live.map(({ summary, lastEntryAt: kept }) => {
+        const lastEntryAt = options.lastEntryAt?.(summary.id, kept) ?? kept;
+        return {
+          ...summary,
+          ageMs: Math.max(0, now - Date.parse(summary.createdAt)),
+          lastEntryAt,
+          stuck: now - Date.parse(lastEntryAt) > options.stuckAfterMs,
+        };
+      }),
       failuresLastHour,
       models,
       workers,
