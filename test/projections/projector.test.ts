@@ -143,4 +143,22 @@ describe("the projector", () => {
     expect(await projector.lookAtLive(Date.parse(delta!.at) + 5_000)).toBe(1);
     await engine.close();
   });
+
+  it("folds a live answer whose next entry is its started, written after the claim's record was folded", async () => {
+    const engine = new MemoryEngine();
+    const store = new MemoryReadModelStore();
+    const { id } = await engine.create(request("claimed, then started"));
+    const claim = await engine.claim("w", 60_000, never);
+    const projector = new Projector({ engine, store, stuckAfterMs: 60_000 });
+    await projector.project(id); // what the feed's claim record brings: the log holds `created` only
+    expect((await store.live())[0]!.summary).toMatchObject({ status: "queued", attempts: 0 });
+    const f = claim!.fence;
+    await engine.append(id, f, 2, [
+      { type: "started", attempt: f, worker: "w", model: "sim" },
+      { type: "delta", attempt: f, text: "a" },
+    ]);
+    await projector.lookAtLive();
+    expect((await store.live())[0]!.summary).toMatchObject({ status: "running", attempts: 1, worker: "w" });
+    await engine.close();
+  });
 });

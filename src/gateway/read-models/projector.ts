@@ -93,9 +93,10 @@ export class Projector {
 
   /**
    * Looks at every live answer once and counts the stuck ones. An answer whose log grew by tokens
-   * only has its last entry's time noted, in this process (one entry read, not the log folded again
-   * nor a row written: a long answer would be folded whole every few seconds); one that grew by
-   * anything else, or shrank, is folded.
+   * after its fold only has its last entry's time noted, in this process (two entries read, not the
+   * log folded again nor a row written: a long answer would be folded whole every few seconds); one
+   * whose next entry is anything else (its `started`, written after the claim's record was read),
+   * or whose log shrank, is folded.
    */
   async lookAtLive(now = Date.now()): Promise<number> {
     const { engine, store, stuckAfterMs } = this.#options;
@@ -103,7 +104,10 @@ export class Projector {
     for (const { summary } of await store.live()) {
       const head = await engine.head(summary.id);
       if (!head || head.lastOffset === summary.lastOffset) continue;
-      const [last] = head.lastOffset > summary.lastOffset ? await engine.read(summary.id, head.lastOffset - 1, 1) : [];
+      // The entry after the fold: a `started` written after its claim's record was read, say, is
+      // folded; a run of tokens is not.
+      const [next] = head.lastOffset > summary.lastOffset ? await engine.read(summary.id, summary.lastOffset, 1) : [];
+      const [last] = next?.type === "delta" ? await engine.read(summary.id, head.lastOffset - 1, 1) : [];
       if (last?.type === "delta") seen.set(summary.id, last.at);
       else await this.project(summary.id);
     }
