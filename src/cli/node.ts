@@ -51,18 +51,24 @@ export async function startNode(
   // Models first: a bad configuration file stops the start before any connection is open.
   const models = overrides.models ?? modelsOf(config);
   const engine = openEngine(engineConfigOf(config), logger);
+  // What the start has opened, closed together when a later step fails, and by a stop.
+  const closers: (() => Promise<unknown> | undefined)[] = [() => engine.close()];
+  const closeOpened = async (): Promise<void> => {
+    await Promise.all(closers.map((close) => close()?.catch(() => undefined)));
+  };
   // No work is taken and no port opened on an engine that does not answer: a wrong address fails the start.
   try {
     await awaitEngine(engine, config.engineRetryMs, logger);
   } catch (error) {
-    await engine.close().catch(() => undefined);
+    await closeOpened();
     throw error;
   }
   // The keys every gateway checks, beside the engine. A gateway on an address other than loopback
   // with no key would let anyone who reaches it spend the model budget and read every answer.
   const keys = roles.gateway ? openKeyStore(engineConfigOf(config), logger) : undefined;
+  closers.push(() => keys?.close());
   if (keys && !isLoopback(config.host) && !(await keys.hasKeys().catch(() => false))) {
-    await Promise.all([engine.close().catch(() => undefined), keys.close()]);
+    await closeOpened();
     throw new Error(
       `refusing to serve ${config.host} without API keys: anyone who reaches it could start and read answers. ` +
         "Create one with `lifeline keys create --tenant <name> --scopes generations:create,generations:read` on the same engine, " +
@@ -75,25 +81,29 @@ export async function startNode(
   try {
     archive = roles.gateway ? await openArchive(archiveConfigOf(config), { budgetMs: config.engineRetryMs, logger }) : undefined;
   } catch (error) {
-    await Promise.all([engine.close().catch(() => undefined), keys?.close()]);
+    await closeOpened();
     throw error;
   }
+  closers.push(() => archive?.close());
   // The read models behind /ops (decision 037): each gateway projects the logs into them.
   let readModels: ReadModelStore | undefined;
   try {
     readModels = roles.gateway ? await openReadModelStore(config, { budgetMs: config.engineRetryMs, logger }) : undefined;
   } catch (error) {
-    await Promise.all([engine.close().catch(() => undefined), keys?.close(), archive?.close()]);
+    await closeOpened();
     throw error;
   }
+  closers.push(() => readModels?.close());
   const metrics = new Metrics();
   // The distributed mode counts every gateway's requests in Redis, so N gateways enforce one limit.
   const engineConfig = engineConfigOf(config);
   const limitCounters = roles.gateway && engineConfig.kind === "redis" ? connectRedis(engineConfig.target, "lifeline-limits") : undefined;
   limitCounters?.on("error", (error: Error) => logger.warn({ err: error.message }, "redis connection error (limits)"));
+  closers.push(() => limitCounters?.quit());
 
   // Workers report their leases and breakers there; a gateway reads them for /ops (decision 041).
   const workerStatus = openWorkerStatusStore(engineConfig, logger);
+  closers.push(() => workerStatus.close());
   let worker: Worker | undefined;
   let reporter: StatusReporter | undefined;
   if (roles.worker) {
@@ -124,21 +134,16 @@ export async function startNode(
     } catch (error) {
       await worker?.stop();
       await reporter?.stop();
-      await Promise.all([
-        engine.close(),
-        workerStatus.close(),
-        keys?.close(),
-        archive?.close(),
-        readModels?.close(),
-        limitCounters?.quit().catch(() => undefined),
-      ]);
+      await closeOpened();
       throw error;
     }
   }
+  closers.push(() => metricsServer?.close());
   let gateway: Gateway | undefined;
   let url: string | undefined;
   // The Durable Streams door's store, beside the engine: only a gateway serves it.
   const streams = roles.gateway ? openStreamStore(engineConfigOf(config), logger) : undefined;
+  closers.push(() => streams?.close());
   if (roles.gateway) {
     gateway = new Gateway({
       engine: archive ? withArchive(engine, archive) : engine,
@@ -167,16 +172,7 @@ export async function startNode(
       // The port is taken, say: close what was opened so the process can exit.
       await Promise.all([gateway.close().catch(() => undefined), worker?.stop()]);
       await reporter?.stop();
-      await Promise.all([
-        engine.close(),
-        streams?.close(),
-        keys?.close(),
-        workerStatus.close(),
-        metricsServer?.close(),
-        archive?.close(),
-        readModels?.close(),
-        limitCounters?.quit().catch(() => undefined),
-      ]);
+      await closeOpened();
       throw error;
     }
   }
@@ -221,16 +217,7 @@ export async function startNode(
         await Promise.all([gateway?.close(), worker?.stop(), archiver?.stop()]);
         await reporter?.stop();
         watch.stop();
-        await Promise.all([
-          engine.close(),
-          streams?.close(),
-          keys?.close(),
-          workerStatus.close(),
-          metricsServer?.close(),
-          archive?.close(),
-          readModels?.close(),
-          limitCounters?.quit().catch(() => undefined),
-        ]);
+        await closeOpened();
         logger.info("lifeline stopped");
       })()),
   };
