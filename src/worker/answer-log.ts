@@ -1,8 +1,7 @@
 import type { GenerationRequest } from "../core/entries.ts";
 import { TextFold } from "../core/fold.ts";
 import type { Engine } from "../engine/port.ts";
-
-const READ_PAGE = 1000;
+import { readLog } from "../engine/read-log.ts";
 
 /** What a run finds in the log it claimed: where the answer stands. */
 export interface AnswerLog {
@@ -15,20 +14,16 @@ export interface AnswerLog {
   readonly traceparent: string | undefined;
 }
 
-/** Reads the log of `id` page by page and folds it; throws when it has no `created` entry. */
+/** Reads the log of `id` and folds it; throws when it has no `created` entry. */
 export async function readAnswerLog(engine: Engine, id: string): Promise<AnswerLog> {
   const fold = new TextFold();
   let request: GenerationRequest | undefined;
   let traceparent: string | undefined;
   let terminal = false;
-  for (;;) {
-    const page = await engine.read(id, fold.lastOffset, READ_PAGE);
-    for (const entry of page) {
-      fold.apply(entry);
-      if (entry.type === "created") ({ request, traceparent } = entry);
-      if (entry.type === "completed" || entry.type === "failed" || entry.type === "cancelled") terminal = true;
-    }
-    if (page.length < READ_PAGE) break;
+  for (const entry of await readLog(engine, id)) {
+    fold.apply(entry);
+    if (entry.type === "created") ({ request, traceparent } = entry);
+    if (entry.type === "completed" || entry.type === "failed" || entry.type === "cancelled") terminal = true;
   }
   if (!request) throw new Error(`log of ${id} has no created entry`);
   return { request, text: fold.text, lastOffset: fold.lastOffset, terminal, traceparent };
