@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { beforeEach, describe, expect, test } from "vitest";
 import type { Entry } from "../../../src/core/entries.ts";
 import { MemoryArchive } from "../../../src/engine/archive/memory.ts";
 import type { Archive } from "../../../src/engine/archive/port.ts";
@@ -7,8 +7,8 @@ import { SqliteArchive } from "../../../src/engine/archive/sqlite.ts";
 import { MemoryEngine } from "../../../src/engine/memory/memory-engine.ts";
 import { readLog } from "../../../src/engine/read-log.ts";
 import { writeEventfulLog } from "../../support/eventful-log.ts";
-import { postgresAvailable, requirePostgres, startPostgres, type PostgresServer } from "../../support/postgres-harness.ts";
-import { tempDir } from "../../support/temp-dir.ts";
+import { requirePostgres } from "../../support/postgres-harness.ts";
+import { storeAdapters } from "../../support/store-adapters.ts";
 
 /**
  * One suite for every archive adapter (STYLE §2): a finished log goes in entry for entry and comes
@@ -16,49 +16,11 @@ import { tempDir } from "../../support/temp-dir.ts";
  * reader's position is kept.
  */
 
-interface Adapter {
-  readonly name: string;
-  /** A fresh, empty archive; `reopen` gives another handle on the same store (a restart, another process). */
-  open(): Promise<{ archive: Archive; reopen(): Promise<Archive> }>;
-  needsPostgres?: boolean;
-}
-
-let pgServer: PostgresServer | undefined;
-let databases = 0;
-const dirs: { remove(): void }[] = [];
-
-const ADAPTERS: Adapter[] = [
-  {
-    name: "memory",
-    open: async () => {
-      const archive = new MemoryArchive();
-      return { archive, reopen: async () => archive };
-    },
-  },
-  {
-    name: "sqlite",
-    open: async () => {
-      const dir = tempDir("lifeline-archive-");
-      dirs.push(dir);
-      return { archive: new SqliteArchive(dir.path), reopen: async () => new SqliteArchive(dir.path) };
-    },
-  },
-  {
-    name: "postgres",
-    needsPostgres: true,
-    open: async () => {
-      if (!pgServer) throw new Error("no PostgreSQL");
-      const url = await pgServer.createDatabase(`archive_${++databases}`);
-      return { archive: await openPostgresArchive({ url }), reopen: () => openPostgresArchive({ url }) };
-    },
-  },
-];
-
-// Without PostgreSQL, requirePostgres fails the postgres tests under CI and skips them elsewhere.
-beforeAll(async () => void (postgresAvailable() ? (pgServer = await startPostgres()) : undefined));
-afterAll(async () => {
-  await pgServer?.stop();
-  for (const dir of dirs) dir.remove();
+const ADAPTERS = storeAdapters<Archive>({
+  label: "archive",
+  memory: () => new MemoryArchive(),
+  sqlite: (dir) => new SqliteArchive(dir),
+  postgres: (url) => openPostgresArchive({ url }),
 });
 
 /** A finished log with everything an entry can carry: a tenant, metadata, retries, a rewind, odd text. */
@@ -94,7 +56,7 @@ for (const adapter of ADAPTERS) {
 
     beforeEach(async (ctx) => {
       if (adapter.needsPostgres) requirePostgres(ctx);
-      ({ archive, reopen } = await adapter.open());
+      ({ store: archive, reopen } = await adapter.open());
       opened.push(archive);
       return async () => {
         for (const a of opened.splice(0)) await a.close();

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest";
+import { beforeEach, describe, expect, test } from "vitest";
 import type { Entry } from "../../../src/core/entries.ts";
 import { MemoryEngine } from "../../../src/engine/memory/memory-engine.ts";
 import { readLog } from "../../../src/engine/read-log.ts";
@@ -8,8 +8,8 @@ import { countModels, countWorkers } from "../../../src/projections/store/counts
 import { MemoryReadModelStore } from "../../../src/projections/store/memory.ts";
 import type { ReadModelStore } from "../../../src/projections/store/port.ts";
 import { projectGeneration, type ProjectedGeneration } from "../../../src/projections/summary.ts";
-import { postgresAvailable, requirePostgres, startPostgres, type PostgresServer } from "../../support/postgres-harness.ts";
-import { tempDir } from "../../support/temp-dir.ts";
+import { requirePostgres } from "../../support/postgres-harness.ts";
+import { storeAdapters } from "../../support/store-adapters.ts";
 import { never } from "../../support/waits.ts";
 
 /**
@@ -18,47 +18,11 @@ import { never } from "../../support/waits.ts";
  * pages newest first, and positions are kept, on memory, sqlite and PostgreSQL alike.
  */
 
-interface Adapter {
-  readonly name: string;
-  open(): Promise<{ store: ReadModelStore; reopen(): Promise<ReadModelStore> }>;
-  readonly needsPostgres?: boolean;
-}
-
-let pgServer: PostgresServer | undefined;
-let databases = 0;
-const dirs: { remove(): void }[] = [];
-
-const ADAPTERS: Adapter[] = [
-  {
-    name: "memory",
-    open: async () => {
-      const store = new MemoryReadModelStore();
-      return { store, reopen: async () => store };
-    },
-  },
-  {
-    name: "sqlite",
-    open: async () => {
-      const dir = tempDir("lifeline-projections-");
-      dirs.push(dir);
-      return { store: new SqliteReadModelStore(dir.path), reopen: async () => new SqliteReadModelStore(dir.path) };
-    },
-  },
-  {
-    name: "postgres",
-    needsPostgres: true,
-    open: async () => {
-      if (!pgServer) throw new Error("no PostgreSQL");
-      const url = await pgServer.createDatabase(`read_models_${++databases}`);
-      return { store: await openPostgresReadModels({ url }), reopen: () => openPostgresReadModels({ url }) };
-    },
-  },
-];
-
-beforeAll(async () => void (postgresAvailable() ? (pgServer = await startPostgres()) : undefined));
-afterAll(async () => {
-  await pgServer?.stop();
-  for (const dir of dirs) dir.remove();
+const ADAPTERS = storeAdapters<ReadModelStore>({
+  label: "read-models",
+  memory: () => new MemoryReadModelStore(),
+  sqlite: (dir) => new SqliteReadModelStore(dir),
+  postgres: (url) => openPostgresReadModels({ url }),
 });
 
 /** Logs of every shape, written through a real (memory) engine: completed, failed, cancelled, taken over, retried, running. */
