@@ -12,16 +12,25 @@ export class Wakeups {
 
   /** Resolves at the next `wake(key)`, or when `signal` aborts, or after `timeoutMs`. */
   next(key: string, signal: AbortSignal, timeoutMs?: number): Promise<void> {
-    if (signal.aborted) return Promise.resolve();
-    return new Promise<void>((resolve) => {
-      const waiter = new Waiter(this.#waiters, key, signal, resolve);
-      const waiters = this.#waiters.get(key);
-      if (waiters === undefined) this.#waiters.set(key, waiter);
-      else if (waiters instanceof Waiter) this.#waiters.set(key, new Set([waiters, waiter]));
-      else waiters.add(waiter);
-      signal.addEventListener("abort", waiter, { once: true });
-      if (timeoutMs !== undefined) waiter.timer = setTimeout(() => waiter.done(), Math.max(0, timeoutMs));
-    });
+    return this.park(key, signal, timeoutMs).woken;
+  }
+
+  /**
+   * Like {@link next}, with the wait itself: a caller that stops waiting for another reason calls
+   * its `done()`, which leaves at once (no abort controller of its own is needed for that).
+   */
+  park(key: string, signal: AbortSignal, timeoutMs?: number): ParkedWait {
+    if (signal.aborted) return DONE;
+    let resolve!: () => void;
+    const woken = new Promise<void>((r) => (resolve = r));
+    const waiter = new Waiter(this.#waiters, key, signal, resolve, woken);
+    const waiters = this.#waiters.get(key);
+    if (waiters === undefined) this.#waiters.set(key, waiter);
+    else if (waiters instanceof Waiter) this.#waiters.set(key, new Set([waiters, waiter]));
+    else waiters.add(waiter);
+    signal.addEventListener("abort", waiter, { once: true });
+    if (timeoutMs !== undefined) waiter.timer = setTimeout(() => waiter.done(), Math.max(0, timeoutMs));
+    return waiter;
   }
 
   wake(key: string): void {
@@ -40,21 +49,31 @@ export class Wakeups {
   }
 }
 
+/** A wait under way: `woken` resolves once it is over; `done()` ends it (again: nothing). */
+export interface ParkedWait {
+  readonly woken: Promise<void>;
+  done(): void;
+}
+
+const DONE: ParkedWait = { woken: Promise.resolve(), done: () => undefined };
+
 type Waiters = Map<string, Waiter | Set<Waiter>>;
 
-/** One parked wait: woken, aborted (as the signal's listener) or timed out, it leaves and resolves once. */
-class Waiter {
+/** One parked wait: woken, aborted (as the signal's listener), timed out or done, it leaves and resolves once. */
+class Waiter implements ParkedWait {
   timer: NodeJS.Timeout | undefined;
+  readonly woken: Promise<void>;
   readonly #waiters: Waiters;
   readonly #key: string;
   readonly #signal: AbortSignal;
-  readonly #resolve: () => void;
+  #resolve: (() => void) | undefined;
 
-  constructor(waiters: Waiters, key: string, signal: AbortSignal, resolve: () => void) {
+  constructor(waiters: Waiters, key: string, signal: AbortSignal, resolve: () => void, woken: Promise<void>) {
     this.#waiters = waiters;
     this.#key = key;
     this.#signal = signal;
     this.#resolve = resolve;
+    this.woken = woken;
   }
 
   /** The signal aborted. */
@@ -63,11 +82,14 @@ class Waiter {
   }
 
   done(): void {
+    const resolve = this.#resolve;
+    if (resolve === undefined) return;
+    this.#resolve = undefined;
     const waiters = this.#waiters.get(this.#key);
     if (waiters === this) this.#waiters.delete(this.#key);
     else if (waiters instanceof Set && waiters.delete(this) && waiters.size === 0) this.#waiters.delete(this.#key);
     this.#signal.removeEventListener("abort", this);
     if (this.timer) clearTimeout(this.timer);
-    this.#resolve();
+    resolve();
   }
 }

@@ -108,6 +108,53 @@ describe("the redis engine", () => {
     }
   });
 
+  it("a follower that read up to the newest announcement waits with no command; any other position asks the log's head first", async () => {
+    const prefix = `quiet${process.pid}`;
+    const follower = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix, probeMs: 100 });
+    const writer = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix });
+    const raw = new Redis(server!.url);
+    const heads = async (): Promise<number> => Number(/cmdstat_hmget:calls=(\d+)/.exec(await raw.info("commandstats"))?.[1] ?? 0);
+    const settles = (p: Promise<void>): Promise<boolean> =>
+      Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 300))]);
+    try {
+      const { id } = await writer.create({ model: "sim", messages: [{ role: "user", content: "quiet waits" }] });
+      const claim = await writer.claim("w", 60_000, new AbortController().signal);
+      const delta = (offset: number): Promise<unknown> =>
+        writer.append(id, claim!.fence, offset, [{ type: "delta", attempt: claim!.fence, text: String(offset) }]);
+      await new Promise((r) => setTimeout(r, 300)); // the subscriber's first probe came back
+      // Nothing announced yet: the wait asks the head, finds nothing new, and is woken by the append.
+      let before = await heads();
+      const first = follower.wait(id, 1, new AbortController().signal);
+      expect(await settles(first)).toBe(false);
+      expect((await heads()) - before).toBe(1);
+      await delta(2);
+      await first;
+
+      // Read exactly up to the announcement: no head asked, and the next append still wakes it.
+      before = await heads();
+      const second = follower.wait(id, 2, new AbortController().signal);
+      expect(await settles(second)).toBe(false);
+      expect((await heads()) - before).toBe(0);
+      await delta(3);
+      await second;
+
+      // Behind the announcement (a follower that read before it): the head is asked, and it returns at once.
+      before = await heads();
+      await follower.wait(id, 1, new AbortController().signal);
+      expect((await heads()) - before).toBe(1);
+      // Ahead of it (it read an entry whose announcement is still on its way): asked, then woken by it.
+      await delta(4);
+      await delta(5);
+      const ahead = follower.wait(id, 5, new AbortController().signal);
+      await delta(6);
+      await ahead;
+    } finally {
+      raw.disconnect();
+      await follower.close();
+      await writer.close();
+    }
+  });
+
   it("the claimers of one engine share one BLPOP: idle, nothing piles up on the blocking connection, and a job from elsewhere reaches one of them", async () => {
     const prefix = `blpop${process.pid}`;
     const worker = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix });

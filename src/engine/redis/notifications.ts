@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Logger } from "../../observability/logger.ts";
-import { Wakeups } from "../wakeups.ts";
+import { Wakeups, type ParkedWait } from "../wakeups.ts";
 import type { RedisClient } from "./connection.ts";
 
 export interface NotificationOptions {
@@ -31,10 +31,10 @@ export class Notifications {
   readonly #o: NotificationOptions;
   readonly #wakeups = new Wakeups();
   /** Per held log: holders, the subscription, and what its notifications said (how many, the last offset). */
-  readonly #subscribed = new Map<
-    string,
-    { refs: number; ready: Promise<unknown>; linger?: NodeJS.Timeout; heard: number; offset: number }
-  >();
+  readonly #subscribed = new Map<string, Subscription>();
+  /** Held logs nobody holds now, with when they were let go: unsubscribed after the linger time. */
+  readonly #lingering = new Map<string, number>();
+  readonly #lingerTimer: NodeJS.Timeout;
   readonly #probeTimer: NodeJS.Timeout;
   readonly #pendingProbes = new Map<string, NodeJS.Timeout>();
   readonly #token = randomUUID();
@@ -50,15 +50,32 @@ export class Notifications {
     // ioredis resubscribes after a reconnect; waiters read again now, and once a probe proves delivery.
     options.subscriber.on("ready", () => {
       this.#recovering = true;
+      this.#forgetAnnounced();
       this.#wakeups.wakeAll();
     });
     this.#probeTimer = setInterval(() => void this.#probe(), options.probeMs ?? 2000);
     this.#probeTimer.unref();
+    // One sweep for every let-go log rather than a timer armed and cleared at each wait.
+    const linger = options.lingerMs ?? 10_000;
+    this.#lingerTimer = setInterval(() => this.#sweep(linger), Math.max(10, linger / 2));
+    this.#lingerTimer.unref();
   }
 
-  /** Resolves at the next notification for `id` (or a recovery, or abort). Call `hold` first. */
-  next(id: string, signal: AbortSignal): Promise<void> {
-    return this.#wakeups.next(id, signal);
+  /** A wait for the next notification for `id` (or a recovery, or abort), ended early by its `done()`. Call `hold` first. */
+  park(id: string, signal: AbortSignal): ParkedWait {
+    return this.#wakeups.park(id, signal);
+  }
+
+  /**
+   * The offset the newest notification for held `id` announced, heard on the subscription as it
+   * stands now (none before the first, nor after a reconnect or a lost probe until the next one).
+   * Such a notification was published while the subscription stood, so every append after it is
+   * announced here too: a reader that read exactly up to it need not ask the log's head before
+   * waiting for the next.
+   */
+  announced(id: string): number | undefined {
+    const offset = this.#subscribed.get(id)?.offset;
+    return !this.#recovering && offset !== undefined && Number.isSafeInteger(offset) ? offset : undefined;
   }
 
   /** How many notifications for held `id` arrived so far: pass it to `announcedSince` after waiting. */
@@ -82,7 +99,12 @@ export class Notifications {
   async hold(id: string): Promise<void> {
     let entry = this.#subscribed.get(id);
     if (!entry) {
-      const created = { refs: 0, ready: this.#o.subscriber.ssubscribe(this.#o.channelOf(id)) as Promise<unknown>, heard: 0, offset: 0 };
+      const created: Subscription = {
+        refs: 0,
+        ready: this.#o.subscriber.ssubscribe(this.#o.channelOf(id)) as Promise<unknown>,
+        heard: 0,
+        offset: Number.NaN,
+      };
       // A subscribe that failed is forgotten, so the next holder tries again.
       created.ready.catch(() => {
         if (this.#subscribed.get(id) === created) this.#subscribed.delete(id);
@@ -90,11 +112,7 @@ export class Notifications {
       entry = created;
       this.#subscribed.set(id, entry);
     }
-    entry.refs += 1;
-    if (entry.linger) {
-      clearTimeout(entry.linger);
-      delete entry.linger;
-    }
+    if (entry.refs++ === 0) this.#lingering.delete(id);
     try {
       await entry.ready;
     } catch (error) {
@@ -109,12 +127,25 @@ export class Notifications {
     if (!entry) return;
     entry.refs -= 1;
     if (entry.refs > 0 || this.#closed) return;
-    entry.linger = setTimeout(() => {
-      if (entry.refs > 0) return;
+    this.#lingering.set(id, Date.now());
+  }
+
+  /** Unsubscribes the logs let go of at least `lingerMs` ago. */
+  #sweep(lingerMs: number): void {
+    const before = Date.now() - lingerMs;
+    for (const [id, since] of this.#lingering) {
+      if (since > before) continue;
+      this.#lingering.delete(id);
+      const entry = this.#subscribed.get(id);
+      if (!entry || entry.refs > 0) continue;
       this.#subscribed.delete(id);
       this.#o.subscriber.sunsubscribe(this.#o.channelOf(id)).catch(() => undefined);
-    }, this.#o.lingerMs ?? 10_000);
-    entry.linger.unref();
+    }
+  }
+
+  /** A reconnect or a lost probe: what was announced before it is not known to be followed by every later append. */
+  #forgetAnnounced(): void {
+    for (const entry of this.#subscribed.values()) entry.offset = Number.NaN;
   }
 
   #onMessage(channel: string, message: string): void {
@@ -178,6 +209,7 @@ export class Notifications {
     this.#o.logger?.warn("a probe was not delivered: re-establishing the subscription");
     this.#probesSubscribed = undefined;
     // Reconnecting makes ioredis subscribe every channel again; waiters then look again.
+    this.#forgetAnnounced();
     this.#o.subscriber.disconnect(true);
     this.#wakeups.wakeAll();
   }
@@ -185,8 +217,17 @@ export class Notifications {
   close(): void {
     this.#closed = true;
     clearInterval(this.#probeTimer);
+    clearInterval(this.#lingerTimer);
     for (const timer of this.#pendingProbes.values()) clearTimeout(timer);
-    for (const entry of this.#subscribed.values()) if (entry.linger) clearTimeout(entry.linger);
     this.#wakeups.wakeAll();
   }
+}
+
+/** One held log's subscription: its holders, the subscribe, and what its notifications said. */
+interface Subscription {
+  refs: number;
+  readonly ready: Promise<unknown>;
+  /** Notifications heard, and the offset the newest announced (NaN: none since the subscription last stood anew). */
+  heard: number;
+  offset: number;
 }

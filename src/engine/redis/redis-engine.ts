@@ -216,34 +216,39 @@ export class RedisEngine implements Engine {
   }
 
   async wait(id: string, afterOffset: number, signal: AbortSignal): Promise<void> {
-    // A local signal, so the waiter registered below is removed however this returns.
-    const local = new AbortController();
-    const forward = (): void => local.abort(WAIT_OVER);
-    signal.addEventListener("abort", forward, { once: true });
-    let held = false;
+    const notifications = this.#notifications;
+    if (signal.aborted) return;
+    // The caller read exactly up to the newest announcement of a subscription that stands: every
+    // later append will be announced, so there is no head to ask (a follower at the end of a log
+    // waits with no command at all, once per entry).
+    let ask = notifications.announced(id) !== afterOffset;
+    await notifications.hold(id);
     try {
-      await this.#notifications.hold(id);
-      held = true;
       let woken = false;
-      while (!local.signal.aborted && !this.#closing.signal.aborted) {
-        const since = this.#notifications.heard(id);
-        const next = this.#notifications.next(id, local.signal);
-        const head = await this.head(id);
-        if (!head || head.lastOffset > afterOffset) return;
-        // Shorter than what the caller read: a failover lost entries, and another attempt writes
-        // below the caller's position (it may even end there). The caller looks at each such append.
-        if (woken && head.lastOffset < afterOffset) return;
-        await next;
+      while (!signal.aborted && !this.#closing.signal.aborted) {
+        const since = notifications.heard(id);
+        const parked = notifications.park(id, signal);
+        try {
+          if (ask) {
+            const head = await this.head(id);
+            if (!head || head.lastOffset > afterOffset) return;
+            // Shorter than what the caller read: a failover lost entries, and another attempt writes
+            // below the caller's position (it may even end there). The caller looks at each such append.
+            if (woken && head.lastOffset < afterOffset) return;
+          }
+          await parked.woken;
+        } finally {
+          parked.done();
+        }
         woken = true;
+        ask = true;
         // A notification carries the offset its append committed: past ours, there is no need to
         // read the head again (in a failover the reader may then find less, and waits again). A
         // wake without one (a recovery) reads the head.
-        if ((this.#notifications.announcedSince(id, since) ?? 0) > afterOffset) return;
+        if ((notifications.announcedSince(id, since) ?? 0) > afterOffset) return;
       }
     } finally {
-      local.abort(WAIT_OVER);
-      signal.removeEventListener("abort", forward);
-      if (held) this.#notifications.release(id);
+      notifications.release(id);
     }
   }
 

@@ -98,22 +98,17 @@ export class RedisStreamStore implements StreamStore {
   }
 
   async wait(name: string, revision: string, signal: AbortSignal): Promise<void> {
-    const local = new AbortController();
-    const forward = (): void => local.abort();
-    signal.addEventListener("abort", forward, { once: true });
-    let held = false;
+    if (signal.aborted) return;
+    await this.#notifications.hold(name);
+    const parked = this.#notifications.park(name, signal);
     try {
-      await this.#notifications.hold(name);
-      held = true;
-      const next = this.#notifications.next(name, local.signal);
       // Subscribed first, then looked: a commit in between is seen by one or the other.
       const current = await this.#commands.hget(this.#keys.streamMeta(name), "rev");
       if ((current ?? undefined) !== revision) return;
-      await next;
+      await parked.woken;
     } finally {
-      local.abort();
-      signal.removeEventListener("abort", forward);
-      if (held) this.#notifications.release(name);
+      parked.done();
+      this.#notifications.release(name);
     }
   }
 
