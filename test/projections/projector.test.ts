@@ -144,13 +144,45 @@ describe("the projector", () => {
     await engine.close();
   });
 
+  it("reads only the live answers that may be stuck: not those whose newest entry is recent", async () => {
+    const engine = new MemoryEngine();
+    const store = new MemoryReadModelStore();
+    const heads: string[] = [];
+    const counted = new Proxy(engine, {
+      get(target, property) {
+        if (property === "head")
+          return (gid: string) => {
+            heads.push(gid);
+            return target.head(gid);
+          };
+        const value: unknown = Reflect.get(target, property);
+        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    }) as Engine;
+    const young = await engine.create(request("just accepted"));
+    const projector = new Projector({ engine: counted, store, stuckAfterMs: 20_000, liveEveryMs: 2_000 });
+    await projector.project(young.id);
+    const [row] = await store.live();
+    const createdAt = Date.parse(row!.lastEntryAt);
+    heads.length = 0;
+    // 10 s old: 6 s more than two looks before it could be stuck, so it is not read.
+    expect(await projector.lookAtLive(createdAt + 10_000)).toBe(0);
+    expect(heads).toEqual([]);
+    // 17 s old: it may be stuck by the look after next, so it is read (and not stuck yet).
+    expect(await projector.lookAtLive(createdAt + 17_000)).toBe(0);
+    expect(heads).toEqual([young.id]);
+    // 21 s old with no entry since: stuck.
+    expect(await projector.lookAtLive(createdAt + 21_000)).toBe(1);
+    await engine.close();
+  });
+
   it("folds a live answer whose next entry is its started, written after the claim's record was folded", async () => {
     const engine = new MemoryEngine();
     const store = new MemoryReadModelStore();
     const { id } = await engine.create(request("claimed, then started"));
     const claim = await engine.claim("w", 60_000, never);
     const projector = new Projector({ engine, store, stuckAfterMs: 60_000 });
-    await projector.project(id); // what the feed's claim record brings: the log holds `created` only
+    await projector.project(id, "started"); // what the feed's claim record brings: the log holds `created` only
     expect((await store.live())[0]!.summary).toMatchObject({ status: "queued", attempts: 0 });
     const f = claim!.fence;
     await engine.append(id, f, 2, [

@@ -5,6 +5,7 @@ import type { Logger } from "../../observability/logger.ts";
 import type { ProjectedGeneration } from "../../projections/summary.ts";
 import type {
   ApplyOptions,
+  LiveQuery,
   LiveRow,
   ModelCounts,
   ReadModelStore,
@@ -15,7 +16,7 @@ import type {
 import {
   FAILURES_SINCE_SQL,
   INSERT_PART,
-  LIVE_SQL,
+  liveSql,
   MODEL_FAILURES_SQL,
   MODELS_SQL,
   TABLES,
@@ -106,8 +107,9 @@ export class PostgresReadModelStore implements ReadModelStore {
       );
   }
 
-  async live(): Promise<LiveRow[]> {
-    return (await this.#docs(LIVE_SQL, [])).map((g) => ({ summary: g.summary, lastEntryAt: g.lastEntryAt }));
+  async live(query: LiveQuery = {}): Promise<LiveRow[]> {
+    const { sql, values } = liveSql(query, dollar);
+    return (await this.#docs(sql, values)).map((g) => ({ summary: g.summary, lastEntryAt: g.lastEntryAt }));
   }
 
   async search(query: SearchQuery): Promise<SearchPage> {

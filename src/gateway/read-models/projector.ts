@@ -1,5 +1,6 @@
 import { setTimeout as pause } from "node:timers/promises";
 import { readLog } from "../../engine/read-log.ts";
+import type { EntryType } from "../../core/entries.ts";
 import type { Change, Engine } from "../../engine/port.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { ReadModelStore } from "../../projections/store/port.ts";
@@ -44,6 +45,8 @@ export class Projector {
   #position: string | undefined;
   /** The last entry's time of each live answer whose log grew by tokens since its fold, as the last look saw it. */
   #lastEntries = new Map<string, string>();
+  /** Live answers claimed (so the feed said) whose fold found no `started` yet. */
+  readonly #awaitingStart = new Set<string>();
 
   constructor(options: ProjectorOptions) {
     this.#options = options;
@@ -63,16 +66,24 @@ export class Projector {
    * Folds the log of `id` into the store unless the store has applied all of it. A log shorter
    * than what was applied lost entries (a Redis failover; its worker writes them again): its fold
    * replaces the row, which described entries that no longer stand. Returns whether it stored.
+   * `named` is the type of the feed record that named the log: after a claim's (`started`), a fold
+   * that found no attempt yet (the worker had not written its `started`) is looked at again with
+   * the live answers.
    */
-  async project(id: string): Promise<boolean> {
+  async project(id: string, named?: EntryType): Promise<boolean> {
     const { engine, store } = this.#options;
     const head = await engine.head(id);
     if (!head) return false;
     const applied = await store.appliedOffset(id);
-    if (head.lastOffset === applied) return false;
+    if (head.lastOffset === applied) {
+      if (named === "started" && applied === 1) this.#awaitingStart.add(id);
+      return false;
+    }
     const entries = await readLog(engine, id);
     if (entries.length === 0) return false;
     const fold = projectGeneration(id, entries);
+    if (named === "started" && fold.summary.attempts === 0 && !head.terminal) this.#awaitingStart.add(id);
+    else this.#awaitingStart.delete(id);
     return store.apply(fold, { replace: fold.summary.lastOffset < applied });
   }
 
@@ -92,19 +103,30 @@ export class Projector {
   }
 
   /**
-   * Looks at every live answer once and counts the stuck ones. An answer whose log grew by tokens
-   * after its fold only has its last entry's time noted, in this process (two entries read, not the
-   * log folded again nor a row written: a long answer would be folded whole every few seconds); one
-   * whose next entry is anything else (its `started`, written after the claim's record was read),
-   * or whose log shrank, is folded.
+   * Looks at the live answers that may be stuck and counts the stuck ones. Only two kinds are read:
+   * those whose newest entry known here is old enough that they would be counted stuck within the
+   * next two looks, and those claimed before their worker wrote its `started`. So an answer that
+   * streams is read about once per `stuckAfterMs`, not at every look, and a gateway with thousands
+   * of answers just accepted reads none of them. An answer whose log grew by tokens after its fold
+   * only has its last entry's time noted, in this process (two entries read, not the log folded
+   * again nor a row written: a long answer would be folded whole every few seconds); one whose next
+   * entry is anything else (its `started`, a `retrying`), or whose log shrank, is folded.
    */
   async lookAtLive(now = Date.now()): Promise<number> {
     const { engine, store, stuckAfterMs } = this.#options;
-    const seen = new Map<string, string>();
-    // Every live answer's reads at once (on Redis one pipelined round trip per step, not three per
-    // answer in turn); the folds, rarer, one after another.
+    const margin = 2 * (this.#options.liveEveryMs ?? 2_000);
+    // The rows whose newest entry the store knows is old enough, and the claimed ones awaiting their
+    // `started`; every other live answer had an entry recently enough not to be stuck.
+    const rows = await store.live({ lastEntryBefore: new Date(now - stuckAfterMs + margin).toISOString(), ids: [...this.#awaitingStart] });
+    const known = new Map<string, string>();
+    for (const row of rows) known.set(row.summary.id, this.lastEntryAt(row.summary.id, row.lastEntryAt));
+    const suspects = rows.filter(
+      ({ summary }) => this.#awaitingStart.has(summary.id) || now - Date.parse(known.get(summary.id)!) > stuckAfterMs - margin,
+    );
+    // Their reads at once (on Redis one pipelined round trip per step, not three per answer in
+    // turn); the folds, rarer, one after another.
     const looks = await Promise.all(
-      (await store.live()).map(async ({ summary }) => {
+      suspects.map(async ({ summary }) => {
         const head = await engine.head(summary.id);
         if (!head || head.lastOffset === summary.lastOffset) return undefined;
         // The entry after the fold: a `started` written after its claim's record was read, say, is
@@ -114,14 +136,29 @@ export class Projector {
         return { id: summary.id, tokensUntil: last?.type === "delta" ? last.at : undefined };
       }),
     );
+    const folded: string[] = [];
     for (const look of looks) {
-      if (look?.tokensUntil !== undefined) seen.set(look.id, look.tokensUntil);
-      else if (look) await this.project(look.id);
+      if (look?.tokensUntil !== undefined) known.set(look.id, look.tokensUntil);
+      else if (look && (await this.project(look.id))) folded.push(look.id);
+    }
+    // A folded row says when its newest entry was (it may have ended: then it is not live).
+    if (folded.length > 0) {
+      for (const id of folded) known.delete(id);
+      for (const row of await store.live({ ids: folded })) known.set(row.summary.id, row.lastEntryAt);
+    }
+    // What this process saw beyond the rows (an answer not read here had a recent enough row).
+    const seen = new Map<string, string>();
+    for (const row of rows) {
+      const at = known.get(row.summary.id);
+      if (at !== undefined && at > row.lastEntryAt) seen.set(row.summary.id, at);
     }
     this.#lastEntries = seen;
+    for (const id of this.#awaitingStart) if (!rows.some((row) => row.summary.id === id)) this.#awaitingStart.delete(id);
     let stuck = 0;
-    for (const row of await store.live())
-      if (now - Date.parse(this.lastEntryAt(row.summary.id, row.lastEntryAt)) > stuckAfterMs) stuck += 1;
+    for (const row of rows) {
+      const at = known.get(row.summary.id);
+      if (at !== undefined && now - Date.parse(at) > stuckAfterMs) stuck += 1;
+    }
     this.#options.onStuck?.(stuck);
     return stuck;
   }
@@ -173,7 +210,7 @@ export class Projector {
   async #apply(changes: readonly Change[], signal: AbortSignal): Promise<void> {
     for (const id of new Set(changes.map((c) => c.id))) {
       if (signal.aborted) return;
-      await this.project(id);
+      await this.project(id, lastType(changes, id));
     }
   }
 
@@ -189,4 +226,10 @@ export class Projector {
       await pause(every, undefined, { signal }).catch(() => undefined);
     }
   }
+}
+
+/** The type of the last record of `changes` that names `id`. */
+function lastType(changes: readonly Change[], id: string): EntryType | undefined {
+  for (let i = changes.length - 1; i >= 0; i -= 1) if (changes[i]!.id === id) return changes[i]!.type;
+  return undefined;
 }

@@ -4,6 +4,7 @@ import Database from "better-sqlite3";
 import type { ProjectedGeneration } from "../../projections/summary.ts";
 import type {
   ApplyOptions,
+  LiveQuery,
   LiveRow,
   ModelCounts,
   ReadModelStore,
@@ -14,7 +15,7 @@ import type {
 import {
   FAILURES_SINCE_SQL,
   INSERT_PART,
-  LIVE_SQL,
+  liveSql,
   MODEL_FAILURES_SQL,
   MODELS_SQL,
   TABLES,
@@ -84,8 +85,9 @@ export class SqliteReadModelStore implements ReadModelStore {
         .run(reader, position);
   }
 
-  async live(): Promise<LiveRow[]> {
-    return this.#docs(LIVE_SQL, []).map((g) => ({ summary: g.summary, lastEntryAt: g.lastEntryAt }));
+  async live(query: LiveQuery = {}): Promise<LiveRow[]> {
+    const { sql, values } = liveSql(query, q);
+    return this.#docs(sql, values).map((g) => ({ summary: g.summary, lastEntryAt: g.lastEntryAt }));
   }
 
   async search(query: SearchQuery): Promise<SearchPage> {

@@ -2,6 +2,7 @@ import type { ProjectedGeneration } from "../summary.ts";
 import {
   newestFirst,
   type ApplyOptions,
+  type LiveQuery,
   type LiveRow,
   type ModelCounts,
   type ReadModelStore,
@@ -37,9 +38,13 @@ export class MemoryReadModelStore implements ReadModelStore {
     else this.#positions.set(reader, position);
   }
 
-  async live(): Promise<LiveRow[]> {
+  async live(query?: LiveQuery): Promise<LiveRow[]> {
+    const named = (g: ProjectedGeneration): boolean =>
+      query === undefined ||
+      (query.lastEntryBefore !== undefined && g.lastEntryAt < query.lastEntryBefore) ||
+      (query.ids?.includes(g.summary.id) ?? false);
     return [...this.#rows.values()]
-      .filter((g) => g.summary.status === "queued" || g.summary.status === "running")
+      .filter((g) => (g.summary.status === "queued" || g.summary.status === "running") && named(g))
       .map((g) => ({ summary: g.summary, lastEntryAt: g.lastEntryAt }))
       .sort((a, b) => -newestFirst(a.summary, b.summary));
   }

@@ -24,8 +24,8 @@ export interface ReadModelStore {
   position(reader: string): Promise<string | undefined>;
   setPosition(reader: string, position: string | undefined): Promise<void>;
 
-  /** Answers queued or running, oldest first. */
-  live(): Promise<LiveRow[]>;
+  /** Answers queued or running, oldest first; with `query`, only those it names. */
+  live(query?: LiveQuery): Promise<LiveRow[]>;
 
   /** Answers matching `query`, newest first, one page. */
   search(query: SearchQuery): Promise<SearchPage>;
@@ -55,6 +55,13 @@ export interface ApplyOptions {
    * kept describes entries that no longer stand.
    */
   readonly replace?: boolean;
+}
+
+/** Which live answers to read: those whose last entry is older than `lastEntryBefore`, and those named in `ids`. */
+export interface LiveQuery {
+  /** ISO time. */
+  readonly lastEntryBefore?: string;
+  readonly ids?: readonly string[];
 }
 
 export interface LiveRow {

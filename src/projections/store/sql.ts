@@ -1,6 +1,6 @@
 import type { ProjectedGeneration } from "../summary.ts";
 import { sortModels } from "./counts.ts";
-import type { ModelCounts, SearchQuery, WorkerActivity } from "./port.ts";
+import type { LiveQuery, ModelCounts, SearchQuery, WorkerActivity } from "./port.ts";
 
 /**
  * The SQL the sqlite and PostgreSQL read-model stores share: one dialect where both agree
@@ -101,7 +101,22 @@ export function searchSql(query: SearchQuery, p: Placeholder): { sql: string; va
   return { sql, values };
 }
 
-export const LIVE_SQL = `SELECT doc FROM projected_generations WHERE status IN ('queued', 'running') ORDER BY created_at, id`;
+/** Answers queued or running, oldest first; with `query`, only those it names (see {@link LiveQuery}). */
+export function liveSql(query: LiveQuery, p: Placeholder): { sql: string; values: string[] } {
+  const values: string[] = [];
+  const or: string[] = [];
+  if (query.lastEntryBefore !== undefined) {
+    values.push(query.lastEntryBefore);
+    or.push(`last_entry_at < ${p(values.length)}`);
+  }
+  for (const id of query.ids ?? []) {
+    values.push(id);
+    or.push(`id = ${p(values.length)}`);
+  }
+  const narrowed = query.lastEntryBefore !== undefined || query.ids !== undefined;
+  const where = narrowed ? ` AND (${or.length > 0 ? or.join(" OR ") : "FALSE"})` : "";
+  return { sql: `SELECT doc FROM projected_generations WHERE status IN ('queued', 'running')${where} ORDER BY created_at, id`, values };
+}
 
 export const MODELS_SQL = `SELECT model, provider, count(*) AS answers,
     count(*) FILTER (WHERE status = 'completed') AS completed, count(*) FILTER (WHERE status = 'failed') AS failed,

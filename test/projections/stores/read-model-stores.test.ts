@@ -116,7 +116,15 @@ for (const adapter of ADAPTERS) {
       expect((await store.workers()).find((w) => w.worker === "w2")).toMatchObject({ attempts: 1, takeovers: 1, finished: 1 });
       expect(await store.failuresSince("2000-01-01T00:00:00.000Z")).toEqual([{ code: "model_timeout", count: 1 }]);
       expect(await store.failuresSince("2999-01-01T00:00:00.000Z")).toEqual([]);
-      expect((await store.live()).map((l) => l.summary.status)).toEqual(["running"]);
+      const [running] = await store.live();
+      expect(running?.summary.status).toBe("running");
+      // Narrowed: by the time of the newest entry, by id, both (either matches), or neither.
+      const after = new Date(Date.parse(running!.lastEntryAt) + 1).toISOString();
+      expect((await store.live({ lastEntryBefore: after })).map((l) => l.summary.id)).toEqual([running!.summary.id]);
+      expect(await store.live({ lastEntryBefore: running!.lastEntryAt })).toEqual([]);
+      expect((await store.live({ ids: [running!.summary.id, "gen_none"] })).map((l) => l.summary.id)).toEqual([running!.summary.id]);
+      expect(await store.live({ lastEntryBefore: running!.lastEntryAt, ids: [running!.summary.id] })).toEqual([running]);
+      expect(await store.live({ ids: [] })).toEqual([]);
       const other = await reopen();
       if (other !== store) opened.push(other);
       expect(await other.all()).toEqual(await store.all());
