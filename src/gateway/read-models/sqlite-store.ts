@@ -45,6 +45,10 @@ export class SqliteReadModelStore implements ReadModelStore {
     mkdirSync(dataDir, { recursive: true });
     const db = new Database(join(dataDir, fileName));
     db.pragma("journal_mode = WAL");
+    // Derived data, rebuilt from the logs at will: a commit need not wait for the disk (with WAL a
+    // crash may lose the last commits, rows and feed position together, and the projector folds
+    // those answers again). Waiting cost the gateway's event loop about 80 µs per answer event.
+    db.pragma("synchronous = NORMAL");
     db.pragma("busy_timeout = 5000");
     db.exec(TABLES);
     this.#db = db;
