@@ -144,7 +144,7 @@ describe("the projector", () => {
     await engine.close();
   });
 
-  it("reads only the live answers that may be stuck: not those whose newest entry is recent", async () => {
+  it("reads only the running answers that may be stuck: not those with a recent entry, nor those queued", async () => {
     const engine = new MemoryEngine();
     const store = new MemoryReadModelStore();
     const heads: string[] = [];
@@ -159,20 +159,25 @@ describe("the projector", () => {
         return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
       },
     }) as Engine;
-    const young = await engine.create(request("just accepted"));
+    const running = await engine.create(request("running"));
+    const claim = await engine.claim("w", 60_000, never);
+    await engine.append(running.id, claim!.fence, 2, [{ type: "started", attempt: claim!.fence, worker: "w", model: "sim" }]);
+    const queued = await engine.create(request("waiting for a worker"));
     const projector = new Projector({ engine: counted, store, stuckAfterMs: 20_000, liveEveryMs: 2_000 });
-    await projector.project(young.id);
-    const [row] = await store.live();
-    const createdAt = Date.parse(row!.lastEntryAt);
+    await projector.project(running.id);
+    await projector.project(queued.id);
+    const since = Math.max(...(await store.live()).map((row) => Date.parse(row.lastEntryAt)));
     heads.length = 0;
-    // 10 s old: 6 s more than two looks before it could be stuck, so it is not read.
-    expect(await projector.lookAtLive(createdAt + 10_000)).toBe(0);
+    // 10 s after their last entries: 6 s more than two looks before either could be stuck, so neither is read.
+    expect(await projector.lookAtLive(since + 10_000)).toBe(0);
     expect(heads).toEqual([]);
-    // 17 s old: it may be stuck by the look after next, so it is read (and not stuck yet).
-    expect(await projector.lookAtLive(createdAt + 17_000)).toBe(0);
-    expect(heads).toEqual([young.id]);
-    // 21 s old with no entry since: stuck.
-    expect(await projector.lookAtLive(createdAt + 21_000)).toBe(1);
+    // 17 s: the running one may be stuck by the look after next, so it is read (and not stuck yet);
+    // the queued one changes only by records of the feed, so it is not.
+    expect(await projector.lookAtLive(since + 17_000)).toBe(0);
+    expect(heads).toEqual([running.id]);
+    // 21 s with no entry since: both stuck.
+    expect(await projector.lookAtLive(since + 21_000)).toBe(2);
+    expect(heads).toEqual([running.id, running.id]);
     await engine.close();
   });
 

@@ -104,10 +104,11 @@ export class Projector {
 
   /**
    * Looks at the live answers that may be stuck and counts the stuck ones. Only two kinds are read:
-   * those whose newest entry known here is old enough that they would be counted stuck within the
-   * next two looks, and those claimed before their worker wrote its `started`. So an answer that
-   * streams is read about once per `stuckAfterMs`, not at every look, and a gateway with thousands
-   * of answers just accepted reads none of them. An answer whose log grew by tokens after its fold
+   * running ones whose newest entry known here is old enough that they would be counted stuck
+   * within the next two looks, and those claimed before their worker wrote its `started` (a queued
+   * answer otherwise changes only by records of the feed). So an answer that streams is read about
+   * once per `stuckAfterMs`, not at every look, and a gateway with thousands of answers waiting for
+   * a worker reads none of them. An answer whose log grew by tokens after its fold
    * only has its last entry's time noted, in this process (two entries read, not the log folded
    * again nor a row written: a long answer would be folded whole every few seconds); one whose next
    * entry is anything else (its `started`, a `retrying`), or whose log shrank, is folded.
@@ -120,8 +121,12 @@ export class Projector {
     const rows = await store.live({ lastEntryBefore: new Date(now - stuckAfterMs + margin).toISOString(), ids: [...this.#awaitingStart] });
     const known = new Map<string, string>();
     for (const row of rows) known.set(row.summary.id, this.lastEntryAt(row.summary.id, row.lastEntryAt));
+    // A queued answer changes only by records of the feed (its claim, its cancel), but for the
+    // `started` its worker writes after the claim: it is read only while that is awaited.
     const suspects = rows.filter(
-      ({ summary }) => this.#awaitingStart.has(summary.id) || now - Date.parse(known.get(summary.id)!) > stuckAfterMs - margin,
+      ({ summary }) =>
+        this.#awaitingStart.has(summary.id) ||
+        (summary.status === "running" && now - Date.parse(known.get(summary.id)!) > stuckAfterMs - margin),
     );
     // Their reads at once (on Redis one pipelined round trip per step, not three per answer in
     // turn); the folds, rarer, one after another.
