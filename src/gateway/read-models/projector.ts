@@ -72,17 +72,20 @@ export class Projector {
    */
   async project(id: string, named?: EntryType): Promise<boolean> {
     const { engine, store } = this.#options;
-    const head = await engine.head(id);
-    if (!head) return false;
     const applied = await store.appliedOffset(id);
-    if (head.lastOffset === applied) {
-      if (named === "started" && applied === 1) this.#awaitingStart.add(id);
-      return false;
+    if (applied > 0) {
+      // Folded before: read the log again only if it changed (a row new to the store is read at once).
+      const head = await engine.head(id);
+      if (!head) return false;
+      if (head.lastOffset === applied) {
+        if (named === "started" && applied === 1) this.#awaitingStart.add(id);
+        return false;
+      }
     }
     const entries = await readLog(engine, id);
     if (entries.length === 0) return false;
     const fold = projectGeneration(id, entries);
-    if (named === "started" && fold.summary.attempts === 0 && !head.terminal) this.#awaitingStart.add(id);
+    if (named === "started" && fold.summary.status === "queued") this.#awaitingStart.add(id);
     else this.#awaitingStart.delete(id);
     return store.apply(fold, { replace: fold.summary.lastOffset < applied });
   }
