@@ -6,6 +6,7 @@ import { ProviderError } from "../../src/llm/provider-error.ts";
 import type { ModelCall, ModelEvent, ModelProvider } from "../../src/llm/provider.ts";
 import { createAnthropicProvider } from "../../src/llm/providers/anthropic.ts";
 import { createOpenAICompatibleProvider } from "../../src/llm/providers/openai-compatible.ts";
+import { DEFAULT_TIMEOUTS, streamWithTimeouts } from "../../src/llm/resilience/timeouts.ts";
 import { startSimLlm, type SimLlm } from "../../src/sim-llm/server.ts";
 
 const API_KEY = "sk-test-4f9c2e7d1b";
@@ -354,6 +355,28 @@ describe("openai-compatible provider", () => {
       expect(error).toMatchObject({ failure: "status", details: { status: 500, retryable: true } });
     },
   );
+});
+
+describe("a call under the timeouts", () => {
+  it("gives a finished response's socket back: the next call goes over the same connection", async () => {
+    const { url, received } = await serve(streamOf(openAi, ["one", " two"]));
+    const connections: unknown[] = [];
+    servers.at(-1)!.on("connection", (socket) => connections.push(socket));
+    const provider = openAi.create(url);
+    for (let i = 0; i < 2; i += 1) {
+      const texts: string[] = [];
+      // As the worker reads it: up to the finish, then the stream is returned.
+      for await (const event of streamWithTimeouts(provider, callOf(), DEFAULT_TIMEOUTS)) {
+        if (event.type === "token") texts.push(event.text);
+        if (event.type === "finish") break;
+      }
+      expect(texts.join("")).toBe("one two");
+      await received[i]!.closed;
+      await new Promise((resolve) => setTimeout(resolve, 500)); // the drained response hands its socket back to the agent
+    }
+    expect(received).toHaveLength(2);
+    expect(connections).toHaveLength(1);
+  });
 });
 
 describe("anthropic provider", () => {

@@ -18,49 +18,109 @@ export const DEFAULT_TIMEOUTS: Timeouts = { connectMs: 10_000, firstTokenMs: 30_
 /**
  * Streams `call` from `provider` under `timeouts`. When one runs out, the upstream request is
  * aborted and the stream throws a retryable `ProviderError` of kind `timeout` naming which one.
+ *
+ * An iterator of its own rather than an async generator around the provider's: one layer of
+ * promises less for every token.
  */
-export async function* streamWithTimeouts(provider: ModelProvider, call: ModelCall, timeouts: Timeouts): AsyncIterable<ModelEvent> {
-  const upstream = new AbortController();
-  const forward = (): void => upstream.abort(call.signal.reason);
-  if (call.signal.aborted) forward();
-  call.signal.addEventListener("abort", forward, { once: true });
-  let expired: { which: string; ms: number } | undefined;
-  const expire = (which: string, ms: number): void => {
-    expired ??= { which, ms };
-    upstream.abort(new ProviderError("timeout", `the ${which} timeout (${ms} ms) ran out`, { retryable: true, provider: provider.name }));
-  };
-  const phase = new PhaseDeadline(expire);
-  const total = setTimeout(() => expire("total", timeouts.totalMs), timeouts.totalMs);
-  let opened = false;
-  let tokens = 0;
-  phase.start("connect", timeouts.connectMs);
-  try {
-    for await (const event of provider.stream({ ...call, signal: upstream.signal })) {
-      if (event.type === "open") opened = true;
-      if (event.type === "token") {
-        tokens += 1;
-        opened = true;
+export function streamWithTimeouts(provider: ModelProvider, call: ModelCall, timeouts: Timeouts): AsyncIterable<ModelEvent> {
+  return { [Symbol.asyncIterator]: () => new TimedStream(provider, call, timeouts) };
+}
+
+class TimedStream implements AsyncIterator<ModelEvent> {
+  readonly #provider: ModelProvider;
+  readonly #call: ModelCall;
+  readonly #timeouts: Timeouts;
+  readonly #upstream = new AbortController();
+  readonly #phase: PhaseDeadline;
+  #events: AsyncIterator<ModelEvent> | undefined;
+  #total: NodeJS.Timeout | undefined;
+  #expired: { which: string; ms: number } | undefined;
+  #opened = false;
+  #tokens = 0;
+  #closed = false;
+
+  constructor(provider: ModelProvider, call: ModelCall, timeouts: Timeouts) {
+    this.#provider = provider;
+    this.#call = call;
+    this.#timeouts = timeouts;
+    this.#phase = new PhaseDeadline((which, ms) => this.#expire(which, ms));
+  }
+
+  /** The caller's signal aborted: so is the upstream request. */
+  handleEvent(): void {
+    this.#upstream.abort(this.#call.signal.reason);
+  }
+
+  async next(): Promise<IteratorResult<ModelEvent>> {
+    if (this.#closed) return { done: true, value: undefined };
+    if (this.#events === undefined) {
+      if (this.#call.signal.aborted) this.handleEvent();
+      this.#call.signal.addEventListener("abort", this, { once: true });
+      this.#total = setTimeout(() => this.#expire("total", this.#timeouts.totalMs), this.#timeouts.totalMs);
+      this.#events = this.#provider.stream({ ...this.#call, signal: this.#upstream.signal })[Symbol.asyncIterator]();
+    }
+    // Waiting for the consumer is not the provider's time: the phase runs only while this waits.
+    if (this.#tokens > 0) this.#phase.start("idle", this.#timeouts.idleMs);
+    else if (this.#opened) this.#phase.start("first-token", this.#timeouts.firstTokenMs);
+    else this.#phase.start("connect", this.#timeouts.connectMs);
+    try {
+      for (;;) {
+        const step = await this.#events.next();
+        if (step.done) {
+          this.#close();
+          return step;
+        }
+        const event = step.value;
+        if (event.type === "open") {
+          this.#opened = true;
+          this.#phase.start("first-token", this.#timeouts.firstTokenMs);
+          continue;
+        }
+        if (event.type === "token") {
+          this.#tokens += 1;
+          this.#opened = true;
+        }
+        this.#phase.pause();
+        return { done: false, value: event };
       }
-      // Waiting for the consumer is not the provider's time.
-      phase.pause();
-      if (event.type !== "open") yield event;
-      if (tokens > 0) phase.start("idle", timeouts.idleMs);
-      else if (opened) phase.start("first-token", timeouts.firstTokenMs);
-      else phase.start("connect", timeouts.connectMs);
+    } catch (error) {
+      this.#close();
+      if (this.#expired && !this.#call.signal.aborted) {
+        throw new ProviderError("timeout", `the ${this.#expired.which} timeout (${this.#expired.ms} ms) ran out`, {
+          retryable: true,
+          provider: this.#provider.name,
+        });
+      }
+      throw error;
     }
-  } catch (error) {
-    if (expired && !call.signal.aborted) {
-      throw new ProviderError("timeout", `the ${expired.which} timeout (${expired.ms} ms) ran out`, {
-        retryable: true,
-        provider: provider.name,
-      });
+  }
+
+  /** Closes the provider's stream first (a finished response keeps its socket), then the timers and the upstream request. */
+  async return(): Promise<IteratorResult<ModelEvent>> {
+    if (!this.#closed) {
+      try {
+        await this.#events?.return?.();
+      } finally {
+        this.#close();
+      }
     }
-    throw error;
-  } finally {
-    phase.stop();
-    clearTimeout(total);
-    call.signal.removeEventListener("abort", forward);
-    if (!upstream.signal.aborted) upstream.abort(new Error("stream closed"));
+    return { done: true, value: undefined };
+  }
+
+  #expire(which: string, ms: number): void {
+    this.#expired ??= { which, ms };
+    this.#upstream.abort(
+      new ProviderError("timeout", `the ${which} timeout (${ms} ms) ran out`, { retryable: true, provider: this.#provider.name }),
+    );
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#phase.stop();
+    clearTimeout(this.#total);
+    this.#call.signal.removeEventListener("abort", this);
+    if (!this.#upstream.signal.aborted) this.#upstream.abort(new Error("stream closed"));
   }
 }
 
