@@ -43,10 +43,10 @@ const running = (proc: LifelineProcess): boolean => proc.child.exitCode === null
 async function idleWorkerThenWork(env: Record<string, string>, start: StartLifeline): Promise<void> {
   const worker = await start("worker", { ...env, LIFELINE_WORKER_NAME: "idle-worker", LIFELINE_LOG_LEVEL: "info" });
   await outputShows(worker, /"msg":"waiting for work"/);
-  await idle();
+  // The gateway starts during the worker's idle spell: nothing reaches the worker before the answer is asked for.
+  const [gateway] = await Promise.all([start("gateway", env), idle()]);
   expect(running(worker)).toBe(true);
 
-  const gateway = await start("gateway", env);
   const id = await startGeneration(gateway.url, request);
   const entries = entriesOf((await readEvents(gateway.url, id)).messages);
   expectExactAnswer(entries, expected);

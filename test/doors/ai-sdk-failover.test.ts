@@ -12,6 +12,12 @@ import { until } from "../support/waits.ts";
 /** Long enough that the answer is still under way after a takeover and a cut (at 20 tokens a second). */
 const FIELDS = { max_tokens: 160, seed: 7 } as const;
 
+/**
+ * The pace of a worker that takes an answer over: still mid-answer for seconds after the takeover
+ * (the cut and the gateway's kill come at its first new text), without writing the rest at 20 a second.
+ */
+const TAKEOVER_TOKENS_PER_SECOND = "60";
+
 const POST_MARKER = "POST /v1/ai-sdk/chat";
 
 async function attemptsOf(url: string, id: string): Promise<number> {
@@ -61,7 +67,8 @@ describe("the AI SDK door through a worker crash and a cut connection, with the 
       worker,
       proxy,
       url: `http://127.0.0.1:${proxy.port}`,
-      startWorker: () => start("worker", { ...env, LIFELINE_WORKER_NAME: "second" }),
+      startWorker: () =>
+        start("worker", { ...env, LIFELINE_WORKER_NAME: "second", LIFELINE_SIM_TOKENS_PER_SECOND: TAKEOVER_TOKENS_PER_SECOND }),
     };
   }
 
@@ -145,7 +152,8 @@ describe("the AI SDK door through a worker crash and a cut connection, with the 
     const env = { LIFELINE_DATA_DIR: data.path, LIFELINE_LEASE_MS: "1500", LIFELINE_SIM_TOKENS_PER_SECOND: "20" };
     const doomed = await start("gateway", env);
     const other = await start("gateway", env);
-    await start("worker", env);
+    // No takeover here: at 40 tokens a second the answer is still under way seconds after the kill below.
+    await start("worker", { ...env, LIFELINE_SIM_TOKENS_PER_SECOND: "40" });
     const expected = simAnswerTo("gateways come and go", FIELDS);
     const chat = new Chat<UIMessage>({ id: "gateway-crash", transport: transportFor(doomed.url, FIELDS) });
     const sent = chat.sendMessage({ text: "gateways come and go" });
@@ -194,7 +202,9 @@ describe("the AI SDK door in the distributed mode, on Redis", () => {
     const sent = chat.sendMessage({ text: "a distributed chat" });
     await until(() => textOf(chat.messages[1]).length > 20, 30_000, "text before the crashes");
     const id = chat.messages[1]!.id;
-    await killAndReplaceWorker(other, worker, id, () => start("worker", { ...env, LIFELINE_WORKER_NAME: "second" }));
+    await killAndReplaceWorker(other, worker, id, () =>
+      start("worker", { ...env, LIFELINE_WORKER_NAME: "second", LIFELINE_SIM_TOKENS_PER_SECOND: TAKEOVER_TOKENS_PER_SECOND }),
+    );
     await doomed.kill();
     await sent;
     expect(chat.status).toBe("error");

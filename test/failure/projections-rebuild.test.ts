@@ -142,13 +142,15 @@ for (const kind of DEPLOYMENTS) {
       const takenOver = await startGeneration(url, simRequest("taken over", { max_tokens: 60 }));
       await until(async () => (await generation(takenOver)).text.length > 0, 60_000, "the answer streaming on the doomed worker");
       await doomed.kill();
-      await launch("worker", { ...env, LIFELINE_WORKER_NAME: "survivor" });
+      // The survivor writes at ten times the pace: what it takes over and the rest end sooner.
+      await launch("worker", { ...env, LIFELINE_WORKER_NAME: "survivor", LIFELINE_SIM_TOKENS_PER_SECOND: "200" });
 
       const ids = [takenOver];
       for (let i = 0; i < 3; i++) ids.push(await startGeneration(url, simRequest(`completed ${i}`, { max_tokens: 6 })));
       ids.push(await startGeneration(url, { model: "flaky", messages: [{ role: "user", content: "retried" }], max_tokens: 6 }));
       ids.push(await startGeneration(url, { model: "refused", messages: [{ role: "user", content: "fails" }], max_tokens: 6 }));
-      const cancelled = await startGeneration(url, simRequest("cancelled", { max_tokens: 400 }));
+      // 20 s at the survivor's 200 tokens a second: still running when it is cancelled.
+      const cancelled = await startGeneration(url, simRequest("cancelled", { max_tokens: 4000 }));
       ids.push(cancelled);
       await until(async () => (await generation(cancelled)).text.length > 0, 60_000, "the answer to cancel running");
       expect((await fetch(`${url}${routes.cancel(cancelled)}`, { method: "POST" })).status).toBe(202);

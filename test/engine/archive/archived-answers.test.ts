@@ -178,19 +178,22 @@ for (const { name, archive } of ARCHIVES) {
       // Cancelling it is what it was: already finished.
       expect((await fetch(`${node.url}/v1/generations/${id}/cancel`, { method: "POST" })).status).toBe(409);
 
-      // `lifeline replay` reads the same log, no gateway involved.
-      const replayed = await runLifeline(["replay", id, "--entries"], env);
+      // `lifeline replay` reads the same log, no gateway involved; the read models are rebuilt from the
+      // logs alone meanwhile (three commands of their own, run side by side).
+      const [replayed, timeline, rebuilt] = await Promise.all([
+        runLifeline(["replay", id, "--entries"], env),
+        runLifeline(["replay", id, "--json"], env),
+        runLifeline(["projections", "rebuild", "--json"], env),
+      ]);
       expect(replayed.status, replayed.stderr).toBe(0);
       const liveEntries = live.events
         .split("\n")
         .filter((line) => line.startsWith("data: "))
         .map((line) => line.slice("data: ".length));
       expect(replayed.stdout.trimEnd().split("\n")).toEqual(liveEntries);
-      const timeline = await runLifeline(["replay", id, "--json"], env);
       expect(JSON.parse(timeline.stdout)).toEqual(JSON.parse(live.timeline));
 
       // The read models rebuilt from the logs alone still hold it: the rebuild reads the archive too.
-      const rebuilt = await runLifeline(["projections", "rebuild", "--json"], env);
       expect(rebuilt.status, rebuilt.stderr).toBe(0);
       const found = (await (await fetch(`${node.url}/v1/ops/generations?id=${id}`)).json()) as {
         generations: { id: string; status: string }[];
