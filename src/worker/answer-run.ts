@@ -18,7 +18,8 @@ export interface RunContext {
   readonly metrics: Metrics;
   readonly worker: string;
   readonly leaseMs: number;
-  readonly coalesceMs: number;
+  /** The worker's coalescing window: its `ms` may change while a run goes on. */
+  readonly coalesce: { readonly ms: number };
 }
 
 /** Why a run stopped before its terminal entry. */
@@ -270,7 +271,7 @@ export class AnswerRun {
    */
   #scheduleFlush(): void {
     if (this.#deltasInFlight > 0 || this.#flushTimer || this.#pending.length === 0) return;
-    const wait = this.#ctx.coalesceMs - (Date.now() - this.#lastFlushAt);
+    const wait = this.#ctx.coalesce.ms - (Date.now() - this.#lastFlushAt);
     if (wait <= 0) void this.#flush();
     else this.#flushTimer = setTimeout(() => void this.#flush(), wait);
   }
@@ -285,7 +286,7 @@ export class AnswerRun {
     const tokens = pieces.length;
     this.#pending = [];
     const attempt = this.#claim.fence;
-    const texts = this.#ctx.coalesceMs <= 0 ? pieces : [pieces.join("")];
+    const texts = this.#ctx.coalesce.ms <= 0 ? pieces : [pieces.join("")];
     const write = this.#write(texts.map((text) => ({ type: "delta", attempt, text })));
     this.#trace.tokens(tokens);
     this.#deltasInFlight += 1;

@@ -4,6 +4,7 @@ import type { ModelRegistry } from "../llm/models.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
 import { AnswerRun } from "./answer-run.ts";
+import { CoalesceWindow } from "./coalesce-window.ts";
 
 export interface WorkerOptions {
   readonly engine: Engine;
@@ -16,7 +17,7 @@ export interface WorkerOptions {
   readonly leaseMs: number;
   /** Answers run at once. */
   readonly concurrency: number;
-  /** Tokens arriving within this window are appended as one `delta`. */
+  /** Tokens arriving within this window are appended as one `delta` (wider while the process is saturated: {@link CoalesceWindow}). */
   readonly coalesceMs: number;
 }
 
@@ -43,9 +44,11 @@ export class Worker {
   #loop: Promise<void> | undefined;
   /** Says once per idle spell that the worker waits for work. */
   #idleTimer: NodeJS.Timeout | undefined;
+  readonly #window: CoalesceWindow;
 
   constructor(options: WorkerOptions) {
     this.#options = options;
+    this.#window = new CoalesceWindow(options.coalesceMs);
     // Every claim loop waits on it (sixteen on Redis): not a leak, so no warning past ten.
     setMaxListeners(0, this.#stopping.signal);
   }
@@ -67,6 +70,7 @@ export class Worker {
   start(): void {
     const loops = Math.max(1, Math.min(this.#options.concurrency, this.#options.engine.parallelClaims));
     this.#noteIdle();
+    this.#window.start();
     this.#keeper ??= setInterval(() => void this.#renewLeases(), Math.max(50, Math.min(this.#options.leaseMs / 3, 1000)));
     this.#loop ??= Promise.all(Array.from({ length: loops }, () => this.#claimLoop())).then(() => undefined);
   }
@@ -75,7 +79,7 @@ export class Worker {
     const { engine, name, leaseMs, concurrency, logger } = this.#options;
     const signal = this.#stopping.signal;
     // One context for every run of this loop: a spread per run gave each a hidden class of its own.
-    const context = { ...this.#options, worker: name };
+    const context = { ...this.#options, worker: name, coalesce: this.#window };
     while (!signal.aborted) {
       if (this.#runs.size + this.#claiming >= concurrency) {
         await new Promise<void>((resolve) => this.#waitingForSlot.add(resolve));
@@ -165,5 +169,6 @@ export class Worker {
     await this.#loop;
     await Promise.all(this.#runs.values());
     clearInterval(this.#keeper);
+    this.#window.stop();
   }
 }

@@ -1,0 +1,60 @@
+import { performance, type EventLoopUtilization } from "node:perf_hooks";
+
+/** How often the window looks at how busy the process is. */
+const SAMPLE_MS = 250;
+/** Busier than this over two samples in a row (the share of time the event loop was not idle): the window widens. */
+const BUSY = 0.9;
+/** Less busy than this: it narrows back. */
+const EASED = 0.6;
+/** The window of a saturated worker, at least: tokens of one answer that come closer than this are merged. */
+const SATURATED_MS = 100;
+
+/**
+ * The coalescing window of a worker's runs (decision 018): the configured one while the process
+ * keeps up, a wider one while its event loop is saturated. Past saturation every entry costs the
+ * same work in the worker, Redis and each gateway however few tokens it carries, so merging the
+ * tokens of an answer that come within 100 ms of each other makes room for more answers instead of
+ * a queue that delays every token. A window of 0 (one entry per token) is left as it is.
+ */
+export class CoalesceWindow {
+  readonly #configuredMs: number;
+  #ms: number;
+  #timer: NodeJS.Timeout | undefined;
+  #last: EventLoopUtilization | undefined;
+  /** Samples in a row at or above {@link BUSY}: a burst (a hundred answers starting at once) is not saturation. */
+  #busySamples = 0;
+
+  constructor(configuredMs: number) {
+    this.#configuredMs = configuredMs;
+    this.#ms = configuredMs;
+  }
+
+  /** The window now, in ms. */
+  get ms(): number {
+    return this.#ms;
+  }
+
+  start(): void {
+    if (this.#configuredMs <= 0 || this.#timer) return;
+    this.#last = performance.eventLoopUtilization();
+    this.#timer = setInterval(() => this.sample(), SAMPLE_MS);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+    this.#ms = this.#configuredMs;
+  }
+
+  /** Looks at how busy the event loop was since the last look (`utilization` given: a test's). */
+  sample(utilization?: number): void {
+    const now = performance.eventLoopUtilization();
+    const busy = utilization ?? performance.eventLoopUtilization(now, this.#last).utilization;
+    this.#last = now;
+    if (this.#configuredMs <= 0) return;
+    this.#busySamples = busy >= BUSY ? this.#busySamples + 1 : 0;
+    if (this.#busySamples >= 2) this.#ms = Math.max(this.#configuredMs, SATURATED_MS);
+    else if (busy < EASED) this.#ms = this.#configuredMs;
+  }
+}

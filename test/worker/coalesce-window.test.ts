@@ -1,0 +1,51 @@
+import { describe, expect, it } from "vitest";
+import { CoalesceWindow } from "../../src/worker/coalesce-window.ts";
+
+describe("a worker's coalescing window", () => {
+  it("widens to 100 ms while the event loop is saturated and narrows back once it has eased", () => {
+    const window = new CoalesceWindow(20);
+    expect(window.ms).toBe(20);
+    window.sample(0.5);
+    expect(window.ms).toBe(20);
+    window.sample(0.95); // one busy sample is a burst, not saturation
+    expect(window.ms).toBe(20);
+    window.sample(0.5);
+    window.sample(0.95);
+    expect(window.ms).toBe(20);
+    window.sample(0.97);
+    expect(window.ms).toBe(100);
+    window.sample(0.75); // between the two marks: as it was
+    expect(window.ms).toBe(100);
+    window.sample(0.4);
+    expect(window.ms).toBe(20);
+  });
+
+  it("a configured window wider than that stays as configured, and no window (one entry per token) stays none", () => {
+    const wide = new CoalesceWindow(250);
+    wide.sample(0.99);
+    wide.sample(0.99);
+    expect(wide.ms).toBe(250);
+    const none = new CoalesceWindow(0);
+    none.sample(0.99);
+    none.sample(0.99);
+    expect(none.ms).toBe(0);
+  });
+
+  it("measures the event loop itself: held busy for two samples, it widens", async () => {
+    const window = new CoalesceWindow(20);
+    window.start();
+    try {
+      for (let i = 0; i < 2; i += 1) {
+        const until = performance.now() + 300; // longer than a sample: the loop does not turn meanwhile
+        while (performance.now() < until) {
+          // busy
+        }
+        await new Promise((resolve) => setTimeout(resolve, 1)); // the sample due during the spin runs now
+      }
+      expect(window.ms).toBe(100);
+    } finally {
+      window.stop();
+    }
+    expect(window.ms).toBe(20);
+  });
+});
