@@ -17,6 +17,12 @@ export interface NotificationOptions {
   readonly probeMs?: number;
   /** How long a channel stays subscribed after its last waiter left. @defaultValue 10000 */
   readonly lingerMs?: number;
+  /**
+   * Whether an announcement heard may spare a reader at that offset its head read (decision 042).
+   * Off for a Cluster: a shard's subscriber is rebuilt after a failover without a `ready` event, so
+   * a break of its subscriptions cannot be told. @defaultValue true
+   */
+  readonly trustAnnouncements?: boolean;
   readonly logger?: Logger;
 }
 
@@ -53,6 +59,8 @@ export class Notifications {
       this.#forgetAnnounced();
       this.#wakeups.wakeAll();
     });
+    // From the moment the connection drops, what was heard on it is no longer followed by every append.
+    for (const event of ["close", "reconnecting", "end"]) options.subscriber.on(event, () => this.#forgetAnnounced());
     this.#probeTimer = setInterval(() => void this.#probe(), options.probeMs ?? 2000);
     this.#probeTimer.unref();
     // One sweep for every let-go log rather than a timer armed and cleared at each wait.
@@ -74,8 +82,9 @@ export class Notifications {
    * waiting for the next.
    */
   announced(id: string): number | undefined {
-    const offset = this.#subscribed.get(id)?.offset;
-    return !this.#recovering && offset !== undefined && Number.isSafeInteger(offset) ? offset : undefined;
+    if (this.#recovering || this.#o.trustAnnouncements === false) return undefined;
+    const entry = this.#subscribed.get(id);
+    return entry?.standing && Number.isSafeInteger(entry.heardOffset) ? entry.heardOffset : undefined;
   }
 
   /** How many notifications for held `id` arrived so far: pass it to `announcedSince` after waiting. */
@@ -104,7 +113,15 @@ export class Notifications {
         ready: this.#o.subscriber.ssubscribe(this.#o.channelOf(id)) as Promise<unknown>,
         heard: 0,
         offset: Number.NaN,
+        heardOffset: Number.NaN,
+        standing: false,
       };
+      // Only what is heard once the subscribe is answered counts as heard on a standing subscription
+      // (a message of an older subscription of the same channel may still arrive before).
+      created.ready.then(
+        () => (created.standing = true),
+        () => undefined,
+      );
       // A subscribe that failed is forgotten, so the next holder tries again.
       created.ready.catch(() => {
         if (this.#subscribed.get(id) === created) this.#subscribed.delete(id);
@@ -145,7 +162,7 @@ export class Notifications {
 
   /** A reconnect or a lost probe: what was announced before it is not known to be followed by every later append. */
   #forgetAnnounced(): void {
-    for (const entry of this.#subscribed.values()) entry.offset = Number.NaN;
+    for (const entry of this.#subscribed.values()) entry.heardOffset = Number.NaN;
   }
 
   #onMessage(channel: string, message: string): void {
@@ -166,6 +183,7 @@ export class Notifications {
     if (entry) {
       entry.heard += 1;
       entry.offset = Number(message);
+      entry.heardOffset = entry.standing ? entry.offset : Number.NaN;
     }
     this.#wakeups.wake(id);
   }
@@ -227,7 +245,11 @@ export class Notifications {
 interface Subscription {
   refs: number;
   readonly ready: Promise<unknown>;
-  /** Notifications heard, and the offset the newest announced (NaN: none since the subscription last stood anew). */
+  /** Notifications heard, and the offset the newest announced. */
   heard: number;
   offset: number;
+  /** That offset, when it was heard on the subscription as it stands now (NaN: not since it last stood anew). */
+  heardOffset: number;
+  /** The subscribe was answered. */
+  standing: boolean;
 }

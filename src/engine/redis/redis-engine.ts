@@ -122,6 +122,7 @@ export class RedisEngine implements Engine {
       idOf: (channel) => (channel.startsWith(prefix) && channel.endsWith("}:n") ? channel.slice(prefix.length, -3) : undefined),
       probeChannels: () => probeChannels(this.#commands, this.#keys, "probe"),
       probeMs: options.probeMs ?? 2000,
+      trustAnnouncements: options.target.mode !== "cluster",
       ...(options.logger ? { logger: options.logger } : {}),
     });
   }
