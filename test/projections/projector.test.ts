@@ -181,6 +181,21 @@ describe("the projector", () => {
     await engine.close();
   });
 
+  it("a queued answer whose claim's record was missed (a gap, a restart) is folded by the sweep of queued answers", async () => {
+    const engine = new MemoryEngine();
+    const store = new MemoryReadModelStore();
+    const { id } = await engine.create(request("claimed while nobody looked"));
+    const projector = new Projector({ engine, store, stuckAfterMs: 20_000, liveEveryMs: 2_000 });
+    await projector.project(id); // its created record only
+    const claim = await engine.claim("w", 60_000, never);
+    await engine.append(id, claim!.fence, 2, [{ type: "started", attempt: claim!.fence, worker: "w", model: "sim" }]);
+    const [row] = await store.live();
+    // The first look sweeps the queued answers that could be stuck: this one is folded, and streams.
+    expect(await projector.lookAtLive(Date.parse(row!.lastEntryAt) + 17_000)).toBe(0);
+    expect((await store.live())[0]!.summary).toMatchObject({ status: "running", attempts: 1, worker: "w" });
+    await engine.close();
+  });
+
   it("folds a live answer whose next entry is its started, written after the claim's record was folded", async () => {
     const engine = new MemoryEngine();
     const store = new MemoryReadModelStore();

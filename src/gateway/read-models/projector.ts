@@ -3,7 +3,7 @@ import { readLog } from "../../engine/read-log.ts";
 import type { EntryType } from "../../core/entries.ts";
 import type { Change, Engine } from "../../engine/port.ts";
 import type { Logger } from "../../observability/logger.ts";
-import type { ReadModelStore } from "../../projections/store/port.ts";
+import type { LiveRow, ReadModelStore } from "../../projections/store/port.ts";
 import { projectGeneration } from "../../projections/summary.ts";
 
 /** Options of {@link Projector}. */
@@ -23,6 +23,11 @@ export interface ProjectorOptions {
   /** The name the feed position is kept under. @defaultValue "projector" */
   readonly reader?: string;
 }
+
+/** Ids per narrowed query of the store (sqlite's expression depth and parameters are bounded). */
+const IDS_PER_QUERY = 500;
+/** Every how many looks the queued answers that could be stuck are read too. */
+const QUEUED_SWEEP_EVERY = 10;
 
 /** The name the live projector keeps its feed position under. */
 export const PROJECTOR_READER = "projector";
@@ -47,6 +52,8 @@ export class Projector {
   #lastEntries = new Map<string, string>();
   /** Live answers claimed (so the feed said) whose fold found no `started` yet. */
   readonly #awaitingStart = new Set<string>();
+  /** Looks so far: every tenth reads the queued answers too. */
+  #looks = 0;
 
   constructor(options: ProjectorOptions) {
     this.#options = options;
@@ -85,9 +92,11 @@ export class Projector {
     const entries = await readLog(engine, id);
     if (entries.length === 0) return false;
     const fold = projectGeneration(id, entries);
+    const stored = await store.apply(fold, { replace: fold.summary.lastOffset < applied });
+    // Noted once its row stands, so a look that reads the rows meanwhile cannot drop it.
     if (named === "started" && fold.summary.status === "queued") this.#awaitingStart.add(id);
     else this.#awaitingStart.delete(id);
-    return store.apply(fold, { replace: fold.summary.lastOffset < applied });
+    return stored;
   }
 
   /** Folds every log the engine holds (a rebuild, or after a gap in the feed). */
@@ -117,19 +126,23 @@ export class Projector {
    * entry is anything else (its `started`, a `retrying`), or whose log shrank, is folded.
    */
   async lookAtLive(now = Date.now()): Promise<number> {
-    const { engine, store, stuckAfterMs } = this.#options;
+    const { engine, stuckAfterMs } = this.#options;
     const margin = 2 * (this.#options.liveEveryMs ?? 2_000);
     // The rows whose newest entry the store knows is old enough, and the claimed ones awaiting their
     // `started`; every other live answer had an entry recently enough not to be stuck.
-    const rows = await store.live({ lastEntryBefore: new Date(now - stuckAfterMs + margin).toISOString(), ids: [...this.#awaitingStart] });
+    const awaited = [...this.#awaitingStart];
+    const rows = await this.#liveRows(new Date(now - stuckAfterMs + margin).toISOString(), awaited);
     const known = new Map<string, string>();
     for (const row of rows) known.set(row.summary.id, this.lastEntryAt(row.summary.id, row.lastEntryAt));
     // A queued answer changes only by records of the feed (its claim, its cancel), but for the
-    // `started` its worker writes after the claim: it is read only while that is awaited.
+    // `started` its worker writes after the claim: it is read while that is awaited. Every tenth
+    // look also reads the queued ones that could be stuck, in case a claim's record was missed (a
+    // gap in the feed, a restart between the claim and its `started`).
+    const sweepQueued = this.#looks++ % QUEUED_SWEEP_EVERY === 0;
     const suspects = rows.filter(
       ({ summary }) =>
         this.#awaitingStart.has(summary.id) ||
-        (summary.status === "running" && now - Date.parse(known.get(summary.id)!) > stuckAfterMs - margin),
+        ((summary.status === "running" || sweepQueued) && now - Date.parse(known.get(summary.id)!) > stuckAfterMs - margin),
     );
     // Their reads at once (on Redis one pipelined round trip per step, not three per answer in
     // turn); the folds, rarer, one after another.
@@ -152,7 +165,7 @@ export class Projector {
     // A folded row says when its newest entry was (it may have ended: then it is not live).
     if (folded.length > 0) {
       for (const id of folded) known.delete(id);
-      for (const row of await store.live({ ids: folded })) known.set(row.summary.id, row.lastEntryAt);
+      for (const row of await this.#liveRows(undefined, folded)) known.set(row.summary.id, row.lastEntryAt);
     }
     // What this process saw beyond the rows (an answer not read here had a recent enough row).
     const seen = new Map<string, string>();
@@ -161,7 +174,9 @@ export class Projector {
       if (at !== undefined && at > row.lastEntryAt) seen.set(row.summary.id, at);
     }
     this.#lastEntries = seen;
-    for (const id of this.#awaitingStart) if (!rows.some((row) => row.summary.id === id)) this.#awaitingStart.delete(id);
+    // An awaited answer no longer live, or whose `started` is folded (here or by another gateway), is not awaited.
+    const byId = new Map(rows.map((row) => [row.summary.id, row]));
+    for (const id of awaited) if (byId.get(id)?.summary.status !== "queued") this.#awaitingStart.delete(id);
     let stuck = 0;
     for (const row of rows) {
       const at = known.get(row.summary.id);
@@ -169,6 +184,16 @@ export class Projector {
     }
     this.#options.onStuck?.(stuck);
     return stuck;
+  }
+
+  /** The live rows whose newest entry is before `lastEntryBefore`, and those of `ids` (asked in parts: a query has a size). */
+  async #liveRows(lastEntryBefore: string | undefined, ids: readonly string[]): Promise<LiveRow[]> {
+    const { store } = this.#options;
+    const rows = new Map<string, LiveRow>();
+    if (lastEntryBefore !== undefined) for (const row of await store.live({ lastEntryBefore })) rows.set(row.summary.id, row);
+    for (let i = 0; i < ids.length; i += IDS_PER_QUERY)
+      for (const row of await store.live({ ids: ids.slice(i, i + IDS_PER_QUERY) })) rows.set(row.summary.id, row);
+    return [...rows.values()];
   }
 
   /** The last entry's time of a live answer: the one its row keeps, or a later one the last look saw. */

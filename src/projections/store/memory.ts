@@ -39,8 +39,9 @@ export class MemoryReadModelStore implements ReadModelStore {
   }
 
   async live(query?: LiveQuery): Promise<LiveRow[]> {
+    const narrowed = query !== undefined && (query.lastEntryBefore !== undefined || query.ids !== undefined);
     const named = (g: ProjectedGeneration): boolean =>
-      query === undefined ||
+      !narrowed ||
       (query.lastEntryBefore !== undefined && g.lastEntryAt < query.lastEntryBefore) ||
       (query.ids?.includes(g.summary.id) ?? false);
     return [...this.#rows.values()]

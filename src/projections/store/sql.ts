@@ -109,9 +109,10 @@ export function liveSql(query: LiveQuery, p: Placeholder): { sql: string; values
     values.push(query.lastEntryBefore);
     or.push(`last_entry_at < ${p(values.length)}`);
   }
-  for (const id of query.ids ?? []) {
-    values.push(id);
-    or.push(`id = ${p(values.length)}`);
+  if (query.ids !== undefined && query.ids.length > 0) {
+    const first = values.length + 1;
+    values.push(...query.ids);
+    or.push(`id IN (${query.ids.map((_, i) => p(first + i)).join(", ")})`);
   }
   const narrowed = query.lastEntryBefore !== undefined || query.ids !== undefined;
   const where = narrowed ? ` AND (${or.length > 0 ? or.join(" OR ") : "FALSE"})` : "";

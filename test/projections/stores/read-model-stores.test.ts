@@ -125,6 +125,9 @@ for (const adapter of ADAPTERS) {
       expect((await store.live({ ids: [running!.summary.id, "gen_none"] })).map((l) => l.summary.id)).toEqual([running!.summary.id]);
       expect(await store.live({ lastEntryBefore: running!.lastEntryAt, ids: [running!.summary.id] })).toEqual([running]);
       expect(await store.live({ ids: [] })).toEqual([]);
+      // Thousands of ids in one query (sqlite bounds an expression's depth at 1,000).
+      const many = [...Array.from({ length: 2_000 }, (_, i) => `gen_${i}`), running!.summary.id];
+      expect((await store.live({ ids: many })).map((l) => l.summary.id)).toEqual([running!.summary.id]);
       const other = await reopen();
       if (other !== store) opened.push(other);
       expect(await other.all()).toEqual(await store.all());
