@@ -53,17 +53,17 @@ class TimedStream implements AsyncIterator<ModelEvent> {
 
   async next(): Promise<IteratorResult<ModelEvent>> {
     if (this.#closed) return { done: true, value: undefined };
-    if (this.#events === undefined) {
-      if (this.#call.signal.aborted) this.handleEvent();
-      this.#call.signal.addEventListener("abort", this, { once: true });
-      this.#total = setTimeout(() => this.#expire("total", this.#timeouts.totalMs), this.#timeouts.totalMs);
-      this.#events = this.#provider.stream({ ...this.#call, signal: this.#upstream.signal })[Symbol.asyncIterator]();
-    }
-    // Waiting for the consumer is not the provider's time: the phase runs only while this waits.
-    if (this.#tokens > 0) this.#phase.start("idle", this.#timeouts.idleMs);
-    else if (this.#opened) this.#phase.start("first-token", this.#timeouts.firstTokenMs);
-    else this.#phase.start("connect", this.#timeouts.connectMs);
     try {
+      if (this.#events === undefined) {
+        if (this.#call.signal.aborted) this.handleEvent();
+        this.#call.signal.addEventListener("abort", this, { once: true });
+        this.#total = setTimeout(() => this.#expire("total", this.#timeouts.totalMs), this.#timeouts.totalMs);
+        this.#events = this.#provider.stream({ ...this.#call, signal: this.#upstream.signal })[Symbol.asyncIterator]();
+      }
+      // Waiting for the consumer is not the provider's time: the phase runs only while this waits.
+      if (this.#tokens > 0) this.#phase.start("idle", this.#timeouts.idleMs);
+      else if (this.#opened) this.#phase.start("first-token", this.#timeouts.firstTokenMs);
+      else this.#phase.start("connect", this.#timeouts.connectMs);
       for (;;) {
         const step = await this.#events.next();
         if (step.done) {
