@@ -202,12 +202,14 @@ describe("the worker", () => {
     stops.push(() => engine.close());
     // The paused worker believes its renewals succeed (as after a long pause), so its lease runs out.
     const blind = overriding(engine, { renewAll: async (leases) => leases.map(() => "renewed" as const) });
-    startWorker(blind, { name: "paused", leaseMs: 200, tokensPerSecond: 40 });
-    const { id } = await engine.create({ ...request, max_tokens: 60 });
+    // One slot: while its run goes on it does not claim (it would take its own expired lease back
+    // and race the successor), and its answer is long enough (5 s) to be running when the successor comes.
+    startWorker(blind, { name: "paused", leaseMs: 200, tokensPerSecond: 40, concurrency: 1 });
+    const { id } = await engine.create({ ...request, max_tokens: 200 });
     await new Promise((r) => setTimeout(r, 400));
     startWorker(engine, { name: "successor", leaseMs: 5000, tokensPerSecond: 1000 });
     const entries = await untilTerminal(engine, id);
-    expectExactAnswer(entries, simTokens({ ...request, max_tokens: 60 }).join(""));
+    expectExactAnswer(entries, simTokens({ ...request, max_tokens: 200 }).join(""));
     const starts = entries.filter((e): e is Extract<Entry, { type: "started" }> => e.type === "started");
     expect(starts[0]?.worker).toBe("paused");
     expect(starts[starts.length - 1]?.worker).toBe("successor");
