@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
 import type { GenerationRequest } from "../../src/core/entries.ts";
 import { MemoryEngine } from "../../src/engine/memory/memory-engine.ts";
-import type { Engine } from "../../src/engine/port.ts";
 import { readLog } from "../../src/engine/read-log.ts";
 import { PROJECTOR_READER, Projector } from "../../src/gateway/read-models/projector.ts";
 import { rebuildReadModels } from "../../src/gateway/read-models/rebuild.ts";
 import { MemoryReadModelStore } from "../../src/projections/store/memory.ts";
 import { projectGeneration } from "../../src/projections/summary.ts";
+import { overriding } from "../support/overriding-engine.ts";
 import { never, until } from "../support/waits.ts";
 
 const request = (content: string): GenerationRequest => ({ model: "sim", messages: [{ role: "user", content }] });
@@ -96,20 +96,13 @@ describe("the projector", () => {
     const id = await answer(engine, "lost its end");
     // The log as a replica that lagged would hold it after a failover: the last two entries gone.
     let keep = Infinity;
-    const lossy = new Proxy(engine, {
-      get(target, property) {
-        if (property === "head")
-          return async (gid: string) => {
-            const head = await target.head(gid);
-            return head && { lastOffset: Math.min(head.lastOffset, keep), terminal: head.terminal && head.lastOffset <= keep };
-          };
-        if (property === "read")
-          return async (gid: string, after: number, limit: number) =>
-            (await target.read(gid, after, limit)).filter((e) => e.offset <= keep);
-        const value: unknown = Reflect.get(target, property);
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    const lossy = overriding(engine, {
+      head: async (gid) => {
+        const head = await engine.head(gid);
+        return head && { lastOffset: Math.min(head.lastOffset, keep), terminal: head.terminal && head.lastOffset <= keep };
       },
-    }) as Engine;
+      read: async (gid, after, limit) => (await engine.read(gid, after, limit)).filter((e) => e.offset <= keep),
+    });
     const projector = new Projector({ engine: lossy, store, stuckAfterMs: 60_000 });
     expect(await projector.project(id)).toBe(true);
     expect((await store.all())[0]?.summary).toMatchObject({ status: "completed", lastOffset: 4 });
@@ -148,17 +141,12 @@ describe("the projector", () => {
     const engine = new MemoryEngine();
     const store = new MemoryReadModelStore();
     const heads: string[] = [];
-    const counted = new Proxy(engine, {
-      get(target, property) {
-        if (property === "head")
-          return (gid: string) => {
-            heads.push(gid);
-            return target.head(gid);
-          };
-        const value: unknown = Reflect.get(target, property);
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    const counted = overriding(engine, {
+      head: (gid) => {
+        heads.push(gid);
+        return engine.head(gid);
       },
-    }) as Engine;
+    });
     const running = await engine.create(request("running"));
     const claim = await engine.claim("w", 60_000, never);
     await engine.append(running.id, claim!.fence, 2, [{ type: "started", attempt: claim!.fence, worker: "w", model: "sim" }]);

@@ -11,6 +11,7 @@ import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { Metrics } from "../../src/observability/metrics.ts";
 import { Worker, type WorkerOptions } from "../../src/worker/worker.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
+import { overriding } from "../support/overriding-engine.ts";
 import { never, sleep, until } from "../support/waits.ts";
 
 const request = { model: "sim", messages: [{ role: "user" as const, content: "work" }], max_tokens: 30 };
@@ -26,32 +27,6 @@ async function untilTerminal(engine: Engine, id: string): Promise<Entry[]> {
     if (head?.terminal) return readAll(engine, id);
     await engine.wait(id, head?.lastOffset ?? 0, never);
   }
-}
-
-/** The engine with some operations replaced, as a store that misbehaves would. */
-function overriding(engine: Engine, parts: Partial<Pick<Engine, "append" | "renewAll">>): Engine {
-  return {
-    kind: engine.kind,
-    replicatesAsynchronously: engine.replicatesAsynchronously,
-    parallelClaims: engine.parallelClaims,
-    create: (...a) => engine.create(...a),
-    append: parts.append ?? ((...a) => engine.append(...a)),
-    read: (...a) => engine.read(...a),
-    head: (...a) => engine.head(...a),
-    wait: (...a) => engine.wait(...a),
-    claim: (...a) => engine.claim(...a),
-    renew: (...a) => engine.renew(...a),
-    renewAll: parts.renewAll ?? ((...a) => engine.renewAll(...a)),
-    release: (...a) => engine.release(...a),
-    cancel: (...a) => engine.cancel(...a),
-    setChatGeneration: (...a) => engine.setChatGeneration(...a),
-    chatGeneration: (...a) => engine.chatGeneration(...a),
-    changes: (...a) => engine.changes(...a),
-    waitForChanges: (...a) => engine.waitForChanges(...a),
-    generations: (...a) => engine.generations(...a),
-    ping: () => engine.ping(),
-    close: () => engine.close(),
-  };
 }
 
 describe("the worker", () => {

@@ -28,8 +28,8 @@ import { Notifications } from "./notifications.ts";
 import { withScripts, type ScriptedClient } from "./scripts.ts";
 
 /**
- * The reason the engine's own wait-scoped signals are aborted with: one object made once, since an
- * abort without a reason builds a DOMException with a stack trace, once per entry a follower waits for.
+ * The reason the engine's own claim-scoped signals are aborted with: one object made once, since an
+ * abort without a reason builds a DOMException with a stack trace each time.
  */
 const WAIT_OVER = new Error("the wait is over");
 

@@ -118,9 +118,10 @@ export class Projector {
    * Looks at the live answers that may be stuck and counts the stuck ones. Only two kinds are read:
    * running ones whose newest entry known here is old enough that they would be counted stuck
    * within the next two looks, and those claimed before their worker wrote its `started` (a queued
-   * answer otherwise changes only by records of the feed). So an answer that streams is read about
-   * once per `stuckAfterMs`, not at every look, and a gateway with thousands of answers waiting for
-   * a worker reads none of them. An answer whose log grew by tokens after its fold
+   * answer otherwise changes only by records of the feed; every tenth look reads the queued ones
+   * too, in case a record was missed). So an answer that streams is read about once per
+   * `stuckAfterMs`, not at every look, and a gateway with thousands of answers waiting for a worker
+   * reads them once every ten looks. An answer whose log grew by tokens after its fold
    * only has its last entry's time noted, in this process (two entries read, not the log folded
    * again nor a row written: a long answer would be folded whole every few seconds); one whose next
    * entry is anything else (its `started`, a `retrying`), or whose log shrank, is folded.

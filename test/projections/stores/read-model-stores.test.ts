@@ -125,6 +125,7 @@ for (const adapter of ADAPTERS) {
       expect((await store.live({ ids: [running!.summary.id, "gen_none"] })).map((l) => l.summary.id)).toEqual([running!.summary.id]);
       expect(await store.live({ lastEntryBefore: running!.lastEntryAt, ids: [running!.summary.id] })).toEqual([running]);
       expect(await store.live({ ids: [] })).toEqual([]);
+      expect(await store.live({})).toEqual(await store.live()); // nothing asked: every live row
       // Thousands of ids in one query (sqlite bounds an expression's depth at 1,000).
       const many = [...Array.from({ length: 2_000 }, (_, i) => `gen_${i}`), running!.summary.id];
       expect((await store.live({ ids: many })).map((l) => l.summary.id)).toEqual([running!.summary.id]);
