@@ -33,10 +33,12 @@ export class Wakeups {
     return waiter;
   }
 
-  wake(key: string): void {
+  /** Wakes every waiter of `key`, or the `count` that have waited longest. */
+  wake(key: string, count = Infinity): void {
+    if (count <= 0) return;
     const waiters = this.#waiters.get(key);
     if (waiters instanceof Waiter) waiters.done();
-    else if (waiters) for (const waiter of [...waiters]) waiter.done();
+    else if (waiters) for (const waiter of [...waiters].slice(0, count)) waiter.done();
   }
 
   /** The keys someone is waiting on now. */

@@ -167,6 +167,47 @@ describe("the redis engine", () => {
     }
   });
 
+  it("idle claimers park behind one watcher: a job from elsewhere costs a few claim scripts, not one per claimer; a burst reaches every claimer", async () => {
+    const prefix = `watch${process.pid}`;
+    const worker = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix });
+    const producer = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix });
+    const admin = new Redis(server!.url);
+    const stop = new AbortController();
+    // Only the claim script runs ZRANGEBYSCORE: Redis counts the commands scripts run.
+    const claimScripts = async (): Promise<number> =>
+      Number(/cmdstat_zrangebyscore:calls=(\d+)/.exec(await admin.info("commandstats"))?.[1] ?? 0);
+    try {
+      expect(worker.parallelClaims).toBeGreaterThanOrEqual(64);
+      const claimers = Array.from({ length: worker.parallelClaims }, () => worker.claim("w", 60_000, stop.signal));
+      await new Promise((resolve) => setTimeout(resolve, 300)); // every claimer looked once and parked
+      const before = await claimScripts();
+      const { id } = await producer.create({ model: "sim", messages: [{ role: "user", content: "one job" }] });
+      const first = await Promise.race(claimers);
+      expect(first?.id).toBe(id);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // The watcher's claim, and the claimer it woke to watch in its place (each BLPOP timeout adds one).
+      expect((await claimScripts()) - before).toBeLessThanOrEqual(4);
+
+      // A burst: every other claimer is woken by the claims that find more jobs waiting, long before
+      // a parked claimer would look for itself (10 s).
+      const rest = claimers.length - 1;
+      const created = await Promise.all(
+        Array.from({ length: rest }, (_, i) => producer.create({ model: "sim", messages: [{ role: "user", content: `burst ${i}` }] })),
+      );
+      const timeout = new Promise<"late">((resolve) => setTimeout(() => resolve("late"), 8000).unref());
+      const claimed = await Promise.race([Promise.all(claimers), timeout]);
+      expect(claimed).not.toBe("late");
+      const ids = (claimed as { id: string }[]).map((claim) => claim.id);
+      expect(new Set(ids).size).toBe(claimers.length);
+      expect(ids.sort()).toEqual([id, ...created.map((c) => c.id)].sort());
+    } finally {
+      stop.abort();
+      admin.disconnect();
+      await worker.close();
+      await producer.close();
+    }
+  });
+
   it("the claimers of one engine share one BLPOP: idle, nothing piles up on the blocking connection, and a job from elsewhere reaches one of them", async () => {
     const prefix = `blpop${process.pid}`;
     const worker = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix });

@@ -27,12 +27,6 @@ import { RedisKeys } from "./keys.ts";
 import { Notifications } from "./notifications.ts";
 import { withScripts, type ScriptedClient } from "./scripts.ts";
 
-/**
- * The reason the engine's own claim-scoped signals are aborted with: one object made once, since an
- * abort without a reason builds a DOMException with a stack trace each time.
- */
-const WAIT_OVER = new Error("the wait is over");
-
 export interface RedisEngineOptions {
   readonly target: RedisTarget;
   /** Prefix of every key. @defaultValue "ll" */
@@ -54,6 +48,8 @@ export interface RedisEngineOptions {
 
 /** Longest a blocked claimer sleeps before it looks again (a lost wake-up costs at most this). */
 const MAX_CLAIM_SLEEP_MS = 1000;
+/** Longest a claimer parked behind the watcher sleeps before it looks for itself (only a lost wake-up needs it). */
+const FOLLOWER_SLEEP_MS = 10_000;
 
 /**
  * The distributed engine: one Redis Stream per generation (entry ID `<offset>-0`), its state in a
@@ -67,11 +63,15 @@ export class RedisEngine implements Engine {
   /**
    * A claim is two round trips and may wait for a replica's confirmation (WAIT): many in flight,
    * pipelined together, start a burst sooner (1,000 queued jobs: 3,500–5,800 claims/s with 4,
-   * 7,100–7,500 with 16).
+   * 7,100–7,500 with 16 on an idle process; on a worker busy streaming, where each round trip
+   * waits for its event loop, 16 took 10 s and 128 took 4.5 s to start 1,000 answers: decision 043).
+   * Idle, all but one of them park ({@link claim}).
    */
-  readonly parallelClaims = 16;
-  /** The BLPOP on the blocking connection that this process's claimers wait on, while one is out. */
+  readonly parallelClaims = 128;
+  /** The BLPOP on the blocking connection that this process's watching claimer waits on, while one is out. */
   #blpop: Promise<unknown> | undefined;
+  /** Whether one of this process's claimers watches the queue (the others park: {@link claim}). */
+  #watching = false;
   readonly #keys: RedisKeys;
   readonly #retention: number;
   readonly #feed: RedisFeed;
@@ -253,6 +253,12 @@ export class RedisEngine implements Engine {
     }
   }
 
+  /**
+   * One claimer of this process at a time watches the queue (its `BLPOP`, or its timeout for
+   * expiring leases); the others park until a claim finds more jobs than it took and wakes as many
+   * of them, so a burst is taken up by every claimer at once and a quiet queue costs one script per
+   * signal, not one per claimer (decision 043).
+   */
   async claim(_worker: string, leaseMs: number, signal: AbortSignal): Promise<Claim | undefined> {
     const k = this.#keys;
     while (!signal.aborted && !this.#closing.signal.aborted) {
@@ -263,8 +269,10 @@ export class RedisEngine implements Engine {
         this.#closing.signal,
       );
       if (reply === undefined) return undefined;
-      const [id, info] = reply as [string | null, number];
+      const [id, info, more] = reply as [string | null, number, number?];
       if (id) {
+        // The jobs still claimable, and a watcher when none is left watching: parked claimers take them up.
+        this.#wakeups.wake("claim", Number(more ?? 0) + (this.#watching ? 0 : 1));
         const fence = Number(await this.#commands.llLeaseCheck(k.meta(id), "raise", 0));
         if (fence > 0) {
           // A fence a failover could roll back might be handed out twice: hand it out only once a
@@ -277,24 +285,31 @@ export class RedisEngine implements Engine {
         await this.#lease("finish", id, await this.#endOf(id)); // finished (or expired) while it sat on the queue
         continue;
       }
+      if (this.#watching) {
+        // Another claimer watches the queue: park until a claim finds more work (or, should a wake
+        // ever be lost, look again after a while).
+        await this.#wakeups.next("claim", signal, FOLLOWER_SLEEP_MS);
+        continue;
+      }
+      this.#watching = true;
       const sleepMs = Math.min(MAX_CLAIM_SLEEP_MS, Number(info) < 0 ? MAX_CLAIM_SLEEP_MS : Math.max(10, Number(info)));
       // Never rely on BLPOP alone: during a failover it can sit in a reconnect queue for long.
-      const ctl = new AbortController();
-      const stop = (): void => ctl.abort(WAIT_OVER);
-      signal.addEventListener("abort", stop, { once: true });
-      // One BLPOP at a time on the blocking connection, shared by this process's claimers: queued
-      // behind each other, abandoned ones would pile up and take the signals meant for live ones.
-      // Its end (a signal, or its timeout) wakes them all to look again.
-      this.#blpop ??= this.#blocking
-        .blpop(k.signal, sleepMs / 1000)
-        .catch(() => null)
-        .finally(() => {
-          this.#blpop = undefined;
-          this.#wakeups.wake("claim");
-        });
-      await Promise.race([this.#blpop, this.#wakeups.next("claim", ctl.signal, sleepMs + 1000)]);
-      ctl.abort(WAIT_OVER);
-      signal.removeEventListener("abort", stop);
+      const wait = this.#wakeups.park("claim", signal, sleepMs + 1000);
+      try {
+        // One BLPOP at a time on the blocking connection: an abandoned one (the watcher was woken
+        // otherwise, or stopped) is left to end and is reused by the next watcher, so none pile up.
+        this.#blpop ??= this.#blocking
+          .blpop(k.signal, sleepMs / 1000)
+          .catch(() => null)
+          .finally(() => {
+            this.#blpop = undefined;
+            this.#wakeups.wake("claim", 1);
+          });
+        await Promise.race([this.#blpop, wait.woken]);
+      } finally {
+        wait.done();
+        this.#watching = false;
+      }
     }
     return undefined;
   }
@@ -431,7 +446,7 @@ export class RedisEngine implements Engine {
   async #enqueue(id: string): Promise<void> {
     const k = this.#keys;
     await this.#commands.llEnqueue(k.ready, k.leased, k.order, k.sequence, k.signal, k.changes, k.generations, id, this.#retention * 1000);
-    this.#wakeups.wake("claim");
+    this.#wakeups.wake("claim", 1);
   }
 
   async #isTerminal(id: string): Promise<boolean> {
@@ -461,7 +476,7 @@ export class RedisEngine implements Engine {
       type,
       this.#retention * 1000,
     ) as Promise<number>;
-    if (action === "release") void done.then(() => this.#wakeups.wake("claim"));
+    if (action === "release") void done.then(() => this.#wakeups.wake("claim", 1));
     return done;
   }
 }

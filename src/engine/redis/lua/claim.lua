@@ -2,7 +2,8 @@
 -- A claim is an attempt starting (or a takeover): the change feed notes it (decision 036).
 -- KEYS[1] ready, KEYS[2] leased, KEYS[3] order, KEYS[4] changes
 -- ARGV[1] lease ms, ARGV[2] retention ms of the feed
--- Returns {id, takeover(0|1)} or {false, ms until the earliest lease expires (-1 when none)}.
+-- Returns {id, takeover(0|1), jobs still claimable} or {false, ms until the earliest lease expires
+-- (-1 when none)}.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1)[1]
@@ -25,4 +26,4 @@ end
 redis.call('ZREM', KEYS[1], pick)
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), pick)
 redis.call('XADD', KEYS[4], 'MINID', '~', string.format('%.0f', now - tonumber(ARGV[2])), '*', 'i', pick, 't', 'started')
-return {pick, takeover}
+return {pick, takeover, redis.call('ZCARD', KEYS[1]) + redis.call('ZCOUNT', KEYS[2], '-inf', now)}
