@@ -1,20 +1,32 @@
 import { performance } from "node:perf_hooks";
-import { setImmediate as nextTurn } from "node:timers/promises";
+import { setImmediate as nextImmediate } from "node:timers/promises";
 
 /** How long work chained through promises may hold the event loop before it lets timers and I/O run. */
 const SLICE_MS = 10;
 
+/** When the current slice began: the last time the loop came round to the yielders. */
 let sliceStart = performance.now();
+/** The next turn every yielder waits for: one for all, so the slice starts once per turn. */
+let turn: Promise<void> | undefined;
 
 /**
- * Lets the event loop turn when the current stretch of promise-chained work has run longer than
- * a slice. A stream whose data is already buffered is read through promises that never wait for
- * I/O; without a turn now and then, timers (a lease renewal, a coalescing flush) and other
- * sockets would wait until the buffer ran dry. Cheap when nothing is overdue: one clock read.
+ * The next turn of the event loop when the current stretch of promise-chained work has run longer
+ * than a slice; `undefined` (one clock read) when it has not. A stream whose data is already
+ * buffered is read through promises that never wait for I/O; without a turn now and then, timers (a
+ * lease renewal, a coalescing flush) and other sockets would wait until the buffer ran dry.
+ *
+ * Every yielder waits for the same turn, and the slice starts once per turn: a hundred streams with
+ * data buffered share one slice per turn instead of each taking one of its own in the same turn
+ * (decision 044). So a caller asks again right before its work, and waits for the next turn when
+ * the streams resumed before it have spent the slice:
+ *
+ *     for (let turn = yieldIfLong(); turn; turn = yieldIfLong()) await turn;
  */
 export function yieldIfLong(): Promise<void> | undefined {
   if (performance.now() - sliceStart < SLICE_MS) return undefined;
-  return nextTurn().then(() => {
+  turn ??= nextImmediate().then(() => {
+    turn = undefined;
     sliceStart = performance.now();
   });
+  return turn;
 }

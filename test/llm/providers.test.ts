@@ -357,6 +357,38 @@ describe("openai-compatible provider", () => {
   );
 });
 
+describe("a model writing faster than the worker reads", () => {
+  it("a large buffered read is taken in pieces: timers run between them, not only once it is all parsed", async () => {
+    const tokens = Array.from({ length: 4000 }, (_, i) => `t${i} `);
+    const { url } = await serve(streamOf(openAi, tokens)); // about 500 KB in one write
+    const provider = openAi.create(url);
+    let turn = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turn += 1;
+      if (ticking) setTimeout(tick, 0);
+    };
+    const eventsPerTurn = new Map<number, number>();
+    const texts: string[] = [];
+    for await (const event of provider.stream(callOf())) {
+      if (event.type === "open") {
+        await new Promise((resolve) => setTimeout(resolve, 100)); // let the whole answer pile up in the socket's buffers
+        setTimeout(tick, 0);
+      }
+      if (event.type !== "token") continue;
+      texts.push(event.text);
+      const end = performance.now() + 0.1; // a consumer's work per token (the worker's coalescing, its appends)
+      while (performance.now() < end);
+      eventsPerTurn.set(turn, (eventsPerTurn.get(turn) ?? 0) + 1);
+    }
+    ticking = false;
+    expect(texts.join("")).toBe(tokens.join(""));
+    // A 10 ms slice holds about a hundred tokens at 0.1 ms each, plus the rest of a piece of 8 KB
+    // (about a hundred chunks); a whole read of 64 KB or more is over 500.
+    expect(Math.max(...eventsPerTurn.values())).toBeLessThanOrEqual(300);
+  });
+});
+
 describe("a call under the timeouts", () => {
   it("gives a finished response's socket back: the next call goes over the same connection", async () => {
     const { url, received } = await serve(streamOf(openAi, ["one", " two"]));

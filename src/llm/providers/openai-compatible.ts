@@ -23,6 +23,8 @@ export interface OpenAICompatibleOptions {
 
 /** The longest SSE event the reader buffers; a provider's chunk is a few hundred bytes. */
 const MAX_EVENT_BYTES = 1 << 20;
+/** The most of a read parsed before the stream may let the event loop turn: about fifty chunks of one token. */
+const FEED_BYTES = 8 << 10;
 /** How much of an error body is read for its message. */
 const MAX_ERROR_BODY_BYTES = 64 << 10;
 
@@ -119,10 +121,16 @@ async function* streamChat(
     const decoder = new TextDecoder();
     // Not destroyed when left at `[DONE]`: the rest is drained and the socket kept alive.
     for await (const bytes of res.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-      reader.feed(decoder.decode(bytes, { stream: true }));
-      for (const event of reader.take()) yield event;
+      // A read takes everything buffered, a socket's worth and more when the model writes faster
+      // than the worker reads: it is parsed piece by piece, and before each piece the loop turns if
+      // the slice is spent (by this stream or by the others whose data came in the same turn), so
+      // no backlog, of one stream or of many, is one long step (decision 044).
+      for (let at = 0; at < bytes.length && !reader.done; at += FEED_BYTES) {
+        for (let turn = yieldIfLong(); turn; turn = yieldIfLong()) await turn;
+        reader.feed(decoder.decode(bytes.subarray(at, at + FEED_BYTES), { stream: true }));
+        for (const event of reader.take()) yield event;
+      }
       if (reader.done) break;
-      await yieldIfLong();
     }
     reader.feed(decoder.decode());
     for (const event of reader.take()) yield event;
