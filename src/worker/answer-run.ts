@@ -18,8 +18,8 @@ export interface RunContext {
   readonly metrics: Metrics;
   readonly worker: string;
   readonly leaseMs: number;
-  /** The worker's coalescing window: its `ms` may change while a run goes on. */
-  readonly coalesce: { readonly ms: number };
+  /** The worker's coalescing window (`CoalesceWindow`): its `ms` may change while a run goes on; `windowFor` is the one for an answer holding so many tokens. */
+  readonly coalesce: { readonly ms: number; windowFor(heldTokens: number): number };
 }
 
 /** Why a run stopped before its terminal entry. */
@@ -57,6 +57,8 @@ export class AnswerRun {
   /** Tokens not yet in the log, in order. */
   #pending: string[] = [];
   #flushTimer: NodeJS.Timeout | undefined;
+  /** When the flush timer fires (ms since the epoch). */
+  #flushDue = 0;
   /** When the last delta left the buffer: the coalescing window runs from there. */
   #lastFlushAt = 0;
   /** Delta appends under way: while one is, tokens gather to go out together after it. */
@@ -270,10 +272,20 @@ export class AnswerRun {
    * there is nothing to merge, and a slow store merges more whatever the window.
    */
   #scheduleFlush(): void {
-    if (this.#deltasInFlight > 0 || this.#flushTimer || this.#pending.length === 0) return;
-    const wait = this.#ctx.coalesce.ms - (Date.now() - this.#lastFlushAt);
+    if (this.#deltasInFlight > 0 || this.#pending.length === 0) return;
+    // A window grown wide for slow answers closes sooner for one whose tokens have filled it.
+    const due = this.#lastFlushAt + this.#ctx.coalesce.windowFor(this.#pending.length);
+    if (this.#flushTimer) {
+      if (due >= this.#flushDue) return;
+      clearTimeout(this.#flushTimer);
+      this.#flushTimer = undefined;
+    }
+    const wait = due - Date.now();
     if (wait <= 0) void this.#flush();
-    else this.#flushTimer = setTimeout(() => void this.#flush(), wait);
+    else {
+      this.#flushDue = due;
+      this.#flushTimer = setTimeout(() => void this.#flush(), wait);
+    }
   }
 
   /** Moves buffered text into the log, after any write already under way. */

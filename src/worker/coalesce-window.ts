@@ -8,13 +8,23 @@ const BUSY = 0.9;
 const EASED = 0.6;
 /** The window of a saturated worker, at least: tokens of one answer that come closer than this are merged. */
 const SATURATED_MS = 100;
+/** The widest it grows while the saturation lasts: it doubles after every two more busy samples. */
+const MAX_SATURATED_MS = 400;
+/**
+ * An answer holding this many tokens is flushed on the saturated window (100 ms), however wide the
+ * window has grown: the wider window is for slow answers, whose few tokens cost an entry each; a
+ * fast one already merges this many, and a reader that lets its model run only so far ahead (a
+ * closed loop) is not held for a whole wide window.
+ */
+const FILLED_TOKENS = 32;
 
 /**
  * The coalescing window of a worker's runs (decision 018): the configured one while the process
- * keeps up, a wider one while its event loop is saturated. Past saturation every entry costs the
- * same work in the worker, Redis and each gateway however few tokens it carries, so merging the
- * tokens of an answer that come within 100 ms of each other makes room for more answers instead of
- * a queue that delays every token. A window of 0 (one entry per token) is left as it is.
+ * keeps up, a wider one while its event loop is saturated: 100 ms, then doubling up to 400 ms while
+ * the saturation lasts (an answer holding 32 tokens keeps 100 ms: {@link windowFor}). Past
+ * saturation every entry costs the same work in the worker, Redis and each gateway however few
+ * tokens it carries, so merging more of a slow answer's tokens makes room for more answers instead
+ * of a queue that delays every token. A window of 0 (one entry per token) is left as it is.
  */
 export class CoalesceWindow {
   readonly #configuredMs: number;
@@ -32,6 +42,11 @@ export class CoalesceWindow {
   /** The window now, in ms. */
   get ms(): number {
     return this.#ms;
+  }
+
+  /** The window for an answer holding `heldTokens` tokens: {@link ms}, or 100 ms once it holds {@link FILLED_TOKENS}. */
+  windowFor(heldTokens: number): number {
+    return heldTokens >= FILLED_TOKENS ? Math.min(this.#ms, Math.max(this.#configuredMs, SATURATED_MS)) : this.#ms;
   }
 
   start(): void {
@@ -54,7 +69,8 @@ export class CoalesceWindow {
     this.#last = now;
     if (this.#configuredMs <= 0) return;
     this.#busySamples = busy >= BUSY ? this.#busySamples + 1 : 0;
-    if (this.#busySamples >= 2) this.#ms = Math.max(this.#configuredMs, SATURATED_MS);
+    if (this.#busySamples === 2) this.#ms = Math.max(this.#ms, this.#configuredMs, SATURATED_MS);
+    else if (this.#busySamples > 2 && this.#busySamples % 2 === 0) this.#ms = Math.max(this.#ms, Math.min(this.#ms * 2, MAX_SATURATED_MS));
     else if (busy < EASED) this.#ms = this.#configuredMs;
   }
 }

@@ -20,6 +20,23 @@ describe("a worker's coalescing window", () => {
     expect(window.ms).toBe(20);
   });
 
+  it("while the saturation lasts it doubles every two more busy samples, up to 400 ms; an answer holding 32 tokens keeps 100 ms", () => {
+    const window = new CoalesceWindow(20);
+    const seen: number[] = [];
+    for (let i = 0; i < 10; i += 1) {
+      window.sample(0.99);
+      seen.push(window.ms);
+    }
+    expect(seen).toEqual([20, 100, 100, 200, 200, 400, 400, 400, 400, 400]);
+    expect(window.windowFor(31)).toBe(400);
+    expect(window.windowFor(32)).toBe(100);
+    window.sample(0.75);
+    expect(window.ms).toBe(400);
+    window.sample(0.3);
+    expect(window.ms).toBe(20);
+    expect(window.windowFor(100)).toBe(20); // not saturated: the configured window for everyone
+  });
+
   it("a configured window wider than that stays as configured, and no window (one entry per token) stays none", () => {
     const wide = new CoalesceWindow(250);
     wide.sample(0.99);

@@ -9,6 +9,7 @@ import { CircuitBreaker } from "../../src/llm/resilience/circuit-breaker.ts";
 import { SimProvider } from "../../src/llm/sim/sim-provider.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { Metrics } from "../../src/observability/metrics.ts";
+import { AnswerRun } from "../../src/worker/answer-run.ts";
 import { Worker, type WorkerOptions } from "../../src/worker/worker.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { overriding } from "../support/overriding-engine.ts";
@@ -123,6 +124,44 @@ describe("the worker", () => {
     const deltas = entries.filter((e) => e.type === "delta").length;
     expect(deltas).toBeGreaterThan(1);
     expect(deltas).toBeLessThan(15);
+  });
+
+  it("a window grown wide for slow answers closes early for an answer that has filled it", async () => {
+    const engine = new MemoryEngine();
+    stops.push(() => engine.close());
+    let id = "";
+    let emitted = 0;
+    const heldAt200: Promise<number>[] = [];
+    const models = createModelRegistry({
+      sim: {
+        tokensPerSecond: 1000,
+        onToken: () => {
+          emitted += 1;
+          if (emitted === 200) heldAt200.push(readAll(engine, id).then((entries) => entries.filter((e) => e.type === "delta").length));
+        },
+      },
+    });
+    ({ id } = await engine.create({ ...request, max_tokens: 300 }));
+    const claim = await engine.claim("w", 5000, new AbortController().signal);
+    // A saturated worker's window: two seconds for an answer holding few tokens, 100 ms once it holds 32.
+    const coalesce = { ms: 2000, windowFor: (held: number) => (held >= 32 ? 100 : 2000) };
+    const run = new AnswerRun(
+      {
+        engine,
+        models,
+        logger: pino({ level: "silent" }),
+        metrics: new Metrics({ defaultMetrics: false }),
+        worker: "w",
+        leaseMs: 5000,
+        coalesce,
+      },
+      claim!,
+    );
+    await run.run();
+    expectExactAnswer(await readAll(engine, id), simTokens({ ...request, max_tokens: 300 }).join(""));
+    // 200 ms in, the first token and a delta every 100 ms stand in the log; held for the whole
+    // window, only the first token would.
+    expect(await heldAt200[0]).toBeGreaterThanOrEqual(2);
   });
 
   it("while the process is not busy, a token after a quiet window goes out at once instead of waiting for the window", async () => {
