@@ -49,7 +49,7 @@ export class Worker {
   constructor(options: WorkerOptions) {
     this.#options = options;
     this.#window = new CoalesceWindow(options.coalesceMs);
-    // Every claim loop waits on it (sixteen on Redis): not a leak, so no warning past ten.
+    // Every claim loop waits on it (up to 128 on Redis): not a leak, so no warning past ten.
     setMaxListeners(0, this.#stopping.signal);
   }
 

@@ -87,7 +87,7 @@ export class RedisEngine implements Engine {
   #replicas = { count: 0, checkedAt: 0 };
 
   constructor(options: RedisEngineOptions) {
-    // Every claim in flight listens to it (a worker keeps sixteen): not a leak, so no warning past ten.
+    // Every claim in flight listens to it (a worker keeps up to 128): not a leak, so no warning past ten.
     setMaxListeners(0, this.#closing.signal);
     this.#logger = options.logger;
     this.#waitReplicas = options.target.mode === "cluster" ? 0 : (options.waitReplicas ?? (options.target.mode === "sentinel" ? 1 : 0));
@@ -303,12 +303,15 @@ export class RedisEngine implements Engine {
           .catch(() => null)
           .finally(() => {
             this.#blpop = undefined;
-            this.#wakeups.wake("claim", 1);
+            // Left by its watcher (woken otherwise, or stopped): a parked claimer looks instead.
+            if (!this.#watching) this.#wakeups.wake("claim", 1);
           });
         await Promise.race([this.#blpop, wait.woken]);
       } finally {
         wait.done();
         this.#watching = false;
+        // A watcher that stops hands the watch on: the parked claimers may belong to another caller.
+        if (signal.aborted) this.#wakeups.wake("claim", 1);
       }
     }
     return undefined;
