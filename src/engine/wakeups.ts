@@ -38,7 +38,13 @@ export class Wakeups {
     if (count <= 0) return;
     const waiters = this.#waiters.get(key);
     if (waiters instanceof Waiter) waiters.done();
-    else if (waiters) for (const waiter of [...waiters].slice(0, count)) waiter.done();
+    else if (waiters) {
+      let left = count;
+      for (const waiter of [...waiters]) {
+        if (left-- <= 0) break;
+        waiter.done();
+      }
+    }
   }
 
   /** The keys someone is waiting on now. */
