@@ -28,6 +28,7 @@ import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { Redis } from "ioredis";
 import { routes } from "../src/core/routes.ts";
 import { startStandalone, type RedisServer } from "../test/support/redis-harness.ts";
 import type {
@@ -88,6 +89,8 @@ interface Row {
   rssPerFollow: number;
   /** Per follow, bytes of heap + external still held a moment after every follow closed. */
   heapLeftPerFollow: number;
+  /** On Redis: the commands Redis ran while the follows opened, per follow (`INFO commandstats`). */
+  redisCallsPerOpen?: Record<string, number>;
   /** With `--profile`: where the gateway's CPU samples fell while the follows opened. */
   profile?: { byPlace: ProfileShares; byFunction: ProfileShares };
   idle: MemorySample;
@@ -200,8 +203,10 @@ async function runCase(
   engine: EngineName,
   c: Case,
   trial: number,
+  redisUrl?: string,
 ): Promise<Row> {
   const { url, gateway } = await startGateway(env);
+  const admin = redisUrl === undefined ? undefined : new Redis(redisUrl);
   try {
     const generations = await createGenerations(url, Math.ceil(FOLLOWS / c.perGeneration), `follows ${engine} ${trial}`);
     const open = async (ids: string[]): Promise<Extract<FromClients, { type: "opened" }>> => {
@@ -217,9 +222,11 @@ async function runCase(
     await sleep(SETTLE_MS);
     const idle = await memory(gateway);
     if (PROFILE) await ask(gateway, { type: "profileStart", seq: ++seq }, "profiling");
+    const callsBefore = admin && (await commandCalls(admin));
     const cpuBefore = await cpuMs(gateway);
     const opened = await open(followIds(generations, c.perGeneration, FOLLOWS));
     const cpuAfter = await cpuMs(gateway);
+    const callsAfter = admin && (await commandCalls(admin));
     const profile = PROFILE ? await ask(gateway, { type: "profileStop", seq: ++seq }, "profile") : undefined;
     await sleep(SETTLE_MS);
     const held = await memory(gateway);
@@ -227,6 +234,14 @@ async function runCase(
     await sleep(SETTLE_MS);
     const closed = await memory(gateway);
     const n = Math.max(1, opened.follows);
+    const redisCallsPerOpen =
+      callsBefore && callsAfter
+        ? Object.fromEntries(
+            Object.entries(callsAfter)
+              .map(([command, calls]) => [command, Number(((calls - (callsBefore[command] ?? 0)) / n).toFixed(3))] as const)
+              .filter(([command, perOpen]) => perOpen > 0 && command !== "info"),
+          )
+        : undefined;
     const heap = (s: MemorySample): number => s.heapUsed + s.external;
     const row: Row = {
       engine,
@@ -240,22 +255,37 @@ async function runCase(
       heapPerFollow: Math.round((heap(held) - heap(idle)) / n),
       rssPerFollow: Math.round((held.rss - idle.rss) / n),
       heapLeftPerFollow: Math.round((heap(closed) - heap(idle)) / n),
+      ...(redisCallsPerOpen ? { redisCallsPerOpen } : {}),
       ...(profile?.type === "profile" ? { profile: { byPlace: profile.byPlace, byFunction: profile.byFunction } } : {}),
       idle,
       open: held,
       closed,
     };
     const failed = opened.firstFailure ? ` (first: ${opened.firstFailure})` : "";
+    const commands = redisCallsPerOpen
+      ? `; Redis commands per open: ${Object.entries(redisCallsPerOpen)
+          .map(([command, perOpen]) => `${command} ${perOpen}`)
+          .join(", ")}`
+      : "";
     console.log(
       `${engine} ${row.case} trial ${trial}: ${row.follows} follows in ${row.openMs} ms ` +
         `(CPU per open: gateway ${row.gatewayCpuUsPerOpen} µs, clients ${row.clientCpuUsPerOpen} µs); ` +
         `${kb(row.heapPerFollow)} KB heap and ${kb(row.rssPerFollow)} KB RSS each, ` +
-        `${kb(row.heapLeftPerFollow)} KB left after closing; ${row.failures} failed${failed}`,
+        `${kb(row.heapLeftPerFollow)} KB left after closing; ${row.failures} failed${failed}${commands}`,
     );
     return row;
   } finally {
+    admin?.disconnect();
     await gateway.stop({ type: "stop" });
   }
+}
+
+/** Calls of each command Redis ran so far, from `INFO commandstats`. */
+async function commandCalls(admin: Redis): Promise<Record<string, number>> {
+  const calls: Record<string, number> = {};
+  for (const [, command, count] of (await admin.info("commandstats")).matchAll(/cmdstat_([^:]+):calls=(\d+)/g))
+    calls[command!] = Number(count);
+  return calls;
 }
 
 const kb = (bytes: number): string => (bytes / 1024).toFixed(1);
@@ -290,6 +320,7 @@ try {
               engine,
               c,
               trial,
+              redis.url,
             ),
           );
         } else {

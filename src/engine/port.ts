@@ -42,7 +42,7 @@ export interface Engine {
   append(id: string, fence: number, expectedOffset: number, entries: readonly EntryBody[]): Promise<AppendResult>;
 
   /** Up to `limit` entries with offsets above `afterOffset`, in offset order. */
-  read(id: string, afterOffset: number, limit: number): Promise<Entry[]>;
+  read(id: string, afterOffset: number, limit: number, options?: ReadOptions): Promise<Entry[]>;
 
   /** Where a log stands, or `undefined` when there is no such generation. */
   head(id: string): Promise<LogHead | undefined>;
@@ -147,6 +147,15 @@ export type AppendResult =
   | { readonly kind: "offsetConflict"; readonly lastOffset: number }
   | { readonly kind: "closed"; readonly lastOffset: number }
   | { readonly kind: "notFound" };
+
+export interface ReadOptions {
+  /**
+   * The caller will wait on this log next if the page reaches its end (a follower). An engine that
+   * waits by subscription subscribes before it reads, so that a wait at the end of this page needs
+   * no look at the log's head (decision 045).
+   */
+  readonly thenWait?: boolean;
+}
 
 export interface LogHead {
   readonly lastOffset: number;

@@ -151,7 +151,9 @@ export class Follow implements TailMember {
         if (this.#stopAsked && !mustRead) return this.#end({ kind: "stopped" });
         mustRead = false;
         const verify = checked && this.#attempt !== undefined && this.#offset > 0;
-        const page = given ? [...given] : await engine.read(this.#id, verify ? this.#offset - 1 : this.#offset, READ_BATCH);
+        const page = given
+          ? [...given]
+          : await engine.read(this.#id, verify ? this.#offset - 1 : this.#offset, READ_BATCH, { thenWait: !this.#stopAsked });
         given = undefined;
         if (this.#over()) return;
         if (verify) {

@@ -58,7 +58,8 @@ export const READ_BATCH = 256;
 
 /**
  * Where a follow that asks for the entries after `cursor` starts; counts resets, and resumes
- * unless `countResume` is false (a long-poll continues from a cursor on every request).
+ * unless `countResume` is false (a long-poll continues from a cursor on every request). `thenWait`
+ * false: the follow will not wait (a long-poll with no time to wait).
  * Throws `generation_not_found` for an unknown (or malformed) id.
  */
 export async function startOf(
@@ -66,13 +67,14 @@ export async function startOf(
   metrics: Metrics,
   id: string,
   cursor: Cursor,
-  options: { countResume?: boolean } = {},
+  options: { countResume?: boolean; thenWait?: boolean } = {},
 ): Promise<Start> {
   if (!GENERATION_ID.test(id)) throw new LifelineError("generation_not_found");
   if (cursor.offset === 0) {
     // From the start (a new reader, or one after a reset): a log always holds its `created`
-    // entry, so the first page proves the log is there; one call instead of two.
-    const firstPage = await engine.read(id, 0, READ_BATCH);
+    // entry, so the first page proves the log is there; one call instead of two. Read for waiting
+    // (unless the caller will not wait), so the follow's first wait asks nothing more (decision 045).
+    const firstPage = await engine.read(id, 0, READ_BATCH, { thenWait: options.thenWait ?? true });
     if (firstPage.length === 0) throw new LifelineError("generation_not_found");
     return { kind: "follow", from: START, reset: false, firstPage };
   }

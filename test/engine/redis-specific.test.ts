@@ -1,5 +1,7 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { connectRedis } from "../../src/engine/redis/connection.ts";
+import { Notifications } from "../../src/engine/redis/notifications.ts";
 import { RedisEngine } from "../../src/engine/redis/redis-engine.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
@@ -164,6 +166,135 @@ describe("the redis engine", () => {
       raw.disconnect();
       await follower.close();
       await writer.close();
+    }
+  });
+
+  it("a read made before a wait subscribes first: the wait after it asks no head, and an append between the two still ends it", async () => {
+    const prefix = `first${process.pid}`;
+    const follower = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix, probeMs: 100 });
+    const writer = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix });
+    const raw = new Redis(server!.url);
+    const heads = async (): Promise<number> => Number(/cmdstat_hmget:calls=(\d+)/.exec(await raw.info("commandstats"))?.[1] ?? 0);
+    const settles = (p: Promise<void>): Promise<boolean> =>
+      Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 300))]);
+    const open = async (): Promise<{ id: string; delta: (offset: number) => Promise<unknown> }> => {
+      const { id } = await writer.create({ model: "sim", messages: [{ role: "user", content: "first waits" }] });
+      const claim = await writer.claim("w", 60_000, new AbortController().signal);
+      expect(claim?.id).toBe(id);
+      const delta = (offset: number): Promise<unknown> =>
+        writer.append(id, claim!.fence, offset, [{ type: "delta", attempt: claim!.fence, text: String(offset) }]);
+      return { id, delta };
+    };
+    try {
+      await new Promise((r) => setTimeout(r, 300)); // the subscriber's first probe came back
+
+      // A plain read, then a wait: the wait must ask the head (an append may have come in between).
+      const plain = await open();
+      let before = await heads();
+      expect(await follower.read(plain.id, 0, 256)).toHaveLength(1);
+      const plainWait = follower.wait(plain.id, 1, new AbortController().signal);
+      expect(await settles(plainWait)).toBe(false);
+      expect((await heads()) - before).toBe(1);
+      await plain.delta(2);
+      await plainWait;
+
+      // A read for waiting, then the wait: no head asked, and the next append wakes it.
+      const quiet = await open();
+      before = await heads();
+      expect(await follower.read(quiet.id, 0, 256, { thenWait: true })).toHaveLength(1);
+      const quietWait = follower.wait(quiet.id, 1, new AbortController().signal);
+      expect(await settles(quietWait)).toBe(false);
+      expect((await heads()) - before).toBe(0);
+      await quiet.delta(2);
+      await quietWait;
+
+      // An append between the read and the wait: the wait ends without being woken again.
+      const between = await open();
+      expect(await follower.read(between.id, 0, 256, { thenWait: true })).toHaveLength(1);
+      await between.delta(2);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(await settles(follower.wait(between.id, 1, new AbortController().signal))).toBe(true);
+
+      // A full page does not tell where the log ends: the wait after it asks.
+      const full = await open();
+      await full.delta(2);
+      expect(await follower.read(full.id, 0, 1, { thenWait: true })).toHaveLength(1);
+      before = await heads();
+      expect(await settles(follower.wait(full.id, 1, new AbortController().signal))).toBe(true);
+      expect((await heads()) - before).toBe(1);
+
+      // The subscriber's connection drops after the read: what the read saw is not trusted, the wait asks.
+      const dropped = await open();
+      expect(await follower.read(dropped.id, 0, 256, { thenWait: true })).toHaveLength(1);
+      expect(Number(await raw.client("KILL", "TYPE", "pubsub"))).toBeGreaterThanOrEqual(1);
+      await new Promise((r) => setTimeout(r, 50));
+      before = await heads();
+      const afterDrop = follower.wait(dropped.id, 1, new AbortController().signal);
+      expect(await settles(afterDrop)).toBe(false);
+      expect((await heads()) - before).toBeGreaterThanOrEqual(1);
+      await dropped.delta(2);
+      await afterDrop;
+    } finally {
+      raw.disconnect();
+      await follower.close();
+      await writer.close();
+    }
+  });
+
+  it("channels subscribed in one turn share one SSUBSCRIBE, and those let go in one sweep one SUNSUBSCRIBE; every waiter still wakes", async () => {
+    const prefix = `batch${process.pid}`;
+    const follower = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix, probeMs: 100 });
+    const writer = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix });
+    const raw = new Redis(server!.url);
+    const calls = async (command: string): Promise<number> =>
+      Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(await raw.info("commandstats"))?.[1] ?? 0);
+    const COUNT = 40;
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < COUNT; i++)
+        ids.push((await writer.create({ model: "sim", messages: [{ role: "user", content: `batch ${i}` }] })).id);
+      await new Promise((r) => setTimeout(r, 300)); // the probe channels are subscribed
+      const before = await calls("ssubscribe");
+      const pages = await Promise.all(ids.map((id) => follower.read(id, 0, 256, { thenWait: true })));
+      expect(pages.every((page) => page.length === 1)).toBe(true);
+      expect((await calls("ssubscribe")) - before).toBe(1);
+      const waits = ids.map((id) => follower.wait(id, 1, new AbortController().signal));
+      for (let i = 0; i < COUNT; i++) {
+        const claim = await writer.claim("w", 60_000, new AbortController().signal);
+        await writer.append(claim!.id, claim!.fence, 2, [{ type: "started", attempt: claim!.fence, worker: "w", model: "sim" }]);
+      }
+      await Promise.all(waits);
+    } finally {
+      await follower.close();
+      await writer.close();
+    }
+
+    // Let go together, unsubscribed together (a short linger, straight on the notifications).
+    const subscriber = connectRedis({ mode: "standalone", url: server!.url }, "batch-sub");
+    const publisher = connectRedis({ mode: "standalone", url: server!.url }, "batch-pub");
+    const notifications = new Notifications({
+      subscriber,
+      publisher,
+      probeChannels: async () => [],
+      channelOf: (id) => `${prefix}:{${id}}:n`,
+      idOf: () => undefined,
+      lingerMs: 50,
+      batchSubscribes: true,
+    });
+    try {
+      const ids = Array.from({ length: COUNT }, (_, i) => `g${i}`);
+      await Promise.all(ids.map((id) => notifications.hold(id)));
+      const before = await calls("sunsubscribe");
+      for (const id of ids) notifications.release(id);
+      await new Promise((r) => setTimeout(r, 200));
+      expect((await calls("sunsubscribe")) - before).toBe(1);
+      const [, listeners] = (await raw.call("PUBSUB", "SHARDNUMSUB", `${prefix}:{g0}:n`)) as [string, number];
+      expect(listeners).toBe(0);
+    } finally {
+      notifications.close();
+      raw.disconnect();
+      subscriber.disconnect();
+      publisher.disconnect();
     }
   });
 

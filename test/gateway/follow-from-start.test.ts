@@ -147,6 +147,52 @@ describe("on Redis", () => {
   // zero wait, which is exactly when a follow that gives up before its first read returns nothing.
   fromTheStart("redis", () => ({ url: node!.url, slowDown: async () => void (await raw!.call("CLIENT", "PAUSE", "100", "ALL")) }));
 
+  it("SSE follows from the start wait at the end of the log without asking its head, and each gets the next entry", async () => {
+    // A gateway without a worker: the answers stay at `created` until the test appends.
+    const prefix = `ffq${process.pid}`;
+    const env = { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: server!.url, LIFELINE_REDIS_PREFIX: prefix, LIFELINE_PORT: "0" };
+    const gateway = await startNode(loadConfig({ ...env, LIFELINE_LOG_LEVEL: "silent" }, {}), { gateway: true, worker: false });
+    const engine = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix });
+    const calls = async (command: string): Promise<number> =>
+      Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(await raw!.info("commandstats"))?.[1] ?? 0);
+    const FOLLOWS = 20;
+    try {
+      const url = gateway.url!;
+      const ids: string[] = [];
+      for (let i = 0; i < FOLLOWS; i++)
+        ids.push((await engine.create({ model: "sim", messages: [{ role: "user", content: `quiet ${i}` }] })).id);
+      await new Promise((resolve) => setTimeout(resolve, 2500)); // the gateway's subscriber is trusted (its first probe came back)
+      const heads = await calls("hmget");
+      const follows = ids.map((id) => readEvents(url, id, { cutAfter: 2 }));
+      // Every follow is parked once the gateway listens on its log's channel.
+      for (const id of ids) {
+        for (;;) {
+          const [, listeners] = (await raw!.call("PUBSUB", "SHARDNUMSUB", `${prefix}:{${id}}:n`)) as [string, number];
+          if (listeners > 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      // One head per follow before (decision 045): a few may come from the gateway's read models.
+      expect((await calls("hmget")) - heads).toBeLessThanOrEqual(2);
+
+      for (let i = 0; i < ids.length; i++) {
+        const claim = await engine.claim("w", 60_000, never);
+        await engine.append(claim!.id, claim!.fence, 2, [{ type: "started", attempt: claim!.fence, worker: "w", model: "sim" }]);
+      }
+      for (const read of follows) {
+        const entries = entriesOf((await read).messages);
+        expect(entries.map((e) => [e.offset, e.type])).toEqual([
+          [1, "created"],
+          [2, "started"],
+        ]);
+      }
+    } finally {
+      await engine.close();
+      await gateway.stop();
+    }
+  });
+
   it("a long-poll held at a cursor whose entry a failover replaces answers reset and the log from offset 1", async () => {
     // A gateway without a worker; the test writes the log as two attempts would.
     const prefix = `ffr${process.pid}`;

@@ -18,6 +18,7 @@ import type {
   GenerationsPage,
   Lease,
   LogHead,
+  ReadOptions,
   RenewResult,
 } from "../port.ts";
 import { Wakeups } from "../wakeups.ts";
@@ -123,6 +124,7 @@ export class RedisEngine implements Engine {
       probeChannels: () => probeChannels(this.#commands, this.#keys, "probe"),
       probeMs: options.probeMs ?? 2000,
       trustAnnouncements: options.target.mode !== "cluster",
+      batchSubscribes: options.target.mode !== "cluster",
       ...(options.logger ? { logger: options.logger } : {}),
     });
   }
@@ -197,8 +199,24 @@ export class RedisEngine implements Engine {
     }
   }
 
-  async read(id: string, afterOffset: number, limit: number): Promise<Entry[]> {
-    const rows = await this.#commands.xrange(this.#keys.log(id), `${afterOffset + 1}-0`, "+", "COUNT", limit);
+  /**
+   * A read for waiting subscribes to the log's channel first (or finds it subscribed): a page that
+   * ends short of `limit` then tells where the log ended while the subscription stood, and the wait
+   * at that offset needs no head (decision 045). Held for the read only; it lingers for the wait.
+   */
+  async read(id: string, afterOffset: number, limit: number, options?: ReadOptions): Promise<Entry[]> {
+    const notifications = this.#notifications;
+    const holds = options?.thenWait === true && notifications.announcing;
+    if (holds) await notifications.hold(id);
+    let rows: [string, string[]][] = [];
+    try {
+      const ticket = notifications.readTicket(id);
+      rows = await this.#commands.xrange(this.#keys.log(id), `${afterOffset + 1}-0`, "+", "COUNT", limit);
+      if (ticket && rows.length > 0 && rows.length < limit) notifications.noteRead(id, ticket, Number(rows.at(-1)![0].split("-")[0]));
+    } finally {
+      // Not lingering for a log that is not there (an unknown id asked for).
+      if (holds) notifications.release(id, rows.length > 0);
+    }
     return rows.map(([streamId, fields]) => {
       let body = "";
       let at = "";

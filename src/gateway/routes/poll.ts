@@ -39,7 +39,7 @@ export function pollRoutes(app: FastifyInstance, options: PollRoutesOptions): vo
     const timer = setTimeout(stop, waitMs);
     let outcome: FollowEnd;
     try {
-      const start = await startOf(engine, metrics, id, cursor, { countResume: false });
+      const start = await startOf(engine, metrics, id, cursor, { countResume: false, thenWait: waitMs > 0 });
       if (start.kind === "atEnd") return reply.status(204).send();
       if (start.reset) poll.startsAfterReset();
       outcome = await poll.follow(new Follow(options.tails, id, start.from, poll), start.firstPage);
