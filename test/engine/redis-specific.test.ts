@@ -241,6 +241,61 @@ describe("the redis engine", () => {
     }
   });
 
+  it("a read is trusted only while the subscriber is connected and proven: not once it drops, nor with a ticket taken before the drop", async () => {
+    const prefix = `ticket${process.pid}`;
+    const subscriber = connectRedis({ mode: "standalone", url: server!.url }, "ticket-sub");
+    const publisher = connectRedis({ mode: "standalone", url: server!.url }, "ticket-pub");
+    const raw = new Redis(server!.url);
+    const notifications = new Notifications({
+      subscriber,
+      publisher,
+      probeChannels: async () => [`${prefix}:probe`],
+      channelOf: (id) => `${prefix}:{${id}}:n`,
+      idOf: () => undefined,
+      probeMs: 50,
+      batchSubscribes: true,
+    });
+    const proven = async (): Promise<void> => {
+      // The subscriber is back and a probe came through: a fresh ticket is given again.
+      for (let i = 0; i < 200 && !notifications.trusted; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(notifications.trusted).toBe(true);
+    };
+    try {
+      await notifications.hold("g");
+      await proven();
+      const early = notifications.readTicket("g");
+      expect(early).toBeDefined();
+      notifications.noteRead("g", early!, 3);
+      expect(notifications.announced("g")).toBe(3);
+
+      // Between the drop and the reconnect no ticket is given, and nothing noted before is trusted.
+      const stale = notifications.readTicket("g");
+      let ticketWhileDown: unknown = "not asked";
+      const closed = new Promise<void>((resolve) =>
+        subscriber.once("close", () => {
+          ticketWhileDown = notifications.readTicket("g");
+          resolve();
+        }),
+      );
+      expect(Number(await raw.client("KILL", "TYPE", "pubsub"))).toBeGreaterThanOrEqual(1);
+      await closed;
+      await proven();
+      expect(ticketWhileDown).toBeUndefined();
+      expect(notifications.announced("g")).toBeUndefined();
+      // A read sent before the drop and answered after it notes nothing.
+      notifications.noteRead("g", stale!, 5);
+      expect(notifications.announced("g")).toBeUndefined();
+      // One sent now does.
+      notifications.noteRead("g", notifications.readTicket("g")!, 6);
+      expect(notifications.announced("g")).toBe(6);
+    } finally {
+      notifications.close();
+      raw.disconnect();
+      subscriber.disconnect();
+      publisher.disconnect();
+    }
+  });
+
   it("channels subscribed in one turn share one SSUBSCRIBE, and those let go in one sweep one SUNSUBSCRIBE; every waiter still wakes", async () => {
     const prefix = `batch${process.pid}`;
     const follower = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix, probeMs: 100 });
@@ -257,7 +312,8 @@ describe("the redis engine", () => {
       const before = await calls("ssubscribe");
       const pages = await Promise.all(ids.map((id) => follower.read(id, 0, 256, { thenWait: true })));
       expect(pages.every((page) => page.length === 1)).toBe(true);
-      expect((await calls("ssubscribe")) - before).toBe(1);
+      // One (forty before); a probe lost on a loaded machine would resubscribe everything once more.
+      expect((await calls("ssubscribe")) - before).toBeLessThanOrEqual(2);
       const waits = ids.map((id) => follower.wait(id, 1, new AbortController().signal));
       for (let i = 0; i < COUNT; i++) {
         const claim = await writer.claim("w", 60_000, new AbortController().signal);

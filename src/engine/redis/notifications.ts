@@ -72,8 +72,14 @@ export class Notifications {
       this.#forgetAnnounced();
       this.#wakeups.wakeAll();
     });
-    // From the moment the connection drops, what was heard on it is no longer followed by every append.
-    for (const event of ["close", "reconnecting", "end"]) options.subscriber.on(event, () => this.#forgetAnnounced());
+    // From the moment the connection drops, what was heard on it is no longer followed by every
+    // append, and nothing is trusted (not even a read sent now) until a probe comes back.
+    for (const event of ["close", "reconnecting", "end"]) {
+      options.subscriber.on(event, () => {
+        this.#recovering = true;
+        this.#forgetAnnounced();
+      });
+    }
     this.#probeTimer = setInterval(() => void this.#probe(), options.probeMs ?? 2000);
     this.#probeTimer.unref();
     // One sweep for every let-go log rather than a timer armed and cleared at each wait.
@@ -82,9 +88,13 @@ export class Notifications {
     this.#lingerTimer.unref();
   }
 
-  /** Whether announcements (and reads under a standing subscription) may spare a reader its head read at all. */
-  get announcing(): boolean {
-    return this.#o.trustAnnouncements !== false;
+  /**
+   * Whether a read sent under a subscription could spare a reader its head read now: announcements
+   * are trusted on this deployment, and the subscriber is connected and proven by a probe. A read
+   * for waiting subscribes first only then, so a subscriber in trouble never holds up a read.
+   */
+  get trusted(): boolean {
+    return this.#o.trustAnnouncements !== false && !this.#recovering;
   }
 
   /** A wait for the next notification for `id` (or a recovery, or abort), ended early by its `done()`. Call `hold` first. */

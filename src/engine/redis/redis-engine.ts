@@ -28,6 +28,9 @@ import { RedisKeys } from "./keys.ts";
 import { Notifications } from "./notifications.ts";
 import { withScripts, type ScriptedClient } from "./scripts.ts";
 
+const HELD = (): boolean => true;
+const NOT_HELD = (): boolean => false;
+
 export interface RedisEngineOptions {
   readonly target: RedisTarget;
   /** Prefix of every key. @defaultValue "ll" */
@@ -203,19 +206,21 @@ export class RedisEngine implements Engine {
    * A read for waiting subscribes to the log's channel first (or finds it subscribed): a page that
    * ends short of `limit` then tells where the log ended while the subscription stood, and the wait
    * at that offset needs no head (decision 045). Held for the read only; it lingers for the wait.
+   * Only while the subscriber is proven: a subscribe that fails leaves a plain read.
    */
   async read(id: string, afterOffset: number, limit: number, options?: ReadOptions): Promise<Entry[]> {
     const notifications = this.#notifications;
-    const holds = options?.thenWait === true && notifications.announcing;
-    if (holds) await notifications.hold(id);
-    let rows: [string, string[]][] = [];
+    const holds = options?.thenWait === true && notifications.trusted && (await notifications.hold(id).then(HELD, NOT_HELD));
+    let gone = false;
+    let rows: [string, string[]][];
     try {
       const ticket = notifications.readTicket(id);
       rows = await this.#commands.xrange(this.#keys.log(id), `${afterOffset + 1}-0`, "+", "COUNT", limit);
       if (ticket && rows.length > 0 && rows.length < limit) notifications.noteRead(id, ticket, Number(rows.at(-1)![0].split("-")[0]));
+      // Every log holds its `created` entry: nothing after 0 is a log that is not there (an unknown id).
+      gone = afterOffset === 0 && rows.length === 0;
     } finally {
-      // Not lingering for a log that is not there (an unknown id asked for).
-      if (holds) notifications.release(id, rows.length > 0);
+      if (holds) notifications.release(id, !gone);
     }
     return rows.map(([streamId, fields]) => {
       let body = "";
