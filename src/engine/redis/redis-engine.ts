@@ -256,9 +256,10 @@ export class RedisEngine implements Engine {
           if (ask) {
             const head = await this.head(id);
             if (!head || head.lastOffset > afterOffset) return;
-            // Shorter than what the caller read: a failover lost entries, and another attempt writes
-            // below the caller's position (it may even end there). The caller looks at each such append.
-            if (woken && head.lastOffset < afterOffset) return;
+            // Woken, yet no longer than what the caller read: a failover lost entries and another
+            // attempt writes at or below the caller's position (it may even end exactly there, with
+            // a different entry). The caller checks the entry it stands on at each such append.
+            if (woken && head.lastOffset <= afterOffset) return;
           }
           await parked.woken;
         } finally {
