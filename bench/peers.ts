@@ -234,6 +234,14 @@ async function runPhase(ctx: Context, workload: Workload, system: SystemName, re
   }
 }
 
+/** Lifeline's latency before and after the log: `(to the log p50/p99 + from it p50/p99)`. */
+function split(r: PeerPhase["readers"]): string {
+  const s = r.latencySplitMs;
+  return s
+    ? ` (to the log ${s.toLog.p50.toFixed(0)}/${s.toLog.p99.toFixed(0)} + from it ${s.fromLog.p50.toFixed(0)}/${s.fromLog.p99.toFixed(0)})`
+    : "";
+}
+
 function describe(phase: PeerPhase): string {
   const r = phase.readers;
   const loops = phase.processes
@@ -243,7 +251,7 @@ function describe(phase: PeerPhase): string {
   return (
     `  ${phase.workload.padEnd(16)} ${phase.system.padEnd(16)} rep ${phase.rep}: ${phase.deliveredTokensPerSecond.toFixed(0).padStart(6)}` +
     `${phase.offeredTokensPerSecond === null ? "" : ` of ${phase.offeredTokensPerSecond}`} tok/s, p50 ${r.latencyMs.p50.toFixed(2)} ms, ` +
-    `p99 ${r.latencyMs.p99.toFixed(2)} ms, max ${r.latencyMs.max.toFixed(0)} ms, CPU ${phase.systemCpuUsPerToken.toFixed(0)} µs/tok, ` +
+    `p99 ${r.latencyMs.p99.toFixed(2)} ms, max ${r.latencyMs.max.toFixed(0)} ms${split(r)}, CPU ${phase.systemCpuUsPerToken.toFixed(0)} µs/tok, ` +
     `loop max ms: ${loops}; neighbours ${phase.neighbourCores.toFixed(2)} cores; ${phase.listenOverflows} listen overflows; ${r.exact}/${r.answers} exact${r.problemSamples.length > 0 ? ` (${r.problemSamples.slice(0, 6).join("; ")})` : ""}\n`
   );
 }

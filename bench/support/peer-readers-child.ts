@@ -43,6 +43,9 @@ class Follow {
 class Phase {
   readonly follows: Follow[];
   readonly latencies: number[] = [];
+  /** Lifeline: emitted → appended, and appended → received, per token. */
+  readonly toLog: number[] = [];
+  readonly fromLog: number[] = [];
   readonly receipts: number[] = [];
   readonly requests = new Set<ClientRequest>();
   readonly acks = new Map<number, number>();
@@ -58,7 +61,7 @@ class Phase {
   }
 
   /** The text of a delta (Lifeline) or a token frame (resumable-stream) arrived at `now`. */
-  text(follow: Follow, text: string, now: number): void {
+  text(follow: Follow, text: string, now: number, appendedAt?: number): void {
     follow.carry += text;
     let at = 0;
     for (; follow.carry.length - at >= TOKEN_BYTES; at += TOKEN_BYTES) {
@@ -75,7 +78,13 @@ class Phase {
       follow.expectedSeq = Math.max(follow.expectedSeq, token.seq + 1);
       const emitted = token.emittedAt - this.plan.clockCorrectionMs;
       if (emitted < follow.followedAt) this.catchUp++;
-      else this.latencies.push(now - emitted);
+      else {
+        this.latencies.push(now - emitted);
+        if (appendedAt !== undefined) {
+          this.toLog.push(appendedAt - emitted);
+          this.fromLog.push(now - appendedAt);
+        }
+      }
       this.receipts.push(now);
     }
     follow.carry = follow.carry.slice(at);
@@ -98,10 +107,10 @@ class Phase {
   /** A Lifeline SSE message. */
   entry(follow: Follow, message: SseMessage, now: number): void {
     if (message.event === "reset") return follow.fail("reset");
-    const entry = JSON.parse(message.data) as { offset: number; type: string; text?: string };
+    const entry = JSON.parse(message.data) as { offset: number; type: string; text?: string; at?: string };
     if (entry.offset !== follow.lastOffset + 1) follow.fail(`entry ${entry.offset} after ${follow.lastOffset}`);
     follow.lastOffset = Math.max(follow.lastOffset, entry.offset);
-    if (entry.type === "delta") this.text(follow, entry.text ?? "", now);
+    if (entry.type === "delta") this.text(follow, entry.text ?? "", now, entry.at === undefined ? undefined : Date.parse(entry.at));
     else if (entry.type === "retrying") this.retries++;
     else if (entry.type === "rewind") follow.fail("rewind");
     else if (TERMINAL.has(entry.type)) {
@@ -156,6 +165,7 @@ class Phase {
       tokens: this.receipts.length,
       catchUpTokens: this.catchUp,
       latencyMs: percentiles(this.latencies),
+      ...(this.toLog.length > 0 ? { latencySplitMs: { toLog: percentiles(this.toLog), fromLog: percentiles(this.fromLog) } } : {}),
       firstTokenMs: percentiles(this.follows.filter((f) => !Number.isNaN(f.firstAt)).map((f) => f.firstAt - f.requestedAt)),
       wallMs,
       overallTokensPerSecond: this.receipts.length / (wallMs / 1000),

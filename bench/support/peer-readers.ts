@@ -44,6 +44,12 @@ export interface ReaderResult {
   readonly catchUpTokens: number;
   /** Model writes a token → its reader has parsed it. */
   readonly latencyMs: Percentiles;
+  /**
+   * Lifeline only, the same latency in two parts at the time its entry was appended (the entry's
+   * `at`, a millisecond wall clock): model writes → appended to the log (the worker, its window),
+   * and appended → reader has parsed it (the engine, the gateway, the reader).
+   */
+  readonly latencySplitMs?: { readonly toLog: Percentiles; readonly fromLog: Percentiles };
   /** The reader's first request → its first token. */
   readonly firstTokenMs: Percentiles;
   /** First request of the phase → last token received. */

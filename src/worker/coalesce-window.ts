@@ -4,7 +4,7 @@ import { performance, type EventLoopUtilization } from "node:perf_hooks";
 const SAMPLE_MS = 250;
 /** Busier than this over two samples in a row (the share of time the event loop was not idle): the window widens. */
 const BUSY = 0.9;
-/** Less busy than this: it narrows back. */
+/** Less busy than this: it narrows back to the configured window (between the two, a grown one steps down). */
 const EASED = 0.6;
 /** The window of a saturated worker, at least: tokens of one answer that come closer than this are merged. */
 const SATURATED_MS = 100;
@@ -21,7 +21,7 @@ const FILLED_TOKENS = 32;
 /**
  * The coalescing window of a worker's runs (decision 018): the configured one while the process
  * keeps up, a wider one while its event loop is saturated: 100 ms, then doubling up to 400 ms while
- * the saturation lasts (an answer holding 32 tokens keeps 100 ms: {@link windowFor}). Past
+ * the saturation lasts, and halving back towards 100 ms while the loop is busy but not saturated (an answer holding 32 tokens keeps 100 ms: {@link windowFor}). Past
  * saturation every entry costs the same work in the worker, Redis and each gateway however few
  * tokens it carries, so merging more of a slow answer's tokens makes room for more answers instead
  * of a queue that delays every token. A window of 0 (one entry per token) is left as it is.
@@ -33,6 +33,8 @@ export class CoalesceWindow {
   #last: EventLoopUtilization | undefined;
   /** Samples in a row at or above {@link BUSY}: a burst (a hundred answers starting at once) is not saturation. */
   #busySamples = 0;
+  /** Samples in a row between {@link EASED} and {@link BUSY}: a window wider than it needs steps down. */
+  #calmSamples = 0;
 
   constructor(configuredMs: number) {
     this.#configuredMs = configuredMs;
@@ -69,8 +71,15 @@ export class CoalesceWindow {
     this.#last = now;
     if (this.#configuredMs <= 0) return;
     this.#busySamples = busy >= BUSY ? this.#busySamples + 1 : 0;
+    this.#calmSamples = busy >= EASED && busy < BUSY ? this.#calmSamples + 1 : 0;
     if (this.#busySamples === 2) this.#ms = Math.max(this.#ms, this.#configuredMs, SATURATED_MS);
     else if (this.#busySamples > 2 && this.#busySamples % 2 === 0) this.#ms = Math.max(this.#ms, Math.min(this.#ms * 2, MAX_SATURATED_MS));
     else if (busy < EASED) this.#ms = this.#configuredMs;
+    // Below saturation on a grown window: half as wide after every two such samples, down to the
+    // saturated one, so the window settles at the narrowest that keeps the loop under saturation.
+    else if (this.#calmSamples > 0 && this.#calmSamples % 2 === 0) {
+      const floor = Math.max(this.#configuredMs, SATURATED_MS);
+      if (this.#ms > floor) this.#ms = Math.max(this.#ms / 2, floor);
+    }
   }
 }

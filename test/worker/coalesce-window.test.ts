@@ -16,8 +16,27 @@ describe("a worker's coalescing window", () => {
     expect(window.ms).toBe(100);
     window.sample(0.75); // between the two marks: as it was
     expect(window.ms).toBe(100);
+    window.sample(0.75); // and it never steps below 100 ms that way
+    window.sample(0.75);
+    expect(window.ms).toBe(100);
     window.sample(0.4);
     expect(window.ms).toBe(20);
+    window.sample(0.75); // nor does a window that has not grown widen between the marks
+    window.sample(0.75);
+    expect(window.ms).toBe(20);
+  });
+
+  it("a grown window steps down while the loop is busy but no longer saturated, and settles where it keeps up", () => {
+    const window = new CoalesceWindow(20);
+    for (let i = 0; i < 6; i += 1) window.sample(0.99);
+    expect(window.ms).toBe(400);
+    const seen: number[] = [];
+    for (const busy of [0.8, 0.8, 0.8, 0.8, 0.8, 0.8, 0.95, 0.95, 0.95, 0.95, 0.8, 0.8, 0.5]) {
+      window.sample(busy);
+      seen.push(window.ms);
+    }
+    // Two calm samples: 200; two more: 100, and no lower; saturated again: 100, then 200; calm: 100; eased: 20.
+    expect(seen).toEqual([400, 200, 200, 100, 100, 100, 100, 100, 100, 200, 200, 100, 20]);
   });
 
   it("while the saturation lasts it doubles every two more busy samples, up to 400 ms; an answer holding 32 tokens keeps 100 ms", () => {
@@ -42,6 +61,10 @@ describe("a worker's coalescing window", () => {
     wide.sample(0.99);
     wide.sample(0.99);
     expect(wide.ms).toBe(250);
+    for (let i = 0; i < 4; i += 1) wide.sample(0.99);
+    expect(wide.ms).toBe(400);
+    for (let i = 0; i < 6; i += 1) wide.sample(0.8);
+    expect(wide.ms).toBe(250); // steps down no lower than configured
     const none = new CoalesceWindow(0);
     none.sample(0.99);
     none.sample(0.99);
