@@ -29,6 +29,7 @@ export interface LoopReport {
 const RESOLUTION_MS = 10;
 const STALL_TICK_MS = 20;
 const STALL_MS = 100;
+const MAX_STALL_WINDOWS = 200;
 
 const out = process.env.LOOP_PROBE_OUT;
 if (out !== undefined && out !== "") {
@@ -36,11 +37,20 @@ if (out !== undefined && out !== "") {
   const histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   histogram.enable();
   let stalls = 0;
+  /** Where the stalls since the last mark were, on the CPU profile's clock (µs of `process.hrtime`). */
+  let stallWindows: [number, number][] = [];
+  const hrMicros = (): number => Number(process.hrtime.bigint() / 1000n);
   let last = performance.now();
+  let lastUs = hrMicros();
   setInterval(() => {
     const now = performance.now();
-    if (now - last - STALL_TICK_MS > STALL_MS) stalls++;
+    const nowUs = hrMicros();
+    if (now - last - STALL_TICK_MS > STALL_MS) {
+      stalls++;
+      if (stallWindows.length < MAX_STALL_WINDOWS) stallWindows.push([lastUs, nowUs]);
+    }
     last = now;
+    lastUs = nowUs;
   }, STALL_TICK_MS).unref();
 
   let mark = 0;
@@ -66,6 +76,7 @@ if (out !== undefined && out !== "") {
     renameSync(`${out}.tmp`, out);
     histogram.reset();
     stalls = 0;
+    stallWindows = [];
     since = now;
   };
   const toggleProfile = (): void => {
@@ -78,9 +89,12 @@ if (out !== undefined && out !== "") {
       return;
     }
     const running = session;
+    const profiledStalls = stallWindows; // the stalls of the profiled stretch (reset by the write that follows)
     running.post("Profiler.stop", (error, result) => {
       if (error === null) {
         writeFileSync(profilePath, JSON.stringify(result.profile));
+        // Beside it, where the loop was held: `profile-summary.ts --stalls` looks at those stretches only.
+        writeFileSync(profilePath.replace(/\.cpuprofile$/, ".stalls.json"), JSON.stringify(profiledStalls));
         profileWritten = profilePath;
       }
       running.disconnect();

@@ -2,7 +2,10 @@
  * Where a process spent its CPU: reads a `.cpuprofile` (V8's format, as `--cpu-prof` or the loop
  * probe writes it) and sums self time by package, by file and by function.
  *
- *   node --import tsx bench/support/profile-summary.ts <file.cpuprofile> [--top 15]
+ *   node --import tsx bench/support/profile-summary.ts <file.cpuprofile> [--top 15] [--stalls]
+ *
+ * `--stalls` sums only the samples taken while the event loop was held over 100 ms, from the
+ * windows the loop probe wrote beside the profile (`<file>.stalls.json`).
  *
  * A package is `node_modules/<name>` (scoped names kept whole), `lifeline src/<folder>` for the
  * product's own files, `bench` for the bench's, `node:internal/<area>` or `node:<module>` for Node's
@@ -67,10 +70,16 @@ function fileOf(url: string): string {
   return url.replace(/^file:\/\//, "");
 }
 
-/** Self time per node id, from the samples and the time between them (µs). */
-function selfMicros(profile: CpuProfile): Map<number, number> {
+/** A stretch of the profile's clock (µs, as `process.hrtime`), both ends included. */
+export type Window = readonly [startUs: number, endUs: number];
+
+/** Self time per node id, from the samples and the time between them (µs); only samples within `windows` when given. */
+function selfMicros(profile: CpuProfile, windows?: readonly Window[]): Map<number, number> {
   const self = new Map<number, number>();
+  let at = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
+    at += profile.timeDeltas[i] ?? 0;
+    if (windows !== undefined && !windows.some(([start, end]) => at >= start && at <= end)) continue;
     const id = profile.samples[i] as number;
     // The delta before the next sample is the time this one stood for.
     const delta = profile.timeDeltas[i + 1] ?? 0;
@@ -83,8 +92,9 @@ function ranked(totals: Map<string, number>, busyUs: number): SelfTime[] {
   return [...totals].map(([name, us]) => ({ name, ms: us / 1000, share: us / busyUs })).sort((a, b) => b.ms - a.ms);
 }
 
-export function summarizeProfile(profile: CpuProfile): ProfileSummary {
-  const self = selfMicros(profile);
+/** Where the CPU went over the whole profile, or over `windows` only (the stalls `loop-probe.ts` recorded, say). */
+export function summarizeProfile(profile: CpuProfile, windows?: readonly Window[]): ProfileSummary {
+  const self = selfMicros(profile, windows);
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const packages = new Map<string, number>();
   const files = new Map<string, number>();
@@ -109,7 +119,7 @@ export function summarizeProfile(profile: CpuProfile): ProfileSummary {
   }
   const busy = Math.max(1, all - idle);
   return {
-    wallMs: (profile.endTime - profile.startTime) / 1000,
+    wallMs: (windows === undefined ? profile.endTime - profile.startTime : windows.reduce((sum, [a, b]) => sum + (b - a), 0)) / 1000,
     busyMs: busy / 1000,
     packages: ranked(packages, busy),
     files: ranked(files, busy),
@@ -143,9 +153,16 @@ export function formatProfileSummary(summary: ProfileSummary, top: number): stri
 }
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const { values, positionals } = parseArgs({ options: { top: { type: "string", default: "15" } }, allowPositionals: true });
+  const { values, positionals } = parseArgs({
+    options: { top: { type: "string", default: "15" }, stalls: { type: "boolean", default: false } },
+    allowPositionals: true,
+  });
   const file = positionals[0];
-  if (file === undefined) throw new Error("usage: profile-summary.ts <file.cpuprofile> [--top 15]");
+  if (file === undefined) throw new Error("usage: profile-summary.ts <file.cpuprofile> [--top 15] [--stalls]");
   const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
-  console.log(formatProfileSummary(summarizeProfile(profile), Number(values.top)));
+  // --stalls: only the stretches where the event loop was held (`<file>.stalls.json`, written by `loop-probe.ts`).
+  const windows = values.stalls ? (JSON.parse(readFileSync(file.replace(/\.cpuprofile$/, ".stalls.json"), "utf8")) as Window[]) : undefined;
+  if (windows !== undefined)
+    console.log(`${windows.length} stalls: ${windows.map(([a, b]) => `${((b - a) / 1000).toFixed(0)} ms`).join(", ")}\n`);
+  console.log(formatProfileSummary(summarizeProfile(profile, windows), Number(values.top)));
 }

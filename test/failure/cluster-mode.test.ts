@@ -60,7 +60,10 @@ describe("distributed mode on a Redis Cluster", () => {
       });
       let takenOver = 0;
       for (const [i, id] of ids.entries()) {
-        const entries = entriesOf((await readEvents(gateway.url, id)).messages);
+        const read = await readEvents(gateway.url, id);
+        // A refusal (say, an engine error while the machine is loaded) shows its status and body here.
+        expect({ status: read.status, ended: read.ended, last: read.messages.at(-1) }).toMatchObject({ status: 200, ended: true });
+        const entries = entriesOf(read.messages);
         expectExactAnswer(entries, simText(request(i)));
         if (entries.filter((e) => e.type === "started").length > 1) takenOver += 1;
       }
