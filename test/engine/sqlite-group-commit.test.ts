@@ -60,6 +60,44 @@ describe("the sqlite engine's group commit", () => {
     }
   });
 
+  it("a turn with many appends commits them in groups of at most 128, the event loop turning between groups, still in the order asked", async () => {
+    const engine = open();
+    try {
+      const a = await claimed(engine, "a");
+      const count = 300;
+      const turnsBefore: number[] = [];
+      let turns = 0;
+      const appends = Array.from({ length: count }, (_, i) =>
+        engine.append(a, 1, 2 + i, [delta(1, String(i))]).then((outcome) => {
+          turnsBefore[i] = turns;
+          return outcome;
+        }),
+      );
+      // Counts the turns of the event loop while the appends commit.
+      const ticking = (async () => {
+        for (let i = 0; i < 10; i++) {
+          await new Promise((resolve) => setImmediate(resolve));
+          turns += 1;
+        }
+      })();
+      const outcomes = await Promise.all(appends);
+      await ticking;
+      expect(outcomes.every((o, i) => o.kind === "appended" && o.nextOffset === 3 + i)).toBe(true);
+      // The first group's appends resolve before the loop turns again; the last group's, turns later.
+      expect(turnsBefore[0]).toBe(0);
+      expect(turnsBefore[127]).toBe(turnsBefore[0]);
+      expect(turnsBefore[128]).toBeGreaterThan(turnsBefore[0]!);
+      expect(turnsBefore[count - 1]).toBeGreaterThan(turnsBefore[128]!);
+      const log = await readLog(engine, a);
+      expect(log.map((e) => (e.type === "delta" ? e.text : e.type))).toEqual([
+        "created",
+        ...Array.from({ length: count }, (_, i) => String(i)),
+      ]);
+    } finally {
+      await engine.close();
+    }
+  });
+
   it("a malformed append fails by itself; the others of its turn commit", async () => {
     const engine = open();
     try {

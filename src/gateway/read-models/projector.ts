@@ -3,6 +3,7 @@ import { readLog } from "../../engine/read-log.ts";
 import type { EntryType } from "../../core/entries.ts";
 import type { Change, Engine } from "../../engine/port.ts";
 import type { Logger } from "../../observability/logger.ts";
+import { turnWhenLong } from "../../observability/turns.ts";
 import type { LiveRow, ReadModelStore } from "../../projections/store/port.ts";
 import { projectGeneration } from "../../projections/summary.ts";
 
@@ -107,6 +108,7 @@ export class Projector {
       const page = await this.#options.engine.generations(after, 200);
       for (const id of page.ids) {
         if (signal?.aborted) return projected;
+        await turnWhenLong();
         if (await this.project(id)) projected += 1;
       }
       after = page.next;
@@ -244,6 +246,7 @@ export class Projector {
   async #apply(changes: readonly Change[], signal: AbortSignal): Promise<void> {
     for (const id of new Set(changes.map((c) => c.id))) {
       if (signal.aborted) return;
+      await turnWhenLong();
       await this.project(id, lastType(changes, id));
     }
   }

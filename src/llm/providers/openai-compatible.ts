@@ -2,7 +2,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type 
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import type { Usage } from "../../core/entries.ts";
-import { yieldIfLong } from "../turns.ts";
+import { yieldIfLong } from "../../observability/turns.ts";
 import type { ModelCall, ModelEvent, ModelProvider } from "../provider.ts";
 import { endedEarly, fromWireError, isWireError, networkFailure, protocolFailure, statusFailure, type FailureSource } from "./failures.ts";
 import { ProviderError } from "../provider-error.ts";

@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { describe, expect, it } from "vitest";
-import { yieldIfLong } from "../../src/llm/turns.ts";
+import { yieldIfLong } from "../../src/observability/turns.ts";
 
 /** Holds the event loop for `ms`, as a step of parsing a buffered stream does. */
 function busy(ms: number): void {

@@ -34,3 +34,11 @@ export function yieldIfLong(): Promise<void> | undefined {
   });
   return turn;
 }
+
+/**
+ * Waits, when the slice is spent, for a turn in which it is not: the loop above as one call, for
+ * work done one item at a time where a promise per item costs nothing (a fold per log).
+ */
+export async function turnWhenLong(): Promise<void> {
+  for (let turn = yieldIfLong(); turn; turn = yieldIfLong()) await turn;
+}
