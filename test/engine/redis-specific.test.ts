@@ -21,6 +21,24 @@ describe("the redis engine", () => {
     await server?.stop();
   });
 
+  /** A follower probing its subscription every 100 ms, a writer, a plain connection, and Redis's own count of each command. */
+  const engines = (prefix: string) => {
+    const follower = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix, probeMs: 100 });
+    const writer = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix });
+    const raw = new Redis(server!.url);
+    const calls = async (command: string): Promise<number> =>
+      Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(await raw.info("commandstats"))?.[1] ?? 0);
+    const close = async (): Promise<void> => {
+      raw.disconnect();
+      await follower.close();
+      await writer.close();
+    };
+    return { follower, writer, raw, calls, heads: () => calls("hmget"), close };
+  };
+  /** Whether `p` settles within 300 ms. */
+  const settles = (p: Promise<void>): Promise<boolean> =>
+    Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 300))]);
+
   it("a finished log expires after the retention time; an open one does not", async () => {
     const prefix = `ttl${process.pid}`;
     const engine = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix, retentionSeconds: 1 });
@@ -112,12 +130,7 @@ describe("the redis engine", () => {
 
   it("a follower that read up to the newest announcement waits with no command; any other position asks the log's head first", async () => {
     const prefix = `quiet${process.pid}`;
-    const follower = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix, probeMs: 100 });
-    const writer = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix });
-    const raw = new Redis(server!.url);
-    const heads = async (): Promise<number> => Number(/cmdstat_hmget:calls=(\d+)/.exec(await raw.info("commandstats"))?.[1] ?? 0);
-    const settles = (p: Promise<void>): Promise<boolean> =>
-      Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 300))]);
+    const { follower, writer, raw, heads, close } = engines(prefix);
     try {
       const { id } = await writer.create({ model: "sim", messages: [{ role: "user", content: "quiet waits" }] });
       const claim = await writer.claim("w", 60_000, new AbortController().signal);
@@ -165,20 +178,13 @@ describe("the redis engine", () => {
       await delta(7);
       await afterDrop;
     } finally {
-      raw.disconnect();
-      await follower.close();
-      await writer.close();
+      await close();
     }
   });
 
   it("a read made before a wait subscribes first: the wait after it asks no head, and an append between the two still ends it", async () => {
     const prefix = `first${process.pid}`;
-    const follower = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix, probeMs: 100 });
-    const writer = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix });
-    const raw = new Redis(server!.url);
-    const heads = async (): Promise<number> => Number(/cmdstat_hmget:calls=(\d+)/.exec(await raw.info("commandstats"))?.[1] ?? 0);
-    const settles = (p: Promise<void>): Promise<boolean> =>
-      Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 300))]);
+    const { follower, writer, raw, heads, close } = engines(prefix);
     const open = async (): Promise<{ id: string; delta: (offset: number) => Promise<unknown> }> => {
       const { id } = await writer.create({ model: "sim", messages: [{ role: "user", content: "first waits" }] });
       const claim = await writer.claim("w", 60_000, new AbortController().signal);
@@ -239,17 +245,13 @@ describe("the redis engine", () => {
       await dropped.delta(2);
       await afterDrop;
     } finally {
-      raw.disconnect();
-      await follower.close();
-      await writer.close();
+      await close();
     }
   });
 
   it("a wait whose log a failover cut and another attempt wrote back to exactly its offset ends, so its caller can check the entry there", async () => {
     const prefix = `cut${process.pid}`;
-    const follower = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix, probeMs: 100 });
-    const writer = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix });
-    const raw = new Redis(server!.url);
+    const { follower, writer, raw, close } = engines(prefix);
     const never = new AbortController().signal;
     try {
       const { id } = await writer.create({ model: "sim", messages: [{ role: "user", content: "cut and written again" }] });
@@ -277,9 +279,7 @@ describe("the redis engine", () => {
       const [standing] = await follower.read(id, 2, 1);
       expect(standing).toMatchObject({ offset: 3, type: "completed", attempt: second!.fence });
     } finally {
-      raw.disconnect();
-      await follower.close();
-      await writer.close();
+      await close();
     }
   });
 
@@ -340,11 +340,7 @@ describe("the redis engine", () => {
 
   it("channels subscribed in one turn share one SSUBSCRIBE, and those let go in one sweep one SUNSUBSCRIBE; every waiter still wakes", async () => {
     const prefix = `batch${process.pid}`;
-    const follower = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix, probeMs: 100 });
-    const writer = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix });
-    const raw = new Redis(server!.url);
-    const calls = async (command: string): Promise<number> =>
-      Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(await raw.info("commandstats"))?.[1] ?? 0);
+    const { follower, writer, raw, calls, close } = engines(prefix);
     const COUNT = 40;
     try {
       const ids: string[] = [];
@@ -390,7 +386,7 @@ describe("the redis engine", () => {
       expect(listeners).toBe(0);
     } finally {
       notifications.close();
-      raw.disconnect();
+      await close(); // the engines are closed already (closing again is nothing); the plain connection now
       subscriber.disconnect();
       publisher.disconnect();
     }
