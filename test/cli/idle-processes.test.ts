@@ -48,7 +48,14 @@ async function idleWorkerThenWork(env: Record<string, string>, start: StartLifel
   expect(running(worker)).toBe(true);
 
   const id = await startGeneration(gateway.url, request);
-  const entries = entriesOf((await readEvents(gateway.url, id)).messages);
+  const read = await readEvents(gateway.url, id);
+  // A follow that ends early shows its status and its last message here.
+  expect({ status: read.status, ended: read.ended, last: read.messages.at(-1) }).toMatchObject({
+    status: 200,
+    ended: true,
+    last: { event: "completed" },
+  });
+  const entries = entriesOf(read.messages);
   expectExactAnswer(entries, expected);
   const started = entries.filter((e): e is Extract<Entry, { type: "started" }> => e.type === "started");
   expect(started.map((e) => e.worker)).toEqual(["idle-worker"]);
