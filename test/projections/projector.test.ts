@@ -31,22 +31,45 @@ async function expected(engine: MemoryEngine, ids: readonly string[]) {
   return rows.sort((a, b) => (a.summary.id < b.summary.id ? -1 : 1));
 }
 
+/** `count` finished answers of 300 deltas each: folds long enough that many of them fill a slice. */
+async function longAnswers(engine: MemoryEngine, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const { id } = await engine.create(request(`long ${i}`));
+    const claim = await engine.claim("w", 60_000, never);
+    const f = claim!.fence;
+    const deltas = Array.from({ length: 300 }, (_, k) => ({ type: "delta" as const, attempt: f, text: `${k} ` }));
+    await engine.append(id, f, 2, [{ type: "started", attempt: f, worker: "w", model: "sim" }, ...deltas]);
+    await engine.append(id, f, 303, [
+      { type: "completed", attempt: f, finishReason: "stop", usage: { promptTokens: 1, completionTokens: 300 } },
+    ]);
+    ids.push(id);
+  }
+  return ids;
+}
+
 describe("the projector", () => {
+  it("a projector stopped part way through a page keeps its position before it, and the next one folds the rest", async () => {
+    const engine = new MemoryEngine();
+    const store = new MemoryReadModelStore();
+    const ids = await longAnswers(engine, 300);
+    const options = { engine, store, stuckAfterMs: 60_000, pageSize: 10_000 };
+    const first = new Projector(options);
+    first.start();
+    await until(async () => (await store.all()).length > 0, 30_000, "the first folds");
+    await first.stop();
+    expect((await store.all()).length).toBeLessThan(ids.length); // stopped part way through its one page
+    const second = new Projector(options);
+    second.start();
+    await until(async () => (await store.all()).length === ids.length, 30_000, "every log folded after the restart");
+    await second.stop();
+    expect(await store.all()).toEqual(await expected(engine, ids));
+  });
+
   it("folding many long logs lets the event loop turn between folds once a slice is spent, and folds them all", async () => {
     const engine = new MemoryEngine();
     const store = new MemoryReadModelStore();
-    const ids: string[] = [];
-    for (let i = 0; i < 150; i++) {
-      const { id } = await engine.create(request(`long ${i}`));
-      const claim = await engine.claim("w", 60_000, never);
-      const f = claim!.fence;
-      const deltas = Array.from({ length: 300 }, (_, k) => ({ type: "delta" as const, attempt: f, text: `${k} ` }));
-      await engine.append(id, f, 2, [{ type: "started", attempt: f, worker: "w", model: "sim" }, ...deltas]);
-      await engine.append(id, f, 303, [
-        { type: "completed", attempt: f, finishReason: "stop", usage: { promptTokens: 1, completionTokens: 300 } },
-      ]);
-      ids.push(id);
-    }
+    const ids = await longAnswers(engine, 150);
     let turns = 0;
     let folding = true;
     const counting = (async () => {

@@ -249,6 +249,8 @@ export class RedisEngine implements Engine {
     await notifications.hold(id);
     try {
       let woken = false;
+      /** What woke this wait last: the offset its notification announced (undefined: a recovery woke it). */
+      let wokenAt: number | undefined;
       while (!signal.aborted && !this.#closing.signal.aborted) {
         const since = notifications.heard(id);
         const parked = notifications.park(id, signal);
@@ -256,10 +258,14 @@ export class RedisEngine implements Engine {
           if (ask) {
             const head = await this.head(id);
             if (!head || head.lastOffset > afterOffset) return;
-            // Woken, yet no longer than what the caller read: a failover lost entries and another
-            // attempt writes at or below the caller's position (it may even end exactly there, with
-            // a different entry). The caller checks the entry it stands on at each such append.
-            if (woken && head.lastOffset <= afterOffset) return;
+            // Woken, yet shorter than what the caller read: a failover lost entries, and another
+            // attempt writes below the caller's position. The caller looks at each such append.
+            if (woken && head.lastOffset < afterOffset) return;
+            // Woken at exactly the caller's offset by its announcement, or by a recovery (which may
+            // have missed one): another attempt may have written the log back to there, ending it
+            // with a different entry; the caller checks the entry it stands on. A late notification
+            // of an older append (the caller read past it) parks again.
+            if (woken && head.lastOffset === afterOffset && (wokenAt === undefined || wokenAt >= afterOffset)) return;
           }
           await parked.woken;
         } finally {
@@ -267,10 +273,11 @@ export class RedisEngine implements Engine {
         }
         woken = true;
         ask = true;
+        wokenAt = notifications.announcedSince(id, since);
         // A notification carries the offset its append committed: past ours, there is no need to
         // read the head again (in a failover the reader may then find less, and waits again). A
         // wake without one (a recovery) reads the head.
-        if ((notifications.announcedSince(id, since) ?? 0) > afterOffset) return;
+        if ((wokenAt ?? 0) > afterOffset) return;
       }
     } finally {
       notifications.release(id);

@@ -107,8 +107,8 @@ export class Projector {
     do {
       const page = await this.#options.engine.generations(after, 200);
       for (const id of page.ids) {
-        if (signal?.aborted) return projected;
         await turnWhenLong();
+        if (signal?.aborted) return projected;
         if (await this.project(id)) projected += 1;
       }
       after = page.next;
@@ -222,12 +222,15 @@ export class Projector {
         if (page.gap) {
           logger?.warn({ position: this.#position }, "projector: the change feed dropped records before they were read; folding every log");
           await this.projectAll(signal);
+          if (signal.aborted) return; // stopped part way: the position stays where the folds are
         }
         if (page.changes.length === 0) {
           await engine.waitForChanges(this.#position, signal);
           continue;
         }
         await this.#apply(page.changes, signal);
+        // Stopped part way through the page: the position stays before it, so the next start folds it again.
+        if (signal.aborted) return;
         const last = page.changes.at(-1)!;
         await store.setPosition(reader, last.position);
         this.#position = last.position;
@@ -245,8 +248,8 @@ export class Projector {
   /** Each log of a page once, however many of its records the page holds. */
   async #apply(changes: readonly Change[], signal: AbortSignal): Promise<void> {
     for (const id of new Set(changes.map((c) => c.id))) {
-      if (signal.aborted) return;
       await turnWhenLong();
+      if (signal.aborted) return;
       await this.project(id, lastType(changes, id));
     }
   }
