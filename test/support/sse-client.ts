@@ -88,3 +88,16 @@ export async function startGeneration(baseUrl: string, body: unknown, headers: R
   if (res.status !== 201) throw new Error(`POST /v1/generations answered ${res.status}: ${JSON.stringify(res.body)}`);
   return (res.body as { id: string }).id;
 }
+
+/**
+ * An answer's whole log over SSE, for a test that then checks it: a read refused, or ended before
+ * the answer's terminal entry, throws with its status and its last message, which say why.
+ */
+export async function readAnswer(baseUrl: string, id: string, terminal = "completed"): Promise<Entry[]> {
+  const read = await readEvents(baseUrl, id);
+  const last = read.messages.at(-1);
+  if (read.status !== 200 || !read.ended || last?.event !== terminal) {
+    throw new Error(`the read of ${id} ended early: ${JSON.stringify({ status: read.status, ended: read.ended, last })}`);
+  }
+  return entriesOf(read.messages);
+}
