@@ -113,7 +113,13 @@ export function streamStoreConformance(name: string, open: () => Promise<StreamS
       await h.store.commit(n, undefined, { record: v1, chunks: [] });
       const ctl = new AbortController();
       let woken = false;
-      const waiting = h.store.wait(n, revisionOf(v1), ctl.signal).then(() => (woken = true));
+      // A wait may resolve early (a recovery of the subscriber wakes every waiter): a caller looks
+      // again, as here, and only a change of the revision ends the loop.
+      const waiting = (async () => {
+        do await h.store.wait(n, revisionOf(v1), ctl.signal);
+        while ((await h.store.load(n))?.revision === revisionOf(v1));
+        woken = true;
+      })();
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(woken).toBe(false);
       await h.peer.commit(n, revisionOf(v1), { record: { ...v1, version: 2, tail: 1 }, chunks: [chunk(1, "x")] });
