@@ -21,13 +21,16 @@ const FILLED_TOKENS = 32;
 /**
  * The coalescing window of a worker's runs (decision 018): the configured one while the process
  * keeps up, a wider one while its event loop is saturated: 100 ms, then doubling up to 400 ms while
- * the saturation lasts, and halving back towards 100 ms while the loop is busy but not saturated (an answer holding 32 tokens keeps 100 ms: {@link windowFor}). Past
+ * the saturation lasts, and halving back towards 100 ms while the loop is busy but not saturated (an
+ * answer holding 32 tokens keeps 100 ms: {@link windowFor}). Past
  * saturation every entry costs the same work in the worker, Redis and each gateway however few
  * tokens it carries, so merging more of a slow answer's tokens makes room for more answers instead
  * of a queue that delays every token. A window of 0 (one entry per token) is left as it is.
  */
 export class CoalesceWindow {
   readonly #configuredMs: number;
+  /** The narrowest window of a saturated worker: 100 ms, or the configured window when wider. */
+  readonly #saturatedMs: number;
   #ms: number;
   #timer: NodeJS.Timeout | undefined;
   #last: EventLoopUtilization | undefined;
@@ -38,6 +41,7 @@ export class CoalesceWindow {
 
   constructor(configuredMs: number) {
     this.#configuredMs = configuredMs;
+    this.#saturatedMs = Math.max(configuredMs, SATURATED_MS);
     this.#ms = configuredMs;
   }
 
@@ -48,7 +52,7 @@ export class CoalesceWindow {
 
   /** The window for an answer holding `heldTokens` tokens: {@link ms}, or 100 ms once it holds {@link FILLED_TOKENS}. */
   windowFor(heldTokens: number): number {
-    return heldTokens >= FILLED_TOKENS ? Math.min(this.#ms, Math.max(this.#configuredMs, SATURATED_MS)) : this.#ms;
+    return heldTokens >= FILLED_TOKENS ? Math.min(this.#ms, this.#saturatedMs) : this.#ms;
   }
 
   start(): void {
@@ -72,14 +76,13 @@ export class CoalesceWindow {
     if (this.#configuredMs <= 0) return;
     this.#busySamples = busy >= BUSY ? this.#busySamples + 1 : 0;
     this.#calmSamples = busy >= EASED && busy < BUSY ? this.#calmSamples + 1 : 0;
-    if (this.#busySamples === 2) this.#ms = Math.max(this.#ms, this.#configuredMs, SATURATED_MS);
+    if (this.#busySamples === 2) this.#ms = Math.max(this.#ms, this.#saturatedMs);
     else if (this.#busySamples > 2 && this.#busySamples % 2 === 0) this.#ms = Math.max(this.#ms, Math.min(this.#ms * 2, MAX_SATURATED_MS));
     else if (busy < EASED) this.#ms = this.#configuredMs;
     // Below saturation on a grown window: half as wide after every two such samples, down to the
     // saturated one, so the window settles at the narrowest that keeps the loop under saturation.
-    else if (this.#calmSamples > 0 && this.#calmSamples % 2 === 0) {
-      const floor = Math.max(this.#configuredMs, SATURATED_MS);
-      if (this.#ms > floor) this.#ms = Math.max(this.#ms / 2, floor);
+    else if (this.#calmSamples > 0 && this.#calmSamples % 2 === 0 && this.#ms > this.#saturatedMs) {
+      this.#ms = Math.max(this.#ms / 2, this.#saturatedMs);
     }
   }
 }

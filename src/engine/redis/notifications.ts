@@ -110,7 +110,7 @@ export class Notifications {
    * waiting for the next.
    */
   announced(id: string): number | undefined {
-    if (this.#recovering || this.#o.trustAnnouncements === false) return undefined;
+    if (!this.trusted) return undefined;
     const entry = this.#subscribed.get(id);
     if (!entry?.standing) return undefined;
     // The larger of the two: both were true of the log once, and every append after either is announced.
@@ -124,7 +124,7 @@ export class Notifications {
    * read found.
    */
   readTicket(id: string): ReadTicket | undefined {
-    if (this.#recovering || this.#o.trustAnnouncements === false) return undefined;
+    if (!this.trusted) return undefined;
     const entry = this.#subscribed.get(id);
     return entry?.standing ? { entry, epoch: this.#epoch } : undefined;
   }
@@ -237,11 +237,8 @@ export class Notifications {
       const entry = this.#subscribed.get(id);
       if (entry && entry.refs === 0) channels.push(...this.#forget(id, entry));
     }
-    if (this.#o.batchSubscribes !== true) {
-      for (const channel of channels) this.#unsubscribe([channel]);
-    } else {
-      for (let i = 0; i < channels.length; i += CHANNELS_PER_COMMAND) this.#unsubscribe(channels.slice(i, i + CHANNELS_PER_COMMAND));
-    }
+    const perCommand = this.#o.batchSubscribes === true ? CHANNELS_PER_COMMAND : 1;
+    for (let i = 0; i < channels.length; i += perCommand) this.#unsubscribe(channels.slice(i, i + perCommand));
   }
 
   /** Drops `id`'s subscription from the books: its channel to unsubscribe, if it was still there. */

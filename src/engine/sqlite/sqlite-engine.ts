@@ -180,8 +180,8 @@ export class SqliteEngine implements Engine {
   /**
    * Appends are committed in groups: the appends asked for in one turn of the event loop go into one
    * transaction (128 at most; the rest in the next turns), in the order asked, each decided on the
-   * state the ones before it left. A
-   * commit is the dear part of an append (a WAL write), so many answers streaming at once share it.
+   * state the ones before it left. A commit is the dear part of an append (a WAL write), so many
+   * answers streaming at once share it.
    */
   append(id: string, fence: number, expectedOffset: number, entries: readonly EntryBody[]): Promise<AppendResult> {
     if (this.#closed) return Promise.reject(new Error("the sqlite engine is closed"));
