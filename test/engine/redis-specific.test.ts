@@ -283,6 +283,41 @@ describe("the redis engine", () => {
     }
   });
 
+  it("a wait whose subscribe Redis refuses does not fail: it looks at the log's head until an append comes, and subscribes again once it can", async () => {
+    const prefix = `refused${process.pid}`;
+    const { follower, writer, raw, heads, close } = engines(prefix);
+    const never = new AbortController().signal;
+    try {
+      const { id } = await writer.create({ model: "sim", messages: [{ role: "user", content: "no subscriber" }] });
+      const claim = await writer.claim("w1", 60_000, never);
+      expect(
+        await writer.append(id, claim!.fence, 2, [{ type: "started", attempt: claim!.fence, worker: "w1", model: "sim" }]),
+      ).toMatchObject({ kind: "appended" });
+      // What a Cluster's client answers while it rebuilds its sharded subscribers: the subscribe fails.
+      await raw.acl("SETUSER", "default", "-ssubscribe");
+      try {
+        const waiting = follower.wait(id, 2, never);
+        expect(await settles(waiting)).toBe(false); // parked, not failed
+        await writer.append(id, claim!.fence, 3, [{ type: "delta", attempt: claim!.fence, text: "still heard" }]);
+        const ended = await Promise.race([waiting.then(() => "ended"), new Promise<string>((r) => setTimeout(() => r("parked"), 3000))]);
+        expect(ended).toBe("ended");
+      } finally {
+        await raw.acl("SETUSER", "default", "+ssubscribe");
+      }
+      // Subscribed again: the wait parks without looking at the head, and the next append is announced.
+      const next = follower.wait(id, 3, never);
+      await new Promise((r) => setTimeout(r, 300));
+      const headsParked = await heads();
+      await new Promise((r) => setTimeout(r, 600));
+      expect(await heads()).toBe(headsParked);
+      await writer.append(id, claim!.fence, 4, [{ type: "delta", attempt: claim!.fence, text: "announced" }]);
+      expect(await settles(next)).toBe(true);
+    } finally {
+      await raw.acl("SETUSER", "default", "+ssubscribe");
+      await close();
+    }
+  });
+
   it("a read is trusted only while the subscriber is connected and proven: not once it drops, nor with a ticket taken before the drop", async () => {
     const prefix = `ticket${process.pid}`;
     const subscriber = connectRedis({ mode: "standalone", url: server!.url }, "ticket-sub");

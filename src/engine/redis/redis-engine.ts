@@ -1,4 +1,5 @@
 import { setMaxListeners } from "node:events";
+import { setTimeout as pause } from "node:timers/promises";
 import { createdEntry, idempotencyName } from "../created-entry.ts";
 import { probeChannels } from "./probe-channels.ts";
 import type { Redis } from "ioredis";
@@ -54,6 +55,10 @@ export interface RedisEngineOptions {
 const MAX_CLAIM_SLEEP_MS = 1000;
 /** Longest a claimer parked behind the watcher sleeps before it looks for itself (only a lost wake-up needs it). */
 const FOLLOWER_SLEEP_MS = 10_000;
+/** How often a wait whose subscribe failed looks at the log's head and tries again. */
+const SUBSCRIBE_RETRY_MS = 250;
+/** A failing subscribe is logged at most once in this long. */
+const SUBSCRIBE_WARN_EVERY_MS = 10_000;
 
 /**
  * The distributed engine: one Redis Stream per generation (entry ID `<offset>-0`), its state in a
@@ -88,6 +93,7 @@ export class RedisEngine implements Engine {
   readonly #waitReplicas: number;
   readonly #waitTimeoutMs: number;
   readonly #logger: Logger | undefined;
+  #subscribeWarnedAt = Number.NEGATIVE_INFINITY;
   #replicas = { count: 0, checkedAt: 0 };
 
   constructor(options: RedisEngineOptions) {
@@ -246,7 +252,7 @@ export class RedisEngine implements Engine {
     // later append will be announced, so there is no head to ask (a follower at the end of a log
     // waits with no command at all, once per entry).
     let ask = notifications.announced(id) !== afterOffset;
-    await notifications.hold(id);
+    if (!(await this.#holdForWait(id, afterOffset, signal))) return;
     try {
       let woken = false;
       /** What woke this wait last: the offset its notification announced (undefined: a recovery woke it). */
@@ -281,6 +287,33 @@ export class RedisEngine implements Engine {
       }
     } finally {
       notifications.release(id);
+    }
+  }
+
+  /**
+   * Holds `id`'s channel for a wait (true). A subscribe that fails does not fail the wait — a
+   * Cluster's client answers "No sharded subscriber for slot" while it rebuilds its subscribers
+   * after a failover: the wait looks at the log's head every `SUBSCRIBE_RETRY_MS` instead, and
+   * subscribes again, until the log moves past `afterOffset` or away from it (false: the caller
+   * reads), or the wait is given up.
+   */
+  async #holdForWait(id: string, afterOffset: number, signal: AbortSignal): Promise<boolean> {
+    const givenUp = AbortSignal.any([signal, this.#closing.signal]);
+    for (;;) {
+      try {
+        await this.#notifications.hold(id);
+        return true;
+      } catch (error) {
+        const now = Date.now();
+        if (now - this.#subscribeWarnedAt >= SUBSCRIBE_WARN_EVERY_MS) {
+          this.#subscribeWarnedAt = now;
+          this.#logger?.warn({ err: (error as Error).message }, "a subscribe failed; waits look at the log's head until it succeeds");
+        }
+      }
+      await pause(SUBSCRIBE_RETRY_MS, undefined, { signal: givenUp }).catch(() => undefined);
+      if (givenUp.aborted) return false;
+      const head = await this.head(id);
+      if (head?.lastOffset !== afterOffset) return false;
     }
   }
 
