@@ -19,7 +19,8 @@
  *     [--profile] [--out bench/results/follows.json]
  *
  * `--profile` samples the gateway's CPU while the follows open and writes where the samples fell
- * (by package or folder, and by function) into each row.
+ * (by package or folder, and by function) into each row, and the whole profile beside the output
+ * (`<out>-<engine>-sse1-<trial>.cpuprofile`, for `bench/support/profile-summary.ts`).
  */
 import { execFileSync, fork, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -227,7 +228,17 @@ async function runCase(
     const opened = await open(followIds(generations, c.perGeneration, FOLLOWS));
     const cpuAfter = await cpuMs(gateway);
     const callsAfter = admin && (await commandCalls(admin));
-    const profile = PROFILE ? await ask(gateway, { type: "profileStop", seq: ++seq }, "profile") : undefined;
+    const profile = PROFILE
+      ? await ask(
+          gateway,
+          {
+            type: "profileStop",
+            seq: ++seq,
+            file: `${values.out.replace(/\.json$/, "")}-${engine}-${c.transport}${c.perGeneration}-${trial}.cpuprofile`,
+          },
+          "profile",
+        )
+      : undefined;
     await sleep(SETTLE_MS);
     const held = await memory(gateway);
     await close();

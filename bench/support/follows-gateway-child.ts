@@ -6,6 +6,7 @@
  * the heap stops shrinking and reports its memory, so the orchestrator can tell what each open
  * follow costs.
  */
+import { writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { Session } from "node:inspector/promises";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -52,12 +53,13 @@ const profiler = {
     await this.session.post("Profiler.setSamplingInterval", { interval: 200 });
     await this.session.post("Profiler.start");
   },
-  async stop(): Promise<ReturnType<typeof profileShares>> {
+  async stop(file?: string): Promise<ReturnType<typeof profileShares>> {
     const session = this.session;
     if (!session) return { byPlace: [], byFunction: [] };
     const { profile } = (await session.post("Profiler.stop")) as { profile: CpuProfile };
     session.disconnect();
     this.session = undefined;
+    if (file !== undefined) writeFileSync(file, JSON.stringify(profile));
     return profileShares(profile);
   },
 };
@@ -109,7 +111,7 @@ try {
     } else if (message.type === "profileStart") {
       void profiler.start().then(() => send({ type: "profiling", seq: message.seq }));
     } else if (message.type === "profileStop") {
-      void profiler.stop().then((shares) => send({ type: "profile", seq: message.seq, ...shares }));
+      void profiler.stop(message.file).then((shares) => send({ type: "profile", seq: message.seq, ...shares }));
     } else {
       void server.stop().then(() => process.exit(0));
     }

@@ -18,7 +18,7 @@ export type ToGateway =
   | { readonly type: "measure"; readonly seq: number }
   | { readonly type: "cpu"; readonly seq: number }
   | { readonly type: "profileStart"; readonly seq: number }
-  | { readonly type: "profileStop"; readonly seq: number }
+  | { readonly type: "profileStop"; readonly seq: number; /** Where to write the whole profile too. */ readonly file?: string }
   | { readonly type: "stop" };
 
 /** Where a sampling profile's samples fell: a share (0–1) per place, the largest first. */

@@ -427,6 +427,39 @@ describe("the redis engine", () => {
     }
   });
 
+  it("channels asked for, one per turn, while an SSUBSCRIBE is unanswered go together in the next one", async () => {
+    const prefix = `inflight${process.pid}`;
+    const subscriber = connectRedis({ mode: "standalone", url: server!.url }, "inflight-sub");
+    const publisher = connectRedis({ mode: "standalone", url: server!.url }, "inflight-pub");
+    const raw = new Redis(server!.url);
+    const calls = async (): Promise<number> => Number(/cmdstat_ssubscribe:calls=(\d+)/.exec(await raw.info("commandstats"))?.[1] ?? 0);
+    const notifications = new Notifications({
+      subscriber,
+      publisher,
+      probeChannels: async () => [],
+      channelOf: (id) => `${prefix}:{${id}}:n`,
+      idOf: () => undefined,
+      batchSubscribes: true,
+    });
+    try {
+      await subscriber.ping();
+      const before = await calls();
+      await raw.client("PAUSE", 300, "ALL"); // the first SSUBSCRIBE stays unanswered meanwhile
+      const held = [notifications.hold("first")];
+      for (let i = 0; i < 20; i++) {
+        await new Promise((r) => setTimeout(r, 5)); // each in a turn of its own, as follows opened over HTTP arrive
+        held.push(notifications.hold(`later${i}`));
+      }
+      await Promise.all(held);
+      expect((await calls()) - before).toBe(2);
+    } finally {
+      notifications.close();
+      raw.disconnect();
+      subscriber.disconnect();
+      publisher.disconnect();
+    }
+  });
+
   it("idle claimers park behind one watcher: a job from elsewhere costs a few claim scripts, not one per claimer; a burst reaches every claimer", async () => {
     const prefix = `watch${process.pid}`;
     const worker = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix });

@@ -32,6 +32,8 @@ export interface NotificationOptions {
   readonly logger?: Logger;
 }
 
+const IGNORE = (): void => undefined;
+
 /** Channels per `SSUBSCRIBE` or `SUNSUBSCRIBE` at most, when they are batched. */
 const CHANNELS_PER_COMMAND = 512;
 
@@ -56,6 +58,8 @@ export class Notifications {
   #probesSubscribed: Promise<readonly string[]> | undefined;
   /** The channels to subscribe at the end of this turn of the event loop, when subscribes are batched. */
   #subscribing: SubscribeBatch | undefined;
+  /** Settles when the last `SSUBSCRIBE` sent (or to be sent) is answered: the next waits for it. */
+  #subscribeAnswered: Promise<void> = Promise.resolve();
   #closed = false;
   #recovering = false;
   /** Counts breaks of the subscriber (reconnects, lost probes): a read ticket of an earlier one is void. */
@@ -191,9 +195,11 @@ export class Notifications {
   }
 
   /**
-   * Subscribes to `channel`; batched, with the others of this turn of the event loop, in one
-   * command: a command of its own per channel was a socket write per follow opened, a sixth of the
-   * gateway's CPU while thousands of follows opened (decision 045).
+   * Subscribes to `channel`; batched, with the others asked for in this turn of the event loop and
+   * while the previous `SSUBSCRIBE` was unanswered, in one command: a command of its own per channel
+   * was a socket write per follow opened, a sixth of the gateway's CPU while thousands of follows
+   * opened (decision 045). Follows opened over HTTP arrive one per turn; one command in flight at a
+   * time gathers them, and adds nothing when subscribes are rare.
    */
   #subscribe(channel: string): Promise<unknown> {
     const subscriber = this.#o.subscriber;
@@ -201,13 +207,15 @@ export class Notifications {
     let batch = this.#subscribing;
     if (!batch || batch.channels.length >= CHANNELS_PER_COMMAND) {
       const channels: string[] = [];
+      const turnEnds = new Promise<void>((resolve) => setImmediate(resolve));
       const created: SubscribeBatch = {
         channels,
-        ready: new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        ready: Promise.all([turnEnds, this.#subscribeAnswered]).then(() => {
           if (this.#subscribing === created) this.#subscribing = undefined;
           return subscriber.ssubscribe(...channels);
         }),
       };
+      this.#subscribeAnswered = created.ready.then(IGNORE, IGNORE);
       batch = this.#subscribing = created;
     }
     batch.channels.push(channel);
