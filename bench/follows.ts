@@ -324,16 +324,14 @@ try {
         } else if (engine === "redis") {
           redis ??= await startStandalone();
           const prefix = `follows${trial}${c.transport}${c.perGeneration}`;
-          rows.push(
-            await runCase(
-              clients,
-              { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: redis.url, LIFELINE_REDIS_PREFIX: prefix },
-              engine,
-              c,
-              trial,
-              redis.url,
-            ),
-          );
+          // A data dir of its own: the read models of earlier runs (in `.lifeline` by default) would be looked at too.
+          const dir = mkdtempSync(join(tmpdir(), "lifeline-follows-"));
+          try {
+            const env = { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: redis.url, LIFELINE_REDIS_PREFIX: prefix, LIFELINE_DATA_DIR: dir };
+            rows.push(await runCase(clients, env, engine, c, trial, redis.url));
+          } finally {
+            rmSync(dir, { recursive: true, force: true });
+          }
         } else {
           const dir = mkdtempSync(join(tmpdir(), "lifeline-follows-"));
           try {

@@ -163,7 +163,13 @@ export async function startSystem(name: SystemName, options: SystemOptions): Pro
     );
   };
   if (name === "distributed") {
-    const engine = { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: options.redis.url, LIFELINE_REDIS_PREFIX: options.prefix };
+    // The phase's own data dir: the read models of earlier runs (in `.lifeline` by default) are not this run's.
+    const engine = {
+      LIFELINE_ENGINE: "redis",
+      LIFELINE_REDIS_URL: options.redis.url,
+      LIFELINE_REDIS_PREFIX: options.prefix,
+      LIFELINE_DATA_DIR: join(options.dir, "data"),
+    };
     const worker = await lifeline("worker", "worker", engine);
     const gateway = await lifeline("gateway", "gateway", engine).catch(async (error: unknown) => {
       await worker.kill();

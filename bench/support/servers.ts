@@ -63,36 +63,37 @@ export async function startServer(spec: ServeSpec, options: ServeOptions): Promi
       const floor = await startRedisFloor(withFirstTokenDelay(new SimProvider(sim), options.firstTokenDelayMs), redis.url, redis.prefix);
       return { url: floor.url, ask: { kind: "get", path: "/floor" }, stop: () => floor.close() };
     }
-    case "embedded": {
-      const dataDir = mkdtempSync(join(tmpdir(), "lifeline-bench-"));
-      const node = await startLifelineNode(
-        { LIFELINE_ENGINE: "sqlite", LIFELINE_DATA_DIR: dataDir },
-        spec.coalesceMs,
-        options,
-        sim,
-        "the embedded node",
-      );
-      return {
-        url: node.url,
-        ask: { kind: "post-then-get" },
-        stop: async () => {
-          await node.stop();
-          rmSync(dataDir, { recursive: true, force: true });
-        },
-      };
-    }
+    case "embedded":
+      return startWithDataDir({ LIFELINE_ENGINE: "sqlite" }, spec.coalesceMs, options, sim, "the embedded node");
     case "lifeline": {
       const redis = requireRedis(options);
-      const node = await startLifelineNode(
-        { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: redis.url, LIFELINE_REDIS_PREFIX: redis.prefix },
-        spec.coalesceMs,
-        options,
-        sim,
-        "the Lifeline node",
-      );
-      return { url: node.url, ask: { kind: "post-then-get" }, stop: () => node.stop() };
+      const env = { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: redis.url, LIFELINE_REDIS_PREFIX: redis.prefix };
+      return startWithDataDir(env, spec.coalesceMs, options, sim, "the Lifeline node");
     }
   }
+}
+
+/**
+ * A Lifeline node with a data dir of its own, removed when it stops: the sqlite engine's files, or
+ * with Redis the read models (in `.lifeline` by default, where those of earlier runs would be looked at too).
+ */
+async function startWithDataDir(
+  env: Record<string, string>,
+  coalesceMs: number,
+  options: ServeOptions,
+  sim: SimOptions,
+  what: string,
+): Promise<RunningServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), "lifeline-bench-"));
+  const node = await startLifelineNode({ ...env, LIFELINE_DATA_DIR: dataDir }, coalesceMs, options, sim, what);
+  return {
+    url: node.url,
+    ask: { kind: "post-then-get" },
+    stop: async () => {
+      await node.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 }
 
 function requireRedis(options: ServeOptions): { readonly url: string; readonly prefix: string } {
