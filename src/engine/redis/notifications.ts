@@ -159,6 +159,14 @@ export class Notifications {
     return entry && entry.heard > since && Number.isSafeInteger(entry.offset) ? entry.offset : undefined;
   }
 
+  /** Holds `id` at once, when its subscription stands already (true); otherwise nothing is held, and `hold` subscribes. */
+  holdStanding(id: string): boolean {
+    const entry = this.#subscribed.get(id);
+    if (!entry?.standing) return false;
+    if (entry.refs++ === 0) this.#lingering.delete(id);
+    return true;
+  }
+
   /** Subscribes to `id` (once for all holders) and resolves when the subscription stands. */
   async hold(id: string): Promise<void> {
     let entry = this.#subscribed.get(id);

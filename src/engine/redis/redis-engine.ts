@@ -55,7 +55,7 @@ export interface RedisEngineOptions {
 const MAX_CLAIM_SLEEP_MS = 1000;
 /** Longest a claimer parked behind the watcher sleeps before it looks for itself (only a lost wake-up needs it). */
 const FOLLOWER_SLEEP_MS = 10_000;
-/** How often a wait whose subscribe failed looks at the log's head and tries again. */
+/** How often a wait whose subscribe failed looks at the log's head and tries again: this to twice this. */
 const SUBSCRIBE_RETRY_MS = 250;
 /** A failing subscribe is logged at most once in this long. */
 const SUBSCRIBE_WARN_EVERY_MS = 10_000;
@@ -293,28 +293,41 @@ export class RedisEngine implements Engine {
   /**
    * Holds `id`'s channel for a wait (true). A subscribe that fails does not fail the wait — a
    * Cluster's client answers "No sharded subscriber for slot" while it rebuilds its subscribers
-   * after a failover: the wait looks at the log's head every `SUBSCRIBE_RETRY_MS` instead, and
-   * subscribes again, until the log moves past `afterOffset` or away from it (false: the caller
-   * reads), or the wait is given up.
+   * after a failover: the wait looks at the log's head every 250–500 ms instead, and subscribes
+   * again, until the log moves past `afterOffset` or away from it (false: the caller reads), or the
+   * wait is given up (false), even with a subscribe unanswered (a connection that is down).
    */
   async #holdForWait(id: string, afterOffset: number, signal: AbortSignal): Promise<boolean> {
-    const givenUp = AbortSignal.any([signal, this.#closing.signal]);
+    const notifications = this.#notifications;
+    if (notifications.holdStanding(id)) return true; // no promise, no listener: a follower's wait at every entry
+    const closing = this.#closing.signal;
     for (;;) {
+      const hold = notifications.hold(id).then(HELD);
       try {
-        await this.#notifications.hold(id);
-        return true;
+        if (await untilAborted(hold, signal, closing)) return true;
+        // Given up first: the hold, when it comes, is let go.
+        hold.then(() => notifications.release(id), NOT_HELD);
+        return false;
       } catch (error) {
-        const now = Date.now();
-        if (now - this.#subscribeWarnedAt >= SUBSCRIBE_WARN_EVERY_MS) {
-          this.#subscribeWarnedAt = now;
-          this.#logger?.warn({ err: (error as Error).message }, "a subscribe failed; waits look at the log's head until it succeeds");
-        }
+        this.#subscribeFailed(error);
       }
-      await pause(SUBSCRIBE_RETRY_MS, undefined, { signal: givenUp }).catch(() => undefined);
-      if (givenUp.aborted) return false;
-      const head = await this.head(id);
-      if (head?.lastOffset !== afterOffset) return false;
+      await untilAborted(pause(SUBSCRIBE_RETRY_MS * (1 + Math.random())), signal, closing);
+      if (signal.aborted || closing.aborted) return false;
+      try {
+        const head = await this.head(id);
+        if (head?.lastOffset !== afterOffset) return false;
+      } catch (error) {
+        this.#subscribeFailed(error); // the head too, as a Cluster rebuilds: both are tried again
+      }
     }
+  }
+
+  /** A subscribe or head read that failed, logged at most once every `SUBSCRIBE_WARN_EVERY_MS`. */
+  #subscribeFailed(error: unknown): void {
+    const now = Date.now();
+    if (now - this.#subscribeWarnedAt < SUBSCRIBE_WARN_EVERY_MS) return;
+    this.#subscribeWarnedAt = now;
+    this.#logger?.warn({ err: (error as Error).message }, "a subscribe failed; waits look at the log's head until it succeeds");
   }
 
   /**
@@ -548,19 +561,25 @@ export class RedisEngine implements Engine {
   }
 }
 
-/** `promise`'s value, or `undefined` as soon as `signal` aborts (the promise is left to settle unheard). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T | undefined> {
-  if (signal.aborted) return Promise.resolve(undefined);
+/** `promise`'s value, or `undefined` as soon as one of `signals` aborts (the promise is left to settle unheard). */
+function untilAborted<T>(promise: Promise<T>, ...signals: AbortSignal[]): Promise<T | undefined> {
+  if (signals.some((signal) => signal.aborted)) return Promise.resolve(undefined);
   return new Promise<T | undefined>((resolve, reject) => {
-    const onAbort = (): void => resolve(undefined);
-    signal.addEventListener("abort", onAbort, { once: true });
+    const onAbort = (): void => {
+      stop();
+      resolve(undefined);
+    };
+    const stop = (): void => {
+      for (const signal of signals) signal.removeEventListener("abort", onAbort);
+    };
+    for (const signal of signals) signal.addEventListener("abort", onAbort, { once: true });
     promise.then(
       (value) => {
-        signal.removeEventListener("abort", onAbort);
+        stop();
         resolve(value);
       },
       (error: unknown) => {
-        signal.removeEventListener("abort", onAbort);
+        stop();
         reject(error);
       },
     );
