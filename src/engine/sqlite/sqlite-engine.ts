@@ -19,6 +19,7 @@ import type {
   LogHead,
   RenewResult,
 } from "../port.ts";
+import { Checkpointer } from "./checkpointer.ts";
 import { OtherProcesses } from "./other-processes.ts";
 import { positionOf, SqliteFeed } from "./feed.ts";
 import { Wakeups } from "../wakeups.ts";
@@ -84,6 +85,8 @@ export class SqliteEngine implements Engine {
   /** A claim is a local transaction; more in flight would only contend for the write lock. */
   readonly parallelClaims = 1;
   readonly #db: Database.Database;
+  /** Copies the write-ahead log into the file off the event loop (decision 047); none for a read-only view. */
+  readonly #checkpointer: Checkpointer | undefined;
   readonly #wakeups = new Wakeups();
   readonly #otherProcesses: OtherProcesses<number>;
   #closed = false;
@@ -97,7 +100,8 @@ export class SqliteEngine implements Engine {
   constructor(options: SqliteEngineOptions) {
     const readOnly = options.readOnly ?? false;
     if (!readOnly) mkdirSync(options.dataDir, { recursive: true });
-    const db = new Database(join(options.dataDir, "lifeline.db"), { readonly: readOnly, fileMustExist: readOnly });
+    const file = join(options.dataDir, "lifeline.db");
+    const db = new Database(file, { readonly: readOnly, fileMustExist: readOnly });
     if (!readOnly) db.pragma("journal_mode = WAL");
     db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
     db.pragma("busy_timeout = 5000");
@@ -111,6 +115,7 @@ export class SqliteEngine implements Engine {
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }
     this.#db = db;
+    this.#checkpointer = readOnly ? undefined : new Checkpointer(db, file);
     this.#stmt = {
       generation: db.prepare<[string], GenerationRow>(
         "SELECT id, last_offset, terminal, fence, job, lease_until FROM generations WHERE id = ?",
@@ -400,6 +405,7 @@ export class SqliteEngine implements Engine {
     this.#closed = true;
     this.#otherProcesses.stop();
     this.#wakeups.wakeAll();
+    await this.#checkpointer?.stop();
     this.#db.close();
   }
 }

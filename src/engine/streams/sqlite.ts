@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { Checkpointer } from "../sqlite/checkpointer.ts";
 import { OtherProcesses } from "../sqlite/other-processes.ts";
 import { Wakeups } from "../wakeups.ts";
 import {
@@ -50,18 +51,21 @@ export class SqliteStreamStore implements StreamStore {
   readonly #db: Database.Database;
   readonly #wakeups = new Wakeups();
   readonly #otherProcesses: OtherProcesses<string>;
+  readonly #checkpointer: Checkpointer;
   readonly #stmt;
   readonly #commit: (name: string, expected: string | undefined, change: StreamChange) => CommitResult;
   #closed = false;
 
   constructor(options: SqliteStreamStoreOptions) {
     mkdirSync(options.dataDir, { recursive: true });
-    const db = new Database(join(options.dataDir, "streams.db"));
+    const file = join(options.dataDir, "streams.db");
+    const db = new Database(file);
     db.pragma("journal_mode = WAL");
     db.pragma(`synchronous = ${options.synchronous === "full" ? "FULL" : "NORMAL"}`);
     db.pragma("busy_timeout = 5000");
     db.exec(SCHEMA);
     this.#db = db;
+    this.#checkpointer = new Checkpointer(db, file);
     this.#stmt = {
       load: db.prepare<[string], { revision: string; record: string; touched_at: number }>(
         "SELECT revision, record, touched_at FROM streams WHERE name = ?",
@@ -138,6 +142,7 @@ export class SqliteStreamStore implements StreamStore {
     this.#closed = true;
     this.#otherProcesses.stop();
     this.#wakeups.wakeAll();
+    await this.#checkpointer.stop();
     this.#db.close();
   }
 }

@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { Checkpointer } from "../../engine/sqlite/checkpointer.ts";
 import type { ProjectedGeneration } from "../../projections/summary.ts";
 import type {
   ApplyOptions,
@@ -40,10 +41,12 @@ export class SqliteReadModelStore implements ReadModelStore {
   readonly #deleteParts;
   readonly #insertPart;
   readonly #offset;
+  readonly #checkpointer: Checkpointer;
 
   constructor(dataDir: string, fileName = "projections.db") {
     mkdirSync(dataDir, { recursive: true });
-    const db = new Database(join(dataDir, fileName));
+    const file = join(dataDir, fileName);
+    const db = new Database(file);
     db.pragma("journal_mode = WAL");
     // Derived data, rebuilt from the logs at will: a commit need not wait for the disk (with WAL a
     // crash may lose the last commits, rows and feed position together, and the projector folds
@@ -52,6 +55,7 @@ export class SqliteReadModelStore implements ReadModelStore {
     db.pragma("busy_timeout = 5000");
     db.exec(TABLES);
     this.#db = db;
+    this.#checkpointer = new Checkpointer(db, file);
     this.#upsert = db.prepare(upsertSql(q));
     this.#replace = db.prepare(upsertSql(q, true));
     this.#deleteParts = db.prepare("DELETE FROM projected_worker_parts WHERE generation_id = ?");
@@ -127,6 +131,7 @@ export class SqliteReadModelStore implements ReadModelStore {
   }
 
   async close(): Promise<void> {
+    await this.#checkpointer.stop();
     this.#db.close();
   }
 

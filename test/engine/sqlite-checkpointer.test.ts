@@ -1,0 +1,63 @@
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
+import { Checkpointer } from "../../src/engine/sqlite/checkpointer.ts";
+import { SqliteEngine } from "../../src/engine/sqlite/sqlite-engine.ts";
+import { tempDir } from "../support/temp-dir.ts";
+import { never } from "../support/waits.ts";
+
+describe("the sqlite checkpointer", () => {
+  const dirs: ReturnType<typeof tempDir>[] = [];
+  const dir = (): string => {
+    const made = tempDir("lifeline-checkpoint-");
+    dirs.push(made);
+    return made.path;
+  };
+  afterEach(() => {
+    for (const made of dirs.splice(0)) made.remove();
+  });
+
+  it("copies the engine's appends into the database file while the event loop does nothing", async () => {
+    const path = dir();
+    const engine = new SqliteEngine({ dataDir: path });
+    const file = join(path, "lifeline.db");
+    try {
+      const { id } = await engine.create({ model: "sim", messages: [{ role: "user", content: "checkpointed" }] });
+      const claim = await engine.claim("w", 60_000, never);
+      const text = "x".repeat(2000);
+      // About 400 KB of text: its log well under the 1,000 pages (4 MB) at which a commit of the event loop's connection would checkpoint.
+      for (let offset = 2; offset < 200; offset += 10) {
+        const batch = Array.from({ length: 10 }, () => ({ type: "delta" as const, attempt: claim!.fence, text }));
+        await engine.append(id, claim!.fence, offset, batch);
+      }
+      let size = statSync(file).size;
+      for (let tries = 0; tries < 50 && size < 300_000; tries++) {
+        await new Promise((r) => setTimeout(r, 100)); // no commit meanwhile
+        size = statSync(file).size;
+      }
+      expect(size).toBeGreaterThan(300_000);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it("turns the connection's own checkpoints off while it runs, and on again if its thread fails", async () => {
+    const path = dir();
+    const db = new Database(join(path, "a.db"));
+    try {
+      db.pragma("journal_mode = WAL");
+      const running = new Checkpointer(db, join(path, "a.db"));
+      expect(db.pragma("wal_autocheckpoint", { simple: true })).toBe(0);
+      await running.stop();
+
+      const failing = new Checkpointer(db, join(path, "no such file.db"), 10); // its thread cannot open the file
+      for (let tries = 0; tries < 50 && db.pragma("wal_autocheckpoint", { simple: true }) === 0; tries++)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(db.pragma("wal_autocheckpoint", { simple: true })).toBe(1000);
+      await failing.stop();
+    } finally {
+      db.close();
+    }
+  });
+});
