@@ -3,7 +3,7 @@ import { Worker } from "node:worker_threads";
 import type Database from "better-sqlite3";
 
 /** How often the checkpointer copies the write-ahead log into the database file. */
-const CHECKPOINT_EVERY_MS = 250;
+const CHECKPOINT_EVERY_MS = 1000;
 /** sqlite's own default: the pages after which a commit checkpoints, when no checkpointer runs. */
 const DEFAULT_AUTOCHECKPOINT_PAGES = 1000;
 
