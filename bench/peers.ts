@@ -10,6 +10,7 @@
  *   npm run bench:peers -- [--workloads paced-100,paced-1000,fast-closed-100,fast-open-100]
  *        [--systems resumable-stream,distributed,embedded] [--reps 3] [--out bench/results/peers.json]
  *        [--paced-slack-s 25] [--paced-deadline-s 40] [--cpu-profile DIR]
+ *        [--lifeline-node-options "--max-semi-space-size=64"]
  *
  * Writes JSON and prints the tables of docs/benchmarks.md; exits 1 if any answer was not exact.
  */
@@ -45,6 +46,7 @@ const { values: args } = parseArgs({
     "paced-slack-s": { type: "string", default: "25" },
     "paced-deadline-s": { type: "string", default: "40" },
     "cpu-profile": { type: "string" },
+    "lifeline-node-options": { type: "string", default: "" },
     out: { type: "string", default: "bench/results/peers.json" },
   },
 });
@@ -77,6 +79,7 @@ const settings = {
   fastDeadlineMs: Number(args["fast-deadline-s"]) * 1000,
   pacedSlackMs: Number(args["paced-slack-s"]) * 1000,
   pacedDeadlineMs: Number(args["paced-deadline-s"]) * 1000,
+  lifelineNodeOptions: args["lifeline-node-options"].split(" ").filter((option) => option !== ""),
   cpuProfileDir: args["cpu-profile"] === undefined ? undefined : resolve(args["cpu-profile"]),
 };
 const numbers = [settings.reps, settings.tokensPerSecond, settings.pacedTokens, settings.fastTokens, settings.window];
@@ -143,6 +146,7 @@ async function runPhase(ctx: Context, workload: Workload, system: SystemName, re
       prefix: tag,
       concurrency: Math.max(workload.answers, WARM_UP.answers),
       profileName,
+      nodeOptions: settings.lifelineNodeOptions,
       ...(settings.cpuProfileDir === undefined ? {} : { profileDir: settings.cpuProfileDir }),
     });
     stops.unshift(() => running.stop());
@@ -303,6 +307,7 @@ async function main(): Promise<void> {
         "bench/support/rs-producer.ts: createNewResumableStream on POST (the POST's own copy dropped), resumeExistingStream on GET; ioredis publisher and subscriber (resumable-stream/ioredis) on the bench's Redis; the model read with fetch and the product's SseParser, one SSE frame per token",
       lifeline:
         "bin/lifeline gateway + bin/lifeline worker (distributed, LIFELINE_ENGINE=redis) or bin/lifeline start (embedded, sqlite in a fresh data dir); LIFELINE_CONFIG names the stamped model through the openai-compatible provider; worker concurrency = S; every other option at its default (coalescing 20 ms, lease 10 s)",
+      lifelineNodeOptions: settings.lifelineNodeOptions.join(" "),
       latency:
         "model writes the token (its stamp) → the reader parsed the SSE frame holding it, clocks aligned over IPC; tokens written before the reader sent its follow request (GET) are catch-up, outside the percentiles",
       delivered:

@@ -3,7 +3,8 @@
  * it watches the process's event loop with `monitorEventLoopDelay` and, on each SIGUSR2 from the
  * bench, writes what it saw since the previous one to `LOOP_PROBE_OUT` (JSON, replaced
  * atomically) and starts over. With `LOOP_PROBE_PROFILE` set it also records a CPU profile from
- * the first SIGUSR2 to the second and writes it there, so a profile covers the measured phase only.
+ * the first SIGUSR2 to the second and writes it there, so a profile covers the measured phase only,
+ * with a sampled allocation profile beside it (`.heapprofile`, collected objects included).
  * Without `LOOP_PROBE_OUT` it does nothing.
  */
 import { renameSync, writeFileSync } from "node:fs";
@@ -86,6 +87,13 @@ if (out !== undefined && out !== "") {
       session.connect();
       session.post("Profiler.enable");
       session.post("Profiler.start");
+      // Where the garbage comes from: every allocation sampled, the collected ones too.
+      session.post("HeapProfiler.enable");
+      session.post("HeapProfiler.startSampling", {
+        samplingInterval: 64 * 1024,
+        includeObjectsCollectedByMajorGC: true,
+        includeObjectsCollectedByMinorGC: true,
+      });
       return;
     }
     const running = session;
@@ -97,7 +105,10 @@ if (out !== undefined && out !== "") {
         writeFileSync(profilePath.replace(/\.cpuprofile$/, ".stalls.json"), JSON.stringify(profiledStalls));
         profileWritten = profilePath;
       }
-      running.disconnect();
+      running.post("HeapProfiler.stopSampling", (heapError, heap) => {
+        if (heapError === null) writeFileSync(profilePath.replace(/\.cpuprofile$/, ".heapprofile"), JSON.stringify(heap.profile));
+        running.disconnect();
+      });
     });
   };
   process.on("SIGUSR2", () => {

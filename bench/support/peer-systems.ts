@@ -36,6 +36,8 @@ export interface SystemOptions {
   readonly profileDir?: string;
   /** Names the profiles of this phase. */
   readonly profileName: string;
+  /** Node options of the Lifeline processes only (V8's heap flags, say), beside the probe's. */
+  readonly nodeOptions?: readonly string[];
 }
 
 /** Forks a bench-owned child with the probe loaded, and waits for its `ready` message. */
@@ -144,7 +146,7 @@ export async function startSystem(name: SystemName, options: SystemOptions): Pro
       ...common,
       ...env,
       ...probeEnv(options.dir, name, profileOf(name)),
-      NODE_OPTIONS: PROBE_NODE_ARGS.join(" "),
+      NODE_OPTIONS: [...PROBE_NODE_ARGS, ...(options.nodeOptions ?? [])].join(" "),
     });
   };
   const measured = (name: string, p: LifelineProcess): MeasuredProcess => ({
