@@ -9,7 +9,7 @@
  */
 import { renameSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
-import { monitorEventLoopDelay } from "node:perf_hooks";
+import { PerformanceObserver, constants as perfConstants, monitorEventLoopDelay } from "node:perf_hooks";
 
 /** What one window of the event loop looked like; delays in ms, beyond the probe's 10 ms tick. */
 export interface LoopReport {
@@ -23,6 +23,14 @@ export interface LoopReport {
   readonly meanMs: number;
   /** Times the loop was held more than 100 ms, seen by a 20 ms timer. */
   readonly stallsOver100Ms: number;
+  /** Garbage collection in the window (`PerformanceObserver`, entry type `gc`): pauses, the longest, the full (mark-compact) ones. */
+  readonly gc?: {
+    readonly pauses: number;
+    readonly totalMs: number;
+    readonly maxMs: number;
+    readonly fullPauses: number;
+    readonly fullMaxMs: number;
+  };
   /** When a profile was asked for: where the second mark wrote it. */
   readonly profile?: string;
 }
@@ -54,6 +62,19 @@ if (out !== undefined && out !== "") {
     lastUs = nowUs;
   }, STALL_TICK_MS).unref();
 
+  let gc = { pauses: 0, totalMs: 0, maxMs: 0, fullPauses: 0, fullMaxMs: 0 };
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      gc.pauses++;
+      gc.totalMs += entry.duration;
+      gc.maxMs = Math.max(gc.maxMs, entry.duration);
+      if ((entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) {
+        gc.fullPauses++;
+        gc.fullMaxMs = Math.max(gc.fullMaxMs, entry.duration);
+      }
+    }
+  }).observe({ entryTypes: ["gc"] });
+
   let mark = 0;
   let since = performance.now();
   let session: Session | undefined;
@@ -71,12 +92,14 @@ if (out !== undefined && out !== "") {
       maxMs: histogram.count > 0 ? ns(histogram.max) : 0,
       meanMs: histogram.count > 0 ? ns(histogram.mean) : 0,
       stallsOver100Ms: stalls,
+      gc,
       ...(profileWritten === undefined ? {} : { profile: profileWritten }),
     };
     writeFileSync(`${out}.tmp`, JSON.stringify(report));
     renameSync(`${out}.tmp`, out);
     histogram.reset();
     stalls = 0;
+    gc = { pauses: 0, totalMs: 0, maxMs: 0, fullPauses: 0, fullMaxMs: 0 };
     stallWindows = [];
     since = now;
   };
