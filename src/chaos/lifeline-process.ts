@@ -3,6 +3,13 @@ import { fileURLToPath } from "node:url";
 
 const BIN = fileURLToPath(new URL("../../bin/lifeline", import.meta.url));
 
+/**
+ * The Node flags every Lifeline process runs with: those of `bin/lifeline`'s first line and of
+ * `npm start`. A young generation twice V8's default (32 MB semispaces) takes the garbage of a
+ * thousand streaming answers in about half as many scavenges, each no longer (decision 048).
+ */
+export const LIFELINE_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=32"];
+
 /** A real `bin/lifeline` process, as a user starts it. */
 export interface LifelineProcess {
   readonly url: string;
@@ -20,7 +27,7 @@ export interface LifelineProcess {
  * listens (or, for a worker, that it runs).
  */
 export async function startLifeline(command: "start" | "gateway" | "worker", env: Record<string, string>): Promise<LifelineProcess> {
-  const child = spawn(process.execPath, [BIN, command], {
+  const child = spawn(process.execPath, [...LIFELINE_NODE_FLAGS, BIN, command], {
     env: { ...process.env, LIFELINE_HOST: "127.0.0.1", LIFELINE_PORT: "0", LIFELINE_LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
