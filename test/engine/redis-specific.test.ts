@@ -35,6 +35,27 @@ describe("the redis engine", () => {
     };
     return { follower, writer, raw, calls, heads: () => calls("hmget"), close };
   };
+  /** Notifications straight on two connections of their own, batching their subscribes, channels named by `prefix`. */
+  const notificationsOf = (prefix: string, options: { probeChannels?: string[]; probeMs?: number; lingerMs?: number } = {}) => {
+    const subscriber = connectRedis({ mode: "standalone", url: server!.url }, `${prefix}-sub`);
+    const publisher = connectRedis({ mode: "standalone", url: server!.url }, `${prefix}-pub`);
+    const notifications = new Notifications({
+      subscriber,
+      publisher,
+      probeChannels: async () => options.probeChannels ?? [],
+      channelOf: (id) => `${prefix}:{${id}}:n`,
+      idOf: () => undefined,
+      batchSubscribes: true,
+      ...(options.probeMs === undefined ? {} : { probeMs: options.probeMs }),
+      ...(options.lingerMs === undefined ? {} : { lingerMs: options.lingerMs }),
+    });
+    const close = (): void => {
+      notifications.close();
+      subscriber.disconnect();
+      publisher.disconnect();
+    };
+    return { notifications, subscriber, close };
+  };
   /** Whether `p` settles within 300 ms. */
   const settles = (p: Promise<void>): Promise<boolean> =>
     Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 300))]);
@@ -337,18 +358,12 @@ describe("the redis engine", () => {
 
   it("a read is trusted only while the subscriber is connected and proven: not once it drops, nor with a ticket taken before the drop", async () => {
     const prefix = `ticket${process.pid}`;
-    const subscriber = connectRedis({ mode: "standalone", url: server!.url }, "ticket-sub");
-    const publisher = connectRedis({ mode: "standalone", url: server!.url }, "ticket-pub");
-    const raw = new Redis(server!.url);
-    const notifications = new Notifications({
+    const {
+      notifications,
       subscriber,
-      publisher,
-      probeChannels: async () => [`${prefix}:probe`],
-      channelOf: (id) => `${prefix}:{${id}}:n`,
-      idOf: () => undefined,
-      probeMs: 50,
-      batchSubscribes: true,
-    });
+      close: closeNotifications,
+    } = notificationsOf(prefix, { probeChannels: [`${prefix}:probe`], probeMs: 50 });
+    const raw = new Redis(server!.url);
     const proven = async (): Promise<void> => {
       // The subscriber is back and a probe came through: a fresh ticket is given again.
       for (let i = 0; i < 200 && !notifications.trusted; i++) await new Promise((r) => setTimeout(r, 10));
@@ -383,10 +398,8 @@ describe("the redis engine", () => {
       notifications.noteRead("g", notifications.readTicket("g")!, 6);
       expect(notifications.announced("g")).toBe(6);
     } finally {
-      notifications.close();
+      closeNotifications();
       raw.disconnect();
-      subscriber.disconnect();
-      publisher.disconnect();
     }
   });
 
@@ -416,17 +429,7 @@ describe("the redis engine", () => {
     }
 
     // Let go together, unsubscribed together (a short linger, straight on the notifications).
-    const subscriber = connectRedis({ mode: "standalone", url: server!.url }, "batch-sub");
-    const publisher = connectRedis({ mode: "standalone", url: server!.url }, "batch-pub");
-    const notifications = new Notifications({
-      subscriber,
-      publisher,
-      probeChannels: async () => [],
-      channelOf: (id) => `${prefix}:{${id}}:n`,
-      idOf: () => undefined,
-      lingerMs: 50,
-      batchSubscribes: true,
-    });
+    const { notifications, close: closeNotifications } = notificationsOf(prefix, { lingerMs: 50 });
     try {
       const ids = Array.from({ length: COUNT }, (_, i) => `g${i}`);
       await Promise.all(ids.map((id) => notifications.hold(id)));
@@ -437,27 +440,16 @@ describe("the redis engine", () => {
       const [, listeners] = (await raw.call("PUBSUB", "SHARDNUMSUB", `${prefix}:{g0}:n`)) as [string, number];
       expect(listeners).toBe(0);
     } finally {
-      notifications.close();
+      closeNotifications();
       await close(); // the engines are closed already (closing again is nothing); the plain connection now
-      subscriber.disconnect();
-      publisher.disconnect();
     }
   });
 
   it("channels asked for, one per turn, while an SSUBSCRIBE is unanswered go together in the next one", async () => {
     const prefix = `inflight${process.pid}`;
-    const subscriber = connectRedis({ mode: "standalone", url: server!.url }, "inflight-sub");
-    const publisher = connectRedis({ mode: "standalone", url: server!.url }, "inflight-pub");
+    const { notifications, subscriber, close: closeNotifications } = notificationsOf(prefix);
     const raw = new Redis(server!.url);
     const calls = async (): Promise<number> => Number(/cmdstat_ssubscribe:calls=(\d+)/.exec(await raw.info("commandstats"))?.[1] ?? 0);
-    const notifications = new Notifications({
-      subscriber,
-      publisher,
-      probeChannels: async () => [],
-      channelOf: (id) => `${prefix}:{${id}}:n`,
-      idOf: () => undefined,
-      batchSubscribes: true,
-    });
     try {
       await subscriber.ping();
       const before = await calls();
@@ -471,10 +463,8 @@ describe("the redis engine", () => {
       // Two (twenty-one before); three, should the pause end before the twenty turns did.
       expect((await calls()) - before).toBeLessThanOrEqual(3);
     } finally {
-      notifications.close();
+      closeNotifications();
       raw.disconnect();
-      subscriber.disconnect();
-      publisher.disconnect();
     }
   });
 
