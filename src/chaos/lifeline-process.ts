@@ -4,9 +4,10 @@ import { fileURLToPath } from "node:url";
 const BIN = fileURLToPath(new URL("../../bin/lifeline", import.meta.url));
 
 /**
- * The Node flags every Lifeline process runs with: those of `bin/lifeline`'s first line and of
- * `npm start`. A young generation twice V8's default (32 MB semispaces) takes the garbage of a
- * thousand streaming answers in about half as many scavenges, each no longer (decision 048).
+ * The Node flags Lifeline's long-running processes are started with: those of `npm start`, of this
+ * launcher (the failure tests, `lifeline chaos`, the benches) and of the README's commands. A young
+ * generation twice V8's default (32 MB semispaces) takes the garbage of a thousand streaming
+ * answers in about half as many scavenges, each no longer (decision 048).
  */
 export const LIFELINE_NODE_FLAGS: readonly string[] = ["--max-semi-space-size=32"];
 

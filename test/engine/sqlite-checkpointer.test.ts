@@ -42,17 +42,37 @@ describe("the sqlite checkpointer", () => {
     }
   });
 
-  it("turns the connection's own checkpoints off while it runs, and on again if its thread fails", async () => {
+  it("keeps the log bounded under appends that never pause: the backstop lets it restart when the thread cannot", async () => {
+    const path = dir();
+    const engine = new SqliteEngine({ dataDir: path });
+    try {
+      const { id } = await engine.create({ model: "sim", messages: [{ role: "user", content: "steady" }] });
+      const claim = await engine.claim("w", 60_000, never);
+      const text = "y".repeat(2000);
+      let largest = 0;
+      // About 48 MB, a group commit every turn: the thread's passive checkpoints rarely end with every frame copied.
+      for (let offset = 2; offset < 24_000; offset += 20) {
+        const batch = Array.from({ length: 20 }, () => ({ type: "delta" as const, attempt: claim!.fence, text }));
+        await engine.append(id, claim!.fence, offset, batch);
+        if (offset % 2000 === 2) largest = Math.max(largest, statSync(join(path, "lifeline.db-wal")).size);
+      }
+      expect(largest).toBeLessThan(40 << 20);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it("turns the connection's own checkpoints down to a backstop while it runs, and back to sqlite's default if its thread fails", async () => {
     const path = dir();
     const db = new Database(join(path, "a.db"));
     try {
       db.pragma("journal_mode = WAL");
       const running = new Checkpointer(db, join(path, "a.db"));
-      expect(db.pragma("wal_autocheckpoint", { simple: true })).toBe(0);
+      expect(db.pragma("wal_autocheckpoint", { simple: true })).toBe(4000);
       await running.stop();
 
       const failing = new Checkpointer(db, join(path, "no such file.db"), 10); // its thread cannot open the file
-      for (let tries = 0; tries < 50 && db.pragma("wal_autocheckpoint", { simple: true }) === 0; tries++)
+      for (let tries = 0; tries < 50 && db.pragma("wal_autocheckpoint", { simple: true }) !== 1000; tries++)
         await new Promise((r) => setTimeout(r, 20));
       expect(db.pragma("wal_autocheckpoint", { simple: true })).toBe(1000);
       await failing.stop();

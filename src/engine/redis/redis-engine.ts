@@ -311,7 +311,7 @@ export class RedisEngine implements Engine {
       } catch (error) {
         this.#subscribeFailed(error);
       }
-      await untilAborted(pause(SUBSCRIBE_RETRY_MS * (1 + Math.random())), signal, closing);
+      await untilAborted(pause(SUBSCRIBE_RETRY_MS * (1 + Math.random()), undefined, { ref: false }), signal, closing);
       if (signal.aborted || closing.aborted) return false;
       try {
         const head = await this.head(id);

@@ -6,6 +6,15 @@ import type Database from "better-sqlite3";
 const CHECKPOINT_EVERY_MS = 1000;
 /** sqlite's own default: the pages after which a commit checkpoints, when no checkpointer runs. */
 const DEFAULT_AUTOCHECKPOINT_PAGES = 1000;
+/**
+ * While the thread runs, a commit still checkpoints past this many pages (16 MB). A passive
+ * checkpoint copies only the frames there were when it began; under steady commits it rarely ends
+ * with all of them copied, and the log is reused from its start only then. This backstop, run in
+ * the committing connection, catches up with what the thread left (little) and lets the log restart.
+ */
+const BACKSTOP_AUTOCHECKPOINT_PAGES = 4000;
+/** The write-ahead log file is cut back to this once it restarts (it keeps its largest size otherwise). */
+const JOURNAL_SIZE_LIMIT_BYTES = 64 << 20;
 
 /**
  * The checkpointer's thread: a connection of its own to the same file, copying the log into the
@@ -18,7 +27,14 @@ const Database = require(workerData.driver);
 const db = new Database(workerData.file, { fileMustExist: true });
 db.pragma("busy_timeout = 0");
 const timer = setInterval(() => {
-  try { db.pragma("wal_checkpoint(PASSIVE)"); } catch { /* busy or failing: the next tick tries again */ }
+  try {
+    db.pragma("wal_checkpoint(PASSIVE)");
+  } catch (error) {
+    if (error && (error.code === "SQLITE_BUSY" || error.code === "SQLITE_LOCKED")) return; // the next tick tries again
+    clearInterval(timer);
+    db.close();
+    throw error; // the thread ends, and the event loop's connection checkpoints again
+  }
 }, workerData.everyMs);
 parentPort.on("message", () => { clearInterval(timer); db.close(); parentPort.close(); });
 `;
@@ -27,29 +43,40 @@ parentPort.on("message", () => { clearInterval(timer); db.close(); parentPort.cl
  * Checkpoints a WAL-mode database off the event loop (decision 047). sqlite checkpoints in the
  * connection whose commit crosses `wal_autocheckpoint` pages: there, that is the event loop, which
  * stopped for the copy and the file sync — 13–15 ms on a quiet disk, over 50 ms under load, every
- * few megabytes appended. Here a thread of its own does it, and the event loop's connection never
- * checkpoints while that thread runs. Should the thread fail, the connection checkpoints as sqlite
- * does by default again, so the log stays bounded.
+ * few megabytes appended. Here a thread of its own does it, and the event loop's connection
+ * checkpoints only as a backstop, past 16 MB. Should the thread fail, the connection checkpoints as
+ * sqlite does by default again.
  */
 export class Checkpointer {
   readonly #db: Database.Database;
-  readonly #thread: Worker;
+  readonly #thread: Worker | undefined;
   readonly #exited: Promise<void>;
   #stopping = false;
 
   constructor(db: Database.Database, file: string, everyMs = CHECKPOINT_EVERY_MS) {
     this.#db = db;
-    db.pragma("wal_autocheckpoint = 0");
-    const driver = createRequire(import.meta.url).resolve("better-sqlite3");
-    this.#thread = new Worker(THREAD, { eval: true, execArgv: [], workerData: { driver, file, everyMs } });
-    this.#thread.unref();
+    db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`);
+    let thread: Worker | undefined;
+    try {
+      const driver = createRequire(import.meta.url).resolve("better-sqlite3");
+      thread = new Worker(THREAD, { eval: true, execArgv: [], workerData: { driver, file, everyMs } });
+    } catch {
+      // No thread to be had (a permission model without workers, say): sqlite's default stands.
+    }
+    this.#thread = thread;
+    if (!thread) {
+      this.#exited = Promise.resolve();
+      return;
+    }
+    db.pragma(`wal_autocheckpoint = ${BACKSTOP_AUTOCHECKPOINT_PAGES}`);
+    thread.unref();
     this.#exited = new Promise<void>((resolve) => {
-      this.#thread.once("exit", () => {
+      thread.once("exit", () => {
         if (!this.#stopping) this.#fallBack();
         resolve();
       });
     });
-    this.#thread.on("error", () => undefined); // it exits next
+    thread.on("error", () => undefined); // it exits next
   }
 
   /** The thread is gone: commits of the event loop's connection checkpoint again. */
@@ -60,8 +87,8 @@ export class Checkpointer {
   /** Stops the thread; the connection's own close checkpoints what is left. */
   async stop(): Promise<void> {
     this.#stopping = true;
-    this.#thread.ref(); // the process waits for the thread's exit, or a top-level await of close() would never settle
-    this.#thread.postMessage("stop");
+    this.#thread?.ref(); // the process waits for the thread's exit, or a top-level await of close() would never settle
+    this.#thread?.postMessage("stop");
     await this.#exited;
   }
 }

@@ -90,6 +90,8 @@ export class SqliteEngine implements Engine {
   readonly #wakeups = new Wakeups();
   readonly #otherProcesses: OtherProcesses<number>;
   #closed = false;
+  /** Set by the first `close()`: every later call waits for the same close. */
+  #closing: Promise<void> | undefined;
   /** Appends waiting for this turn's group commit. */
   readonly #pendingAppends: PendingAppend[] = [];
   readonly #stmt;
@@ -399,8 +401,11 @@ export class SqliteEngine implements Engine {
     this.#db.prepare("SELECT 1").get();
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    return (this.#closing ??= this.#close());
+  }
+
+  async #close(): Promise<void> {
     while (this.#pendingAppends.length > 0) this.#commitAppends(); // what was asked before close is committed
     this.#closed = true;
     this.#otherProcesses.stop();

@@ -55,6 +55,8 @@ export class SqliteStreamStore implements StreamStore {
   readonly #stmt;
   readonly #commit: (name: string, expected: string | undefined, change: StreamChange) => CommitResult;
   #closed = false;
+  /** Set by the first `close()`: every later call waits for the same close. */
+  #closing: Promise<void> | undefined;
 
   constructor(options: SqliteStreamStoreOptions) {
     mkdirSync(options.dataDir, { recursive: true });
@@ -137,8 +139,11 @@ export class SqliteStreamStore implements StreamStore {
     await next;
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    return (this.#closing ??= this.#close());
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     this.#otherProcesses.stop();
     this.#wakeups.wakeAll();

@@ -42,6 +42,8 @@ export class SqliteReadModelStore implements ReadModelStore {
   readonly #insertPart;
   readonly #offset;
   readonly #checkpointer: Checkpointer;
+  /** Set by the first `close()`: every later call waits for the same close. */
+  #closing: Promise<void> | undefined;
 
   constructor(dataDir: string, fileName = "projections.db") {
     mkdirSync(dataDir, { recursive: true });
@@ -130,7 +132,11 @@ export class SqliteReadModelStore implements ReadModelStore {
     this.#db.exec("DELETE FROM projected_generations; DELETE FROM projected_worker_parts; DELETE FROM projection_positions;");
   }
 
-  async close(): Promise<void> {
+  close(): Promise<void> {
+    return (this.#closing ??= this.#close());
+  }
+
+  async #close(): Promise<void> {
     await this.#checkpointer.stop();
     this.#db.close();
   }
