@@ -54,7 +54,6 @@ export class SqliteStreamStore implements StreamStore {
   readonly #checkpointer: Checkpointer;
   readonly #stmt;
   readonly #commit: (name: string, expected: string | undefined, change: StreamChange) => CommitResult;
-  #closed = false;
   /** Set by the first `close()`: every later call waits for the same close. */
   #closing: Promise<void> | undefined;
 
@@ -144,7 +143,6 @@ export class SqliteStreamStore implements StreamStore {
   }
 
   async #close(): Promise<void> {
-    this.#closed = true;
     this.#otherProcesses.stop();
     this.#wakeups.wakeAll();
     await this.#checkpointer.stop();
