@@ -321,21 +321,24 @@ try {
       for (const c of CASES) {
         if (engine === "floor") {
           if (c.transport === "sse" && c.perGeneration === 1) rows.push(await runCase(clients, { FOLLOWS_FLOOR: "1" }, engine, c, trial));
-        } else if (engine === "redis") {
-          redis ??= await startStandalone();
-          const prefix = `follows${trial}${c.transport}${c.perGeneration}`;
-          // A data dir of its own: the read models of earlier runs (in `.lifeline` by default) would be looked at too.
-          const dir = mkdtempSync(join(tmpdir(), "lifeline-follows-"));
-          try {
-            const env = { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: redis.url, LIFELINE_REDIS_PREFIX: prefix, LIFELINE_DATA_DIR: dir };
-            rows.push(await runCase(clients, env, engine, c, trial, redis.url));
-          } finally {
-            rmSync(dir, { recursive: true, force: true });
-          }
         } else {
+          // A data dir of its own: the sqlite engine's files, or with Redis the read models (in
+          // `.lifeline` by default, where those of earlier runs would be looked at too).
           const dir = mkdtempSync(join(tmpdir(), "lifeline-follows-"));
           try {
-            rows.push(await runCase(clients, { LIFELINE_ENGINE: "sqlite", LIFELINE_DATA_DIR: dir }, engine, c, trial));
+            if (engine === "redis") {
+              redis ??= await startStandalone();
+              const prefix = `follows${trial}${c.transport}${c.perGeneration}`;
+              const env = {
+                LIFELINE_ENGINE: "redis",
+                LIFELINE_REDIS_URL: redis.url,
+                LIFELINE_REDIS_PREFIX: prefix,
+                LIFELINE_DATA_DIR: dir,
+              };
+              rows.push(await runCase(clients, env, engine, c, trial, redis.url));
+            } else {
+              rows.push(await runCase(clients, { LIFELINE_ENGINE: "sqlite", LIFELINE_DATA_DIR: dir }, engine, c, trial));
+            }
           } finally {
             rmSync(dir, { recursive: true, force: true });
           }

@@ -36,7 +36,7 @@ export interface SystemOptions {
   readonly profileDir?: string;
   /** Names the profiles of this phase. */
   readonly profileName: string;
-  /** Node options of the Lifeline processes only (V8's heap flags, say), beside the probe's. */
+  /** Node flags of the Lifeline processes only (V8's heap flags, say), after Lifeline's own: they hold over them. */
   readonly nodeOptions?: readonly string[];
 }
 
@@ -142,12 +142,11 @@ export async function startSystem(name: SystemName, options: SystemOptions): Pro
   writeFileSync(config, JSON.stringify(models));
   const common = { LIFELINE_CONFIG: config, LIFELINE_WORKER_CONCURRENCY: String(options.concurrency), LIFELINE_LOG_LEVEL: "warn" };
   const lifeline = async (command: "start" | "gateway" | "worker", name: string, env: Record<string, string>): Promise<LifelineProcess> => {
-    return startLifeline(command, {
-      ...common,
-      ...env,
-      ...probeEnv(options.dir, name, profileOf(name)),
-      NODE_OPTIONS: [...PROBE_NODE_ARGS, ...(options.nodeOptions ?? [])].join(" "),
-    });
+    return startLifeline(
+      command,
+      { ...common, ...env, ...probeEnv(options.dir, name, profileOf(name)), NODE_OPTIONS: PROBE_NODE_ARGS.join(" ") },
+      options.nodeOptions,
+    );
   };
   const measured = (name: string, p: LifelineProcess): MeasuredProcess => ({
     name,

@@ -27,8 +27,13 @@ export interface LifelineProcess {
  * Starts `bin/lifeline <command>` with `env` on a free port and resolves once it prints where it
  * listens (or, for a worker, that it runs).
  */
-export async function startLifeline(command: "start" | "gateway" | "worker", env: Record<string, string>): Promise<LifelineProcess> {
-  const child = spawn(process.execPath, [...LIFELINE_NODE_FLAGS, BIN, command], {
+export async function startLifeline(
+  command: "start" | "gateway" | "worker",
+  env: Record<string, string>,
+  nodeFlags: readonly string[] = [],
+): Promise<LifelineProcess> {
+  // `nodeFlags` after Lifeline's own: of a V8 flag given twice, the later holds (NODE_OPTIONS would come first and lose).
+  const child = spawn(process.execPath, [...LIFELINE_NODE_FLAGS, ...nodeFlags, BIN, command], {
     env: { ...process.env, LIFELINE_HOST: "127.0.0.1", LIFELINE_PORT: "0", LIFELINE_LOG_LEVEL: "warn", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });

@@ -24,12 +24,16 @@ describe("Lifeline's Node flags", () => {
   });
 
   it.skipIf(!existsSync("/proc/self/cmdline"))(
-    "reach a process the launcher starts, and through NODE_OPTIONS one started by bin/lifeline",
+    "reach a process the launcher starts, before the flags its caller adds, and through NODE_OPTIONS one started by bin/lifeline",
     async () => {
-      const launched = await startLifeline("start", { LIFELINE_ENGINE: "memory" });
+      // A bench's own flag comes after Lifeline's: of a V8 flag given twice, the later holds.
+      const launched = await startLifeline("start", { LIFELINE_ENGINE: "memory" }, ["--max-semi-space-size=64"]);
       try {
         const argv = readFileSync(`/proc/${launched.child.pid}/cmdline`, "utf8").split("\0");
         for (const flag of LIFELINE_NODE_FLAGS) expect(argv).toContain(flag);
+        expect(argv.indexOf("--max-semi-space-size=64")).toBeGreaterThan(
+          Math.max(...LIFELINE_NODE_FLAGS.map((flag) => argv.indexOf(flag))),
+        );
       } finally {
         await launched.kill();
       }
