@@ -6,12 +6,16 @@
  * gateway holds one per generation it follows, and a closure that keeps its name (as the
  * TypeScript loader keeps them) costs more than the rest of the wait.
  */
-export class Wakeups {
+export class Wakeups<Hint = never> {
   /** The waiters of each key: one alone (the usual case: a gateway's tail, a claimer), a set when there are more. */
-  readonly #waiters: Waiters = new Map();
+  readonly #waiters: Waiters<Hint> = new Map();
 
-  /** Resolves at the next `wake(key)`, or when `signal` aborts, or after `timeoutMs`. */
-  next(key: string, signal: AbortSignal, timeoutMs?: number): Promise<void> {
+  /**
+   * Resolves at the next `wake(key)`, or when `signal` aborts, or after `timeoutMs`; with the
+   * wake's hint, if it gave one (what the waker knows of the new state: a waiter that trusts it
+   * need not look again).
+   */
+  next(key: string, signal: AbortSignal, timeoutMs?: number): Promise<Hint | undefined> {
     return this.park(key, signal, timeoutMs).woken;
   }
 
@@ -19,11 +23,11 @@ export class Wakeups {
    * Like {@link next}, with the wait itself: a caller that stops waiting for another reason calls
    * its `done()`, which leaves at once (no abort controller of its own is needed for that).
    */
-  park(key: string, signal: AbortSignal, timeoutMs?: number): ParkedWait {
+  park(key: string, signal: AbortSignal, timeoutMs?: number): ParkedWait<Hint> {
     if (signal.aborted) return DONE;
-    let resolve!: () => void;
-    const woken = new Promise<void>((r) => (resolve = r));
-    const waiter = new Waiter(this.#waiters, key, signal, resolve, woken);
+    let resolve!: (hint: Hint | undefined) => void;
+    const woken = new Promise<Hint | undefined>((r) => (resolve = r));
+    const waiter = new Waiter<Hint>(this.#waiters, key, signal, resolve, woken);
     const waiters = this.#waiters.get(key);
     if (waiters === undefined) this.#waiters.set(key, waiter);
     else if (waiters instanceof Waiter) this.#waiters.set(key, new Set([waiters, waiter]));
@@ -33,16 +37,16 @@ export class Wakeups {
     return waiter;
   }
 
-  /** Wakes every waiter of `key`, or the `count` that have waited longest. */
-  wake(key: string, count = Infinity): void {
+  /** Wakes every waiter of `key`, or the `count` that have waited longest; each gets `hint`. */
+  wake(key: string, count = Infinity, hint?: Hint): void {
     if (count <= 0) return;
     const waiters = this.#waiters.get(key);
-    if (waiters instanceof Waiter) waiters.done();
+    if (waiters instanceof Waiter) waiters.done(hint);
     else if (waiters) {
       let left = count;
       for (const waiter of [...waiters]) {
         if (left-- <= 0) break;
-        waiter.done();
+        waiter.done(hint);
       }
     }
   }
@@ -58,25 +62,31 @@ export class Wakeups {
 }
 
 /** A wait under way: `woken` resolves once it is over; `done()` ends it (again: nothing). */
-export interface ParkedWait {
-  readonly woken: Promise<void>;
+export interface ParkedWait<Hint = never> {
+  readonly woken: Promise<Hint | undefined>;
   done(): void;
 }
 
-const DONE: ParkedWait = { woken: Promise.resolve(), done: () => undefined };
+const DONE: ParkedWait = { woken: Promise.resolve(undefined), done: () => undefined };
 
-type Waiters = Map<string, Waiter | Set<Waiter>>;
+type Waiters<Hint> = Map<string, Waiter<Hint> | Set<Waiter<Hint>>>;
 
 /** One parked wait: woken, aborted (as the signal's listener), timed out or done, it leaves and resolves once. */
-class Waiter implements ParkedWait {
+class Waiter<Hint> implements ParkedWait<Hint> {
   timer: NodeJS.Timeout | undefined;
-  readonly woken: Promise<void>;
-  readonly #waiters: Waiters;
+  readonly woken: Promise<Hint | undefined>;
+  readonly #waiters: Waiters<Hint>;
   readonly #key: string;
   readonly #signal: AbortSignal;
-  #resolve: (() => void) | undefined;
+  #resolve: ((hint: Hint | undefined) => void) | undefined;
 
-  constructor(waiters: Waiters, key: string, signal: AbortSignal, resolve: () => void, woken: Promise<void>) {
+  constructor(
+    waiters: Waiters<Hint>,
+    key: string,
+    signal: AbortSignal,
+    resolve: (hint: Hint | undefined) => void,
+    woken: Promise<Hint | undefined>,
+  ) {
     this.#waiters = waiters;
     this.#key = key;
     this.#signal = signal;
@@ -89,7 +99,7 @@ class Waiter implements ParkedWait {
     this.done();
   }
 
-  done(): void {
+  done(hint?: Hint): void {
     const resolve = this.#resolve;
     if (resolve === undefined) return;
     this.#resolve = undefined;
@@ -98,6 +108,6 @@ class Waiter implements ParkedWait {
     else if (waiters instanceof Set && waiters.delete(this) && waiters.size === 0) this.#waiters.delete(this.#key);
     this.#signal.removeEventListener("abort", this);
     if (this.timer) clearTimeout(this.timer);
-    resolve();
+    resolve(hint);
   }
 }

@@ -1,6 +1,9 @@
 import type Database from "better-sqlite3";
 import type { Wakeups } from "../wakeups.ts";
 
+/** What the watcher needs of an engine's wakeups, whatever hint their wakes carry: it wakes with none. */
+type Waited = Pick<Wakeups, "keys" | "wake">;
+
 /**
  * Wakes this process's waiters for what other processes committed to the same sqlite file. Every
  * `everyMs`, while anyone waits, one `PRAGMA data_version` read (it moves only on another
@@ -10,7 +13,7 @@ import type { Wakeups } from "../wakeups.ts";
  */
 export class OtherProcesses<State> {
   readonly #db: Database.Database;
-  readonly #wakeups: Wakeups;
+  readonly #wakeups: Waited;
   readonly #current: (keys: readonly string[]) => Iterable<readonly [string, State]>;
   readonly #always: ReadonlySet<string>;
   readonly #seen = new Map<string, State | undefined>();
@@ -19,7 +22,7 @@ export class OtherProcesses<State> {
 
   constructor(
     db: Database.Database,
-    wakeups: Wakeups,
+    wakeups: Waited,
     current: (keys: readonly string[]) => Iterable<readonly [string, State]>,
     options: { readonly everyMs: number; readonly always?: readonly string[] },
   ) {

@@ -87,7 +87,8 @@ export class SqliteEngine implements Engine {
   readonly #db: Database.Database;
   /** Copies the write-ahead log into the file off the event loop (decision 047); none for a read-only view. */
   readonly #checkpointer: Checkpointer | undefined;
-  readonly #wakeups = new Wakeups();
+  /** A log's waiters are woken by this process's commits with the log's new last offset (decision 049). */
+  readonly #wakeups = new Wakeups<number>();
   readonly #otherProcesses: OtherProcesses<number>;
   #closed = false;
   /** Set by the first `close()`: every later call waits for the same close. */
@@ -239,7 +240,7 @@ export class SqliteEngine implements Engine {
 
   #settle(append: PendingAppend, result: AppendResult): void {
     if (result.kind === "appended") {
-      this.#wakeups.wake(append.id);
+      this.#wakeups.wake(append.id, Infinity, result.nextOffset - 1);
       if (append.entries.some((body) => FEED_TYPES.has(body.type))) this.#wakeups.wake(FEED);
     }
     append.resolve(result);
@@ -275,11 +276,13 @@ export class SqliteEngine implements Engine {
   }
 
   async wait(id: string, afterOffset: number, signal: AbortSignal): Promise<void> {
-    // A wake from the cross-process watcher may be early; look again before returning.
     while (!this.#closed && !signal.aborted) {
       const row = this.#stmt.generation.get(id);
       if (row && row.last_offset > afterOffset) return;
-      await this.#wakeups.next(id, signal);
+      // A commit of this process tells where the log now ends; a wake from the cross-process
+      // watcher, a cancel or a timeout tells nothing, and is looked at again.
+      const lastOffset = await this.#wakeups.next(id, signal);
+      if (lastOffset !== undefined && lastOffset > afterOffset) return;
     }
   }
 
