@@ -205,6 +205,7 @@ async function runPhase(ctx: Context, workload: Workload, system: SystemName, re
                 maxMs: loop.maxMs,
                 meanMs: loop.meanMs,
                 stallsOver100Ms: loop.stallsOver100Ms,
+                ...(loop.stallsOnCpu === undefined ? {} : { stallsOnCpu: loop.stallsOnCpu }),
                 ...(loop.gc === undefined ? {} : { gc: loop.gc }),
                 ...(loop.profile === undefined ? {} : { profile: loop.profile }),
               },

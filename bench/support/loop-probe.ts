@@ -7,7 +7,7 @@
  * with a sampled allocation profile beside it (`.heapprofile`, collected objects included).
  * Without `LOOP_PROBE_OUT` it does nothing.
  */
-import { renameSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
 import { PerformanceObserver, constants as perfConstants, monitorEventLoopDelay } from "node:perf_hooks";
 
@@ -23,6 +23,17 @@ export interface LoopReport {
   readonly meanMs: number;
   /** Times the loop was held more than 100 ms, seen by a 20 ms timer. */
   readonly stallsOver100Ms: number;
+  /**
+   * What the main thread did during those stalls, from Linux's `/proc/thread-self/schedstat`: the
+   * stalls in which it ran more than 100 ms on a CPU (the others were mostly time the machine did
+   * not schedule it), the most it ran in one stall, and the time it waited for a CPU in all of them.
+   * Absent where the file is not.
+   */
+  readonly stallsOnCpu?: {
+    readonly over100Ms: number;
+    readonly maxOnCpuMs: number;
+    readonly runQueueMs: number;
+  };
   /** Garbage collection in the window (`PerformanceObserver`, entry type `gc`): pauses, the longest, the full (mark-compact) ones. */
   readonly gc?: {
     readonly pauses: number;
@@ -47,19 +58,29 @@ if (out !== undefined && out !== "") {
   histogram.enable();
   let stalls = 0;
   /** Where the stalls since the last mark were, on the CPU profile's clock (µs of `process.hrtime`). */
-  let stallWindows: [number, number][] = [];
+  let stallWindows: [number, number, number?][] = [];
   const hrMicros = (): number => Number(process.hrtime.bigint() / 1000n);
   let last = performance.now();
   let lastUs = hrMicros();
+  let lastSched = schedStat();
+  let onCpu = { over100Ms: 0, maxOnCpuMs: 0, runQueueMs: 0 };
   setInterval(() => {
     const now = performance.now();
     const nowUs = hrMicros();
+    const sched = schedStat();
     if (now - last - STALL_TICK_MS > STALL_MS) {
       stalls++;
-      if (stallWindows.length < MAX_STALL_WINDOWS) stallWindows.push([lastUs, nowUs]);
+      const ranMs = sched !== undefined && lastSched !== undefined ? (sched.runNs - lastSched.runNs) / 1e6 : undefined;
+      if (stallWindows.length < MAX_STALL_WINDOWS) stallWindows.push(ranMs === undefined ? [lastUs, nowUs] : [lastUs, nowUs, ranMs]);
+      if (sched !== undefined && lastSched !== undefined && ranMs !== undefined) {
+        if (ranMs - STALL_TICK_MS > STALL_MS) onCpu.over100Ms++;
+        onCpu.maxOnCpuMs = Math.max(onCpu.maxOnCpuMs, ranMs);
+        onCpu.runQueueMs += (sched.waitNs - lastSched.waitNs) / 1e6;
+      }
     }
     last = now;
     lastUs = nowUs;
+    lastSched = sched;
   }, STALL_TICK_MS).unref();
 
   let gc = { pauses: 0, totalMs: 0, maxMs: 0, fullPauses: 0, fullMaxMs: 0 };
@@ -92,6 +113,7 @@ if (out !== undefined && out !== "") {
       maxMs: histogram.count > 0 ? ns(histogram.max) : 0,
       meanMs: histogram.count > 0 ? ns(histogram.mean) : 0,
       stallsOver100Ms: stalls,
+      ...(lastSched === undefined ? {} : { stallsOnCpu: onCpu }),
       gc,
       ...(profileWritten === undefined ? {} : { profile: profileWritten }),
     };
@@ -99,6 +121,7 @@ if (out !== undefined && out !== "") {
     renameSync(`${out}.tmp`, out);
     histogram.reset();
     stalls = 0;
+    onCpu = { over100Ms: 0, maxOnCpuMs: 0, runQueueMs: 0 };
     gc = { pauses: 0, totalMs: 0, maxMs: 0, fullPauses: 0, fullMaxMs: 0 };
     stallWindows = [];
     since = now;
@@ -140,4 +163,14 @@ if (out !== undefined && out !== "") {
     write();
   });
   write();
+}
+
+/** The main thread's time on a CPU and waiting for one, in ns (Linux); `undefined` elsewhere. */
+function schedStat(): { runNs: number; waitNs: number } | undefined {
+  try {
+    const [run, wait] = readFileSync("/proc/thread-self/schedstat", "utf8").split(" ");
+    return { runNs: Number(run), waitNs: Number(wait) };
+  } catch {
+    return undefined;
+  }
 }

@@ -84,6 +84,9 @@ export interface PeerSummary {
     /** The highest over the repetitions. */
     readonly loopMaxMs: number | null;
     readonly stallsOver100Ms: number | null;
+    /** Of those, the ones in which the process ran over 100 ms on a CPU (summed), and the most it ran in one (highest). */
+    readonly stallsOnCpuOver100Ms: number | null;
+    readonly stallMaxOnCpuMs: number | null;
   }[];
   readonly vsResumableStream?: Ratios;
 }
@@ -100,12 +103,15 @@ export function summarize(phases: readonly PeerPhase[]): PeerSummary[] {
     const processes = names.map((name) => {
       const records = group.flatMap((p) => p.processes.filter((q) => q.name === name));
       const loops = records.flatMap((r) => (r.loop ? [r.loop] : []));
+      const onCpu = loops.flatMap((l) => (l.stallsOnCpu ? [l.stallsOnCpu] : []));
       return {
         name,
         cpuUsPerToken: median(records.map((r) => r.cpuUsPerToken)),
         loopP99Ms: loops.length > 0 ? median(loops.map((l) => l.p99Ms)) : null,
         loopMaxMs: loops.length > 0 ? Math.max(...loops.map((l) => l.maxMs)) : null,
         stallsOver100Ms: loops.length > 0 ? loops.reduce((n, l) => n + l.stallsOver100Ms, 0) : null,
+        stallsOnCpuOver100Ms: onCpu.length > 0 ? onCpu.reduce((n, c) => n + c.over100Ms, 0) : null,
+        stallMaxOnCpuMs: onCpu.length > 0 ? Math.max(...onCpu.map((c) => c.maxOnCpuMs)) : null,
       };
     });
     const delivered = group.map((p) => p.deliveredTokensPerSecond);
@@ -181,6 +187,8 @@ interface ProcessRow {
   readonly loopP99Ms: number | null;
   readonly loopMaxMs: number | null;
   readonly stallsOver100Ms: number | null;
+  readonly stallsOnCpuOver100Ms: number | null;
+  readonly stallMaxOnCpuMs: number | null;
 }
 
 const PROCESS_COLUMNS: readonly Column<ProcessRow>[] = [
@@ -191,6 +199,8 @@ const PROCESS_COLUMNS: readonly Column<ProcessRow>[] = [
   { title: "loop delay p99 ms", cell: (r) => (r.loopP99Ms === null ? "-" : ms(r.loopP99Ms)) },
   { title: "loop delay max ms", cell: (r) => (r.loopMaxMs === null ? "-" : ms(r.loopMaxMs)) },
   { title: "stalls > 100 ms", cell: (r) => (r.stallsOver100Ms === null ? "-" : String(r.stallsOver100Ms)) },
+  { title: "of them > 100 ms on CPU", cell: (r) => (r.stallsOnCpuOver100Ms === null ? "-" : String(r.stallsOnCpuOver100Ms)) },
+  { title: "most on CPU in a stall ms", cell: (r) => (r.stallMaxOnCpuMs === null ? "-" : ms(r.stallMaxOnCpuMs)) },
 ];
 
 /** Every process of every system: CPU per token and event-loop delay. */

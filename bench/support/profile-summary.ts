@@ -2,10 +2,11 @@
  * Where a process spent its CPU: reads a `.cpuprofile` (V8's format, as `--cpu-prof` or the loop
  * probe writes it) and sums self time by package, by file and by function.
  *
- *   node --import tsx bench/support/profile-summary.ts <file.cpuprofile> [--top 15] [--stalls]
+ *   node --import tsx bench/support/profile-summary.ts <file.cpuprofile> [--top 15] [--stalls | --on-cpu]
  *
  * `--stalls` sums only the samples taken while the event loop was held over 100 ms, from the
- * windows the loop probe wrote beside the profile (`<file>.stalls.json`).
+ * windows the loop probe wrote beside the profile (`<file>.stalls.json`); `--on-cpu`, only those in which
+ * the process itself ran over 100 ms (not the ones the machine did not schedule it for).
  *
  * A package is `node_modules/<name>` (scoped names kept whole), `lifeline src/<folder>` for the
  * product's own files, `bench` for the bench's, `node:internal/<area>` or `node:<module>` for Node's
@@ -71,7 +72,8 @@ function fileOf(url: string): string {
 }
 
 /** A stretch of the profile's clock (µs, as `process.hrtime`), both ends included. */
-export type Window = readonly [startUs: number, endUs: number];
+/** A stretch of the profile; the loop probe's stalls also carry what the main thread ran on a CPU in them (ms, Linux). */
+export type Window = readonly [startUs: number, endUs: number, onCpuMs?: number];
 
 /** Self time per node id, from the samples and the time between them (µs); only samples within `windows` when given. */
 function selfMicros(profile: CpuProfile, windows?: readonly Window[]): Map<number, number> {
@@ -152,17 +154,28 @@ export function formatProfileSummary(summary: ProfileSummary, top: number): stri
   ].join("\n");
 }
 
+/** A stall counted as the process's own: it ran this long on a CPU in it, besides the probe's 20 ms tick. */
+const ON_CPU_STALL_MS = 120;
+
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { values, positionals } = parseArgs({
-    options: { top: { type: "string", default: "15" }, stalls: { type: "boolean", default: false } },
+    options: {
+      top: { type: "string", default: "15" },
+      stalls: { type: "boolean", default: false },
+      "on-cpu": { type: "boolean", default: false },
+    },
     allowPositionals: true,
   });
   const file = positionals[0];
-  if (file === undefined) throw new Error("usage: profile-summary.ts <file.cpuprofile> [--top 15] [--stalls]");
+  if (file === undefined) throw new Error("usage: profile-summary.ts <file.cpuprofile> [--top 15] [--stalls | --on-cpu]");
   const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
   // --stalls: only the stretches where the event loop was held (`<file>.stalls.json`, written by `loop-probe.ts`).
-  const windows = values.stalls ? (JSON.parse(readFileSync(file.replace(/\.cpuprofile$/, ".stalls.json"), "utf8")) as Window[]) : undefined;
+  const stalls = values.stalls || values["on-cpu"];
+  const recorded = stalls ? (JSON.parse(readFileSync(file.replace(/\.cpuprofile$/, ".stalls.json"), "utf8")) as Window[]) : undefined;
+  const windows = values["on-cpu"] ? recorded?.filter(([, , onCpuMs]) => (onCpuMs ?? 0) > ON_CPU_STALL_MS) : recorded;
   if (windows !== undefined)
-    console.log(`${windows.length} stalls: ${windows.map(([a, b]) => `${((b - a) / 1000).toFixed(0)} ms`).join(", ")}\n`);
+    console.log(
+      `${windows.length} stalls: ${windows.map(([a, b, onCpu]) => `${((b - a) / 1000).toFixed(0)} ms${onCpu === undefined ? "" : ` (${onCpu.toFixed(0)} on CPU)`}`).join(", ")}\n`,
+    );
   console.log(formatProfileSummary(summarizeProfile(profile, windows), Number(values.top)));
 }
