@@ -2,7 +2,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type 
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import type { Usage } from "../../core/entries.ts";
-import { gateReads, readInTurn, yieldIfLong } from "../../observability/turns.ts";
+import { yieldIfLong } from "../../observability/turns.ts";
 import type { ModelCall, ModelEvent, ModelProvider } from "../provider.ts";
 import { endedEarly, fromWireError, isWireError, networkFailure, protocolFailure, statusFailure, type FailureSource } from "./failures.ts";
 import { ProviderError } from "../provider-error.ts";
@@ -111,21 +111,16 @@ async function* streamChat(
   const onAbort = (): void => request.destroy(call.signal.reason instanceof Error ? call.signal.reason : undefined);
   call.signal.addEventListener("abort", onAbort, { once: true });
   let res: IncomingMessage | undefined;
-  let ungate: (() => void) | undefined;
   let finished = false;
   try {
     res = await request.response;
-    // Ungated as soon as the response is over, before its socket goes back to the agent's pool (a
-    // held socket there would hold the next response's headers), and at the latest in `finally`.
-    ungate = gateReads(res.socket);
-    res.once("end", ungate).once("close", ungate);
     const status = res.statusCode ?? 0;
     if (status < 200 || status >= 300) throw statusFailure(source, status, await errorMessage(res), res.headers);
     yield { type: "open" };
     const reader = new ChunkReader(source);
     const decoder = new TextDecoder();
     // Not destroyed when left at `[DONE]`: the rest is drained and the socket kept alive.
-    for await (const bytes of slicedReads(res)) {
+    for await (const bytes of res.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
       // A read takes everything buffered, a socket's worth and more when the model writes faster
       // than the worker reads: it is parsed piece by piece, and before each piece the loop turns if
       // the slice is spent (by this stream or by the others whose data came in the same turn), so
@@ -149,30 +144,10 @@ async function* streamChat(
     throw networkFailure(source, error);
   } finally {
     call.signal.removeEventListener("abort", onAbort);
-    ungate?.();
     // A finished response is read to its end, so its socket goes back to the agent for the next call.
     res?.on("error", () => undefined);
     if (finished) res?.resume();
     else request.destroy();
-  }
-}
-
-/**
- * The response's reads, each asked for in turn with every other response's and only while the
- * slice lasts: a read lets the socket flow again, and Node's HTTP client parses what the socket
- * holds at once, before any code of ours runs (decision 050). Left early, the response is not destroyed: the rest can be drained and the
- * socket kept alive.
- */
-async function* slicedReads(res: IncomingMessage): AsyncGenerator<Buffer> {
-  const reads = res.iterator({ destroyOnReturn: false }) as AsyncIterator<Buffer>;
-  try {
-    for (;;) {
-      const read = await readInTurn(() => reads.next());
-      if (read.done === true) return;
-      yield read.value;
-    }
-  } finally {
-    await reads.return?.();
   }
 }
 
