@@ -25,9 +25,9 @@ export interface LoopReport {
   readonly stallsOver100Ms: number;
   /**
    * What the main thread did during those stalls, from Linux's `/proc/thread-self/schedstat`: the
-   * stalls in which it ran more than 100 ms on a CPU (the others were mostly time the machine did
-   * not schedule it), the most it ran in one stall, and the time it waited for a CPU in all of them.
-   * Absent where the file is not.
+   * stalls in which it ran more than 120 ms on a CPU (100 ms beyond the timer's 20 ms, the rule of a
+   * stall itself; the others were mostly time the machine did not schedule it), the most it ran in
+   * one stall, and the time it waited for a CPU in all of them. Absent where the file is not.
    */
   readonly stallsOnCpu?: {
     readonly over100Ms: number;

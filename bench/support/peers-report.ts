@@ -199,7 +199,7 @@ const PROCESS_COLUMNS: readonly Column<ProcessRow>[] = [
   { title: "loop delay p99 ms", cell: (r) => (r.loopP99Ms === null ? "-" : ms(r.loopP99Ms)) },
   { title: "loop delay max ms", cell: (r) => (r.loopMaxMs === null ? "-" : ms(r.loopMaxMs)) },
   { title: "stalls > 100 ms", cell: (r) => (r.stallsOver100Ms === null ? "-" : String(r.stallsOver100Ms)) },
-  { title: "of them > 100 ms on CPU", cell: (r) => (r.stallsOnCpuOver100Ms === null ? "-" : String(r.stallsOnCpuOver100Ms)) },
+  { title: "of them > 120 ms on CPU", cell: (r) => (r.stallsOnCpuOver100Ms === null ? "-" : String(r.stallsOnCpuOver100Ms)) },
   { title: "most on CPU in a stall ms", cell: (r) => (r.stallMaxOnCpuMs === null ? "-" : ms(r.stallMaxOnCpuMs)) },
 ];
 

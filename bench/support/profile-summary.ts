@@ -71,8 +71,10 @@ function fileOf(url: string): string {
   return url.replace(/^file:\/\//, "");
 }
 
-/** A stretch of the profile's clock (µs, as `process.hrtime`), both ends included. */
-/** A stretch of the profile; the loop probe's stalls also carry what the main thread ran on a CPU in them (ms, Linux). */
+/**
+ * A stretch of the profile's clock (µs, as `process.hrtime`), both ends included; the loop probe's
+ * stalls also carry what the main thread ran on a CPU in them (ms, Linux).
+ */
 export type Window = readonly [startUs: number, endUs: number, onCpuMs?: number];
 
 /** Self time per node id, from the samples and the time between them (µs); only samples within `windows` when given. */
@@ -172,6 +174,8 @@ if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.
   // --stalls: only the stretches where the event loop was held (`<file>.stalls.json`, written by `loop-probe.ts`).
   const stalls = values.stalls || values["on-cpu"];
   const recorded = stalls ? (JSON.parse(readFileSync(file.replace(/\.cpuprofile$/, ".stalls.json"), "utf8")) as Window[]) : undefined;
+  if (values["on-cpu"] && recorded?.some((window) => window[2] !== undefined) === false)
+    throw new Error("--on-cpu: the stalls beside this profile carry no time on a CPU (recorded without /proc/thread-self/schedstat)");
   const windows = values["on-cpu"] ? recorded?.filter(([, , onCpuMs]) => (onCpuMs ?? 0) > ON_CPU_STALL_MS) : recorded;
   if (windows !== undefined)
     console.log(
