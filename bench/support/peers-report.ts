@@ -84,7 +84,7 @@ export interface PeerSummary {
     /** The highest over the repetitions. */
     readonly loopMaxMs: number | null;
     readonly stallsOver100Ms: number | null;
-    /** Of those, the ones in which the process ran over 100 ms on a CPU (summed), and the most it ran in one (highest). */
+    /** Of those, the ones the process spent on a CPU itself (`ON_CPU_STALL_MS` of `loop-probe.ts`; summed), and the most it ran in one (highest). */
     readonly stallsOnCpuOver100Ms: number | null;
     readonly stallMaxOnCpuMs: number | null;
   }[];

@@ -5,8 +5,8 @@
  *   node --import tsx bench/support/profile-summary.ts <file.cpuprofile> [--top 15] [--stalls | --on-cpu]
  *
  * `--stalls` sums only the samples taken while the event loop was held over 100 ms, from the
- * windows the loop probe wrote beside the profile (`<file>.stalls.json`); `--on-cpu`, only those in which
- * the process itself ran over 100 ms (not the ones the machine did not schedule it for).
+ * windows the loop probe wrote beside the profile (`<file>.stalls.json`); `--on-cpu`, only those the
+ * process spent on a CPU itself (`ON_CPU_STALL_MS`), not waiting for the machine to schedule it.
  *
  * A package is `node_modules/<name>` (scoped names kept whole), `lifeline src/<folder>` for the
  * product's own files, `bench` for the bench's, `node:internal/<area>` or `node:<module>` for Node's
@@ -16,6 +16,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
+import { ON_CPU_STALL_MS } from "./loop-probe.ts";
 import { markdownTable, type Column } from "./report.ts";
 
 interface ProfileNode {
@@ -155,9 +156,6 @@ export function formatProfileSummary(summary: ProfileSummary, top: number): stri
     markdownTable(COLUMNS, summary.functions.slice(0, top)),
   ].join("\n");
 }
-
-/** A stall counted as the process's own: it ran this long on a CPU in it, besides the probe's 20 ms tick. */
-const ON_CPU_STALL_MS = 120;
 
 if (process.argv[1] !== undefined && fileURLToPath(import.meta.url) === process.argv[1]) {
   const { values, positionals } = parseArgs({
