@@ -35,6 +35,11 @@ export function yieldIfLong(): Promise<void> | undefined {
   return turn;
 }
 
+/** Whether the current slice is spent, as {@link yieldIfLong} would find it, without asking for a turn. */
+export function sliceSpent(): boolean {
+  return performance.now() - sliceStart >= SLICE_MS;
+}
+
 /**
  * Waits, when the slice is spent, for a turn in which it is not: the loop above as one call, for
  * work done one item at a time where a promise per item costs nothing (a fold per log).

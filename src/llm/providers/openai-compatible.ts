@@ -1,8 +1,7 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from "node:http";
-import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import { createParser, type EventSourceMessage } from "eventsource-parser";
 import type { Usage } from "../../core/entries.ts";
 import { yieldIfLong } from "../../observability/turns.ts";
+import { modelDispatcher, sendSliced, type SlicedRequest, type SlicedResponse } from "./sliced-response.ts";
 import type { ModelCall, ModelEvent, ModelProvider } from "../provider.ts";
 import { endedEarly, fromWireError, isWireError, networkFailure, protocolFailure, statusFailure, type FailureSource } from "./failures.ts";
 import { ProviderError } from "../provider-error.ts";
@@ -37,12 +36,6 @@ const FINISH_REASONS: Readonly<Record<string, string>> = {
   function_call: "tool-calls",
 };
 
-/** One request under way: its response, and how to drop it (closing the socket). */
-interface Post {
-  readonly response: Promise<IncomingMessage>;
-  destroy(reason?: Error): void;
-}
-
 /** What one `chat.completion.chunk` may carry that Lifeline reads; everything else is ignored. */
 interface Chunk {
   readonly error?: unknown;
@@ -63,24 +56,15 @@ interface Chunk {
 export function createOpenAICompatibleProvider(options: OpenAICompatibleOptions): ModelProvider {
   const source: FailureSource = { provider: options.name, secret: options.apiKey };
   const url = new URL(`${options.baseUrl.replace(/\/+$/, "")}/chat/completions`);
-  const secure = url.protocol === "https:";
-  const agent = secure ? new HttpsAgent({ keepAlive: true }) : new HttpAgent({ keepAlive: true });
-  const headers: OutgoingHttpHeaders = {
+  const dispatcher = modelDispatcher();
+  const headers: Record<string, string> = {
     ...options.headers,
     "content-type": "application/json",
     accept: "text/event-stream",
     ...(options.apiKey === undefined ? {} : { authorization: `Bearer ${options.apiKey}` }),
   };
-  const post = (body: string): Post => {
-    const send = secure ? httpsRequest : httpRequest;
-    const req = send(url, { method: "POST", headers: { ...headers, "content-length": Buffer.byteLength(body) }, agent });
-    const response = new Promise<IncomingMessage>((resolve, reject) => {
-      req.on("response", resolve);
-      req.on("error", reject);
-    });
-    req.end(body);
-    return { response, destroy: (reason) => req.destroy(reason) };
-  };
+  const post = (body: string): SlicedRequest =>
+    sendSliced(dispatcher, { origin: url.origin, path: `${url.pathname}${url.search}`, method: "POST", headers, body });
   return {
     name: options.name,
     stream: (call) => streamChat(source, options.model, post, call),
@@ -103,28 +87,28 @@ function requestBody(model: string, call: ModelCall): string {
 async function* streamChat(
   source: FailureSource,
   model: string,
-  post: (body: string) => Post,
+  post: (body: string) => SlicedRequest,
   call: ModelCall,
 ): AsyncGenerator<ModelEvent> {
   call.signal.throwIfAborted();
   const request = post(requestBody(model, call));
-  const onAbort = (): void => request.destroy(call.signal.reason instanceof Error ? call.signal.reason : undefined);
+  const onAbort = (): void => request.abort(call.signal.reason instanceof Error ? call.signal.reason : undefined);
   call.signal.addEventListener("abort", onAbort, { once: true });
-  let res: IncomingMessage | undefined;
+  let res: SlicedResponse | undefined;
   let finished = false;
   try {
     res = await request.response;
-    const status = res.statusCode ?? 0;
+    const { status } = res;
     if (status < 200 || status >= 300) throw statusFailure(source, status, await errorMessage(res), res.headers);
     yield { type: "open" };
     const reader = new ChunkReader(source);
     const decoder = new TextDecoder();
-    // Not destroyed when left at `[DONE]`: the rest is drained and the socket kept alive.
-    for await (const bytes of res.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
-      // A read takes everything buffered, a socket's worth and more when the model writes faster
-      // than the worker reads: it is parsed piece by piece, and before each piece the loop turns if
-      // the slice is spent (by this stream or by the others whose data came in the same turn), so
-      // no backlog, of one stream or of many, is one long step (decision 044).
+    // Not aborted when left at `[DONE]`: the rest is drained and the connection kept alive.
+    for (let bytes = await res.read(); bytes; bytes = await res.read()) {
+      // A read takes everything parsed since the last, up to 16 KB: it is decoded piece by piece,
+      // and before each piece the loop turns if the slice is spent (by this stream or by the others
+      // whose data came in the same turn), so no backlog, of one stream or of many, is one long
+      // step (decisions 044, 051).
       for (let at = 0; at < bytes.length && !reader.done; at += FEED_BYTES) {
         for (let turn = yieldIfLong(); turn; turn = yieldIfLong()) await turn;
         reader.feed(decoder.decode(bytes.subarray(at, at + FEED_BYTES), { stream: true }));
@@ -144,19 +128,18 @@ async function* streamChat(
     throw networkFailure(source, error);
   } finally {
     call.signal.removeEventListener("abort", onAbort);
-    // A finished response is read to its end, so its socket goes back to the agent for the next call.
-    res?.on("error", () => undefined);
-    if (finished) res?.resume();
-    else request.destroy();
+    // A finished response is read to its end, so its connection goes back to the pool for the next call.
+    if (finished) res?.drain();
+    else request.abort();
   }
 }
 
 /** The server's own words for an error status: `error.message` of its JSON body, else the body, else the reason phrase. */
-async function errorMessage(res: IncomingMessage): Promise<string> {
+async function errorMessage(res: SlicedResponse): Promise<string> {
   const parts: Buffer[] = [];
   let size = 0;
   try {
-    for await (const part of res as AsyncIterable<Buffer>) {
+    for (let part = await res.read(); part; part = await res.read()) {
       if (size < MAX_ERROR_BODY_BYTES) parts.push(part);
       size += part.length;
     }

@@ -1,0 +1,153 @@
+import { Agent, util, type Dispatcher } from "undici";
+import { sliceSpent, turnWhenLong } from "../../observability/turns.ts";
+
+/** The most of a body parsed ahead of its reader; past it the socket waits (a reader that is behind). */
+const AHEAD_BYTES = 16 << 10;
+
+export type ResponseHeaders = Readonly<Record<string, string | string[] | undefined>>;
+
+/** A streamed response: its status and headers, and its body read chunk by chunk. */
+export interface SlicedResponse {
+  readonly status: number;
+  readonly statusMessage: string;
+  readonly headers: ResponseHeaders;
+  /** What the body holds next, everything parsed since the last read; `undefined` at its end. */
+  read(): Promise<Buffer | undefined>;
+  /** The rest of the body is parsed and dropped, so the connection goes back to the pool. */
+  drain(): void;
+}
+
+/** One request under way: its response, and how to drop it (closing its connection). */
+export interface SlicedRequest {
+  readonly response: Promise<SlicedResponse>;
+  abort(reason?: Error): void;
+}
+
+/**
+ * A keep-alive pool for a model's API. Its own timeouts are off: how long a model may take to
+ * answer or between two tokens is the resilience layer's to say (`llm/resilience/timeouts.ts`).
+ */
+export function modelDispatcher(): Dispatcher {
+  return new Agent({ headersTimeout: 0, bodyTimeout: 0 });
+}
+
+/**
+ * Sends a request whose response body is parsed off the socket in turns of the event loop.
+ *
+ * An HTTP client parses a socket as soon as it is read: with a thousand answers of a fast model,
+ * one poll phase parsed a thousand sockets' backlogs, half a second and more during which no timer
+ * ran (decision 051). Here the body is undici's, whose parser stops where it is told to and keeps
+ * the rest of the socket's data for later: each chunk is handed over as it is parsed, and once the
+ * loop's slice is spent (`observability/turns.ts`) or the reader is {@link AHEAD_BYTES} behind, the
+ * parser stops. It goes on when the reader asks for more, in a turn whose slice is not spent. A
+ * chunk already parsed is never held back, so a stream at a reader's pace is read as before; only a
+ * backlog waits for the next turn.
+ */
+export function sendSliced(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions): SlicedRequest {
+  const body = new SlicedBody();
+  dispatcher.dispatch(options, body);
+  return { response: body.response, abort: (reason) => body.abort(reason) };
+}
+
+class SlicedBody implements Dispatcher.DispatchHandlers {
+  readonly response: Promise<SlicedResponse>;
+  #respond!: (response: SlicedResponse) => void;
+  #fail!: (error: Error) => void;
+  #abort: ((error?: Error) => void) | undefined;
+  /** An abort asked for before the request started. */
+  #abortReason: Error | undefined;
+  /** The parser stopped; `#resume` lets it go on. */
+  #paused = false;
+  #resume: (() => void) | undefined;
+  #chunks: Buffer[] = [];
+  #ahead = 0;
+  #ended = false;
+  #error: Error | undefined;
+  #draining = false;
+  #wake: (() => void) | undefined;
+
+  constructor() {
+    this.response = new Promise((resolve, reject) => {
+      this.#respond = resolve;
+      this.#fail = reject;
+    });
+    this.response.catch(() => undefined); // a request dropped before its response is no one's rejection
+  }
+
+  abort(reason = new Error("request aborted")): void {
+    if (this.#abort) this.#abort(reason);
+    else this.#abortReason = reason;
+  }
+
+  onConnect(abort: (error?: Error) => void): void {
+    this.#abort = abort;
+    if (this.#abortReason) abort(this.#abortReason);
+  }
+
+  onHeaders(status: number, rawHeaders: Buffer[], resume: () => void, statusMessage: string): boolean {
+    if (status < 200) return true; // an informational answer: the response is still to come
+    this.#resume = resume;
+    const headers = util.parseHeaders(rawHeaders) as ResponseHeaders;
+    this.#respond({ status, statusMessage, headers, read: () => this.#read(), drain: () => this.#drain() });
+    return true;
+  }
+
+  /** Returns `false` to stop the parser where it is; undici keeps the rest of the socket's data. */
+  onData(chunk: Buffer): boolean {
+    if (this.#draining) return true;
+    this.#chunks.push(chunk);
+    this.#ahead += chunk.length;
+    this.#wakeReader();
+    this.#paused = this.#ahead >= AHEAD_BYTES || sliceSpent();
+    return !this.#paused;
+  }
+
+  onComplete(): void {
+    this.#ended = true;
+    this.#wakeReader();
+  }
+
+  onError(error: Error): void {
+    this.#error = error;
+    this.#fail(error);
+    this.#wakeReader();
+  }
+
+  async #read(): Promise<Buffer | undefined> {
+    for (;;) {
+      if (this.#chunks.length > 0) {
+        const chunks = this.#chunks;
+        this.#chunks = [];
+        this.#ahead = 0;
+        return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks);
+      }
+      if (this.#error) throw this.#error;
+      if (this.#ended) return undefined;
+      if (this.#paused) {
+        // Parsing goes on synchronously: only in a turn whose slice is not spent.
+        await turnWhenLong();
+        this.#goOn();
+        continue;
+      }
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+  }
+
+  #drain(): void {
+    this.#draining = true;
+    this.#chunks = [];
+    this.#goOn();
+  }
+
+  #goOn(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#resume?.();
+  }
+
+  #wakeReader(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+}

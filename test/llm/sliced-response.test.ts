@@ -1,0 +1,100 @@
+import { createServer, type RequestListener, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Dispatcher } from "undici";
+import { afterEach, describe, expect, it } from "vitest";
+import { modelDispatcher, sendSliced, type SlicedResponse } from "../../src/llm/providers/sliced-response.ts";
+import { turnWhenLong } from "../../src/observability/turns.ts";
+
+const servers: Server[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((server) => new Promise((resolve) => server.close(resolve).closeAllConnections())));
+});
+
+async function serve(handler: RequestListener): Promise<string> {
+  const server = createServer(handler);
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** A model's answer as it is written: one SSE event, and so one HTTP chunk, per token. */
+const events = Array.from({ length: 2000 }, (_, i) => `data: {"choices":[{"delta":{"content":"token ${i} "}}]}\n\n`);
+const answer = (_req: unknown, res: ServerResponse): void => {
+  res.writeHead(200, { "content-type": "text/event-stream" });
+  for (const event of events) res.write(event);
+  res.end();
+};
+
+/** A model dispatcher that counts what undici's parser hands over, chunk by chunk. */
+function counting(): { readonly dispatcher: Dispatcher; readonly bytes: number } {
+  const counter = { dispatcher: modelDispatcher(), bytes: 0 };
+  counter.dispatcher = counter.dispatcher.compose((dispatch) => (options, handler) => {
+    const counted: Dispatcher.DispatchHandlers = {
+      onConnect: (abort) => handler.onConnect?.(abort),
+      onHeaders: (status, headers, resume, statusText) => handler.onHeaders?.(status, headers, resume, statusText) ?? true,
+      onData: (chunk) => {
+        counter.bytes += chunk.length;
+        return handler.onData?.(chunk) ?? true;
+      },
+      onComplete: (trailers) => handler.onComplete?.(trailers),
+      onError: (error) => handler.onError?.(error),
+    };
+    return dispatch(options, counted);
+  });
+  return counter;
+}
+
+async function readAll(response: SlicedResponse): Promise<string> {
+  const parts: Buffer[] = [];
+  for (let part = await response.read(); part; part = await response.read()) parts.push(part);
+  return Buffer.concat(parts).toString();
+}
+
+function busy(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+}
+
+describe("a sliced response", () => {
+  it("is parsed no further than 16 KB ahead of a reader that stops reading, and then read whole", async () => {
+    const origin = await serve(answer);
+    const parsed = counting();
+    const response = await sendSliced(parsed.dispatcher, { origin, path: "/", method: "GET" }).response;
+    // Two reads: the second finds nothing parsed and goes on parsing in a fresh slice; then the
+    // reader stops reading.
+    const taken = [await response.read(), await response.read()].reduce((sum, part) => sum + (part?.length ?? 0), 0);
+    // The rest of the answer (about 100 KB) comes in while the loop turns and its slice is never spent.
+    for (const end = performance.now() + 200; performance.now() < end;) {
+      await turnWhenLong();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(taken).toBeGreaterThan(8 << 10); // a read in a fresh slice takes a good part of 16 KB at once
+    expect(parsed.bytes - taken).toBeLessThan((16 << 10) + 100);
+    expect(taken + Buffer.byteLength(await readAll(response))).toBe(Buffer.byteLength(events.join("")));
+  });
+
+  it("once the loop's slice is spent, the parser stops after the chunk in hand and goes on at the next turn", async () => {
+    const origin = await serve(answer);
+    const parsed = counting();
+    const request = sendSliced(parsed.dispatcher, { origin, path: "/", method: "GET" });
+    busy(20); // work that never lets the loop turn: the slice is spent
+    await sleep(200); // timers let I/O in but are no turn of the slice: the data that comes in finds it spent
+    expect(parsed.bytes).toBe(events[0]!.length); // one chunk, where a slice not spent takes 16 KB
+    const response = await request.response;
+    expect(await readAll(response)).toBe(events.join(""));
+  });
+
+  it("an abort asked for before the request starts drops it", async () => {
+    let requests = 0;
+    const origin = await serve((req, res) => {
+      requests += 1;
+      answer(req, res);
+    });
+    const request = sendSliced(modelDispatcher(), { origin, path: "/", method: "GET" });
+    request.abort(new Error("no longer wanted"));
+    await expect(request.response).rejects.toThrow("no longer wanted");
+    await sleep(100);
+    expect(requests).toBe(0);
+  });
+});
