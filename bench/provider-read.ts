@@ -1,6 +1,6 @@
 /**
  * The cost of reading a provider's stream: the lean OpenAI-compatible reader Lifeline ships
- * (`node:http`, one SSE parser, one `JSON.parse` per chunk) against the AI SDK's
+ * (undici, one SSE parser, one `JSON.parse` per chunk) against the AI SDK's
  * `@ai-sdk/openai-compatible` model driven at `doStream` (fetch, web streams, zod-checked chunks),
  * the path it replaced. Both read the same `lifeline sim-llm` (its own process, streaming as fast
  * as it can) in interleaved repetitions; the figure is the reading process's CPU per token.

@@ -48,10 +48,10 @@ interface Chunk {
  * sim-llm...). A non-empty prefix is sent as a trailing assistant message; servers that continue
  * it (sim-llm, vLLM's `continue_final_message`) produce only the rest of the answer.
  *
- * The stream is read straight off the socket (`node:http`, a keep-alive agent, one SSE parser and
- * one `JSON.parse` per chunk, checking only the fields used), one network chunk at a time: the
- * next is read only when the caller asks for more, so a caller that falls behind slows the
- * provider's socket down instead of buffering its answer (see decision 017).
+ * The stream is read straight off the socket (undici, a keep-alive pool, one SSE parser and one
+ * `JSON.parse` per chunk, checking only the fields used), parsed in turns of the event loop and at
+ * most 16 KB ahead of the caller, so a caller that falls behind slows the provider's socket down
+ * instead of buffering its answer, and a backlog waits for the next turn (decisions 017, 051).
  */
 export function createOpenAICompatibleProvider(options: OpenAICompatibleOptions): ModelProvider {
   const source: FailureSource = { provider: options.name, secret: options.apiKey };

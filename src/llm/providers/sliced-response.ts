@@ -25,10 +25,11 @@ export interface SlicedRequest {
 
 /**
  * A keep-alive pool for a model's API. Its own timeouts are off: how long a model may take to
- * answer or between two tokens is the resilience layer's to say (`llm/resilience/timeouts.ts`).
+ * connect, to answer or between two tokens is the resilience layer's to say
+ * (`llm/resilience/timeouts.ts`, configurable per model).
  */
 export function modelDispatcher(): Dispatcher {
-  return new Agent({ headersTimeout: 0, bodyTimeout: 0 });
+  return new Agent({ headersTimeout: 0, bodyTimeout: 0, connect: { timeout: 0 } });
 }
 
 /**
