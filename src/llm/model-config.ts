@@ -25,6 +25,36 @@ const breakerSchema = z
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, "letters, digits and . _ : / - only");
 const envName = z.string().regex(/^[A-Z_][A-Z0-9_]{0,127}$/, "an environment variable name");
 
+/**
+ * Headers the HTTP client sets itself or that would change how it frames the request and the
+ * connection; undici refuses most of them per request, and they are no model's business.
+ */
+const TRANSPORT_HEADERS = new Set([
+  "host",
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "upgrade",
+  "expect",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "content-length",
+]);
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}$/;
+const extraHeaders = z.record(z.string(), z.string()).superRefine((headers, ctx) => {
+  for (const [header, value] of Object.entries(headers)) {
+    const problem = !HEADER_NAME.test(header)
+      ? "an HTTP header name"
+      : TRANSPORT_HEADERS.has(header.toLowerCase())
+        ? "set by Lifeline's HTTP client, not by configuration"
+        : value.length > 8192 || /[\r\n\0]/.test(value)
+          ? "a header value on one line, at most 8,192 characters"
+          : undefined;
+    if (problem) ctx.addIssue({ code: "custom", path: [header], message: problem });
+  }
+});
+
 const providerSchema = z.discriminatedUnion("type", [
   z.object({ type: z.literal("sim"), tokensPerSecond: z.number().positive().max(1_000_000).optional() }).strict(),
   z
@@ -32,7 +62,7 @@ const providerSchema = z.discriminatedUnion("type", [
       type: z.literal("openai-compatible"),
       baseUrl: z.string().url(),
       apiKeyEnv: envName.optional(),
-      headers: z.record(z.string(), z.string()).optional(),
+      headers: extraHeaders.optional(),
       breaker: breakerSchema.optional(),
     })
     .strict(),

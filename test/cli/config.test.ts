@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, loadConfig } from "../../src/cli/config.ts";
+import { ModelConfigError, readModelConfig } from "../../src/llm/model-config.ts";
 import { tempDir } from "../support/temp-dir.ts";
 
 const BIN = fileURLToPath(new URL("../../bin/lifeline", import.meta.url));
@@ -99,6 +100,39 @@ describe("configuration", () => {
       });
       expect(broken.status).toBe(2);
       expect(broken.stderr).toContain("models.json");
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it("a provider's extra headers: names and values checked, and none the HTTP client sets itself", () => {
+    const dir = tempDir();
+    try {
+      const file = join(dir.path, "models.json");
+      const withHeaders = (headers: Record<string, string>): string =>
+        JSON.stringify({
+          providers: { up: { type: "openai-compatible", baseUrl: "http://127.0.0.1:9/v1", headers } },
+          models: { main: { provider: "up" } },
+        });
+      writeFileSync(file, withHeaders({ "x-team": "search", "OpenAI-Organization": "org-1" }));
+      expect(readModelConfig(file).providers?.up).toMatchObject({ headers: { "x-team": "search" } });
+      writeFileSync(
+        file,
+        withHeaders({ "Transfer-Encoding": "chunked", connection: "close", "bad name": "x", "x-split": "a\r\nx-injected: b" }),
+      );
+      let problems: readonly string[] = [];
+      try {
+        readModelConfig(file);
+      } catch (error) {
+        expect(error).toBeInstanceOf(ModelConfigError);
+        problems = (error as ModelConfigError).problems;
+      }
+      expect(problems).toEqual([
+        "providers.up.headers.Transfer-Encoding: set by Lifeline's HTTP client, not by configuration",
+        "providers.up.headers.connection: set by Lifeline's HTTP client, not by configuration",
+        "providers.up.headers.bad name: an HTTP header name",
+        "providers.up.headers.x-split: a header value on one line, at most 8,192 characters",
+      ]);
     } finally {
       dir.remove();
     }

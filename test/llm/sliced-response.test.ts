@@ -1,7 +1,7 @@
 import { createServer, type RequestListener, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer as createTcpServer, type AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Dispatcher } from "undici";
+import { Agent, type Dispatcher } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
 import { modelDispatcher, sendSliced, type SlicedResponse } from "../../src/llm/providers/sliced-response.ts";
 import { turnWhenLong } from "../../src/observability/turns.ts";
@@ -83,6 +83,46 @@ describe("a sliced response", () => {
     expect(parsed.bytes).toBe(events[0]!.length); // one chunk, where a slice not spent takes 16 KB
     const response = await request.response;
     expect(await readAll(response)).toBe(events.join(""));
+  });
+
+  it("an abort while the connection is still being made fails the request at once", async () => {
+    const connecting = new Agent({ connect: () => undefined }); // a connection that never comes up
+    try {
+      const request = sendSliced(connecting, { origin: "http://127.0.0.1:9", path: "/", method: "GET" });
+      await sleep(50);
+      request.abort(new Error("the connect timeout passed"));
+      await expect(request.response).rejects.toThrow("the connect timeout passed");
+    } finally {
+      void connecting.destroy();
+    }
+  });
+
+  // What undici 6 and 7 cannot take: a socket that ends while the parser of a response not kept
+  // alive is stopped (an assertion in its `end` handler, uncatchable). Such a response is never
+  // stopped; the data comes in while the slice is spent, the reader reads later, the process stays up.
+  const short = events.slice(0, 20).join(""); // one read: the parser would stop at its very end
+  it.each([
+    ["Content-Length and Connection: close", `Content-Length: ${Buffer.byteLength(short)}\r\nConnection: close\r\n`, false],
+    ["a body that ends with the connection", "Connection: close\r\n", false],
+    ["chunked and Connection: close", "Transfer-Encoding: chunked\r\nConnection: close\r\n", true],
+  ])("a response with %s, ended by the server while the reader is away, is read whole", async (_name, framing, chunked) => {
+    const server = createTcpServer((socket) => {
+      socket.once("data", () => {
+        socket.write(`HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n${framing}\r\n`);
+        for (const event of events.slice(0, 20)) socket.write(chunked ? `${Buffer.byteLength(event).toString(16)}\r\n${event}\r\n` : event);
+        socket.end(chunked ? "0\r\n\r\n" : "");
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const request = sendSliced(modelDispatcher(), { origin, path: "/", method: "GET" });
+      busy(20); // the slice is spent when the data comes in
+      await sleep(200); // every byte and the end of the connection have come in
+      expect(await readAll(await request.response)).toBe(short);
+    } finally {
+      server.close();
+    }
   });
 
   it("an abort asked for before the request starts drops it", async () => {

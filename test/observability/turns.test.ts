@@ -30,9 +30,10 @@ describe("yieldIfLong", () => {
     ticking = false;
     const total = [...stepsPerTurn.values()].reduce((a, b) => a + b, 0);
     expect(total).toBe(300);
-    // A 10 ms slice holds five or six 2 ms steps; a slice of its own per stream let all twenty
-    // streams take theirs between two timers (over a hundred steps).
-    expect(Math.max(...stepsPerTurn.values())).toBeLessThanOrEqual(8);
+    // A 10 ms slice holds five or six 2 ms steps, and on a busy machine two slices may fall between
+    // two firings of the timer; a slice of its own per stream let all twenty streams take theirs
+    // between two timers (over a hundred steps).
+    expect(Math.max(...stepsPerTurn.values())).toBeLessThanOrEqual(16);
     // And every stream went on: the turns are shared, not handed to the first streams only.
     expect(stepsPerTurn.size).toBeGreaterThan(30);
   });

@@ -42,7 +42,7 @@ export function modelDispatcher(): Dispatcher {
  * loop's slice is spent (`observability/turns.ts`) or the reader is {@link AHEAD_BYTES} behind, the
  * parser stops. It goes on when the reader asks for more, in a turn whose slice is not spent. A
  * chunk already parsed is never held back, so a stream at a reader's pace is read as before; only a
- * backlog waits for the next turn.
+ * backlog waits for the next turn. (Only a chunked response kept alive is stopped; see `#pausable`.)
  */
 export function sendSliced(dispatcher: Dispatcher, options: Dispatcher.DispatchOptions): SlicedRequest {
   const body = new SlicedBody();
@@ -57,6 +57,15 @@ class SlicedBody implements Dispatcher.DispatchHandlers {
   #abort: ((error?: Error) => void) | undefined;
   /** An abort asked for before the request started. */
   #abortReason: Error | undefined;
+  /**
+   * Whether the parser may be stopped: only in a chunked response on a connection kept alive. In
+   * undici 6 and 7 a socket that ends while the parser of a response that is not kept alive is
+   * stopped fails an assertion in the socket's `end` handler and takes the process down
+   * (nodejs/undici#5360, fixed only in undici 8, which needs Node 22); a chunked response kept
+   * alive never reaches that path. Other responses (`Connection: close`, a body that ends with the
+   * connection, HTTP/1.0) are parsed as they come, without backpressure.
+   */
+  #pausable = false;
   /** The parser stopped; `#resume` lets it go on. */
   #paused = false;
   #resume: (() => void) | undefined;
@@ -76,8 +85,11 @@ class SlicedBody implements Dispatcher.DispatchHandlers {
   }
 
   abort(reason = new Error("request aborted")): void {
-    if (this.#abort) this.#abort(reason);
-    else this.#abortReason = reason;
+    if (this.#abort) return this.#abort(reason);
+    // Not on a connection yet (connecting, or queued behind others): it fails now, and is dropped
+    // once undici hands it a connection.
+    this.#abortReason = reason;
+    this.onError(reason);
   }
 
   onConnect(abort: (error?: Error) => void): void {
@@ -89,6 +101,7 @@ class SlicedBody implements Dispatcher.DispatchHandlers {
     if (status < 200) return true; // an informational answer: the response is still to come
     this.#resume = resume;
     const headers = util.parseHeaders(rawHeaders) as ResponseHeaders;
+    this.#pausable = hasToken(headers["transfer-encoding"], "chunked") && !hasToken(headers.connection, "close");
     this.#respond({ status, statusMessage, headers, read: () => this.#read(), drain: () => this.#drain() });
     return true;
   }
@@ -99,7 +112,7 @@ class SlicedBody implements Dispatcher.DispatchHandlers {
     this.#chunks.push(chunk);
     this.#ahead += chunk.length;
     this.#wakeReader();
-    this.#paused = this.#ahead >= AHEAD_BYTES || sliceSpent();
+    this.#paused = this.#pausable && (this.#ahead >= AHEAD_BYTES || sliceSpent());
     return !this.#paused;
   }
 
@@ -109,7 +122,7 @@ class SlicedBody implements Dispatcher.DispatchHandlers {
   }
 
   onError(error: Error): void {
-    this.#error = error;
+    this.#error ??= error;
     this.#fail(error);
     this.#wakeReader();
   }
@@ -151,4 +164,10 @@ class SlicedBody implements Dispatcher.DispatchHandlers {
     this.#wake = undefined;
     wake?.();
   }
+}
+
+/** Whether a header's comma-separated value holds `token` (case-insensitive). */
+function hasToken(value: string | string[] | undefined, token: string): boolean {
+  const values = Array.isArray(value) ? value : value === undefined ? [] : [value];
+  return values.some((v) => v.split(",").some((part) => part.trim().toLowerCase() === token));
 }
