@@ -35,6 +35,14 @@ export interface Engine {
   create(request: GenerationRequest, options?: CreateOptions): Promise<CreateResult>;
 
   /**
+   * What `create` would answer for an idempotency key seen before — the existing generation, or a
+   * conflict when the request differs — without creating anything; `undefined` when the key (of
+   * the tenant) is new or `options` has none. A retried start is answered by this when the key may
+   * not start another answer.
+   */
+  findCreated(request: GenerationRequest, options: CreateOptions): Promise<Exclude<CreateResult, { kind: "created" }> | undefined>;
+
+  /**
    * Appends `entries` at `expectedOffset` (the offset of the first of them) under the fencing
    * token `fence`, all or nothing. A terminal entry must be the last of the batch; appending it
    * also finishes the job.

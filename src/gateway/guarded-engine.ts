@@ -13,6 +13,7 @@ export function guardEngine(engine: Engine): Engine {
     replicatesAsynchronously: engine.replicatesAsynchronously,
     parallelClaims: engine.parallelClaims,
     create: guard((...a: Parameters<Engine["create"]>) => engine.create(...a)),
+    findCreated: guard((...a: Parameters<Engine["findCreated"]>) => engine.findCreated(...a)),
     append: guard((...a: Parameters<Engine["append"]>) => engine.append(...a)),
     read: guard((...a: Parameters<Engine["read"]>) => engine.read(...a)),
     head: guard((...a: Parameters<Engine["head"]>) => engine.head(...a)),

@@ -68,15 +68,24 @@ export class GenerationStarter {
     }
     const refund = await this.#budget?.spend(caller, request);
     const create = () => this.#create(request, idempotencyKey, tenantOf(caller), traceparent);
+    const replay = () => this.#replay(request, idempotencyKey, tenantOf(caller));
     let started: Started;
     try {
-      started = await (this.#slots ? this.#slots.admit(caller, create) : create());
+      started = await (this.#slots ? this.#slots.admit(caller, create, replay) : create());
     } catch (error) {
       await refund?.().catch(() => undefined);
       throw error;
     }
     if (started.replayed) await refund?.().catch(() => undefined);
     return started;
+  }
+
+  /** The answer a start with this idempotency key already has, if it has one; creates nothing. */
+  async #replay(request: GenerationRequest, idempotencyKey: string | undefined, tenant: string | undefined): Promise<Started | undefined> {
+    if (idempotencyKey === undefined) return undefined;
+    const seen = await this.#engine.findCreated(request, { idempotencyKey, ...(tenant === undefined ? {} : { tenant }) });
+    if (seen?.kind === "idempotencyConflict") throw new LifelineError("idempotency_key_reused");
+    return seen && { id: seen.id, replayed: true, status: (await viewOf(this.#engine, seen.id))?.status ?? "queued" };
   }
 
   async #create(

@@ -55,6 +55,21 @@ export function engineConformance(name: string, open: () => Promise<EngineHarnes
       expect(untenanted).not.toHaveProperty("tenant");
     });
 
+    it("findCreated tells what a create with a key seen before would answer, and creates nothing", async () => {
+      expect(await h.engine.findCreated(request, { idempotencyKey: "find-1", tenant: "acme" })).toBeUndefined();
+      expect(await h.engine.findCreated(request, {})).toBeUndefined();
+      const first = await h.engine.create(request, { idempotencyKey: "find-1", tenant: "acme" });
+      expect(await h.peer.findCreated(request, { idempotencyKey: "find-1", tenant: "acme" })).toEqual({ kind: "existing", id: first.id });
+      const other = { ...request, messages: [{ role: "user" as const, content: "something else" }] };
+      expect(await h.peer.findCreated(other, { idempotencyKey: "find-1", tenant: "acme" })).toEqual({
+        kind: "idempotencyConflict",
+        id: first.id,
+      });
+      expect(await h.engine.findCreated(request, { idempotencyKey: "find-1", tenant: "beta" })).toBeUndefined();
+      expect(await h.engine.findCreated(request, { idempotencyKey: "find-2" })).toBeUndefined(); // still nothing made under it
+      expect((await h.engine.create(request, { idempotencyKey: "find-2" })).kind).toBe("created");
+    });
+
     it("an idempotency key gives back the same generation, and refuses a different request", async () => {
       const first = await h.engine.create(request, { idempotencyKey: "k1" });
       const again = await h.peer.create(request, { idempotencyKey: "k1" });

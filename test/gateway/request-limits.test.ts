@@ -181,8 +181,15 @@ describe("model tokens per minute per key, with Idempotency-Key retries and refu
     expect((await start(b, "the second")).status).toBe(201);
     // Two answers that have not ended: a third is refused for that.
     expect(await codeOf(await start(a, "one too many"))).toBe("too_many_answers");
-    // Spent: the two generations' 60,000. Once one ends, 30,000 more fit in the 100,000.
+    // But a retry of a start that has its answer gets that answer, at the limit too, and spends nothing.
     const { id } = (await first.json()) as { id: string };
+    const atLimit = await start(b, "the first", "retried");
+    expect(atLimit.status).toBe(201);
+    expect(atLimit.headers.get("idempotent-replayed")).toBe("true");
+    expect(((await atLimit.json()) as { id: string }).id).toBe(id);
+    expect(await codeOf(await start(a, "another body", "retried"))).toBe("idempotency_key_reused");
+    expect(await codeOf(await start(a, "a new one", "new-key"))).toBe("too_many_answers");
+    // Spent: the two generations' 60,000. Once one ends, 30,000 more fit in the 100,000.
     expect((await fetch(`${a.url}/v1/generations/${id}/cancel`, { method: "POST", headers: headers(), body: "{}" })).status).toBe(202);
     expect((await start(b, "the third")).status).toBe(201);
   });

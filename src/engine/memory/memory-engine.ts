@@ -62,6 +62,13 @@ export class MemoryEngine implements Engine {
     this.#feedLimit = options.feedLimit ?? 100_000;
   }
 
+  async findCreated(request: GenerationRequest, options: CreateOptions): Promise<Exclude<CreateResult, { kind: "created" }> | undefined> {
+    const key = idempotencyName(options);
+    const seen = key === undefined ? undefined : this.#idempotency.get(key);
+    if (!seen) return undefined;
+    return { kind: seen.request === canonicalJson(request) ? "existing" : "idempotencyConflict", id: seen.id };
+  }
+
   async create(request: GenerationRequest, options: CreateOptions = {}): Promise<CreateResult> {
     const requestJson = canonicalJson(request);
     const key = idempotencyName(options);

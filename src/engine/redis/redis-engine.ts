@@ -143,6 +143,17 @@ export class RedisEngine implements Engine {
     return this.#notifications.recoveries;
   }
 
+  async findCreated(request: GenerationRequest, options: CreateOptions): Promise<Exclude<CreateResult, { kind: "created" }> | undefined> {
+    const key = idempotencyName(options);
+    const seen = key === undefined ? null : await this.#commands.get(this.#keys.idempotency(key));
+    if (!seen) return undefined;
+    const parsed = JSON.parse(seen) as { id: string; request: string };
+    if (parsed.request !== canonicalJson(request)) return { kind: "idempotencyConflict", id: parsed.id };
+    // The same answer as a repeated create, which also completes a create cut off between its steps.
+    const again = await this.create(request, options);
+    return again.kind === "created" ? { kind: "existing", id: again.id } : again;
+  }
+
   async create(request: GenerationRequest, options: CreateOptions = {}): Promise<CreateResult> {
     let id = newGenerationId();
     let kind: CreateResult["kind"] = "created";

@@ -161,6 +161,13 @@ export class SqliteEngine implements Engine {
     );
   }
 
+  async findCreated(request: GenerationRequest, options: CreateOptions): Promise<Exclude<CreateResult, { kind: "created" }> | undefined> {
+    const key = idempotencyName(options);
+    const seen = key === undefined ? undefined : this.#stmt.byKey.get(key);
+    if (!seen) return undefined;
+    return { kind: seen.request_json === canonicalJson(request) ? "existing" : "idempotencyConflict", id: seen.id };
+  }
+
   async create(request: GenerationRequest, options: CreateOptions = {}): Promise<CreateResult> {
     const requestJson = canonicalJson(request);
     const key = idempotencyName(options) ?? null;

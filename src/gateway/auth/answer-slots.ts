@@ -29,13 +29,21 @@ export class AnswerSlots {
   }
 
   /** Runs `create` in a slot of the caller's key; throws 429 `too_many_answers` when the key has none free. */
-  async admit<T extends { readonly id: string }>(caller: Caller, create: () => Promise<T>): Promise<T> {
+  async admit<T extends { readonly id: string }>(
+    caller: Caller,
+    create: () => Promise<T>,
+    replay?: () => Promise<T | undefined>,
+  ): Promise<T> {
     if (caller.kind !== "key" || this.#limit <= 0) return create();
     const keyId = caller.holder.keyId;
     await this.#freeEnded(keyId);
     const reservation = `reserved:${randomUUID()}`;
     const now = Date.now();
     if (!(await this.#store.takeSlot(keyId, reservation, now + RESERVATION_MS, this.#limit, now))) {
+      // A retry of a start that already has its answer (the same idempotency key) starts nothing:
+      // it is answered with that answer, which holds its slot already.
+      const replayed = await replay?.();
+      if (replayed) return replayed;
       throw new LifelineError(
         "too_many_answers",
         `This key has ${this.#limit} answers running, as many as it may; start another when one ends.`,
