@@ -66,9 +66,17 @@ export class GenerationStarter {
     if (!models.includes(request.model)) {
       throw new LifelineError("unknown_model", `No model named "${request.model}". Known: ${models.join(", ")}.`);
     }
-    const refund = await this.#budget?.spend(caller, request);
     const create = () => this.#create(request, idempotencyKey, tenantOf(caller), traceparent);
     const replay = () => this.#replay(request, idempotencyKey, tenantOf(caller));
+    let refund: (() => Promise<void>) | undefined;
+    try {
+      refund = await this.#budget?.spend(caller, request);
+    } catch (error) {
+      // A retry of a start that went through spends nothing: out of budget, it still gets its answer.
+      const replayed = error instanceof LifelineError && error.code === "token_budget_spent" ? await replay() : undefined;
+      if (replayed) return replayed;
+      throw error;
+    }
     let started: Started;
     try {
       started = await (this.#slots ? this.#slots.admit(caller, create, replay) : create());

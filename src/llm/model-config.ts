@@ -48,8 +48,8 @@ const extraHeaders = z.record(z.string(), z.string()).superRefine((headers, ctx)
       ? "an HTTP header name"
       : TRANSPORT_HEADERS.has(header.toLowerCase())
         ? "set by Lifeline's HTTP client, not by configuration"
-        : value.length > 8192 || /[\r\n\0]/.test(value)
-          ? "a header value on one line, at most 8,192 characters"
+        : value.length > 8192 || !/^[\t\x20-\x7e\x80-\xff]*$/.test(value)
+          ? "a header value of visible Latin-1 characters, spaces and tabs, at most 8,192"
           : undefined;
     if (problem) ctx.addIssue({ code: "custom", path: [header], message: problem });
   }

@@ -118,7 +118,13 @@ describe("configuration", () => {
       expect(readModelConfig(file).providers?.up).toMatchObject({ headers: { "x-team": "search" } });
       writeFileSync(
         file,
-        withHeaders({ "Transfer-Encoding": "chunked", connection: "close", "bad name": "x", "x-split": "a\r\nx-injected: b" }),
+        withHeaders({
+          "Transfer-Encoding": "chunked",
+          connection: "close",
+          "bad name": "x",
+          "x-split": "a\r\nx-injected: b",
+          "x-euro": "10 €",
+        }),
       );
       let problems: readonly string[] = [];
       try {
@@ -131,7 +137,8 @@ describe("configuration", () => {
         "providers.up.headers.Transfer-Encoding: set by Lifeline's HTTP client, not by configuration",
         "providers.up.headers.connection: set by Lifeline's HTTP client, not by configuration",
         "providers.up.headers.bad name: an HTTP header name",
-        "providers.up.headers.x-split: a header value on one line, at most 8,192 characters",
+        "providers.up.headers.x-split: a header value of visible Latin-1 characters, spaces and tabs, at most 8,192",
+        "providers.up.headers.x-euro: a header value of visible Latin-1 characters, spaces and tabs, at most 8,192",
       ]);
     } finally {
       dir.remove();

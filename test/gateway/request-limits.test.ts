@@ -191,7 +191,13 @@ describe("model tokens per minute per key, with Idempotency-Key retries and refu
     expect(await codeOf(await start(a, "a new one", "new-key"))).toBe("too_many_answers");
     // Spent: the two generations' 60,000. Once one ends, 30,000 more fit in the 100,000.
     expect((await fetch(`${a.url}/v1/generations/${id}/cancel`, { method: "POST", headers: headers(), body: "{}" })).status).toBe(202);
-    expect((await start(b, "the third")).status).toBe(201);
+    expect((await start(b, "the third", "third")).status).toBe(201);
+    // 90,000 of the minute's 100,000 spent: a new start is refused for its tokens, a retry of one
+    // that went through gets its answer.
+    expect(await codeOf(await start(a, "the fourth"))).toBe("token_budget_spent");
+    const retried = await start(a, "the third", "third");
+    expect(retried.status).toBe(201);
+    expect(retried.headers.get("idempotent-replayed")).toBe("true");
   });
 });
 

@@ -105,6 +105,7 @@ describe("a sliced response", () => {
     ["Content-Length and Connection: close", `Content-Length: ${Buffer.byteLength(short)}\r\nConnection: close\r\n`, false],
     ["a body that ends with the connection", "Connection: close\r\n", false],
     ["chunked and Connection: close", "Transfer-Encoding: chunked\r\nConnection: close\r\n", true],
+    ["a coding after chunked (so the body ends with the connection)", "Transfer-Encoding: chunked, br\r\n", false],
   ])("a response with %s, ended by the server while the reader is away, is read whole", async (_name, framing, chunked) => {
     const server = createTcpServer((socket) => {
       socket.once("data", () => {

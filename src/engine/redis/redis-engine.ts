@@ -149,9 +149,9 @@ export class RedisEngine implements Engine {
     if (!seen) return undefined;
     const parsed = JSON.parse(seen) as { id: string; request: string };
     if (parsed.request !== canonicalJson(request)) return { kind: "idempotencyConflict", id: parsed.id };
-    // The same answer as a repeated create, which also completes a create cut off between its steps.
-    const again = await this.create(request, options);
-    return again.kind === "created" ? { kind: "existing", id: again.id } : again;
+    // A create cut off between its two steps named an id but made no log: nothing to answer with
+    // (a later `create` completes it).
+    return (await this.head(parsed.id)) === undefined ? undefined : { kind: "existing", id: parsed.id };
   }
 
   async create(request: GenerationRequest, options: CreateOptions = {}): Promise<CreateResult> {

@@ -58,7 +58,8 @@ export function createOpenAICompatibleProvider(options: OpenAICompatibleOptions)
   const url = new URL(`${options.baseUrl.replace(/\/+$/, "")}/chat/completions`);
   const dispatcher = modelDispatcher();
   const headers: Record<string, string> = {
-    ...options.headers,
+    // Lower-cased, so a configured `Authorization` or `Content-Type` is replaced, not sent twice.
+    ...Object.fromEntries(Object.entries(options.headers ?? {}).map(([header, value]) => [header.toLowerCase(), value])),
     "content-type": "application/json",
     accept: "text/event-stream",
     ...(options.apiKey === undefined ? {} : { authorization: `Bearer ${options.apiKey}` }),

@@ -63,7 +63,9 @@ class SlicedBody implements Dispatcher.DispatchHandlers {
    * stopped fails an assertion in the socket's `end` handler and takes the process down
    * (nodejs/undici#5360, fixed only in undici 8, which needs Node 22); a chunked response kept
    * alive never reaches that path. Other responses (`Connection: close`, a body that ends with the
-   * connection, HTTP/1.0) are parsed as they come, without backpressure.
+   * connection, a coding after `chunked`) are parsed as they come, without backpressure. (An
+   * HTTP/1.0 response that claims `chunked`, which HTTP/1.0 does not have, is not told apart: the
+   * version is not handed to the handler.)
    */
   #pausable = false;
   /** The parser stopped; `#resume` lets it go on. */
@@ -101,7 +103,7 @@ class SlicedBody implements Dispatcher.DispatchHandlers {
     if (status < 200) return true; // an informational answer: the response is still to come
     this.#resume = resume;
     const headers = util.parseHeaders(rawHeaders) as ResponseHeaders;
-    this.#pausable = hasToken(headers["transfer-encoding"], "chunked") && !hasToken(headers.connection, "close");
+    this.#pausable = lastCoding(headers["transfer-encoding"]) === "chunked" && !hasToken(headers.connection, "close");
     this.#respond({ status, statusMessage, headers, read: () => this.#read(), drain: () => this.#drain() });
     return true;
   }
@@ -166,8 +168,17 @@ class SlicedBody implements Dispatcher.DispatchHandlers {
   }
 }
 
-/** Whether a header's comma-separated value holds `token` (case-insensitive). */
-function hasToken(value: string | string[] | undefined, token: string): boolean {
+/** A header's comma-separated tokens, lower-cased, over all its lines. */
+function tokens(value: string | string[] | undefined): string[] {
   const values = Array.isArray(value) ? value : value === undefined ? [] : [value];
-  return values.some((v) => v.split(",").some((part) => part.trim().toLowerCase() === token));
+  return values.flatMap((v) => v.split(",").map((part) => part.trim().toLowerCase()));
+}
+
+function hasToken(value: string | string[] | undefined, token: string): boolean {
+  return tokens(value).includes(token);
+}
+
+/** The transfer coding applied last: the body is chunked only when it is `chunked` (RFC 9112 §6.3). */
+function lastCoding(value: string | string[] | undefined): string | undefined {
+  return tokens(value).at(-1);
 }
