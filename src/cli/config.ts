@@ -172,7 +172,7 @@ const OPTIONS = {
     env: "LIFELINE_COALESCE_MS",
     flag: "coalesce-ms",
     default: "20",
-    doc: "At most one delta entry per window, and one at a time: tokens close together, or arriving while a delta is being stored, become one; a token after a quiet window goes out at once; while the process is saturated the window grows to 100 ms and, as long as that lasts, to 400 ms for answers holding fewer than 32 tokens (0: one entry per token, always).",
+    doc: "At most one delta entry per window, and one at a time: tokens close together, or arriving while a delta is being stored, become one; a token after a quiet window goes out at once; while the process is saturated the window grows to 100 ms and, as long as that lasts, to 400 ms for answers holding fewer than 32 tokens (0: one entry per piece the provider hands over: a token, or the tokens that came in together).",
     schema: z.coerce.number().int().min(0).max(5000),
   },
   workerConcurrency: {

@@ -11,7 +11,11 @@ export interface ModelCall {
 export type ModelEvent =
   /** The provider accepted the call and its stream is open (HTTP headers arrived); optional. */
   | { readonly type: "open" }
-  | { readonly type: "token"; readonly text: string }
+  /**
+   * Text the model added: one of its tokens, or several in a row (`tokens` of them) when they came
+   * in together, so a model ahead of its reader costs one event per read instead of one per token.
+   */
+  | { readonly type: "token"; readonly text: string; readonly tokens?: number }
   | { readonly type: "finish"; readonly finishReason: string; readonly usage: Usage };
 
 /**

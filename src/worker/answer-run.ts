@@ -56,6 +56,8 @@ export class AnswerRun {
   #nextOffset = 0;
   /** Tokens not yet in the log, in order. */
   #pending: string[] = [];
+  /** The model's tokens in {@link #pending} (a piece may hold several). */
+  #pendingTokens = 0;
   #flushTimer: NodeJS.Timeout | undefined;
   /** When the flush timer fires (ms since the epoch). */
   #flushDue = 0;
@@ -210,9 +212,9 @@ export class AnswerRun {
           );
         const event = step.value;
         if (event.type === "token") {
-          this.#buffer(event.text);
+          this.#buffer(event.text, event.tokens ?? 1);
           // Backpressure: past a bound, the model waits for the store (a failed write stops the run).
-          if (this.#pending.length >= MAX_PENDING_TOKENS) await this.#flush().catch(() => undefined);
+          if (this.#pendingTokens >= MAX_PENDING_TOKENS) await this.#flush().catch(() => undefined);
         } else if (event.type === "finish") {
           await this.#write([{ type: "completed", attempt: fence, finishReason: event.finishReason, usage: event.usage }]);
           this.#ctx.metrics.answersFinished.inc({ outcome: "completed" });
@@ -258,9 +260,10 @@ export class AnswerRun {
     }
   }
 
-  #buffer(text: string): void {
+  #buffer(text: string, tokens: number): void {
     this.#text += text;
     this.#pending.push(text);
+    this.#pendingTokens += tokens;
     this.#scheduleFlush();
   }
 
@@ -274,7 +277,7 @@ export class AnswerRun {
   #scheduleFlush(): void {
     if (this.#deltasInFlight > 0 || this.#pending.length === 0) return;
     // A window grown wide for slow answers closes sooner for one whose tokens have filled it.
-    const due = this.#lastFlushAt + this.#ctx.coalesce.windowFor(this.#pending.length);
+    const due = this.#lastFlushAt + this.#ctx.coalesce.windowFor(this.#pendingTokens);
     if (this.#flushTimer) {
       if (due >= this.#flushDue) return;
       clearTimeout(this.#flushTimer);
@@ -295,8 +298,9 @@ export class AnswerRun {
     if (this.#pending.length === 0) return this.#writes;
     this.#lastFlushAt = Date.now();
     const pieces = this.#pending;
-    const tokens = pieces.length;
+    const tokens = this.#pendingTokens;
     this.#pending = [];
+    this.#pendingTokens = 0;
     const attempt = this.#claim.fence;
     const texts = this.#ctx.coalesce.ms <= 0 ? pieces : [pieces.join("")];
     const write = this.#write(texts.map((text) => ({ type: "delta", attempt, text })));

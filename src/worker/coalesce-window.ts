@@ -25,7 +25,7 @@ const FILLED_TOKENS = 32;
  * answer holding 32 tokens keeps 100 ms: {@link windowFor}). Past
  * saturation every entry costs the same work in the worker, Redis and each gateway however few
  * tokens it carries, so merging more of a slow answer's tokens makes room for more answers instead
- * of a queue that delays every token. A window of 0 (one entry per token) is left as it is.
+ * of a queue that delays every token. A window of 0 (one entry per piece the provider hands over) is left as it is.
  */
 export class CoalesceWindow {
   readonly #configuredMs: number;

@@ -179,17 +179,16 @@ function lastMessage(received: Received): { role: string; text: string } {
 }
 
 describe.each([openAi, anthropic])("$name provider", (wire) => {
-  it("streams open, one token per text delta, then one finish with usage", async () => {
+  it("streams open, the text deltas as tokens (each counted), then one finish with usage", async () => {
     const { url, received } = await serve(streamOf(wire, ["Hel", "lo", " there"]));
-    const { events, error } = await run(wire.create(url, API_KEY));
+    const { events, text, error } = await run(wire.create(url, API_KEY));
     expect(error).toBeUndefined();
-    expect(events).toEqual([
-      { type: "open" },
-      { type: "token", text: "Hel" },
-      { type: "token", text: "lo" },
-      { type: "token", text: " there" },
-      { type: "finish", finishReason: "stop", usage: { promptTokens: 3, completionTokens: 3 } },
-    ]);
+    expect(events[0]).toEqual({ type: "open" });
+    expect(events.at(-1)).toEqual({ type: "finish", finishReason: "stop", usage: { promptTokens: 3, completionTokens: 3 } });
+    const tokens = events.slice(1, -1);
+    expect(tokens.every((e) => e.type === "token")).toBe(true);
+    expect(text).toBe("Hello there");
+    expect(tokens.reduce((n, e) => n + (e.type === "token" ? (e.tokens ?? 1) : 0), 0)).toBe(3);
     expect(received[0]?.path).toBe(wire.path);
     expect(received[0]?.body.stream).toBe(true);
   });
@@ -327,6 +326,23 @@ describe.each([openAi, anthropic])("$name provider", (wire) => {
 });
 
 describe("openai-compatible provider", () => {
+  it("tokens that come in together are handed over as one event that counts them; one that comes alone, as itself", async () => {
+    const { url } = await serve((res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write(openAi.start() + ["Hel", "lo", " there"].map((t) => openAi.token(t)).join("")); // one write
+      setTimeout(() => {
+        res.write(openAi.token("!"));
+        setTimeout(() => res.end(openAi.finish(3, 4)), 50);
+      }, 50);
+    });
+    const { events, error } = await run(openAi.create(url));
+    expect(error).toBeUndefined();
+    expect(events.filter((e) => e.type === "token")).toEqual([
+      { type: "token", text: "Hello there", tokens: 3 },
+      { type: "token", text: "!" },
+    ]);
+  });
+
   it("sends the key as Authorization: Bearer, and seed in the body", async () => {
     const { url, received } = await serve(streamOf(openAi, ["ok"]));
     await run(openAi.create(url, API_KEY), callOf({ request: { ...REQUEST, seed: 7 } }));

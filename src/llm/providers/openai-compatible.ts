@@ -161,7 +161,8 @@ async function errorMessage(res: SlicedResponse): Promise<string> {
 class ChunkReader {
   readonly #source: FailureSource;
   readonly #parser;
-  #events: ModelEvent[] = [];
+  /** The tokens' texts parsed since the last `take`. */
+  #texts: string[] = [];
   #finishReason: string | undefined;
   #usage: Usage = { promptTokens: 0, completionTokens: 0 };
   /** `[DONE]` arrived: nothing more is read. */
@@ -193,11 +194,16 @@ class ChunkReader {
     }
   }
 
-  /** The events parsed since the last call, in order; then, once they are taken, the failure that ended the stream. */
+  /**
+   * The tokens parsed since the last call, as one event (a piece of at most 8 KB holds about fifty);
+   * then, once they are taken, the failure that ended the stream.
+   */
   *take(): Generator<ModelEvent> {
-    const events = this.#events;
-    this.#events = [];
-    yield* events;
+    const texts = this.#texts;
+    if (texts.length > 0) {
+      this.#texts = [];
+      yield texts.length === 1 ? { type: "token", text: texts[0]! } : { type: "token", text: texts.join(""), tokens: texts.length };
+    }
     if (this.#failure !== undefined) throw this.#failure;
   }
 
@@ -239,7 +245,7 @@ class ChunkReader {
     const choice = chunk.choices[0] as { delta?: { content?: unknown } | null; finish_reason?: unknown } | null | undefined;
     if (typeof choice !== "object" || choice === null) return;
     const content = choice.delta?.content;
-    if (typeof content === "string" && content !== "") this.#events.push({ type: "token", text: content });
+    if (typeof content === "string" && content !== "") this.#texts.push(content);
     if (typeof choice.finish_reason === "string") this.#finishReason = choice.finish_reason;
   }
 }

@@ -77,7 +77,7 @@ class TimedStream implements AsyncIterator<ModelEvent> {
           continue;
         }
         if (event.type === "token") {
-          this.#tokens += 1;
+          this.#tokens += event.tokens ?? 1;
           this.#opened = true;
         }
         this.#phase.pause();
