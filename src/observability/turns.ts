@@ -27,7 +27,7 @@ let turn: Promise<void> | undefined;
  *     for (let turn = yieldIfLong(); turn; turn = yieldIfLong()) await turn;
  */
 export function yieldIfLong(): Promise<void> | undefined {
-  if (performance.now() - sliceStart < SLICE_MS) return undefined;
+  if (!sliceSpent()) return undefined;
   turn ??= nextImmediate().then(() => {
     turn = undefined;
     sliceStart = performance.now();
