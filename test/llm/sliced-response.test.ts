@@ -1,7 +1,8 @@
 import { createServer, type RequestListener, type Server, type ServerResponse } from "node:http";
 import { createServer as createTcpServer, type AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { Agent, type Dispatcher } from "undici";
+import type { Socket } from "node:net";
+import { Agent, buildConnector, type Dispatcher } from "undici";
 import { afterEach, describe, expect, it } from "vitest";
 import { modelDispatcher, sendSliced, type SlicedResponse } from "../../src/llm/providers/sliced-response.ts";
 import { turnWhenLong } from "../../src/observability/turns.ts";
@@ -57,6 +58,45 @@ function busy(ms: number): void {
 }
 
 describe("a sliced response", () => {
+  it("reads the model's socket no faster than its reader reads: a slow reader holds the model back", async () => {
+    // A model far ahead of its reader: ten megabytes, written as fast as the socket takes them.
+    let written = 0;
+    const origin = await serve(async (_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      for (let i = 0; i < 200_000 && !res.destroyed; i++) {
+        const event = `data: {"choices":[{"delta":{"content":"token ${i} "}}]}\n\n`;
+        written += event.length;
+        if (!res.write(event)) await new Promise((resolve) => res.once("drain", resolve).once("close", resolve));
+      }
+      res.end();
+    });
+    const sockets: Socket[] = [];
+    const connect = buildConnector({ timeout: 0 });
+    const dispatcher = new Agent({
+      connect: (options, callback) =>
+        connect(options, (...args) => {
+          if (args[0] === null) sockets.push(args[1]);
+          callback(...args);
+        }),
+    });
+    try {
+      const response = await sendSliced(dispatcher, { origin, path: "/", method: "GET" }).response;
+      let taken = 0; // on the wire: each event is a chunk of its own, with its size line and CRLF
+      for (let i = 0; i < 60; i++) {
+        const part = (await response.read())?.toString() ?? "";
+        taken += part.length + (part.match(/\n\n/g)?.length ?? 0) * 6;
+        await sleep(5); // a reader slower than the model: the loop turns, the socket has data
+      }
+      const read = sockets.reduce((sum, socket) => sum + socket.bytesRead, 0);
+      expect(written).toBeGreaterThan(read); // the model was held back by its socket, not done
+      // Read off the socket beyond what the reader took: at most 16 KB parsed ahead, what the
+      // socket holds (what the parser left and one read of the kernel's, 64 KB), the headers.
+      expect(read - taken).toBeLessThan(256 << 10);
+    } finally {
+      await dispatcher.destroy();
+    }
+  });
+
   it("is parsed no further than 16 KB ahead of a reader that stops reading, and then read whole", async () => {
     const origin = await serve(answer);
     const parsed = counting();

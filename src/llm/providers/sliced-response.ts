@@ -70,6 +70,8 @@ class SlicedBody implements Dispatcher.DispatchHandlers {
   #pausable = false;
   /** The parser stopped; `#resume` lets it go on. */
   #paused = false;
+  /** The reader let the parser go on: it parses what the socket holds (see `onData`). */
+  #resuming = false;
   #resume: (() => void) | undefined;
   #chunks: Buffer[] = [];
   #ahead = 0;
@@ -108,13 +110,22 @@ class SlicedBody implements Dispatcher.DispatchHandlers {
     return true;
   }
 
-  /** Returns `false` to stop the parser where it is; undici keeps the rest of the socket's data. */
+  /**
+   * Returns `false` to stop the parser where it is; undici keeps the rest of the socket's data.
+   *
+   * Data that comes in while the reader waits is parsed up to {@link AHEAD_BYTES} ahead of it. When
+   * the reader lets the parser go on, it parses all the socket holds (unless the slice is spent):
+   * undici takes the socket's whole buffer at each start, puts back what its parser left, and the
+   * socket reads once more from the kernel meanwhile. A start that parsed less than came in would
+   * let the socket's buffer grow by a read each time, copied whole at every start: no backpressure
+   * on the model, and the copying quadratic in its lead.
+   */
   onData(chunk: Buffer): boolean {
     if (this.#draining) return true;
     this.#chunks.push(chunk);
     this.#ahead += chunk.length;
     this.#wakeReader();
-    this.#paused = this.#pausable && (this.#ahead >= AHEAD_BYTES || sliceSpent());
+    this.#paused = this.#pausable && ((!this.#resuming && this.#ahead >= AHEAD_BYTES) || sliceSpent());
     return !this.#paused;
   }
 
@@ -158,7 +169,12 @@ class SlicedBody implements Dispatcher.DispatchHandlers {
   #goOn(): void {
     if (!this.#paused) return;
     this.#paused = false;
-    this.#resume?.();
+    this.#resuming = true;
+    try {
+      this.#resume?.(); // undici parses what the socket holds at once, before it returns
+    } finally {
+      this.#resuming = false;
+    }
   }
 
   #wakeReader(): void {
