@@ -1,5 +1,5 @@
 import { Agent, util, type Dispatcher } from "undici";
-import { sliceSpent, turnWhenLong } from "../../observability/turns.ts";
+import { sliceSpent, yieldIfLong } from "../../observability/turns.ts";
 
 /** The most of a body parsed ahead of its reader; past it the socket waits (a reader that is behind). */
 const AHEAD_BYTES = 16 << 10;
@@ -151,9 +151,12 @@ class SlicedBody implements Dispatcher.DispatchHandlers {
       if (this.#error) throw this.#error;
       if (this.#ended) return undefined;
       if (this.#paused) {
-        // Parsing goes on synchronously: only in a turn whose slice is not spent.
-        await turnWhenLong();
-        this.#goOn();
+        // Parsing goes on synchronously: only in a turn whose slice is not spent, asked right
+        // before it (not across an await, in which others' work may spend the slice, and the
+        // parser, stopped after one chunk, would put back all the socket holds).
+        const turn = yieldIfLong();
+        if (turn) await turn;
+        else this.#goOn();
         continue;
       }
       await new Promise<void>((resolve) => (this.#wake = resolve));
