@@ -4,7 +4,8 @@
  * bench, writes what it saw since the previous one to `LOOP_PROBE_OUT` (JSON, replaced
  * atomically) and starts over. With `LOOP_PROBE_PROFILE` set it also records a CPU profile from
  * the first SIGUSR2 to the second and writes it there, so a profile covers the measured phase only,
- * with a sampled allocation profile beside it (`.heapprofile`, collected objects included).
+ * with a sampled allocation profile beside it (`.heapprofile`, collected objects included) unless
+ * `LOOP_PROBE_HEAP=off` (the sampling slows a busy process down several times over).
  * Without `LOOP_PROBE_OUT` it does nothing.
  */
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -140,6 +141,7 @@ if (out !== undefined && out !== "") {
       session.connect();
       session.post("Profiler.enable");
       session.post("Profiler.start");
+      if (process.env.LOOP_PROBE_HEAP === "off") return;
       // Where the garbage comes from: every allocation sampled, the collected ones too.
       session.post("HeapProfiler.enable");
       session.post("HeapProfiler.startSampling", {
@@ -158,6 +160,7 @@ if (out !== undefined && out !== "") {
         writeFileSync(profilePath.replace(/\.cpuprofile$/, ".stalls.json"), JSON.stringify(profiledStalls));
         profileWritten = profilePath;
       }
+      if (process.env.LOOP_PROBE_HEAP === "off") return running.disconnect();
       running.post("HeapProfiler.stopSampling", (heapError, heap) => {
         if (heapError === null) writeFileSync(profilePath.replace(/\.cpuprofile$/, ".heapprofile"), JSON.stringify(heap.profile));
         running.disconnect();
