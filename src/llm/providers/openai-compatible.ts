@@ -49,9 +49,9 @@ interface Chunk {
  * it (sim-llm, vLLM's `continue_final_message`) produce only the rest of the answer.
  *
  * The stream is read straight off the socket (undici, a keep-alive pool, one SSE parser and one
- * `JSON.parse` per chunk, checking only the fields used), parsed in turns of the event loop and at
- * most 16 KB ahead of the caller, so a caller that falls behind slows the provider's socket down
- * instead of buffering its answer, and a backlog waits for the next turn (decisions 017, 051).
+ * `JSON.parse` per chunk, checking only the fields used), parsed in turns of the event loop and
+ * only as the caller reads, so a caller that falls behind slows the provider's socket down instead
+ * of buffering its answer, and a backlog waits for the next turn (decisions 017, 051, 053).
  */
 export function createOpenAICompatibleProvider(options: OpenAICompatibleOptions): ModelProvider {
   const source: FailureSource = { provider: options.name, secret: options.apiKey };
@@ -106,7 +106,8 @@ async function* streamChat(
     const decoder = new TextDecoder();
     // Not aborted when left at `[DONE]`: the rest is drained and the connection kept alive.
     for (let bytes = await res.read(); bytes; bytes = await res.read()) {
-      // A read takes everything parsed since the last, up to 16 KB: it is decoded piece by piece,
+      // A read takes everything parsed since the last (16 KB, or all the socket held when the
+      // parser had stopped, a hundred KB and more under a fast model): it is decoded piece by piece,
       // and before each piece the loop turns if the slice is spent (by this stream or by the others
       // whose data came in the same turn), so no backlog, of one stream or of many, is one long
       // step (decisions 044, 051).

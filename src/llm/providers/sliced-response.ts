@@ -115,8 +115,9 @@ class SlicedBody implements Dispatcher.DispatchHandlers {
    *
    * Data that comes in while the reader waits is parsed up to {@link AHEAD_BYTES} ahead of it. When
    * the reader lets the parser go on, it parses all the socket holds (unless the slice is spent):
-   * undici takes the socket's whole buffer at each start, puts back what its parser left, and the
-   * socket reads once more from the kernel meanwhile. A start that parsed less than came in would
+   * undici takes the socket's whole buffer at each start and puts back what its parser left, and
+   * the socket, emptied for a moment, reads from the kernel once more (in the next poll phase). A
+   * start that parsed less than came in would
    * let the socket's buffer grow by a read each time, copied whole at every start: no backpressure
    * on the model, and the copying quadratic in its lead.
    */
