@@ -5,7 +5,9 @@
  * atomically) and starts over. With `LOOP_PROBE_PROFILE` set it also records a CPU profile from
  * the first SIGUSR2 to the second and writes it there, so a profile covers the measured phase only,
  * with a sampled allocation profile beside it (`.heapprofile`, collected objects included) unless
- * `LOOP_PROBE_HEAP=off` (the sampling slows a busy process down several times over).
+ * `LOOP_PROBE_HEAP=off` (the sampling slows a busy process down several times over). With
+ * `LOOP_PROBE_HEAP=survivors` it leaves out what died young: where what the young generation's
+ * collections copy comes from.
  * Without `LOOP_PROBE_OUT` it does nothing.
  */
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -147,7 +149,7 @@ if (out !== undefined && out !== "") {
       session.post("HeapProfiler.startSampling", {
         samplingInterval: 64 * 1024,
         includeObjectsCollectedByMajorGC: true,
-        includeObjectsCollectedByMinorGC: true,
+        includeObjectsCollectedByMinorGC: process.env.LOOP_PROBE_HEAP !== "survivors",
       });
       return;
     }

@@ -343,6 +343,28 @@ describe("openai-compatible provider", () => {
     ]);
   });
 
+  it.each([
+    ["LF", "\n"],
+    ["CRLF", "\r\n"],
+  ])("an answer cut anywhere across reads (lines ended by %s, characters of several bytes) reads the same", async (_name, eol) => {
+    const tokens = ["Grüße", " à", " tous", " €5", " 😀", " ok"];
+    const body = Buffer.from((openAi.start() + tokens.map((t) => openAi.token(t)).join("") + openAi.finish(3, 6)).replaceAll("\n", eol));
+    const { url } = await serve((res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      let at = 0;
+      const next = (): void => {
+        if (at >= body.length) return void res.end();
+        res.write(body.subarray(at, (at += 7))); // seven bytes at a time: events, lines and characters cut
+        setTimeout(next, 1);
+      };
+      next();
+    });
+    const { events, error } = await run(openAi.create(url));
+    expect(error).toBeUndefined();
+    expect(events.flatMap((e) => (e.type === "token" ? [e.text] : [])).join("")).toBe(tokens.join(""));
+    expect(events.at(-1)).toMatchObject({ type: "finish", usage: { promptTokens: 3, completionTokens: 6 } });
+  });
+
   it("sends the key as Authorization: Bearer, and seed in the body", async () => {
     const { url, received } = await serve(streamOf(openAi, ["ok"]));
     await run(openAi.create(url, API_KEY), callOf({ request: { ...REQUEST, seed: 7 } }));

@@ -105,19 +105,36 @@ async function* streamChat(
     const reader = new ChunkReader(source);
     const decoder = new TextDecoder();
     // Not aborted when left at `[DONE]`: the rest is drained and the connection kept alive.
-    for (let bytes = await res.read(); bytes; bytes = await res.read()) {
+    let carried: Buffer | undefined; // the start of an event whose end is still to come
+    for (let read = await res.read(); read; read = await res.read()) {
+      const bytes = carried ? Buffer.concat([carried, read]) : read;
+      carried = undefined;
       // A read takes everything parsed since the last (16 KB, or all the socket held when the
       // parser had stopped, a hundred KB and more under a fast model): it is decoded piece by piece,
       // and before each piece the loop turns if the slice is spent (by this stream or by the others
       // whose data came in the same turn), so no backlog, of one stream or of many, is one long
-      // step (decisions 044, 051).
-      for (let at = 0; at < bytes.length && !reader.done; at += FEED_BYTES) {
+      // step (decisions 044, 051). A piece ends where an event ends, and what follows the last
+      // event's end waits, as bytes, for the next read: the SSE parser keeps an unfinished line as
+      // a slice of the text it was given, which keeps that whole text alive until the next piece,
+      // across collections of the young generation, for every answer (decision 053).
+      for (let at = 0; at < bytes.length && !reader.done;) {
         for (let turn = yieldIfLong(); turn; turn = yieldIfLong()) await turn;
-        reader.feed(decoder.decode(bytes.subarray(at, at + FEED_BYTES), { stream: true }));
+        const limit = Math.min(at + FEED_BYTES, bytes.length);
+        let end = eventsEnd(bytes, at, limit);
+        if (end === -1) {
+          if (limit === bytes.length) {
+            carried = Buffer.from(bytes.subarray(at)); // a copy: the read's buffer need not stay
+            break;
+          }
+          end = limit; // an event longer than a piece: fed as it comes
+        }
+        reader.feed(decoder.decode(bytes.subarray(at, end), { stream: true }));
         for (const event of reader.take()) yield event;
+        at = end;
       }
       if (reader.done) break;
     }
+    if (carried) reader.feed(decoder.decode(carried, { stream: true }));
     reader.feed(decoder.decode());
     for (const event of reader.take()) yield event;
     const finish = reader.finish();
@@ -134,6 +151,21 @@ async function* streamChat(
     if (finished) res?.drain();
     else request.abort();
   }
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+
+/**
+ * Just past the last blank line in `bytes[from, to)`, where an event ends (`\n\n` or
+ * `\r\n\r\n`), or -1 when there is none. Lines ended by a lone CR are not looked for: such a
+ * stream is fed as it comes.
+ */
+function eventsEnd(bytes: Buffer, from: number, to: number): number {
+  for (let lf = bytes.lastIndexOf(LF, to - 1); lf > from; lf = bytes.lastIndexOf(LF, lf - 1)) {
+    if (bytes[lf - 1] === LF || (bytes[lf - 1] === CR && lf - 2 >= from && bytes[lf - 2] === LF)) return lf + 1;
+  }
+  return -1;
 }
 
 /** The server's own words for an error status: `error.message` of its JSON body, else the body, else the reason phrase. */
