@@ -346,6 +346,7 @@ describe("openai-compatible provider", () => {
   it.each([
     ["LF", "\n"],
     ["CRLF", "\r\n"],
+    ["a lone CR", "\r"],
   ])("an answer cut anywhere across reads (lines ended by %s, characters of several bytes) reads the same", async (_name, eol) => {
     const tokens = ["Grüße", " à", " tous", " €5", " 😀", " ok"];
     const body = Buffer.from((openAi.start() + tokens.map((t) => openAi.token(t)).join("") + openAi.finish(3, 6)).replaceAll("\n", eol));
@@ -363,6 +364,38 @@ describe("openai-compatible provider", () => {
     expect(error).toBeUndefined();
     expect(events.flatMap((e) => (e.type === "token" ? [e.text] : [])).join("")).toBe(tokens.join(""));
     expect(events.at(-1)).toMatchObject({ type: "finish", usage: { promptTokens: 3, completionTokens: 6 } });
+  });
+
+  it("in a stream whose lines end with a lone CR, a token is handed over when its event ends, not with the next read", async () => {
+    let secondWriteAt = Infinity;
+    const { url } = await serve((res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      // The parser itself holds a last CR back (it may be half of a CRLF): "first" can go at
+      // once, " second" goes when more comes.
+      res.write((openAi.start() + openAi.token("first") + openAi.token(" second")).replaceAll("\n", "\r"));
+      setTimeout(() => {
+        secondWriteAt = performance.now();
+        res.end((openAi.token(" third") + openAi.finish(3, 3)).replaceAll("\n", "\r"));
+      }, 300);
+    });
+    let firstAt = 0;
+    for await (const event of openAi.create(url).stream(callOf())) {
+      if (event.type === "token" && event.text === "first") firstAt = performance.now();
+    }
+    expect(firstAt).toBeGreaterThan(0);
+    expect(firstAt).toBeLessThan(secondWriteAt);
+  });
+
+  it("an event longer than the 8 KB the parser takes at a time, in one read, characters of several bytes astride its pieces, reads the same", async () => {
+    const tokens = ["a", "é".repeat(3001) + "€".repeat(2000), " b", "😀".repeat(1500), " c"];
+    const { url } = await serve((res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.end(openAi.start() + tokens.map((t) => openAi.token(t)).join("") + openAi.finish(3, 5)); // one write
+    });
+    const { events, error } = await run(openAi.create(url));
+    expect(error).toBeUndefined();
+    expect(events.flatMap((e) => (e.type === "token" ? [e.text] : [])).join("")).toBe(tokens.join(""));
+    expect(events.at(-1)).toMatchObject({ type: "finish" });
   });
 
   it("sends the key as Authorization: Bearer, and seed in the body", async () => {

@@ -122,7 +122,9 @@ async function* streamChat(
         const limit = Math.min(at + FEED_BYTES, bytes.length);
         let end = eventsEnd(bytes, at, limit);
         if (end === -1) {
-          if (limit === bytes.length) {
+          // The rest of the read waits for the next, unless its lines end with a lone CR (such a
+          // stream is fed as it comes: no blank line is looked for in it).
+          if (limit === bytes.length && !(bytes.includes(CR, at) && !bytes.includes(LF, at))) {
             carried = Buffer.from(bytes.subarray(at)); // a copy: the read's buffer need not stay
             break;
           }
@@ -157,13 +159,15 @@ const LF = 0x0a;
 const CR = 0x0d;
 
 /**
- * Just past the last blank line in `bytes[from, to)`, where an event ends (`\n\n` or
- * `\r\n\r\n`), or -1 when there is none. Lines ended by a lone CR are not looked for: such a
- * stream is fed as it comes.
+ * Just past the last blank line that ends in `bytes[from, to)`, where an event ends (`\n\n` or
+ * `\r\n\r\n`; the bytes before `from` came just before, so a blank line that began in the last
+ * piece counts), or -1 when there is none. Lines ended by a lone CR are not looked for.
  */
 function eventsEnd(bytes: Buffer, from: number, to: number): number {
-  for (let lf = bytes.lastIndexOf(LF, to - 1); lf > from; lf = bytes.lastIndexOf(LF, lf - 1)) {
-    if (bytes[lf - 1] === LF || (bytes[lf - 1] === CR && lf - 2 >= from && bytes[lf - 2] === LF)) return lf + 1;
+  const piece = bytes.subarray(from, to);
+  for (let i = piece.lastIndexOf(LF); i !== -1; i = i > 0 ? piece.lastIndexOf(LF, i - 1) : -1) {
+    const lf = from + i;
+    if (lf >= 1 && (bytes[lf - 1] === LF || (bytes[lf - 1] === CR && lf >= 2 && bytes[lf - 2] === LF))) return lf + 1;
   }
   return -1;
 }
