@@ -63,19 +63,20 @@ export class MemoryEngine implements Engine {
   }
 
   async findCreated(request: GenerationRequest, options: CreateOptions): Promise<Exclude<CreateResult, { kind: "created" }> | undefined> {
-    const key = idempotencyName(options);
+    return this.#found(idempotencyName(options), canonicalJson(request));
+  }
+
+  /** What a create under `key` answers when the key was seen before; `undefined` when it is new. */
+  #found(key: string | undefined, requestJson: string): Exclude<CreateResult, { kind: "created" }> | undefined {
     const seen = key === undefined ? undefined : this.#idempotency.get(key);
-    if (!seen) return undefined;
-    return { kind: seen.request === canonicalJson(request) ? "existing" : "idempotencyConflict", id: seen.id };
+    return seen && { kind: seen.request === requestJson ? "existing" : "idempotencyConflict", id: seen.id };
   }
 
   async create(request: GenerationRequest, options: CreateOptions = {}): Promise<CreateResult> {
     const requestJson = canonicalJson(request);
     const key = idempotencyName(options);
-    if (key !== undefined) {
-      const seen = this.#idempotency.get(key);
-      if (seen) return { kind: seen.request === requestJson ? "existing" : "idempotencyConflict", id: seen.id };
-    }
+    const found = this.#found(key, requestJson);
+    if (found) return found;
     const id = newGenerationId();
     const body = createdEntry(request, options);
     const generation: Generation = {

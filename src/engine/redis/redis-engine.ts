@@ -145,13 +145,18 @@ export class RedisEngine implements Engine {
 
   async findCreated(request: GenerationRequest, options: CreateOptions): Promise<Exclude<CreateResult, { kind: "created" }> | undefined> {
     const key = idempotencyName(options);
-    const seen = key === undefined ? null : await this.#commands.get(this.#keys.idempotency(key));
-    if (!seen) return undefined;
-    const parsed = JSON.parse(seen) as { id: string; request: string };
+    const parsed = key === undefined ? undefined : await this.#seenKey(key);
+    if (!parsed) return undefined;
     if (parsed.request !== canonicalJson(request)) return { kind: "idempotencyConflict", id: parsed.id };
     // A create cut off between its two steps named an id but made no log: nothing to answer with
     // (a later `create` completes it).
     return (await this.head(parsed.id)) === undefined ? undefined : { kind: "existing", id: parsed.id };
+  }
+
+  /** The generation and request an idempotency key was first used for; `undefined` when it is new (or expired). */
+  async #seenKey(key: string): Promise<{ readonly id: string; readonly request: string } | undefined> {
+    const seen = await this.#commands.get(this.#keys.idempotency(key));
+    return seen ? (JSON.parse(seen) as { id: string; request: string }) : undefined;
   }
 
   async create(request: GenerationRequest, options: CreateOptions = {}): Promise<CreateResult> {
@@ -163,8 +168,7 @@ export class RedisEngine implements Engine {
       const stored = JSON.stringify({ id, request: requestJson });
       const set = await this.#commands.set(this.#keys.idempotency(key), stored, "EX", this.#retention, "NX");
       if (set === null) {
-        const seen = await this.#commands.get(this.#keys.idempotency(key));
-        const parsed = seen ? (JSON.parse(seen) as { id: string; request: string }) : undefined;
+        const parsed = await this.#seenKey(key);
         if (!parsed) return this.create(request, options); // expired between the two calls
         if (parsed.request !== requestJson) return { kind: "idempotencyConflict", id: parsed.id };
         id = parsed.id;

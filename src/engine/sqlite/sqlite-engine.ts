@@ -162,10 +162,13 @@ export class SqliteEngine implements Engine {
   }
 
   async findCreated(request: GenerationRequest, options: CreateOptions): Promise<Exclude<CreateResult, { kind: "created" }> | undefined> {
-    const key = idempotencyName(options);
-    const seen = key === undefined ? undefined : this.#stmt.byKey.get(key);
-    if (!seen) return undefined;
-    return { kind: seen.request_json === canonicalJson(request) ? "existing" : "idempotencyConflict", id: seen.id };
+    return this.#found(idempotencyName(options) ?? null, canonicalJson(request));
+  }
+
+  /** What a create under `key` answers when the key was seen before; `undefined` when it is new. */
+  #found(key: string | null, requestJson: string): Exclude<CreateResult, { kind: "created" }> | undefined {
+    const seen = key === null ? undefined : this.#stmt.byKey.get(key);
+    return seen && { kind: seen.request_json === requestJson ? "existing" : "idempotencyConflict", id: seen.id };
   }
 
   async create(request: GenerationRequest, options: CreateOptions = {}): Promise<CreateResult> {
@@ -173,10 +176,8 @@ export class SqliteEngine implements Engine {
     const key = idempotencyName(options) ?? null;
     const result = this.#db
       .transaction((): CreateResult => {
-        if (key !== null) {
-          const seen = this.#stmt.byKey.get(key);
-          if (seen) return { kind: seen.request_json === requestJson ? "existing" : "idempotencyConflict", id: seen.id };
-        }
+        const found = this.#found(key, requestJson);
+        if (found) return found;
         const id = newGenerationId();
         const body = createdEntry(request, options);
         this.#stmt.insertGeneration.run(id, key, requestJson);

@@ -116,7 +116,7 @@ async function* streamChat(
       // step (decisions 044, 051). A piece ends where an event ends, and what follows the last
       // event's end waits, as bytes, for the next read: the SSE parser keeps an unfinished line as
       // a slice of the text it was given, which keeps that whole text alive until the next piece,
-      // across collections of the young generation, for every answer (decision 053).
+      // across collections of the young generation, for every answer (decision 054).
       for (let at = 0; at < bytes.length && !reader.done;) {
         for (let turn = yieldIfLong(); turn; turn = yieldIfLong()) await turn;
         const limit = Math.min(at + FEED_BYTES, bytes.length);

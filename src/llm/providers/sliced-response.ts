@@ -1,7 +1,7 @@
 import { Agent, util, type Dispatcher } from "undici";
 import { sliceSpent, yieldIfLong } from "../../observability/turns.ts";
 
-/** The most of a body parsed ahead of its reader; past it the socket waits (a reader that is behind). */
+/** The most of a body parsed ahead of a reader that is away; past it the socket waits (a start parses all it holds: `onData`). */
 const AHEAD_BYTES = 16 << 10;
 
 export type ResponseHeaders = Readonly<Record<string, string | string[] | undefined>>;
@@ -117,9 +117,9 @@ class SlicedBody implements Dispatcher.DispatchHandlers {
    * the reader lets the parser go on, it parses all the socket holds (unless the slice is spent):
    * undici takes the socket's whole buffer at each start and puts back what its parser left, and
    * the socket, emptied for a moment, reads from the kernel once more (in the next poll phase). A
-   * start that parsed less than came in would
-   * let the socket's buffer grow by a read each time, copied whole at every start: no backpressure
-   * on the model, and the copying quadratic in its lead.
+   * start that parsed less than came in would let the socket's buffer grow by a read each time,
+   * copied whole at every start: no backpressure on the model, and the copying quadratic in its
+   * lead (decision 053).
    */
   onData(chunk: Buffer): boolean {
     if (this.#draining) return true;
