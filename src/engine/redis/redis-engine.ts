@@ -104,7 +104,7 @@ export class RedisEngine implements Engine {
     this.#waitTimeoutMs = options.waitTimeoutMs ?? 500;
     this.#keys = new RedisKeys(options.prefix ?? "ll");
     this.#retention = options.retentionSeconds ?? 86_400;
-    this.#commands = withScripts(connectRedis(options.target, "lifeline", { autoPipelining: true }));
+    this.#commands = withScripts(connectRedis(options.target, "lifeline", { writePerTurn: true }));
     this.#blocking = connectRedis(options.target, "lifeline-claim");
     this.#subscriber = connectRedis(options.target, "lifeline-sub");
     for (const client of [this.#commands, this.#blocking, this.#subscriber]) {

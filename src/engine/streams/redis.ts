@@ -46,7 +46,7 @@ export class RedisStreamStore implements StreamStore {
   constructor(options: RedisStreamStoreOptions) {
     this.#keys = new RedisKeys(options.prefix ?? "ll");
     this.#reclaimAfterMs = options.reclaimAfterMs ?? 60_000;
-    this.#commands = withScripts(connectRedis(options.target, "lifeline-streams", { autoPipelining: true }));
+    this.#commands = withScripts(connectRedis(options.target, "lifeline-streams", { writePerTurn: true }));
     this.#subscriber = connectRedis(options.target, "lifeline-streams-sub");
     for (const client of [this.#commands, this.#subscriber]) {
       client.on("error", (error: Error) => options.logger?.warn({ err: error.message }, "redis connection error (streams)"));

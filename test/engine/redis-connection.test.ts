@@ -1,0 +1,113 @@
+import type { Socket } from "node:net";
+import { Cluster, Redis } from "ioredis";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { connectRedis, type RedisClient } from "../../src/engine/redis/connection.ts";
+import {
+  redisAvailable,
+  requireRedis,
+  startCluster,
+  startStandalone,
+  type RedisCluster,
+  type RedisServer,
+} from "../support/redis-harness.ts";
+
+beforeEach((ctx) => requireRedis(ctx));
+
+/** Counts the writes a connection's socket hands to the kernel (`_write` for one chunk, `_writev` for several). */
+function countWrites(redis: Redis): { readonly writes: () => number; readonly chunks: () => number } {
+  const socket = redis.stream as Socket & {
+    _write: (...args: unknown[]) => void;
+    _writev: (chunks: unknown[], ...rest: unknown[]) => void;
+  };
+  let writes = 0;
+  let chunks = 0;
+  const write = socket._write.bind(socket);
+  const writev = socket._writev.bind(socket);
+  socket._write = (...args) => {
+    writes += 1;
+    chunks += 1;
+    write(...args);
+  };
+  socket._writev = (list, ...rest) => {
+    writes += 1;
+    chunks += list.length;
+    writev(list, ...rest);
+  };
+  return { writes: () => writes, chunks: () => chunks };
+}
+
+async function ready(client: RedisClient): Promise<void> {
+  if (client.status !== "ready") await new Promise<void>((resolve) => client.once("ready", () => resolve()));
+}
+
+describe("a command connection that writes once per turn", () => {
+  let server: RedisServer | undefined;
+  let cluster: RedisCluster | undefined;
+  beforeAll(async () => {
+    if (!redisAvailable()) return;
+    [server, cluster] = await Promise.all([startStandalone(), startCluster()]);
+  });
+  afterAll(async () => {
+    await Promise.all([server?.stop(), cluster?.stop()]);
+  });
+
+  it("sends the commands of one turn in one write, and the next turn's before the first turn's replies are in", async () => {
+    const client = connectRedis({ mode: "standalone", url: server!.url }, "turns", { writePerTurn: true }) as Redis;
+    try {
+      await ready(client);
+      await client.set("turn-key", "v");
+      const counted = countWrites(client);
+      const first = Array.from({ length: 100 }, () => client.get("turn-key"));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect({ writes: counted.writes(), chunks: counted.chunks() }).toEqual({ writes: 1, chunks: 100 });
+      // A second turn goes out at once, not once the first turn's replies are all in.
+      const second = Array.from({ length: 10 }, () => client.get("turn-key"));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(counted.writes()).toBe(2);
+      expect(await Promise.all([...first, ...second])).toEqual(Array.from({ length: 110 }, () => "v"));
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it("hands each reply over as it is read, not once the turn's last reply is in", async () => {
+    const client = connectRedis({ mode: "standalone", url: server!.url }, "replies", { writePerTurn: true }) as Redis;
+    try {
+      await ready(client);
+      const big = 16 * 1024 * 1024;
+      await client.set("reply-big", Buffer.alloc(big, 120));
+      await client.set("reply-small", "s");
+      const readBefore = client.stream.bytesRead;
+      // One turn: the small reply comes first on the wire, the 16 MB one after it.
+      const small = client.get("reply-small").then(() => client.stream.bytesRead - readBefore);
+      const large = client.getBuffer("reply-big");
+      const readWhenSmall = await small;
+      expect((await large)?.length).toBe(big);
+      // ioredis's auto-pipelining hands the small reply over only after the 16 MB are read.
+      expect(readWhenSmall).toBeLessThan(big / 2);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it("on a Cluster, sends one write per node for the commands of one turn, whatever node they go to", async () => {
+    const nodes = cluster!.nodes.map((node) => ({ host: "127.0.0.1", port: node.port }));
+    const client = connectRedis({ mode: "cluster", nodes }, "cluster-turns", { writePerTurn: true }) as Cluster;
+    try {
+      await ready(client);
+      const keys = Array.from({ length: 60 }, (_, i) => `cluster-turn-${i}`);
+      for (const key of keys) await client.set(key, key);
+      const primaries = client.nodes("master");
+      expect(primaries).toHaveLength(3);
+      for (const node of primaries) await ready(node);
+      const counted = primaries.map(countWrites);
+      const values = Promise.all(keys.map((key) => client.get(key)));
+      expect(await values).toEqual(keys);
+      // Every primary holds some of the keys; each was written to once.
+      expect(counted.map((c) => c.writes())).toEqual([1, 1, 1]);
+      expect(counted.reduce((sum, c) => sum + c.chunks(), 0)).toBe(keys.length);
+    } finally {
+      client.disconnect();
+    }
+  });
+});
