@@ -1,5 +1,5 @@
 import type { Socket } from "node:net";
-import { Cluster, Redis } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { connectRedis, type RedisClient } from "../../src/engine/redis/connection.ts";
 import {
