@@ -3,6 +3,7 @@ import type { Engine } from "../engine/port.ts";
 import type { ModelRegistry } from "../llm/models.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
+import { turnWhenLong } from "../observability/turns.ts";
 import { AnswerRun } from "./answer-run.ts";
 import { CoalesceWindow } from "./coalesce-window.ts";
 
@@ -85,6 +86,9 @@ export class Worker {
         await new Promise<void>((resolve) => this.#waitingForSlot.add(resolve));
         continue;
       }
+      // On a store that answers at once (sqlite, memory), claims and the starts of their runs chain
+      // through promises that never wait for I/O: a thousand jobs queued held the loop for a second.
+      await turnWhenLong();
       let claim;
       this.#claiming += 1;
       try {

@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
@@ -112,6 +113,43 @@ describe("the worker", () => {
     gate?.();
     const entries = await untilTerminal(memory, id);
     expectExactAnswer(entries, simTokens(long).join(""));
+  });
+
+  it("claiming many queued jobs from a store that answers at once lets timers run between slices", async () => {
+    const memory = new MemoryEngine();
+    stops.push(() => memory.close());
+    const jobs = 120;
+    // A store whose claims each take a millisecond of CPU and never wait for I/O, as sqlite's do.
+    const claimsPerTurn = new Map<number, number>();
+    let turn = 0;
+    const busyClaims = overriding(memory, {
+      claim: async (...args) => {
+        const end = performance.now() + 1;
+        while (performance.now() < end);
+        const claim = await memory.claim(...args);
+        if (claim) claimsPerTurn.set(turn, (claimsPerTurn.get(turn) ?? 0) + 1);
+        return claim;
+      },
+    });
+    const ids = [];
+    for (let i = 0; i < jobs; i++) ids.push((await memory.create({ ...request, max_tokens: 2 })).id);
+    // A timer chain marks each time the loop reaches its timers.
+    let ticking = true;
+    const tick = (): void => {
+      turn += 1;
+      if (ticking) setTimeout(tick, 0);
+    };
+    setTimeout(tick, 0);
+    try {
+      startWorker(busyClaims, { concurrency: jobs });
+      for (const id of ids) await untilTerminal(memory, id);
+    } finally {
+      ticking = false;
+    }
+    expect([...claimsPerTurn.values()].reduce((a, b) => a + b, 0)).toBe(jobs);
+    // A 10 ms slice holds about ten claims, two slices may fall between two firings of the timer
+    // on a busy machine; claimed in one chain of promises, all 120 fell between two.
+    expect(Math.max(...claimsPerTurn.values())).toBeLessThanOrEqual(30);
   });
 
   it("coalesces the tokens of one window into one delta", async () => {
