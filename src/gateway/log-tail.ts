@@ -147,6 +147,8 @@ class LogTail {
    * thousand answers they were a quarter of what the gateway's collections copied.
    */
   #recent: readonly EncodedEntry[] = [];
+  /** The attempt of the entry just before `#recent`, when the tail knows it: a member there joins too. */
+  #attemptBeforeRecent: number | undefined;
   #running = false;
   /** The cohort of the wait under way, and whether this tail counts there as one without members. */
   #cohort: Cohort | undefined;
@@ -176,7 +178,8 @@ class LogTail {
     // Behind: it joins when the recent frames continue its position, and is given them now.
     const first = this.#recent[0];
     if (!first || first.offset > at + 1) return false;
-    if (checked && member.attempt !== undefined && this.#recent[at - first.offset]?.attempt !== member.attempt) return false;
+    const standing = at === first.offset - 1 ? this.#attemptBeforeRecent : this.#recent[at - first.offset]?.attempt;
+    if (checked && member.attempt !== undefined && standing !== member.attempt) return false;
     if (member.take(this.#recent, at + 1 - first.offset)) this.#admit(member);
     return true;
   }
@@ -253,9 +256,11 @@ class LogTail {
       }
       const frames = page.map((entry) => this.#tails.encode(entry));
       const last = frames[frames.length - 1]!;
+      const kept = frames.length > RECENT_FRAMES ? frames.slice(-RECENT_FRAMES) : frames;
+      this.#attemptBeforeRecent = kept === frames ? this.#attempt : frames[frames.length - RECENT_FRAMES - 1]!.attempt;
       this.#offset = last.offset;
       this.#attempt = last.attempt;
-      this.#recent = frames.length > RECENT_FRAMES ? frames.slice(-RECENT_FRAMES) : frames;
+      this.#recent = kept;
       for (const member of this.#list()) {
         if (this.#has(member) && !member.take(frames, 0)) this.remove(member);
       }

@@ -3,7 +3,7 @@ import type { Engine } from "../engine/port.ts";
 import type { ModelRegistry } from "../llm/models.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Metrics } from "../observability/metrics.ts";
-import { turnWhenLong } from "../observability/turns.ts";
+import { yieldIfLong } from "../observability/turns.ts";
 import { AnswerRun } from "./answer-run.ts";
 import { CoalesceWindow } from "./coalesce-window.ts";
 
@@ -82,13 +82,14 @@ export class Worker {
     // One context for every run of this loop: a spread per run gave each a hidden class of its own.
     const context = { ...this.#options, worker: name, coalesce: this.#window };
     while (!signal.aborted) {
+      // On a store that answers at once (sqlite, memory), claims and the starts of their runs chain
+      // through promises that never wait for I/O: a thousand jobs queued held the loop for a second.
+      // Asked before the room is counted, which nothing may change between that count and the claim.
+      for (let turn = yieldIfLong(); turn; turn = yieldIfLong()) await turn;
       if (this.#runs.size + this.#claiming >= concurrency) {
         await new Promise<void>((resolve) => this.#waitingForSlot.add(resolve));
         continue;
       }
-      // On a store that answers at once (sqlite, memory), claims and the starts of their runs chain
-      // through promises that never wait for I/O: a thousand jobs queued held the loop for a second.
-      await turnWhenLong();
       let claim;
       this.#claiming += 1;
       try {

@@ -51,7 +51,7 @@ describe("a command connection that writes once per turn", () => {
     await Promise.all([server?.stop(), cluster?.stop()]);
   });
 
-  it("sends the commands of one turn in one write, and the next turn's before the first turn's replies are in", async () => {
+  it("sends the commands of one turn in one write, and the next turn's in one write of their own", async () => {
     const client = connectRedis({ mode: "standalone", url: server!.url }, "turns", { writePerTurn: true }) as Redis;
     try {
       await ready(client);
@@ -60,7 +60,7 @@ describe("a command connection that writes once per turn", () => {
       const first = Array.from({ length: 100 }, () => client.get("turn-key"));
       await new Promise((resolve) => setImmediate(resolve));
       expect({ writes: counted.writes(), chunks: counted.chunks() }).toEqual({ writes: 1, chunks: 100 });
-      // A second turn goes out at once, not once the first turn's replies are all in.
+      // The next turn's commands go in a write of their own.
       const second = Array.from({ length: 10 }, () => client.get("turn-key"));
       await new Promise((resolve) => setImmediate(resolve));
       expect(counted.writes()).toBe(2);
