@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { parseApiKey } from "../../src/core/api-keys.ts";
 import { KeyRing } from "../../src/engine/keys/key-ring.ts";
 import { newSigningKey } from "../../src/engine/keys/signing-keys.ts";
@@ -6,14 +6,8 @@ import { MemoryKeyStore } from "../../src/engine/keys/memory.ts";
 import type { KeyStore } from "../../src/engine/keys/port.ts";
 import { RedisKeyStore } from "../../src/engine/keys/redis.ts";
 import { SqliteKeyStore } from "../../src/engine/keys/sqlite.ts";
-import {
-  redisAvailable,
-  requireRedis,
-  startCluster,
-  startStandalone,
-  type RedisCluster,
-  type RedisServer,
-} from "../support/redis-harness.ts";
+import { requireRedis } from "../support/redis-harness.ts";
+import { redisPerFile } from "../support/redis-per-file.ts";
 import { tempDir } from "../support/temp-dir.ts";
 
 /** One suite for every key store: what a gateway and `lifeline keys` rely on. */
@@ -185,21 +179,13 @@ keyStoreConformance("sqlite", () => {
 });
 
 let prefixes = 0;
-let server: RedisServer | undefined;
-let cluster: RedisCluster | undefined;
-beforeAll(async () => {
-  if (!redisAvailable()) return;
-  [server, cluster] = await Promise.all([startStandalone(), startCluster()]);
-});
-afterAll(async () => {
-  await Promise.all([server?.stop(), cluster?.stop()]);
-});
+const redis = redisPerFile();
 
 keyStoreConformance(
   "redis standalone",
   () => {
     const prefix = `k${process.pid}x${prefixes++}`;
-    const open = () => new RedisKeyStore({ target: { mode: "standalone", url: server!.url }, prefix });
+    const open = () => new RedisKeyStore({ target: { mode: "standalone", url: redis.server!.url }, prefix });
     const store = open();
     return { store, peer: open, close: () => store.close() };
   },
@@ -211,7 +197,7 @@ keyStoreConformance(
   () => {
     const prefix = `k${process.pid}x${prefixes++}`;
     const open = () =>
-      new RedisKeyStore({ target: { mode: "cluster", nodes: cluster!.nodes.map((n) => ({ host: n.host, port: n.port })) }, prefix });
+      new RedisKeyStore({ target: { mode: "cluster", nodes: redis.cluster!.nodes.map((n) => ({ host: n.host, port: n.port })) }, prefix });
     const store = open();
     return { store, peer: open, close: () => store.close() };
   },

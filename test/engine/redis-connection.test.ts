@@ -1,15 +1,9 @@
 import type { Socket } from "node:net";
 import type { Cluster, Redis } from "ioredis";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { connectRedis, type RedisClient } from "../../src/engine/redis/connection.ts";
-import {
-  redisAvailable,
-  requireRedis,
-  startCluster,
-  startStandalone,
-  type RedisCluster,
-  type RedisServer,
-} from "../support/redis-harness.ts";
+import { requireRedis } from "../support/redis-harness.ts";
+import { redisPerFile } from "../support/redis-per-file.ts";
 
 beforeEach((ctx) => requireRedis(ctx));
 
@@ -41,18 +35,10 @@ async function ready(client: RedisClient): Promise<void> {
 }
 
 describe("a command connection that writes once per turn", () => {
-  let server: RedisServer | undefined;
-  let cluster: RedisCluster | undefined;
-  beforeAll(async () => {
-    if (!redisAvailable()) return;
-    [server, cluster] = await Promise.all([startStandalone(), startCluster()]);
-  });
-  afterAll(async () => {
-    await Promise.all([server?.stop(), cluster?.stop()]);
-  });
+  const redis = redisPerFile();
 
   it("sends the commands of one turn in one write, and the next turn's in one write of their own", async () => {
-    const client = connectRedis({ mode: "standalone", url: server!.url }, "turns", { writePerTurn: true }) as Redis;
+    const client = connectRedis({ mode: "standalone", url: redis.server!.url }, "turns", { writePerTurn: true }) as Redis;
     try {
       await ready(client);
       await client.set("turn-key", "v");
@@ -71,7 +57,7 @@ describe("a command connection that writes once per turn", () => {
   });
 
   it("hands each reply over as it is read, not once the turn's last reply is in", async () => {
-    const client = connectRedis({ mode: "standalone", url: server!.url }, "replies", { writePerTurn: true }) as Redis;
+    const client = connectRedis({ mode: "standalone", url: redis.server!.url }, "replies", { writePerTurn: true }) as Redis;
     try {
       await ready(client);
       const big = 16 * 1024 * 1024;
@@ -91,7 +77,7 @@ describe("a command connection that writes once per turn", () => {
   });
 
   it("on a Cluster, sends one write per node for the commands of one turn, whatever node they go to", async () => {
-    const nodes = cluster!.nodes.map((node) => ({ host: "127.0.0.1", port: node.port }));
+    const nodes = redis.cluster!.nodes.map((node) => ({ host: "127.0.0.1", port: node.port }));
     const client = connectRedis({ mode: "cluster", nodes }, "cluster-turns", { writePerTurn: true }) as Cluster;
     try {
       await ready(client);

@@ -1,16 +1,10 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { MemoryWorkerStatusStore } from "../../src/engine/workers/memory.ts";
 import type { WorkerStatus, WorkerStatusStore } from "../../src/engine/workers/port.ts";
 import { RedisWorkerStatusStore } from "../../src/engine/workers/redis.ts";
 import { SqliteWorkerStatusStore } from "../../src/engine/workers/sqlite.ts";
-import {
-  redisAvailable,
-  requireRedis,
-  startCluster,
-  startStandalone,
-  type RedisCluster,
-  type RedisServer,
-} from "../support/redis-harness.ts";
+import { requireRedis } from "../support/redis-harness.ts";
+import { redisPerFile } from "../support/redis-per-file.ts";
 import { tempDir } from "../support/temp-dir.ts";
 import { until } from "../support/waits.ts";
 
@@ -120,21 +114,13 @@ workerStatusConformance("sqlite", () => {
 });
 
 let prefixes = 0;
-let server: RedisServer | undefined;
-let cluster: RedisCluster | undefined;
-beforeAll(async () => {
-  if (!redisAvailable()) return;
-  [server, cluster] = await Promise.all([startStandalone(), startCluster()]);
-});
-afterAll(async () => {
-  await Promise.all([server?.stop(), cluster?.stop()]);
-});
+const redis = redisPerFile();
 
 workerStatusConformance(
   "redis standalone",
   () => {
     const prefix = `w${process.pid}x${prefixes++}`;
-    const open = () => new RedisWorkerStatusStore({ target: { mode: "standalone", url: server!.url }, prefix });
+    const open = () => new RedisWorkerStatusStore({ target: { mode: "standalone", url: redis.server!.url }, prefix });
     const store = open();
     return { store, peer: open, close: () => store.close() };
   },
@@ -147,7 +133,7 @@ workerStatusConformance(
     const prefix = `w${process.pid}x${prefixes++}`;
     const open = () =>
       new RedisWorkerStatusStore({
-        target: { mode: "cluster", nodes: cluster!.nodes.map((n) => ({ host: n.host, port: n.port })) },
+        target: { mode: "cluster", nodes: redis.cluster!.nodes.map((n) => ({ host: n.host, port: n.port })) },
         prefix,
       });
     const store = open();
