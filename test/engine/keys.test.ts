@@ -107,6 +107,19 @@ function keyStoreConformance(
       expect(await store.takeSlot("k1", "e", now + 300_000, 2, now + 200_000)).toBe(false);
     });
 
+    it("a slot taken in place of another lets that one go in the same step: the key never holds both", async (ctx) => {
+      const { store } = start(ctx);
+      const now = Date.now();
+      expect(await store.takeSlot("k1", "reserved", now + 100_000, 2, now)).toBe(true);
+      expect(await store.takeSlot("k1", "b", now + 100_000, 2, now)).toBe(true);
+      // At the limit, the generation takes its reservation's place.
+      expect(await store.takeSlot("k1", "generation", now + 100_000, 2, now, "reserved")).toBe(true);
+      expect((await store.slots("k1", now)).sort()).toEqual(["b", "generation"]);
+      expect(await store.takeSlot("k1", "c", now + 100_000, 2, now)).toBe(false);
+      // Replacing a slot not held takes nothing away, and the limit still holds.
+      expect(await store.takeSlot("k1", "d", now + 100_000, 2, now, "gone")).toBe(false);
+    });
+
     it("a slot extended while held outlives its first expiry, though no other slot is taken after", async (ctx) => {
       const { store } = start(ctx);
       // Real times: an open stream's slot is renewed this way, and Redis expires the whole set.

@@ -48,8 +48,9 @@ export class MemoryKeyStore implements KeyStore {
     return this.#signing.delete(id);
   }
 
-  async takeSlot(keyId: string, slot: string, expiresAtMs: number, limit: number, nowMs: number): Promise<boolean> {
+  async takeSlot(keyId: string, slot: string, expiresAtMs: number, limit: number, nowMs: number, replacing?: string): Promise<boolean> {
     const held = this.#held(keyId, nowMs);
+    if (replacing !== undefined && replacing !== slot) held.delete(replacing);
     if (!held.has(slot) && held.size >= limit) return false;
     held.set(slot, expiresAtMs);
     return true;

@@ -50,8 +50,10 @@ export interface KeyStore {
   /**
    * Takes `slot` among the concurrent answers of key `keyId` until `expiresAtMs`, atomically, unless
    * the key already holds `limit` unexpired slots: false then. Taking a slot held already extends it.
+   * With `replacing`, that slot is let go in the same step and does not count: a start swaps its
+   * reservation for its generation without holding two slots for a moment.
    */
-  takeSlot(keyId: string, slot: string, expiresAtMs: number, limit: number, nowMs: number): Promise<boolean>;
+  takeSlot(keyId: string, slot: string, expiresAtMs: number, limit: number, nowMs: number, replacing?: string): Promise<boolean>;
   /** The key's unexpired slots. */
   slots(keyId: string, nowMs: number): Promise<string[]>;
   releaseSlots(keyId: string, slots: readonly string[]): Promise<void>;

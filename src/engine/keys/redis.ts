@@ -66,8 +66,8 @@ export class RedisKeyStore implements KeyStore {
     return (await this.#client.hdel(this.#keys.signingKeys(), id)) === 1;
   }
 
-  async takeSlot(keyId: string, slot: string, expiresAtMs: number, limit: number, nowMs: number): Promise<boolean> {
-    return (await this.#client.llSlotTake(this.#keys.answerSlots(keyId), slot, expiresAtMs, nowMs, limit)) === 1;
+  async takeSlot(keyId: string, slot: string, expiresAtMs: number, limit: number, nowMs: number, replacing?: string): Promise<boolean> {
+    return (await this.#client.llSlotTake(this.#keys.answerSlots(keyId), slot, expiresAtMs, nowMs, limit, replacing ?? "")) === 1;
   }
 
   async slots(keyId: string, nowMs: number): Promise<string[]> {

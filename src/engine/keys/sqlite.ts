@@ -94,10 +94,12 @@ export class SqliteKeyStore implements KeyStore {
     return this.#db.prepare("DELETE FROM signing_keys WHERE id = ?").run(id).changes === 1;
   }
 
-  async takeSlot(keyId: string, slot: string, expiresAtMs: number, limit: number, nowMs: number): Promise<boolean> {
+  async takeSlot(keyId: string, slot: string, expiresAtMs: number, limit: number, nowMs: number, replacing?: string): Promise<boolean> {
     return this.#db
       .transaction((): boolean => {
         this.#db.prepare("DELETE FROM answer_slots WHERE key_id = ? AND expires_at <= ?").run(keyId, nowMs);
+        if (replacing !== undefined && replacing !== slot)
+          this.#db.prepare("DELETE FROM answer_slots WHERE key_id = ? AND slot = ?").run(keyId, replacing);
         const held = this.#db.prepare("SELECT 1 FROM answer_slots WHERE key_id = ? AND slot = ?").get(keyId, slot) !== undefined;
         const count = (this.#db.prepare("SELECT COUNT(*) AS n FROM answer_slots WHERE key_id = ?").get(keyId) as { n: number }).n;
         if (!held && count >= limit) return false;

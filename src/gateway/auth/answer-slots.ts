@@ -49,14 +49,17 @@ export class AnswerSlots {
         `This key has ${this.#limit} answers running, as many as it may; start another when one ends.`,
       );
     }
+    let swapped = false;
     try {
       const started = await create();
-      // The reservation was admitted under the limit and the generation takes its place, so its slot
-      // is taken whatever the count: other starts' reservations, also admitted, may fill the key now.
-      await this.#store.takeSlot(keyId, started.id, Date.now() + ANSWER_MS, Number.MAX_SAFE_INTEGER, Date.now());
+      // The generation takes the reservation's place in one step, whatever the count: the
+      // reservation was admitted under the limit. Taken first and let go after, the two counted
+      // twice for a moment, and eight starts at once against a limit of eight refused some.
+      await this.#store.takeSlot(keyId, started.id, Date.now() + ANSWER_MS, Number.MAX_SAFE_INTEGER, Date.now(), reservation);
+      swapped = true;
       return started;
     } finally {
-      await this.#store.releaseSlots(keyId, [reservation]);
+      if (!swapped) await this.#store.releaseSlots(keyId, [reservation]);
     }
   }
 
