@@ -129,6 +129,10 @@ if (out !== undefined && out !== "") {
     };
     writeFileSync(`${out}.tmp`, JSON.stringify(report));
     renameSync(`${out}.tmp`, out);
+    startOver();
+  };
+  const startOver = (): void => {
+    const now = performance.now();
     histogram.reset();
     stalls = 0;
     onCpu = { over100Ms: 0, maxOnCpuMs: 0, runQueueMs: 0 };
@@ -136,14 +140,15 @@ if (out !== undefined && out !== "") {
     stallWindows = [];
     since = now;
   };
-  const toggleProfile = (): void => {
-    if (profilePath === undefined || profilePath === "") return;
+  /** Starts the profile at the first mark (true then) and writes it at the second. */
+  const toggleProfile = (): boolean => {
+    if (profilePath === undefined || profilePath === "") return false;
     if (session === undefined) {
       session = new Session();
       session.connect();
       session.post("Profiler.enable");
       session.post("Profiler.start");
-      if (process.env.LOOP_PROBE_HEAP === "off") return;
+      if (process.env.LOOP_PROBE_HEAP === "off") return true;
       // Where the garbage comes from: every allocation sampled, the collected ones too.
       session.post("HeapProfiler.enable");
       session.post("HeapProfiler.startSampling", {
@@ -151,7 +156,7 @@ if (out !== undefined && out !== "") {
         includeObjectsCollectedByMajorGC: true,
         includeObjectsCollectedByMinorGC: process.env.LOOP_PROBE_HEAP !== "survivors",
       });
-      return;
+      return true;
     }
     const running = session;
     const profiledStalls = stallWindows; // the stalls of the profiled stretch (reset by the write that follows)
@@ -168,11 +173,15 @@ if (out !== undefined && out !== "") {
         running.disconnect();
       });
     });
+    return false;
   };
   process.on("SIGUSR2", () => {
     mark++;
-    toggleProfile();
+    const started = toggleProfile();
     write();
+    // Starting a profiler holds the loop for 100 ms and more (it records every function compiled so
+    // far): that stall is the probe's own. The window starts again once the loop's timers have seen it.
+    if (started) setTimeout(startOver, 2 * STALL_TICK_MS);
   });
   write();
 }
