@@ -4,6 +4,7 @@ import { MemoryKeyStore } from "../../src/engine/keys/memory.ts";
 import type { KeyStore } from "../../src/engine/keys/port.ts";
 import { AnswerSlots } from "../../src/gateway/auth/answer-slots.ts";
 import type { Caller } from "../../src/gateway/auth/caller.ts";
+import { overriding } from "../support/overriding-engine.ts";
 
 const caller: Caller = { kind: "key", holder: { keyId: "k1", tenant: "acme", scopes: ["generations:create"] } };
 const request = { model: "sim", messages: [{ role: "user" as const, content: "slots" }] };
@@ -15,19 +16,13 @@ describe("concurrent answers per key", () => {
     // A store whose releases stall: a start that took its generation's slot and then let go of its
     // reservation would hold two slots all that while.
     let stalled = 0;
-    const store = new Proxy(memory, {
-      get(target, name) {
-        if (name === "releaseSlots") {
-          return (keyId: string, released: readonly string[]) => {
-            if (released.length === 0) return target.releaseSlots(keyId, released);
-            stalled += 1;
-            return new Promise<void>(() => undefined);
-          };
-        }
-        const value: unknown = Reflect.get(target, name);
-        return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    const store = overriding<KeyStore>(memory, {
+      releaseSlots: (keyId, released) => {
+        if (released.length === 0) return memory.releaseSlots(keyId, released);
+        stalled += 1;
+        return new Promise<void>(() => undefined);
       },
-    }) as KeyStore;
+    });
     const slots = new AnswerSlots(store, engine, 2);
     try {
       const first = slots.admit(caller, () => engine.create(request));

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { MemoryEngine } from "../../src/engine/memory/memory-engine.ts";
+import type { Engine } from "../../src/engine/port.ts";
 import type { EncodedEntry } from "../../src/gateway/encoded-entry.ts";
 import { LogTails, type TailEnd, type TailMember } from "../../src/gateway/log-tail.ts";
 import { Metrics } from "../../src/observability/metrics.ts";
@@ -42,7 +43,7 @@ describe("a generation's shared tail", () => {
     const memory = new MemoryEngine();
     closes.push(() => memory.close());
     // The entries' attempts are checked as on Redis, whose replicas may lose acknowledged entries.
-    const engine = overriding(memory, { replicatesAsynchronously: true });
+    const engine = overriding<Engine>(memory, { replicatesAsynchronously: true });
     const { id } = await memory.create({ model: "sim", messages: [{ role: "user", content: "tail" }] });
     const claim = (await memory.claim("w", 60_000, never))!;
     await memory.append(id, claim.fence, 2, [{ type: "started", attempt: claim.fence, worker: "w", model: "sim" }]);
