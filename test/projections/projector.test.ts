@@ -87,6 +87,59 @@ describe("the projector", () => {
     expect(await store.all()).toEqual(await expected(engine, ids));
   });
 
+  it("looking at many live answers lets the event loop turn between slices of reads and between folds", async () => {
+    const engine = new MemoryEngine();
+    const store = new MemoryReadModelStore();
+    // 200 answers folded while queued, then claimed and streaming: the first look sweeps the queued
+    // ones, reads each, and folds each (its next entry is its `started`).
+    const ids: string[] = [];
+    for (let i = 0; i < 200; i++) ids.push((await engine.create(request(`live ${i}`))).id);
+    const projector = new Projector({ engine, store, stuckAfterMs: 20_000, liveEveryMs: 2_000 });
+    for (const id of ids) await projector.project(id);
+    for (let i = 0; i < ids.length; i++) {
+      const claim = await engine.claim("w", 60_000, never);
+      const f = claim!.fence;
+      const deltas = Array.from({ length: 100 }, (_, k) => ({ type: "delta" as const, attempt: f, text: `${k} ` }));
+      await engine.append(claim!.id, f, 2, [{ type: "started", attempt: f, worker: "w", model: "sim" }, ...deltas]);
+    }
+    // An engine whose reads each take a tenth of a millisecond of CPU and never wait for I/O, as sqlite's do.
+    let turn = 0;
+    const callsPerTurn = new Map<number, number>();
+    const busy = <T>(answer: () => Promise<T>): Promise<T> => {
+      const end = performance.now() + 0.1;
+      while (performance.now() < end);
+      callsPerTurn.set(turn, (callsPerTurn.get(turn) ?? 0) + 1);
+      return answer();
+    };
+    const looking = new Projector({
+      engine: overriding(engine, { head: (id) => busy(() => engine.head(id)), read: (...args) => busy(() => engine.read(...args)) }),
+      store,
+      stuckAfterMs: 20_000,
+      liveEveryMs: 2_000,
+    });
+    let ticking = true;
+    const counting = (async () => {
+      while (ticking) {
+        await new Promise((resolve) => setImmediate(resolve));
+        turn += 1;
+      }
+    })();
+    try {
+      expect(await looking.lookAtLive(Date.now() + 17_000)).toBe(0);
+    } finally {
+      ticking = false;
+      await counting;
+    }
+    expect((await store.live()).map((row) => row.summary)).toEqual(
+      ids.map(() => expect.objectContaining({ status: "running", lastOffset: 102 })),
+    );
+    // 600 calls or more (a head and a read per answer, then a fold's reads): in one step before; a
+    // 10 ms slice holds about a hundred of them, and a step of reads at most as many again.
+    expect([...callsPerTurn.values()].reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(600);
+    expect(Math.max(...callsPerTurn.values())).toBeLessThanOrEqual(250);
+    await engine.close();
+  });
+
   it("follows the feed to every log's end, resumes from its position after a restart, and a rebuild gives the same rows", async () => {
     const engine = new MemoryEngine();
     const store = new MemoryReadModelStore();

@@ -27,6 +27,8 @@ export interface ProjectorOptions {
 
 /** Ids per narrowed query of the store (sqlite's expression depth and parameters are bounded). */
 const IDS_PER_QUERY = 500;
+/** Live answers whose reads are asked at once (at most three each): a step's reads are not cut by a turn. */
+const LOOKS_PER_STEP = 50;
 /** Every how many looks the queued answers that could be stuck are read too. */
 const QUEUED_SWEEP_EVERY = 10;
 
@@ -147,10 +149,13 @@ export class Projector {
         this.#awaitingStart.has(summary.id) ||
         ((summary.status === "running" || sweepQueued) && now - Date.parse(known.get(summary.id)!) > stuckAfterMs - margin),
     );
-    // Their reads at once (on Redis one pipelined round trip per step, not three per answer in
-    // turn); the folds, rarer, one after another.
-    const looks = await Promise.all(
-      suspects.map(async ({ summary }) => {
+    // Their reads a slice at a time (on Redis one pipelined round trip per step, not three per
+    // answer in turn); the folds, rarer, one after another. The loop turns between them once a
+    // slice is spent: on sqlite the reads never wait, and a thousand answers' were one step.
+    const looks: ({ id: string; tokensUntil: string | undefined } | undefined)[] = [];
+    for (let i = 0; i < suspects.length; i += LOOKS_PER_STEP) {
+      await turnWhenLong();
+      const step = suspects.slice(i, i + LOOKS_PER_STEP).map(async ({ summary }) => {
         const head = await engine.head(summary.id);
         if (!head || head.lastOffset === summary.lastOffset) return undefined;
         // The entry after the fold: a `started` written after its claim's record was read, say, is
@@ -158,12 +163,16 @@ export class Projector {
         const [next] = head.lastOffset > summary.lastOffset ? await engine.read(summary.id, summary.lastOffset, 1) : [];
         const [last] = next?.type === "delta" ? await engine.read(summary.id, head.lastOffset - 1, 1) : [];
         return { id: summary.id, tokensUntil: last?.type === "delta" ? last.at : undefined };
-      }),
-    );
+      });
+      looks.push(...(await Promise.all(step)));
+    }
     const folded: string[] = [];
     for (const look of looks) {
       if (look?.tokensUntil !== undefined) known.set(look.id, look.tokensUntil);
-      else if (look && (await this.project(look.id))) folded.push(look.id);
+      else if (look) {
+        await turnWhenLong();
+        if (await this.project(look.id)) folded.push(look.id);
+      }
     }
     // A folded row says when its newest entry was (it may have ended: then it is not live).
     if (folded.length > 0) {
