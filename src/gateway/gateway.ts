@@ -38,6 +38,7 @@ import { opsAnswerRoutes } from "./routes/ops-answers.ts";
 import { GatewayReadModels, type ReadModelOptions } from "./read-models/read-models.ts";
 import { pollRoutes } from "./routes/poll.ts";
 import { websocketRoutes } from "./routes/websocket.ts";
+import { runInSlice } from "../observability/turns.ts";
 
 /** Connections the kernel may hold for the gateway before it accepts them. */
 const LISTEN_BACKLOG = 4096;
@@ -111,9 +112,14 @@ export class Gateway {
     // that arrives on a kept-alive connection meanwhile is refused.
     app.addHook("preClose", async () => this.#shutdown.abort());
     app.addHook("onRequest", (_request, reply, done) => {
-      if (!this.#shutdown.signal.aborted) return done();
-      void reply.header("connection", "close");
-      done(new LifelineError("shutting_down"));
+      const admit = (): void => {
+        if (!this.#shutdown.signal.aborted) return done();
+        void reply.header("connection", "close");
+        done(new LifelineError("shutting_down"));
+      };
+      // Requests read in one poll of the sockets (a thousand starts at once) are handled a slice at
+      // a time: once the slice is spent, the rest wait for the next turn (decision 061).
+      runInSlice(admit);
     });
     const engine = guardEngine(options.engine);
     const keys = guardKeyStore(options.keys ?? new MemoryKeyStore());

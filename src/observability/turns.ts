@@ -12,6 +12,8 @@ const SLICE_MS = 10;
 let sliceStart = performance.now();
 /** The next turn every yielder waits for: one for all, so the slice starts once per turn. */
 let turn: Promise<void> | undefined;
+/** The turns every yielder has waited for so far. */
+let turns = 0;
 
 /**
  * The next turn of the event loop when the current stretch of promise-chained work has run longer
@@ -30,6 +32,7 @@ export function yieldIfLong(): Promise<void> | undefined {
   if (!sliceSpent()) return undefined;
   turn ??= nextImmediate().then(() => {
     turn = undefined;
+    turns += 1;
     sliceStart = performance.now();
   });
   return turn;
@@ -46,4 +49,31 @@ export function sliceSpent(): boolean {
  */
 export async function turnWhenLong(): Promise<void> {
   for (let turn = yieldIfLong(); turn; turn = yieldIfLong()) await turn;
+}
+
+/**
+ * Runs `work` now when the slice is not spent, and otherwise in a later turn in which it is not.
+ * For work that starts a chain of promises (a request's hooks and handler) rather than continuing
+ * one: each waiting piece runs in a callback of its own (`setImmediate`), so the promises it starts
+ * have run before the next piece asks whether the slice is spent. A hundred pieces resumed by one
+ * promise would all ask before any of them had worked.
+ */
+export function runInSlice(work: () => void): void {
+  if (!sliceSpent()) return work();
+  void yieldIfLong(); // the turn that starts the next slice, asked for before this piece's callback
+  setImmediate(runWaiting, work);
+}
+
+/** The turn (of {@link turns}) in which a waiting piece last ran. */
+let waitingRanIn = -1;
+
+/**
+ * A waiting piece's callback: it runs while the slice is not spent, and the first of each turn runs
+ * in any case (work that resumes with the turn may spend every slice: the pieces still go on, one
+ * per turn at least); the others wait for the next.
+ */
+function runWaiting(work: () => void): void {
+  if (sliceSpent() && waitingRanIn === turns) return runInSlice(work);
+  waitingRanIn = turns;
+  work();
 }

@@ -1,6 +1,6 @@
 import { performance } from "node:perf_hooks";
 import { describe, expect, it } from "vitest";
-import { yieldIfLong } from "../../src/observability/turns.ts";
+import { runInSlice, yieldIfLong } from "../../src/observability/turns.ts";
 
 /** Holds the event loop for `ms`, as a step of parsing a buffered stream does. */
 function busy(ms: number): void {
@@ -36,5 +36,72 @@ describe("yieldIfLong", () => {
     expect(Math.max(...stepsPerTurn.values())).toBeLessThanOrEqual(16);
     // And every stream went on: the turns are shared, not handed to the first streams only.
     expect(stepsPerTurn.size).toBeGreaterThan(30);
+  });
+});
+
+describe("runInSlice", () => {
+  /** A timer chain that marks each time the loop reaches its timers. */
+  function timerTurns(): { readonly now: () => number; stop(): void } {
+    let turn = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turn += 1;
+      if (ticking) setTimeout(tick, 0);
+    };
+    setTimeout(tick, 0);
+    return { now: () => turn, stop: () => (ticking = false) };
+  }
+
+  it("pieces that each start a chain of promises run a slice at a time, the chains' work counted", async () => {
+    const timers = timerTurns();
+    const piecesPerTurn = new Map<number, number>();
+    // A hundred pieces arriving in one turn, each in a callback of its own, as the requests read in
+    // one poll of the sockets do. Each piece's work happens a few promises after it starts, as a
+    // request's hooks and handler do.
+    const pieces = Array.from(
+      { length: 100 },
+      () =>
+        new Promise<void>((resolve) =>
+          setImmediate(() =>
+            runInSlice(() => {
+              void Promise.resolve()
+                .then(() => undefined)
+                .then(() => {
+                  busy(2);
+                  piecesPerTurn.set(timers.now(), (piecesPerTurn.get(timers.now()) ?? 0) + 1);
+                  resolve();
+                });
+            }),
+          ),
+        ),
+    );
+    await Promise.all(pieces);
+    timers.stop();
+    expect([...piecesPerTurn.values()].reduce((a, b) => a + b, 0)).toBe(100);
+    // About five 2 ms pieces fit a slice; two slices may fall between two timers on a busy machine.
+    expect(Math.max(...piecesPerTurn.values())).toBeLessThanOrEqual(16);
+  });
+
+  it("a waiting piece still runs, one per turn at least, while other work spends every slice", async () => {
+    let hogging = true;
+    let hogTurns = 0;
+    const hog = (async () => {
+      while (hogging) {
+        for (let wait = yieldIfLong(); wait; wait = yieldIfLong()) await wait;
+        busy(12); // more than a slice, every turn
+        hogTurns += 1;
+      }
+    })();
+    await new Promise((resolve) => setImmediate(resolve));
+    const ranAfter: number[] = [];
+    const started = hogTurns;
+    await Promise.all(
+      Array.from({ length: 5 }, () => new Promise<void>((resolve) => runInSlice(() => (ranAfter.push(hogTurns - started), resolve())))),
+    );
+    hogging = false;
+    await hog;
+    // One piece per turn of the hog at least: five pieces within a few of its turns, not never.
+    expect(ranAfter).toHaveLength(5);
+    expect(Math.max(...ranAfter)).toBeLessThanOrEqual(12);
   });
 });
