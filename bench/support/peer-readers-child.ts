@@ -107,14 +107,21 @@ class Phase {
   /** A Lifeline SSE message. */
   entry(follow: Follow, message: SseMessage, now: number): void {
     if (message.event === "reset") return follow.fail("reset");
-    const entry = JSON.parse(message.data) as { offset: number; type: string; text?: string; at?: string };
+    const entry = JSON.parse(message.data) as {
+      offset: number;
+      type: string;
+      text?: string;
+      at?: string;
+      error?: { code?: string; message?: string };
+    };
     if (entry.offset !== follow.lastOffset + 1) follow.fail(`entry ${entry.offset} after ${follow.lastOffset}`);
     follow.lastOffset = Math.max(follow.lastOffset, entry.offset);
     if (entry.type === "delta") this.text(follow, entry.text ?? "", now, entry.at === undefined ? undefined : Date.parse(entry.at));
     else if (entry.type === "retrying") this.retries++;
     else if (entry.type === "rewind") follow.fail("rewind");
     else if (TERMINAL.has(entry.type)) {
-      if (entry.type !== "completed") follow.fail(entry.type);
+      // A failure says why (the error's code and words), so a run's report tells a starved model from a bug.
+      if (entry.type !== "completed") follow.fail(entry.error ? `${entry.type} (${entry.error.code}: ${entry.error.message})` : entry.type);
       follow.ended = true;
     }
   }
