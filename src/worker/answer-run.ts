@@ -201,6 +201,7 @@ export class AnswerRun {
     this.#say("info", { model: route.name, prefixChars: this.#text.length }, "answer started");
     const call = { request, prefix: this.#text, signal: this.#abort.signal };
     const events = streamWithTimeouts(route.provider, call, plan.timeouts)[Symbol.asyncIterator]();
+    let serving = false;
     try {
       for (;;) {
         const step = await events.next().catch((error: unknown) => {
@@ -212,6 +213,12 @@ export class AnswerRun {
           );
         const event = step.value;
         if (event.type === "token") {
+          // The provider serves: a call that streams is its success from its first token, not from
+          // its end, so calls failing among a thousand long streams do not open its breaker.
+          if (!serving) {
+            serving = true;
+            route.breaker.succeeded();
+          }
           this.#buffer(event.text, event.tokens ?? 1);
           // Backpressure: past a bound, the model waits for the store (a failed write stops the run).
           if (this.#pendingTokens >= MAX_PENDING_TOKENS) await this.#flush().catch(() => undefined);

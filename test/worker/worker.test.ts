@@ -7,6 +7,8 @@ import { MemoryEngine } from "../../src/engine/memory/memory-engine.ts";
 import type { Engine } from "../../src/engine/port.ts";
 import { createModelRegistry, registryOf, simPlan, type ModelRegistry } from "../../src/llm/models.ts";
 import { CircuitBreaker } from "../../src/llm/resilience/circuit-breaker.ts";
+import { ProviderError } from "../../src/llm/provider-error.ts";
+import type { ModelEvent, ModelProvider } from "../../src/llm/provider.ts";
 import { SimProvider } from "../../src/llm/sim/sim-provider.ts";
 import { simTokens } from "../../src/llm/sim/sim-text.ts";
 import { Metrics } from "../../src/observability/metrics.ts";
@@ -346,6 +348,50 @@ describe("the worker", () => {
     expectExactAnswer(entries, text);
     const types = entries.map((e) => e.type);
     expect(types.slice(0, 5)).toEqual(["created", "started", "delta", "rewind", "started"]);
+  });
+
+  it("calls that stream count as the provider's successes from their first token: failures between them do not open its breaker", async () => {
+    const engine = new MemoryEngine();
+    stops.push(() => engine.close());
+    // Every other call fails at once; the others stream, slowly, and are still streaming when the
+    // next fails. A breaker told of successes only when a call completed saw three failures in a row.
+    const sim = new SimProvider({ tokensPerSecond: 50 });
+    let calls = 0;
+    const flaky: ModelProvider = {
+      name: "flaky",
+      stream: (call) => {
+        calls += 1;
+        if (calls % 2 === 1) return sim.stream(call);
+        return (async function* (): AsyncGenerator<ModelEvent> {
+          yield* [];
+          throw new ProviderError("status", "the provider answered 503", { status: 503, retryable: true });
+        })();
+      },
+    };
+    const breaker = new CircuitBreaker({ failureThreshold: 3, cooldownMs: 60_000 });
+    const plan = simPlan(sim);
+    const worker = startWorker(engine, {
+      models: registryOf([
+        {
+          ...plan,
+          retry: { ...plan.retry, maxAttempts: 1 },
+          routes: [{ name: "sim", provider: flaky, breaker, continuation: "continue" }],
+        },
+      ]),
+    });
+    const streaming: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const streams = await engine.create({ ...request, max_tokens: 5000 });
+      await until(async () => ((await engine.head(streams.id))?.lastOffset ?? 0) >= 3, 10_000, "its first tokens");
+      streaming.push(streams.id);
+      const fails = await engine.create(request);
+      expect((await untilTerminal(engine, fails.id)).at(-1)).toMatchObject({ type: "failed", error: { code: "model_unavailable" } });
+    }
+    expect(breaker.state).toBe("closed");
+    const next = await engine.create({ ...request, max_tokens: 5000 });
+    await until(async () => ((await engine.head(next.id))?.lastOffset ?? 0) >= 3, 10_000, "the next answer's first tokens");
+    for (const id of [...streaming, next.id]) await engine.cancel(id);
+    while (worker.activeRuns > 0) await new Promise((r) => setTimeout(r, 10));
   });
 
   it("a cancelled trial call does not leave its provider's breaker shut", async () => {
