@@ -1,5 +1,6 @@
 import { ProviderError } from "../provider-error.ts";
 import type { ModelCall, ModelEvent, ModelProvider } from "../provider.ts";
+import { runInSlice } from "../../observability/turns.ts";
 
 /** Limits on one model call; every one is in milliseconds. */
 export interface Timeouts {
@@ -108,10 +109,15 @@ class TimedStream implements AsyncIterator<ModelEvent> {
   }
 
   #expire(which: string, ms: number): void {
-    this.#expired ??= { which, ms };
-    this.#upstream.abort(
-      new ProviderError("timeout", `the ${which} timeout (${ms} ms) ran out`, { retryable: true, provider: this.#provider.name }),
-    );
+    // When a model stalls every stream at once, their timers run out in one phase of the event
+    // loop: each abort (a socket closed, its error made) waits for a slice (decision 063).
+    runInSlice(() => {
+      if (this.#closed) return;
+      this.#expired ??= { which, ms };
+      this.#upstream.abort(
+        new ProviderError("timeout", `the ${which} timeout (${ms} ms) ran out`, { retryable: true, provider: this.#provider.name }),
+      );
+    });
   }
 
   #close(): void {
