@@ -3,8 +3,8 @@ import { randomFillSync } from "node:crypto";
 const ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz";
 
 /**
- * Random bytes drawn 4 KB at a time (a call into the system's generator per 256 ids, not per id,
- * as Node's `randomUUID` does): a thousand starts at once spent a tenth of a stall drawing 16
+ * Random bytes drawn 4 KB at a time: a call into the system's generator per 256 ids, not per id
+ * (Node's `randomUUID` pools its bytes too): a thousand starts at once spent a tenth of a stall drawing 16
  * bytes each. Each byte is used once.
  */
 const pool = Buffer.alloc(4096);

@@ -12,8 +12,6 @@ const SLICE_MS = 10;
 let sliceStart = performance.now();
 /** The next turn every yielder waits for: one for all, so the slice starts once per turn. */
 let turn: Promise<void> | undefined;
-/** The turns every yielder has waited for so far. */
-let turns = 0;
 
 /**
  * The next turn of the event loop when the current stretch of promise-chained work has run longer
@@ -32,7 +30,6 @@ export function yieldIfLong(): Promise<void> | undefined {
   if (!sliceSpent()) return undefined;
   turn ??= nextImmediate().then(() => {
     turn = undefined;
-    turns += 1;
     sliceStart = performance.now();
   });
   return turn;
@@ -52,28 +49,41 @@ export async function turnWhenLong(): Promise<void> {
 }
 
 /**
- * Runs `work` now when the slice is not spent, and otherwise in a later turn in which it is not.
- * For work that starts a chain of promises (a request's hooks and handler) rather than continuing
- * one: each waiting piece runs in a callback of its own (`setImmediate`), so the promises it starts
- * have run before the next piece asks whether the slice is spent. A hundred pieces resumed by one
- * promise would all ask before any of them had worked.
+ * Runs `work` now when the slice is not spent, and otherwise in a later turn. For work that starts
+ * a chain of promises (a request's hooks and handler) rather than continuing one: each waiting
+ * piece runs in a callback of its own (`setImmediate`), so the promises it starts have run before
+ * the next piece looks at the clock. A hundred pieces resumed by one promise would all look before
+ * any of them had worked.
+ *
+ * The waiting pieces have a slice of their own in each turn, apart from the one the yielders share:
+ * streams that resume with every turn and spend every slice do not keep requests waiting, and a
+ * turn holds at most a slice of each (decision 061).
  */
 export function runInSlice(work: () => void): void {
   if (!sliceSpent()) return work();
-  void yieldIfLong(); // the turn that starts the next slice, asked for before this piece's callback
+  void yieldIfLong(); // the yielders' next slice starts with the next turn
+  wait(work);
+}
+
+/** When the waiting pieces' slice of this turn began. */
+let waitingSince = 0;
+/** Whether the callback that starts the waiting pieces' next slice is queued. */
+let opening = false;
+
+/** Queues `work` behind the callback that starts the next turn's slice of waiting pieces. */
+function wait(work: () => void): void {
+  if (!opening) {
+    opening = true;
+    setImmediate(() => {
+      opening = false;
+      waitingSince = performance.now();
+    });
+  }
   setImmediate(runWaiting, work);
 }
 
-/** The turn (of {@link turns}) in which a waiting piece last ran. */
-let waitingRanIn = -1;
-
-/**
- * A waiting piece's callback: it runs while the slice is not spent, and the first of each turn runs
- * in any case (work that resumes with the turn may spend every slice: the pieces still go on, one
- * per turn at least); the others wait for the next.
- */
+/** A waiting piece's callback: it runs while this turn's slice of waiting pieces lasts, or waits for the next. */
 function runWaiting(work: () => void): void {
-  if (sliceSpent() && waitingRanIn === turns) return runInSlice(work);
-  waitingRanIn = turns;
+  if (performance.now() - waitingSince >= SLICE_MS) return wait(work);
   work();
 }

@@ -27,7 +27,11 @@ export type StopReason = "shutdown" | "leaseLost" | "closed" | "storeFailed";
 
 /** The model itself failed (as opposed to the store, or a stop). */
 class ModelFailed extends Error {
-  constructor(readonly error: unknown) {
+  constructor(
+    readonly error: unknown,
+    /** Whether the call had streamed a token before it failed. */
+    readonly afterFirstToken = false,
+  ) {
     super(error instanceof Error ? error.message : String(error));
   }
 }
@@ -166,7 +170,7 @@ export class AnswerRun {
             throw error;
           }
           failure = asProviderError(error.error, route.name);
-          route.breaker.failed();
+          route.breaker.failed(error.afterFirstToken);
           this.#trace.callEnded("failed", failureCode(failure), failure.message);
         }
       }
@@ -205,19 +209,20 @@ export class AnswerRun {
     try {
       for (;;) {
         const step = await events.next().catch((error: unknown) => {
-          throw this.#stopReason ? new RunStopped(this.#stopReason) : new ModelFailed(error);
+          throw this.#stopReason ? new RunStopped(this.#stopReason) : new ModelFailed(error, serving);
         });
         if (step.done)
           throw new ModelFailed(
             new ProviderError("protocol", "the stream ended without a finish", { retryable: true, provider: route.name }),
+            serving,
           );
         const event = step.value;
         if (event.type === "token") {
-          // The provider serves: a call that streams is its success from its first token, not from
-          // its end, so calls failing among a thousand long streams do not open its breaker.
+          // The provider answers: calls failing before their first token among a thousand long
+          // streams are not failures in a row (decision 062).
           if (!serving) {
             serving = true;
-            route.breaker.succeeded();
+            route.breaker.answered();
           }
           this.#buffer(event.text, event.tokens ?? 1);
           // Backpressure: past a bound, the model waits for the store (a failed write stops the run).

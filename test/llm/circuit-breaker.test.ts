@@ -57,3 +57,44 @@ describe("a circuit breaker's openings, as the metrics and the worker's report s
     expect(await scrape()).toEqual(['lifeline_breaker_open{provider="primary"} 0', 'lifeline_breaker_opens_total{provider="primary"} 1']);
   });
 });
+
+describe("what a circuit breaker counts as failures in a row", () => {
+  it("calls failing before their first token between other calls' first tokens do not open it", () => {
+    const { breaker } = breakerAt();
+    for (let i = 0; i < 10; i++) {
+      breaker.failed();
+      breaker.answered(); // another call's first token: the provider answers
+    }
+    expect(breaker.state).toBe("closed");
+    breaker.failed();
+    breaker.failed();
+    expect(breaker.state).toBe("open");
+  });
+
+  it("a provider that cuts every stream after its first token opens it, first tokens or not; a completed call ends the row", () => {
+    const { breaker } = breakerAt();
+    breaker.answered();
+    breaker.failed(true);
+    breaker.answered();
+    breaker.succeeded(); // a call that completed: the streams broken so far are not in a row any more
+    breaker.answered();
+    breaker.failed(true);
+    expect(breaker.state).toBe("closed");
+    breaker.answered();
+    breaker.failed(true);
+    expect([breaker.state, breaker.opens]).toEqual(["open", 1]);
+  });
+
+  it("a trial call closes it at its first token, and opens it again if its stream breaks where the others did", () => {
+    const { breaker, advance } = breakerAt();
+    breaker.failed(true);
+    breaker.failed(true);
+    expect(breaker.state).toBe("open");
+    advance(1000);
+    expect(breaker.tryAcquire()).toBe(true);
+    breaker.answered();
+    expect(breaker.state).toBe("closed");
+    breaker.failed(true);
+    expect([breaker.state, breaker.opens]).toEqual(["open", 2]);
+  });
+});

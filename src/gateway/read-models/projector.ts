@@ -153,8 +153,10 @@ export class Projector {
     // answer in turn); the folds, rarer, one after another. The loop turns between them once a
     // slice is spent: on sqlite the reads never wait, and a thousand answers' were one step.
     const looks: ({ id: string; tokensUntil: string | undefined } | undefined)[] = [];
+    const stopped = this.#stop.signal;
     for (let i = 0; i < suspects.length; i += LOOKS_PER_STEP) {
       await turnWhenLong();
+      if (stopped.aborted) return 0; // a stop does not wait for the rest of a long look
       const step = suspects.slice(i, i + LOOKS_PER_STEP).map(async ({ summary }) => {
         const head = await engine.head(summary.id);
         if (!head || head.lastOffset === summary.lastOffset) return undefined;
@@ -171,6 +173,7 @@ export class Projector {
       if (look?.tokensUntil !== undefined) known.set(look.id, look.tokensUntil);
       else if (look) {
         await turnWhenLong();
+        if (stopped.aborted) return 0;
         if (await this.project(look.id)) folded.push(look.id);
       }
     }

@@ -12,9 +12,18 @@ export const DEFAULT_BREAKER: BreakerPolicy = { failureThreshold: 5, cooldownMs:
  * A circuit breaker per provider: closed while calls succeed; open after `failureThreshold`
  * failures in a row (calls are refused at once, so fallbacks serve); after `cooldownMs` one trial
  * call is let through (half-open): success closes it, failure opens it again.
+ *
+ * Failures are counted in two rows (decision 062). A call that fails before its first token adds
+ * to the row of calls not answered, which any call's first token ends: a provider streaming long
+ * answers is answering, whatever a few calls meanwhile do. A call that fails after its first token
+ * adds to the row of streams broken, which only a call that completes ends: a provider that cuts
+ * every stream opens its breaker however many first tokens it sends.
  */
 export class CircuitBreaker {
+  /** Calls that failed before their first token since a call last answered. */
   #failures = 0;
+  /** Calls that failed after their first token since a call last completed. */
+  #broken = 0;
   #openedAt: number | undefined;
   #trialInFlight = false;
   #opens = 0;
@@ -48,8 +57,18 @@ export class CircuitBreaker {
     return true;
   }
 
+  /** A call completed. */
   succeeded(): void {
     this.#failures = 0;
+    this.#broken = 0;
+    this.#openedAt = undefined;
+    this.#trialInFlight = false;
+  }
+
+  /** A call's first token arrived: the provider answers (a trial call closes the breaker). */
+  answered(): void {
+    this.#failures = 0;
+    if (!this.#trialInFlight) return;
     this.#openedAt = undefined;
     this.#trialInFlight = false;
   }
@@ -59,9 +78,12 @@ export class CircuitBreaker {
     this.#trialInFlight = false;
   }
 
-  failed(): void {
-    this.#failures += 1;
-    if (this.#trialInFlight || this.#failures >= this.policy.failureThreshold) {
+  /** A call failed; `afterFirstToken`, once it had streamed (a stream broken, not a call unanswered). */
+  failed(afterFirstToken = false): void {
+    if (afterFirstToken) this.#broken += 1;
+    else this.#failures += 1;
+    const threshold = this.policy.failureThreshold;
+    if (this.#trialInFlight || this.#failures >= threshold || this.#broken >= threshold) {
       // Failures past the threshold while open (calls that went out before it opened) do not open it again.
       if (this.#openedAt === undefined || this.#trialInFlight) this.#opens += 1;
       this.#openedAt = this.now();

@@ -44,7 +44,7 @@ class TimedStream implements AsyncIterator<ModelEvent> {
     this.#provider = provider;
     this.#call = call;
     this.#timeouts = timeouts;
-    this.#phase = new PhaseDeadline((which, ms) => this.#expire(which, ms));
+    this.#phase = new PhaseDeadline((which, ms) => this.#expire(which, ms, () => this.#phase.due()));
   }
 
   /** The caller's signal aborted: so is the upstream request. */
@@ -58,7 +58,7 @@ class TimedStream implements AsyncIterator<ModelEvent> {
       if (this.#events === undefined) {
         if (this.#call.signal.aborted) this.handleEvent();
         this.#call.signal.addEventListener("abort", this, { once: true });
-        this.#total = setTimeout(() => this.#expire("total", this.#timeouts.totalMs), this.#timeouts.totalMs);
+        this.#total = setTimeout(() => this.#expire("total", this.#timeouts.totalMs, () => true), this.#timeouts.totalMs);
         this.#events = this.#provider.stream({ ...this.#call, signal: this.#upstream.signal })[Symbol.asyncIterator]();
       }
       // Waiting for the consumer is not the provider's time: the phase runs only while this waits.
@@ -108,11 +108,16 @@ class TimedStream implements AsyncIterator<ModelEvent> {
     return { done: true, value: undefined };
   }
 
-  #expire(which: string, ms: number): void {
-    // When a model stalls every stream at once, their timers run out in one phase of the event
-    // loop: each abort (a socket closed, its error made) waits for a slice (decision 063).
+  /**
+   * Cuts the call for the timeout `which`, while `stillDue()` says it has run out: when a model
+   * stalls every stream at once, their timers run out in one phase of the event loop, and each abort
+   * (a socket closed, its error made) waits for a slice (decision 063). A stream whose phase moved
+   * on meanwhile (an event came, or the consumer holds one) is not cut: its phase's timer is armed
+   * again.
+   */
+  #expire(which: string, ms: number, stillDue: () => boolean): void {
     runInSlice(() => {
-      if (this.#closed) return;
+      if (this.#closed || !stillDue()) return;
       this.#expired ??= { which, ms };
       this.#upstream.abort(
         new ProviderError("timeout", `the ${which} timeout (${ms} ms) ran out`, { retryable: true, provider: this.#provider.name }),
@@ -151,6 +156,11 @@ class PhaseDeadline {
     this.#paused = false;
     this.#deadline = performance.now() + ms;
     if (this.#deadline < this.#timerDue) this.#arm(this.#deadline);
+  }
+
+  /** Whether the current phase runs and its deadline has passed. */
+  due(): boolean {
+    return !this.#paused && performance.now() >= this.#deadline;
   }
 
   /** While the consumer holds an event, no phase runs. */
