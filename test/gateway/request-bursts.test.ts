@@ -6,6 +6,7 @@ import { Gateway } from "../../src/gateway/gateway.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { Metrics } from "../../src/observability/metrics.ts";
 import { overriding } from "../support/overriding-engine.ts";
+import { timerTurns } from "../support/timer-turns.ts";
 
 /** POSTs `body` to `url` on `agent`; the status and the body. */
 function post(agent: Agent, url: string, body: string): Promise<{ status: number; body: string }> {
@@ -25,12 +26,13 @@ describe("a burst of requests", () => {
   it("read in one turn are handled a slice at a time: timers run between them, and every one is answered", async () => {
     const memory = new MemoryEngine();
     // An engine whose creates each take half a millisecond of CPU and never wait for I/O.
-    let turn = 0;
+    let timers: ReturnType<typeof timerTurns> | undefined;
     const createsPerTurn = new Map<number, number>();
     const engine = overriding(memory, {
       create: (...args) => {
         const end = performance.now() + 0.5;
         while (performance.now() < end);
+        const turn = timers?.now() ?? 0;
         createsPerTurn.set(turn, (createsPerTurn.get(turn) ?? 0) + 1);
         return memory.create(...args);
       },
@@ -46,19 +48,13 @@ describe("a burst of requests", () => {
     });
     const burst = 200;
     const agent = new Agent({ keepAlive: true, maxSockets: burst });
-    let ticking = true;
     try {
       const url = await gateway.listen("127.0.0.1", 0);
       const body = JSON.stringify({ model: "sim", messages: [{ role: "user", content: "burst" }] });
       // Every connection open first, so the burst's requests reach the gateway together.
       await Promise.all(Array.from({ length: burst }, () => post(agent, `${url}${routes.healthz()}`, "{}").catch(() => undefined)));
       createsPerTurn.clear();
-      // A timer chain marks each time the loop reaches its timers.
-      const tick = (): void => {
-        turn += 1;
-        if (ticking) setTimeout(tick, 0);
-      };
-      setTimeout(tick, 0);
+      timers = timerTurns();
       const answers = await Promise.all(Array.from({ length: burst }, () => post(agent, `${url}${routes.generations()}`, body)));
       expect(answers.map((answer) => answer.status)).toEqual(answers.map(() => 201));
       expect([...createsPerTurn.values()].reduce((a, b) => a + b, 0)).toBe(burst);
@@ -66,7 +62,7 @@ describe("a burst of requests", () => {
       // timer on a busy machine. Handled in one poll of the sockets, all 200 fell between two.
       expect(Math.max(...createsPerTurn.values())).toBeLessThanOrEqual(60);
     } finally {
-      ticking = false;
+      timers?.stop();
       agent.destroy();
       await gateway.close();
       await memory.close();

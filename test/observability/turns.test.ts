@@ -1,6 +1,7 @@
 import { performance } from "node:perf_hooks";
 import { describe, expect, it } from "vitest";
 import { runInSlice, yieldIfLong } from "../../src/observability/turns.ts";
+import { timerTurns } from "../support/timer-turns.ts";
 
 /** Holds the event loop for `ms`, as a step of parsing a buffered stream does. */
 function busy(ms: number): void {
@@ -10,24 +11,18 @@ function busy(ms: number): void {
 
 describe("yieldIfLong", () => {
   it("many streams with data buffered share one slice per turn of the event loop: timers wait for a slice, not for a slice per stream", async () => {
-    // A timer chain marks each time the loop reaches its timers; every step notes the mark it ran under.
-    let turn = 0;
-    let ticking = true;
-    const tick = (): void => {
-      turn += 1;
-      if (ticking) setTimeout(tick, 0);
-    };
-    setTimeout(tick, 0);
+    // Every step notes the timers' mark it ran under.
+    const timers = timerTurns();
     const stepsPerTurn = new Map<number, number>();
     const stream = async (): Promise<void> => {
       for (let step = 0; step < 15; step += 1) {
         for (let wait = yieldIfLong(); wait; wait = yieldIfLong()) await wait;
         busy(2);
-        stepsPerTurn.set(turn, (stepsPerTurn.get(turn) ?? 0) + 1);
+        stepsPerTurn.set(timers.now(), (stepsPerTurn.get(timers.now()) ?? 0) + 1);
       }
     };
     await Promise.all(Array.from({ length: 20 }, stream));
-    ticking = false;
+    timers.stop();
     const total = [...stepsPerTurn.values()].reduce((a, b) => a + b, 0);
     expect(total).toBe(300);
     // A 10 ms slice holds five or six 2 ms steps, and on a busy machine two slices may fall between
@@ -40,18 +35,6 @@ describe("yieldIfLong", () => {
 });
 
 describe("runInSlice", () => {
-  /** A timer chain that marks each time the loop reaches its timers. */
-  function timerTurns(): { readonly now: () => number; stop(): void } {
-    let turn = 0;
-    let ticking = true;
-    const tick = (): void => {
-      turn += 1;
-      if (ticking) setTimeout(tick, 0);
-    };
-    setTimeout(tick, 0);
-    return { now: () => turn, stop: () => (ticking = false) };
-  }
-
   it("pieces that each start a chain of promises run a slice at a time, the chains' work counted", async () => {
     const timers = timerTurns();
     const piecesPerTurn = new Map<number, number>();
