@@ -1,6 +1,6 @@
 /** When a provider's breaker opens, and for how long. */
 export interface BreakerPolicy {
-  /** Consecutive failures that open the breaker. @defaultValue 5 */
+  /** Failures in a row that open the breaker (in either of its two rows, decision 062). @defaultValue 5 */
   readonly failureThreshold: number;
   /** How long it stays open before one trial call is let through. @defaultValue 30000 */
   readonly cooldownMs: number;
