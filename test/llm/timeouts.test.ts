@@ -11,6 +11,12 @@ const call = (): ModelCall => ({
   signal: new AbortController().signal,
 });
 
+/** Holds the event loop for `ms`, as work on a CPU does. */
+function busy(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+}
+
 describe("model call timeouts", () => {
   it("streams whose model stalls at once time out a slice at a time: the loop turns between their aborts", async () => {
     let turn = 0;
@@ -25,8 +31,7 @@ describe("model call timeouts", () => {
           yield { type: "token", text: "a" };
           await new Promise<void>((resolve) =>
             signal.addEventListener("abort", () => {
-              const end = performance.now() + 0.5;
-              while (performance.now() < end);
+              busy(0.5);
               abortsPerTurn.set(turn, (abortsPerTurn.get(turn) ?? 0) + 1);
               resolve();
             }),
@@ -60,10 +65,6 @@ describe("model call timeouts", () => {
   });
 
   it("an abort that waited for its turn is dropped when a token came meanwhile: the stream is not cut", async () => {
-    const busy = (ms: number): void => {
-      const end = performance.now() + ms;
-      while (performance.now() < end);
-    };
     let releaseB!: () => void;
     let releaseFinish!: () => void;
     const late: ModelProvider = {
