@@ -56,6 +56,31 @@ describe("a command connection that writes once per turn", () => {
     }
   });
 
+  it("sends in one write the commands that the callbacks of one phase of the loop issue, each its own", async () => {
+    const client = connectRedis({ mode: "standalone", url: redis.server!.url }, "phases", { writePerTurn: true }) as Redis;
+    try {
+      await ready(client);
+      await client.set("phase-key", "v");
+      const counted = countWrites(client);
+      // Fifty timers due together run in one timers phase, each a callback of its own, as a
+      // worker's coalescing windows closing together: a nextTick between them would write fifty times.
+      const replies = await new Promise<Promise<string | null>[]>((resolve) => {
+        const issued: Promise<string | null>[] = [];
+        for (let i = 0; i < 50; i++) {
+          setTimeout(() => {
+            issued.push(client.get("phase-key"));
+            if (issued.length === 50) resolve(issued);
+          }, 5);
+        }
+      });
+      await new Promise((resolve) => setImmediate(resolve));
+      expect({ writes: counted.writes(), chunks: counted.chunks() }).toEqual({ writes: 1, chunks: 50 });
+      expect(await Promise.all(replies)).toEqual(Array.from({ length: 50 }, () => "v"));
+    } finally {
+      client.disconnect();
+    }
+  });
+
   it("hands each reply over as it is read, not once the turn's last reply is in", async () => {
     const client = connectRedis({ mode: "standalone", url: redis.server!.url }, "replies", { writePerTurn: true }) as Redis;
     try {

@@ -68,7 +68,9 @@ const WRITES_PER_TURN = new WeakSet<Redis>();
 /**
  * Makes the commands `redis` is given in one turn of the event loop leave in one write, and hands
  * each reply over as soon as it is read: the first command of a turn corks the connection's socket,
- * and a `process.nextTick` uncorks it, so Node writes all the turn's commands with one `writev`.
+ * and a `setImmediate` uncorks it, so Node writes all the turn's commands with one `writev`. Not a
+ * `process.nextTick`: that runs after each callback, and a thousand coalescing windows closing in
+ * one phase of timers, or a thousand sockets read in one poll, were a thousand writes.
  *
  * Not ioredis's `enableAutoPipelining`, which also writes once per turn: it sends a turn's commands
  * as one pipeline, hands their replies over only once the last one is in, and sends the next turn's
@@ -91,7 +93,7 @@ function writeOncePerTurn(redis: Redis): void {
     if (corked === undefined && stream === undefined && redis.stream !== undefined && redis.stream.writable) {
       corked = redis.stream;
       corked.cork();
-      process.nextTick(uncork);
+      setImmediate(uncork);
     }
     return send(command, stream);
   };
