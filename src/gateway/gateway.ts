@@ -20,7 +20,7 @@ import { OpenStreams, installStreamLimits } from "./auth/open-streams.ts";
 import { Owners } from "./auth/owners.ts";
 import { TokenBudget } from "./auth/token-budget.ts";
 import { GenerationStarter } from "./start-generation.ts";
-import { installRequestLimits, type RequestLimits } from "./auth/request-limits.ts";
+import { installRequestLimits, UNCOUNTED, type RequestLimits } from "./auth/request-limits.ts";
 import { guardEngine } from "./guarded-engine.ts";
 import { guardKeyStore } from "./guarded-key-store.ts";
 import { answerClientError, answerFrameworkError, installErrorHandling } from "./http-errors.ts";
@@ -129,7 +129,7 @@ export class Gateway {
     const starter = new GenerationStarter(engine, options.models, { slots, budget });
     installCors(app, options.corsOrigins ?? []);
     installAuthentication(app, auth);
-    if (options.limits) installRequestLimits(app, options.limits);
+    const countRequest = options.limits ? installRequestLimits(app, options.limits) : UNCOUNTED;
     const streams = new OpenStreams(keys, options.limits?.streamsPerKey ?? 0);
     installStreamLimits(app, streams);
     const routes = {
@@ -138,6 +138,7 @@ export class Gateway {
       auth,
       starter,
       openStreams: streams,
+      countRequest,
       owners: new Owners(engine),
       tails: new LogTails(engine, options.metrics),
     };

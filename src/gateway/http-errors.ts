@@ -67,11 +67,12 @@ export function answerClientError(error: Error & { code?: string }, socket: Sock
   socket.destroy(error);
 }
 
-/** A complete HTTP/1.1 response carrying `error`, for a socket that no framework answers on. */
+/** A complete HTTP/1.1 response carrying `error`, for a socket that no framework answers on (a 429 says when to come back, as {@link sendError}'s). */
 export function rawHttpAnswer(error: LifelineError): string {
   const body = JSON.stringify(error.toJSON());
+  const retryAfter = error.status === 429 ? `retry-after: ${error.retryAfterSeconds ?? 1}\r\n` : "";
   return (
-    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ""}\r\nconnection: close\r\n` +
+    `HTTP/1.1 ${error.status} ${STATUS_CODES[error.status] ?? ""}\r\nconnection: close\r\n${retryAfter}` +
     `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
   );
 }

@@ -1,10 +1,12 @@
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocket } from "ws";
 import { KeyRing } from "../../src/engine/keys/key-ring.ts";
 import { RedisKeyStore } from "../../src/engine/keys/redis.ts";
 import { startInProcess } from "../support/in-process.ts";
 import { requireRedis, redisAvailable, startStandalone, type RedisServer } from "../support/redis-harness.ts";
 import { simRequest } from "../support/sim-answer.ts";
+import { upgrade } from "../support/ws-upgrade.ts";
 
 type Node = Awaited<ReturnType<typeof startInProcess>>;
 
@@ -74,6 +76,25 @@ describe("a key store that does not answer", () => {
       await raw.config("SET", "maxmemory", "0");
     }
     expect((await start(node.url)).status).toBe(201);
+  });
+
+  it("refuses a WebSocket upgrade with 503 engine_unavailable when counting it against the key's limit fails (Redis out of memory)", async (ctx) => {
+    requireRedis(ctx);
+    const url = `${node.url.replace("http", "ws")}/v1/ws`;
+    const auth = { authorization: `Bearer ${key}` };
+    const before = await upgrade(url, auth);
+    expect(before).toBeInstanceOf(WebSocket);
+    (before as WebSocket).close();
+    await raw.config("SET", "maxmemory-policy", "noeviction");
+    await raw.config("SET", "maxmemory", "1");
+    try {
+      expect(await upgrade(url, auth)).toMatchObject({ status: 503, body: { error: { code: "engine_unavailable" } } });
+    } finally {
+      await raw.config("SET", "maxmemory", "0");
+    }
+    const after = await upgrade(url, auth);
+    expect(after).toBeInstanceOf(WebSocket);
+    (after as WebSocket).close();
   });
 
   it("answers 503 engine_unavailable when checking the key fails (Redis refuses the key store's keys)", async (ctx) => {

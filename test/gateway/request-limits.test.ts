@@ -6,6 +6,7 @@ import { startInProcess } from "../support/in-process.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
 import { simRequest } from "../support/sim-answer.ts";
 import { until } from "../support/waits.ts";
+import { subscribeToEnd, upgrade, type RefusedUpgrade } from "../support/ws-upgrade.ts";
 import { parseApiKey } from "../../src/core/api-keys.ts";
 
 type Node = Awaited<ReturnType<typeof startInProcess>>;
@@ -43,7 +44,7 @@ function useTwoGateways(prefixStem: string, env: Record<string, string>, keyName
 }
 
 describe("requests per minute per key, shared by two gateways on one Redis", () => {
-  const fleet = useTwoGateways("lim", { LIFELINE_REQUESTS_PER_MINUTE: "5" }, ["busy", "calm"]);
+  const fleet = useTwoGateways("lim", { LIFELINE_REQUESTS_PER_MINUTE: "5" }, ["busy", "calm", "socket", "reader"]);
 
   const create = (node: Node, key: string): Promise<Response> =>
     fetch(`${node.url}/v1/generations`, {
@@ -70,6 +71,78 @@ describe("requests per minute per key, shared by two gateways on one Redis", () 
     const ids = new Set<string>();
     for (const r of answers) ids.add(((await r.json()) as { id: string }).id);
     expect(ids.size).toBe(5);
+  });
+
+  const wsUrl = (node: Node): string => `${node.url.replace("http", "ws")}/v1/ws`;
+  const opened = (answer: WebSocket | RefusedUpgrade): WebSocket => {
+    if (answer instanceof WebSocket) return answer;
+    throw new Error(`upgrade refused with ${answer.status} ${answer.body.error?.code}`);
+  };
+  const refused = (answer: WebSocket | RefusedUpgrade): RefusedUpgrade => {
+    if (!(answer instanceof WebSocket)) return answer;
+    answer.close();
+    throw new Error("the upgrade was not refused");
+  };
+
+  it("a WebSocket upgrade and each subscribe frame count as requests of the key on whichever gateway: past the limit a subscribe gets an error frame rate_limited and an upgrade 429 with Retry-After", async () => {
+    const [a, b] = fleet.gateways();
+    const key = fleet.key("socket");
+    const auth = { authorization: `Bearer ${key}` };
+    const created = await create(a, key); // 1
+    expect(created.status).toBe(201);
+    const { id } = (await created.json()) as { id: string };
+    const ws = opened(await upgrade(wsUrl(b), auth)); // 2
+    try {
+      expect(await subscribeToEnd(ws, { sub: "first", generation: id })).toMatchObject({ type: "end" }); // 3
+      opened(await upgrade(wsUrl(a), auth)).close(); // 4
+      expect(await subscribeToEnd(ws, { sub: "second", generation: id })).toMatchObject({ type: "end" }); // 5
+      // The sixth request of the minute is a subscribe frame: refused, and the connection stays open.
+      expect(await subscribeToEnd(ws, { sub: "third", generation: id })).toMatchObject({
+        type: "error",
+        error: { code: "rate_limited" },
+      });
+      expect(ws.readyState).toBe(WebSocket.OPEN);
+    } finally {
+      ws.close();
+    }
+    const answer = refused(await upgrade(wsUrl(a), auth));
+    expect(answer.status).toBe(429);
+    const retryAfter = Number(answer.headers["retry-after"]);
+    expect(retryAfter).toBeGreaterThan(0);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    expect(answer.body.error?.code).toBe("rate_limited");
+    expect(answer.body.error?.message).not.toContain(parseApiKey(key)!.secret);
+    // The same counter as the key's HTTP requests: they are refused too.
+    expect((await create(b, key)).status).toBe(429);
+  });
+
+  it("on a connection opened without credentials each subscribe frame counts against its read token's generation, as an HTTP request or an upgrade with that token does", async () => {
+    const [a, b] = fleet.gateways();
+    const created = await create(a, fleet.key("reader"));
+    const { id, token } = (await created.json()) as { id: string; token: string };
+    const read = (node: Node): Promise<Response> =>
+      fetch(`${node.url}/v1/generations/${id}`, { headers: { authorization: `Bearer ${token}` } });
+    expect((await read(a)).status).toBe(200); // 1
+    expect((await read(b)).status).toBe(200); // 2
+    opened(await upgrade(`${wsUrl(b)}?token=${token}`)).close(); // 3
+    // An upgrade without credentials counts for nobody; each subscription on it for its token's generation.
+    const ws = opened(await upgrade(wsUrl(a)));
+    try {
+      expect(await subscribeToEnd(ws, { sub: "one", generation: id, token })).toMatchObject({ type: "end" }); // 4
+      expect(await subscribeToEnd(ws, { sub: "two", generation: id, token })).toMatchObject({ type: "end" }); // 5
+      expect(await subscribeToEnd(ws, { sub: "three", generation: id, token })).toMatchObject({
+        type: "error",
+        error: { code: "rate_limited" },
+      });
+    } finally {
+      ws.close();
+    }
+    const answer = refused(await upgrade(`${wsUrl(a)}?token=${token}`));
+    expect(answer.status).toBe(429);
+    expect(answer.body.error?.code).toBe("rate_limited");
+    expect((await read(b)).status).toBe(429);
+    // The key that started the answer has its own count: one request so far.
+    expect((await create(b, fleet.key("reader"))).status).toBe(201);
   });
 });
 

@@ -25,6 +25,7 @@ import type { Authenticator } from "../auth/authentication.ts";
 import { OPEN, requireScope, type Caller } from "../auth/caller.ts";
 import type { OpenStreams } from "../auth/open-streams.ts";
 import type { Owners } from "../auth/owners.ts";
+import type { CountRequest } from "../auth/request-limits.ts";
 import type { LogTails } from "../log-tail.ts";
 
 export interface WebSocketRoutesOptions {
@@ -38,6 +39,12 @@ export interface WebSocketRoutesOptions {
   readonly owners: Owners;
   /** Each subscription holds one of its caller's open-stream slots. */
   readonly openStreams: OpenStreams;
+  /**
+   * Counts the upgrade and each `subscribe` frame as one request of its caller, in the HTTP
+   * requests' counters (decision 064); an upgrade without credentials is not counted, its
+   * subscriptions are, against their read tokens' generations.
+   */
+  readonly countRequest: CountRequest;
   readonly metrics: Metrics;
   /** The gateway's shared tails, which every follow of every transport joins at the end of a log. */
   readonly tails: LogTails;
@@ -96,10 +103,10 @@ export function websocketRoutes(app: FastifyInstance, options: WebSocketRoutesOp
 
   app.server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on("error", () => undefined); // a reset during the handshake is the client's business
-    if ((request.url ?? "").split("?")[0] !== ROUTE_PATHS.websocket) return refuseUpgrade(socket, "not_found");
-    if (options.shutdown.aborted) return refuseUpgrade(socket, "shutting_down");
-    void callerOfUpgrade(options.auth, request).then((caller) => {
-      if (typeof caller === "string") return refuseUpgrade(socket, caller);
+    if ((request.url ?? "").split("?")[0] !== ROUTE_PATHS.websocket) return refuseUpgrade(socket, new LifelineError("not_found"));
+    if (options.shutdown.aborted) return refuseUpgrade(socket, new LifelineError("shutting_down"));
+    void callerOfUpgrade(options, request).then((caller) => {
+      if (caller instanceof LifelineError) return refuseUpgrade(socket, caller);
       if (socket.destroyed) return;
       const credentials = caller === null ? null : credentialsOf(request);
       server.handleUpgrade(request, socket, head, (ws) => accept(ws, socket as Socket, credentials));
@@ -129,19 +136,25 @@ export function websocketRoutes(app: FastifyInstance, options: WebSocketRoutesOp
 }
 
 /**
- * The caller of an upgrade, or the code to refuse it with (a bad or revoked key, a bad or expired
- * token, no read scope, the engine down). An upgrade without credentials in a deployment with keys
- * is `null`: a connection on which only subscriptions that carry a read token are served (decision 034).
+ * The caller of an upgrade, or the error to refuse it with (a bad or revoked key, a bad or expired
+ * token, no read scope, the caller over its requests per minute, the engine or the key store down).
+ * An upgrade with credentials counts as one request of its caller. One without credentials in a
+ * deployment with keys is `null`: a connection on which only subscriptions that carry a read token
+ * are served (decision 034), each counted against its token's generation (decision 064).
  */
-async function callerOfUpgrade(auth: Authenticator, request: IncomingMessage): Promise<Caller | null | ApiErrorCode> {
+async function callerOfUpgrade(
+  options: Pick<WebSocketRoutesOptions, "auth" | "countRequest">,
+  request: IncomingMessage,
+): Promise<Caller | null | LifelineError> {
   try {
     const { authorization, queryToken } = credentialsOf(request);
-    if (queryToken === undefined && (authorization ?? "") === "") return (await auth.required()) ? null : OPEN;
-    const caller = await auth.callerOf({ authorization }, queryToken);
+    if (queryToken === undefined && (authorization ?? "") === "") return (await options.auth.required()) ? null : OPEN;
+    const caller = await options.auth.callerOf({ authorization }, queryToken);
     if (caller.kind !== "token") requireScope(caller, "generations:read");
+    await options.countRequest(caller);
     return caller;
   } catch (error) {
-    return error instanceof LifelineError ? error.code : "engine_unavailable";
+    return error instanceof LifelineError ? error : new LifelineError("engine_unavailable");
   }
 }
 
@@ -156,9 +169,9 @@ function credentialsOf(request: IncomingMessage): Credentials {
   return { authorization: request.headers.authorization, queryToken };
 }
 
-/** Answers an upgrade that will not happen with a plain HTTP error in the API's JSON shape. */
-function refuseUpgrade(socket: Duplex, code: ApiErrorCode): void {
-  socket.end(rawHttpAnswer(new LifelineError(code)));
+/** Answers an upgrade that will not happen with a plain HTTP error in the API's JSON shape (a 429 with its `Retry-After`). */
+function refuseUpgrade(socket: Duplex, error: LifelineError): void {
+  socket.end(rawHttpAnswer(error));
 }
 
 /** One client's socket and its subscriptions. */
@@ -351,6 +364,8 @@ class Connection {
     const id = subscription.generation;
     try {
       const caller = await this.#callerOf(token);
+      // Each subscription is a request of its caller, as a read of the same log over HTTP is.
+      await this.#options.countRequest(caller);
       await this.#options.owners.check(caller, id);
       if (subscription.closed) return;
       subscription.freeSlot = await this.#options.openStreams.open(caller);
