@@ -366,6 +366,18 @@ describe("openai-compatible provider", () => {
     expect(events.at(-1)).toMatchObject({ type: "finish", usage: { promptTokens: 3, completionTokens: 6 } });
   });
 
+  it("a byte-order mark before the first event, cut across reads, is not part of it", async () => {
+    const body = Buffer.from("\uFEFF" + openAi.token("ok") + openAi.finish(3, 1)); // the token is the first event
+    const { url } = await serve((res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write(body.subarray(0, 2)); // the mark's first two bytes alone
+      setTimeout(() => res.end(body.subarray(2)), 20);
+    });
+    const { events, error } = await run(openAi.create(url));
+    expect(error).toBeUndefined();
+    expect(events.filter((e) => e.type === "token")).toEqual([{ type: "token", text: "ok" }]);
+  });
+
   it("in a stream whose lines end with a lone CR, a token is handed over when its event ends, not with the next read", async () => {
     let secondWriteAt = Infinity;
     const { url } = await serve((res) => {

@@ -103,7 +103,7 @@ async function* streamChat(
     if (status < 200 || status >= 300) throw statusFailure(source, status, await errorMessage(res), res.headers);
     yield { type: "open" };
     const reader = new ChunkReader(source);
-    const decoder = new TextDecoder();
+    let started = false; // a byte-order mark before the first event is not part of it
     // Not aborted when left at `[DONE]`: the rest is drained and the connection kept alive.
     let carried: Buffer | undefined; // the start of an event whose end is still to come
     for (let read = await res.read(); read; read = await res.read()) {
@@ -128,16 +128,25 @@ async function* streamChat(
             carried = Buffer.from(bytes.subarray(at)); // a copy: the read's buffer need not stay
             break;
           }
-          end = limit; // an event longer than a piece: fed as it comes
+          // An event longer than a piece: fed as it comes, up to its last whole character.
+          end = wholeCharactersEnd(bytes, at, limit);
+          if (end === at) {
+            carried = Buffer.from(bytes.subarray(at)); // a character the next read completes
+            break;
+          }
         }
-        reader.feed(decoder.decode(bytes.subarray(at, end), { stream: true }));
+        if (!started) {
+          started = true;
+          if (end - at >= 3 && bytes[at] === 0xef && bytes[at + 1] === 0xbb && bytes[at + 2] === 0xbf) at += 3;
+        }
+        // Every piece ends where a character does: decoded by itself, with no decoder's state.
+        reader.feed(bytes.toString("utf8", at, end));
         for (const event of reader.take()) yield event;
         at = end;
       }
       if (reader.done) break;
     }
-    if (carried) reader.feed(decoder.decode(carried, { stream: true }));
-    reader.feed(decoder.decode());
+    if (carried) reader.feed(carried.toString("utf8")); // a character left cut is U+FFFD
     for (const event of reader.take()) yield event;
     const finish = reader.finish();
     if (!finish) throw endedEarly(source);
@@ -170,6 +179,20 @@ function eventsEnd(bytes: Buffer, from: number, to: number): number {
     if (lf >= 1 && (bytes[lf - 1] === LF || (bytes[lf - 1] === CR && lf >= 2 && bytes[lf - 2] === LF))) return lf + 1;
   }
   return -1;
+}
+
+/**
+ * Where the last whole UTF-8 character of `bytes[from, to)` ends: `to`, or the start of a
+ * character whose bytes go on past `to`. Bytes that are not UTF-8 end where they are (they decode
+ * to U+FFFD whatever the cut).
+ */
+function wholeCharactersEnd(bytes: Buffer, from: number, to: number): number {
+  // The lead byte of the last character: at most three continuation bytes (10xxxxxx) before `to`.
+  let lead = to - 1;
+  while (lead > from && lead >= to - 3 && (bytes[lead]! & 0xc0) === 0x80) lead--;
+  const byte = bytes[lead]!;
+  const length = byte >= 0xf0 ? 4 : byte >= 0xe0 ? 3 : byte >= 0xc0 ? 2 : 1;
+  return lead >= from && lead + length > to ? lead : to;
 }
 
 /** The server's own words for an error status: `error.message` of its JSON body, else the body, else the reason phrase. */
