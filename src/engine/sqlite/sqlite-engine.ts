@@ -24,6 +24,7 @@ import { OtherProcesses } from "./other-processes.ts";
 import { positionOf, SqliteFeed } from "./feed.ts";
 import { Wakeups } from "../wakeups.ts";
 import { SCHEMA, SCHEMA_VERSION } from "./schema.ts";
+import { RecentEntries, type CommittedEntry } from "./recent-entries.ts";
 
 export interface SqliteEngineOptions {
   /** Folder of the data file `lifeline.db`; created when missing (unless `readOnly`). */
@@ -73,6 +74,8 @@ interface PendingAppend {
   readonly entries: readonly EntryBody[];
   readonly resolve: (result: AppendResult) => void;
   readonly reject: (error: unknown) => void;
+  /** What its transaction wrote, kept for readers once the transaction has committed. */
+  committed?: readonly CommittedEntry[];
 }
 
 /**
@@ -93,6 +96,8 @@ export class SqliteEngine implements Engine {
   #closed = false;
   /** Set by the first `close()`: every later call waits for the same close. */
   #closing: Promise<void> | undefined;
+  /** The last entries this process committed to each log, for the reads that follow (decision 066). */
+  readonly #recent = new RecentEntries();
   /** Appends waiting for this turn's group commit. */
   readonly #pendingAppends: PendingAppend[] = [];
   readonly #stmt;
@@ -248,6 +253,7 @@ export class SqliteEngine implements Engine {
 
   #settle(append: PendingAppend, result: AppendResult): void {
     if (result.kind === "appended") {
+      if (append.committed) this.#recent.add(append.id, append.committed);
       this.#wakeups.wake(append.id, Infinity, result.nextOffset - 1);
       if (append.entries.some((body) => FEED_TYPES.has(body.type))) this.#wakeups.wake(FEED);
     }
@@ -255,26 +261,35 @@ export class SqliteEngine implements Engine {
   }
 
   /** One append, inside the group's transaction. */
-  #appendOne({ id, fence, expectedOffset, entries }: PendingAppend): AppendResult {
+  #appendOne(append: PendingAppend): AppendResult {
+    const { id, fence, expectedOffset, entries } = append;
     const row = this.#stmt.generation.get(id);
     if (!row) return { kind: "notFound" };
     const state = { lastOffset: row.last_offset, terminal: row.terminal === 1, fence: row.fence };
     const decision = decideAppend(state, fence, expectedOffset, entries, (offset) => this.#stmt.body.get(id, offset)?.body);
-    if (decision.kind === "appended") this.#insert(row, entries);
+    if (decision.kind === "appended") append.committed = this.#insert(row, entries);
     return decision;
   }
 
-  /** Inserts entries after the log's last one; inside a transaction. */
-  #insert(row: GenerationRow, entries: readonly EntryBody[]): void {
+  /** Inserts entries after the log's last one; inside a transaction. Returns them as written. */
+  #insert(row: GenerationRow, entries: readonly EntryBody[]): CommittedEntry[] {
     const at = new Date().toISOString();
     let offset = row.last_offset;
-    for (const body of entries) this.#stmt.insertEntry.run(row.id, ++offset, at, canonicalJson(body));
+    const written: CommittedEntry[] = [];
+    for (const body of entries) {
+      const json = canonicalJson(body);
+      this.#stmt.insertEntry.run(row.id, ++offset, at, json);
+      written.push({ offset, at, json });
+    }
     (endsWithTerminal(entries) ? this.#stmt.finish : this.#stmt.advance).run(offset, row.id);
     // A delta writes nothing more; the rare entries that matter across answers are noted.
     for (const body of entries) if (FEED_TYPES.has(body.type)) this.#feed().record(row.id, body.type);
+    return written;
   }
 
   async read(id: string, afterOffset: number, limit: number): Promise<Entry[]> {
+    const recent = this.#recent.read(id, afterOffset, limit);
+    if (recent !== undefined) return recent;
     return this.#stmt.read.all(id, afterOffset, limit).map((row) => stampEntry(JSON.parse(row.body) as EntryBody, row.offset, row.at));
   }
 

@@ -1,0 +1,78 @@
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterEach, describe, expect, it } from "vitest";
+import type { EntryBody } from "../../src/core/entries.ts";
+import { SqliteEngine } from "../../src/engine/sqlite/sqlite-engine.ts";
+import { tempDir } from "../support/temp-dir.ts";
+import { never } from "../support/waits.ts";
+
+const delta = (attempt: number, text: string): EntryBody => ({ type: "delta", attempt, text });
+
+describe("the sqlite engine's reads of what it just committed", () => {
+  const dirs: ReturnType<typeof tempDir>[] = [];
+  const dir = (): string => {
+    const made = tempDir("lifeline-recent-");
+    dirs.push(made);
+    return made.path;
+  };
+  const engines: SqliteEngine[] = [];
+  const open = (path: string): SqliteEngine => {
+    const engine = new SqliteEngine({ dataDir: path });
+    engines.push(engine);
+    return engine;
+  };
+  afterEach(async () => {
+    for (const engine of engines.splice(0)) await engine.close();
+    for (const made of dirs.splice(0)) made.remove();
+  });
+
+  it("answer every read as a fresh engine reading the file does, whatever the cursor and the limit", async () => {
+    const path = dir();
+    const writer = open(path);
+    const { id } = await writer.create({ model: "sim", messages: [{ role: "user", content: "recent" }] });
+    const claim = await writer.claim("w", 60_000, never);
+    let offset = 2;
+    // Single entries, batches, a tool call and the end: more entries than are kept in memory.
+    for (let i = 0; i < 12; i++) {
+      const batch = Array.from({ length: 1 + (i % 3) }, (_, j) => delta(claim!.fence, `t${i}.${j} "é" \u{1F600}`));
+      expect((await writer.append(id, claim!.fence, offset, batch)).kind).toBe("appended");
+      offset += batch.length;
+    }
+    const end: EntryBody = {
+      type: "completed",
+      attempt: claim!.fence,
+      finishReason: "stop",
+      usage: { promptTokens: 1, completionTokens: 2 },
+    };
+    expect((await writer.append(id, claim!.fence, offset, [end])).kind).toBe("appended");
+
+    const fresh = open(path); // another connection: nothing kept, every read from the file
+    for (let after = 0; after <= offset + 1; after++) {
+      for (const limit of [1, 2, 5, 100]) {
+        expect(await writer.read(id, after, limit), `after ${after}, limit ${limit}`).toEqual(await fresh.read(id, after, limit));
+      }
+    }
+  });
+
+  it("are served from memory, and a read past them goes to the file for what another process appended", async () => {
+    const path = dir();
+    const writer = open(path);
+    const { id } = await writer.create({ model: "sim", messages: [{ role: "user", content: "memory" }] });
+    const claim = await writer.claim("w", 60_000, never);
+    await writer.append(id, claim!.fence, 2, [delta(claim!.fence, "a"), delta(claim!.fence, "b")]);
+    const kept = await writer.read(id, 1, 10);
+    expect(kept.map((e) => e.offset)).toEqual([2, 3]);
+
+    // Another process appends after them (the same fence: a writer of its own would hold it).
+    const other = open(path);
+    expect((await other.append(id, claim!.fence, 4, [delta(claim!.fence, "c")])).kind).toBe("appended");
+    expect((await writer.read(id, 3, 10)).map((e) => (e.type === "delta" ? e.text : e.type))).toEqual(["c"]);
+
+    // The file loses the kept entries (this engine never deletes; the test does, to see where reads come from).
+    const raw = new Database(join(path, "lifeline.db"));
+    raw.prepare("DELETE FROM entries WHERE generation_id = ? AND offset IN (2, 3)").run(id);
+    raw.close();
+    expect(await writer.read(id, 1, 10)).toEqual(kept); // what it committed, from memory
+    expect(await other.read(id, 1, 10)).toEqual([expect.objectContaining({ offset: 4 })]); // the file
+  });
+});
