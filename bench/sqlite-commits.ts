@@ -11,8 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import type { Claim } from "../src/engine/port.ts";
 import { SqliteEngine } from "../src/engine/sqlite/sqlite-engine.ts";
+import { claimedAnswers } from "./support/claimed-answers.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -30,14 +30,7 @@ const seconds = Number(args.seconds);
 
 const dataDir = mkdtempSync(join(tmpdir(), "lifeline-sqlite-commits-"));
 const engine = new SqliteEngine({ dataDir });
-const never = new AbortController().signal;
-const claims: Claim[] = [];
-for (let i = 0; i < answers; i++) {
-  await engine.create({ model: "sim", messages: [{ role: "user", content: `commits ${i}` }], max_tokens: 100_000 });
-  const claim = await engine.claim("bench", 600_000, never);
-  if (!claim) throw new Error("no job to claim");
-  claims.push(claim);
-}
+const claims = await claimedAnswers(engine, answers, "commits", 600_000);
 const next = new Map(claims.map((c) => [c.id, 2]));
 const text = " a token of forty bytes, more or less....";
 

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { Claim } from "../src/engine/port.ts";
 import { SqliteEngine } from "../src/engine/sqlite/sqlite-engine.ts";
+import { claimedAnswers } from "./support/claimed-answers.ts";
 
 const { values: args } = parseArgs({ options: { answers: { type: "string", default: "100" }, ops: { type: "string", default: "20000" } } });
 const answers = Number(args.answers);
@@ -15,14 +16,7 @@ const ops = Number(args.ops);
 
 const dataDir = mkdtempSync(join(tmpdir(), "lifeline-sqlite-ops-"));
 const engine = new SqliteEngine({ dataDir });
-const never = new AbortController().signal;
-const claims: Claim[] = [];
-for (let i = 0; i < answers; i++) {
-  await engine.create({ model: "sim", messages: [{ role: "user", content: `ops ${i}` }], max_tokens: 100 });
-  const claim = await engine.claim("bench", 60_000, never);
-  if (!claim) throw new Error("no job to claim");
-  claims.push(claim);
-}
+const claims = await claimedAnswers(engine, answers, "ops", 60_000);
 const next = new Map(claims.map((c) => [c.id, 2]));
 
 /** Microseconds per call, over `ops` calls spread round-robin across the answers. */
