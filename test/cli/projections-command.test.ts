@@ -14,17 +14,15 @@ describe("lifeline projections", () => {
     }
   });
 
-  it("refuses an unknown action, a stray word and the memory engine with exit 2 and the usage", async () => {
-    for (const args of [
-      ["projections"],
-      ["projections", "drop"],
-      ["projections", "rebuild", "now"],
-      ["projections", "rebuild", "--engine", "memory"],
-    ]) {
-      const run = await runLifeline(args);
-      expect(run.status, args.join(" ")).toBe(2);
-      expect(run.stderr).toContain("Usage: lifeline projections rebuild");
-    }
+  it.each([
+    [["projections"]],
+    [["projections", "drop"]],
+    [["projections", "rebuild", "now"]],
+    [["projections", "rebuild", "--engine", "memory"]],
+  ])("refuses %j with exit 2 and the usage", async (args) => {
+    const run = await runLifeline(args);
+    expect(run.status, args.join(" ")).toBe(2);
+    expect(run.stderr).toContain("Usage: lifeline projections rebuild");
   });
 
   it("--help prints the usage", async () => {
