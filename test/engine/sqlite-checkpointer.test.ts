@@ -1,22 +1,14 @@
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { Checkpointer } from "../../src/engine/sqlite/checkpointer.ts";
 import { SqliteEngine } from "../../src/engine/sqlite/sqlite-engine.ts";
-import { tempDir } from "../support/temp-dir.ts";
+import { tempDirsPerTest } from "../support/temp-dirs-per-test.ts";
 import { never } from "../support/waits.ts";
 
 describe("the sqlite checkpointer", () => {
-  const dirs: ReturnType<typeof tempDir>[] = [];
-  const dir = (): string => {
-    const made = tempDir("lifeline-checkpoint-");
-    dirs.push(made);
-    return made.path;
-  };
-  afterEach(() => {
-    for (const made of dirs.splice(0)) made.remove();
-  });
+  const dir = tempDirsPerTest("lifeline-checkpoint-");
 
   it("copies the engine's appends into the database file while the event loop does nothing", async () => {
     const path = dir();

@@ -1,25 +1,15 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import type { EntryBody } from "../../src/core/entries.ts";
 import { readLog } from "../../src/engine/read-log.ts";
 import { SqliteEngine } from "../../src/engine/sqlite/sqlite-engine.ts";
-import { tempDir } from "../support/temp-dir.ts";
+import { tempDirsPerTest } from "../support/temp-dirs-per-test.ts";
 import { never } from "../support/waits.ts";
 
 const delta = (attempt: number, text: string): EntryBody => ({ type: "delta", attempt, text });
 
 describe("the sqlite engine's group commit", () => {
-  const dirs: ReturnType<typeof tempDir>[] = [];
-  const open = (path?: string): SqliteEngine => {
-    if (!path) {
-      const dir = tempDir("lifeline-group-");
-      dirs.push(dir);
-      path = dir.path;
-    }
-    return new SqliteEngine({ dataDir: path });
-  };
-  afterEach(() => {
-    for (const dir of dirs.splice(0)) dir.remove();
-  });
+  const dir = tempDirsPerTest("lifeline-group-");
+  const open = (path = dir()): SqliteEngine => new SqliteEngine({ dataDir: path });
 
   /** A generation claimed with fence 1, ready for appends at offset 2. */
   const claimed = async (engine: SqliteEngine, content: string): Promise<string> => {
@@ -127,16 +117,15 @@ describe("the sqlite engine's group commit", () => {
   });
 
   it("close() commits what was asked before it; appends after it are refused; the file holds the group", async () => {
-    const dir = tempDir("lifeline-group-");
-    dirs.push(dir);
-    const engine = open(dir.path);
+    const path = dir();
+    const engine = open(path);
     const a = await claimed(engine, "a");
     const asked = engine.append(a, 1, 2, [delta(1, "last words")]);
     const closing = engine.close();
     expect(await asked).toEqual({ kind: "appended", nextOffset: 3 });
     await closing;
     await expect(engine.append(a, 1, 3, [delta(1, "too late")])).rejects.toThrow(/closed/);
-    const again = open(dir.path);
+    const again = open(path);
     try {
       expect((await readLog(again, a)).map((e) => (e.type === "delta" ? e.text : e.type))).toEqual(["created", "last words"]);
     } finally {

@@ -3,18 +3,13 @@ import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import type { EntryBody } from "../../src/core/entries.ts";
 import { SqliteEngine } from "../../src/engine/sqlite/sqlite-engine.ts";
-import { tempDir } from "../support/temp-dir.ts";
+import { tempDirsPerTest } from "../support/temp-dirs-per-test.ts";
 import { never } from "../support/waits.ts";
 
 const delta = (attempt: number, text: string): EntryBody => ({ type: "delta", attempt, text });
 
 describe("the sqlite engine's reads of what it just committed", () => {
-  const dirs: ReturnType<typeof tempDir>[] = [];
-  const dir = (): string => {
-    const made = tempDir("lifeline-recent-");
-    dirs.push(made);
-    return made.path;
-  };
+  const dir = tempDirsPerTest("lifeline-recent-");
   const engines: SqliteEngine[] = [];
   const open = (path: string): SqliteEngine => {
     const engine = new SqliteEngine({ dataDir: path });
@@ -22,8 +17,7 @@ describe("the sqlite engine's reads of what it just committed", () => {
     return engine;
   };
   afterEach(async () => {
-    for (const engine of engines.splice(0)) await engine.close();
-    for (const made of dirs.splice(0)) made.remove();
+    for (const engine of engines.splice(0)) await engine.close(); // before their folders go
   });
 
   it("answer every read as a fresh engine reading the file does, whatever the cursor and the limit", async () => {
