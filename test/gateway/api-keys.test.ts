@@ -13,6 +13,7 @@ import { startInProcess } from "../support/in-process.ts";
 import { simRequest, simText } from "../support/sim-answer.ts";
 import { entriesOf, readEvents } from "../support/sse-client.ts";
 import { tempDir } from "../support/temp-dir.ts";
+import { upgrade } from "../support/ws-upgrade.ts";
 
 type Node = Awaited<ReturnType<typeof startInProcess>>;
 
@@ -121,12 +122,7 @@ describe("API keys, scopes and tenants on the native API", () => {
 
   it("the WebSocket checks a key on the upgrade, and a subscription to another tenant's answer gets generation_not_found", async () => {
     const url = `${node.url.replace("http", "ws")}/v1/ws`;
-    const refused = await new Promise<number>((resolve) => {
-      const ws = new WebSocket(url, { headers: { authorization: `Bearer ${keys.revoked}` } });
-      ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
-      ws.on("open", () => resolve(101));
-    });
-    expect(refused).toBe(401);
+    expect(await upgrade(url, { authorization: `Bearer ${keys.revoked}` })).toMatchObject({ status: 401 });
     const frames = async (key: string): Promise<{ type: string; error?: { code: string } }[]> => {
       const ws = new WebSocket(url, { headers: { authorization: `Bearer ${key}` } });
       const got: { type: string; error?: { code: string } }[] = [];

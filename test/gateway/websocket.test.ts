@@ -7,6 +7,7 @@ import { startInProcess } from "../support/in-process.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { readEvents, startGeneration } from "../support/sse-client.ts";
 import { sleep, until } from "../support/waits.ts";
+import { upgrade } from "../support/ws-upgrade.ts";
 import { simRequest, simText } from "../support/sim-answer.ts";
 
 type Node = Awaited<ReturnType<typeof startInProcess>>;
@@ -288,12 +289,7 @@ describe("WebSocket endpoint", () => {
   });
 
   it("refuses an upgrade on another path with 404", async () => {
-    const ws = new WebSocket(`${url.replace(/^http/, "ws")}/v1/nope`);
-    const status = await new Promise<number>((resolve) => {
-      ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
-      ws.on("error", () => resolve(-1));
-    });
-    expect(status).toBe(404);
+    expect(await upgrade(`${url.replace(/^http/, "ws")}/v1/nope`)).toMatchObject({ status: 404, body: { error: { code: "not_found" } } });
   });
 
   it("counts open subscriptions in lifeline_open_streams", async () => {

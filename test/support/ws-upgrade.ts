@@ -20,11 +20,12 @@ export function upgrade(url: string, headers: Record<string, string> = {}): Prom
       res.on("error", reject);
       res.on("end", () => {
         ws.terminate();
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: JSON.parse(Buffer.concat(chunks).toString("utf8")) as RefusedUpgrade["body"],
-        });
+        try {
+          const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as RefusedUpgrade["body"];
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body });
+        } catch (error) {
+          reject(error instanceof Error ? error : new Error(String(error))); // a refusal not in the API's JSON shape
+        }
       });
     });
   });
