@@ -48,7 +48,7 @@ describe("the sqlite engine's reads of what it just committed", () => {
     }
   });
 
-  it("are served from memory, and a read past them goes to the file for what another process appended", async () => {
+  it("are served from memory, a read past them goes to the file for what another process appended, and what is kept never skips it", async () => {
     const path = dir();
     const writer = open(path);
     const { id } = await writer.create({ model: "sim", messages: [{ role: "user", content: "memory" }] });
@@ -68,5 +68,9 @@ describe("the sqlite engine's reads of what it just committed", () => {
     raw.close();
     expect(await writer.read(id, 1, 10)).toEqual(kept); // what it committed, from memory
     expect(await other.read(id, 1, 10)).toEqual([expect.objectContaining({ offset: 4 })]); // the file
+
+    // This process appends after the other's entry: what it keeps starts again there, with no gap.
+    expect((await writer.append(id, claim!.fence, 5, [delta(claim!.fence, "d")])).kind).toBe("appended");
+    expect((await writer.read(id, 3, 10)).map((e) => (e.type === "delta" ? e.text : e.type))).toEqual(["c", "d"]);
   });
 });
