@@ -210,15 +210,18 @@ describe("a sliced response", () => {
   // alive is stopped (an assertion in its `end` handler, uncatchable). Such a response is never
   // stopped; the data comes in while the slice is spent, the reader reads later, the process stays up.
   const short = events.slice(0, 20).join(""); // one read: the parser would stop at its very end
+  // An HTTP/1.0 response claiming `chunked` (which HTTP/1.0 does not have) cannot be told apart
+  // by the handler, which is not given the version: it is stopped like any chunked response.
   it.each([
-    ["Content-Length and Connection: close", `Content-Length: ${Buffer.byteLength(short)}\r\nConnection: close\r\n`, false],
-    ["a body that ends with the connection", "Connection: close\r\n", false],
-    ["chunked and Connection: close", "Transfer-Encoding: chunked\r\nConnection: close\r\n", true],
-    ["a coding after chunked (so the body ends with the connection)", "Transfer-Encoding: chunked, br\r\n", false],
-  ])("a response with %s, ended by the server while the reader is away, is read whole", async (_name, framing, chunked) => {
+    ["Content-Length and Connection: close", `Content-Length: ${Buffer.byteLength(short)}\r\nConnection: close\r\n`, false, "1.1"],
+    ["a body that ends with the connection", "Connection: close\r\n", false, "1.1"],
+    ["chunked and Connection: close", "Transfer-Encoding: chunked\r\nConnection: close\r\n", true, "1.1"],
+    ["a coding after chunked (so the body ends with the connection)", "Transfer-Encoding: chunked, br\r\n", false, "1.1"],
+    ["HTTP/1.0 and chunked", "Transfer-Encoding: chunked\r\n", true, "1.0"],
+  ])("a response with %s, ended by the server while the reader is away, is read whole", async (_name, framing, chunked, version) => {
     const server = createTcpServer((socket) => {
       socket.once("data", () => {
-        socket.write(`HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n${framing}\r\n`);
+        socket.write(`HTTP/${version} 200 OK\r\nContent-Type: text/event-stream\r\n${framing}\r\n`);
         for (const event of events.slice(0, 20)) socket.write(chunked ? `${Buffer.byteLength(event).toString(16)}\r\n${event}\r\n` : event);
         socket.end(chunked ? "0\r\n\r\n" : "");
       });
@@ -230,6 +233,26 @@ describe("a sliced response", () => {
       busy(20); // the slice is spent when the data comes in
       await sleep(200); // every byte and the end of the connection have come in
       expect(await readAll(await request.response)).toBe(short);
+    } finally {
+      server.close();
+    }
+  });
+
+  it("an HTTP/1.0 response claiming chunked, cut short while its parser is stopped, fails the read", async () => {
+    const server = createTcpServer((socket) => {
+      socket.once("data", () => {
+        socket.write("HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+        for (const event of events.slice(0, 20)) socket.write(`${Buffer.byteLength(event).toString(16)}\r\n${event}\r\n`);
+        socket.end(); // no last chunk
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const request = sendSliced(modelDispatcher(), { origin, path: "/", method: "GET" });
+      busy(20); // the slice is spent when the data comes in: the parser stops after the first chunk
+      await sleep(200);
+      await expect(readAll(await request.response)).rejects.toThrow();
     } finally {
       server.close();
     }

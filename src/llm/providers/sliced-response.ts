@@ -67,8 +67,9 @@ class SlicedBody implements Dispatcher.DispatchHandlers {
    * (nodejs/undici#5360, fixed only in undici 8, which needs Node 22); a chunked response kept
    * alive never reaches that path. Other responses (`Connection: close`, a body that ends with the
    * connection, a coding after `chunked`) are parsed as they come, without backpressure. (An
-   * HTTP/1.0 response that claims `chunked`, which HTTP/1.0 does not have, is not told apart: the
-   * version is not handed to the handler.)
+   * HTTP/1.0 response that claims `chunked`, which HTTP/1.0 does not have, is not told apart, as the
+   * version is not handed to the handler: it is stopped, and a socket that ends meanwhile does not
+   * reach the assertion; `test/llm/sliced-response.test.ts` has it.)
    */
   #pausable = false;
   /** The parser stopped; `#resume` lets it go on. */
