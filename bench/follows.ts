@@ -92,6 +92,8 @@ interface Row {
   heapLeftPerFollow: number;
   /** On Redis: the commands Redis ran while the follows opened, per follow (`INFO commandstats`). */
   redisCallsPerOpen?: Record<string, number>;
+  /** On Redis: the reads Redis served while the follows opened, per follow (`total_reads_processed`): the gateway's writes to it. */
+  redisReadsPerOpen?: number;
   /** With `--profile`: where the gateway's CPU samples fell while the follows opened. */
   profile?: { byPlace: ProfileShares; byFunction: ProfileShares };
   idle: MemorySample;
@@ -250,7 +252,7 @@ async function runCase(
         ? Object.fromEntries(
             Object.entries(callsAfter)
               .map(([command, calls]) => [command, Number(((calls - (callsBefore[command] ?? 0)) / n).toFixed(3))] as const)
-              .filter(([command, perOpen]) => perOpen > 0 && command !== "info"),
+              .filter(([command, perOpen]) => perOpen > 0 && command !== "info" && command !== READS),
           )
         : undefined;
     const heap = (s: MemorySample): number => s.heapUsed + s.external;
@@ -267,6 +269,7 @@ async function runCase(
       rssPerFollow: Math.round((held.rss - idle.rss) / n),
       heapLeftPerFollow: Math.round((heap(closed) - heap(idle)) / n),
       ...(redisCallsPerOpen ? { redisCallsPerOpen } : {}),
+      ...(callsBefore && callsAfter ? { redisReadsPerOpen: Number(((callsAfter[READS]! - callsBefore[READS]!) / n).toFixed(3)) } : {}),
       ...(profile?.type === "profile" ? { profile: { byPlace: profile.byPlace, byFunction: profile.byFunction } } : {}),
       idle,
       open: held,
@@ -276,7 +279,7 @@ async function runCase(
     const commands = redisCallsPerOpen
       ? `; Redis commands per open: ${Object.entries(redisCallsPerOpen)
           .map(([command, perOpen]) => `${command} ${perOpen}`)
-          .join(", ")}`
+          .join(", ")}; Redis reads per open ${row.redisReadsPerOpen}`
       : "";
     console.log(
       `${engine} ${row.case} trial ${trial}: ${row.follows} follows in ${row.openMs} ms ` +
@@ -291,13 +294,15 @@ async function runCase(
   }
 }
 
-/** Calls of each command Redis ran so far, from `INFO commandstats`. */
+/** Calls of each command Redis ran so far, from `INFO commandstats`, and the reads it served (`reads`). */
 async function commandCalls(admin: Redis): Promise<Record<string, number>> {
   const calls: Record<string, number> = {};
   for (const [, command, count] of (await admin.info("commandstats")).matchAll(/cmdstat_([^:]+):calls=(\d+)/g))
     calls[command!] = Number(count);
+  calls[READS] = Number(/total_reads_processed:(\d+)/.exec(await admin.info("stats"))?.[1] ?? NaN);
   return calls;
 }
+const READS = "(reads)";
 
 const kb = (bytes: number): string => (bytes / 1024).toFixed(1);
 
