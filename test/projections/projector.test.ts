@@ -66,24 +66,51 @@ describe("the projector", () => {
     expect(await store.all()).toEqual(await expected(engine, ids));
   });
 
-  it("folding many long logs lets the event loop turn between folds once a slice is spent, and folds them all", async () => {
+  it("stores the folds of a step in one apply: a commit per fifty logs, not one per log", async () => {
+    const engine = new MemoryEngine();
+    const memory = new MemoryReadModelStore();
+    const applies: number[] = [];
+    const store = overriding(memory, {
+      apply: (folds) => {
+        applies.push(folds.length);
+        return memory.apply(folds);
+      },
+    });
+    const ids: string[] = [];
+    for (let i = 0; i < 120; i++) ids.push(await answer(engine, `batched ${i}`));
+    expect(await new Projector({ engine, store, stuckAfterMs: 60_000 }).projectAll()).toBe(120);
+    expect(applies).toEqual([50, 50, 20]);
+    expect(await memory.all()).toEqual(await expected(engine, ids));
+  });
+
+  it("folding many long logs lets the event loop turn between reads and folds once a slice is spent, and folds them all", async () => {
     const engine = new MemoryEngine();
     const store = new MemoryReadModelStore();
     const ids = await longAnswers(engine, 150);
-    let turns = 0;
+    // An engine whose reads each take a millisecond of CPU and never wait for I/O, as sqlite's do.
+    let turn = 0;
+    const readsPerTurn = new Map<number, number>();
+    const busyRead: MemoryEngine["read"] = (...args) => {
+      const end = performance.now() + 1;
+      while (performance.now() < end);
+      readsPerTurn.set(turn, (readsPerTurn.get(turn) ?? 0) + 1);
+      return engine.read(...args);
+    };
     let folding = true;
     const counting = (async () => {
       while (folding) {
         await new Promise((resolve) => setImmediate(resolve));
-        turns += 1;
+        turn += 1;
       }
     })();
-    const projected = await new Projector({ engine, store, stuckAfterMs: 60_000 }).projectAll();
+    const projected = await new Projector({ engine: overriding(engine, { read: busyRead }), store, stuckAfterMs: 60_000 }).projectAll();
     folding = false;
     await counting;
     expect(projected).toBe(150);
-    // The engine and the store here answer without I/O: without a turn now and then, the 150 folds were one step.
-    expect(turns).toBeGreaterThanOrEqual(2);
+    // The logs of a step are read at once; without a turn now and then, a step's 50 reads were one
+    // turn. A 10 ms slice holds about ten of them.
+    expect([...readsPerTurn.values()].reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(150);
+    expect(Math.max(...readsPerTurn.values())).toBeLessThanOrEqual(25);
     expect(await store.all()).toEqual(await expected(engine, ids));
   });
 

@@ -3,15 +3,16 @@ import type { Migration } from "../../engine/postgres/migrations.ts";
 import { openPostgresPart } from "../../engine/postgres/open-part.ts";
 import type { Logger } from "../../observability/logger.ts";
 import type { ProjectedGeneration } from "../../projections/summary.ts";
-import type {
-  ApplyOptions,
-  LiveQuery,
-  LiveRow,
-  ModelCounts,
-  ReadModelStore,
-  SearchPage,
-  SearchQuery,
-  WorkerActivity,
+import {
+  inIdOrder,
+  type FoldToApply,
+  type LiveQuery,
+  type LiveRow,
+  type ModelCounts,
+  type ReadModelStore,
+  type SearchPage,
+  type SearchQuery,
+  type WorkerActivity,
 } from "../../projections/store/port.ts";
 import {
   FAILURES_SINCE_SQL,
@@ -66,20 +67,22 @@ export class PostgresReadModelStore implements ReadModelStore {
     this.#pool = pool;
   }
 
-  async apply(g: ProjectedGeneration, options: ApplyOptions = {}): Promise<boolean> {
+  async apply(folds: readonly FoldToApply[]): Promise<boolean[]> {
+    const stored = folds.map(() => false);
+    if (folds.length === 0) return stored;
     const client = await this.#pool.connect();
     try {
       await client.query("BEGIN");
-      const stored = await client.query(upsertSql(dollar, options.replace), upsertValues(g));
-      if (stored.rowCount === 0) {
-        await client.query("ROLLBACK");
-        return false;
+      for (const i of inIdOrder(folds)) {
+        const { generation: g, replace } = folds[i]!;
+        if ((await client.query(upsertSql(dollar, replace), upsertValues(g))).rowCount === 0) continue;
+        await client.query("DELETE FROM projected_worker_parts WHERE generation_id = $1", [g.summary.id]);
+        for (const w of g.workers)
+          await client.query(INSERT_PART(dollar), [g.summary.id, w.worker, w.attempts, w.takeovers, w.finished, w.lastSeenAt]);
+        stored[i] = true;
       }
-      await client.query("DELETE FROM projected_worker_parts WHERE generation_id = $1", [g.summary.id]);
-      for (const w of g.workers)
-        await client.query(INSERT_PART(dollar), [g.summary.id, w.worker, w.attempts, w.takeovers, w.finished, w.lastSeenAt]);
       await client.query("COMMIT");
-      return true;
+      return stored;
     } catch (error) {
       await client.query("ROLLBACK").catch(() => undefined);
       throw error;

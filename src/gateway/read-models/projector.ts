@@ -3,8 +3,8 @@ import { readLog } from "../../engine/read-log.ts";
 import type { EntryType } from "../../core/entries.ts";
 import type { Change, Engine } from "../../engine/port.ts";
 import type { Logger } from "../../observability/logger.ts";
-import { turnWhenLong } from "../../observability/turns.ts";
-import type { LiveRow, ReadModelStore } from "../../projections/store/port.ts";
+import { turnWhenLong, yieldIfLong } from "../../observability/turns.ts";
+import type { FoldToApply, LiveRow, ReadModelStore } from "../../projections/store/port.ts";
 import { projectGeneration } from "../../projections/summary.ts";
 
 /** Options of {@link Projector}. */
@@ -24,6 +24,15 @@ export interface ProjectorOptions {
   /** The name the feed position is kept under. @defaultValue "projector" */
   readonly reader?: string;
 }
+
+/** A log to fold, and the type of the feed record that named it (if one did). */
+interface NamedLog {
+  readonly id: string;
+  readonly named?: EntryType | undefined;
+}
+
+/** Logs read at once and stored in one transaction, at most. */
+const FOLDS_PER_STEP = 50;
 
 /** Ids per narrowed query of the store (sqlite's expression depth and parameters are bounded). */
 const IDS_PER_QUERY = 500;
@@ -81,25 +90,7 @@ export class Projector {
    * the live answers.
    */
   async project(id: string, named?: EntryType): Promise<boolean> {
-    const { engine, store } = this.#options;
-    const applied = await store.appliedOffset(id);
-    if (applied > 0) {
-      // Folded before: read the log again only if it changed (a row new to the store is read at once).
-      const head = await engine.head(id);
-      if (!head) return false;
-      if (head.lastOffset === applied) {
-        if (named === "started" && applied === 1) this.#awaitingStart.add(id);
-        return false;
-      }
-    }
-    const entries = await readLog(engine, id);
-    if (entries.length === 0) return false;
-    const fold = projectGeneration(id, entries);
-    const stored = await store.apply(fold, { replace: fold.summary.lastOffset < applied });
-    // Noted once its row stands, so a look that reads the rows meanwhile cannot drop it.
-    if (named === "started" && fold.summary.status === "queued") this.#awaitingStart.add(id);
-    else this.#awaitingStart.delete(id);
-    return stored;
+    return (await this.#projectEach([{ id, named }])).length > 0;
   }
 
   /** Folds every log the engine holds (a rebuild, or after a gap in the feed). */
@@ -108,14 +99,71 @@ export class Projector {
     let after: string | undefined;
     do {
       const page = await this.#options.engine.generations(after, 200);
-      for (const id of page.ids) {
-        await turnWhenLong();
-        if (signal?.aborted) return projected;
-        if (await this.project(id)) projected += 1;
-      }
+      projected += (
+        await this.#projectInSteps(
+          page.ids.map((id) => ({ id })),
+          signal,
+        )
+      ).length;
+      if (signal?.aborted) return projected;
       after = page.next;
     } while (after !== undefined);
     return projected;
+  }
+
+  /**
+   * {@link project} for each of `logs`, {@link FOLDS_PER_STEP} at a time, the loop turning between
+   * steps once a slice is spent; stops between steps once `signal` aborts. Returns the ids stored.
+   */
+  async #projectInSteps(logs: readonly NamedLog[], signal?: AbortSignal): Promise<string[]> {
+    const stored: string[] = [];
+    for (let i = 0; i < logs.length; i += FOLDS_PER_STEP) {
+      await turnWhenLong();
+      if (signal?.aborted) break;
+      stored.push(...(await this.#projectEach(logs.slice(i, i + FOLDS_PER_STEP))));
+    }
+    return stored;
+  }
+
+  /**
+   * {@link project} for each of `logs` at once: their logs read together (on Redis, pipelined
+   * round trips instead of three per answer in turn) and their folds stored in one transaction,
+   * one commit for the step instead of one per answer. Returns the ids stored.
+   */
+  async #projectEach(logs: readonly NamedLog[]): Promise<string[]> {
+    const folds = (await Promise.all(logs.map((log) => this.#fold(log)))).filter((fold) => fold !== undefined);
+    if (folds.length === 0) return [];
+    const stored = await this.#options.store.apply(folds);
+    // Noted once its row stands, so a look that reads the rows meanwhile cannot drop it.
+    for (const { generation, named } of folds) {
+      if (named === "started" && generation.summary.status === "queued") this.#awaitingStart.add(generation.summary.id);
+      else this.#awaitingStart.delete(generation.summary.id);
+    }
+    return folds.filter((_, i) => stored[i]).map((fold) => fold.generation.summary.id);
+  }
+
+  /** The fold of a log the store has not applied all of, or `undefined`. */
+  async #fold({ id, named }: NamedLog): Promise<(FoldToApply & { readonly named: EntryType | undefined }) | undefined> {
+    const { engine, store } = this.#options;
+    const applied = await store.appliedOffset(id);
+    if (applied > 0) {
+      // Folded before: read the log again only if it changed (a row new to the store is read at once).
+      const head = await engine.head(id);
+      if (!head) return undefined;
+      if (head.lastOffset === applied) {
+        if (named === "started" && applied === 1) this.#awaitingStart.add(id);
+        return undefined;
+      }
+    }
+    // The logs of a step are read at once: each read (sqlite's take CPU, not I/O) and each fold
+    // waits for a turn once the slice is spent, looking right before its work (no promise between
+    // the look and the work, or every log of the step would look before any had worked).
+    for (let turn = yieldIfLong(); turn; turn = yieldIfLong()) await turn;
+    const entries = await readLog(engine, id);
+    if (entries.length === 0) return undefined;
+    for (let turn = yieldIfLong(); turn; turn = yieldIfLong()) await turn;
+    const generation = projectGeneration(id, entries);
+    return { generation, replace: generation.summary.lastOffset < applied, named };
   }
 
   /**
@@ -168,15 +216,13 @@ export class Projector {
       });
       looks.push(...(await Promise.all(step)));
     }
-    const folded: string[] = [];
+    const toFold: NamedLog[] = [];
     for (const look of looks) {
       if (look?.tokensUntil !== undefined) known.set(look.id, look.tokensUntil);
-      else if (look) {
-        await turnWhenLong();
-        if (stopped.aborted) return 0;
-        if (await this.project(look.id)) folded.push(look.id);
-      }
+      else if (look) toFold.push({ id: look.id });
     }
+    const folded = await this.#projectInSteps(toFold, stopped);
+    if (stopped.aborted) return 0;
     // A folded row says when its newest entry was (it may have ended: then it is not live).
     if (folded.length > 0) {
       for (const id of folded) known.delete(id);
@@ -259,11 +305,10 @@ export class Projector {
 
   /** Each log of a page once, however many of its records the page holds. */
   async #apply(changes: readonly Change[], signal: AbortSignal): Promise<void> {
-    for (const id of new Set(changes.map((c) => c.id))) {
-      await turnWhenLong();
-      if (signal.aborted) return;
-      await this.project(id, lastType(changes, id));
-    }
+    await this.#projectInSteps(
+      [...new Set(changes.map((c) => c.id))].map((id) => ({ id, named: lastType(changes, id) })),
+      signal,
+    );
   }
 
   async #watchLive(): Promise<void> {

@@ -4,7 +4,7 @@ import Database from "better-sqlite3";
 import { Checkpointer } from "../../engine/sqlite/checkpointer.ts";
 import type { ProjectedGeneration } from "../../projections/summary.ts";
 import type {
-  ApplyOptions,
+  FoldToApply,
   LiveQuery,
   LiveRow,
   ModelCounts,
@@ -40,6 +40,7 @@ export class SqliteReadModelStore implements ReadModelStore {
   readonly #replace;
   readonly #deleteParts;
   readonly #insertPart;
+  readonly #applyAll: Database.Transaction<(folds: readonly FoldToApply[]) => boolean[]>;
   readonly #offset;
   readonly #checkpointer: Checkpointer;
   /** Set by the first `close()`: every later call waits for the same close. */
@@ -63,17 +64,18 @@ export class SqliteReadModelStore implements ReadModelStore {
     this.#deleteParts = db.prepare("DELETE FROM projected_worker_parts WHERE generation_id = ?");
     this.#insertPart = db.prepare(INSERT_PART(q));
     this.#offset = db.prepare<[string], { last_offset: number }>("SELECT last_offset FROM projected_generations WHERE id = ?");
+    this.#applyAll = db.transaction((folds: readonly FoldToApply[]) => folds.map((fold) => this.#applyOne(fold)));
   }
 
-  async apply(g: ProjectedGeneration, options: ApplyOptions = {}): Promise<boolean> {
-    return this.#db
-      .transaction((): boolean => {
-        if ((options.replace ? this.#replace : this.#upsert).run(...upsertValues(g)).changes === 0) return false;
-        this.#deleteParts.run(g.summary.id);
-        for (const w of g.workers) this.#insertPart.run(g.summary.id, w.worker, w.attempts, w.takeovers, w.finished, w.lastSeenAt);
-        return true;
-      })
-      .immediate();
+  async apply(folds: readonly FoldToApply[]): Promise<boolean[]> {
+    return folds.length === 0 ? [] : this.#applyAll.immediate(folds);
+  }
+
+  #applyOne({ generation: g, replace }: FoldToApply): boolean {
+    if ((replace === true ? this.#replace : this.#upsert).run(...upsertValues(g)).changes === 0) return false;
+    this.#deleteParts.run(g.summary.id);
+    for (const w of g.workers) this.#insertPart.run(g.summary.id, w.worker, w.attempts, w.takeovers, w.finished, w.lastSeenAt);
+    return true;
   }
 
   async appliedOffset(id: string): Promise<number> {

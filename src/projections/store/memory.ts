@@ -1,7 +1,7 @@
 import type { ProjectedGeneration } from "../summary.ts";
 import {
   newestFirst,
-  type ApplyOptions,
+  type FoldToApply,
   type LiveQuery,
   type LiveRow,
   type ModelCounts,
@@ -18,11 +18,13 @@ export class MemoryReadModelStore implements ReadModelStore {
   readonly #rows = new Map<string, ProjectedGeneration>();
   readonly #positions = new Map<string, string>();
 
-  async apply(generation: ProjectedGeneration, options: ApplyOptions = {}): Promise<boolean> {
-    const kept = this.#rows.get(generation.summary.id);
-    if (kept && !options.replace && kept.summary.lastOffset >= generation.summary.lastOffset) return false;
-    this.#rows.set(generation.summary.id, generation);
-    return true;
+  async apply(folds: readonly FoldToApply[]): Promise<boolean[]> {
+    return folds.map(({ generation, replace }) => {
+      const kept = this.#rows.get(generation.summary.id);
+      if (kept && replace !== true && kept.summary.lastOffset >= generation.summary.lastOffset) return false;
+      this.#rows.set(generation.summary.id, generation);
+      return true;
+    });
   }
 
   async appliedOffset(id: string): Promise<number> {

@@ -11,11 +11,14 @@ export interface ReadModelStore {
   readonly kind: string;
 
   /**
-   * Stores `generation` unless the row kept has applied as much of its log or more: applying the
-   * same fold again, an older one, or one another projector stored first, changes nothing.
-   * Returns whether it stored.
+   * Stores each fold unless the row kept has applied as much of its log or more (or the fold
+   * replaces it): applying the same fold again, an older one, or one another projector stored
+   * first, changes nothing. All of them in one transaction: a step of the projector is one commit,
+   * not one per answer. A store whose rows are locked one by one takes them in the order of their
+   * ids ({@link inIdOrder}), so projectors sharing it cannot deadlock. Returns, for each fold in the
+   * order given, whether it stored.
    */
-  apply(generation: ProjectedGeneration, options?: ApplyOptions): Promise<boolean>;
+  apply(folds: readonly FoldToApply[]): Promise<boolean[]>;
 
   /** The last offset applied for `id`, or 0 when there is no row. */
   appliedOffset(id: string): Promise<number>;
@@ -48,13 +51,20 @@ export interface ReadModelStore {
   close(): Promise<void>;
 }
 
-export interface ApplyOptions {
+/** A fold of one log, to store as its row. */
+export interface FoldToApply {
+  readonly generation: ProjectedGeneration;
   /**
    * Store the fold even though the row kept applied more of the log: the log itself is now shorter
    * (a Redis failover lost acknowledged entries, and the worker wrote its end again), so the row
    * kept describes entries that no longer stand.
    */
   readonly replace?: boolean;
+}
+
+/** The indexes of `folds` in the order of their ids. */
+export function inIdOrder(folds: readonly FoldToApply[]): number[] {
+  return folds.map((_, i) => i).sort((a, b) => (folds[a]!.generation.summary.id < folds[b]!.generation.summary.id ? -1 : 1));
 }
 
 /** Which live answers to read: those whose last entry is older than `lastEntryBefore`, and those named in `ids`. */

@@ -98,9 +98,12 @@ for (const adapter of ADAPTERS) {
     });
 
     const folds = (): ProjectedGeneration[] => [...all].map(([id, entries]) => projectGeneration(id, entries));
+    /** Applies one fold alone; whether it stored. */
+    const applyOne = async (generation: ProjectedGeneration, replace?: boolean): Promise<boolean | undefined> =>
+      (await store.apply([{ generation, ...(replace === undefined ? {} : { replace }) }]))[0];
 
     test("keeps each fold as it was given, and counts per model, per failure and per worker as sums of the rows", async () => {
-      for (const g of folds()) expect(await store.apply(g)).toBe(true);
+      expect(await store.apply(folds().map((generation) => ({ generation })))).toEqual(folds().map(() => true));
       const byId = (rows: ProjectedGeneration[]) => [...rows].sort((a, b) => (a.summary.id < b.summary.id ? -1 : 1));
       expect(await store.all()).toEqual(byId(folds()));
       expect(await store.models()).toEqual(countModels(folds()));
@@ -136,11 +139,11 @@ for (const adapter of ADAPTERS) {
 
     test("a row only moves forward: the same fold, or a fold of less of the log, changes nothing", async () => {
       const [id, entries] = [...all].find(([, e]) => e.at(-1)?.type === "completed")!;
-      expect(await store.apply(projectGeneration(id, entries.slice(0, 2)))).toBe(true);
+      expect(await applyOne(projectGeneration(id, entries.slice(0, 2)))).toBe(true);
       expect(await store.appliedOffset(id)).toBe(2);
-      expect(await store.apply(projectGeneration(id, entries))).toBe(true);
-      expect(await store.apply(projectGeneration(id, entries))).toBe(false);
-      expect(await store.apply(projectGeneration(id, entries.slice(0, 3)))).toBe(false);
+      expect(await applyOne(projectGeneration(id, entries))).toBe(true);
+      expect(await applyOne(projectGeneration(id, entries))).toBe(false);
+      expect(await applyOne(projectGeneration(id, entries.slice(0, 3)))).toBe(false);
       expect(await store.all()).toEqual([projectGeneration(id, entries)]);
       expect(await store.appliedOffset(id)).toBe(entries.length);
       expect(await store.appliedOffset("gen_00000000000000000000000000")).toBe(0);
@@ -148,17 +151,36 @@ for (const adapter of ADAPTERS) {
 
     test("a replacing apply stores a fold of less of the log (the log lost entries), and changes the counts with it", async () => {
       const [id, entries] = [...all].find(([, e]) => e.at(-1)?.type === "completed")!;
-      await store.apply(projectGeneration(id, entries));
+      await applyOne(projectGeneration(id, entries));
       const shorter = projectGeneration(id, entries.slice(0, 2));
-      expect(await store.apply(shorter)).toBe(false);
-      expect(await store.apply(shorter, { replace: true })).toBe(true);
+      expect(await applyOne(shorter)).toBe(false);
+      expect(await applyOne(shorter, true)).toBe(true);
       expect(await store.all()).toEqual([shorter]);
       expect(await store.models()).toEqual(countModels([shorter]));
       expect(await store.workers()).toEqual(countWorkers([shorter]));
     });
 
+    test("one apply of many folds stores each as it would alone, and says which it stored in their order", async () => {
+      const [id, entries] = [...all].find(([, e]) => e.at(-1)?.type === "completed")!;
+      const whole = projectGeneration(id, entries);
+      const older = projectGeneration(id, entries.slice(0, 2));
+      // The others, in the reverse order of their ids; the completed one is stored already.
+      const others = folds()
+        .filter((g) => g.summary.id !== id)
+        .sort((a, b) => (a.summary.id < b.summary.id ? 1 : -1));
+      await applyOne(whole);
+      const given = [others[0]!, older, ...others.slice(1)].map((generation) => ({ generation }));
+      expect(await store.apply(given)).toEqual([true, false, ...others.slice(1).map(() => true)]);
+      expect(await store.apply([])).toEqual([]);
+      const byId = (rows: ProjectedGeneration[]) => [...rows].sort((a, b) => (a.summary.id < b.summary.id ? -1 : 1));
+      expect(await store.all()).toEqual(byId([whole, ...others]));
+      // A fold of less of the log, then the same replacing: the first is refused, the second stored.
+      expect(await store.apply([{ generation: older }, { generation: older, replace: true }])).toEqual([false, true]);
+      expect(await store.all()).toEqual(byId([older, ...others]));
+    });
+
     test("searches newest first by status, model and time, page by page", async () => {
-      for (const g of folds()) await store.apply(g);
+      await store.apply(folds().map((generation) => ({ generation })));
       const newest = folds()
         .map((g) => g.summary)
         .sort((a, b) => (a.createdAt === b.createdAt ? (a.id < b.id ? 1 : -1) : a.createdAt < b.createdAt ? 1 : -1));
@@ -184,7 +206,7 @@ for (const adapter of ADAPTERS) {
       await store.setPosition("projector", "17");
       await store.setPosition("projector", "1732-0");
       expect(await store.position("projector")).toBe("1732-0");
-      for (const g of folds()) await store.apply(g);
+      await store.apply(folds().map((generation) => ({ generation })));
       await store.clear();
       expect(await store.all()).toEqual([]);
       expect(await store.models()).toEqual([]);
