@@ -142,37 +142,50 @@ export class AnswerRun {
     const fence = this.#claim.fence;
     let routeIndex = 0;
     let triesOnRoute = 0;
+    /** Since when every breaker left has refused this answer, in a row (`performance.now()`). */
+    let refusedSince: number | undefined;
     for (;;) {
       const route = plan.routes.slice(routeIndex).find((r) => r.breaker.tryAcquire());
-      let failure: ProviderError;
       if (!route) {
-        // Every breaker is open (or busy with its one trial call): wait and look again, a few times.
-        failure = new ProviderError("circuitOpen", `every provider of ${plan.name} is failing (circuit open)`, { retryable: true });
-      } else {
-        if (plan.routes.indexOf(route) !== routeIndex) triesOnRoute = 0; // a breaker skipped ahead
-        routeIndex = plan.routes.indexOf(route);
-        if (route.continuation === "restart" && this.#text !== "") {
-          // This model cannot continue a prefix (after a failure, a takeover or a fallback): rewind.
-          await this.#flush();
-          await this.#write([{ type: "rewind", attempt: fence, toOffset: 1 }]);
-          this.#text = "";
+        // Every breaker left is open, or busy with its one trial call: no call is made, and the
+        // answer waits for the first that lets one through, as for a `Retry-After`, up to
+        // `maxRetryAfterMs` in all; then it fails.
+        refusedSince ??= performance.now();
+        const failure = new ProviderError("circuitOpen", `every provider of ${plan.name} is failing (circuit open)`, { retryable: true });
+        const code = failureCode(failure);
+        const wait = breakersLetThrough(plan.routes.slice(routeIndex), refusedSince + plan.retry.maxRetryAfterMs - performance.now());
+        this.#say("warn", { code, waitMs: wait?.ms }, "every breaker of the model is open");
+        if (!wait) return await this.#fail({ code, message: failure.message });
+        await this.#write([{ type: "retrying", attempt: fence, error: { code, message: failure.message }, delayMs: Math.round(wait.ms) }]);
+        await wait.until(this.#abort.signal);
+        if (this.#stopReason) throw new RunStopped(this.#stopReason);
+        continue;
+      }
+      refusedSince = undefined;
+      let failure: ProviderError;
+      if (plan.routes.indexOf(route) !== routeIndex) triesOnRoute = 0; // a breaker skipped ahead
+      routeIndex = plan.routes.indexOf(route);
+      if (route.continuation === "restart" && this.#text !== "") {
+        // This model cannot continue a prefix (after a failure, a takeover or a fallback): rewind.
+        await this.#flush();
+        await this.#write([{ type: "rewind", attempt: fence, toOffset: 1 }]);
+        this.#text = "";
+      }
+      this.#trace.callStarted(route, routeIndex);
+      try {
+        await this.#callOnce(plan, route, request);
+        route.breaker.succeeded();
+        this.#trace.callEnded("completed");
+        return;
+      } catch (error) {
+        if (!(error instanceof ModelFailed)) {
+          route.breaker.abandon(); // a stop is not the provider's failure
+          this.#trace.callEnded("stopped");
+          throw error;
         }
-        this.#trace.callStarted(route, routeIndex);
-        try {
-          await this.#callOnce(plan, route, request);
-          route.breaker.succeeded();
-          this.#trace.callEnded("completed");
-          return;
-        } catch (error) {
-          if (!(error instanceof ModelFailed)) {
-            route.breaker.abandon(); // a stop is not the provider's failure
-            this.#trace.callEnded("stopped");
-            throw error;
-          }
-          failure = asProviderError(error.error, route.name);
-          route.breaker.failed(error.afterFirstToken);
-          this.#trace.callEnded("failed", failureCode(failure), failure.message);
-        }
+        failure = asProviderError(error.error, route.name);
+        route.breaker.failed(error.afterFirstToken);
+        this.#trace.callEnded("failed", failureCode(failure), failure.message);
       }
       triesOnRoute += 1;
       const retrySame =
@@ -180,21 +193,23 @@ export class AnswerRun {
         triesOnRoute < plan.retry.maxAttempts &&
         (failure.details.retryAfterMs ?? 0) <= plan.retry.maxRetryAfterMs;
       if (!retrySame) {
-        routeIndex = route === undefined ? plan.routes.length : routeIndex + 1;
+        routeIndex += 1;
         triesOnRoute = 0;
       }
       const code = failureCode(failure);
-      this.#say("warn", { model: route?.name, failure: failure.failure, status: failure.details.status, code }, "model call failed");
-      if (routeIndex >= plan.routes.length) {
-        await this.#write([{ type: "failed", attempt: fence, error: { code, message: failure.message } }]);
-        this.#ctx.metrics.answersFinished.inc({ outcome: "failed" });
-        return;
-      }
+      this.#say("warn", { model: route.name, failure: failure.failure, status: failure.details.status, code }, "model call failed");
+      if (routeIndex >= plan.routes.length) return await this.#fail({ code, message: failure.message });
       const delayMs = retrySame ? retryDelay(plan.retry, triesOnRoute - 1, failure.details.retryAfterMs) : 0;
       await this.#write([{ type: "retrying", attempt: fence, error: { code, message: failure.message }, delayMs }]);
       if (delayMs > 0) await sleep(delayMs, undefined, { signal: this.#abort.signal }).catch(() => undefined);
       if (this.#stopReason) throw new RunStopped(this.#stopReason);
     }
+  }
+
+  /** Ends the log with `failed`. */
+  async #fail(error: ErrorInfo): Promise<void> {
+    await this.#write([{ type: "failed", attempt: this.#claim.fence, error }]);
+    this.#ctx.metrics.answersFinished.inc({ outcome: "failed" });
   }
 
   /** One call on one route; resolves when the answer is complete, throws ModelFailed on failure. */
@@ -264,8 +279,7 @@ export class AnswerRun {
     this.#say("error", { err: error }, "answer failed");
     try {
       await this.#flush();
-      await this.#write([{ type: "failed", attempt: this.#claim.fence, error: info }]);
-      this.#ctx.metrics.answersFinished.inc({ outcome: "failed" });
+      await this.#fail(info);
     } catch (writeError) {
       // The store itself failed: the lease runs out and another worker takes the answer over.
       this.#say("error", { err: writeError }, "could not record the failure");
@@ -430,4 +444,38 @@ export class AnswerRun {
         throw new RunStopped("leaseLost");
     }
   }
+}
+
+/**
+ * How long until one of `routes`' breakers lets a call through, at most `budgetMs`, and a wait for
+ * it: the rest of the shortest cooldown, or a trial call's end (whose outcome may close its
+ * breaker). `undefined` when none would within the budget.
+ */
+function breakersLetThrough(
+  routes: readonly ModelRoute[],
+  budgetMs: number,
+): { readonly ms: number; until(signal: AbortSignal): Promise<void> } | undefined {
+  let soonest = Infinity;
+  const trials: Promise<void>[] = [];
+  for (const { breaker } of routes) {
+    const ms = breaker.msUntilTrial();
+    if (ms === undefined) trials.push(breaker.trialEnded());
+    else soonest = Math.min(soonest, ms);
+  }
+  if (budgetMs <= 0 || (trials.length === 0 && soonest > budgetMs)) return undefined;
+  const ms = Math.max(0, Math.min(soonest, budgetMs));
+  return {
+    ms,
+    until: (signal) =>
+      new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, ms);
+        signal.addEventListener("abort", done, { once: true });
+        for (const trial of trials) void trial.then(done);
+      }),
+  };
 }

@@ -30,6 +30,36 @@ describe("a circuit breaker's openings, as the metrics and the worker's report s
     expect([breaker.state, breaker.opens, breaker.openedAt]).toEqual(["closed", 2, undefined]);
   });
 
+  it("says how long until a call may be tried, and settles a wait for its trial call when the trial ends", async () => {
+    const { breaker, advance } = breakerAt();
+    expect(breaker.msUntilTrial()).toBe(0);
+    await breaker.trialEnded(); // none out: at once
+    breaker.failed();
+    breaker.failed();
+    advance(300);
+    expect(breaker.msUntilTrial()).toBe(700);
+    advance(700);
+    expect(breaker.msUntilTrial()).toBe(0); // half-open, no trial out yet
+    expect(breaker.tryAcquire()).toBe(true);
+    expect(breaker.msUntilTrial()).toBeUndefined(); // its trial's outcome decides
+    let ended = false;
+    const waiting = breaker.trialEnded().then(() => (ended = true));
+    await Promise.resolve();
+    expect(ended).toBe(false);
+    breaker.answered(); // the trial's first token closes it
+    await waiting;
+    expect([ended, breaker.state, breaker.msUntilTrial()]).toEqual([true, "closed", 0]);
+    // A trial that fails opens it again, and ends the wait too.
+    breaker.failed();
+    breaker.failed();
+    advance(1000);
+    expect(breaker.tryAcquire()).toBe(true);
+    const failing = breaker.trialEnded();
+    breaker.failed();
+    await failing;
+    expect([breaker.state, breaker.msUntilTrial()]).toEqual(["open", 1000]);
+  });
+
   it("is reported closed, open with when it opened, and half-open", () => {
     const { breaker, advance } = breakerAt(Date.parse("2026-11-30T10:00:00.000Z"));
     expect(reportOf("p", breaker)).toEqual({ provider: "p", state: "closed" });

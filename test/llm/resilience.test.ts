@@ -140,6 +140,43 @@ describe("models that fail, against sim-llm", () => {
     expect(primary.stats().requests).toBe(before);
   });
 
+  it("with every breaker open, an answer waits for the trial call instead of failing, and completes exactly", async () => {
+    // Two 503s open the breaker (the first answer fails); the provider is well again after them.
+    const primary = await simLlm({ fault: "error", faultStatus: 503, faultCount: 2 });
+    const node = await lifeline(primary, {
+      config: { retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 20 }, breaker: { failureThreshold: 2, cooldownMs: 1000 } },
+    });
+    const failed = await answer(node.url, ask("opens the breaker"));
+    expect(failed.at(-1)).toMatchObject({ type: "failed", error: { code: "model_unavailable" } });
+    const entries = await answer(node.url, ask("waits for it"));
+    expectExactAnswer(entries, simText("waits for it"));
+    const [wait] = byType(entries, "retrying");
+    expect(wait).toMatchObject({ error: { code: "model_unavailable", message: expect.stringContaining("circuit open") } });
+    expect(wait!.delayMs).toBeGreaterThan(0);
+    expect(wait!.delayMs).toBeLessThanOrEqual(1000); // the rest of the cooldown
+    expect(byType(entries, "started")).toHaveLength(1); // no call while the breaker was open
+    expect(primary.stats().requests).toBe(3);
+  });
+
+  it("with every breaker open longer than maxRetryAfterMs, an answer fails at once without a call", async () => {
+    const primary = await simLlm({ fault: "error", faultStatus: 503 });
+    const node = await lifeline(primary, {
+      config: {
+        retry: { maxAttempts: 2, baseDelayMs: 10, maxDelayMs: 20, maxRetryAfterMs: 200 },
+        breaker: { failureThreshold: 2, cooldownMs: 60_000 },
+      },
+    });
+    await answer(node.url, ask("opens the breaker"));
+    const before = primary.stats().requests;
+    const entries = await answer(node.url, ask("refused"));
+    expect(entries.at(-1)).toMatchObject({
+      type: "failed",
+      error: { code: "model_unavailable", message: expect.stringContaining("circuit open") },
+    });
+    expect(byType(entries, "started")).toHaveLength(0);
+    expect(primary.stats().requests).toBe(before);
+  });
+
   it("a failure that cannot be recovered ends the log with failed and a clear code", async () => {
     const primary = await simLlm({ fault: "error", faultStatus: 400 });
     const node = await lifeline(primary);

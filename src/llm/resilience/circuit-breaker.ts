@@ -26,6 +26,8 @@ export class CircuitBreaker {
   #broken = 0;
   #openedAt: number | undefined;
   #trialInFlight = false;
+  /** Settled when the trial call out now ends: what {@link trialEnded} hands out. */
+  #trialEnd: { promise: Promise<void>; resolve: () => void } | undefined;
   #opens = 0;
 
   constructor(
@@ -48,6 +50,28 @@ export class CircuitBreaker {
     return this.#opens;
   }
 
+  /**
+   * How long until a call may be tried, in ms: 0 while closed, or half-open with no trial call out;
+   * what is left of the cooldown while open; `undefined` while the trial call is out (its outcome
+   * decides: {@link trialEnded}).
+   */
+  msUntilTrial(): number | undefined {
+    const state = this.state;
+    if (state === "open") return this.#openedAt! + this.policy.cooldownMs - this.now();
+    return state === "halfOpen" && this.#trialInFlight ? undefined : 0;
+  }
+
+  /** Settles once the trial call out now has ended (at once when none is out). */
+  trialEnded(): Promise<void> {
+    if (!this.#trialInFlight) return Promise.resolve();
+    if (this.#trialEnd === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      this.#trialEnd = { promise, resolve };
+    }
+    return this.#trialEnd.promise;
+  }
+
   /** Whether a call may go out now; a half-open breaker lets exactly one through. */
   tryAcquire(): boolean {
     const state = this.state;
@@ -62,7 +86,7 @@ export class CircuitBreaker {
     this.#failures = 0;
     this.#broken = 0;
     this.#openedAt = undefined;
-    this.#trialInFlight = false;
+    this.#endTrial();
   }
 
   /** A call's first token arrived: the provider answers (a trial call closes the breaker). */
@@ -70,12 +94,12 @@ export class CircuitBreaker {
     this.#failures = 0;
     if (!this.#trialInFlight) return;
     this.#openedAt = undefined;
-    this.#trialInFlight = false;
+    this.#endTrial();
   }
 
   /** The call ended without telling anything about the provider (it was cancelled or stopped). */
   abandon(): void {
-    this.#trialInFlight = false;
+    this.#endTrial();
   }
 
   /** A call failed; `afterFirstToken`, once it had streamed (a stream broken, not a call unanswered). */
@@ -88,6 +112,13 @@ export class CircuitBreaker {
       if (this.#openedAt === undefined || this.#trialInFlight) this.#opens += 1;
       this.#openedAt = this.now();
     }
+    this.#endTrial();
+  }
+
+  #endTrial(): void {
     this.#trialInFlight = false;
+    const end = this.#trialEnd;
+    this.#trialEnd = undefined;
+    end?.resolve();
   }
 }
