@@ -10,12 +10,16 @@
  *   npm run bench:peers -- [--workloads paced-100,paced-1000,fast-closed-100,fast-open-100]
  *        [--systems resumable-stream,distributed,embedded] [--reps 3] [--out bench/results/peers.json]
  *        [--paced-slack-s 25] [--paced-deadline-s 40] [--cpu-profile DIR]
- *        [--lifeline-node-options "--max-semi-space-size=64"]
+ *        [--lifeline-node-options "--max-semi-space-size=64"] [--load-niceness 0]
+ *
+ * `--load-niceness N` runs the load (the model and the readers, every thread of each) at that
+ * niceness, below the systems measured: a diagnosis of how much of a system's event-loop delay is
+ * the machine's CPU going to the load rather than its own work. Not for the figures compared.
  *
  * Writes JSON and prints the tables of docs/benchmarks.md; exits 1 if any answer was not exact.
  */
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { loadavg, setPriority, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { performance } from "node:perf_hooks";
@@ -47,6 +51,7 @@ const { values: args } = parseArgs({
     "paced-deadline-s": { type: "string", default: "40" },
     "cpu-profile": { type: "string" },
     "lifeline-node-options": { type: "string", default: "" },
+    "load-niceness": { type: "string", default: "0" },
     out: { type: "string", default: "bench/results/peers.json" },
   },
 });
@@ -81,7 +86,10 @@ const settings = {
   pacedDeadlineMs: Number(args["paced-deadline-s"]) * 1000,
   lifelineNodeOptions: args["lifeline-node-options"].split(" ").filter((option) => option !== ""),
   cpuProfileDir: args["cpu-profile"] === undefined ? undefined : resolve(args["cpu-profile"]),
+  loadNiceness: Number(args["load-niceness"]),
 };
+if (!(Number.isInteger(settings.loadNiceness) && settings.loadNiceness >= 0 && settings.loadNiceness <= 19))
+  throw new Error("--load-niceness: an integer from 0 to 19");
 const numbers = [settings.reps, settings.tokensPerSecond, settings.pacedTokens, settings.fastTokens, settings.window];
 if (!numbers.every((n) => Number.isInteger(n) || n > 0) || numbers.some((n) => !(n > 0)))
   throw new Error("--reps, --tokens-per-second, --paced-tokens, --fast-tokens and --window must be positive numbers");
@@ -119,6 +127,11 @@ function planOf(workload: Workload, api: ReaderPlan["api"], baseUrl: string, tag
     acks: workload.kind === "closed",
     clockCorrectionMs,
   };
+}
+
+/** Every thread of process `pid` at `niceness` (Linux keeps a niceness per thread). */
+function lowerPriority(pid: number, niceness: number): void {
+  for (const task of readdirSync(`/proc/${pid}/task`)) setPriority(Number(task), niceness);
 }
 
 let phaseCount = 0;
@@ -160,6 +173,7 @@ async function runPhase(ctx: Context, workload: Workload, system: SystemName, re
       model.process,
     ];
     await probesReady(processes);
+    if (settings.loadNiceness > 0) for (const load of [readers.pid, model.process.pid]) lowerPriority(load, settings.loadNiceness);
 
     const modelClock = await model.clockOffset();
     const readersClock = await readers.clockOffset();
