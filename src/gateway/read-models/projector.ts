@@ -31,8 +31,17 @@ interface NamedLog {
   readonly named?: EntryType | undefined;
 }
 
-/** Logs read at once and stored in one transaction, at most. */
+/** A log's fold to store, with the type of the feed record that named the log. */
+type Fold = FoldToApply & { readonly named: EntryType | undefined };
+
+/** Logs stored in one transaction, at most. */
 const FOLDS_PER_STEP = 50;
+/**
+ * Logs of a step read at once: a reply is parsed whole when it comes in, so fifty long logs read
+ * together were one long turn of the gateway, while the answers that had just ended still had
+ * their last entries to deliver.
+ */
+const READS_AT_ONCE = 4;
 
 /** Ids per narrowed query of the store (sqlite's expression depth and parameters are bounded). */
 const IDS_PER_QUERY = 500;
@@ -126,12 +135,21 @@ export class Projector {
   }
 
   /**
-   * {@link project} for each of `logs` at once: their logs read together (on Redis, pipelined
-   * round trips instead of three per answer in turn) and their folds stored in one transaction,
-   * one commit for the step instead of one per answer. Returns the ids stored.
+   * {@link project} for each of `logs`: their logs read {@link READS_AT_ONCE} at a time (on Redis,
+   * pipelined round trips instead of three per answer in turn) and their folds stored in one
+   * transaction, one commit for the step instead of one per answer. Returns the ids stored.
    */
   async #projectEach(logs: readonly NamedLog[]): Promise<string[]> {
-    const folds = (await Promise.all(logs.map((log) => this.#fold(log)))).filter((fold) => fold !== undefined);
+    const read: (Fold | undefined)[] = [];
+    let next = 0;
+    const reader = async (): Promise<void> => {
+      while (next < logs.length) {
+        const i = next++;
+        read[i] = await this.#fold(logs[i]!);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(READS_AT_ONCE, logs.length) }, reader));
+    const folds = read.filter((fold) => fold !== undefined);
     if (folds.length === 0) return [];
     const stored = await this.#options.store.apply(folds);
     // Noted once its row stands, so a look that reads the rows meanwhile cannot drop it.
@@ -143,7 +161,7 @@ export class Projector {
   }
 
   /** The fold of a log the store has not applied all of, or `undefined`. */
-  async #fold({ id, named }: NamedLog): Promise<(FoldToApply & { readonly named: EntryType | undefined }) | undefined> {
+  async #fold({ id, named }: NamedLog): Promise<Fold | undefined> {
     const { engine, store } = this.#options;
     const applied = await store.appliedOffset(id);
     if (applied > 0) {
