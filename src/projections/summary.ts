@@ -45,7 +45,10 @@ export interface WorkerPart {
 /** A summary with what the counts across answers are built from. */
 export interface ProjectedGeneration {
   readonly summary: Summary;
-  /** The time of the last entry applied: an answer still open with an old one is stuck. */
+  /**
+   * The time of the last entry applied, or after a `retrying` the end of the wait it announced (a
+   * `Retry-After`, an open breaker's cooldown): an answer still open with an older one is stuck.
+   */
   readonly lastEntryAt: string;
   /** The model route of the last attempt (the configured model that served it), `""` before any. */
   readonly provider: string;
@@ -103,9 +106,14 @@ export function projectGeneration(id: string, entries: readonly Entry[]): Projec
   };
   return {
     summary,
-    lastEntryAt: last?.at ?? timeline.createdAt,
+    lastEntryAt: last === undefined ? timeline.createdAt : last.type === "retrying" ? quietUntil(last.at, last.delayMs) : last.at,
     provider: lastAttempt?.model ?? "",
     breakerOpens,
     workers: [...parts].map(([worker, part]) => ({ worker, ...part })).sort((a, b) => (a.worker < b.worker ? -1 : 1)),
   };
+}
+
+/** `at` plus `delayMs`, as an ISO time. */
+function quietUntil(at: string, delayMs: number): string {
+  return delayMs > 0 ? new Date(Date.parse(at) + delayMs).toISOString() : at;
 }

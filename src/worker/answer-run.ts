@@ -167,8 +167,13 @@ export class AnswerRun {
       routeIndex = plan.routes.indexOf(route);
       if (route.continuation === "restart" && this.#text !== "") {
         // This model cannot continue a prefix (after a failure, a takeover or a fallback): rewind.
-        await this.#flush();
-        await this.#write([{ type: "rewind", attempt: fence, toOffset: 1 }]);
+        try {
+          await this.#flush();
+          await this.#write([{ type: "rewind", attempt: fence, toOffset: 1 }]);
+        } catch (error) {
+          route.breaker.abandon(); // no call went out: a trial call it was given is not left out for good
+          throw error;
+        }
         this.#text = "";
       }
       this.#trace.callStarted(route, routeIndex);
@@ -468,6 +473,7 @@ function breakersLetThrough(
     ms,
     until: (signal) =>
       new Promise<void>((resolve) => {
+        if (signal.aborted) return resolve(); // stopped while the `retrying` entry was written
         const done = (): void => {
           clearTimeout(timer);
           signal.removeEventListener("abort", done);

@@ -58,6 +58,22 @@ describe("a circuit breaker's openings, as the metrics and the worker's report s
     breaker.failed();
     await failing;
     expect([breaker.state, breaker.msUntilTrial()]).toEqual(["open", 1000]);
+    // A trial abandoned (its call stopped) or completed ends the wait as well.
+    for (const end of [() => breaker.abandon(), () => breaker.succeeded()]) {
+      advance(1000);
+      expect(breaker.tryAcquire()).toBe(true);
+      let settled = false;
+      const waiting = breaker.trialEnded().then(() => (settled = true));
+      await Promise.resolve();
+      expect(settled).toBe(false);
+      end();
+      await waiting;
+      expect(settled).toBe(true);
+      if (breaker.state === "closed") break;
+      breaker.failed(); // abandoned: half-open again; open it for the next round
+      breaker.failed();
+    }
+    expect(breaker.state).toBe("closed");
   });
 
   it("is reported closed, open with when it opened, and half-open", () => {

@@ -150,7 +150,9 @@ describe("models that fail, against sim-llm", () => {
     expect(failed.at(-1)).toMatchObject({ type: "failed", error: { code: "model_unavailable" } });
     const entries = await answer(node.url, ask("waits for it"));
     expectExactAnswer(entries, simText("waits for it"));
-    const [wait] = byType(entries, "retrying");
+    const waits = byType(entries, "retrying");
+    expect(waits).toHaveLength(1); // one wait, for the rest of the cooldown
+    const [wait] = waits;
     expect(wait).toMatchObject({ error: { code: "model_unavailable", message: expect.stringContaining("circuit open") } });
     expect(wait!.delayMs).toBeGreaterThan(0);
     expect(wait!.delayMs).toBeLessThanOrEqual(1000); // the rest of the cooldown
@@ -174,6 +176,7 @@ describe("models that fail, against sim-llm", () => {
       error: { code: "model_unavailable", message: expect.stringContaining("circuit open") },
     });
     expect(byType(entries, "started")).toHaveLength(0);
+    expect(byType(entries, "retrying")).toHaveLength(0); // no wait it could not finish, no tries refused one after another
     expect(primary.stats().requests).toBe(before);
   });
 

@@ -249,9 +249,11 @@ describe("a sliced response", () => {
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     try {
       const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      const request = sendSliced(modelDispatcher(), { origin, path: "/", method: "GET" });
+      const parsed = counting();
+      const request = sendSliced(parsed.dispatcher, { origin, path: "/", method: "GET" });
       busy(20); // the slice is spent when the data comes in: the parser stops after the first chunk
-      await sleep(200);
+      await sleep(200); // every byte and the end of the connection have come in
+      expect(parsed.bytes).toBe(events[0]!.length); // stopped while the socket ended
       await expect(readAll(await request.response)).rejects.toThrow();
     } finally {
       server.close();

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { TextFold } from "../../src/core/fold.ts";
 import { MemoryEngine } from "../../src/engine/memory/memory-engine.ts";
 import { readLog } from "../../src/engine/read-log.ts";
+import { projectGeneration } from "../../src/projections/summary.ts";
 import { timelineOf } from "../../src/projections/timeline.ts";
 import { writeEventfulLog } from "../support/eventful-log.ts";
 
@@ -103,5 +104,19 @@ describe("the timeline projection", () => {
       ["w2", "completed"],
     ]);
     expect(t.steps.find((s) => s.fromOffset === 4)?.summary).toMatch(/took over from w1/);
+  });
+
+  it("an answer whose last entry is a retry is quiet until the wait it announced ends, not stuck before", async () => {
+    const engine = new MemoryEngine();
+    const { id } = await engine.create({ model: "m", messages: [{ role: "user", content: "x" }] });
+    const claim = await engine.claim("w1", 60_000, new AbortController().signal);
+    await engine.append(id, claim!.fence, 2, [
+      { type: "started", attempt: claim!.fence, worker: "w1", model: "m" },
+      { type: "retrying", attempt: claim!.fence, error: { code: "model_unavailable", message: "(circuit open)" }, delayMs: 30_000 },
+    ]);
+    const log = await readLog(engine, id);
+    const at = Date.parse(log.at(-1)!.at);
+    expect(Date.parse(projectGeneration(id, log).lastEntryAt)).toBe(at + 30_000);
+    expect(projectGeneration(id, log.slice(0, 2)).lastEntryAt).toBe(log[1]!.at); // any other entry: its own time
   });
 });

@@ -394,6 +394,53 @@ describe("the worker", () => {
     while (worker.activeRuns > 0) await new Promise((r) => setTimeout(r, 10));
   });
 
+  /** A model whose one route's breaker is `breaker`, retried as the defaults say but for how long it may wait. */
+  function behindBreaker(breaker: CircuitBreaker, maxRetryAfterMs: number): ModelRegistry {
+    const plan = simPlan(new SimProvider({ tokensPerSecond: 1000 }));
+    return registryOf([{ ...plan, retry: { ...plan.retry, maxRetryAfterMs }, routes: plan.routes.map((r) => ({ ...r, breaker })) }]);
+  }
+
+  /** Waits until the log of `id` holds a `retrying` entry, and returns it. */
+  async function firstRetrying(engine: Engine, id: string): Promise<Entry> {
+    for (;;) {
+      const entries = await readAll(engine, id);
+      const retrying = entries.find((e) => e.type === "retrying");
+      if (retrying) return retrying;
+      await engine.wait(id, entries.at(-1)?.offset ?? 0, never);
+    }
+  }
+
+  it(
+    "an answer waiting for another's trial call goes on as soon as the trial's first token closes the breaker",
+    { timeout: 20_000 },
+    async () => {
+      const engine = new MemoryEngine();
+      stops.push(() => engine.close());
+      const breaker = new CircuitBreaker({ failureThreshold: 1, cooldownMs: 1 });
+      breaker.failed(); // open; half-open a millisecond later
+      await new Promise((r) => setTimeout(r, 5));
+      expect(breaker.tryAcquire()).toBe(true); // the trial call is out, elsewhere
+      startWorker(engine, { models: behindBreaker(breaker, 600_000) });
+      const { id } = await engine.create(request);
+      expect(await firstRetrying(engine, id)).toMatchObject({ error: { code: "model_unavailable" }, delayMs: 600_000 });
+      breaker.answered(); // the trial's first token: the waiting answer calls now, not in ten minutes
+      expectExactAnswer(await untilTerminal(engine, id), text);
+    },
+  );
+
+  it("a worker stopped while an answer waits for an open breaker hands the answer back at once", { timeout: 20_000 }, async () => {
+    const engine = new MemoryEngine();
+    stops.push(() => engine.close());
+    const breaker = new CircuitBreaker({ failureThreshold: 1, cooldownMs: 600_000 });
+    breaker.failed();
+    const worker = startWorker(engine, { models: behindBreaker(breaker, 900_000) });
+    const { id } = await engine.create(request);
+    expect(await firstRetrying(engine, id)).toMatchObject({ delayMs: expect.any(Number) });
+    await worker.stop(); // not after the cooldown's ten minutes
+    expect((await engine.head(id))?.terminal).toBe(false);
+    expect(await engine.claim("w2", 5000, never)).toMatchObject({ id }); // handed back: another worker takes it at once
+  });
+
   it("a cancelled trial call does not leave its provider's breaker shut", async () => {
     const engine = new MemoryEngine();
     stops.push(() => engine.close());

@@ -129,7 +129,7 @@ export class Projector {
     for (let i = 0; i < logs.length; i += FOLDS_PER_STEP) {
       await turnWhenLong();
       if (signal?.aborted) break;
-      stored.push(...(await this.#projectEach(logs.slice(i, i + FOLDS_PER_STEP))));
+      stored.push(...(await this.#projectEach(logs.slice(i, i + FOLDS_PER_STEP), signal)));
     }
     return stored;
   }
@@ -139,16 +139,23 @@ export class Projector {
    * pipelined round trips instead of three per answer in turn) and their folds stored in one
    * transaction, one commit for the step instead of one per answer. Returns the ids stored.
    */
-  async #projectEach(logs: readonly NamedLog[]): Promise<string[]> {
+  async #projectEach(logs: readonly NamedLog[], signal?: AbortSignal): Promise<string[]> {
     const read: (Fold | undefined)[] = [];
     let next = 0;
+    let failed = false; // one read failed: the others stop too, and the step is done again
     const reader = async (): Promise<void> => {
-      while (next < logs.length) {
+      while (next < logs.length && !failed && signal?.aborted !== true) {
         const i = next++;
-        read[i] = await this.#fold(logs[i]!);
+        try {
+          read[i] = await this.#fold(logs[i]!);
+        } catch (error) {
+          failed = true;
+          throw error;
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(READS_AT_ONCE, logs.length) }, reader));
+    if (signal?.aborted) return []; // stopped part way: nothing of the step is stored
     const folds = read.filter((fold) => fold !== undefined);
     if (folds.length === 0) return [];
     const stored = await this.#options.store.apply(folds);
