@@ -72,6 +72,11 @@ describe("a command connection that writes once per turn", () => {
             if (issued.length === 50) resolve(issued);
           }, 5);
         }
+        // Each timer reads the clock when it is set, so on a busy machine the fifty may be due a
+        // millisecond apart and run in two phases. Holding the loop past the last one's due time
+        // makes them all due when the timers phase comes.
+        const dueBy = performance.now() + 20;
+        while (performance.now() < dueBy);
       });
       await new Promise((resolve) => setImmediate(resolve));
       expect({ writes: counted.writes(), chunks: counted.chunks() }).toEqual({ writes: 1, chunks: 50 });
