@@ -5,6 +5,7 @@ import { Notifications } from "../../src/engine/redis/notifications.ts";
 import { RedisEngine } from "../../src/engine/redis/redis-engine.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
+import { until } from "../support/waits.ts";
 
 beforeEach((ctx) => requireRedis(ctx));
 
@@ -21,9 +22,14 @@ describe("the redis engine", () => {
     await server?.stop();
   });
 
-  /** A follower probing its subscription every 100 ms, a writer, a plain connection, and Redis's own count of each command. */
+  /**
+   * A follower probing its subscription every 100 ms, a writer, a plain connection, and Redis's own
+   * count of each command. A probe may take 5 s to come back: on a loaded machine one that took
+   * over 200 ms would count as lost, wake every wait and distrust what was heard, and the commands
+   * counted would count the machine. `proven()` waits for the first probe to come through.
+   */
   const engines = (prefix: string) => {
-    const follower = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix, probeMs: 100 });
+    const follower = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix, probeMs: 100, probePatienceMs: 5000 });
     const writer = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix });
     const raw = new Redis(server!.url);
     const calls = async (command: string): Promise<number> =>
@@ -33,7 +39,8 @@ describe("the redis engine", () => {
       await follower.close();
       await writer.close();
     };
-    return { follower, writer, raw, calls, heads: () => calls("hmget"), close };
+    const proven = (): Promise<void> => until(() => follower.subscriptionTrusted, 30_000, "a probe through the follower's subscriber");
+    return { follower, writer, raw, calls, heads: () => calls("hmget"), proven, close };
   };
   /** Notifications straight on two connections of their own, batching their subscribes, channels named by `prefix`. */
   const notificationsOf = (prefix: string, options: { probeChannels?: string[]; probeMs?: number; lingerMs?: number } = {}) => {
@@ -151,13 +158,13 @@ describe("the redis engine", () => {
 
   it("a follower that read up to the newest announcement waits with no command; any other position asks the log's head first", async () => {
     const prefix = `quiet${process.pid}`;
-    const { follower, writer, raw, heads, close } = engines(prefix);
+    const { follower, writer, raw, heads, proven, close } = engines(prefix);
     try {
       const { id } = await writer.create({ model: "sim", messages: [{ role: "user", content: "quiet waits" }] });
       const claim = await writer.claim("w", 60_000, new AbortController().signal);
       const delta = (offset: number): Promise<unknown> =>
         writer.append(id, claim!.fence, offset, [{ type: "delta", attempt: claim!.fence, text: String(offset) }]);
-      await new Promise((r) => setTimeout(r, 300)); // the subscriber's first probe came back
+      await proven(); // the follower's subscriber is proven (its probe channels subscribed)
       // Nothing announced yet: the wait asks the head, finds nothing new, and is woken by the append.
       let before = await heads();
       const first = follower.wait(id, 1, new AbortController().signal);
@@ -205,7 +212,7 @@ describe("the redis engine", () => {
 
   it("a read made before a wait subscribes first: the wait after it asks no head, and an append between the two still ends it", async () => {
     const prefix = `first${process.pid}`;
-    const { follower, writer, raw, heads, close } = engines(prefix);
+    const { follower, writer, raw, heads, proven, close } = engines(prefix);
     const open = async (): Promise<{ id: string; delta: (offset: number) => Promise<unknown> }> => {
       const { id } = await writer.create({ model: "sim", messages: [{ role: "user", content: "first waits" }] });
       const claim = await writer.claim("w", 60_000, new AbortController().signal);
@@ -215,7 +222,7 @@ describe("the redis engine", () => {
       return { id, delta };
     };
     try {
-      await new Promise((r) => setTimeout(r, 300)); // the subscriber's first probe came back
+      await proven(); // the follower's subscriber is proven (its probe channels subscribed)
 
       // A plain read, then a wait: the wait must ask the head (an append may have come in between).
       const plain = await open();
@@ -272,7 +279,7 @@ describe("the redis engine", () => {
 
   it("a wait whose log a failover cut and another attempt wrote back to exactly its offset ends, so its caller can check the entry there", async () => {
     const prefix = `cut${process.pid}`;
-    const { follower, writer, raw, close } = engines(prefix);
+    const { follower, writer, raw, proven, close } = engines(prefix);
     const never = new AbortController().signal;
     try {
       const { id } = await writer.create({ model: "sim", messages: [{ role: "user", content: "cut and written again" }] });
@@ -281,7 +288,7 @@ describe("the redis engine", () => {
         { type: "started", attempt: first!.fence, worker: "w1", model: "sim" },
         { type: "delta", attempt: first!.fence, text: "old" },
       ]);
-      await new Promise((r) => setTimeout(r, 300)); // the follower's subscriber is proven
+      await proven(); // the follower's subscriber is proven (its probe channels subscribed)
       const waiting = follower.wait(id, 3, never);
       await new Promise((r) => setTimeout(r, 100));
 
@@ -306,7 +313,7 @@ describe("the redis engine", () => {
 
   it("a wait whose subscribe Redis refuses does not fail: it looks at the log's head until an append comes, and subscribes again once it can", async () => {
     const prefix = `refused${process.pid}`;
-    const { follower, writer, raw, heads, close } = engines(prefix);
+    const { follower, writer, raw, heads, proven, close } = engines(prefix);
     const never = new AbortController().signal;
     try {
       const { id } = await writer.create({ model: "sim", messages: [{ role: "user", content: "no subscriber" }] });
@@ -314,7 +321,7 @@ describe("the redis engine", () => {
       expect(
         await writer.append(id, claim!.fence, 2, [{ type: "started", attempt: claim!.fence, worker: "w1", model: "sim" }]),
       ).toMatchObject({ kind: "appended" });
-      await new Promise((r) => setTimeout(r, 300)); // the follower's subscriber is proven (its probe channels subscribed)
+      await proven(); // the follower's subscriber is proven (its probe channels subscribed)
       // What a Cluster's client answers while it rebuilds its sharded subscribers: the subscribe fails.
       await raw.acl("SETUSER", "default", "-ssubscribe");
       try {
@@ -405,13 +412,13 @@ describe("the redis engine", () => {
 
   it("channels subscribed in one turn share one SSUBSCRIBE, and those let go in one sweep one SUNSUBSCRIBE; every waiter still wakes", async () => {
     const prefix = `batch${process.pid}`;
-    const { follower, writer, raw, calls, close } = engines(prefix);
+    const { follower, writer, raw, calls, proven, close } = engines(prefix);
     const COUNT = 40;
     try {
       const ids: string[] = [];
       for (let i = 0; i < COUNT; i++)
         ids.push((await writer.create({ model: "sim", messages: [{ role: "user", content: `batch ${i}` }] })).id);
-      await new Promise((r) => setTimeout(r, 300)); // the probe channels are subscribed
+      await proven(); // the follower's subscriber is proven (its probe channels subscribed)
       const before = await calls("ssubscribe");
       const pages = await Promise.all(ids.map((id) => follower.read(id, 0, 256, { thenWait: true })));
       expect(pages.every((page) => page.length === 1)).toBe(true);

@@ -12,6 +12,7 @@ import { redisAvailable, requireRedis, startStandalone, type RedisServer } from 
 import { entriesOf, readEvents, startGeneration } from "../support/sse-client.ts";
 import { tempDir } from "../support/temp-dir.ts";
 import { simRequest, simText } from "../support/sim-answer.ts";
+import { until } from "../support/waits.ts";
 
 /*
  * Every door follows the log through one shared follower: from the start (`from=0`, the cursor a
@@ -161,7 +162,8 @@ describe("on Redis", () => {
       const ids: string[] = [];
       for (let i = 0; i < FOLLOWS; i++)
         ids.push((await engine.create({ model: "sim", messages: [{ role: "user", content: `quiet ${i}` }] })).id);
-      await new Promise((resolve) => setTimeout(resolve, 2500)); // the gateway's subscriber is trusted (its first probe came back)
+      // The gateway's subscriber is trusted: its first probe came back.
+      await until(() => (gateway.engine as RedisEngine).subscriptionTrusted, 30_000, "a probe through the gateway's subscriber");
       const heads = await calls("hmget");
       const follows = ids.map((id) => readEvents(url, id, { cutAfter: 2 }));
       // Every follow is parked once the gateway listens on its log's channel.

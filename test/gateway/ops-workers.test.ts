@@ -32,7 +32,7 @@ describe("GET /v1/ops/workers", () => {
     const created = await fetch(`${node.url}${routes.generations()}`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify(simRequest("a lease to be seen", { max_tokens: 40 })),
+      body: JSON.stringify(simRequest("a lease to be seen", { max_tokens: 400 })), // 20 s: reports every 2 s see it
     });
     const { id } = (await created.json()) as { id: string };
     await until(async () => (await workersOf(node))[0]?.leases.some((l) => l.id === id) ?? false, 30_000, "the lease in a report");

@@ -5,7 +5,7 @@ import { RedisKeyStore } from "../../src/engine/keys/redis.ts";
 import { startInProcess } from "../support/in-process.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
 import { simRequest } from "../support/sim-answer.ts";
-import { until } from "../support/waits.ts";
+import { minuteWithTimeLeft, until } from "../support/waits.ts";
 import { subscribeToEnd, upgrade, type RefusedUpgrade } from "../support/ws-upgrade.ts";
 import { parseApiKey } from "../../src/core/api-keys.ts";
 
@@ -210,6 +210,7 @@ describe("model tokens per minute per key, spent from one budget by two gateways
 
   it("each start spends its max_tokens; one that would pass the minute's budget is refused with 429 token_budget_spent until the minute ends", async () => {
     const [a, b] = fleet.gateways();
+    await minuteWithTimeLeft(20_000); // the budget of one minute, spent and refused within it
     expect((await start(a, 40)).status).toBe(201);
     expect((await start(b, 40)).status).toBe(201);
     const refused = await start(a, 40);
@@ -244,6 +245,7 @@ describe("model tokens per minute per key, with Idempotency-Key retries and refu
 
   it("a retry that replays its generation, a reused Idempotency-Key and a start refused for its answers spend nothing", async () => {
     const [a, b] = fleet.gateways();
+    await minuteWithTimeLeft(20_000); // the budget of one minute, spent and refused within it
     const first = await start(a, "the first", "retried");
     expect(first.status).toBe(201);
     const replay = await start(b, "the first", "retried");

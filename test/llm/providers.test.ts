@@ -327,16 +327,22 @@ describe.each([openAi, anthropic])("$name provider", (wire) => {
 
 describe("openai-compatible provider", () => {
   it("tokens that come in together are handed over as one event that counts them; one that comes alone, as itself", async () => {
+    // The last token is written once the first event is in the consumer's hands: never in the same read.
+    let firstHandedOver!: () => void;
+    const handedOver = new Promise<void>((resolve) => (firstHandedOver = resolve));
     const { url } = await serve((res) => {
       res.writeHead(200, { "content-type": "text/event-stream" });
       res.write(openAi.start() + ["Hel", "lo", " there"].map((t) => openAi.token(t)).join("")); // one write
-      setTimeout(() => {
+      void handedOver.then(() => {
         res.write(openAi.token("!"));
         setTimeout(() => res.end(openAi.finish(3, 4)), 50);
-      }, 50);
+      });
     });
-    const { events, error } = await run(openAi.create(url));
-    expect(error).toBeUndefined();
+    const events: ModelEvent[] = [];
+    for await (const event of openAi.create(url).stream(callOf())) {
+      events.push(event);
+      if (event.type === "token") firstHandedOver();
+    }
     expect(events.filter((e) => e.type === "token")).toEqual([
       { type: "token", text: "Hello there", tokens: 3 },
       { type: "token", text: "!" },

@@ -4,7 +4,7 @@ import { createServer as createTcpServer, type AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Socket } from "node:net";
 import { Agent, buildConnector, type Dispatcher } from "undici";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { modelDispatcher, sendSliced, type SlicedResponse } from "../../src/llm/providers/sliced-response.ts";
 import { turnWhenLong } from "../../src/observability/turns.ts";
 
@@ -170,8 +170,16 @@ describe("a sliced response", () => {
     const parsed = counting();
     const response = await sendSliced(parsed.dispatcher, { origin, path: "/", method: "GET" }).response;
     // Two reads: the second finds nothing parsed and goes on parsing all the socket holds, in a
-    // fresh slice; then the reader stops reading.
-    const taken = [await response.read(), await response.read()].reduce((sum, part) => sum + (part?.length ?? 0), 0);
+    // fresh slice; then the reader stops reading. The clock stands still meanwhile: a slice is
+    // counted in wall time, and a loaded machine that took the CPU away mid-parse would spend it.
+    const now = performance.now();
+    const clock = vi.spyOn(performance, "now").mockReturnValue(now);
+    let taken: number;
+    try {
+      taken = [await response.read(), await response.read()].reduce((sum, part) => sum + (part?.length ?? 0), 0);
+    } finally {
+      clock.mockRestore();
+    }
     secondHalf();
     // The second half (about 60 KB) comes in while the loop turns and its slice is never spent.
     for (const end = performance.now() + 200; performance.now() < end;) {

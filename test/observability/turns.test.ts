@@ -1,7 +1,11 @@
 import { performance } from "node:perf_hooks";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { runInSlice, yieldIfLong } from "../../src/observability/turns.ts";
 import { timerTurns } from "../support/timer-turns.ts";
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
 
 /** Holds the event loop for `ms`, as a step of parsing a buffered stream does. */
 function busy(ms: number): void {
@@ -66,6 +70,13 @@ describe("runInSlice", () => {
   });
 
   it("waiting pieces have a slice of their own: streams that spend every slice do not keep them waiting", async () => {
+    // The clock moves only with the work: the pieces a slice holds are counted in work, and a
+    // machine that took the CPU away mid-piece cannot make a slice hold fewer.
+    let clock = performance.now();
+    vi.spyOn(performance, "now").mockImplementation(() => clock);
+    const busy = (ms: number): void => {
+      clock += ms;
+    };
     let hogging = true;
     let hogTurns = 0;
     const hog = (async () => {

@@ -17,3 +17,12 @@ export async function until(condition: () => boolean | Promise<boolean>, timeout
     await sleep(20);
   }
 }
+
+/**
+ * Waits for the next clock minute when less than `leftMs` of this one is left: for a test that
+ * spends a per-minute budget, which a minute's end would fill again midway.
+ */
+export async function minuteWithTimeLeft(leftMs: number): Promise<void> {
+  const left = 60_000 - (Date.now() % 60_000);
+  if (left < leftMs) await sleep(left + 50);
+}

@@ -15,6 +15,8 @@ export interface NotificationOptions {
   readonly idOf: (channel: string) => string | undefined;
   /** How often a probe checks that the subscription still delivers. @defaultValue 2000 */
   readonly probeMs?: number;
+  /** How long a probe may take to come back before the subscription counts as broken. @defaultValue twice `probeMs` */
+  readonly probePatienceMs?: number;
   /** How long a channel stays subscribed after its last waiter left. @defaultValue 10000 */
   readonly lingerMs?: number;
   /**
@@ -61,7 +63,8 @@ export class Notifications {
   /** Settles when the last `SSUBSCRIBE` sent (or to be sent) is answered: the next waits for it. */
   #subscribeAnswered: Promise<void> = Promise.resolve();
   #closed = false;
-  #recovering = false;
+  /** Nothing heard is trusted until a probe has come through: none has yet. */
+  #recovering = true;
   /** Counts breaks of the subscriber (reconnects, lost probes): a read ticket of an earlier one is void. */
   #epoch = 0;
   /** Subscriptions re-established after a failed probe. */
@@ -303,7 +306,7 @@ export class Notifications {
 
   async #probe(): Promise<void> {
     if (this.#closed || this.#pendingProbes.size > 0) return;
-    const patience = (this.#o.probeMs ?? 2000) * 2;
+    const patience = this.#o.probePatienceMs ?? (this.#o.probeMs ?? 2000) * 2;
     // Armed before anything is awaited: a subscribe or publish that never settles counts as lost.
     const token = `${this.#token}:${randomUUID()}`;
     const timeout = setTimeout(() => this.#probeLost(token), patience);

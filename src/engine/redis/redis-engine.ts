@@ -40,6 +40,8 @@ export interface RedisEngineOptions {
   readonly retentionSeconds?: number;
   /** Interval of subscription probes. @defaultValue 2000 */
   readonly probeMs?: number;
+  /** How long a subscription probe may take to come back before the subscription counts as broken. @defaultValue twice `probeMs` */
+  readonly probePatienceMs?: number;
   /**
    * Replicas that must hold a create, a claim and an answer's end before they count (WAIT), so a
    * failover cannot silently undo them. Capped by the replicas connected now; not used on Cluster.
@@ -132,10 +134,16 @@ export class RedisEngine implements Engine {
       idOf: (channel) => (channel.startsWith(prefix) && channel.endsWith("}:n") ? channel.slice(prefix.length, -3) : undefined),
       probeChannels: () => probeChannels(this.#commands, this.#keys, "probe"),
       probeMs: options.probeMs ?? 2000,
+      ...(options.probePatienceMs === undefined ? {} : { probePatienceMs: options.probePatienceMs }),
       trustAnnouncements: options.target.mode !== "cluster",
       batchSubscribes: options.target.mode !== "cluster",
       ...(options.logger ? { logger: options.logger } : {}),
     });
+  }
+
+  /** Whether announcements are trusted: not on a Cluster, and only while the subscriber is connected and proven by a probe. */
+  get subscriptionTrusted(): boolean {
+    return this.#notifications.trusted;
   }
 
   /** Subscription recoveries after failed probes, for tests and metrics. */
