@@ -69,7 +69,11 @@ export class AnswerRun {
   #lastFlushAt = 0;
   /** Delta appends under way: while one is, tokens gather to go out together after it. */
   #deltasInFlight = 0;
-  /** The answer's text as this run knows it: the log's text plus every token since. */
+  /**
+   * The answer's text as this run knows it, but for the tokens still in {@link #pending}: the log's
+   * text plus every delta this run handed to the log since. Built of the deltas' own strings, which
+   * {@link #written} holds too, so an answer's text is held once, not twice (decision 069).
+   */
   #text = "";
   #writes: Promise<void> = Promise.resolve();
   /** Every entry this run wrote, by offset, to repair a log a failover cut short. */
@@ -165,7 +169,7 @@ export class AnswerRun {
       let failure: ProviderError;
       if (plan.routes.indexOf(route) !== routeIndex) triesOnRoute = 0; // a breaker skipped ahead
       routeIndex = plan.routes.indexOf(route);
-      if (route.continuation === "restart" && this.#text !== "") {
+      if (route.continuation === "restart" && this.#textSoFar() !== "") {
         // This model cannot continue a prefix (after a failure, a takeover or a fallback): rewind.
         try {
           await this.#flush();
@@ -211,6 +215,11 @@ export class AnswerRun {
     }
   }
 
+  /** The answer's text so far: what went to the log and what waits to. */
+  #textSoFar(): string {
+    return this.#pending.length === 0 ? this.#text : this.#text + this.#pending.join("");
+  }
+
   /** Ends the log with `failed`. */
   async #fail(error: ErrorInfo): Promise<void> {
     await this.#write([{ type: "failed", attempt: this.#claim.fence, error }]);
@@ -222,8 +231,9 @@ export class AnswerRun {
     const fence = this.#claim.fence;
     await this.#write([{ type: "started", attempt: fence, worker: this.#ctx.worker, model: route.name }]);
     this.#ctx.metrics.answersStarted.inc();
-    this.#say("info", { model: route.name, prefixChars: this.#text.length }, "answer started");
-    const call = { request, prefix: this.#text, signal: this.#abort.signal };
+    const prefix = this.#textSoFar();
+    this.#say("info", { model: route.name, prefixChars: prefix.length }, "answer started");
+    const call = { request, prefix, signal: this.#abort.signal };
     const events = streamWithTimeouts(route.provider, call, plan.timeouts)[Symbol.asyncIterator]();
     let serving = false;
     try {
@@ -292,7 +302,6 @@ export class AnswerRun {
   }
 
   #buffer(text: string, tokens: number): void {
-    this.#text += text;
     this.#pending.push(text);
     this.#pendingTokens += tokens;
     this.#scheduleFlush();
@@ -334,6 +343,7 @@ export class AnswerRun {
     this.#pendingTokens = 0;
     const attempt = this.#claim.fence;
     const texts = this.#ctx.coalesce.ms <= 0 ? pieces : [pieces.join("")];
+    for (const text of texts) this.#text += text;
     const write = this.#write(texts.map((text) => ({ type: "delta", attempt, text })));
     this.#trace.tokens(tokens);
     this.#deltasInFlight += 1;
