@@ -1,4 +1,4 @@
-import { createAnthropic } from "@ai-sdk/anthropic";
+import type { LanguageModelV3 } from "@ai-sdk/provider";
 import type { ModelProvider } from "../provider.ts";
 import type { FailureSource } from "./failures.ts";
 import type { Prefill } from "./prompt.ts";
@@ -36,25 +36,32 @@ export function anthropicPrefill(prefix: string): Prefill {
 export function createAnthropicProvider(options: AnthropicOptions): ModelProvider {
   const source: FailureSource = { provider: options.name, secret: options.apiKey };
   const maxTokens = options.defaultMaxTokens ?? ANTHROPIC_DEFAULT_MAX_TOKENS;
-  const model = createAnthropic({
-    name: options.name,
-    baseURL: options.baseUrl ?? ANTHROPIC_DEFAULT_BASE_URL,
-    // A string, so the SDK never falls back to ANTHROPIC_API_KEY from the environment.
-    apiKey: options.apiKey ?? "",
-  }).messages(options.model);
+  // The SDK is loaded at the first call, not at start: a fifth of a second of every process's
+  // start-up, which a deployment without an Anthropic model never needs.
+  let model: Promise<LanguageModelV3> | undefined;
+  const load = async (): Promise<LanguageModelV3> => {
+    const { createAnthropic } = await import("@ai-sdk/anthropic");
+    return createAnthropic({
+      name: options.name,
+      baseURL: options.baseUrl ?? ANTHROPIC_DEFAULT_BASE_URL,
+      // A string, so the SDK never falls back to ANTHROPIC_API_KEY from the environment.
+      apiKey: options.apiKey ?? "",
+    }).messages(options.model);
+  };
   // An undefined header value is dropped from the request: no empty `x-api-key` when there is no key.
   const headers = options.apiKey === undefined ? { "x-api-key": undefined } : {};
   return {
     name: options.name,
-    stream: (call) =>
-      streamSdkModel(
+    async *stream(call) {
+      yield* streamSdkModel(
         {
           ...source,
-          model,
+          model: await (model ??= load()),
           prefill: anthropicPrefill,
           callOptions: () => ({ headers, maxOutputTokens: call.request.max_tokens ?? maxTokens }),
         },
         call,
-      ),
+      );
+    },
   };
 }
