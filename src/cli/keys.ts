@@ -4,7 +4,7 @@ import { KeyRing } from "../engine/keys/key-ring.ts";
 import { openKeyStore } from "../engine/keys/open-key-store.ts";
 import { newSigningKey } from "../engine/keys/signing-keys.ts";
 import { ConfigError, FLAG_SPEC, loadConfig } from "./config.ts";
-import { engineConfigOf } from "./node.ts";
+import { engineConfigOf } from "./engine-config.ts";
 
 export const KEYS_USAGE = `Usage: lifeline keys <create | list | revoke> [options] [engine options]
 

@@ -5,12 +5,11 @@ import { openReadModelStore } from "../gateway/read-models/open-store.ts";
 import type { ReadModelStore } from "../projections/store/port.ts";
 import { archiveConfigOf, openArchive } from "../engine/archive/open-archive.ts";
 import type { Archive } from "../engine/archive/port.ts";
-import { openEngine, type EngineConfig } from "../engine/open-engine.ts";
+import { openEngine } from "../engine/open-engine.ts";
 import { openKeyStore } from "../engine/keys/open-key-store.ts";
 import { connectRedis } from "../engine/redis/connection.ts";
 import { openStreamStore } from "../engine/streams/open-stream-store.ts";
 import { openWorkerStatusStore } from "../engine/workers/open-worker-status-store.ts";
-import { parseHostPorts } from "../engine/redis/host-ports.ts";
 import { Gateway } from "../gateway/gateway.ts";
 import { buildModelRegistry, readModelConfig } from "../llm/model-config.ts";
 import { createModelRegistry } from "../llm/models.ts";
@@ -22,6 +21,7 @@ import { Metrics } from "../observability/metrics.ts";
 import { serveMetrics, type MetricsServer } from "../observability/metrics-server.ts";
 import { StatusReporter } from "../worker/status-reporter.ts";
 import { Worker } from "../worker/worker.ts";
+import { engineConfigOf } from "./engine-config.ts";
 import { awaitEngine, watchEngine } from "./engine-watch.ts";
 import type { Config } from "./config.ts";
 
@@ -226,34 +226,6 @@ export async function startNode(
 /** True for an address only this machine can reach: 127.0.0.0/8, ::1, localhost. */
 export function isLoopback(host: string): boolean {
   return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
-}
-
-/** The engine the configuration names; `loadConfig` has already checked the combination. */
-export function engineConfigOf(config: Config): EngineConfig {
-  switch (config.engine) {
-    case "memory":
-      return { kind: "memory" };
-    case "sqlite":
-      return { kind: "sqlite", dataDir: config.dataDir, synchronous: config.sqliteSync };
-    case "redis": {
-      const common = {
-        kind: "redis" as const,
-        prefix: config.redisPrefix,
-        retentionSeconds: config.redisRetentionSeconds,
-        waitTimeoutMs: config.redisWaitTimeoutMs,
-        ...(config.redisWaitReplicas === undefined ? {} : { waitReplicas: config.redisWaitReplicas }),
-      };
-      if (config.redisSentinels) {
-        return {
-          ...common,
-          target: { mode: "sentinel", sentinels: parseHostPorts(config.redisSentinels) ?? [], masterName: config.redisMasterName },
-        };
-      }
-      if (config.redisClusterNodes)
-        return { ...common, target: { mode: "cluster", nodes: parseHostPorts(config.redisClusterNodes) ?? [] } };
-      return { ...common, target: { mode: "standalone", url: config.redisUrl } };
-    }
-  }
 }
 
 /** The models the configuration file describes, or the built-in `sim` alone. */

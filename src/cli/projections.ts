@@ -6,7 +6,7 @@ import { openEngine } from "../engine/open-engine.ts";
 import { openReadModelStore, readModelStoreKind } from "../gateway/read-models/open-store.ts";
 import { rebuildReadModels } from "../gateway/read-models/rebuild.ts";
 import { ConfigError, FLAG_SPEC, loadConfig } from "./config.ts";
-import { engineConfigOf } from "./node.ts";
+import { engineConfigOf } from "./engine-config.ts";
 
 export const PROJECTIONS_USAGE = `Usage: lifeline projections rebuild [--json] [options]
 

@@ -11,7 +11,7 @@ import type { Engine } from "../engine/port.ts";
 import { parseEntryOffset } from "../core/cursor.ts";
 import { timelineOf, type Timeline } from "../projections/timeline.ts";
 import { ConfigError, FLAG_SPEC, loadConfig } from "./config.ts";
-import { engineConfigOf } from "./node.ts";
+import { engineConfigOf } from "./engine-config.ts";
 
 export const REPLAY_USAGE = `Usage: lifeline replay <generation-id> [--until <offset>] [--json | --entries] [engine options]
 
