@@ -1,5 +1,6 @@
 import type { LanguageModelV3 } from "@ai-sdk/provider";
-import type { ModelProvider } from "../provider.ts";
+import type { ModelCall, ModelEvent, ModelProvider } from "../provider.ts";
+import { ProviderError } from "../provider-error.ts";
 import type { FailureSource } from "./failures.ts";
 import type { Prefill } from "./prompt.ts";
 import { streamSdkModel } from "./sdk-stream.ts";
@@ -36,32 +37,57 @@ export function anthropicPrefill(prefix: string): Prefill {
 export function createAnthropicProvider(options: AnthropicOptions): ModelProvider {
   const source: FailureSource = { provider: options.name, secret: options.apiKey };
   const maxTokens = options.defaultMaxTokens ?? ANTHROPIC_DEFAULT_MAX_TOKENS;
-  // The SDK is loaded at the first call, not at start: a fifth of a second of every process's
-  // start-up, which a deployment without an Anthropic model never needs.
-  let model: Promise<LanguageModelV3> | undefined;
-  const load = async (): Promise<LanguageModelV3> => {
-    const { createAnthropic } = await import("@ai-sdk/anthropic");
-    return createAnthropic({
-      name: options.name,
-      baseURL: options.baseUrl ?? ANTHROPIC_DEFAULT_BASE_URL,
-      // A string, so the SDK never falls back to ANTHROPIC_API_KEY from the environment.
-      apiKey: options.apiKey ?? "",
-    }).messages(options.model);
+  // The SDK is loaded when a provider is made, in the background, not when this module is: a
+  // fifth of a second of every process's start-up, which a deployment without an Anthropic model
+  // never needs. A load that failed is tried again at the next call.
+  let loaded: LanguageModelV3 | undefined;
+  let loading: Promise<LanguageModelV3> | undefined;
+  const load = (): Promise<LanguageModelV3> => {
+    const attempt = import("@ai-sdk/anthropic").then(
+      ({ createAnthropic }) => {
+        loaded = createAnthropic({
+          name: options.name,
+          baseURL: options.baseUrl ?? ANTHROPIC_DEFAULT_BASE_URL,
+          // A string, so the SDK never falls back to ANTHROPIC_API_KEY from the environment.
+          apiKey: options.apiKey ?? "",
+        }).messages(options.model);
+        return loaded;
+      },
+      (error: unknown) => {
+        // Said without the paths a module error names: the message reaches the answer's log.
+        const code = (error as { code?: unknown } | null)?.code;
+        throw new ProviderError("protocol", `the Anthropic SDK could not be loaded${typeof code === "string" ? ` (${code})` : ""}`, {
+          retryable: true,
+          provider: options.name,
+        });
+      },
+    );
+    attempt.catch(() => {
+      if (loading === attempt) loading = undefined;
+    });
+    return attempt;
   };
+  loading = load();
   // An undefined header value is dropped from the request: no empty `x-api-key` when there is no key.
   const headers = options.apiKey === undefined ? { "x-api-key": undefined } : {};
+  const streamWith = (model: LanguageModelV3, call: ModelCall): AsyncIterable<ModelEvent> =>
+    streamSdkModel(
+      {
+        ...source,
+        model,
+        prefill: anthropicPrefill,
+        callOptions: () => ({ headers, maxOutputTokens: call.request.max_tokens ?? maxTokens }),
+      },
+      call,
+    );
   return {
     name: options.name,
-    async *stream(call) {
-      yield* streamSdkModel(
-        {
-          ...source,
-          model: await (model ??= load()),
-          prefill: anthropicPrefill,
-          callOptions: () => ({ headers, maxOutputTokens: call.request.max_tokens ?? maxTokens }),
-        },
-        call,
-      );
-    },
+    // Once the SDK is in, the SDK's own stream, with no layer of promises more per event.
+    stream: (call) =>
+      loaded
+        ? streamWith(loaded, call)
+        : (async function* () {
+            yield* streamWith(await (loading ??= load()), call);
+          })(),
   };
 }
