@@ -3,7 +3,7 @@ import { parseHostPorts } from "../engine/redis/host-ports.ts";
 import type { Config } from "./config.ts";
 
 // Apart from node.ts, which loads the gateway and the worker: `lifeline replay`, `keys` and
-// `projections` open an engine and nothing else, and start in half the time without them.
+// `projections` open an engine (and, for projections, the read models' store) and need neither.
 
 /** The engine the configuration names; `loadConfig` has already checked the combination. */
 export function engineConfigOf(config: Config): EngineConfig {

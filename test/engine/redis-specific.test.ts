@@ -160,6 +160,7 @@ describe("the redis engine", () => {
     const prefix = `quiet${process.pid}`;
     const { follower, writer, raw, heads, proven, close } = engines(prefix);
     try {
+      expect(follower.subscriptionTrusted).toBe(false); // nothing heard is trusted before a probe has come through
       const { id } = await writer.create({ model: "sim", messages: [{ role: "user", content: "quiet waits" }] });
       const claim = await writer.claim("w", 60_000, new AbortController().signal);
       const delta = (offset: number): Promise<unknown> =>

@@ -103,7 +103,7 @@ describe("WebSocket subscriptions that carry their own read token", () => {
   });
 
   it("a connection opened without credentials that holds no subscription is closed with 4001; one opened with a key is not", async () => {
-    const fast = await startInProcess({ LIFELINE_ENGINE: "sqlite", LIFELINE_DATA_DIR: data.path, LIFELINE_HEARTBEAT_MS: "500" });
+    const fast = await startInProcess({ LIFELINE_ENGINE: "sqlite", LIFELINE_DATA_DIR: data.path, LIFELINE_HEARTBEAT_MS: "1000" });
     try {
       const url = `${fast.url.replace("http", "ws")}/v1/ws`;
       const opened = (ws: WebSocket): Promise<void> => new Promise((resolve, reject) => ws.on("open", resolve).on("error", reject));
