@@ -70,9 +70,11 @@ export class AnswerRun {
   /** Delta appends under way: while one is, tokens gather to go out together after it. */
   #deltasInFlight = 0;
   /**
-   * The answer's text as this run knows it, but for the tokens still in {@link #pending}: the log's
-   * text plus every delta this run handed to the log since. Built of the deltas' own strings, which
-   * {@link #written} holds too, so an answer's text is held once, not twice (decision 069).
+   * The answer's text as this run knows it: the log's text plus every delta this run handed to the
+   * log since. Built of the deltas' own strings, which {@link #written} holds too, so an answer's
+   * text is held once, not twice (decision 069). The tokens still in {@link #pending} are not in it,
+   * but it is read only after a `retrying` or `started` entry was written, and writing any entry
+   * but a delta first hands those tokens to the log.
    */
   #text = "";
   #writes: Promise<void> = Promise.resolve();
@@ -169,7 +171,7 @@ export class AnswerRun {
       let failure: ProviderError;
       if (plan.routes.indexOf(route) !== routeIndex) triesOnRoute = 0; // a breaker skipped ahead
       routeIndex = plan.routes.indexOf(route);
-      if (route.continuation === "restart" && this.#textSoFar() !== "") {
+      if (route.continuation === "restart" && this.#text !== "") {
         // This model cannot continue a prefix (after a failure, a takeover or a fallback): rewind.
         try {
           await this.#flush();
@@ -215,11 +217,6 @@ export class AnswerRun {
     }
   }
 
-  /** The answer's text so far: what went to the log and what waits to. */
-  #textSoFar(): string {
-    return this.#pending.length === 0 ? this.#text : this.#text + this.#pending.join("");
-  }
-
   /** Ends the log with `failed`. */
   async #fail(error: ErrorInfo): Promise<void> {
     await this.#write([{ type: "failed", attempt: this.#claim.fence, error }]);
@@ -231,9 +228,8 @@ export class AnswerRun {
     const fence = this.#claim.fence;
     await this.#write([{ type: "started", attempt: fence, worker: this.#ctx.worker, model: route.name }]);
     this.#ctx.metrics.answersStarted.inc();
-    const prefix = this.#textSoFar();
-    this.#say("info", { model: route.name, prefixChars: prefix.length }, "answer started");
-    const call = { request, prefix, signal: this.#abort.signal };
+    this.#say("info", { model: route.name, prefixChars: this.#text.length }, "answer started");
+    const call = { request, prefix: this.#text, signal: this.#abort.signal };
     const events = streamWithTimeouts(route.provider, call, plan.timeouts)[Symbol.asyncIterator]();
     let serving = false;
     try {
