@@ -9,7 +9,7 @@ import { defineConfig } from "vitest/config";
  */
 const FLEETS = [
   "test/cli/chaos.test.ts",
-  "test/cli/idle-processes.test.ts",
+  "test/cli/idle-processes*.test.ts",
   "test/doors/openai-failure.test.ts",
   "test/engine/keys.test.ts",
   "test/engine/archive/archived-answers.test.ts",
@@ -37,7 +37,7 @@ const FLEETS = [
  * takeovers counted exactly under 1 s leases.
  */
 const QUIET_FLEETS = [
-  "test/cli/idle-processes.test.ts",
+  "test/cli/idle-processes*.test.ts",
   "test/deploy/**/*.test.ts",
   "test/doors/ai-sdk-failover.test.ts",
   "test/doors/openai-failure.test.ts",

@@ -1,66 +1,16 @@
 import { spawn } from "node:child_process";
 import { createServer } from "node:net";
-import { fileURLToPath } from "node:url";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { Entry } from "../../src/core/entries.ts";
-import type { LifelineProcess } from "../../src/chaos/lifeline-process.ts";
-import { useLifelineProcesses, type StartLifeline } from "../support/lifeline-processes.ts";
+import { afterEach, describe, expect, it } from "vitest";
 import { expectExactAnswer } from "../support/invariants.ts";
-import {
-  redisAvailable,
-  requireRedis,
-  startCluster,
-  startSentinelGroup,
-  startStandalone,
-  type RedisCluster,
-  type RedisServer,
-  type SentinelGroup,
-} from "../support/redis-harness.ts";
+import { useLifelineProcesses } from "../support/lifeline-processes.ts";
+import { requireRedis } from "../support/redis-harness.ts";
 import { runLifeline } from "../support/run-cli.ts";
 import { readAnswer, startGeneration } from "../support/sse-client.ts";
 import { tempDir } from "../support/temp-dir.ts";
-import { simRequest, simText } from "../support/sim-answer.ts";
+import { BIN, expected, idle, idleWorkerThenWork, outputShows, request, running } from "./support/idle-processes.ts";
 
-const BIN = fileURLToPath(new URL("../../bin/lifeline", import.meta.url));
-const request = simRequest("wake me when there is work", { max_tokens: 24, seed: 3 });
-const expected = simText(request);
-
-/** Resolves once `pattern` has appeared `times` times in what the process wrote. */
-async function outputShows(proc: LifelineProcess, pattern: RegExp, times = 1): Promise<void> {
-  const global = new RegExp(pattern.source, "g");
-  await expect.poll(() => proc.output().match(global)?.length ?? 0, { timeout: 30_000, interval: 50 }).toBeGreaterThanOrEqual(times);
-}
-
-/** An idle spell of several claim and watch periods (the sqlite watch looks every 25 ms). */
-const idle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 1500));
-
-const running = (proc: LifelineProcess): boolean => proc.child.exitCode === null && proc.child.signalCode === null;
-
-/**
- * The shape a user deploys: a worker started first, idle, then a gateway started separately on
- * the same engine; the worker takes the answer, finishes it exactly and keeps running.
- */
-async function idleWorkerThenWork(env: Record<string, string>, start: StartLifeline): Promise<void> {
-  const worker = await start("worker", { ...env, LIFELINE_WORKER_NAME: "idle-worker", LIFELINE_LOG_LEVEL: "info" });
-  await outputShows(worker, /"msg":"waiting for work"/);
-  // The gateway starts during the worker's idle spell: nothing reaches the worker before the answer is asked for.
-  const [gateway] = await Promise.all([start("gateway", env), idle()]);
-  expect(running(worker)).toBe(true);
-
-  const id = await startGeneration(gateway.url, request);
-  const entries = await readAnswer(gateway.url, id);
-  expectExactAnswer(entries, expected);
-  const started = entries.filter((e): e is Extract<Entry, { type: "started" }> => e.type === "started");
-  expect(started.map((e) => e.worker)).toEqual(["idle-worker"]);
-
-  // Still there after the answer, idle again, and said so once for this spell, not per poll.
-  await outputShows(worker, /"msg":"waiting for work"/, 2);
-  await idle();
-  expect(running(worker)).toBe(true);
-  expect(worker.output().match(/"msg":"waiting for work"/g)).toHaveLength(2);
-  expect(await worker.terminate()).toBe(0);
-  expect(await gateway.terminate()).toBe(0);
-}
+// The same processes on Redis, and on Sentinel and Cluster, are in idle-processes-redis.test.ts and
+// idle-processes-ha.test.ts: files of their own, so that the fleets run side by side.
 
 describe("processes run until a signal, however long they sit idle", () => {
   const start = useLifelineProcesses();
@@ -155,97 +105,5 @@ describe("processes run until a signal, however long they sit idle", () => {
     const run = await runLifeline(["worker", "--engine", "redis", "--redis-url", `redis://127.0.0.1:${port}`, "--engine-retry-ms", "1500"]);
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/could not start: the redis engine has not answered for 1500 ms/);
-  });
-});
-
-describe("on Redis, processes run until a signal and stop when the engine is gone for good", () => {
-  let server: RedisServer | undefined;
-  const start = useLifelineProcesses();
-  beforeAll(async () => {
-    if (redisAvailable()) server = await startStandalone();
-  }, 60_000);
-  afterAll(async () => {
-    await server?.stop();
-  });
-
-  it("a Redis worker started first waits, takes an answer from a separately started gateway, finishes it, and exits 0 on SIGTERM", async (ctx) => {
-    requireRedis(ctx);
-    const env = {
-      LIFELINE_ENGINE: "redis",
-      LIFELINE_REDIS_URL: server!.url,
-      LIFELINE_REDIS_PREFIX: `idle${process.pid}`,
-      LIFELINE_SIM_TOKENS_PER_SECOND: "200",
-    };
-    await idleWorkerThenWork(env, start);
-  });
-
-  it("a worker whose Redis goes away for longer than its retry budget exits 1 and says why", async (ctx) => {
-    requireRedis(ctx);
-    const doomed = await startStandalone();
-    try {
-      const worker = await start("worker", { LIFELINE_ENGINE: "redis", LIFELINE_REDIS_URL: doomed.url, LIFELINE_ENGINE_RETRY_MS: "2000" });
-      await doomed.kill();
-      const code = await new Promise<number | null>((resolve) => worker.child.once("exit", resolve));
-      expect(code).toBe(1);
-      expect(worker.output()).toMatch(/lifeline: worker stops: the redis engine has not answered for 2000 ms/);
-    } finally {
-      await doomed.stop();
-    }
-  });
-
-  it("a SIGTERM while Redis is down ends the worker with 0, without waiting out the retry budget", async (ctx) => {
-    requireRedis(ctx);
-    const doomed = await startStandalone();
-    try {
-      const worker = await start("worker", {
-        LIFELINE_ENGINE: "redis",
-        LIFELINE_REDIS_URL: doomed.url,
-        LIFELINE_ENGINE_RETRY_MS: "600000",
-        LIFELINE_LOG_LEVEL: "info",
-      });
-      await doomed.kill();
-      await outputShows(worker, /"msg":"the engine does not answer"/);
-      // Nothing can be handed back to an engine that is gone: the stop closes it first. A stop that
-      // waited for the Redis client to give up its reconnects (about 40 s) would outlast this test.
-      expect(await worker.terminate()).toBe(0);
-    } finally {
-      await doomed.stop();
-    }
-  }, 25_000);
-});
-
-describe("on Sentinel and Cluster, an idle worker keeps running and takes work", () => {
-  let group: SentinelGroup | undefined;
-  let cluster: RedisCluster | undefined;
-  const start = useLifelineProcesses();
-  beforeAll(async () => {
-    if (!redisAvailable()) return;
-    [group, cluster] = await Promise.all([startSentinelGroup(), startCluster()]);
-  }, 90_000);
-  afterAll(async () => {
-    await Promise.all([group?.stop(), cluster?.stop()]);
-  });
-
-  it("through Sentinel", async (ctx) => {
-    requireRedis(ctx);
-    const env = {
-      LIFELINE_ENGINE: "redis",
-      LIFELINE_REDIS_SENTINELS: group!.sentinels.map((s) => `${s.host}:${s.port}`).join(","),
-      LIFELINE_REDIS_MASTER_NAME: group!.masterName,
-      LIFELINE_REDIS_PREFIX: `idles${process.pid}`,
-      LIFELINE_SIM_TOKENS_PER_SECOND: "200",
-    };
-    await idleWorkerThenWork(env, start);
-  });
-
-  it("on a Cluster", async (ctx) => {
-    requireRedis(ctx);
-    const env = {
-      LIFELINE_ENGINE: "redis",
-      LIFELINE_REDIS_CLUSTER_NODES: cluster!.nodes.map((n) => `${n.host}:${n.port}`).join(","),
-      LIFELINE_REDIS_PREFIX: `idlec${process.pid}`,
-      LIFELINE_SIM_TOKENS_PER_SECOND: "200",
-    };
-    await idleWorkerThenWork(env, start);
   });
 });
