@@ -2,11 +2,14 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, test } from "vitest";
 import type { ChatMessage } from "../../src/core/entries.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
-import { ChatSession, simAnswer } from "./support/chat-session.ts";
+import { ChatSession, SharedChat, simAnswer } from "./support/chat-session.ts";
 
 describe("the chat page in a real browser", () => {
+  // One Chromium and one server for the file; the test that kills its server has its own.
+  const shared = SharedChat.use();
+
   test("a two-turn conversation sends the whole conversation and shows each answer byte for byte", async (ctx) => {
-    const chat = await ChatSession.open(ctx);
+    const chat = await ChatSession.open(ctx, { shared });
     const question = "What does Lifeline do?";
     const followUp = "And how does a client resume?";
 
@@ -42,7 +45,7 @@ describe("the chat page in a real browser", () => {
   });
 
   test("a reload mid-answer shows the same conversation and the answer continues exactly", async (ctx) => {
-    const chat = await ChatSession.open(ctx);
+    const chat = await ChatSession.open(ctx, { shared });
     const question = "Tell me about durable logs.";
 
     await chat.send(question);
@@ -63,7 +66,7 @@ describe("the chat page in a real browser", () => {
   });
 
   test("where the network lets neither event streams nor WebSockets through, the answer arrives over long-poll, exact", async (ctx) => {
-    const chat = await ChatSession.open(ctx, { eventStreams: "refuse", refuseWebSockets: true });
+    const chat = await ChatSession.open(ctx, { shared, network: { eventStreams: "refuse", refuseWebSockets: true } });
     const question = "Which way did this answer come?";
 
     await chat.send(question);
@@ -92,7 +95,7 @@ describe("the chat page in a real browser", () => {
   });
 
   test("Stop cancels the answer in progress and the page shows what was written before it", async (ctx) => {
-    const chat = await ChatSession.open(ctx);
+    const chat = await ChatSession.open(ctx, { shared });
 
     await chat.send("Say something long.");
     const partial = await chat.waitForPartialAnswer(0, 20);
@@ -145,7 +148,7 @@ describe("the chat page in a real browser", () => {
   });
 
   test("the browser goes offline mid-answer: the page reconnects, resumes and the text is exact", async (ctx) => {
-    const chat = await ChatSession.open(ctx);
+    const chat = await ChatSession.open(ctx, { shared });
     const question = "What if my network drops?";
 
     await chat.send(question);
@@ -166,7 +169,7 @@ describe("the chat page in a real browser", () => {
   });
 
   test("a second tab opened mid-answer follows the same answer live, both end with the exact text, and it follows the next one too", async (ctx) => {
-    const chat = await ChatSession.open(ctx);
+    const chat = await ChatSession.open(ctx, { shared });
     const question = "Can two tabs watch one answer?";
 
     await chat.send(question);

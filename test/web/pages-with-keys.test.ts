@@ -1,5 +1,5 @@
 import type { Browser, Page } from "playwright-core";
-import { describe, expect, test, type TestContext } from "vitest";
+import { afterAll, describe, expect, test, type TestContext } from "vitest";
 import { startLifeline, type LifelineProcess } from "../../src/chaos/lifeline-process.ts";
 import type { Scope } from "../../src/core/api-keys.ts";
 import { KeyRing } from "../../src/engine/keys/key-ring.ts";
@@ -23,21 +23,23 @@ interface Traffic {
   readonly console: string[];
 }
 
-/** A real `lifeline start` with API keys in its store, and a real Chromium; cleaned up when the test ends. */
-async function openDeployment(ctx: TestContext): Promise<{
-  server: LifelineProcess;
-  browser: Browser;
-  keys: { full: string; reader: string };
+/** A real `lifeline start` with API keys in its store, and a real Chromium. */
+interface Deployment {
+  readonly server: LifelineProcess;
+  readonly browser: Browser;
+  readonly keys: { readonly full: string; readonly reader: string };
   watch(page: Page): Traffic;
-}> {
+}
+
+/**
+ * The file's one deployment, started by the first test that asks and stopped after the last. Each
+ * test opens its own browser context (its own localStorage, so its own key and conversation).
+ */
+function sharedDeployment(): (ctx: TestContext) => Promise<Deployment> {
+  let opening: Promise<Deployment> | undefined;
   const data = tempDir("lifeline-web-keys-");
-  const store = new SqliteKeyStore({ dataDir: data.path });
-  const ring = new KeyRing(store);
-  const make = async (scopes: Scope[]): Promise<string> => (await ring.create("acme", scopes)).key;
-  const keys = { full: await make(["generations:create", "generations:read"]), reader: await make(["generations:read"]) };
-  await store.close();
   const opened: { browser?: Browser; server?: LifelineProcess } = {};
-  ctx.onTestFinished(async () => {
+  afterAll(async () => {
     try {
       await opened.browser?.close();
       await opened.server?.kill();
@@ -45,9 +47,30 @@ async function openDeployment(ctx: TestContext): Promise<{
       data.remove();
     }
   });
+  return async (ctx) => {
+    opening ??= openDeployment(ctx, data.path, opened);
+    try {
+      return await opening;
+    } catch (error) {
+      opening = undefined;
+      throw error;
+    }
+  };
+}
+
+async function openDeployment(
+  ctx: TestContext,
+  dataDir: string,
+  opened: { browser?: Browser; server?: LifelineProcess },
+): Promise<Deployment> {
+  const store = new SqliteKeyStore({ dataDir });
+  const ring = new KeyRing(store);
+  const make = async (scopes: Scope[]): Promise<string> => (await ring.create("acme", scopes)).key;
+  const keys = { full: await make(["generations:create", "generations:read"]), reader: await make(["generations:read"]) };
+  await store.close();
   const [launched, started] = await Promise.allSettled([
-    launchChromium(ctx),
-    startLifeline("start", { ...SERVER_ENV, LIFELINE_DATA_DIR: data.path }),
+    opened.browser ?? launchChromium(ctx),
+    opened.server ?? startLifeline("start", { ...SERVER_ENV, LIFELINE_DATA_DIR: dataDir }),
   ]);
   if (launched.status === "fulfilled") opened.browser = launched.value;
   if (started.status === "fulfilled") opened.server = started.value;
@@ -80,8 +103,10 @@ async function enterKey(page: Page, key: string): Promise<void> {
 }
 
 describe("the pages of a deployment with API keys, in a real browser", () => {
+  const deployment = sharedDeployment();
+
   test("the chat page asks for a key once, starts answers with it, follows them with read tokens, and a reload mid-answer continues exactly", async (ctx) => {
-    const { server, browser, keys, watch } = await openDeployment(ctx);
+    const { server, browser, keys, watch } = await deployment(ctx);
     const context = await browser.newContext();
     const chat = new ChatTab(await context.newPage());
     ctx.onTestFinished(() => chat.screenshot("pages-with-keys-chat.png"));
@@ -142,7 +167,7 @@ describe("the pages of a deployment with API keys, in a real browser", () => {
   });
 
   test("a wrong key and a key without the scope get a clear message on the page, and a good key then starts the answer", async (ctx) => {
-    const { server, browser, keys } = await openDeployment(ctx);
+    const { server, browser, keys } = await deployment(ctx);
     const chat = new ChatTab(await (await browser.newContext()).newPage());
     ctx.onTestFinished(() => chat.screenshot("pages-with-keys-refused.png"));
     await chat.load(server.url);
@@ -169,7 +194,7 @@ describe("the pages of a deployment with API keys, in a real browser", () => {
   });
 
   test("where event streams are refused, the chat page follows over a WebSocket opened without the key, each subscription carrying its token", async (ctx) => {
-    const { server, browser, keys, watch } = await openDeployment(ctx);
+    const { server, browser, keys, watch } = await deployment(ctx);
     const chat = new ChatTab(await (await browser.newContext()).newPage());
     // Something in the way refuses event streams, as a proxy's error page: the SDK moves on to the WebSocket.
     await chat.page.route(/\/events(\?|$)/, (route) =>
@@ -205,7 +230,7 @@ describe("the pages of a deployment with API keys, in a real browser", () => {
   });
 
   test("the inspect page opened on its own asks for the key, then shows the timeline", async (ctx) => {
-    const { server, browser, keys, watch } = await openDeployment(ctx);
+    const { server, browser, keys, watch } = await deployment(ctx);
     const res = await fetch(`${server.url}/v1/generations`, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: `Bearer ${keys.full}` },

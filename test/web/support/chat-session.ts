@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { expect, type TestContext } from "vitest";
+import { afterAll, expect, type TestContext } from "vitest";
 import { startLifeline, type LifelineProcess } from "../../../src/chaos/lifeline-process.ts";
 import type { ChatMessage, Entry } from "../../../src/core/entries.ts";
 import { simTokens } from "../../../src/llm/sim/sim-text.ts";
@@ -42,9 +42,18 @@ export class ChatSession extends ChatTab {
     this.#dataDir = dataDir;
   }
 
-  /** `network`: the page reaches the server through a proxy that blocks what it says, as a restrictive network does. */
-  static async open(ctx: TestContext, network?: BlockingProxyOptions): Promise<ChatSession & { proxy?: BlockingProxy }> {
-    const dataDir = tempDir("lifeline-web-");
+  /**
+   * A chat page in a browser context of its own. With `shared`, on the file's one Chromium and one
+   * server, which stay up for the next test (a test that kills or restarts its server opens its
+   * own). `network`: the page reaches the server through a proxy that blocks what it says, as a
+   * restrictive network does.
+   */
+  static async open(
+    ctx: TestContext,
+    options: { readonly shared?: SharedChat; readonly network?: BlockingProxyOptions } = {},
+  ): Promise<ChatSession & { proxy?: BlockingProxy }> {
+    const { shared, network } = options;
+    const dataDir = shared ? undefined : tempDir("lifeline-web-");
     let browser: Browser | undefined;
     let server: LifelineProcess | undefined;
     let proxy: BlockingProxy | undefined;
@@ -52,24 +61,24 @@ export class ChatSession extends ChatTab {
     ctx.onTestFinished(async () => {
       try {
         if (opened.session) await opened.session.#screenshots(ctx.task.name);
-        await browser?.close();
+        await (shared ? opened.session?.context.close() : browser?.close());
         await proxy?.close();
         // The session's server, which a test may have restarted, else the one that started.
-        await (opened.session?.server ?? server)?.kill();
+        if (!shared) await (opened.session?.server ?? server)?.kill();
       } finally {
-        dataDir.remove();
+        dataDir?.remove();
       }
     });
     const [launched, started] = await Promise.allSettled([
-      launchChromium(ctx),
-      startLifeline("start", { ...SERVER_ENV, LIFELINE_DATA_DIR: dataDir.path }),
+      shared ? shared.browser(ctx) : launchChromium(ctx),
+      shared ? shared.server() : startLifeline("start", { ...SERVER_ENV, LIFELINE_DATA_DIR: dataDir!.path }),
     ]);
     if (launched.status === "fulfilled") browser = launched.value;
     if (started.status === "fulfilled") server = started.value;
     if (launched.status === "rejected") throw launched.reason;
     if (started.status === "rejected") throw started.reason;
     const page = await (await launched.value.newContext()).newPage();
-    const session = new ChatSession(page, started.value, dataDir);
+    const session = new ChatSession(page, started.value, shared?.dataDir ?? dataDir!);
     opened.session = session;
     if (network) proxy = await startBlockingProxy(Number(new URL(started.value.url).port), network);
     await session.load(proxy?.url ?? started.value.url);
@@ -142,5 +151,55 @@ export class ChatSession extends ChatTab {
     const base = `chat-page-${name.replace(/[^a-z0-9]+/gi, "-").toLowerCase()}`;
     await this.screenshot(`${base}.png`);
     for (const [i, tab] of this.otherTabs.entries()) await tab.screenshot(`${base}-tab-${i + 2}.png`);
+  }
+}
+
+/**
+ * One Chromium and one `lifeline start` for the tests of a file, started by the first test that
+ * asks and stopped after the last: about two seconds of start-up less per test. Each test still
+ * has its own browser context (its own localStorage, so its own conversation) and asks its own
+ * questions, so what one test leaves on the server is not what the next one reads.
+ */
+export class SharedChat {
+  readonly dataDir = tempDir("lifeline-web-");
+  #browser: Promise<Browser> | undefined;
+  #server: Promise<LifelineProcess> | undefined;
+
+  /** A SharedChat for the file, stopped by `afterAll`. */
+  static use(): SharedChat {
+    const shared = new SharedChat();
+    afterAll(() => shared.#close());
+    return shared;
+  }
+
+  /** The file's Chromium; a test that finds none fails under CI and is skipped elsewhere (see launchChromium). */
+  async browser(ctx: TestContext): Promise<Browser> {
+    this.#browser ??= launchChromium(ctx);
+    try {
+      return await this.#browser;
+    } catch (error) {
+      this.#browser = undefined;
+      throw error;
+    }
+  }
+
+  async server(): Promise<LifelineProcess> {
+    this.#server ??= startLifeline("start", { ...SERVER_ENV, LIFELINE_DATA_DIR: this.dataDir.path });
+    try {
+      return await this.#server;
+    } catch (error) {
+      this.#server = undefined;
+      throw error;
+    }
+  }
+
+  async #close(): Promise<void> {
+    try {
+      const [browser, server] = await Promise.allSettled([this.#browser, this.#server]);
+      if (browser.status === "fulfilled") await browser.value?.close();
+      if (server.status === "fulfilled") await server.value?.kill();
+    } finally {
+      this.dataDir.remove();
+    }
   }
 }
