@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { KeyRing } from "../../src/engine/keys/key-ring.ts";
 import { SqliteKeyStore } from "../../src/engine/keys/sqlite.ts";
-import { runLifeline } from "../support/run-cli.ts";
+import { runLifeline, runLifelineHere } from "../support/run-cli.ts";
 import { tempDir } from "../support/temp-dir.ts";
 import { parseApiKey } from "../../src/core/api-keys.ts";
 
@@ -45,7 +45,6 @@ describe("lifeline keys", () => {
     expect((await runLifeline(["keys", "retire-signing", listed.signingKeys[0]!.id], env)).status).toBe(1);
   });
 
-  // One process per case, each a test of its own, so that a busy machine does not add their times up against one timeout.
   it.each<[string[], RegExp]>([
     [["keys", "create", "--tenant", "Acme Corp", "--scopes", "admin"], /--tenant must be/],
     [["keys", "create", "--tenant", "acme", "--scopes", "generations:delete"], /--scopes must list/],
@@ -54,8 +53,14 @@ describe("lifeline keys", () => {
     [["keys", "explode"], /unknown action/],
     [["keys", "list", "--engine", "memory"], /memory engine/],
   ])("refuses %j with exit 2 and the reason", async (args, reason) => {
-    const run = await runLifeline(args, env);
+    const run = await runLifelineHere(args, env);
     expect(run.status, args.join(" ")).toBe(2);
     expect(run.stderr, args.join(" ")).toMatch(reason);
+  });
+
+  it("as a real process too, a refusal reaches the shell as exit 2", async () => {
+    const run = await runLifeline(["keys", "explode"], env);
+    expect([run.status, run.stdout]).toEqual([2, ""]);
+    expect(run.stderr).toMatch(/unknown action/);
   });
 });

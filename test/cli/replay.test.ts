@@ -7,13 +7,15 @@ import { timelineOf, type Timeline } from "../../src/projections/timeline.ts";
 import { writeEventfulLog } from "../support/eventful-log.ts";
 import { requireRedis, startStandalone } from "../support/redis-harness.ts";
 import { tempDir } from "../support/temp-dir.ts";
-import { runLifeline, type CliRun } from "../support/run-cli.ts";
+import { runLifeline, runLifelineHere, type CliRun } from "../support/run-cli.ts";
 import Database from "better-sqlite3";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 
 /** `bin/lifeline replay …` as a user runs it. */
 const lifeline = (args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> => runLifeline(["replay", ...args], env);
+/** The same inside the test's process, for the refusals (see runLifelineHere). */
+const lifelineHere = (args: readonly string[]): Promise<CliRun> => runLifelineHere(["replay", ...args]);
 
 describe("lifeline replay, on the sqlite engine", () => {
   const dir = tempDir("lifeline-replay-");
@@ -58,7 +60,6 @@ describe("lifeline replay, on the sqlite engine", () => {
     ).toEqual(entries);
   });
 
-  // One process per case, each a test of its own: a dozen in one test outlasted its timeout on a busy machine.
   const otherId = (): string => id.slice(0, -1) + (id.endsWith("0") ? "1" : "0");
   it.each<[string, () => string[], number, RegExp]>([
     ["no id", () => [], 2, /give the id of the generation/],
@@ -73,10 +74,17 @@ describe("lifeline replay, on the sqlite engine", () => {
     ["a data dir with no data", () => [id, "--data-dir", `${dir.path}/nothing-here`], 1, /no Lifeline data in/],
     ["an id not in the data", () => [otherId(), "--data-dir", dir.path], 1, /no generation gen_\w+ in the sqlite engine/],
   ])("a mistake gets a clear message (%s): exit 2 for the command line, 1 for what is not there", async (_name, args, status, message) => {
-    const run = await lifeline(args());
+    const run = await lifelineHere(args());
     expect({ args: args(), status: run.status }).toEqual({ args: args(), status });
     expect(run.stderr).toMatch(message);
     expect(run.stdout).toBe("");
+  });
+
+  it("as a real process too: the shell gets 2 for a mistake of the command line and 1 for a generation that is not there", async () => {
+    const [usage, missing] = await Promise.all([lifeline([]), lifeline([otherId(), "--data-dir", dir.path])]);
+    expect([usage.status, usage.stdout, missing.status, missing.stdout]).toEqual([2, "", 1, ""]);
+    expect(usage.stderr).toMatch(/give the id of the generation/);
+    expect(missing.stderr).toMatch(/no generation gen_\w+ in the sqlite engine/);
   });
 
   it("--help prints the usage", async () => {
