@@ -64,7 +64,7 @@ export async function keysCommand(args: readonly string[], out: (text: string) =
   if (action !== "revoke" && action !== "retire-signing" && rest.length > 0)
     throw new KeysUsageError(`unexpected ${JSON.stringify(rest[0])}`);
 
-  const store = openKeyStore(engineConfigOf(config));
+  const store = await openKeyStore(engineConfigOf(config));
   try {
     if (input) {
       const { key, stored } = await new KeyRing(store).create(input.tenant, input.scopes);

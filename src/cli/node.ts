@@ -7,7 +7,6 @@ import { archiveConfigOf, openArchive } from "../engine/archive/open-archive.ts"
 import type { Archive } from "../engine/archive/port.ts";
 import { openEngine } from "../engine/open-engine.ts";
 import { openKeyStore } from "../engine/keys/open-key-store.ts";
-import { connectRedis } from "../engine/redis/connection.ts";
 import { openStreamStore } from "../engine/streams/open-stream-store.ts";
 import { openWorkerStatusStore } from "../engine/workers/open-worker-status-store.ts";
 import { Gateway } from "../gateway/gateway.ts";
@@ -50,7 +49,7 @@ export async function startNode(
   const logger = overrides.logger ?? createLogger(config.logLevel);
   // Models first: a bad configuration file stops the start before any connection is open.
   const models = overrides.models ?? modelsOf(config);
-  const engine = openEngine(engineConfigOf(config), logger);
+  const engine = await openEngine(engineConfigOf(config), logger);
   // What the start has opened, closed together when a later step fails, and by a stop.
   const closers: (() => Promise<unknown> | undefined)[] = [() => engine.close()];
   const closeOpened = async (): Promise<void> => {
@@ -65,7 +64,7 @@ export async function startNode(
   }
   // The keys every gateway checks, beside the engine. A gateway on an address other than loopback
   // with no key would let anyone who reaches it spend the model budget and read every answer.
-  const keys = roles.gateway ? openKeyStore(engineConfigOf(config), logger) : undefined;
+  const keys = roles.gateway ? await openKeyStore(engineConfigOf(config), logger) : undefined;
   closers.push(() => keys?.close());
   if (keys && !isLoopback(config.host) && !(await keys.hasKeys().catch(() => false))) {
     await closeOpened();
@@ -97,12 +96,15 @@ export async function startNode(
   const metrics = new Metrics();
   // The distributed mode counts every gateway's requests in Redis, so N gateways enforce one limit.
   const engineConfig = engineConfigOf(config);
-  const limitCounters = roles.gateway && engineConfig.kind === "redis" ? connectRedis(engineConfig.target, "lifeline-limits") : undefined;
+  const limitCounters =
+    roles.gateway && engineConfig.kind === "redis"
+      ? (await import("../engine/redis/connection.ts")).connectRedis(engineConfig.target, "lifeline-limits")
+      : undefined;
   limitCounters?.on("error", (error: Error) => logger.warn({ err: error.message }, "redis connection error (limits)"));
   closers.push(() => limitCounters?.quit());
 
   // Workers report their leases and breakers there; a gateway reads them for /ops (decision 041).
-  const workerStatus = openWorkerStatusStore(engineConfig, logger);
+  const workerStatus = await openWorkerStatusStore(engineConfig, logger);
   closers.push(() => workerStatus.close());
   let worker: Worker | undefined;
   let reporter: StatusReporter | undefined;
@@ -142,7 +144,7 @@ export async function startNode(
   let gateway: Gateway | undefined;
   let url: string | undefined;
   // The Durable Streams door's store, beside the engine: only a gateway serves it.
-  const streams = roles.gateway ? openStreamStore(engineConfigOf(config), logger) : undefined;
+  const streams = roles.gateway ? await openStreamStore(engineConfigOf(config), logger) : undefined;
   closers.push(() => streams?.close());
   if (roles.gateway) {
     gateway = new Gateway({

@@ -46,7 +46,7 @@ export async function projectionsCommand(
   if (config.engine === "memory" || readModelStoreKind(config) === "memory")
     throw new ProjectionsUsageError("the memory engine and memory read models live in one process: there is nothing here to rebuild");
 
-  const engine = openEngine(engineConfigOf(config));
+  const engine = await openEngine(engineConfigOf(config));
   let store;
   try {
     store = await openReadModelStore(config, { budgetMs: config.engineRetryMs });

@@ -69,7 +69,7 @@ export async function replay(args: readonly string[], out: (text: string) => voi
   const base = engineConfigOf(config);
   let engine: Engine;
   try {
-    engine = openEngine(base.kind === "sqlite" ? { ...base, readOnly: true } : base);
+    engine = await openEngine(base.kind === "sqlite" ? { ...base, readOnly: true } : base);
   } catch (error) {
     err(`lifeline: cannot open the ${config.engine} engine: ${(error as Error).message}\n`);
     return 1;

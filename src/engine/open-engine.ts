@@ -2,7 +2,6 @@ import type { Logger } from "../observability/logger.ts";
 import { MemoryEngine } from "./memory/memory-engine.ts";
 import type { Engine } from "./port.ts";
 import type { RedisTarget } from "./redis/connection.ts";
-import { RedisEngine } from "./redis/redis-engine.ts";
 import { SqliteEngine } from "./sqlite/sqlite-engine.ts";
 
 export type EngineConfig =
@@ -17,14 +16,19 @@ export type EngineConfig =
       readonly waitTimeoutMs?: number;
     };
 
-/** Opens the adapter the configuration names. */
-export function openEngine(config: EngineConfig, logger?: Logger): Engine {
+/**
+ * Opens the adapter the configuration names. The Redis adapter, and ioredis under it, is loaded only
+ * for a Redis engine: a process on sqlite or memory starts without it (decision 070).
+ */
+export async function openEngine(config: EngineConfig, logger?: Logger): Promise<Engine> {
   switch (config.kind) {
     case "memory":
       return new MemoryEngine();
     case "sqlite":
       return new SqliteEngine(config);
-    case "redis":
+    case "redis": {
+      const { RedisEngine } = await import("./redis/redis-engine.ts");
       return new RedisEngine({ ...config, ...(logger ? { logger } : {}) });
+    }
   }
 }

@@ -11,8 +11,7 @@ export async function startStreamGateway(
   options: { streamLongPollMs?: number; maxBodyBytes?: number; corsOrigins?: readonly string[]; keys?: KeyStore } = {},
 ): Promise<{ url: string; stop(): Promise<void> }> {
   const logger = createLogger("silent");
-  const engine = openEngine(config, logger);
-  const streams = openStreamStore(config, logger);
+  const [engine, streams] = await Promise.all([openEngine(config, logger), openStreamStore(config, logger)]);
   const gateway = new Gateway({
     engine,
     streams,

@@ -1,7 +1,6 @@
 import type { Logger } from "../../observability/logger.ts";
 import { MemoryReadModelStore } from "../../projections/store/memory.ts";
 import type { ReadModelStore } from "../../projections/store/port.ts";
-import { openPostgresReadModels } from "./postgres-store.ts";
 import { SqliteReadModelStore } from "./sqlite-store.ts";
 
 /** The options that choose the read models' store (`LIFELINE_READ_MODELS` and what `auto` looks at). */
@@ -38,12 +37,15 @@ export async function openReadModelStore(
   options: { budgetMs?: number; logger?: Logger } = {},
 ): Promise<ReadModelStore> {
   switch (readModelStoreKind(config)) {
-    case "postgres":
+    case "postgres": {
+      // pg is loaded only for PostgreSQL (decision 070).
+      const { openPostgresReadModels } = await import("./postgres-store.ts");
       return openPostgresReadModels({
         url: config.postgresUrl,
         ...(options.budgetMs === undefined ? {} : { budgetMs: options.budgetMs }),
         ...(options.logger ? { logger: options.logger } : {}),
       });
+    }
     case "sqlite":
       return new SqliteReadModelStore(config.dataDir, readModelFileOf(config));
     case "memory":
