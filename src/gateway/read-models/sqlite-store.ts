@@ -42,6 +42,7 @@ export class SqliteReadModelStore implements ReadModelStore {
   readonly #insertPart;
   readonly #applyAll: Database.Transaction<(folds: readonly FoldToApply[]) => boolean[]>;
   readonly #offset;
+  readonly #setPosition;
   readonly #checkpointer: Checkpointer;
   /** Set by the first `close()`: every later call waits for the same close. */
   #closing: Promise<void> | undefined;
@@ -64,6 +65,10 @@ export class SqliteReadModelStore implements ReadModelStore {
     this.#deleteParts = db.prepare("DELETE FROM projected_worker_parts WHERE generation_id = ?");
     this.#insertPart = db.prepare(INSERT_PART(q));
     this.#offset = db.prepare<[string], { last_offset: number }>("SELECT last_offset FROM projected_generations WHERE id = ?");
+    // Prepared once: the projector sets its position after every batch it folds.
+    this.#setPosition = db.prepare<[string, string]>(
+      "INSERT INTO projection_positions (reader, position) VALUES (?, ?) ON CONFLICT (reader) DO UPDATE SET position = excluded.position",
+    );
     this.#applyAll = db.transaction((folds: readonly FoldToApply[]) => folds.map((fold) => this.#applyOne(fold)));
   }
 
@@ -89,12 +94,7 @@ export class SqliteReadModelStore implements ReadModelStore {
 
   async setPosition(reader: string, position: string | undefined): Promise<void> {
     if (position === undefined) this.#db.prepare("DELETE FROM projection_positions WHERE reader = ?").run(reader);
-    else
-      this.#db
-        .prepare(
-          "INSERT INTO projection_positions (reader, position) VALUES (?, ?) ON CONFLICT (reader) DO UPDATE SET position = excluded.position",
-        )
-        .run(reader, position);
+    else this.#setPosition.run(reader, position);
   }
 
   async live(query: LiveQuery = {}): Promise<LiveRow[]> {
