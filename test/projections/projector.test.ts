@@ -115,6 +115,51 @@ describe("the projector", () => {
     expect(await memory.all()).toEqual(await expected(engine, ids));
   });
 
+  it("once caught up, the next page gathers what comes in meanwhile: each log folded once for its records, one position per page", async () => {
+    const engine = new MemoryEngine();
+    const memory = new MemoryReadModelStore();
+    const applies: number[] = [];
+    let positions = 0;
+    const store = overriding(memory, {
+      apply: (folds) => {
+        applies.push(folds.length);
+        return memory.apply(folds);
+      },
+      setPosition: (reader, position) => {
+        positions += 1;
+        return memory.setPosition(reader, position);
+      },
+    });
+    // The first page is read at once; the feed is then read to its end, and the next page gathers.
+    const first = await answer(engine, "the first");
+    const projector = new Projector({ engine, store, stuckAfterMs: 60_000, gatherMs: 60_000 });
+    projector.start();
+    try {
+      await until(async () => positions === 1, 30_000, "the first page folded");
+      expect(await memory.all()).toEqual(await expected(engine, [first]));
+      // Forty answers, each written as three feed records (created, the claim's started, completed),
+      // while the projector gathers: none is folded before the gathering is over.
+      const ids = [first];
+      for (let i = 0; i < 40; i++) ids.push(await answer(engine, `gathered ${i}`));
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect((await memory.all()).length).toBe(1);
+      expect(positions).toBe(1);
+      await projector.stop();
+      // A new projector reads on from the position: one page of all forty, each log folded once.
+      applies.length = 0;
+      const next = new Projector({ engine, store, stuckAfterMs: 60_000, gatherMs: 60_000 });
+      next.start();
+      await until(async () => (await memory.all()).length === 41, 30_000, "the forty gathered rows");
+      await next.stop();
+      expect(applies).toEqual([40]);
+      expect(positions).toBe(2);
+      expect(await memory.all()).toEqual(await expected(engine, ids));
+    } finally {
+      await projector.stop();
+      await engine.close();
+    }
+  });
+
   it("folding many long logs lets the event loop turn between reads and folds once a slice is spent, and folds them all", async () => {
     const engine = new MemoryEngine();
     const store = new MemoryReadModelStore();

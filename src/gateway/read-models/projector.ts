@@ -21,6 +21,11 @@ export interface ProjectorOptions {
   readonly liveEveryMs?: number;
   /** Feed records per page. @defaultValue 200 */
   readonly pageSize?: number;
+  /**
+   * Once the feed is read to its end, how long the next page waits to gather what comes in
+   * meanwhile (decision 071). A page is never held while a full one stands. @defaultValue 100 ms
+   */
+  readonly gatherMs?: number;
   /** The name the feed position is kept under. @defaultValue "projector" */
   readonly reader?: string;
 }
@@ -292,6 +297,7 @@ export class Projector {
     const { engine, store, logger } = this.#options;
     const reader = this.#options.reader ?? PROJECTOR_READER;
     const pageSize = this.#options.pageSize ?? 200;
+    const gatherMs = this.#options.gatherMs ?? 100;
     const signal = this.#stop.signal;
     let failures = 0;
     let loaded = false;
@@ -318,6 +324,9 @@ export class Projector {
         await store.setPosition(reader, last.position);
         this.#position = last.position;
         failures = 0;
+        // Caught up: the records of the next moments go in one page, each log folded once for all
+        // of them (an answer's created and started come together), with one position written.
+        if (page.changes.length < pageSize && gatherMs > 0) await pause(gatherMs, undefined, { signal }).catch(() => undefined);
       } catch (error) {
         if (signal.aborted) return;
         failures += 1;
