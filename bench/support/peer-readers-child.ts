@@ -174,6 +174,8 @@ class Phase {
       latencyMs: percentiles(this.latencies),
       ...(this.toLog.length > 0 ? { latencySplitMs: { toLog: percentiles(this.toLog), fromLog: percentiles(this.fromLog) } } : {}),
       firstTokenMs: percentiles(this.follows.filter((f) => !Number.isNaN(f.firstAt)).map((f) => f.firstAt - f.requestedAt)),
+      postMs: percentiles(this.follows.filter((f) => !Number.isNaN(f.followedAt)).map((f) => f.followedAt - f.requestedAt)),
+      followToFirstMs: percentiles(this.follows.filter((f) => !Number.isNaN(f.firstAt)).map((f) => f.firstAt - f.followedAt)),
       wallMs,
       overallTokensPerSecond: this.receipts.length / (wallMs / 1000),
       spanTokensPerSecond: this.receipts.length / ((lastAt - firstAt) / 1000),

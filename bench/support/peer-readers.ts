@@ -52,6 +52,13 @@ export interface ReaderResult {
   readonly latencySplitMs?: { readonly toLog: Percentiles; readonly fromLog: Percentiles };
   /** The reader's first request → its first token. */
   readonly firstTokenMs: Percentiles;
+  /**
+   * The first token's wait in two parts: the reader's first request → the answer started (its
+   * `POST` answered; a system that admits requests slower than they come keeps them waiting here),
+   * and the follow request → the first token (the claim, the model call, the first token's way).
+   */
+  readonly postMs: Percentiles;
+  readonly followToFirstMs: Percentiles;
   /** First request of the phase → last token received. */
   readonly wallMs: number;
   readonly overallTokensPerSecond: number;
@@ -130,7 +137,14 @@ export class PeerReaders {
       max: p.max ?? Number.NaN,
       samples: p.samples,
     });
-    return { ...reply.result, latencyMs: revive(reply.result.latencyMs), firstTokenMs: revive(reply.result.firstTokenMs) };
+    const { latencyMs, firstTokenMs, postMs, followToFirstMs } = reply.result;
+    return {
+      ...reply.result,
+      latencyMs: revive(latencyMs),
+      firstTokenMs: revive(firstTokenMs),
+      postMs: revive(postMs),
+      followToFirstMs: revive(followToFirstMs),
+    };
   }
 
   stop(): Promise<void> {
