@@ -73,4 +73,40 @@ describe("the sqlite engine's reads of what it just committed", () => {
     expect((await writer.append(id, claim!.fence, 5, [delta(claim!.fence, "d")])).kind).toBe("appended");
     expect((await writer.read(id, 3, 10)).map((e) => (e.type === "delta" ? e.text : e.type))).toEqual(["c", "d"]);
   });
+
+  /** How a wait at `afterOffset` ended: at once or after a wake (`returned`), or only when given up after 5 s (`gave up`). */
+  const waitAt = async (engine: SqliteEngine, id: string, afterOffset: number): Promise<string> => {
+    const giveUp = AbortSignal.timeout(5_000);
+    await engine.wait(id, afterOffset, giveUp);
+    return giveUp.aborted ? "gave up" : "returned";
+  };
+
+  it("a wait at an offset its own commits went past returns at once, a cancel's too", async () => {
+    const engine = open(dir());
+    const { id } = await engine.create({ model: "sim", messages: [{ role: "user", content: "cancel me" }] });
+    const claim = await engine.claim("w", 60_000, never);
+    await engine.append(id, claim!.fence, 2, [delta(claim!.fence, "a")]);
+    expect(await waitAt(engine, id, 1)).toBe("returned");
+    // The engine writes the cancel itself, with its wake gone before the wait begins.
+    expect(await engine.cancel(id)).toBe("cancelled");
+    expect(await waitAt(engine, id, 2)).toBe("returned");
+    expect((await engine.read(id, 2, 10)).map((e) => e.type)).toEqual(["cancelled"]);
+  });
+
+  it("a wait at the end of what it wrote returns for an entry another process appended before the wait began", async () => {
+    const path = dir();
+    const writer = open(path);
+    const { id } = await writer.create({ model: "sim", messages: [{ role: "user", content: "two writers" }] });
+    const claim = await writer.claim("w", 60_000, never);
+    await writer.append(id, claim!.fence, 2, [delta(claim!.fence, "a")]);
+    // Another process appends after it, before this process waits at offset 2: the wake of that
+    // commit went to the other process, and this one has seen no other connection commit yet.
+    const other = open(path);
+    expect((await other.append(id, claim!.fence, 3, [delta(claim!.fence, "b")])).kind).toBe("appended");
+    expect(await waitAt(writer, id, 2)).toBe("returned");
+    expect((await writer.read(id, 2, 10)).map((e) => e.offset)).toEqual([3]);
+    // Its look at the file has now seen that commit, and wakes no later wait for it: a slower
+    // reader waiting at offset 2 again is answered by the file, not by what this process wrote.
+    expect(await waitAt(writer, id, 2)).toBe("returned");
+  });
 });

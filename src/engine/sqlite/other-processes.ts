@@ -19,6 +19,7 @@ export class OtherProcesses<State> {
   readonly #seen = new Map<string, State | undefined>();
   readonly #timer: NodeJS.Timeout;
   #dataVersion: number;
+  #moved = false;
 
   constructor(
     db: Database.Database,
@@ -33,6 +34,15 @@ export class OtherProcesses<State> {
     this.#dataVersion = this.#readDataVersion();
     this.#timer = setInterval(() => this.#look(), options.everyMs);
     this.#timer.unref();
+  }
+
+  /**
+   * Whether another connection has committed to the file since this watcher began, as far as its
+   * looks have seen. While not, a key this process alone wrote is where this process left it; a
+   * commit the looks have not seen yet wakes, at the next look, every waited key not seen before.
+   */
+  get moved(): boolean {
+    return this.#moved;
   }
 
   /** What a waiter of `key` has seen, so that another process's change from it wakes the waiter. */
@@ -58,6 +68,7 @@ export class OtherProcesses<State> {
     const version = this.#readDataVersion();
     if (version === this.#dataVersion) return;
     this.#dataVersion = version;
+    this.#moved = true;
     const keys = waited.filter((key) => !this.#always.has(key));
     if (keys.length > 0) {
       const now = new Map(this.#current(keys));

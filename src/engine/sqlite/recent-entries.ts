@@ -37,6 +37,12 @@ export class RecentEntries {
     if (this.#logs.size > LOGS) this.#logs.delete(this.#logs.keys().next().value!);
   }
 
+  /** The offset of the newest entry kept of `id`: where its log ends, unless another process wrote after it. */
+  last(id: string): number | undefined {
+    const kept = this.#logs.get(id);
+    return kept?.[kept.length - 1]?.offset;
+  }
+
   /** Up to `limit` entries after `afterOffset`, when the first of them is kept; `undefined` otherwise. */
   read(id: string, afterOffset: number, limit: number): Entry[] | undefined {
     const kept = this.#logs.get(id);

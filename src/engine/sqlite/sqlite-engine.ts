@@ -299,9 +299,15 @@ export class SqliteEngine implements Engine {
   }
 
   async wait(id: string, afterOffset: number, signal: AbortSignal): Promise<void> {
+    // Where this process's own commits left the log, while no other process has written to the
+    // file: then that is where it ends, and the first look needs no query (decision 072).
+    let known = this.#otherProcesses.moved ? undefined : this.#recent.last(id);
     while (!this.#closed && !signal.aborted) {
-      const row = this.#stmt.generation.get(id);
-      if (row && row.last_offset > afterOffset) return;
+      if (known === undefined) {
+        const row = this.#stmt.generation.get(id);
+        if (row && row.last_offset > afterOffset) return;
+      } else if (known > afterOffset) return;
+      known = undefined;
       // A commit of this process tells where the log now ends; a wake from the cross-process
       // watcher, a cancel or a timeout tells nothing, and is looked at again.
       const lastOffset = await this.#wakeups.next(id, signal);
@@ -365,16 +371,19 @@ export class SqliteEngine implements Engine {
   }
 
   async cancel(id: string): Promise<CancelResult> {
+    let cancelled: CommittedEntry[] = [];
     const result = this.#db
       .transaction((): CancelResult => {
         const row = this.#stmt.generation.get(id);
         if (!row) return "notFound";
         if (row.terminal === 1) return "alreadyFinished";
-        this.#insert(row, [{ type: "cancelled", attempt: row.fence }]);
+        cancelled = this.#insert(row, [{ type: "cancelled", attempt: row.fence }]);
         return "cancelled";
       })
       .immediate();
     if (result === "cancelled") {
+      // Kept like an append's entries: a wait at the end of the log finds where it ends now.
+      this.#recent.add(id, cancelled);
       this.#wakeups.wake(id);
       this.#wakeups.wake(FEED);
     }
