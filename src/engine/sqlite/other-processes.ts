@@ -19,7 +19,7 @@ export class OtherProcesses<State> {
   readonly #seen = new Map<string, State | undefined>();
   readonly #timer: NodeJS.Timeout;
   #dataVersion: number;
-  #moved = false;
+  #moves = 0;
 
   constructor(
     db: Database.Database,
@@ -37,12 +37,13 @@ export class OtherProcesses<State> {
   }
 
   /**
-   * Whether another connection has committed to the file since this watcher began, as far as its
-   * looks have seen. While not, a key this process alone wrote is where this process left it; a
-   * commit the looks have not seen yet wakes, at the next look, every waited key not seen before.
+   * How many of its looks have found that another connection changed the file (a commit, or a
+   * checkpoint that restarted the log). While this count stays what it was when this process
+   * committed to a key, no look has noted that key past that commit: another connection's commit
+   * not yet seen wakes, at the next look, every waited key it changed (decision 072).
    */
-  get moved(): boolean {
-    return this.#moved;
+  get moves(): number {
+    return this.#moves;
   }
 
   /** What a waiter of `key` has seen, so that another process's change from it wakes the waiter. */
@@ -68,7 +69,7 @@ export class OtherProcesses<State> {
     const version = this.#readDataVersion();
     if (version === this.#dataVersion) return;
     this.#dataVersion = version;
-    this.#moved = true;
+    this.#moves += 1;
     const keys = waited.filter((key) => !this.#always.has(key));
     if (keys.length > 0) {
       const now = new Map(this.#current(keys));

@@ -23,9 +23,11 @@ interface Kept {
  */
 export class RecentEntries {
   readonly #logs = new Map<string, Kept[]>();
+  /** What the caller stamped the newest entries of each log with (the engine: its look's count of moves). */
+  readonly #stamps = new Map<string, number>();
 
-  /** Entries just committed to `id`, in offset order. */
-  add(id: string, committed: readonly Kept[]): void {
+  /** Entries just committed to `id`, in offset order, and a stamp for them that {@link end} tells. */
+  add(id: string, committed: readonly Kept[], stamp = 0): void {
     const first = committed[0];
     if (first === undefined) return;
     let kept = this.#logs.get(id);
@@ -34,13 +36,22 @@ export class RecentEntries {
     kept.push(...committed);
     if (kept.length > ENTRIES_PER_LOG) kept.splice(0, kept.length - ENTRIES_PER_LOG);
     this.#logs.set(id, kept);
-    if (this.#logs.size > LOGS) this.#logs.delete(this.#logs.keys().next().value!);
+    this.#stamps.set(id, stamp);
+    if (this.#logs.size > LOGS) {
+      const oldest = this.#logs.keys().next().value!;
+      this.#logs.delete(oldest);
+      this.#stamps.delete(oldest);
+    }
   }
 
-  /** The offset of the newest entry kept of `id`: where its log ends, unless another process wrote after it. */
-  last(id: string): number | undefined {
+  /**
+   * The offset of the newest entry kept of `id`, and the stamp it was added with: where this
+   * process's commits left the log, which is where it ends unless another process wrote after.
+   */
+  end(id: string): { readonly offset: number; readonly stamp: number } | undefined {
     const kept = this.#logs.get(id);
-    return kept?.[kept.length - 1]?.offset;
+    const last = kept?.[kept.length - 1];
+    return last && { offset: last.offset, stamp: this.#stamps.get(id) ?? Number.NaN };
   }
 
   /** Up to `limit` entries after `afterOffset`, when the first of them is kept; `undefined` otherwise. */

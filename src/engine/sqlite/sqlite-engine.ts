@@ -253,7 +253,7 @@ export class SqliteEngine implements Engine {
 
   #settle(append: PendingAppend, result: AppendResult): void {
     if (result.kind === "appended") {
-      if (append.committed) this.#recent.add(append.id, append.committed);
+      if (append.committed) this.#recent.add(append.id, append.committed, this.#otherProcesses.moves);
       this.#wakeups.wake(append.id, Infinity, result.nextOffset - 1);
       if (append.entries.some((body) => FEED_TYPES.has(body.type))) this.#wakeups.wake(FEED);
     }
@@ -299,9 +299,11 @@ export class SqliteEngine implements Engine {
   }
 
   async wait(id: string, afterOffset: number, signal: AbortSignal): Promise<void> {
-    // Where this process's own commits left the log, while no other process has written to the
-    // file: then that is where it ends, and the first look needs no query (decision 072).
-    let known = this.#otherProcesses.moved ? undefined : this.#recent.last(id);
+    // Where this process's own commits left the log, unless the look at the file has seen another
+    // connection change it since: then that is where it ends, and the first look needs no query
+    // (decision 072).
+    const end = this.#recent.end(id);
+    let known = end !== undefined && end.stamp === this.#otherProcesses.moves ? end.offset : undefined;
     while (!this.#closed && !signal.aborted) {
       if (known === undefined) {
         const row = this.#stmt.generation.get(id);
@@ -383,7 +385,7 @@ export class SqliteEngine implements Engine {
       .immediate();
     if (result === "cancelled") {
       // Kept like an append's entries: a wait at the end of the log finds where it ends now.
-      this.#recent.add(id, cancelled);
+      this.#recent.add(id, cancelled, this.#otherProcesses.moves);
       this.#wakeups.wake(id);
       this.#wakeups.wake(FEED);
     }
