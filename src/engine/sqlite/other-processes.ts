@@ -38,7 +38,7 @@ export class OtherProcesses<State> {
 
   /**
    * How many of its looks have found that another connection changed the file (a commit, or a
-   * checkpoint that restarted the log). While this count stays what it was when this process
+   * TRUNCATE or RESTART checkpoint). While this count stays what it was when this process
    * committed to a key, no look has noted that key past that commit: another connection's commit
    * not yet seen wakes, at the next look, every waited key it changed (decision 072).
    */
