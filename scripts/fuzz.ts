@@ -49,7 +49,7 @@ log(`answers that stood before: ${before.size / 3}, changed parts: ${changed.len
 await target.close();
 
 const dir = tempDir("lifeline-fuzz-config-");
-const config = fuzzConfig({ count: counts.config, seed, dir: dir.path });
+const config = await fuzzConfig({ count: counts.config, seed, dir: dir.path });
 dir.remove();
 log(`configuration: ${config.cases} cases, ${config.loaded} loaded, ${config.violations.length} violations`);
 

@@ -12,7 +12,7 @@ import { openWorkerStatusStore } from "../engine/workers/open-worker-status-stor
 import { Gateway } from "../gateway/gateway.ts";
 import { buildModelRegistry, readModelConfig } from "../llm/model-config.ts";
 import { createModelRegistry } from "../llm/models.ts";
-import { PROVIDER_FACTORIES } from "../llm/provider-factories.ts";
+import { providerFactoriesFor } from "../llm/provider-factories.ts";
 import type { ModelRegistry } from "../llm/models.ts";
 import { breakersOf } from "../llm/resilience/plan.ts";
 import { createLogger, type Logger } from "../observability/logger.ts";
@@ -48,7 +48,7 @@ export async function startNode(
 ): Promise<LifelineNode> {
   const logger = overrides.logger ?? createLogger(config.logLevel);
   // Models first: a bad configuration file stops the start before any connection is open.
-  const models = overrides.models ?? modelsOf(config);
+  const models = overrides.models ?? (await modelsOf(config));
   const engine = await openEngine(engineConfigOf(config), logger);
   // What the start has opened, closed together when a later step fails, and by a stop.
   const closers: (() => Promise<unknown> | undefined)[] = [() => engine.close()];
@@ -231,8 +231,9 @@ export function isLoopback(host: string): boolean {
 }
 
 /** The models the configuration file describes, or the built-in `sim` alone. */
-export function modelsOf(config: Config): ModelRegistry {
+export async function modelsOf(config: Config): Promise<ModelRegistry> {
   const sim = { tokensPerSecond: config.simTokensPerSecond };
   if (config.modelConfig === "") return createModelRegistry({ sim });
-  return buildModelRegistry(readModelConfig(config.modelConfig), PROVIDER_FACTORIES, process.env, sim);
+  const models = readModelConfig(config.modelConfig);
+  return buildModelRegistry(models, await providerFactoriesFor(models), process.env, sim);
 }

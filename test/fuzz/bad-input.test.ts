@@ -47,10 +47,10 @@ describe(`bad input never hurts (seed ${SEED})`, () => {
     expect(health.status).toBe(200);
   });
 
-  it("generated configurations either load or fail with the one error that lists their problems", () => {
+  it("generated configurations either load or fail with the one error that lists their problems", async () => {
     const dir = tempDir("lifeline-fuzz-config-");
     try {
-      const report = fuzzConfig({ count: 3000, seed: SEED, dir: dir.path });
+      const report = await fuzzConfig({ count: 3000, seed: SEED, dir: dir.path });
       expect(report.violations).toEqual([]);
       expect(report.loaded).toBeGreaterThan(0);
     } finally {

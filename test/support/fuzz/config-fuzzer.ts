@@ -3,7 +3,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError, loadConfig, OPTION_TABLE } from "../../../src/cli/config.ts";
 import { buildModelRegistry, ModelConfigError, readModelConfig } from "../../../src/llm/model-config.ts";
-import { PROVIDER_FACTORIES } from "../../../src/llm/provider-factories.ts";
+import { providerFactoriesFor } from "../../../src/llm/provider-factories.ts";
 import type { Violation } from "./api-fuzzer.ts";
 
 const value = fc.oneof(
@@ -81,11 +81,11 @@ const modelFile = fc.oneof(
  * flags) and the model configuration file. Each must either load or fail with the one error that
  * lists its problems (`ConfigError`, `ModelConfigError`); anything else thrown is a violation.
  */
-export function fuzzConfig(options: { readonly count: number; readonly seed: number; readonly dir: string }): {
+export async function fuzzConfig(options: { readonly count: number; readonly seed: number; readonly dir: string }): Promise<{
   cases: number;
   loaded: number;
   violations: Violation[];
-} {
+}> {
   const envNames = OPTION_TABLE.map((o) => o.env);
   const flagNames = OPTION_TABLE.map((o) => o.flag);
   const cases = fc.sample(
@@ -103,7 +103,8 @@ export function fuzzConfig(options: { readonly count: number; readonly seed: num
     try {
       loadConfig(one.env, one.flags);
       writeFileSync(path, one.file);
-      buildModelRegistry(readModelConfig(path), PROVIDER_FACTORIES, { ...one.env }, { tokensPerSecond: 30 });
+      const models = readModelConfig(path);
+      buildModelRegistry(models, await providerFactoriesFor(models), { ...one.env }, { tokensPerSecond: 30 });
       loaded += 1;
     } catch (error) {
       if (error instanceof ConfigError || error instanceof ModelConfigError) continue;
