@@ -1,6 +1,7 @@
 import type pg from "pg";
 import type { Entry } from "../../core/entries.ts";
 import type { Logger } from "../../observability/logger.ts";
+import { inTransaction } from "../postgres/connection.ts";
 import type { Migration } from "../postgres/migrations.ts";
 import { openPostgresPart } from "../postgres/open-part.ts";
 import type { GenerationsPage, LogHead } from "../port.ts";
@@ -65,9 +66,7 @@ export class PostgresArchive implements Archive {
   async store(id: string, entries: readonly Entry[]): Promise<void> {
     checkFinishedLog(id, entries);
     const texts = entries.map((entry) => JSON.stringify(entry));
-    const client = await this.pool.connect();
-    try {
-      await client.query("BEGIN");
+    await inTransaction(this.pool, async (client) => {
       // Two gateways may archive the same log at once: the entries' and the log's keys make the second a no-op.
       await client.query(
         `INSERT INTO archived_entries (generation_id, "offset", entry)
@@ -79,13 +78,7 @@ export class PostgresArchive implements Archive {
         id,
         texts.length,
       ]);
-      await client.query("COMMIT");
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async head(id: string): Promise<LogHead | undefined> {

@@ -39,6 +39,38 @@ export function connectPostgres(url: string, options: PostgresOptions): pg.Pool 
   return pool;
 }
 
+/**
+ * Runs `work` in one transaction on a connection of `pool` held for it: `BEGIN`, the work, then
+ * `COMMIT`, or `ROLLBACK` and the work's error. The pool listens for errors only on the
+ * connections it holds idle: one held here that the server ends (a restart, a kill, a cut) emits
+ * an `error` event that nothing would listen to, an uncaught exception that would end the process.
+ * Here that error is caught: the query in flight, or the next one, fails with it. A connection
+ * whose transaction failed, broken or not, is dropped instead of going back to the pool.
+ */
+export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  const onError = (error: Error): void => {
+    broken ??= error;
+  };
+  client.on("error", onError);
+  let failed = false;
+  try {
+    await client.query("BEGIN");
+    const result = await work(client);
+    await client.query("COMMIT");
+    return result;
+  } catch (error) {
+    failed = true;
+    if (broken === undefined) await client.query("ROLLBACK").catch(() => undefined);
+    throw error;
+  } finally {
+    // Left on a broken connection, which may still say so again as it is dropped.
+    if (broken === undefined) client.removeListener("error", onError);
+    client.release(broken ?? failed);
+  }
+}
+
 /** PostgreSQL did not answer for the whole retry budget at start. */
 export class PostgresUnreachableError extends Error {
   constructor(url: string, budgetMs: number, cause: unknown) {

@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { inTransaction } from "./connection.ts";
 
 /**
  * Versioned schema migrations for the parts that keep data in PostgreSQL. Each part (the archive,
@@ -53,46 +54,38 @@ CREATE TABLE IF NOT EXISTS lifeline_migrations (
  */
 export async function migrate(pool: pg.Pool, part: string, migrations: readonly Migration[]): Promise<MigrationOutcome> {
   checkList(part, migrations);
-  const client = await pool.connect();
-  let released = false;
   try {
-    await client.query("BEGIN");
-    await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK.toString()]);
-    await client.query(LEDGER);
-    const done = await client.query<{ version: number; name: string }>(
-      "SELECT version, name FROM lifeline_migrations WHERE part = $1 ORDER BY version",
-      [part],
-    );
-    for (const row of done.rows) {
-      const known = migrations[row.version - 1];
-      if (!known)
-        throw new MigrationError(
-          `${part}: the database is at version ${row.version} (${row.name}), newer than this release knows (${migrations.length}); run the newer release`,
-        );
-      if (known.name !== row.name)
-        throw new MigrationError(`${part}: version ${row.version} is "${row.name}" in the database but "${known.name}" in this release`);
-    }
-    const applied: number[] = [];
-    for (const step of migrations.slice(done.rows.length)) {
-      try {
-        await client.query(step.sql);
-      } catch (error) {
-        throw new MigrationError(`${part}: migration ${step.version} (${step.name}) failed: ${(error as Error).message}`, error);
+    return await inTransaction(pool, async (client) => {
+      await client.query("SELECT pg_advisory_xact_lock($1)", [MIGRATION_LOCK.toString()]);
+      await client.query(LEDGER);
+      const done = await client.query<{ version: number; name: string }>(
+        "SELECT version, name FROM lifeline_migrations WHERE part = $1 ORDER BY version",
+        [part],
+      );
+      for (const row of done.rows) {
+        const known = migrations[row.version - 1];
+        if (!known)
+          throw new MigrationError(
+            `${part}: the database is at version ${row.version} (${row.name}), newer than this release knows (${migrations.length}); run the newer release`,
+          );
+        if (known.name !== row.name)
+          throw new MigrationError(`${part}: version ${row.version} is "${row.name}" in the database but "${known.name}" in this release`);
       }
-      await client.query("INSERT INTO lifeline_migrations (part, version, name) VALUES ($1, $2, $3)", [part, step.version, step.name]);
-      applied.push(step.version);
-    }
-    await client.query("COMMIT");
-    return { applied, version: migrations.length };
+      const applied: number[] = [];
+      for (const step of migrations.slice(done.rows.length)) {
+        try {
+          await client.query(step.sql);
+        } catch (error) {
+          throw new MigrationError(`${part}: migration ${step.version} (${step.name}) failed: ${(error as Error).message}`, error);
+        }
+        await client.query("INSERT INTO lifeline_migrations (part, version, name) VALUES ($1, $2, $3)", [part, step.version, step.name]);
+        applied.push(step.version);
+      }
+      return { applied, version: migrations.length };
+    });
   } catch (error) {
-    await client.query("ROLLBACK").catch(() => undefined);
-    // A connection that failed mid-transaction is not given back to the pool for another query.
-    client.release(true);
-    released = true;
     if (error instanceof MigrationError) throw error;
     throw new MigrationError(`${part}: could not migrate: ${(error as Error).message}`, error);
-  } finally {
-    if (!released) client.release();
   }
 }
 

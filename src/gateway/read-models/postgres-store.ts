@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { inTransaction } from "../../engine/postgres/connection.ts";
 import type { Migration } from "../../engine/postgres/migrations.ts";
 import { openPostgresPart } from "../../engine/postgres/open-part.ts";
 import type { Logger } from "../../observability/logger.ts";
@@ -70,9 +71,7 @@ export class PostgresReadModelStore implements ReadModelStore {
   async apply(folds: readonly FoldToApply[]): Promise<boolean[]> {
     const stored = folds.map(() => false);
     if (folds.length === 0) return stored;
-    const client = await this.#pool.connect();
-    try {
-      await client.query("BEGIN");
+    return inTransaction(this.#pool, async (client) => {
       for (const i of inIdOrder(folds)) {
         const { generation: g, replace } = folds[i]!;
         if ((await client.query(upsertSql(dollar, replace), upsertValues(g))).rowCount === 0) continue;
@@ -81,14 +80,8 @@ export class PostgresReadModelStore implements ReadModelStore {
           await client.query(INSERT_PART(dollar), [g.summary.id, w.worker, w.attempts, w.takeovers, w.finished, w.lastSeenAt]);
         stored[i] = true;
       }
-      await client.query("COMMIT");
       return stored;
-    } catch (error) {
-      await client.query("ROLLBACK").catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async appliedOffset(id: string): Promise<number> {

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "vitest"
 import {
   awaitPostgres,
   connectPostgres,
+  inTransaction,
   postgresUrlProblem,
   PostgresUnreachableError,
   redactedUrl,
@@ -10,6 +11,7 @@ import {
 import { migrate, MigrationError, type Migration } from "../../../src/engine/postgres/migrations.ts";
 import { openPostgresPart } from "../../../src/engine/postgres/open-part.ts";
 import { postgresAvailable, requirePostgres, startPostgres, type PostgresServer } from "../../support/postgres-harness.ts";
+import { until } from "../../support/waits.ts";
 
 describe("LIFELINE_POSTGRES_URL", () => {
   test.each([
@@ -123,6 +125,36 @@ describe("migrations on a real PostgreSQL", () => {
       expect((await pool.query("SELECT count(*)::int AS n FROM things")).rows).toEqual([{ n: 0 }]);
     } finally {
       await pool.end();
+    }
+  });
+
+  test("a transaction whose connection the server ends fails alone: the process goes on and the pool opens a new connection", async () => {
+    if (!server) throw new Error("no server");
+    const url = await server.createDatabase(`m${++n}`);
+    const pool = connectPostgres(url, { application: "lifeline-held" });
+    const admin = new pg.Pool({ connectionString: url });
+    try {
+      await pool.query("CREATE TABLE things (id text PRIMARY KEY)");
+      const transaction = inTransaction(pool, async (client) => {
+        await client.query("INSERT INTO things VALUES ('lost')");
+        const pid = (await client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")).rows[0]!.pid;
+        // The server ends this connection while it is held and idle between two queries: its
+        // goodbye comes with no query to fail, as an 'error' event (uncaught, it ended the process).
+        await admin.query("SELECT pg_terminate_backend($1)", [pid]);
+        await until(
+          async () => (await admin.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1", [pid])).rowCount === 0,
+          10_000,
+          "the backend gone",
+        );
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await client.query("INSERT INTO things VALUES ('after')");
+      });
+      await expect(transaction).rejects.toThrow();
+      // Nothing of it was committed, and the next transaction runs on a new connection.
+      await inTransaction(pool, async (client) => void (await client.query("INSERT INTO things VALUES ('next')")));
+      expect((await pool.query("SELECT id FROM things ORDER BY id")).rows).toEqual([{ id: "next" }]);
+    } finally {
+      await Promise.all([pool.end(), admin.end()]);
     }
   });
 });
