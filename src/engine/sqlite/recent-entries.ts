@@ -22,41 +22,35 @@ interface Kept {
  * may give ("up to `limit`").
  */
 export class RecentEntries {
-  readonly #logs = new Map<string, Kept[]>();
-  /** What the caller stamped the newest entries of each log with (the engine: its look's count of moves). */
-  readonly #stamps = new Map<string, number>();
+  /** Each log's kept entries, and the stamp its newest ones were added with (the engine: its look's count of moves). */
+  readonly #logs = new Map<string, { kept: Kept[]; stamp: number }>();
 
-  /** Entries just committed to `id`, in offset order, and a stamp for them that {@link end} tells. */
+  /** Entries just committed to `id`, in offset order, and a stamp for them that {@link endStamped} checks. */
   add(id: string, committed: readonly Kept[], stamp = 0): void {
     const first = committed[0];
     if (first === undefined) return;
-    let kept = this.#logs.get(id);
-    if (kept !== undefined) this.#logs.delete(id); // set again below: the most recent last
+    const log = this.#logs.get(id);
+    if (log !== undefined) this.#logs.delete(id); // set again below: the most recent last
+    let kept = log?.kept;
     if (kept === undefined || kept[kept.length - 1]!.offset !== first.offset - 1) kept = [];
     kept.push(...committed);
     if (kept.length > ENTRIES_PER_LOG) kept.splice(0, kept.length - ENTRIES_PER_LOG);
-    this.#logs.set(id, kept);
-    this.#stamps.set(id, stamp);
-    if (this.#logs.size > LOGS) {
-      const oldest = this.#logs.keys().next().value!;
-      this.#logs.delete(oldest);
-      this.#stamps.delete(oldest);
-    }
+    this.#logs.set(id, { kept, stamp });
+    if (this.#logs.size > LOGS) this.#logs.delete(this.#logs.keys().next().value!);
   }
 
   /**
-   * The offset of the newest entry kept of `id`, and the stamp it was added with: where this
+   * The offset of the newest entry kept of `id` when it was added with `stamp`: where this
    * process's commits left the log, which is where it ends unless another process wrote after.
    */
-  end(id: string): { readonly offset: number; readonly stamp: number } | undefined {
-    const kept = this.#logs.get(id);
-    const last = kept?.[kept.length - 1];
-    return last && { offset: last.offset, stamp: this.#stamps.get(id) ?? Number.NaN };
+  endStamped(id: string, stamp: number): number | undefined {
+    const log = this.#logs.get(id);
+    return log?.stamp === stamp ? log.kept[log.kept.length - 1]?.offset : undefined;
   }
 
   /** Up to `limit` entries after `afterOffset`, when the first of them is kept; `undefined` otherwise. */
   read(id: string, afterOffset: number, limit: number): Entry[] | undefined {
-    const kept = this.#logs.get(id);
+    const kept = this.#logs.get(id)?.kept;
     if (kept === undefined || limit <= 0) return undefined;
     const from = afterOffset + 1 - kept[0]!.offset;
     if (from < 0 || from >= kept.length) return undefined;

@@ -302,8 +302,7 @@ export class SqliteEngine implements Engine {
     // Where this process's own commits left the log, unless the look at the file has seen another
     // connection change it since: then that is where it ends, and the first look needs no query
     // (decision 072).
-    const end = this.#recent.end(id);
-    let known = end !== undefined && end.stamp === this.#otherProcesses.moves ? end.offset : undefined;
+    let known = this.#recent.endStamped(id, this.#otherProcesses.moves);
     while (!this.#closed && !signal.aborted) {
       if (known === undefined) {
         const row = this.#stmt.generation.get(id);
