@@ -10,10 +10,14 @@ export interface CliRun {
   readonly stderr: string;
 }
 
+/** The test runner's environment without its LIFELINE_*, and `env`: what a command of a test runs with. */
+function userEnv(env: Record<string, string>): NodeJS.ProcessEnv {
+  return { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("LIFELINE_"))), ...env };
+}
+
 /** `bin/lifeline <args…>` to its end, as a user runs it: the environment carries no LIFELINE_* of the test runner, only `env`. */
 export function runLifeline(args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("LIFELINE_")));
-  const child = spawn(process.execPath, [BIN, ...args], { env: { ...clean, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [BIN, ...args], { env: userEnv(env), stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
@@ -31,7 +35,6 @@ export function runLifeline(args: readonly string[], env: Record<string, string>
  */
 export async function runLifelineHere(args: readonly string[], env: Record<string, string> = {}): Promise<CliRun> {
   const { main } = await import("../../src/cli/main.ts");
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("LIFELINE_")));
   const saved = { env: process.env, exitCode: process.exitCode, out: process.stdout.write, err: process.stderr.write };
   let stdout = "";
   let stderr = "";
@@ -43,7 +46,7 @@ export async function runLifelineHere(args: readonly string[], env: Record<strin
       done?.();
       return true;
     };
-  process.env = { ...clean, ...env };
+  process.env = userEnv(env);
   process.exitCode = undefined;
   process.stdout.write = catcher((text) => (stdout += text)) as typeof process.stdout.write;
   process.stderr.write = catcher((text) => (stderr += text)) as typeof process.stderr.write;

@@ -1,15 +1,13 @@
 import type { Browser, Page } from "playwright-core";
-import { afterAll, describe, expect, test, type TestContext } from "vitest";
-import { startLifeline, type LifelineProcess } from "../../src/chaos/lifeline-process.ts";
+import { describe, expect, test, type TestContext } from "vitest";
+import type { LifelineProcess } from "../../src/chaos/lifeline-process.ts";
 import type { Scope } from "../../src/core/api-keys.ts";
 import { KeyRing } from "../../src/engine/keys/key-ring.ts";
 import { SqliteKeyStore } from "../../src/engine/keys/sqlite.ts";
-import { launchChromium } from "../support/browser.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { entriesOf, readEvents } from "../support/sse-client.ts";
-import { tempDir } from "../support/temp-dir.ts";
 import { saveScreenshot } from "./support/artifacts.ts";
-import { simAnswer } from "./support/chat-session.ts";
+import { SharedChat, simAnswer } from "./support/chat-session.ts";
 import { ChatTab } from "./support/chat-tab.ts";
 import { InspectTab } from "./support/inspect-tab.ts";
 
@@ -32,63 +30,42 @@ interface Deployment {
 }
 
 /**
- * The file's one deployment, started by the first test that asks and stopped after the last. Each
- * test opens its own browser context (its own localStorage, so its own key and conversation).
+ * The file's one deployment: its Chromium and server shared by every test (each opens its own
+ * browser context: its own localStorage, so its own key and conversation), its keys made once,
+ * in the store the server reads, before it starts.
  */
 function sharedDeployment(): (ctx: TestContext) => Promise<Deployment> {
-  let opening: Promise<Deployment> | undefined;
-  const data = tempDir("lifeline-web-keys-");
-  const opened: { browser?: Browser; server?: LifelineProcess } = {};
-  afterAll(async () => {
-    try {
-      await opened.browser?.close();
-      await opened.server?.kill();
-    } finally {
-      data.remove();
-    }
-  });
+  const shared = SharedChat.use(SERVER_ENV);
+  let keys: Promise<Deployment["keys"]> | undefined;
   return async (ctx) => {
-    opening ??= openDeployment(ctx, data.path, opened);
-    try {
-      return await opening;
-    } catch (error) {
-      opening = undefined;
-      throw error;
-    }
+    keys ??= makeKeys(shared.dataDir.path);
+    const made = await keys;
+    const [browser, server] = await Promise.all([shared.browser(ctx), shared.server()]);
+    return { server, browser, keys: made, watch };
   };
 }
 
-async function openDeployment(
-  ctx: TestContext,
-  dataDir: string,
-  opened: { browser?: Browser; server?: LifelineProcess },
-): Promise<Deployment> {
+async function makeKeys(dataDir: string): Promise<Deployment["keys"]> {
   const store = new SqliteKeyStore({ dataDir });
-  const ring = new KeyRing(store);
-  const make = async (scopes: Scope[]): Promise<string> => (await ring.create("acme", scopes)).key;
-  const keys = { full: await make(["generations:create", "generations:read"]), reader: await make(["generations:read"]) };
-  await store.close();
-  const [launched, started] = await Promise.allSettled([
-    opened.browser ?? launchChromium(ctx),
-    opened.server ?? startLifeline("start", { ...SERVER_ENV, LIFELINE_DATA_DIR: dataDir }),
-  ]);
-  if (launched.status === "fulfilled") opened.browser = launched.value;
-  if (started.status === "fulfilled") opened.server = started.value;
-  if (launched.status === "rejected") throw launched.reason;
-  if (started.status === "rejected") throw started.reason;
-  const browser = launched.value;
-  const server = started.value;
-  const watch = (page: Page): Traffic => {
-    const traffic: Traffic = { urls: [], keyHeaders: [], console: [] };
-    page.on("request", (request) => {
-      traffic.urls.push(request.url());
-      const authorization = request.headers().authorization;
-      if (authorization !== undefined) traffic.keyHeaders.push(`${request.method()} ${new URL(request.url()).pathname} ${authorization}`);
-    });
-    page.on("console", (message) => traffic.console.push(message.text()));
-    return traffic;
-  };
-  return { server, browser, keys, watch };
+  try {
+    const ring = new KeyRing(store);
+    const make = async (scopes: Scope[]): Promise<string> => (await ring.create("acme", scopes)).key;
+    return { full: await make(["generations:create", "generations:read"]), reader: await make(["generations:read"]) };
+  } finally {
+    await store.close();
+  }
+}
+
+/** Records what `page` sends and writes to its console from now on. */
+function watch(page: Page): Traffic {
+  const traffic: Traffic = { urls: [], keyHeaders: [], console: [] };
+  page.on("request", (request) => {
+    traffic.urls.push(request.url());
+    const authorization = request.headers().authorization;
+    if (authorization !== undefined) traffic.keyHeaders.push(`${request.method()} ${new URL(request.url()).pathname} ${authorization}`);
+  });
+  page.on("console", (message) => traffic.console.push(message.text()));
+  return traffic;
 }
 
 /** The key form of a page: whether it shows, and the reason it gives. */

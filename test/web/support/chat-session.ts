@@ -162,44 +162,52 @@ export class ChatSession extends ChatTab {
  */
 export class SharedChat {
   readonly dataDir = tempDir("lifeline-web-");
-  #browser: Promise<Browser> | undefined;
-  #server: Promise<LifelineProcess> | undefined;
+  readonly #env: Readonly<Record<string, string>>;
+  readonly #browser = new Retained<Browser>();
+  readonly #server = new Retained<LifelineProcess>();
 
-  /** A SharedChat for the file, stopped by `afterAll`. */
-  static use(): SharedChat {
-    const shared = new SharedChat();
+  private constructor(env: Readonly<Record<string, string>>) {
+    this.#env = env;
+  }
+
+  /** A SharedChat for the file, stopped by `afterAll`; `env` is its server's (the chat page's by default). */
+  static use(env: Readonly<Record<string, string>> = SERVER_ENV): SharedChat {
+    const shared = new SharedChat(env);
     afterAll(() => shared.#close());
     return shared;
   }
 
   /** The file's Chromium; a test that finds none fails under CI and is skipped elsewhere (see launchChromium). */
-  async browser(ctx: TestContext): Promise<Browser> {
-    this.#browser ??= launchChromium(ctx);
-    try {
-      return await this.#browser;
-    } catch (error) {
-      this.#browser = undefined;
-      throw error;
-    }
+  browser(ctx: TestContext): Promise<Browser> {
+    return this.#browser.get(() => launchChromium(ctx));
   }
 
-  async server(): Promise<LifelineProcess> {
-    this.#server ??= startLifeline("start", { ...SERVER_ENV, LIFELINE_DATA_DIR: this.dataDir.path });
-    try {
-      return await this.#server;
-    } catch (error) {
-      this.#server = undefined;
-      throw error;
-    }
+  server(): Promise<LifelineProcess> {
+    return this.#server.get(() => startLifeline("start", { ...this.#env, LIFELINE_DATA_DIR: this.dataDir.path }));
   }
 
   async #close(): Promise<void> {
     try {
-      const [browser, server] = await Promise.allSettled([this.#browser, this.#server]);
+      const [browser, server] = await Promise.allSettled([this.#browser.current, this.#server.current]);
       if (browser.status === "fulfilled") await browser.value?.close();
       if (server.status === "fulfilled") await server.value?.kill();
     } finally {
       this.dataDir.remove();
+    }
+  }
+}
+
+/** What `make` gave the first time, to every later caller; made again when the last try failed. */
+class Retained<T> {
+  current: Promise<T> | undefined;
+
+  async get(make: () => Promise<T>): Promise<T> {
+    this.current ??= make();
+    try {
+      return await this.current;
+    } catch (error) {
+      this.current = undefined;
+      throw error;
     }
   }
 }
