@@ -125,6 +125,7 @@ export async function startNode(
     metrics.watchBreakers(() =>
       breakers().map(({ provider, breaker }) => ({ provider, open: breaker.state !== "closed", opens: breaker.opens })),
     );
+    metrics.watchCoalesceWindow(() => running.coalesceWindowMs);
     reporter = new StatusReporter({ store: workerStatus, worker: config.workerName, leases: () => running.heldLeases(), breakers, logger });
     reporter.start();
   }

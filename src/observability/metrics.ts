@@ -71,6 +71,8 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  /** The worker's coalescing window, read at each scrape (none in a process without a worker). */
+  #coalesceWindow: (() => number) | undefined;
   /** The worker's breakers, read at each scrape (none in a process without a worker). */
   #breakers: () => readonly BreakerReading[] = () => [];
   readonly breakerOpen = new Gauge({
@@ -100,6 +102,26 @@ export class Metrics {
     this.#breakers = source;
   }
 
+  /**
+   * Exports the worker's coalescing window as `lifeline_coalesce_window_ms`, read from `source` at
+   * each scrape: the configured window while the worker keeps up, a wider one while its event loop
+   * is saturated (decision 018). Registered only in a process with a worker, so that a gateway's
+   * scrape shows no window rather than a window of 0.
+   */
+  watchCoalesceWindow(source: () => number): void {
+    const first = !this.#coalesceWindow;
+    this.#coalesceWindow = source;
+    if (!first) return;
+    const read = () => this.#coalesceWindow?.() ?? 0;
+    new Gauge({
+      name: "lifeline_coalesce_window_ms",
+      help: "The worker's coalescing window now, in ms: the configured one, or wider (up to 400) while its event loop is saturated.",
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  }
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "lifeline_" });
   }

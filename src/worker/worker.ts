@@ -54,6 +54,11 @@ export class Worker {
     setMaxListeners(0, this.#stopping.signal);
   }
 
+  /** The coalescing window of its runs now, in ms (decision 018). */
+  get coalesceWindowMs(): number {
+    return this.#window.ms;
+  }
+
   get activeRuns(): number {
     return this.#runs.size;
   }

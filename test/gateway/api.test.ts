@@ -38,6 +38,8 @@ describe("HTTP API", () => {
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).toContain("lifeline_open_streams");
     expect(metrics).toContain("lifeline_tokens_appended_total");
+    // The worker's coalescing window, at the configured 20 ms while it keeps up.
+    expect(metrics).toMatch(/^lifeline_coalesce_window_ms 20$/m);
   });
 
   it("streams an answer as SSE: contiguous offsets, one terminal entry, the sim's exact text", async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { Metrics } from "../../src/observability/metrics.ts";
 import { CoalesceWindow } from "../../src/worker/coalesce-window.ts";
 
 describe("a worker's coalescing window", () => {
@@ -87,5 +88,19 @@ describe("a worker's coalescing window", () => {
       window.stop();
     }
     expect(window.ms).toBe(20);
+  });
+
+  it("is exported as lifeline_coalesce_window_ms, read at each scrape, only where a worker watches it", async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const scrape = async (): Promise<string[]> =>
+      (await metrics.registry.metrics()).split("\n").filter((l) => l.startsWith("lifeline_coalesce"));
+    expect(await scrape()).toEqual([]); // a gateway alone has no window
+    const window = new CoalesceWindow(20);
+    metrics.watchCoalesceWindow(() => -1);
+    metrics.watchCoalesceWindow(() => window.ms); // the last watch is read, through the one gauge
+    expect(await scrape()).toEqual(["lifeline_coalesce_window_ms 20"]);
+    window.sample(0.95);
+    window.sample(0.95);
+    expect(await scrape()).toEqual(["lifeline_coalesce_window_ms 100"]);
   });
 });
