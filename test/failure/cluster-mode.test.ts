@@ -1,12 +1,13 @@
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { hitInFlight, killWorkerMidAnswer } from "../../src/chaos/aimed-fault.ts";
-import { checkFollow } from "../../src/chaos/follow-check.ts";
+import { faultMidAnswer, hitInFlight, killWorkerMidAnswer } from "../../src/chaos/aimed-fault.ts";
+import { checkFollow, segmentsAreContiguous } from "../../src/chaos/follow-check.ts";
 import { readTimeline } from "../../src/chaos/in-flight.ts";
 import { createClient } from "../../src/client/index.ts";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { useLifelineProcesses } from "../support/lifeline-processes.ts";
 import { redisAvailable, requireRedis, startCluster, type RedisCluster } from "../support/redis-harness.ts";
-import { readAnswer } from "../support/sse-client.ts";
+import { entriesOf, readAnswer, readEvents } from "../support/sse-client.ts";
 import { simRequest, simText } from "../support/sim-answer.ts";
 
 beforeEach((ctx) => requireRedis(ctx));
@@ -71,4 +72,80 @@ describe("distributed mode on a Redis Cluster", () => {
       client.close();
     }
   });
+});
+
+describe("distributed mode on a Redis Cluster whose shards have replicas", () => {
+  let cluster: RedisCluster | undefined;
+  const startLifeline = useLifelineProcesses();
+  beforeAll(async () => {
+    if (redisAvailable()) cluster = await startCluster({ primaries: 3, replicas: 1 });
+  }, 60_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it("a shard's primary SIGKILLed mid-answer: its replica takes over, and every answer, on that shard or not, ends exact", async () => {
+    const env = {
+      LIFELINE_ENGINE: "redis",
+      LIFELINE_REDIS_CLUSTER_NODES: cluster!.nodes.map((n) => `${n.host}:${n.port}`).join(","),
+      LIFELINE_REDIS_PREFIX: `clf${process.pid}`,
+      LIFELINE_LEASE_MS: "5000",
+      LIFELINE_SIM_TOKENS_PER_SECOND: "16",
+    };
+    const started = await Promise.all([
+      startLifeline("gateway", env),
+      startLifeline("worker", { ...env, LIFELINE_WORKER_NAME: "w1" }),
+      startLifeline("worker", { ...env, LIFELINE_WORKER_NAME: "w2" }),
+    ]);
+    const gateway = started[0].url;
+    const client = createClient({
+      baseUrl: gateway,
+      transports: ["sse"],
+      reconnect: { initialMs: 100, maxMs: 2000 },
+      heartbeatTimeoutMs: 5000,
+    });
+    const ask = (i: number) => simRequest(`cluster failover ${i}`, { max_tokens: 80, seed: i });
+    const killed = cluster!.nodes[0]!;
+    const survivor = new Redis({ host: cluster!.nodes[1]!.host, port: cluster!.nodes[1]!.port, lazyConnect: true });
+    try {
+      await survivor.connect();
+      const ids: string[] = [];
+      for (let i = 0; i < 30; i++) ids.push((await client.start(ask(i))).id);
+      const following = ids.map((id) => checkFollow(client.follow(id)));
+      const allEnded = new AbortController();
+      void Promise.allSettled(following).then(() => allEnded.abort());
+      // The logs on the shard that dies: the first primary serves the lowest third of the slots.
+      const slotOf = async (id: string) => Number(await survivor.cluster("KEYSLOT", `{${id}}`));
+      const onKilledShard = new Set<string>();
+      for (const id of ids) if ((await slotOf(id)) < Math.floor(16_384 / 3)) onKilledShard.add(id);
+      expect(onKilledShard.size, "no answer's log on the shard to kill").toBeGreaterThan(0);
+      const answers = ids.map((id, i) => ({ id, expectedChars: simText(ask(i)).length })).filter((a) => onKilledShard.has(a.id));
+
+      const failover = await faultMidAnswer("redis", `primary ${killed.port}`, () => cluster!.killPrimary(0), {
+        gateway,
+        answers: () => answers,
+        signal: allEnded.signal,
+      });
+      expect(failover, "no answer on that shard was streaming when its primary was to die").toBeDefined();
+
+      const results = await Promise.all(following);
+      for (const [i, result] of results.entries()) {
+        if (result.text === simText(ask(i))) continue;
+        const log = entriesOf((await readEvents(gateway, ids[i]!)).messages);
+        // On failure, show what the client applied and what the log holds.
+        console.log("text differs", i, JSON.stringify(result.applied), JSON.stringify(log.map((e) => [e.offset, e.type, e.attempt])));
+      }
+      results.forEach((result, i) => {
+        expect(result.text, `answer ${i}`).toBe(simText(ask(i)));
+        // Seamless, or told to rebuild (reset) where a new attempt replaced entries the failover lost.
+        expect(segmentsAreContiguous(result.applied)).toBe(true);
+        expect(result.problem).toBeUndefined();
+      });
+      for (const [i, id] of ids.entries()) expectExactAnswer(await readAnswer(gateway, id), simText(ask(i)));
+      expect(hitInFlight((await readTimeline(gateway, failover!.answer.id))!, failover!)).toBe(true);
+    } finally {
+      survivor.disconnect();
+      client.close();
+    }
+  }, 180_000);
 });

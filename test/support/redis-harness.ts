@@ -74,9 +74,17 @@ export interface SentinelGroup {
   stop(): Promise<void>;
 }
 
-/** Primaries of a Redis Cluster that together serve all 16 384 slots. */
+/** Primaries of a Redis Cluster that together serve all 16 384 slots, each with its replicas when asked. */
 export interface RedisCluster {
   readonly nodes: readonly RedisServer[];
+  /** Each primary's replicas, by the primary's index in `nodes` (none unless `replicas` was given). */
+  readonly replicas: readonly (readonly RedisServer[])[];
+  /**
+   * SIGKILLs primary `index` and resolves, with the replica promoted in its place, once every
+   * surviving node reports `cluster_state:ok` and names that replica a primary (the node timeout is
+   * 2 s). Needs a replica of that primary.
+   */
+  killPrimary(index: number): Promise<RedisServer>;
   stop(): Promise<void>;
 }
 
@@ -155,16 +163,21 @@ export async function startSentinelGroup(opts: { masterName?: string; timeoutMs?
   }
 }
 
-/** Starts `primaries` cluster-enabled servers, assigns the slots evenly and waits for `cluster_state:ok`. */
-export async function startCluster(opts: { primaries?: number; timeoutMs?: number } = {}): Promise<RedisCluster> {
+/**
+ * Starts `primaries` cluster-enabled servers, assigns the slots evenly, gives each primary
+ * `replicas` replicas (none by default) and waits for `cluster_state:ok` with every replica in sync.
+ */
+export async function startCluster(opts: { primaries?: number; replicas?: number; timeoutMs?: number } = {}): Promise<RedisCluster> {
   const count = opts.primaries ?? 3;
+  const replicasEach = opts.replicas ?? 0;
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const started: RedisServer[] = [];
   const busPorts = new Map<RedisServer, number>();
   const stop = async (): Promise<void> => void (await Promise.all(started.map((node) => node.stop())));
   try {
+    const all: RedisServer[] = [];
     await settleAll(
-      Array.from({ length: count }, async () => {
+      Array.from({ length: count * (1 + replicasEach) }, async (_, i) => {
         let busPort = 0;
         const node = await launch(
           "cluster node",
@@ -178,24 +191,60 @@ export async function startCluster(opts: { primaries?: number; timeoutMs?: numbe
         );
         started.push(node);
         busPorts.set(node, busPort);
+        all[i] = node;
       }),
     );
-    // What `redis-cli --cluster create --cluster-replicas 0` does, minus its dependence on redis-cli.
-    for (const [i, node] of started.entries()) {
+    const primaries = all.slice(0, count);
+    const replicas = primaries.map((_, i) => all.slice(count + i * replicasEach, count + (i + 1) * replicasEach));
+    // What `redis-cli --cluster create --cluster-replicas N` does, minus its dependence on redis-cli.
+    for (const [i, node] of primaries.entries()) {
       const first = Math.floor((i * CLUSTER_SLOTS) / count);
       const last = Math.floor(((i + 1) * CLUSTER_SLOTS) / count) - 1;
       await command(node, ["CLUSTER", "SET-CONFIG-EPOCH", String(i + 1)]);
       await command(node, ["CLUSTER", "ADDSLOTSRANGE", String(first), String(last)]);
     }
-    const [seed, ...others] = started;
+    const [seed, ...others] = all;
     for (const node of others) await command(seed ?? node, ["CLUSTER", "MEET", HOST, String(node.port), String(busPorts.get(node))]);
-    for (const node of started) {
-      await waitUntil(`cluster node ${node.port} to report cluster_state:ok with ${count} nodes`, timeoutMs, async () => {
+    for (const node of all) {
+      await waitUntil(`cluster node ${node.port} to know all ${all.length} nodes`, timeoutMs, async () =>
+        (await command(node, ["CLUSTER", "INFO"])).includes(`cluster_known_nodes:${all.length}\r\n`),
+      );
+    }
+    for (const [i, group] of replicas.entries()) {
+      const primaryId = (await command(primaries[i]!, ["CLUSTER", "MYID"])).trim();
+      for (const replica of group) await command(replica, ["CLUSTER", "REPLICATE", primaryId]);
+    }
+    for (const node of all) {
+      await waitUntil(`cluster node ${node.port} to report cluster_state:ok with ${all.length} nodes`, timeoutMs, async () => {
         const info = await command(node, ["CLUSTER", "INFO"]);
-        return info.includes("cluster_state:ok") && info.includes(`cluster_known_nodes:${count}\r\n`);
+        return info.includes("cluster_state:ok") && info.includes(`cluster_known_nodes:${all.length}\r\n`);
       });
     }
-    return { nodes: [...started], stop };
+    for (const [i, group] of replicas.entries()) {
+      for (const replica of group) {
+        await waitUntil(`replica ${replica.port} in sync with primary ${primaries[i]!.port}`, timeoutMs, async () =>
+          (await command(replica, ["INFO", "replication"])).includes("master_link_status:up"),
+        );
+      }
+    }
+    const killPrimary = async (index: number): Promise<RedisServer> => {
+      const primary = primaries[index];
+      const candidates = replicas[index] ?? [];
+      if (!primary || candidates.length === 0) throw new Error(`primary ${index} has no replica to take its place`);
+      await primary.kill();
+      const survivors = all.filter((node) => node !== primary);
+      let promoted: RedisServer | undefined;
+      await waitUntil(`a replica of ${primary.port} promoted, and cluster_state:ok everywhere`, timeoutMs, async () => {
+        for (const replica of candidates) {
+          if ((await command(replica, ["INFO", "replication"])).includes("role:master")) promoted = replica;
+        }
+        if (!promoted) return false;
+        for (const node of survivors) if (!(await command(node, ["CLUSTER", "INFO"])).includes("cluster_state:ok")) return false;
+        return true;
+      });
+      return promoted!;
+    };
+    return { nodes: primaries, replicas, killPrimary, stop };
   } catch (err) {
     await stop();
     throw err;
