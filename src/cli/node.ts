@@ -98,9 +98,8 @@ export async function startNode(
   const engineConfig = engineConfigOf(config);
   const limitCounters =
     roles.gateway && engineConfig.kind === "redis"
-      ? (await import("../engine/redis/connection.ts")).connectRedis(engineConfig.target, "lifeline-limits")
+      ? (await import("../engine/redis/connection.ts")).connectRedis(engineConfig.target, "lifeline-limits", { logger })
       : undefined;
-  limitCounters?.on("error", (error: Error) => logger.warn({ err: error.message }, "redis connection error (limits)"));
   closers.push(() => limitCounters?.quit());
 
   // Workers report their leases and breakers there; a gateway reads them for /ops (decision 041).

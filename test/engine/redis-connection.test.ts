@@ -1,7 +1,9 @@
-import type { Socket } from "node:net";
+import { EventEmitter } from "node:events";
+import { createServer, type Socket } from "node:net";
 import type { Cluster, Redis } from "ioredis";
+import { pino } from "pino";
 import { beforeEach, describe, expect, it } from "vitest";
-import { connectRedis, type RedisClient } from "../../src/engine/redis/connection.ts";
+import { connectRedis, ERROR_LOG_EVERY_MS, reportConnectionErrors, type RedisClient } from "../../src/engine/redis/connection.ts";
 import { requireRedis } from "../support/redis-harness.ts";
 import { redisPerFile } from "../support/redis-per-file.ts";
 
@@ -125,5 +127,63 @@ describe("a command connection that writes once per turn", () => {
     } finally {
       client.disconnect();
     }
+  });
+});
+
+/** A logger whose lines land in `lines`, parsed. */
+function capturingLogger(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  return {
+    logger: pino({ level: "info" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) }),
+    lines,
+  };
+}
+
+describe("a connection's errors in the log", () => {
+  it("while Redis is away: the first error at once, then one line per window with how many came since", () => {
+    const { logger, lines } = capturingLogger();
+    const client = new EventEmitter();
+    let clock = 1_000_000;
+    reportConnectionErrors(client, "lifeline-keys", logger, () => clock);
+    for (let i = 0; i <= 200; i++) {
+      client.emit("error", new Error("connect ECONNREFUSED"));
+      clock += 50; // ioredis retries about this often
+    }
+    // 201 errors over 10 s: the first, and the last once the window has passed, counting the 199 between.
+    expect(lines.map((l) => [l.msg, l.connection, l.repeated])).toEqual([
+      ["redis connection error", "lifeline-keys", undefined],
+      ["redis connection error", "lifeline-keys", ERROR_LOG_EVERY_MS / 50 - 1],
+    ]);
+    client.emit("error", new Error("connect ECONNREFUSED"));
+    client.emit("ready");
+    expect(lines.slice(2).map((l) => [l.msg, l.repeated])).toEqual([["redis connection ready again", 1]]);
+    // A new spell starts afresh: its first error is logged at once.
+    client.emit("error", new Error("Connection is closed."));
+    expect(lines.slice(3).map((l) => [l.msg, l.err, l.repeated])).toEqual([["redis connection error", "Connection is closed.", undefined]]);
+    client.emit("ready"); // a ready with no error before it says nothing
+    client.emit("ready");
+    expect(lines).toHaveLength(5);
+  });
+
+  it("a real client that cannot reach Redis for a while logs one line, not one per retry, and keeps the process up", async () => {
+    const { logger, lines } = capturingLogger();
+    // A port nothing listens on: every connect is refused at once and ioredis tries again.
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = probe.address() as { port: number };
+        probe.close(() => resolve(port));
+      });
+    });
+    const client = connectRedis({ mode: "standalone", url: `redis://127.0.0.1:${port}` }, "lifeline-test", { logger });
+    let errors = 0;
+    client.on("error", () => (errors += 1));
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+    } finally {
+      client.disconnect();
+    }
+    expect(errors).toBeGreaterThan(3);
+    expect(lines.filter((l) => l.msg === "redis connection error")).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ connection: "lifeline-test", level: 40 });
   });
 });

@@ -17,8 +17,7 @@ export class RedisKeyStore implements KeyStore {
 
   constructor(options: { readonly target: RedisTarget; readonly prefix?: string; readonly logger?: Logger }) {
     this.#keys = new RedisKeys(options.prefix ?? "ll");
-    this.#client = withScripts(connectRedis(options.target, "lifeline-keys"));
-    this.#client.on("error", (error: Error) => options.logger?.warn({ err: error.message }, "redis connection error (keys)"));
+    this.#client = withScripts(connectRedis(options.target, "lifeline-keys", { logger: options.logger }));
   }
 
   async add(key: StoredKey): Promise<boolean> {

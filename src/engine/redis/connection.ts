@@ -1,4 +1,6 @@
+import type { EventEmitter } from "node:events";
 import { Cluster, Redis, type ClusterNode, type RedisOptions } from "ioredis";
+import type { Logger } from "pino";
 import type { HostPort } from "./host-ports.ts";
 
 export type { HostPort };
@@ -23,8 +25,13 @@ const BASE: RedisOptions = {
  * issued in one turn of the event loop go out in one write (one per node on a Cluster): a worker's
  * appends for many answers, a gateway's reads for many followers ({@link writeOncePerTurn}).
  */
-export function connectRedis(target: RedisTarget, name: string, options: { writePerTurn?: boolean } = {}): RedisClient {
+export function connectRedis(
+  target: RedisTarget,
+  name: string,
+  options: { writePerTurn?: boolean; logger?: Logger | undefined } = {},
+): RedisClient {
   const client = open(target, name);
+  reportConnectionErrors(client, name, options.logger);
   if (options.writePerTurn === true) {
     if (client instanceof Cluster) {
       client.on("+node", writeOncePerTurn);
@@ -34,6 +41,40 @@ export function connectRedis(target: RedisTarget, name: string, options: { write
     }
   }
   return client;
+}
+
+/** While errors keep coming, at most one line per this long. */
+export const ERROR_LOG_EVERY_MS = 10_000;
+
+/**
+ * Listens to a connection's errors (an `error` event nobody listens to would end the process) and
+ * logs them as warnings named after the connection: the first of a spell at once, then at most one
+ * line per {@link ERROR_LOG_EVERY_MS} with how many came since the last (`repeated`), and one line
+ * when it is ready again after errors. ioredis emits an error at every retry while Redis is away
+ * (every 20–50 ms per connection in a Cluster failover), and a process holds up to ten connections:
+ * an outage of a minute was thousands of identical lines.
+ */
+export function reportConnectionErrors(client: EventEmitter, name: string, logger: Logger | undefined, now: () => number = Date.now): void {
+  let loggedAt = -Infinity;
+  let unlogged = 0;
+  let erred = false;
+  client.on("error", (error: Error) => {
+    erred = true;
+    if (now() - loggedAt < ERROR_LOG_EVERY_MS) {
+      unlogged += 1;
+      return;
+    }
+    logger?.warn({ connection: name, err: error.message, ...(unlogged > 0 ? { repeated: unlogged } : {}) }, "redis connection error");
+    loggedAt = now();
+    unlogged = 0;
+  });
+  client.on("ready", () => {
+    if (!erred) return;
+    logger?.info({ connection: name, ...(unlogged > 0 ? { repeated: unlogged } : {}) }, "redis connection ready again");
+    erred = false;
+    loggedAt = -Infinity;
+    unlogged = 0;
+  });
 }
 
 function open(target: RedisTarget, name: string): RedisClient {

@@ -105,9 +105,7 @@ export class RedisFeed {
   }
 
   #connect(): RedisClient {
-    const client = connectRedis(this.#target, "lifeline-feed");
-    client.on("error", (error: Error) => this.#logger?.warn({ err: error.message }, "redis connection error (change feed)"));
-    return client;
+    return connectRedis(this.#target, "lifeline-feed", { logger: this.#logger });
   }
 }
 

@@ -106,11 +106,11 @@ export class RedisEngine implements Engine {
     this.#waitTimeoutMs = options.waitTimeoutMs ?? 500;
     this.#keys = new RedisKeys(options.prefix ?? "ll");
     this.#retention = options.retentionSeconds ?? 86_400;
-    this.#commands = withScripts(connectRedis(options.target, "lifeline", { writePerTurn: true }));
-    this.#blocking = connectRedis(options.target, "lifeline-claim");
-    this.#subscriber = connectRedis(options.target, "lifeline-sub");
+    const logger = options.logger;
+    this.#commands = withScripts(connectRedis(options.target, "lifeline", { writePerTurn: true, logger }));
+    this.#blocking = connectRedis(options.target, "lifeline-claim", { logger });
+    this.#subscriber = connectRedis(options.target, "lifeline-sub", { logger });
     for (const client of [this.#commands, this.#blocking, this.#subscriber]) {
-      client.on("error", (error: Error) => options.logger?.warn({ err: error.message }, "redis connection error"));
       // A client that ends while the engine is open (ioredis gives up in some failover races) is
       // brought back, or every later command would fail with "Connection is closed".
       client.on("end", () => {

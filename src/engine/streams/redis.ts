@@ -46,11 +46,8 @@ export class RedisStreamStore implements StreamStore {
   constructor(options: RedisStreamStoreOptions) {
     this.#keys = new RedisKeys(options.prefix ?? "ll");
     this.#reclaimAfterMs = options.reclaimAfterMs ?? 60_000;
-    this.#commands = withScripts(connectRedis(options.target, "lifeline-streams", { writePerTurn: true }));
-    this.#subscriber = connectRedis(options.target, "lifeline-streams-sub");
-    for (const client of [this.#commands, this.#subscriber]) {
-      client.on("error", (error: Error) => options.logger?.warn({ err: error.message }, "redis connection error (streams)"));
-    }
+    this.#commands = withScripts(connectRedis(options.target, "lifeline-streams", { writePerTurn: true, logger: options.logger }));
+    this.#subscriber = connectRedis(options.target, "lifeline-streams-sub", { logger: options.logger });
     this.#notifications = new Notifications({
       subscriber: this.#subscriber,
       publisher: this.#commands,

@@ -22,8 +22,7 @@ export class RedisWorkerStatusStore implements WorkerStatusStore {
 
   constructor(options: { readonly target: RedisTarget; readonly prefix?: string; readonly logger?: Logger }) {
     this.#keys = new RedisKeys(options.prefix ?? "ll");
-    this.#client = connectRedis(options.target, "lifeline-workers");
-    this.#client.on("error", (error: Error) => options.logger?.warn({ err: error.message }, "redis connection error (worker status)"));
+    this.#client = connectRedis(options.target, "lifeline-workers", { logger: options.logger });
   }
 
   async report(status: WorkerStatus, ttlMs: number): Promise<void> {
