@@ -81,7 +81,7 @@ const OPTIONS = {
     env: "LIFELINE_REDIS_WAIT_REPLICAS",
     flag: "redis-wait-replicas",
     default: "",
-    doc: "redis engine: replicas that must hold a create, a claim and an answer's end (default 1 with Sentinel, else 0).",
+    doc: "redis engine: replicas that must hold a create, a claim and an answer's end; on a Cluster, of each shard written to (default 1 with Sentinel or a Cluster, else 0).",
     schema: z.union([z.literal("").transform(() => undefined), z.coerce.number().int().min(0).max(16)]),
   },
   redisWaitTimeoutMs: {

@@ -84,6 +84,51 @@ describe("distributed mode on a Redis Cluster whose shards have replicas", () =>
     await cluster?.stop();
   });
 
+  it("a create, a claim and an answer's end wait for a replica of the shard they were written to", async () => {
+    const env = {
+      LIFELINE_ENGINE: "redis",
+      LIFELINE_REDIS_CLUSTER_NODES: cluster!.nodes.map((n) => `${n.host}:${n.port}`).join(","),
+      LIFELINE_REDIS_PREFIX: `clw${process.pid}`,
+    };
+    const waits = async (): Promise<number[]> =>
+      Promise.all(
+        cluster!.nodes.map(async (node) => {
+          const redis = new Redis({ host: node.host, port: node.port, lazyConnect: true });
+          try {
+            await redis.connect();
+            return Number(/cmdstat_wait:calls=(\d+)/.exec(await redis.info("commandstats"))?.[1] ?? 0);
+          } finally {
+            redis.disconnect();
+          }
+        }),
+      );
+    const before = await waits();
+    const [gateway] = await Promise.all([startLifeline("gateway", env), startLifeline("worker", { ...env, LIFELINE_WORKER_NAME: "w" })]);
+    const ask = (i: number) => simRequest(`cluster wait ${i}`, { max_tokens: 5, seed: i });
+    const ids: string[] = [];
+    const client = createClient({ baseUrl: gateway.url });
+    try {
+      for (let i = 0; i < 12; i++) ids.push((await client.start(ask(i))).id);
+    } finally {
+      client.close();
+    }
+    for (const [i, id] of ids.entries()) expectExactAnswer(await readAnswer(gateway.url, id), simText(ask(i)));
+    // Each primary holding an answer's keys was asked to WAIT: for its create, claim and end.
+    const third = Math.floor(16_384 / 3);
+    const seed = new Redis({ host: cluster!.nodes[0]!.host, port: cluster!.nodes[0]!.port, lazyConnect: true });
+    await seed.connect();
+    const answersPerShard = [0, 0, 0];
+    for (const id of ids) answersPerShard[Math.min(2, Math.floor(Number(await seed.cluster("KEYSLOT", `{${id}}`)) / third))]! += 1;
+    seed.disconnect();
+    const after = await waits();
+    for (const [shard, answers] of answersPerShard.entries()) {
+      if (answers > 0)
+        expect(after[shard]! - before[shard]!, `WAITs on shard ${shard}, which holds ${answers} answers`).toBeGreaterThanOrEqual(
+          2 * answers,
+        );
+    }
+  });
+
   it("a shard's primary SIGKILLed mid-answer: its replica takes over, and every answer, on that shard or not, ends exact", async () => {
     const env = {
       LIFELINE_ENGINE: "redis",

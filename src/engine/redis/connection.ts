@@ -1,6 +1,6 @@
 import type { EventEmitter } from "node:events";
 import { Cluster, Redis, type ClusterNode, type RedisOptions } from "ioredis";
-import type { Logger } from "pino";
+import type { Logger } from "../../observability/logger.ts";
 import type { HostPort } from "./host-ports.ts";
 
 export type { HostPort };

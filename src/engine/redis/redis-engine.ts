@@ -1,8 +1,9 @@
 import { setMaxListeners } from "node:events";
 import { setTimeout as pause } from "node:timers/promises";
 import { createdEntry, idempotencyName } from "../created-entry.ts";
+import calculateSlot from "cluster-key-slot";
 import { probeChannels } from "./probe-channels.ts";
-import type { Redis } from "ioredis";
+import { Cluster, type Redis } from "ioredis";
 import { canonicalJson } from "../../core/canonical.ts";
 import { isTerminal, stampEntry, type Entry, type EntryBody, type EntryType, type GenerationRequest } from "../../core/entries.ts";
 import type { Logger } from "../../observability/logger.ts";
@@ -44,8 +45,9 @@ export interface RedisEngineOptions {
   readonly probePatienceMs?: number;
   /**
    * Replicas that must hold a create, a claim and an answer's end before they count (WAIT), so a
-   * failover cannot silently undo them. Capped by the replicas connected now; not used on Cluster.
-   * @defaultValue 1 with Sentinel, else 0
+   * failover cannot silently undo them. Capped by the replicas connected now; on a Cluster, by the
+   * replicas of each shard written to, and asked of each such shard's primary.
+   * @defaultValue 1 with Sentinel or a Cluster, else 0
    */
   readonly waitReplicas?: number;
   /** Longest WAIT for those replicas. @defaultValue 500 */
@@ -96,13 +98,14 @@ export class RedisEngine implements Engine {
   readonly #waitTimeoutMs: number;
   readonly #logger: Logger | undefined;
   #subscribeWarnedAt = Number.NEGATIVE_INFINITY;
-  #replicas = { count: 0, checkedAt: 0 };
+  /** The replicas connected to each primary written to (one entry, "", unless on a Cluster), read from INFO at most once a second. */
+  readonly #replicas = new Map<string, { count: number; checkedAt: number }>();
 
   constructor(options: RedisEngineOptions) {
     // Every claim in flight listens to it (a worker keeps up to 128): not a leak, so no warning past ten.
     setMaxListeners(0, this.#closing.signal);
     this.#logger = options.logger;
-    this.#waitReplicas = options.target.mode === "cluster" ? 0 : (options.waitReplicas ?? (options.target.mode === "sentinel" ? 1 : 0));
+    this.#waitReplicas = options.waitReplicas ?? (options.target.mode === "standalone" ? 0 : 1);
     this.#waitTimeoutMs = options.waitTimeoutMs ?? 500;
     this.#keys = new RedisKeys(options.prefix ?? "ll");
     this.#retention = options.retentionSeconds ?? 86_400;
@@ -187,7 +190,7 @@ export class RedisEngine implements Engine {
     const body = createdEntry(request, options);
     await this.#commands.llCreate(this.#keys.meta(id), this.#keys.log(id), canonicalJson(body), new Date().toISOString());
     if (kind === "created" || !(await this.#isTerminal(id))) await this.#enqueue(id);
-    await this.#replicate();
+    await this.#replicate(this.#keys.meta(id), this.#keys.ready);
     return { kind, id };
   }
 
@@ -209,7 +212,7 @@ export class RedisEngine implements Engine {
       case "appended":
         if (endsWithTerminal(entries)) {
           // The end of an answer must outlive a failover: replicate, then make sure it stands.
-          await this.#replicate();
+          await this.#replicate(this.#keys.meta(id));
           const head = await this.head(id);
           if (!head?.terminal) return { kind: "offsetConflict", lastOffset: head?.lastOffset ?? 0 };
           await this.#lease("finish", id, entries.at(-1)!.type);
@@ -377,7 +380,7 @@ export class RedisEngine implements Engine {
         if (fence > 0) {
           // A fence a failover could roll back might be handed out twice: hand it out only once a
           // replica holds it; otherwise give the job back and try again shortly.
-          if (await this.#replicate()) return { id, fence, takeover: Number(info) === 1 };
+          if (await this.#replicate(k.meta(id), k.ready)) return { id, fence, takeover: Number(info) === 1 };
           await this.#lease("release", id);
           await new Promise((r) => setTimeout(r, 200));
           continue;
@@ -461,7 +464,7 @@ export class RedisEngine implements Engine {
       ),
     ) as CancelResult;
     if (result === "cancelled") {
-      await this.#replicate();
+      await this.#replicate(this.#keys.meta(id));
       await this.#lease("finish", id, "cancelled");
       await this.#chatNameEnds(id);
     }
@@ -489,7 +492,7 @@ export class RedisEngine implements Engine {
     const state = String(await this.#commands.llChatMark(this.#keys.meta(generationId), chatId));
     await this.#commands.set(this.#keys.chat(chatId), generationId);
     if (state !== "running" || (await this.#isTerminal(generationId))) await this.#expireChatName(chatId, generationId);
-    await this.#replicate();
+    await this.#replicate(this.#keys.meta(generationId), this.#keys.chat(chatId));
   }
 
   async chatGeneration(chatId: string): Promise<string | undefined> {
@@ -528,21 +531,40 @@ export class RedisEngine implements Engine {
 
   /**
    * WAIT for the configured replicas, capped by those connected (read from INFO at most once a
-   * second): with no replica left there is nothing a failover could lose to.
+   * second): with no replica left there is nothing a failover could lose to. On a Cluster, of the
+   * primary of each of `keys`' shards, over the connection the write to it went through (WAIT
+   * counts that connection's writes); elsewhere `keys` do not matter: there is one primary.
    */
-  async #replicate(): Promise<boolean> {
+  async #replicate(...keys: string[]): Promise<boolean> {
     if (this.#waitReplicas === 0) return true;
-    const now = Date.now();
-    if (now - this.#replicas.checkedAt > 1000) {
-      const info = await this.#commands.info("replication");
-      this.#replicas = { count: Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0), checkedAt: now };
+    const commands = this.#commands as RedisClient;
+    if (!(commands instanceof Cluster)) return this.#replicatedBy("", commands as Redis);
+    const nodes = new Map<string, Redis>();
+    for (const key of keys) {
+      const nodeKey = commands.slots[calculateSlot(key)]?.[0];
+      const node =
+        nodeKey === undefined ? undefined : commands.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === nodeKey);
+      // Slots not known (yet, or again after a failover): nothing to confirm against, as with no replica.
+      if (nodeKey !== undefined && node) nodes.set(nodeKey, node);
     }
-    const wanted = Math.min(this.#waitReplicas, this.#replicas.count);
+    const confirmed = await Promise.all([...nodes].map(([nodeKey, node]) => this.#replicatedBy(nodeKey, node)));
+    return confirmed.every(Boolean);
+  }
+
+  async #replicatedBy(nodeKey: string, node: Redis): Promise<boolean> {
+    const now = Date.now();
+    let replicas = this.#replicas.get(nodeKey);
+    if (!replicas || now - replicas.checkedAt > 1000) {
+      const info = await node.info("replication");
+      replicas = { count: Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0), checkedAt: now };
+      this.#replicas.set(nodeKey, replicas);
+    }
+    const wanted = Math.min(this.#waitReplicas, replicas.count);
     if (wanted === 0) return true;
-    const acked = Number(await (this.#commands as Redis).wait(wanted, this.#waitTimeoutMs));
+    const acked = Number(await node.wait(wanted, this.#waitTimeoutMs));
     if (acked >= wanted) return true;
-    this.#replicas.checkedAt = 0;
-    this.#logger?.warn({ acked, wanted }, "replicas did not confirm a write in time");
+    replicas.checkedAt = 0;
+    this.#logger?.warn({ acked, wanted, ...(nodeKey === "" ? {} : { node: nodeKey }) }, "replicas did not confirm a write in time");
     return false;
   }
 
