@@ -160,9 +160,13 @@ describe("a connection's errors in the log", () => {
     // A new spell starts afresh: its first error is logged at once.
     client.emit("error", new Error("Connection is closed."));
     expect(lines.slice(3).map((l) => [l.msg, l.err, l.repeated])).toEqual([["redis connection error", "Connection is closed.", undefined]]);
-    client.emit("ready"); // a ready with no error before it says nothing
+    // A different error within the window is news: logged at once, with the count of the one before.
+    client.emit("error", new Error("Connection is closed."));
+    client.emit("error", new Error("WRONGPASS invalid username-password pair"));
+    expect(lines.slice(4).map((l) => [l.err, l.repeated])).toEqual([["WRONGPASS invalid username-password pair", 1]]);
     client.emit("ready");
-    expect(lines).toHaveLength(5);
+    client.emit("ready"); // a ready with no error before it says nothing
+    expect(lines).toHaveLength(6);
   });
 
   it("a real client that cannot reach Redis for a while logs one line, not one per retry, and keeps the process up", async () => {

@@ -2,7 +2,7 @@ import { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { connectRedis } from "../../src/engine/redis/connection.ts";
 import { Notifications } from "../../src/engine/redis/notifications.ts";
-import { RedisEngine } from "../../src/engine/redis/redis-engine.ts";
+import { onlineReplicas, RedisEngine } from "../../src/engine/redis/redis-engine.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 import { until } from "../support/waits.ts";
@@ -542,5 +542,21 @@ describe("the redis engine", () => {
       await worker.close();
       await producer.close();
     }
+  });
+});
+
+describe("the replicas a WAIT can count on", () => {
+  it("are those INFO shows online: not one still loading its copy, whatever connected_slaves says", () => {
+    const info = [
+      "# Replication",
+      "role:master",
+      "connected_slaves:3",
+      "slave0:ip=127.0.0.1,port=7001,state=online,offset=1234,lag=0",
+      "slave1:ip=127.0.0.1,port=7002,state=wait_bgsave,offset=0,lag=0",
+      "slave2:ip=127.0.0.1,port=7003,state=online,offset=1200,lag=1",
+      "master_repl_offset:1234",
+    ].join("\r\n");
+    expect(onlineReplicas(info)).toBe(2);
+    expect(onlineReplicas("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n")).toBe(0);
   });
 });

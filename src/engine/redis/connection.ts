@@ -49,30 +49,37 @@ export const ERROR_LOG_EVERY_MS = 10_000;
 /**
  * Listens to a connection's errors (an `error` event nobody listens to would end the process) and
  * logs them as warnings named after the connection: the first of a spell at once, then at most one
- * line per {@link ERROR_LOG_EVERY_MS} with how many came since the last (`repeated`), and one line
- * when it is ready again after errors. ioredis emits an error at every retry while Redis is away
- * (every 20–50 ms per connection in a Cluster failover), and a process holds up to ten connections:
- * an outage of a minute was thousands of identical lines.
+ * line per {@link ERROR_LOG_EVERY_MS} with how many came since the last (`repeated`), unless the
+ * error says something new, and one line when it is ready again after errors. ioredis emits an
+ * error at every retry while Redis is away, and a process holds up to ten connections: an outage
+ * of a minute was thousands of identical lines. A Cluster reports its nodes' connections as
+ * `node error` (a shard failing over; the Cluster as a whole stays ready): those go through the
+ * same count.
  */
 export function reportConnectionErrors(client: EventEmitter, name: string, logger: Logger | undefined, now: () => number = Date.now): void {
   let loggedAt = -Infinity;
+  let lastMessage = "";
   let unlogged = 0;
   let erred = false;
-  client.on("error", (error: Error) => {
+  const onError = (error: Error): void => {
     erred = true;
-    if (now() - loggedAt < ERROR_LOG_EVERY_MS) {
+    if (now() - loggedAt < ERROR_LOG_EVERY_MS && error.message === lastMessage) {
       unlogged += 1;
       return;
     }
     logger?.warn({ connection: name, err: error.message, ...(unlogged > 0 ? { repeated: unlogged } : {}) }, "redis connection error");
     loggedAt = now();
+    lastMessage = error.message;
     unlogged = 0;
-  });
+  };
+  client.on("error", onError);
+  if (client instanceof Cluster) client.on("node error", onError);
   client.on("ready", () => {
     if (!erred) return;
     logger?.info({ connection: name, ...(unlogged > 0 ? { repeated: unlogged } : {}) }, "redis connection ready again");
     erred = false;
     loggedAt = -Infinity;
+    lastMessage = "";
     unlogged = 0;
   });
 }

@@ -190,7 +190,9 @@ export class RedisEngine implements Engine {
     const body = createdEntry(request, options);
     await this.#commands.llCreate(this.#keys.meta(id), this.#keys.log(id), canonicalJson(body), new Date().toISOString());
     if (kind === "created" || !(await this.#isTerminal(id))) await this.#enqueue(id);
-    await this.#replicate(this.#keys.meta(id), this.#keys.ready);
+    const written = [this.#keys.meta(id), this.#keys.ready];
+    if (key !== undefined) written.push(this.#keys.idempotency(key));
+    await this.#replicate(...written);
     return { kind, id };
   }
 
@@ -380,7 +382,8 @@ export class RedisEngine implements Engine {
         if (fence > 0) {
           // A fence a failover could roll back might be handed out twice: hand it out only once a
           // replica holds it; otherwise give the job back and try again shortly.
-          if (await this.#replicate(k.meta(id), k.ready)) return { id, fence, takeover: Number(info) === 1 };
+          // The fence is what must not be handed out twice; a lost queue write only queues the job again.
+          if (await this.#replicate(k.meta(id))) return { id, fence, takeover: Number(info) === 1 };
           await this.#lease("release", id);
           await new Promise((r) => setTimeout(r, 200));
           continue;
@@ -542,29 +545,41 @@ export class RedisEngine implements Engine {
     const nodes = new Map<string, Redis>();
     for (const key of keys) {
       const nodeKey = commands.slots[calculateSlot(key)]?.[0];
-      const node =
-        nodeKey === undefined ? undefined : commands.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === nodeKey);
-      // Slots not known (yet, or again after a failover): nothing to confirm against, as with no replica.
-      if (nodeKey !== undefined && node) nodes.set(nodeKey, node);
+      if (nodeKey === undefined) continue; // no slot map yet: nothing was written through it either
+      const node = commands.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === nodeKey);
+      // The slot's primary has left the client's pool (it died; the map still names it): what it
+      // acknowledged may not have reached a replica, and nothing can say it did.
+      if (!node || node.status !== "ready") return false;
+      nodes.set(nodeKey, node);
     }
     const confirmed = await Promise.all([...nodes].map(([nodeKey, node]) => this.#replicatedBy(nodeKey, node)));
     return confirmed.every(Boolean);
   }
 
+  /**
+   * WAIT on `node` for the replicas wanted, capped by its replicas online; false when they did not
+   * confirm in time or the node could not be asked (a primary dying or just demoted), never a throw.
+   */
   async #replicatedBy(nodeKey: string, node: Redis): Promise<boolean> {
     const now = Date.now();
     let replicas = this.#replicas.get(nodeKey);
-    if (!replicas || now - replicas.checkedAt > 1000) {
-      const info = await node.info("replication");
-      replicas = { count: Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0), checkedAt: now };
-      this.#replicas.set(nodeKey, replicas);
+    try {
+      if (!replicas || now - replicas.checkedAt > 1000) {
+        replicas = { count: onlineReplicas(await node.info("replication")), checkedAt: now };
+        this.#replicas.set(nodeKey, replicas);
+      }
+      const wanted = Math.min(this.#waitReplicas, replicas.count);
+      if (wanted === 0) return true;
+      const acked = Number(await node.wait(wanted, this.#waitTimeoutMs));
+      if (acked >= wanted) return true;
+      this.#logger?.warn({ acked, wanted, ...(nodeKey === "" ? {} : { node: nodeKey }) }, "replicas did not confirm a write in time");
+    } catch (error) {
+      this.#logger?.warn(
+        { err: (error as Error).message, ...(nodeKey === "" ? {} : { node: nodeKey }) },
+        "could not ask replicas to confirm a write",
+      );
     }
-    const wanted = Math.min(this.#waitReplicas, replicas.count);
-    if (wanted === 0) return true;
-    const acked = Number(await node.wait(wanted, this.#waitTimeoutMs));
-    if (acked >= wanted) return true;
-    replicas.checkedAt = 0;
-    this.#logger?.warn({ acked, wanted, ...(nodeKey === "" ? {} : { node: nodeKey }) }, "replicas did not confirm a write in time");
+    if (replicas) replicas.checkedAt = 0;
     return false;
   }
 
@@ -629,4 +644,13 @@ function untilAborted<T>(promise: Promise<T>, ...signals: AbortSignal[]): Promis
       },
     );
   });
+}
+
+/**
+ * The replicas `INFO replication` shows online (`slaveN:…,state=online,…`): one still loading a
+ * full copy, or whose link has broken without the primary knowing yet, cannot confirm a write, and
+ * `connected_slaves` counts it.
+ */
+export function onlineReplicas(info: string): number {
+  return info.split("\n").filter((line) => /^slave\d+:.*\bstate=online\b/.test(line)).length;
 }
