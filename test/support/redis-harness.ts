@@ -373,8 +373,10 @@ async function launch(label: string, args: (place: LaunchPlace) => string[], tim
       });
       return server;
     } catch (err) {
-      await server.stop();
+      // The log first: stop() removes the server's dir, and with it what says the port was taken.
+      await server.kill();
       const tail = server.logTail();
+      await server.stop();
       const portTaken = (err instanceof StartAborted && err.portTaken) || tail.includes("Address already in use");
       if (portTaken && attempt < PORT_ATTEMPTS) continue;
       throw new Error(`${label} redis-server did not start (attempt ${attempt}): ${errorText(err)}\n--- log tail ---\n${tail}`);
