@@ -109,10 +109,10 @@ export class Metrics {
    * scrape shows no window rather than a window of 0.
    */
   watchCoalesceWindow(source: () => number): void {
-    const first = !this.#coalesceWindow;
+    const registered = this.#coalesceWindow !== undefined;
     this.#coalesceWindow = source;
-    if (!first) return;
-    const read = () => this.#coalesceWindow?.() ?? 0;
+    if (registered) return;
+    const read = (): number => this.#coalesceWindow!();
     new Gauge({
       name: "lifeline_coalesce_window_ms",
       help: "The worker's coalescing window now, in ms: the configured one, or wider (up to 400) while its event loop is saturated.",
@@ -122,6 +122,7 @@ export class Metrics {
       },
     });
   }
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
     if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: "lifeline_" });
   }

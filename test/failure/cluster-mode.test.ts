@@ -15,6 +15,20 @@ beforeEach((ctx) => requireRedis(ctx));
 
 const request = (i: number) => simRequest(`cluster ${i}`, { max_tokens: 60, seed: i });
 
+/** A Lifeline process's environment on `cluster`, its keys under `prefix`. */
+const clusterEnv = (cluster: RedisCluster, prefix: string, extra: Record<string, string> = {}): Record<string, string> => ({
+  LIFELINE_ENGINE: "redis",
+  LIFELINE_REDIS_CLUSTER_NODES: cluster.nodes.map((n) => `${n.host}:${n.port}`).join(","),
+  LIFELINE_REDIS_PREFIX: `${prefix}${process.pid}`,
+  ...extra,
+});
+
+/** The primary (its index in `nodes`) serving the slot of answer `id`: the harness gives primary i the slots from floor(i × 16384 / 3) on. */
+async function shardOf(redis: Redis, id: string): Promise<number> {
+  const slot = Number(await redis.cluster("KEYSLOT", `{${id}}`));
+  return [2, 1, 0].find((i) => slot >= Math.floor((i * 16_384) / 3))!;
+}
+
 describe("distributed mode on a Redis Cluster", () => {
   let cluster: RedisCluster | undefined;
   const startLifeline = useLifelineProcesses();
@@ -26,13 +40,7 @@ describe("distributed mode on a Redis Cluster", () => {
   });
 
   it("answers spread over three shards survive a worker SIGKILLed mid-answer", async () => {
-    const env = {
-      LIFELINE_ENGINE: "redis",
-      LIFELINE_REDIS_CLUSTER_NODES: cluster!.nodes.map((n) => `${n.host}:${n.port}`).join(","),
-      LIFELINE_REDIS_PREFIX: `cl${process.pid}`,
-      LIFELINE_LEASE_MS: "2000",
-      LIFELINE_SIM_TOKENS_PER_SECOND: "20",
-    };
+    const env = clusterEnv(cluster!, "cl", { LIFELINE_LEASE_MS: "2000", LIFELINE_SIM_TOKENS_PER_SECOND: "20" });
     const [gateway, w1, w2] = await Promise.all([
       startLifeline("gateway", env),
       startLifeline("worker", { ...env, LIFELINE_WORKER_NAME: "w1" }),
@@ -86,11 +94,7 @@ describe("distributed mode on a Redis Cluster whose shards have replicas", () =>
   });
 
   it("a create, a claim and an answer's end wait for a replica of the shard they were written to", async () => {
-    const env = {
-      LIFELINE_ENGINE: "redis",
-      LIFELINE_REDIS_CLUSTER_NODES: cluster!.nodes.map((n) => `${n.host}:${n.port}`).join(","),
-      LIFELINE_REDIS_PREFIX: `clw${process.pid}`,
-    };
+    const env = clusterEnv(cluster!, "clw");
     const waits = async (): Promise<number[]> =>
       Promise.all(
         cluster!.nodes.map(async (node) => {
@@ -115,12 +119,10 @@ describe("distributed mode on a Redis Cluster whose shards have replicas", () =>
     }
     for (const [i, id] of ids.entries()) expectExactAnswer(await readAnswer(gateway.url, id), simText(ask(i)));
     // Each primary holding an answer's keys was asked to WAIT: for its create, claim and end.
-    // The harness gives primary i the slots from floor(i × 16384 / 3) on.
-    const shardOf = (slot: number): number => [2, 1, 0].find((i) => slot >= Math.floor((i * 16_384) / 3))!;
     const seed = new Redis({ host: cluster!.nodes[0]!.host, port: cluster!.nodes[0]!.port, lazyConnect: true });
     await seed.connect();
     const answersPerShard = [0, 0, 0];
-    for (const id of ids) answersPerShard[shardOf(Number(await seed.cluster("KEYSLOT", `{${id}}`)))]! += 1;
+    for (const id of ids) answersPerShard[await shardOf(seed, id)]! += 1;
     seed.disconnect();
     const after = await waits();
     for (const [shard, answers] of answersPerShard.entries()) {
@@ -132,13 +134,7 @@ describe("distributed mode on a Redis Cluster whose shards have replicas", () =>
   });
 
   it("a shard's primary SIGKILLed mid-answer: its replica takes over, and every answer, on that shard or not, ends exact", async () => {
-    const env = {
-      LIFELINE_ENGINE: "redis",
-      LIFELINE_REDIS_CLUSTER_NODES: cluster!.nodes.map((n) => `${n.host}:${n.port}`).join(","),
-      LIFELINE_REDIS_PREFIX: `clf${process.pid}`,
-      LIFELINE_LEASE_MS: "5000",
-      LIFELINE_SIM_TOKENS_PER_SECOND: "16",
-    };
+    const env = clusterEnv(cluster!, "clf", { LIFELINE_LEASE_MS: "5000", LIFELINE_SIM_TOKENS_PER_SECOND: "16" });
     const { gateway, client } = await startFailoverFleet(startLifeline, env);
     const ask = (i: number) => simRequest(`cluster failover ${i}`, { max_tokens: 80, seed: i });
     const killed = cluster!.nodes[0]!;
@@ -151,9 +147,8 @@ describe("distributed mode on a Redis Cluster whose shards have replicas", () =>
       const allEnded = new AbortController();
       void Promise.allSettled(following).then(() => allEnded.abort());
       // The logs on the shard that dies: the first primary serves the lowest third of the slots.
-      const slotOf = async (id: string) => Number(await survivor.cluster("KEYSLOT", `{${id}}`));
       const onKilledShard = new Set<string>();
-      for (const id of ids) if ((await slotOf(id)) < Math.floor(16_384 / 3)) onKilledShard.add(id);
+      for (const id of ids) if ((await shardOf(survivor, id)) === 0) onKilledShard.add(id);
       expect(onKilledShard.size, "no answer's log on the shard to kill").toBeGreaterThan(0);
       const answers = ids.map((id, i) => ({ id, expectedChars: simText(ask(i)).length })).filter((a) => onKilledShard.has(a.id));
 
