@@ -1,8 +1,11 @@
 import { Redis } from "ioredis";
+import { canonicalJson } from "../../src/core/canonical.ts";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { connectRedis } from "../../src/engine/redis/connection.ts";
 import { Notifications } from "../../src/engine/redis/notifications.ts";
+import { RedisKeys } from "../../src/engine/redis/keys.ts";
 import { onlineReplicas, RedisEngine } from "../../src/engine/redis/redis-engine.ts";
+import { withScripts } from "../../src/engine/redis/scripts.ts";
 import { redisAvailable, requireRedis, startStandalone, type RedisServer } from "../support/redis-harness.ts";
 import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.ts";
 import { until } from "../support/waits.ts";
@@ -121,6 +124,41 @@ describe("the redis engine", () => {
       await engine.setChatGeneration("c4", "gen_00000000000000000000000000");
       expect(await raw.ttl(chatKey("c4"))).toBeGreaterThan(0);
       expect(await raw.exists(`${prefix}:{gen_00000000000000000000000000}:meta`)).toBe(0);
+    } finally {
+      raw.disconnect();
+      await engine.close();
+    }
+  });
+
+  it("an answer's end whose reply was lost finishes its job and its chat's name when the retry comes back a duplicate", async () => {
+    const prefix = `lostend${process.pid}`;
+    const engine = new RedisEngine({ target: { mode: "standalone", url: server!.url }, prefix, retentionSeconds: 60 });
+    const raw = withScripts(new Redis(server!.url));
+    const keys = new RedisKeys(prefix);
+    try {
+      const { id } = await engine.create({ model: "sim", messages: [{ role: "user", content: "an end lost on the wire" }] });
+      await engine.setChatGeneration("c1", id);
+      const claim = await engine.claim("w", 60_000, new AbortController().signal);
+      expect(claim?.id).toBe(id);
+      const usage = { promptTokens: 1, completionTokens: 1 };
+      const end = [{ type: "completed" as const, attempt: claim!.fence, finishReason: "stop" as const, usage }];
+      // The first try: the script ran in Redis, and its reply never reached the worker.
+      const first = (await raw.llAppend(
+        ...[keys.meta(id), keys.log(id), claim!.fence, 2, 1, new Date().toISOString(), keys.notify(id), 60],
+        ...end.map((entry) => canonicalJson(entry)),
+      )) as [string, number];
+      expect(first[0]).toBe("appended");
+      expect(await raw.zscore(keys.leased, id)).not.toBeNull();
+      expect(await raw.ttl(keys.chat("c1"))).toBe(-1);
+
+      expect(await engine.append(id, claim!.fence, 2, end)).toEqual({ kind: "duplicate", nextOffset: 3 });
+      expect(await raw.zscore(keys.leased, id)).toBeNull();
+      expect(await raw.ttl(keys.chat("c1"))).toBeGreaterThan(0);
+      const ended = (await engine.changes(undefined, 100)).changes.filter((c) => c.id === id && c.type === "completed");
+      expect(ended).toHaveLength(1);
+      // A third try changes nothing more: the job's end is noted once.
+      expect(await engine.append(id, claim!.fence, 2, end)).toEqual({ kind: "duplicate", nextOffset: 3 });
+      expect((await engine.changes(undefined, 100)).changes.filter((c) => c.id === id && c.type === "completed")).toHaveLength(1);
     } finally {
       raw.disconnect();
       await engine.close();

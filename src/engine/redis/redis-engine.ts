@@ -212,19 +212,20 @@ export class RedisEngine implements Engine {
     const [kind, n] = result;
     switch (kind) {
       case "appended":
+      case "duplicate":
         if (endsWithTerminal(entries)) {
-          // The end of an answer must outlive a failover: replicate, then make sure it stands.
+          // The end of an answer must outlive a failover: replicate, then make sure it stands. A
+          // duplicate end is a retry whose first try may have stopped before these steps (its
+          // reply lost): they are idempotent, so they run again.
           await this.#replicate(this.#keys.meta(id));
           const head = await this.head(id);
           if (!head?.terminal) return { kind: "offsetConflict", lastOffset: head?.lastOffset ?? 0 };
           await this.#lease("finish", id, entries.at(-1)!.type);
           await this.#chatNameEnds(id);
-        } else {
+        } else if (kind === "appended") {
           // A retry or a rewind is rare and worth one more command; a delta never costs one.
           for (const entry of entries) if (entry.type === "retrying" || entry.type === "rewind") await this.#feed.record(id, entry.type);
         }
-        return { kind, nextOffset: Number(n) };
-      case "duplicate":
         return { kind, nextOffset: Number(n) };
       case "staleFence":
         return { kind, fence: Number(n) };
