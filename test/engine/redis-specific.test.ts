@@ -598,3 +598,60 @@ describe("the replicas a WAIT can count on", () => {
     expect(onlineReplicas("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n")).toBe(0);
   });
 });
+
+describe("a replica that stops confirming writes", () => {
+  let primary: RedisServer | undefined;
+  let replica: RedisServer | undefined;
+  beforeAll(async () => {
+    if (!redisAvailable()) return;
+    primary = await startStandalone();
+    replica = await startStandalone({ args: ["--replicaof", "127.0.0.1", String(primary.port)] });
+    const watch = new Redis(replica.url);
+    try {
+      await until(async () => /master_link_status:up/.test(await watch.info("replication")), 20_000, "the replica in sync");
+    } finally {
+      watch.disconnect();
+    }
+  });
+  afterAll(async () => {
+    if (replica?.isRunning()) process.kill(replica.pid, "SIGCONT");
+    await replica?.stop();
+    await primary?.stop();
+  });
+
+  it("holds neither deltas nor lease renewals behind its WAITs, and callers that come together share one WAIT", async () => {
+    const prefix = `stuck${process.pid}`;
+    // The primary still lists a stopped replica online (until its repl-timeout): every WAIT runs out.
+    const engine = new RedisEngine({ target: { mode: "standalone", url: primary!.url }, prefix, waitReplicas: 1, waitTimeoutMs: 4000 });
+    const raw = new Redis(primary!.url);
+    const waits = async (): Promise<number> => Number(/cmdstat_wait:calls=(\d+)/.exec(await raw.info("commandstats"))?.[1] ?? 0);
+    try {
+      const running = await engine.create({ model: "sim", messages: [{ role: "user", content: "still streaming" }] });
+      const claim = await engine.claim("w", 60_000, new AbortController().signal);
+      expect(claim?.id).toBe(running.id);
+      const queued: string[] = [];
+      for (let i = 0; i < 10; i++)
+        queued.push((await engine.create({ model: "sim", messages: [{ role: "user", content: `queued ${i}` }] })).id);
+      const waitsBefore = await waits();
+
+      process.kill(replica!.pid, "SIGSTOP");
+      let settled = 0;
+      const cancels = queued.map((id) => engine.cancel(id).finally(() => (settled += 1)));
+      await until(async () => /blocked_clients:[1-9]/.test(await raw.info("clients")), 10_000, "a WAIT blocked on the primary");
+
+      expect(await engine.renew(running.id, claim!.fence, 60_000)).toBe("renewed");
+      expect(await engine.append(running.id, claim!.fence, 2, [{ type: "delta", attempt: claim!.fence, text: "on time" }])).toEqual({
+        kind: "appended",
+        nextOffset: 3,
+      });
+      expect(settled, "a cancel ended before the delta: its WAIT did not hold the delta").toBe(0);
+
+      expect(await Promise.all(cancels)).toEqual(queued.map(() => "cancelled"));
+      expect(await waits()).toBeLessThanOrEqual(waitsBefore + 2);
+    } finally {
+      process.kill(replica!.pid, "SIGCONT");
+      raw.disconnect();
+      await engine.close();
+    }
+  });
+});

@@ -89,6 +89,13 @@ export class RedisEngine implements Engine {
   readonly #retention: number;
   readonly #feed: RedisFeed;
   readonly #commands: ScriptedClient;
+  /**
+   * The connection of the writes a WAIT confirms (a create, a claim's fence, a cancel, an answer's
+   * end, a chat's name) and of their WAITs: a WAIT counts its own connection's writes and holds that
+   * connection until it returns, so on the command connection a replica that stops confirming would
+   * hold every delta and lease renewal behind it. The command connection itself when no WAIT is made.
+   */
+  readonly #durable: ScriptedClient;
   readonly #blocking: RedisClient;
   readonly #subscriber: RedisClient;
   readonly #notifications: Notifications;
@@ -100,6 +107,8 @@ export class RedisEngine implements Engine {
   #subscribeWarnedAt = Number.NEGATIVE_INFINITY;
   /** The replicas connected to each primary written to (one entry, "", unless on a Cluster), read from INFO at most once a second. */
   readonly #replicas = new Map<string, { count: number; checkedAt: number }>();
+  /** The WAIT in flight on each primary (keyed as {@link #replicas}): a caller that comes while it waits shares it. */
+  readonly #waits = new Map<string, Promise<boolean>>();
 
   constructor(options: RedisEngineOptions) {
     // Every claim in flight listens to it (a worker keeps up to 128): not a leak, so no warning past ten.
@@ -111,9 +120,13 @@ export class RedisEngine implements Engine {
     this.#retention = options.retentionSeconds ?? 86_400;
     const logger = options.logger;
     this.#commands = withScripts(connectRedis(options.target, "lifeline", { writePerTurn: true, logger }));
+    this.#durable =
+      this.#waitReplicas > 0
+        ? withScripts(connectRedis(options.target, "lifeline-durable", { writePerTurn: true, logger }))
+        : this.#commands;
     this.#blocking = connectRedis(options.target, "lifeline-claim", { logger });
     this.#subscriber = connectRedis(options.target, "lifeline-sub", { logger });
-    for (const client of [this.#commands, this.#blocking, this.#subscriber]) {
+    for (const client of this.#clients()) {
       // A client that ends while the engine is open (ioredis gives up in some failover races) is
       // brought back, or every later command would fail with "Connection is closed".
       client.on("end", () => {
@@ -177,7 +190,7 @@ export class RedisEngine implements Engine {
     if (key !== undefined) {
       const requestJson = canonicalJson(request);
       const stored = JSON.stringify({ id, request: requestJson });
-      const set = await this.#commands.set(this.#keys.idempotency(key), stored, "EX", this.#retention, "NX");
+      const set = await this.#durable.set(this.#keys.idempotency(key), stored, "EX", this.#retention, "NX");
       if (set === null) {
         const parsed = await this.#seenKey(key);
         if (!parsed) return this.create(request, options); // expired between the two calls
@@ -188,7 +201,7 @@ export class RedisEngine implements Engine {
     }
     // Both steps are idempotent, so a retried or repeated create completes a half-done one.
     const body = createdEntry(request, options);
-    await this.#commands.llCreate(this.#keys.meta(id), this.#keys.log(id), canonicalJson(body), new Date().toISOString());
+    await this.#durable.llCreate(this.#keys.meta(id), this.#keys.log(id), canonicalJson(body), new Date().toISOString());
     if (kind === "created" || !(await this.#isTerminal(id))) await this.#enqueue(id);
     const written = [this.#keys.meta(id), this.#keys.ready];
     if (key !== undefined) written.push(this.#keys.idempotency(key));
@@ -198,12 +211,13 @@ export class RedisEngine implements Engine {
 
   async append(id: string, fence: number, expectedOffset: number, entries: readonly EntryBody[]): Promise<AppendResult> {
     assertWellFormedBatch(entries);
-    const result = (await this.#commands.llAppend(
+    const ends = endsWithTerminal(entries);
+    const result = (await (ends ? this.#durable : this.#commands).llAppend(
       this.#keys.meta(id),
       this.#keys.log(id),
       fence,
       expectedOffset,
-      endsWithTerminal(entries) ? 1 : 0,
+      ends ? 1 : 0,
       new Date().toISOString(),
       this.#keys.notify(id),
       this.#retention,
@@ -213,7 +227,7 @@ export class RedisEngine implements Engine {
     switch (kind) {
       case "appended":
       case "duplicate":
-        if (endsWithTerminal(entries)) {
+        if (ends) {
           // The end of an answer must outlive a failover: replicate, then make sure it stands. A
           // duplicate end is a retry whose first try may have stopped before these steps (its
           // reply lost): they are idempotent, so they run again.
@@ -379,7 +393,7 @@ export class RedisEngine implements Engine {
       if (id) {
         // The jobs still claimable, and a watcher when none is left watching: parked claimers take them up.
         this.#wakeups.wake("claim", Number(more ?? 0) + (this.#watching ? 0 : 1));
-        const fence = Number(await this.#commands.llLeaseCheck(k.meta(id), "raise", 0));
+        const fence = Number(await this.#durable.llLeaseCheck(k.meta(id), "raise", 0));
         if (fence > 0) {
           // A fence a failover could roll back might be handed out twice: hand it out only once a
           // replica holds it; otherwise give the job back and try again shortly.
@@ -459,7 +473,7 @@ export class RedisEngine implements Engine {
 
   async cancel(id: string): Promise<CancelResult> {
     const result = String(
-      await this.#commands.llCancel(
+      await this.#durable.llCancel(
         this.#keys.meta(id),
         this.#keys.log(id),
         new Date().toISOString(),
@@ -493,8 +507,8 @@ export class RedisEngine implements Engine {
    * second sets the expiry (see {@link #chatNameEnds}).
    */
   async setChatGeneration(chatId: string, generationId: string): Promise<void> {
-    const state = String(await this.#commands.llChatMark(this.#keys.meta(generationId), chatId));
-    await this.#commands.set(this.#keys.chat(chatId), generationId);
+    const state = String(await this.#durable.llChatMark(this.#keys.meta(generationId), chatId));
+    await this.#durable.set(this.#keys.chat(chatId), generationId);
     if (state !== "running" || (await this.#isTerminal(generationId))) await this.#expireChatName(chatId, generationId);
     await this.#replicate(this.#keys.meta(generationId), this.#keys.chat(chatId));
   }
@@ -527,9 +541,9 @@ export class RedisEngine implements Engine {
     // QUIT on a connection that is down would sit in the offline queue through every retry
     // (tens of seconds): only a connection that is up gets a goodbye.
     await Promise.all(
-      [this.#commands, this.#subscriber].map((c) =>
-        c.status === "ready" ? c.quit().catch(() => c.disconnect()) : Promise.resolve(c.disconnect()),
-      ),
+      this.#clients()
+        .filter((c) => c !== this.#blocking)
+        .map((c) => (c.status === "ready" ? c.quit().catch(() => c.disconnect()) : Promise.resolve(c.disconnect()))),
     );
   }
 
@@ -541,13 +555,13 @@ export class RedisEngine implements Engine {
    */
   async #replicate(...keys: string[]): Promise<boolean> {
     if (this.#waitReplicas === 0) return true;
-    const commands = this.#commands as RedisClient;
-    if (!(commands instanceof Cluster)) return this.#replicatedBy("", commands as Redis);
+    const durable = this.#durable as RedisClient;
+    if (!(durable instanceof Cluster)) return this.#replicatedBy("", durable as Redis);
     const nodes = new Map<string, Redis>();
     for (const key of keys) {
-      const nodeKey = commands.slots[calculateSlot(key)]?.[0];
+      const nodeKey = durable.slots[calculateSlot(key)]?.[0];
       if (nodeKey === undefined) continue; // no slot map yet: nothing was written through it either
-      const node = commands.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === nodeKey);
+      const node = durable.nodes("master").find((n) => `${n.options.host}:${n.options.port}` === nodeKey);
       // The slot's primary has left the client's pool (it died; the map still names it): what it
       // acknowledged may not have reached a replica, and nothing can say it did.
       if (!node || node.status !== "ready") return false;
@@ -558,10 +572,26 @@ export class RedisEngine implements Engine {
   }
 
   /**
+   * Whether the replicas wanted hold the writes made so far on the connection to `node`: the WAIT
+   * in flight there when there is one, else a new one. A caller holds the reply to its write, so
+   * that write came before any WAIT still unanswered on the same connection (Redis answers a
+   * connection in order), and that WAIT covers it: callers that come together share one WAIT, and
+   * a replica that stops confirming holds the connection for one timeout at a time, not one each.
+   */
+  #replicatedBy(nodeKey: string, node: Redis): Promise<boolean> {
+    let wait = this.#waits.get(nodeKey);
+    if (!wait) {
+      wait = this.#waitOn(nodeKey, node).finally(() => this.#waits.delete(nodeKey));
+      this.#waits.set(nodeKey, wait);
+    }
+    return wait;
+  }
+
+  /**
    * WAIT on `node` for the replicas wanted, capped by its replicas online; false when they did not
    * confirm in time or the node could not be asked (a primary dying or just demoted), never a throw.
    */
-  async #replicatedBy(nodeKey: string, node: Redis): Promise<boolean> {
+  async #waitOn(nodeKey: string, node: Redis): Promise<boolean> {
     const now = Date.now();
     let replicas = this.#replicas.get(nodeKey);
     try {
@@ -584,9 +614,14 @@ export class RedisEngine implements Engine {
     return false;
   }
 
+  /** Every connection of the engine, each once. */
+  #clients(): RedisClient[] {
+    return [...new Set<RedisClient>([this.#commands, this.#durable, this.#blocking, this.#subscriber])];
+  }
+
   async #enqueue(id: string): Promise<void> {
     const k = this.#keys;
-    await this.#commands.llEnqueue(k.ready, k.leased, k.order, k.sequence, k.signal, k.changes, k.generations, id, this.#retention * 1000);
+    await this.#durable.llEnqueue(k.ready, k.leased, k.order, k.sequence, k.signal, k.changes, k.generations, id, this.#retention * 1000);
     this.#wakeups.wake("claim", 1);
   }
 
