@@ -6,16 +6,19 @@
  * as it can) in interleaved repetitions; the figure is the reading process's CPU per token.
  *
  *   node --import tsx bench/provider-read.ts [--answers 20] [--tokens 5000] [--reps 3] [--out bench/results/provider-read.json]
+ *     [--wire openai-compatible | anthropic]   the Messages API against `@ai-sdk/anthropic`'s model
  *
- * See docs/decisions/017-lean-openai-stream-reader.md.
+ * See docs/decisions/017-lean-openai-stream-reader.md and 075-lean-anthropic-stream-reader.md.
  */
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
+import { createAnthropic } from "@ai-sdk/anthropic";
 import { createOpenAICompatible } from "@ai-sdk/openai-compatible";
 import type { ModelCall, ModelProvider } from "../src/llm/provider.ts";
+import { anthropicPrefill, createAnthropicProvider } from "../src/llm/providers/anthropic.ts";
 import { createOpenAICompatibleProvider } from "../src/llm/providers/openai-compatible.ts";
 import { verbatimPrefill } from "../src/llm/providers/prompt.ts";
-import { streamSdkModel } from "../src/llm/providers/sdk-stream.ts";
+import { streamSdkModel } from "./support/sdk-stream.ts";
 import { startSimLlmProcess } from "../test/support/sim-llm-process.ts";
 import { machineInfo, median, writeResults } from "./support/report.ts";
 
@@ -25,13 +28,33 @@ const { values: args } = parseArgs({
     tokens: { type: "string", default: "5000" },
     reps: { type: "string", default: "3" },
     out: { type: "string", default: "bench/results/provider-read.json" },
+    wire: { type: "string", default: "openai-compatible" },
   },
 });
+if (args.wire !== "openai-compatible" && args.wire !== "anthropic") throw new Error("--wire: openai-compatible or anthropic");
+const anthropic = args.wire === "anthropic";
 const answers = Number(args.answers);
 const tokensPerAnswer = Number(args.tokens);
 const reps = Number(args.reps);
 
 function sdkReader(baseUrl: string): ModelProvider {
+  if (anthropic) {
+    const model = createAnthropic({ name: "sdk", baseURL: baseUrl, apiKey: "" }).messages("sim");
+    return {
+      name: "sdk",
+      stream: (call) =>
+        streamSdkModel(
+          {
+            provider: "sdk",
+            secret: undefined,
+            model,
+            prefill: anthropicPrefill,
+            callOptions: () => ({ maxOutputTokens: call.request.max_tokens ?? 4096 }),
+          },
+          call,
+        ),
+    };
+  }
   const model = createOpenAICompatible({ name: "sdk", baseURL: baseUrl, includeUsage: true }).chatModel("sim");
   return {
     name: "sdk",
@@ -40,7 +63,9 @@ function sdkReader(baseUrl: string): ModelProvider {
 }
 
 function leanReader(baseUrl: string): ModelProvider {
-  return createOpenAICompatibleProvider({ name: "lean", baseUrl, model: "sim" });
+  return anthropic
+    ? createAnthropicProvider({ name: "lean", baseUrl, model: "sim" })
+    : createOpenAICompatibleProvider({ name: "lean", baseUrl, model: "sim" });
 }
 
 interface Phase {
@@ -63,7 +88,7 @@ async function measure(provider: ModelProvider, rep: number): Promise<Phase> {
         prefix: "",
         signal: new AbortController().signal,
       };
-      for await (const event of provider.stream(call)) if (event.type === "token") tokens += 1;
+      for await (const event of provider.stream(call)) if (event.type === "token") tokens += event.tokens ?? 1;
     }),
   );
   const used = process.cpuUsage(cpu);
@@ -96,7 +121,7 @@ try {
     sdkTokensPerSecond: median(byReader("sdk").map((p) => p.tokensPerSecond)),
     leanTokensPerSecond: median(byReader("lean").map((p) => p.tokensPerSecond)),
   };
-  writeResults(args.out, { machine: machineInfo(), answers, tokensPerAnswer, reps, phases, summary });
+  writeResults(args.out, { machine: machineInfo(), wire: args.wire, answers, tokensPerAnswer, reps, phases, summary });
   console.log(JSON.stringify(summary, null, 2));
 } finally {
   await sim.stop();

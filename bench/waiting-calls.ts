@@ -5,6 +5,7 @@
  * waiting, is compared with its memory before the first job.
  *
  *   node --import tsx bench/waiting-calls.ts [--calls 1000] [--out bench/results/waiting-calls.json]
+ *     [--wire openai-compatible | anthropic]   the provider type the worker calls sim-llm through
  *     [--heap-snapshots <dir>]   also writes the worker's heap before and while waiting, for a diff
  */
 import { fork, type ChildProcess } from "node:child_process";
@@ -23,8 +24,10 @@ const { values: args } = parseArgs({
     calls: { type: "string", default: "1000" },
     out: { type: "string", default: "bench/results/waiting-calls.json" },
     "heap-snapshots": { type: "string" },
+    wire: { type: "string", default: "openai-compatible" },
   },
 });
+if (args.wire !== "openai-compatible" && args.wire !== "anthropic") throw new Error("--wire: openai-compatible or anthropic");
 const calls = Number(args.calls);
 
 interface Memory {
@@ -52,7 +55,7 @@ const configFile = join(dataDir, "models.json");
 writeFileSync(
   configFile,
   JSON.stringify({
-    providers: { sim: { type: "openai-compatible", baseUrl: `${sim.url}/v1` } },
+    providers: { sim: { type: args.wire, baseUrl: `${sim.url}/v1` } },
     models: { waiting: { provider: "sim", model: "sim" } },
     timeouts: { connectMs: 600_000, firstTokenMs: 600_000, idleMs: 600_000, totalMs: 600_000 },
   }),
@@ -82,6 +85,7 @@ try {
   const per = (key: keyof Memory): number => (waiting[key] - before[key]) / calls;
   const result = {
     machine: machineInfo(),
+    wire: args.wire,
     calls,
     before,
     waiting,

@@ -446,11 +446,11 @@ describe("openai-compatible provider", () => {
   );
 });
 
-describe("a model writing faster than the worker reads", () => {
+describe.each([openAi, anthropic])("a model writing faster than the worker reads, on the $name wire", (wire) => {
   it("a large buffered read is taken in pieces: timers run between them, not only once it is all parsed", async () => {
     const tokens = Array.from({ length: 4000 }, (_, i) => `t${i} `);
-    const { url } = await serve(streamOf(openAi, tokens)); // about 500 KB in one write
-    const provider = openAi.create(url);
+    const { url } = await serve(streamOf(wire, tokens)); // about 500 KB in one write
+    const provider = wire.create(url);
     let turn = 0;
     let ticking = true;
     const tick = (): void => {
@@ -512,6 +512,78 @@ describe("anthropic provider", () => {
     const { url, received } = await serve(streamOf(anthropic, ["ok"]));
     await run(anthropic.create(url));
     expect(received[0]?.headers).not.toHaveProperty("x-api-key");
+  });
+
+  it("sends the API version, no seed, a temperature above 1 as 1, and messages of one role in a row as one turn", async () => {
+    const { url, received } = await serve(streamOf(anthropic, ["ok"]));
+    const request: GenerationRequest = {
+      model: "m",
+      messages: [
+        { role: "system", content: "Be brief." },
+        { role: "user", content: "Hi" },
+        { role: "user", content: "Are you there?" },
+        { role: "assistant", content: "Yes. " },
+      ],
+      temperature: 1.7,
+      seed: 7,
+    };
+    await run(anthropic.create(url), callOf({ request }));
+    expect(received[0]?.headers["anthropic-version"]).toBe("2023-06-01");
+    expect(received[0]?.body).not.toHaveProperty("seed");
+    expect(received[0]?.body).toMatchObject({
+      temperature: 1,
+      system: [{ type: "text", text: "Be brief." }],
+      messages: [
+        {
+          role: "user",
+          content: [
+            { type: "text", text: "Hi" },
+            { type: "text", text: "Are you there?" },
+          ],
+        },
+        { role: "assistant", content: [{ type: "text", text: "Yes." }] }, // no trailing whitespace: the API refuses it
+      ],
+    });
+  });
+
+  it("reads the answer's text only, counts the prompt's cached tokens, and names the stop reason in the common words", async () => {
+    const { url } = await serve((res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.end(
+        anthropicEvent("message_start", {
+          message: {
+            id: "msg_1",
+            type: "message",
+            role: "assistant",
+            content: [],
+            usage: { input_tokens: 3, cache_read_input_tokens: 5, cache_creation_input_tokens: 2, output_tokens: 1 },
+          },
+        }) +
+          anthropicEvent("ping") +
+          anthropicEvent("content_block_start", { index: 0, content_block: { type: "thinking", thinking: "" } }) +
+          anthropicEvent("content_block_delta", { index: 0, delta: { type: "thinking_delta", thinking: "Let me see." } }) +
+          anthropicEvent("content_block_stop", { index: 0 }) +
+          anthropicEvent("content_block_start", { index: 1, content_block: { type: "text", text: "" } }) +
+          anthropicEvent("content_block_delta", { index: 1, delta: { type: "text_delta", text: "Hel" } }) +
+          anthropicEvent("a_later_event_type", { index: 1, what: "the API may add events; clients skip them" }) +
+          anthropicEvent("content_block_delta", { index: 1, delta: { type: "text_delta", text: "lo" } }) +
+          anthropicEvent("content_block_stop", { index: 1 }) +
+          anthropicEvent("message_delta", { delta: { stop_reason: "max_tokens", stop_sequence: null }, usage: { output_tokens: 2 } }) +
+          anthropicEvent("message_stop"),
+      );
+    });
+    const { events, text, error } = await run(anthropic.create(url));
+    expect(error).toBeUndefined();
+    expect(text).toBe("Hello");
+    expect(events.at(-1)).toEqual({ type: "finish", finishReason: "length", usage: { promptTokens: 10, completionTokens: 2 } });
+  });
+
+  it("an event whose data names no type is a protocol error", async () => {
+    const { url } = await serve((res) => {
+      streamOf(anthropic, ["Hel"], "open")(res);
+      res.end(sse({ delta: { text: "lo" } }, "content_block_delta"));
+    });
+    expect(providerError((await run(anthropic.create(url))).error)).toMatchObject({ failure: "protocol", details: { retryable: false } });
   });
 
   it("a prefix ending in whitespace is sent trimmed, and the whitespace the model repeats is not doubled", async () => {

@@ -1,4 +1,3 @@
-import { APICallError } from "@ai-sdk/provider";
 import { parseRetryAfter } from "../../core/retry.ts";
 import { ProviderError, isRetryableProviderStatus } from "../provider-error.ts";
 
@@ -91,16 +90,6 @@ function causes(error: unknown): string {
   return messages.join(": ");
 }
 
-/** An error the HTTP exchange raised: an error status, a refused or cut connection, or a broken body. */
-function fromApiCallError(error: APICallError, source: FailureSource): ProviderError {
-  const status = error.statusCode;
-  // Body-read failures carry the 2xx status of the response they broke off from.
-  if (status !== undefined && status >= 400) return statusFailure(source, status, error.message, error.responseHeaders);
-  // The SDK marks refused, reset and cut connections retryable (it walks the cause chain for socket codes).
-  if (error.isRetryable) return networkFailure(source, error);
-  return protocolFailure(source, causes(error));
-}
-
 interface WireError {
   readonly message: string;
   readonly type?: unknown;
@@ -124,18 +113,6 @@ export function fromWireError(error: WireError, source: FailureSource): Provider
     status,
     retryable: isRetryableProviderStatus(status),
   });
-}
-
-/**
- * Names a failure in the terms of the resilience layer: HTTP error statuses with their
- * retryability and Retry-After, network failures, and everything else as `protocol`.
- */
-export function toProviderError(error: unknown, source: FailureSource): ProviderError {
-  if (error instanceof ProviderError) return error;
-  if (APICallError.isInstance(error)) return fromApiCallError(error, source);
-  if (isWireError(error)) return fromWireError(error, source);
-  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  return providerError(source, "protocol", `unexpected response: ${message}`, { retryable: false });
 }
 
 /** The stream ended (cleanly, at the HTTP level) before the model said it had finished. */

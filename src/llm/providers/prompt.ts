@@ -1,4 +1,3 @@
-import type { LanguageModelV3Message, LanguageModelV3Prompt } from "@ai-sdk/provider";
 import type { ChatMessage } from "../../core/entries.ts";
 
 /**
@@ -16,11 +15,6 @@ export function verbatimPrefill(prefix: string): Prefill {
   return { sent: prefix, echo: "" };
 }
 
-function toMessage(message: ChatMessage): LanguageModelV3Message {
-  if (message.role === "system") return { role: "system", content: message.content };
-  return { role: message.role, content: [{ type: "text", text: message.content }] };
-}
-
 /**
  * `messages` with the prefill appended. A conversation that already ends in an assistant message
  * gets the prefill added to that message, so the model continues one text.
@@ -30,11 +24,6 @@ export function withPrefill(messages: readonly ChatMessage[], prefill: string): 
   if (prefill === "") return messages;
   if (last?.role === "assistant") return [...messages.slice(0, -1), { role: "assistant", content: last.content + prefill }];
   return [...messages, { role: "assistant", content: prefill }];
-}
-
-/** The SDK prompt for `messages` with the prefill appended (see `withPrefill`). */
-export function toPrompt(messages: readonly ChatMessage[], prefill: string): LanguageModelV3Prompt {
-  return withPrefill(messages, prefill).map(toMessage);
 }
 
 /**

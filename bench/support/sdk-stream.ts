@@ -1,7 +1,29 @@
-import type { LanguageModelV3, LanguageModelV3CallOptions, LanguageModelV3StreamPart } from "@ai-sdk/provider";
-import type { ModelCall, ModelEvent } from "../provider.ts";
-import { endedEarly, toProviderError, type FailureSource } from "./failures.ts";
-import { echoSkipper, toPrompt, type Prefill } from "./prompt.ts";
+/**
+ * The path the lean stream readers replaced (decisions 017, 075): an AI SDK language model driven
+ * at `doStream` (fetch, web streams, zod-checked chunks), kept only for `bench/provider-read.ts`
+ * to measure against.
+ */
+import {
+  APICallError,
+  type LanguageModelV3,
+  type LanguageModelV3CallOptions,
+  type LanguageModelV3Message,
+  type LanguageModelV3Prompt,
+  type LanguageModelV3StreamPart,
+} from "@ai-sdk/provider";
+import type { ChatMessage } from "../../src/core/entries.ts";
+import type { ModelCall, ModelEvent } from "../../src/llm/provider.ts";
+import { ProviderError } from "../../src/llm/provider-error.ts";
+import {
+  endedEarly,
+  fromWireError,
+  isWireError,
+  networkFailure,
+  protocolFailure,
+  statusFailure,
+  type FailureSource,
+} from "../../src/llm/providers/failures.ts";
+import { echoSkipper, withPrefill, type Prefill } from "../../src/llm/providers/prompt.ts";
 
 type Part = LanguageModelV3StreamPart;
 
@@ -75,4 +97,26 @@ export async function* streamSdkModel(target: SdkModel, call: ModelCall): AsyncG
     if (!finished) upstream.abort();
     reader?.cancel().catch(() => undefined);
   }
+}
+
+function toMessage(message: ChatMessage): LanguageModelV3Message {
+  if (message.role === "system") return { role: "system", content: message.content };
+  return { role: message.role, content: [{ type: "text", text: message.content }] };
+}
+
+/** The SDK prompt for `messages` with the prefill appended (see `withPrefill`). */
+function toPrompt(messages: readonly ChatMessage[], prefill: string): LanguageModelV3Prompt {
+  return withPrefill(messages, prefill).map(toMessage);
+}
+
+/** A failure of the SDK in the terms of the resilience layer, as the lean readers name theirs. */
+function toProviderError(error: unknown, source: FailureSource): ProviderError {
+  if (error instanceof ProviderError) return error;
+  if (APICallError.isInstance(error)) {
+    const status = error.statusCode;
+    if (status !== undefined && status >= 400) return statusFailure(source, status, error.message, error.responseHeaders);
+    return error.isRetryable ? networkFailure(source, error) : protocolFailure(source, error.message);
+  }
+  if (isWireError(error)) return fromWireError(error, source);
+  return protocolFailure(source, `unexpected response: ${error instanceof Error ? error.message : String(error)}`);
 }
