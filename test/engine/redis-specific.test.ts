@@ -1,4 +1,5 @@
 import { Redis } from "ioredis";
+import { pino } from "pino";
 import { canonicalJson } from "../../src/core/canonical.ts";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { connectRedis } from "../../src/engine/redis/connection.ts";
@@ -652,6 +653,36 @@ describe("a replica that stops confirming writes", () => {
       process.kill(replica!.pid, "SIGCONT");
       raw.disconnect();
       await engine.close();
+    }
+  });
+
+  it("a claim whose connection is cut while its WAIT waits hands out no fence the new connection's WAIT did not confirm", async () => {
+    const prefix = `cut${process.pid}`;
+    const proxy = await startTcpProxy(primary!.port);
+    const lines: Record<string, unknown>[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const target = { mode: "standalone" as const, url: `redis://127.0.0.1:${proxy.port}` };
+    const engine = new RedisEngine({ target, prefix, waitReplicas: 1, waitTimeoutMs: 30_000, logger });
+    const raw = new Redis(primary!.url);
+    try {
+      const { id } = await engine.create({ model: "sim", messages: [{ role: "user", content: "claimed across a cut" }] });
+      process.kill(replica!.pid, "SIGSTOP");
+      const claim = engine.claim("w", 60_000, new AbortController().signal);
+      await until(async () => /blocked_clients:[1-9]/.test(await raw.info("clients")), 10_000, "the claim's WAIT blocked on the primary");
+      // The client sends the unanswered WAIT again on its new connection, where it counts no write and returns at once.
+      expect(proxy.cut("lifeline-durable")).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      process.kill(replica!.pid, "SIGCONT");
+      const claimed = await claim;
+      expect(claimed?.id).toBe(id);
+      // The fence raised before the cut was handed back; the one handed out was confirmed after it.
+      expect(claimed?.fence).toBe(2);
+      expect(lines.some((line) => String(line.msg).includes("a connection closed between a write and its WAIT"))).toBe(true);
+    } finally {
+      process.kill(replica!.pid, "SIGCONT");
+      raw.disconnect();
+      await engine.close();
+      await proxy.close();
     }
   });
 });

@@ -107,8 +107,15 @@ export class RedisEngine implements Engine {
   #subscribeWarnedAt = Number.NEGATIVE_INFINITY;
   /** The replicas connected to each primary written to (one entry, "", unless on a Cluster), read from INFO at most once a second. */
   readonly #replicas = new Map<string, { count: number; checkedAt: number }>();
-  /** The WAIT in flight on each primary (keyed as {@link #replicas}): a caller that comes while it waits shares it. */
+  /** The WAIT unanswered on each primary (keyed as {@link #replicas}): a caller that comes while it waits shares it. */
   readonly #waits = new Map<string, Promise<boolean>>();
+  /**
+   * Connections of {@link #durable} closed so far (any of its nodes on a Cluster). A WAIT counts the
+   * writes of its own connection: one sent, or sent again by the client, on a new connection after
+   * the write's was lost counts none of them and returns at once. A write is confirmed only when
+   * none closed between it and its WAIT's answer.
+   */
+  #durableCloses = 0;
 
   constructor(options: RedisEngineOptions) {
     // Every claim in flight listens to it (a worker keeps up to 128): not a leak, so no warning past ten.
@@ -124,6 +131,11 @@ export class RedisEngine implements Engine {
       this.#waitReplicas > 0
         ? withScripts(connectRedis(options.target, "lifeline-durable", { writePerTurn: true, logger }))
         : this.#commands;
+    if (this.#durable !== this.#commands) {
+      const closed = (): void => void (this.#durableCloses += 1);
+      if (this.#durable instanceof Cluster) this.#durable.on("+node", (node: Redis) => node.on("close", closed));
+      else this.#durable.on("close", closed);
+    }
     this.#blocking = connectRedis(options.target, "lifeline-claim", { logger });
     this.#subscriber = connectRedis(options.target, "lifeline-sub", { logger });
     for (const client of this.#clients()) {
@@ -184,6 +196,7 @@ export class RedisEngine implements Engine {
   }
 
   async create(request: GenerationRequest, options: CreateOptions = {}): Promise<CreateResult> {
+    const since = this.#durableCloses;
     let id = newGenerationId();
     let kind: CreateResult["kind"] = "created";
     const key = idempotencyName(options);
@@ -205,13 +218,14 @@ export class RedisEngine implements Engine {
     if (kind === "created" || !(await this.#isTerminal(id))) await this.#enqueue(id);
     const written = [this.#keys.meta(id), this.#keys.ready];
     if (key !== undefined) written.push(this.#keys.idempotency(key));
-    await this.#replicate(...written);
+    await this.#replicate(since, ...written);
     return { kind, id };
   }
 
   async append(id: string, fence: number, expectedOffset: number, entries: readonly EntryBody[]): Promise<AppendResult> {
     assertWellFormedBatch(entries);
     const ends = endsWithTerminal(entries);
+    const since = this.#durableCloses;
     const result = (await (ends ? this.#durable : this.#commands).llAppend(
       this.#keys.meta(id),
       this.#keys.log(id),
@@ -231,13 +245,14 @@ export class RedisEngine implements Engine {
           // The end of an answer must outlive a failover: replicate, then make sure it stands. A
           // duplicate end is a retry whose first try may have stopped before these steps (its
           // reply lost): they are idempotent, so they run again.
-          await this.#replicate(this.#keys.meta(id));
-          const head = await this.head(id);
+          await this.#replicate(since, this.#keys.meta(id));
+          const head = await this.#headOn(this.#durable, id); // where the end was written (Sentinel may be moving the primary)
           if (!head?.terminal) return { kind: "offsetConflict", lastOffset: head?.lastOffset ?? 0 };
           await this.#lease("finish", id, entries.at(-1)!.type);
           await this.#chatNameEnds(id);
-        } else if (kind === "appended") {
-          // A retry or a rewind is rare and worth one more command; a delta never costs one.
+        } else {
+          // A retry or a rewind is rare and worth one more command; a delta never costs one. The
+          // feed is read at least once: a duplicate's record (its first try's reply lost) may be a second.
           for (const entry of entries) if (entry.type === "retrying" || entry.type === "rewind") await this.#feed.record(id, entry.type);
         }
         return { kind, nextOffset: Number(n) };
@@ -282,8 +297,12 @@ export class RedisEngine implements Engine {
     });
   }
 
-  async head(id: string): Promise<LogHead | undefined> {
-    const [last, terminal] = await this.#commands.hmget(this.#keys.meta(id), "last", "terminal");
+  head(id: string): Promise<LogHead | undefined> {
+    return this.#headOn(this.#commands, id);
+  }
+
+  async #headOn(client: RedisClient, id: string): Promise<LogHead | undefined> {
+    const [last, terminal] = await client.hmget(this.#keys.meta(id), "last", "terminal");
     if (last === null || last === undefined) return undefined;
     return { lastOffset: Number(last), terminal: terminal === "1" };
   }
@@ -393,12 +412,13 @@ export class RedisEngine implements Engine {
       if (id) {
         // The jobs still claimable, and a watcher when none is left watching: parked claimers take them up.
         this.#wakeups.wake("claim", Number(more ?? 0) + (this.#watching ? 0 : 1));
+        const since = this.#durableCloses;
         const fence = Number(await this.#durable.llLeaseCheck(k.meta(id), "raise", 0));
         if (fence > 0) {
           // A fence a failover could roll back might be handed out twice: hand it out only once a
           // replica holds it; otherwise give the job back and try again shortly.
           // The fence is what must not be handed out twice; a lost queue write only queues the job again.
-          if (await this.#replicate(k.meta(id))) return { id, fence, takeover: Number(info) === 1 };
+          if (await this.#replicate(since, k.meta(id))) return { id, fence, takeover: Number(info) === 1 };
           await this.#lease("release", id);
           await new Promise((r) => setTimeout(r, 200));
           continue;
@@ -472,6 +492,7 @@ export class RedisEngine implements Engine {
   }
 
   async cancel(id: string): Promise<CancelResult> {
+    const since = this.#durableCloses;
     const result = String(
       await this.#durable.llCancel(
         this.#keys.meta(id),
@@ -482,7 +503,7 @@ export class RedisEngine implements Engine {
       ),
     ) as CancelResult;
     if (result === "cancelled") {
-      await this.#replicate(this.#keys.meta(id));
+      await this.#replicate(since, this.#keys.meta(id));
       await this.#lease("finish", id, "cancelled");
       await this.#chatNameEnds(id);
     }
@@ -507,10 +528,11 @@ export class RedisEngine implements Engine {
    * second sets the expiry (see {@link #chatNameEnds}).
    */
   async setChatGeneration(chatId: string, generationId: string): Promise<void> {
+    const since = this.#durableCloses;
     const state = String(await this.#durable.llChatMark(this.#keys.meta(generationId), chatId));
     await this.#durable.set(this.#keys.chat(chatId), generationId);
     if (state !== "running" || (await this.#isTerminal(generationId))) await this.#expireChatName(chatId, generationId);
-    await this.#replicate(this.#keys.meta(generationId), this.#keys.chat(chatId));
+    await this.#replicate(since, this.#keys.meta(generationId), this.#keys.chat(chatId));
   }
 
   async chatGeneration(chatId: string): Promise<string | undefined> {
@@ -524,7 +546,7 @@ export class RedisEngine implements Engine {
   }
 
   async #expireChatName(chatId: string, id: string): Promise<void> {
-    await this.#commands.llChatExpire(this.#keys.chat(chatId), id, this.#retention);
+    await this.#durable.llChatExpire(this.#keys.chat(chatId), id, this.#retention);
   }
 
   async ping(): Promise<void> {
@@ -552,11 +574,13 @@ export class RedisEngine implements Engine {
    * second): with no replica left there is nothing a failover could lose to. On a Cluster, of the
    * primary of each of `keys`' shards, over the connection the write to it went through (WAIT
    * counts that connection's writes); elsewhere `keys` do not matter: there is one primary.
+   * `since` is {@link #durableCloses} before the first write to confirm: a connection closed since
+   * then confirms nothing.
    */
-  async #replicate(...keys: string[]): Promise<boolean> {
+  async #replicate(since: number, ...keys: string[]): Promise<boolean> {
     if (this.#waitReplicas === 0) return true;
     const durable = this.#durable as RedisClient;
-    if (!(durable instanceof Cluster)) return this.#replicatedBy("", durable as Redis);
+    if (!(durable instanceof Cluster)) return this.#heldSince(since, await this.#replicatedBy("", durable as Redis));
     const nodes = new Map<string, Redis>();
     for (const key of keys) {
       const nodeKey = durable.slots[calculateSlot(key)]?.[0];
@@ -568,22 +592,33 @@ export class RedisEngine implements Engine {
       nodes.set(nodeKey, node);
     }
     const confirmed = await Promise.all([...nodes].map(([nodeKey, node]) => this.#replicatedBy(nodeKey, node)));
-    return confirmed.every(Boolean);
+    return this.#heldSince(since, confirmed.every(Boolean));
+  }
+
+  /** `confirmed`, when no durable connection closed since `since`. */
+  #heldSince(since: number, confirmed: boolean): boolean {
+    if (!confirmed || this.#durableCloses === since) return confirmed;
+    this.#logger?.warn("a connection closed between a write and its WAIT: the write counts as not confirmed");
+    return false;
   }
 
   /**
    * Whether the replicas wanted hold the writes made so far on the connection to `node`: the WAIT
-   * in flight there when there is one, else a new one. A caller holds the reply to its write, so
+   * unanswered there when there is one, else a new one. A caller holds the reply to its write, so
    * that write came before any WAIT still unanswered on the same connection (Redis answers a
    * connection in order), and that WAIT covers it: callers that come together share one WAIT, and
    * a replica that stops confirming holds the connection for one timeout at a time, not one each.
+   * A WAIT leaves the map as its reply is read, before any reply read with it reaches its caller: a
+   * write answered in the same read may have come after it, and waits anew.
    */
   #replicatedBy(nodeKey: string, node: Redis): Promise<boolean> {
-    let wait = this.#waits.get(nodeKey);
-    if (!wait) {
-      wait = this.#waitOn(nodeKey, node).finally(() => this.#waits.delete(nodeKey));
-      this.#waits.set(nodeKey, wait);
-    }
+    const shared = this.#waits.get(nodeKey);
+    if (shared) return shared;
+    const answered = (): void => {
+      if (this.#waits.get(nodeKey) === wait) this.#waits.delete(nodeKey);
+    };
+    const wait: Promise<boolean> = this.#waitOn(nodeKey, node, answered).finally(answered);
+    this.#waits.set(nodeKey, wait);
     return wait;
   }
 
@@ -591,7 +626,7 @@ export class RedisEngine implements Engine {
    * WAIT on `node` for the replicas wanted, capped by its replicas online; false when they did not
    * confirm in time or the node could not be asked (a primary dying or just demoted), never a throw.
    */
-  async #waitOn(nodeKey: string, node: Redis): Promise<boolean> {
+  async #waitOn(nodeKey: string, node: Redis, answered: () => void): Promise<boolean> {
     const now = Date.now();
     let replicas = this.#replicas.get(nodeKey);
     try {
@@ -601,7 +636,10 @@ export class RedisEngine implements Engine {
       }
       const wanted = Math.min(this.#waitReplicas, replicas.count);
       if (wanted === 0) return true;
-      const acked = Number(await node.wait(wanted, this.#waitTimeoutMs));
+      const reply = node.wait(wanted, this.#waitTimeoutMs);
+      // The first reaction to the reply: it runs before those of replies read after it.
+      reply.then(answered, answered);
+      const acked = Number(await reply);
       if (acked >= wanted) return true;
       this.#logger?.warn({ acked, wanted, ...(nodeKey === "" ? {} : { node: nodeKey }) }, "replicas did not confirm a write in time");
     } catch (error) {
