@@ -578,6 +578,60 @@ describe("anthropic provider", () => {
     expect(events.at(-1)).toEqual({ type: "finish", finishReason: "length", usage: { promptTokens: 10, completionTokens: 2 } });
   });
 
+  it("a model that refuses a temperature, or a max_tokens above its limit, is asked again without it, and so are the provider's later calls", async () => {
+    let seen: Received[] = [];
+    const { url, received } = await serve((res) => {
+      const body = seen.at(-1)!.body as { temperature?: number; max_tokens?: number };
+      if (body.temperature !== undefined) return errorOf(anthropic, 400, {}, "temperature: not supported for this model")(res);
+      if ((body.max_tokens ?? 0) > 4096) {
+        const message = `max_tokens: ${body.max_tokens} > 4096, which is the maximum allowed number of output tokens for sim-anthropic`;
+        return errorOf(anthropic, 400, {}, message)(res);
+      }
+      streamOf(anthropic, ["ok"])(res);
+    });
+    seen = received;
+    const provider = anthropic.create(url);
+    const asking = (temperature: number, maxTokens: number) => callOf({ request: { ...REQUEST, temperature, max_tokens: maxTokens } });
+    expect(await run(provider, asking(0.5, 100))).toMatchObject({ text: "ok", error: undefined });
+    expect(await run(provider, asking(0.5, 8000))).toMatchObject({ text: "ok", error: undefined });
+    expect(await run(provider, asking(0.7, 9000))).toMatchObject({ text: "ok", error: undefined });
+    expect(received.map((r) => [r.body.temperature, r.body.max_tokens])).toEqual([
+      [0.5, 100],
+      [undefined, 100],
+      [undefined, 8000],
+      [undefined, 4096],
+      [undefined, 4096], // the third call: both already known
+    ]);
+    // Any other refusal fails the call as it is.
+    const { url: other } = await serve(errorOf(anthropic, 400, {}, "messages: roles must alternate"));
+    expect(providerError((await run(anthropic.create(other), asking(0.5, 100))).error)).toMatchObject({
+      details: { status: 400, retryable: false },
+    });
+  });
+
+  it("a usage count a later event leaves out or sends as null keeps its value; an end with no stop reason finishes as other", async () => {
+    const { url } = await serve((res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.end(
+        anthropicEvent("message_start", {
+          message: {
+            id: "m",
+            type: "message",
+            role: "assistant",
+            content: [],
+            usage: { input_tokens: 3, cache_read_input_tokens: 1000, output_tokens: 1 },
+          },
+        }) +
+          anthropic.token("Hi") +
+          anthropicEvent("message_delta", { delta: {}, usage: { input_tokens: 3, cache_read_input_tokens: null, output_tokens: 5 } }) +
+          anthropicEvent("message_stop"),
+      );
+    });
+    const { events, error } = await run(anthropic.create(url));
+    expect(error).toBeUndefined();
+    expect(events.at(-1)).toEqual({ type: "finish", finishReason: "other", usage: { promptTokens: 1003, completionTokens: 5 } });
+  });
+
   it("an event whose data names no type is a protocol error", async () => {
     const { url } = await serve((res) => {
       streamOf(anthropic, ["Hel"], "open")(res);

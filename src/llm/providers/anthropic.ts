@@ -1,6 +1,7 @@
 import type { EventSourceMessage } from "eventsource-parser";
 import type { Usage } from "../../core/entries.ts";
 import type { ModelCall, ModelEvent, ModelProvider } from "../provider.ts";
+import { ProviderError } from "../provider-error.ts";
 import { fromWireError, isWireError, protocolFailure, type FailureSource } from "./failures.ts";
 import { echoSkipper, withPrefill, type Prefill } from "./prompt.ts";
 import { EventReader, poster, streamEvents } from "./sse-stream.ts";
@@ -25,6 +26,9 @@ const ANTHROPIC_VERSION = "2023-06-01";
 /** The Messages API's highest temperature; a request's higher one (OpenAI's range goes to 2) is sent as this. */
 const MAX_TEMPERATURE = 1;
 
+/** The counts of a Messages `usage` object that Lifeline reads. */
+const USAGE_COUNTS = ["input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens"] as const;
+
 /** Anthropic's stop reasons, in the words every provider of Lifeline reports. */
 const FINISH_REASONS: Readonly<Record<string, string>> = {
   end_turn: "stop",
@@ -46,9 +50,26 @@ export function anthropicPrefill(prefix: string): Prefill {
 }
 
 /**
+ * What a provider's model refused once, and is no longer sent in its later calls: a temperature
+ * (the newest models refuse sampling parameters), a `max_tokens` above the model's limit.
+ */
+interface Refused {
+  temperature: boolean;
+  /** The model's limit on `max_tokens`, as its refusal named it. */
+  maxTokens: number | undefined;
+}
+
+/** A refusal's words for a `max_tokens` above the model's limit: "max_tokens: 8000 > 4096, which is the maximum…". */
+const MAX_TOKENS_REFUSAL = /max_tokens: \d+ > (\d+)/;
+
+/**
  * A model behind the Anthropic Messages wire format. A non-empty prefix is sent as a trailing
  * assistant message, which the Messages API continues. The API has no `seed`; it is not sent. The
  * stream is read by {@link streamEvents}, as the OpenAI-compatible one is (decision 075).
+ *
+ * A call the model refuses (400) for its temperature, or for a `max_tokens` above its limit, is
+ * sent once more without the temperature, or with the limit, and so are the provider's later calls:
+ * which models refuse what changes with every model, and the refusal says it.
  */
 export function createAnthropicProvider(options: AnthropicOptions): ModelProvider {
   const source: FailureSource = { provider: options.name, secret: options.apiKey };
@@ -59,14 +80,69 @@ export function createAnthropicProvider(options: AnthropicOptions): ModelProvide
     "anthropic-version": ANTHROPIC_VERSION,
     ...(options.apiKey === undefined ? {} : { "x-api-key": options.apiKey }),
   });
+  const refused: Refused = { temperature: false, maxTokens: undefined };
+  const send = (call: ModelCall): AsyncIterator<ModelEvent> => {
+    const { sent, echo } = anthropicPrefill(call.prefix);
+    const body = requestBody(options.model, maxTokens, call, sent, refused);
+    return streamEvents(source, () => post(body), call, new MessageReader(source, echo));
+  };
+  /** Whether `error` refuses what `call` sent that can be left out; it is then left out from now on. */
+  const adjust = (call: ModelCall, error: unknown): boolean => {
+    if (!(error instanceof ProviderError) || error.details.status !== 400) return false;
+    const limit = MAX_TOKENS_REFUSAL.exec(error.message)?.[1];
+    if (limit !== undefined && Number(limit) > 0 && Number(limit) < (refused.maxTokens ?? Infinity)) {
+      refused.maxTokens = Number(limit);
+      return true;
+    }
+    if (call.request.temperature === undefined || refused.temperature || !/temperature/i.test(error.message)) return false;
+    refused.temperature = true;
+    return true;
+  };
   return {
     name: options.name,
-    stream: (call) => {
-      const { sent, echo } = anthropicPrefill(call.prefix);
-      const body = requestBody(options.model, maxTokens, call, sent);
-      return streamEvents(source, () => post(body), call, new MessageReader(source, echo));
-    },
+    stream: (call) => ({
+      [Symbol.asyncIterator]: () =>
+        new SentAgainOnRefusal(
+          () => send(call),
+          (error) => adjust(call, error),
+        ),
+    }),
   };
+}
+
+/**
+ * A call's events; when its first step fails with a refusal `adjust` can answer (it has changed
+ * what is sent), the call is sent once more. Past the first step every step is the stream's own.
+ */
+class SentAgainOnRefusal implements AsyncIterator<ModelEvent> {
+  #events: AsyncIterator<ModelEvent>;
+  #started = false;
+
+  constructor(
+    private readonly send: () => AsyncIterator<ModelEvent>,
+    private readonly adjust: (error: unknown) => boolean,
+  ) {
+    this.#events = send();
+  }
+
+  next(): Promise<IteratorResult<ModelEvent>> {
+    return this.#started ? this.#events.next() : this.#first();
+  }
+
+  async #first(): Promise<IteratorResult<ModelEvent>> {
+    this.#started = true;
+    try {
+      return await this.#events.next();
+    } catch (error) {
+      if (!this.adjust(error)) throw error;
+      this.#events = this.send();
+      return this.#events.next();
+    }
+  }
+
+  async return(): Promise<IteratorResult<ModelEvent>> {
+    return (await this.#events.return?.()) ?? { done: true, value: undefined };
+  }
 }
 
 interface TextBlock {
@@ -85,7 +161,7 @@ interface Turn {
  * path appends it. The API refuses a last assistant turn that ends in whitespace: it is sent
  * without it.
  */
-function requestBody(model: string, maxTokens: number, call: ModelCall, prefill: string): string {
+function requestBody(model: string, maxTokens: number, call: ModelCall, prefill: string, refused: Refused): string {
   const { request } = call;
   const system: TextBlock[] = [];
   const turns: Turn[] = [];
@@ -100,11 +176,11 @@ function requestBody(model: string, maxTokens: number, call: ModelCall, prefill:
   if (end?.role === "assistant") end.content.push({ type: "text", text: end.content.pop()!.text.trimEnd() });
   return JSON.stringify({
     model,
-    max_tokens: request.max_tokens ?? maxTokens,
+    max_tokens: Math.min(request.max_tokens ?? maxTokens, refused.maxTokens ?? Infinity),
     ...(system.length === 0 ? {} : { system }),
     messages: turns,
     stream: true,
-    ...(request.temperature === undefined ? {} : { temperature: Math.min(request.temperature, MAX_TEMPERATURE) }),
+    ...(request.temperature === undefined || refused.temperature ? {} : { temperature: Math.min(request.temperature, MAX_TEMPERATURE) }),
   });
 }
 
@@ -117,7 +193,13 @@ function requestBody(model: string, maxTokens: number, call: ModelCall, prefill:
 class MessageReader extends EventReader {
   readonly #skipEcho: (text: string) => string;
   #stopReason: string | undefined;
-  #usage: { -readonly [K in keyof Usage]: Usage[K] } = { promptTokens: 0, completionTokens: 0 };
+  /** The usage counts, each as last given: a later event may give some of them and not others. */
+  readonly #counts: Record<(typeof USAGE_COUNTS)[number], number> = {
+    input_tokens: 0,
+    cache_creation_input_tokens: 0,
+    cache_read_input_tokens: 0,
+    output_tokens: 0,
+  };
 
   constructor(source: FailureSource, echo: string) {
     super(source);
@@ -125,11 +207,17 @@ class MessageReader extends EventReader {
   }
 
   finish(): ModelEvent | undefined {
-    const reason = this.#stopReason;
+    // A stream that ended with `message_stop` but named no reason finished for one it did not say.
+    const reason = this.#stopReason ?? (this.done ? "" : undefined);
     if (reason === undefined) return undefined;
     // Own keys only: a reason named like an Object property (`constructor`) is one it does not know.
     const known = Object.hasOwn(FINISH_REASONS, reason) ? FINISH_REASONS[reason] : undefined;
-    return { type: "finish", finishReason: known ?? "other", usage: { ...this.#usage } };
+    const c = this.#counts;
+    const usage: Usage = {
+      promptTokens: c.input_tokens + c.cache_creation_input_tokens + c.cache_read_input_tokens,
+      completionTokens: c.output_tokens,
+    };
+    return { type: "finish", finishReason: known ?? "other", usage };
   }
 
   protected onEvent(message: EventSourceMessage): void {
@@ -164,16 +252,16 @@ class MessageReader extends EventReader {
   }
 
   /**
-   * The tokens a `usage` object counts: the prompt's (with those read from or written to the
-   * prompt cache, which the API counts apart) and the output's, each where it is given.
+   * The counts a `usage` object gives: the prompt's tokens (with those read from or written to the
+   * prompt cache, which the API counts apart) and the output's. A count it leaves out or sends as
+   * `null` keeps its last value.
    */
   #countUsage(usage: unknown): void {
     if (typeof usage !== "object" || usage === null) return;
-    const u = usage as Record<string, unknown>;
-    const count = (name: string): number => (typeof u[name] === "number" ? u[name] : 0);
-    if (typeof u.input_tokens === "number") {
-      this.#usage.promptTokens = count("input_tokens") + count("cache_creation_input_tokens") + count("cache_read_input_tokens");
+    const given = usage as Record<string, unknown>;
+    for (const name of USAGE_COUNTS) {
+      const count = given[name];
+      if (typeof count === "number") this.#counts[name] = count;
     }
-    if (typeof u.output_tokens === "number") this.#usage.completionTokens = u.output_tokens;
   }
 }
