@@ -19,7 +19,9 @@ import { tempDir } from "../support/temp-dir.ts";
  * three workers and a gateway on Redis, answers started without a pause for 30 s. The lease is
  * short (1 s, renewed every third of it), so a worker whose event loop stalls for more than about
  * two thirds of a second while it reads the model loses the lease and another worker takes the
- * answer over. The guarantee: none does, and every answer is exact.
+ * answer over. The guarantee: none does, and every answer is exact. On each wire format Lifeline
+ * reads (decision 075): the Anthropic Messages API has no seed, so its answers differ by their
+ * prompts alone.
  */
 
 const LOAD_MS = 30_000;
@@ -30,12 +32,14 @@ const LEASE_MS = 1000;
 /** Only bounds a run whose answers would never end; it is not a check of speed. */
 const ENDS_WITHIN_MS = 150_000;
 
+const WIRES = ["openai-compatible", "anthropic"] as const;
+
 /** Long answers of several lengths (8,000 to 29,600 tokens; the gateway takes up to 32,768), so they start and end at different moments. */
-const ask = (lane: number, round: number): GenerationRequest => ({
+const ask = (wire: (typeof WIRES)[number], lane: number, round: number): GenerationRequest => ({
   model: "fast",
-  messages: [{ role: "user", content: `fast model, follower ${lane}, answer ${round}` }],
+  messages: [{ role: "user", content: `fast model on ${wire}, follower ${lane}, answer ${round}` }],
   max_tokens: 8_000 + ((lane * 7 + round * 3) % 10) * 2_400,
-  seed: lane * 1000 + round,
+  ...(wire === "anthropic" ? {} : { seed: lane * 1000 + round }),
 });
 
 /** A warning or error of a worker about its lease: one lost, refused for a stale fence, or an answer taken over. */
@@ -64,106 +68,115 @@ describe("a model as fast as the socket takes it, three workers on Redis with a 
     dir.remove();
   });
 
-  it("for 30 s of long answers streamed at full speed, no worker loses a lease, none is taken over, and every answer is exact", async () => {
-    const config = join(dir.path, "models.json");
-    writeFileSync(
-      config,
-      JSON.stringify({
-        providers: { "fast-model": { type: "openai-compatible", baseUrl: `${model!.url}/v1` } },
-        models: { fast: { provider: "fast-model", model: "sim" } },
-      }),
-    );
-    const env = {
-      LIFELINE_ENGINE: "redis",
-      LIFELINE_REDIS_URL: redis!.url,
-      LIFELINE_REDIS_PREFIX: `fast${process.pid}`,
-      LIFELINE_CONFIG: config,
-      LIFELINE_LEASE_MS: String(LEASE_MS),
-      LIFELINE_WORKER_CONCURRENCY: String(PER_WORKER),
-    };
-    const gateway = await start("gateway", env);
-    const workers = new Map<string, LifelineProcess>();
-    await Promise.all(WORKERS.map(async (name) => workers.set(name, await start("worker", { ...env, LIFELINE_WORKER_NAME: name }))));
+  it.each(WIRES)(
+    "on the %s wire, for 30 s of long answers streamed at full speed, no worker loses a lease, none is taken over, and every answer is exact",
+    async (wire) => {
+      const config = join(dir.path, `models-${wire}.json`);
+      const upstreamBefore = await upstreamStats(model!.url);
+      writeFileSync(
+        config,
+        JSON.stringify({
+          providers: { "fast-model": { type: wire, baseUrl: `${model!.url}/v1` } },
+          models: { fast: { provider: "fast-model", model: "sim" } },
+        }),
+      );
+      const env = {
+        LIFELINE_ENGINE: "redis",
+        LIFELINE_REDIS_URL: redis!.url,
+        LIFELINE_REDIS_PREFIX: `fast${process.pid}${wire}`,
+        LIFELINE_CONFIG: config,
+        LIFELINE_LEASE_MS: String(LEASE_MS),
+        LIFELINE_WORKER_CONCURRENCY: String(PER_WORKER),
+      };
+      const gateway = await start("gateway", env);
+      const workers = new Map<string, LifelineProcess>();
+      await Promise.all(WORKERS.map(async (name) => workers.set(name, await start("worker", { ...env, LIFELINE_WORKER_NAME: name }))));
 
-    // Followers keep every worker full: each starts its next answer as soon as the last one ended.
-    const client = createClient({ baseUrl: gateway.url, transports: ["sse"], reconnect: { initialMs: 100, maxMs: 2000 } });
-    const giveUp = new AbortController();
-    const hangGuard = setTimeout(() => giveUp.abort(new Error("the answer did not end")), LOAD_MS + ENDS_WITHIN_MS);
-    const answers: FollowedAnswer[] = [];
-    const loadEnds = Date.now() + LOAD_MS;
-    const follower = async (lane: number): Promise<void> => {
-      for (let round = 0; Date.now() < loadEnds && !giveUp.signal.aborted; round++) {
-        const request = ask(lane, round);
-        const { id } = await client.start(request);
-        // A signal of its own, tied to the guard while it lasts: the guard's gathers no listener per answer.
-        const own = new AbortController();
-        const stop = (): void => own.abort(giveUp.signal.reason);
-        giveUp.signal.addEventListener("abort", stop);
-        const follow = await checkFollow(client.follow(id, { signal: own.signal }))
-          .catch((error: unknown) => ({ gaveUp: String(error) }))
-          .finally(() => giveUp.signal.removeEventListener("abort", stop));
-        answers.push({ id, request, follow });
+      // Followers keep every worker full: each starts its next answer as soon as the last one ended.
+      const client = createClient({ baseUrl: gateway.url, transports: ["sse"], reconnect: { initialMs: 100, maxMs: 2000 } });
+      const giveUp = new AbortController();
+      const hangGuard = setTimeout(() => giveUp.abort(new Error("the answer did not end")), LOAD_MS + ENDS_WITHIN_MS);
+      const answers: FollowedAnswer[] = [];
+      const loadEnds = Date.now() + LOAD_MS;
+      const follower = async (lane: number): Promise<void> => {
+        for (let round = 0; Date.now() < loadEnds && !giveUp.signal.aborted; round++) {
+          const request = ask(wire, lane, round);
+          const { id } = await client.start(request);
+          // A signal of its own, tied to the guard while it lasts: the guard's gathers no listener per answer.
+          const own = new AbortController();
+          const stop = (): void => own.abort(giveUp.signal.reason);
+          giveUp.signal.addEventListener("abort", stop);
+          const follow = await checkFollow(client.follow(id, { signal: own.signal }))
+            .catch((error: unknown) => ({ gaveUp: String(error) }))
+            .finally(() => giveUp.signal.removeEventListener("abort", stop));
+          answers.push({ id, request, follow });
+        }
+      };
+      try {
+        await Promise.all(Array.from({ length: WORKERS.length * PER_WORKER }, (_, lane) => follower(lane)));
+      } finally {
+        clearTimeout(hangGuard);
+        client.close();
       }
-    };
-    try {
-      await Promise.all(Array.from({ length: WORKERS.length * PER_WORKER }, (_, lane) => follower(lane)));
-    } finally {
-      clearTimeout(hangGuard);
-      client.close();
-    }
 
-    // What each answer's log says: its text, and how many times it was claimed (the fence of a
-    // `started` entry is the claim's: 1 for the first; a takeover writes a higher one, even when the
-    // first holder lost its lease before its own `started` entry landed).
-    const report = { answers: answers.length, unfinished: 0, inexact: 0, claimedAgain: 0 };
-    const startedBy = new Map<string, number>();
-    const logs = new Map<string, Entry[]>();
-    for (const { id, request, follow } of answers) {
-      if ("gaveUp" in follow) {
-        report.unfinished += 1; // its log is still open: reading it would wait for its end
-        continue;
+      // What each answer's log says: its text, and how many times it was claimed (the fence of a
+      // `started` entry is the claim's: 1 for the first; a takeover writes a higher one, even when the
+      // first holder lost its lease before its own `started` entry landed).
+      const report = { answers: answers.length, unfinished: 0, inexact: 0, claimedAgain: 0 };
+      const startedBy = new Map<string, number>();
+      const logs = new Map<string, Entry[]>();
+      for (const { id, request, follow } of answers) {
+        if ("gaveUp" in follow) {
+          report.unfinished += 1; // its log is still open: reading it would wait for its end
+          continue;
+        }
+        const entries = entriesOf((await readEvents(gateway.url, id)).messages);
+        logs.set(id, entries);
+        if (follow.status !== "completed") report.unfinished += 1;
+        else if (follow.text !== simText(request) || follow.problem !== undefined) report.inexact += 1;
+        const started = entries.filter((e): e is Extract<Entry, { type: "started" }> => e.type === "started");
+        if (started.length !== 1 || started[0]?.attempt !== 1) report.claimedAgain += 1;
+        for (const e of started) startedBy.set(e.worker, (startedBy.get(e.worker) ?? 0) + 1);
       }
-      const entries = entriesOf((await readEvents(gateway.url, id)).messages);
-      logs.set(id, entries);
-      if (follow.status !== "completed") report.unfinished += 1;
-      else if (follow.text !== simText(request) || follow.problem !== undefined) report.inexact += 1;
-      const started = entries.filter((e): e is Extract<Entry, { type: "started" }> => e.type === "started");
-      if (started.length !== 1 || started[0]?.attempt !== 1) report.claimedAgain += 1;
-      for (const e of started) startedBy.set(e.worker, (startedBy.get(e.worker) ?? 0) + 1);
-    }
-    const leaseTrouble = [...workers].map(([name, p]) => ({
-      worker: name,
-      lines: p
-        .output()
-        .split("\n")
-        .filter((line) => LEASE_TROUBLE.test(line)),
-    }));
-    const upstream = (await (await fetch(`${model!.url}/stats`)).json()) as SimLlmStats;
-    const summary = {
-      ...report,
-      leaseTroubleLines: leaseTrouble.reduce((n, w) => n + w.lines.length, 0),
-      // One model call per answer, each streamed once: a call given up on (its run stopped, or a
-      // timeout) closes the connection early, and whoever continues the answer calls again.
-      modelCalls: upstream.requests,
-      modelCallsAbandoned: upstream.abortedByClient,
-      tokensStreamed: upstream.tokensSent,
-    };
-    const firstLines = leaseTrouble.flatMap((w) => w.lines.slice(0, 3).map((line) => `${w.worker}: ${line}`));
+      const leaseTrouble = [...workers].map(([name, p]) => ({
+        worker: name,
+        lines: p
+          .output()
+          .split("\n")
+          .filter((line) => LEASE_TROUBLE.test(line)),
+      }));
+      const upstream = await upstreamStats(model!.url);
+      const summary = {
+        ...report,
+        leaseTroubleLines: leaseTrouble.reduce((n, w) => n + w.lines.length, 0),
+        // One model call per answer, each streamed once: a call given up on (its run stopped, or a
+        // timeout) closes the connection early, and whoever continues the answer calls again.
+        modelCalls: upstream.requests - upstreamBefore.requests,
+        modelCallsAbandoned: upstream.abortedByClient - upstreamBefore.abortedByClient,
+        tokensStreamed: upstream.tokensSent - upstreamBefore.tokensSent,
+      };
+      const firstLines = leaseTrouble.flatMap((w) => w.lines.slice(0, 3).map((line) => `${w.worker}: ${line}`));
 
-    // The load really ran: at least one answer per follower, and all three workers took a share.
-    expect(report.answers).toBeGreaterThanOrEqual(WORKERS.length * PER_WORKER);
-    expect(WORKERS.filter((name) => (startedBy.get(name) ?? 0) > 0)).toEqual(WORKERS);
-    // THE GUARANTEE: no lease lost, no answer claimed twice, every answer exact as followed and as logged.
-    expect(summary, `lease trouble in the workers' logs:\n${firstLines.join("\n")}`).toEqual({
-      answers: report.answers,
-      unfinished: 0,
-      inexact: 0,
-      claimedAgain: 0,
-      leaseTroubleLines: 0,
-      modelCalls: report.answers,
-      modelCallsAbandoned: 0,
-      tokensStreamed: answers.reduce((n, a) => n + (a.request.max_tokens ?? 0), 0),
-    });
-    for (const { id, request } of answers) expectExactAnswer(logs.get(id)!, simText(request));
-  }, 300_000);
+      // The load really ran: at least one answer per follower, and all three workers took a share.
+      expect(report.answers).toBeGreaterThanOrEqual(WORKERS.length * PER_WORKER);
+      expect(WORKERS.filter((name) => (startedBy.get(name) ?? 0) > 0)).toEqual(WORKERS);
+      // THE GUARANTEE: no lease lost, no answer claimed twice, every answer exact as followed and as logged.
+      expect(summary, `lease trouble in the workers' logs:\n${firstLines.join("\n")}`).toEqual({
+        answers: report.answers,
+        unfinished: 0,
+        inexact: 0,
+        claimedAgain: 0,
+        leaseTroubleLines: 0,
+        modelCalls: report.answers,
+        modelCallsAbandoned: 0,
+        tokensStreamed: answers.reduce((n, a) => n + (a.request.max_tokens ?? 0), 0),
+      });
+      for (const { id, request } of answers) expectExactAnswer(logs.get(id)!, simText(request));
+    },
+    300_000,
+  );
 });
+
+async function upstreamStats(url: string): Promise<SimLlmStats> {
+  return (await (await fetch(`${url}/stats`)).json()) as SimLlmStats;
+}
