@@ -71,6 +71,10 @@ const sse = (data: unknown, event?: string): string => `${event ? `event: ${even
 const chunk = (delta: unknown, finish: string | null = null): string =>
   sse({ id: "c1", object: "chat.completion.chunk", created: 1, model: "m", choices: [{ index: 0, delta, finish_reason: finish }] });
 const anthropicEvent = (type: string, data: Record<string, unknown> = {}): string => sse({ type, ...data }, type);
+const messageStart = (usage: Record<string, number>): string =>
+  anthropicEvent("message_start", {
+    message: { id: "msg_1", type: "message", role: "assistant", model: "m", content: [], stop_reason: null, stop_sequence: null, usage },
+  });
 
 const openAi: Wire = {
   name: "openai-compatible",
@@ -105,18 +109,8 @@ const anthropic: Wire = {
     return typeof key === "string" ? key : undefined;
   },
   start: () =>
-    anthropicEvent("message_start", {
-      message: {
-        id: "msg_1",
-        type: "message",
-        role: "assistant",
-        model: "m",
-        content: [],
-        stop_reason: null,
-        stop_sequence: null,
-        usage: { input_tokens: 3, output_tokens: 0 },
-      },
-    }) + anthropicEvent("content_block_start", { index: 0, content_block: { type: "text", text: "" } }),
+    messageStart({ input_tokens: 3, output_tokens: 0 }) +
+    anthropicEvent("content_block_start", { index: 0, content_block: { type: "text", text: "" } }),
   token: (text) => anthropicEvent("content_block_delta", { index: 0, delta: { type: "text_delta", text } }),
   finish: (_prompt, completion) =>
     anthropicEvent("content_block_stop", { index: 0 }) +
@@ -550,15 +544,7 @@ describe("anthropic provider", () => {
     const { url } = await serve((res) => {
       res.writeHead(200, { "content-type": "text/event-stream" });
       res.end(
-        anthropicEvent("message_start", {
-          message: {
-            id: "msg_1",
-            type: "message",
-            role: "assistant",
-            content: [],
-            usage: { input_tokens: 3, cache_read_input_tokens: 5, cache_creation_input_tokens: 2, output_tokens: 1 },
-          },
-        }) +
+        messageStart({ input_tokens: 3, cache_read_input_tokens: 5, cache_creation_input_tokens: 2, output_tokens: 1 }) +
           anthropicEvent("ping") +
           anthropicEvent("content_block_start", { index: 0, content_block: { type: "thinking", thinking: "" } }) +
           anthropicEvent("content_block_delta", { index: 0, delta: { type: "thinking_delta", thinking: "Let me see." } }) +
@@ -578,9 +564,10 @@ describe("anthropic provider", () => {
     expect(events.at(-1)).toEqual({ type: "finish", finishReason: "length", usage: { promptTokens: 10, completionTokens: 2 } });
   });
 
-  it("a model that refuses a temperature, or a max_tokens above its limit, is asked again without it, and so are the provider's later calls", async () => {
+  /** A model that refuses any temperature and a max_tokens over 4,096, as the Messages API words it. */
+  const refusingModel = async () => {
     let seen: Received[] = [];
-    const { url, received } = await serve((res) => {
+    const served = await serve((res) => {
       const body = seen.at(-1)!.body as { temperature?: number; max_tokens?: number };
       if (body.temperature !== undefined) return errorOf(anthropic, 400, {}, "temperature: not supported for this model")(res);
       if ((body.max_tokens ?? 0) > 4096) {
@@ -589,9 +576,14 @@ describe("anthropic provider", () => {
       }
       streamOf(anthropic, ["ok"])(res);
     });
-    seen = received;
+    seen = served.received;
+    return served;
+  };
+  const asking = (temperature: number, maxTokens: number) => callOf({ request: { ...REQUEST, temperature, max_tokens: maxTokens } });
+
+  it("a model that refuses a temperature, or a max_tokens above its limit, is asked again without it, and so are the provider's later calls", async () => {
+    const { url, received } = await refusingModel();
     const provider = anthropic.create(url);
-    const asking = (temperature: number, maxTokens: number) => callOf({ request: { ...REQUEST, temperature, max_tokens: maxTokens } });
     expect(await run(provider, asking(0.5, 100))).toMatchObject({ text: "ok", error: undefined });
     expect(await run(provider, asking(0.5, 8000))).toMatchObject({ text: "ok", error: undefined });
     expect(await run(provider, asking(0.7, 9000))).toMatchObject({ text: "ok", error: undefined });
@@ -609,19 +601,33 @@ describe("anthropic provider", () => {
     });
   });
 
+  it("calls sent together before the first refusal are each sent again, and one refused twice is sent twice more", async () => {
+    const { url, received } = await refusingModel();
+    const provider = anthropic.create(url);
+    const results = await Promise.all([run(provider, asking(0.5, 8000)), run(provider, asking(0.5, 100)), run(provider, asking(0.9, 100))]);
+    expect(results.map((r) => [r.text, r.error])).toEqual([
+      ["ok", undefined],
+      ["ok", undefined],
+      ["ok", undefined],
+    ]);
+    const sent = received.map((r) => [r.body.temperature, r.body.max_tokens]);
+    expect(sent.filter(([temperature]) => temperature !== undefined)).toHaveLength(3);
+    expect(sent.filter(([temperature]) => temperature === undefined)).toEqual(
+      expect.arrayContaining([
+        [undefined, 8000],
+        [undefined, 4096],
+        [undefined, 100],
+        [undefined, 100],
+      ]),
+    );
+    expect(sent).toHaveLength(7);
+  });
+
   it("a usage count a later event leaves out or sends as null keeps its value; an end with no stop reason finishes as other", async () => {
     const { url } = await serve((res) => {
       res.writeHead(200, { "content-type": "text/event-stream" });
       res.end(
-        anthropicEvent("message_start", {
-          message: {
-            id: "m",
-            type: "message",
-            role: "assistant",
-            content: [],
-            usage: { input_tokens: 3, cache_read_input_tokens: 1000, output_tokens: 1 },
-          },
-        }) +
+        messageStart({ input_tokens: 3, cache_read_input_tokens: 1000, output_tokens: 1 }) +
           anthropic.token("Hi") +
           anthropicEvent("message_delta", { delta: {}, usage: { input_tokens: 3, cache_read_input_tokens: null, output_tokens: 5 } }) +
           anthropicEvent("message_stop"),

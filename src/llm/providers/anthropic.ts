@@ -68,7 +68,7 @@ const MAX_TOKENS_REFUSAL = /max_tokens: \d+ > (\d+)/;
  * stream is read by {@link streamEvents}, as the OpenAI-compatible one is (decision 075).
  *
  * A call the model refuses (400) for its temperature, or for a `max_tokens` above its limit, is
- * sent once more without the temperature, or with the limit, and so are the provider's later calls:
+ * sent again without the temperature, or with the limit, and so are the provider's later calls:
  * which models refuse what changes with every model, and the refusal says it.
  */
 export function createAnthropicProvider(options: AnthropicOptions): ModelProvider {
@@ -81,38 +81,58 @@ export function createAnthropicProvider(options: AnthropicOptions): ModelProvide
     ...(options.apiKey === undefined ? {} : { "x-api-key": options.apiKey }),
   });
   const refused: Refused = { temperature: false, maxTokens: undefined };
-  const send = (call: ModelCall): AsyncIterator<ModelEvent> => {
+  /** What a call sends now of what the model may refuse. */
+  const limitsOf = ({ request }: ModelCall): Limits => ({
+    maxTokens: Math.min(request.max_tokens ?? maxTokens, refused.maxTokens ?? Infinity),
+    temperature: request.temperature === undefined || refused.temperature ? undefined : Math.min(request.temperature, MAX_TEMPERATURE),
+  });
+  const send = (call: ModelCall, limits: Limits): AsyncIterator<ModelEvent> => {
     const { sent, echo } = anthropicPrefill(call.prefix);
-    const body = requestBody(options.model, maxTokens, call, sent, refused);
+    const body = requestBody(options.model, call, sent, limits);
     return streamEvents(source, () => post(body), call, new MessageReader(source, echo));
   };
-  /** Whether `error` refuses what `call` sent that can be left out; it is then left out from now on. */
-  const adjust = (call: ModelCall, error: unknown): boolean => {
+  /**
+   * Whether `error` refuses something of `sent` that can be left out or lowered; from now on it
+   * is. Calls sent together before the first refusal each get theirs, and each is sent again.
+   */
+  const adjust = (sent: Limits, error: unknown): boolean => {
     if (!(error instanceof ProviderError) || error.details.status !== 400) return false;
-    const limit = MAX_TOKENS_REFUSAL.exec(error.message)?.[1];
-    if (limit !== undefined && Number(limit) > 0 && Number(limit) < (refused.maxTokens ?? Infinity)) {
-      refused.maxTokens = Number(limit);
+    const limit = Number(MAX_TOKENS_REFUSAL.exec(error.message)?.[1]);
+    if (limit > 0) {
+      if (!(limit < sent.maxTokens)) return false;
+      refused.maxTokens = Math.min(limit, refused.maxTokens ?? Infinity);
       return true;
     }
-    if (call.request.temperature === undefined || refused.temperature || !/temperature/i.test(error.message)) return false;
+    if (sent.temperature === undefined || !/temperature/i.test(error.message)) return false;
     refused.temperature = true;
     return true;
   };
   return {
     name: options.name,
     stream: (call) => ({
-      [Symbol.asyncIterator]: () =>
-        new SentAgainOnRefusal(
-          () => send(call),
-          (error) => adjust(call, error),
-        ),
+      [Symbol.asyncIterator]: () => {
+        let sent: Limits;
+        return new SentAgainOnRefusal(
+          () => send(call, (sent = limitsOf(call))),
+          (error) => adjust(sent, error),
+        );
+      },
     }),
   };
 }
 
+/** What one call sends of what a model may refuse. */
+interface Limits {
+  readonly maxTokens: number;
+  readonly temperature: number | undefined;
+}
+
+/** Sends of one call after its first: one for each of the two things a model may refuse. */
+const MAX_SENT_AGAIN = 2;
+
 /**
  * A call's events; when its first step fails with a refusal `adjust` can answer (it has changed
- * what is sent), the call is sent once more. Past the first step every step is the stream's own.
+ * what is sent), the call is sent again. Past the first step every step is the stream's own.
  */
 class SentAgainOnRefusal implements AsyncIterator<ModelEvent> {
   #events: AsyncIterator<ModelEvent>;
@@ -131,12 +151,13 @@ class SentAgainOnRefusal implements AsyncIterator<ModelEvent> {
 
   async #first(): Promise<IteratorResult<ModelEvent>> {
     this.#started = true;
-    try {
-      return await this.#events.next();
-    } catch (error) {
-      if (!this.adjust(error)) throw error;
-      this.#events = this.send();
-      return this.#events.next();
+    for (let again = 0; ; again++) {
+      try {
+        return await this.#events.next();
+      } catch (error) {
+        if (again === MAX_SENT_AGAIN || !this.adjust(error)) throw error;
+        this.#events = this.send();
+      }
     }
   }
 
@@ -161,7 +182,7 @@ interface Turn {
  * path appends it. The API refuses a last assistant turn that ends in whitespace: it is sent
  * without it.
  */
-function requestBody(model: string, maxTokens: number, call: ModelCall, prefill: string, refused: Refused): string {
+function requestBody(model: string, call: ModelCall, prefill: string, limits: Limits): string {
   const { request } = call;
   const system: TextBlock[] = [];
   const turns: Turn[] = [];
@@ -176,11 +197,11 @@ function requestBody(model: string, maxTokens: number, call: ModelCall, prefill:
   if (end?.role === "assistant") end.content.push({ type: "text", text: end.content.pop()!.text.trimEnd() });
   return JSON.stringify({
     model,
-    max_tokens: Math.min(request.max_tokens ?? maxTokens, refused.maxTokens ?? Infinity),
+    max_tokens: limits.maxTokens,
     ...(system.length === 0 ? {} : { system }),
     messages: turns,
     stream: true,
-    ...(request.temperature === undefined || refused.temperature ? {} : { temperature: Math.min(request.temperature, MAX_TEMPERATURE) }),
+    ...(limits.temperature === undefined ? {} : { temperature: limits.temperature }),
   });
 }
 
@@ -193,6 +214,8 @@ function requestBody(model: string, maxTokens: number, call: ModelCall, prefill:
 class MessageReader extends EventReader {
   readonly #skipEcho: (text: string) => string;
   #stopReason: string | undefined;
+  /** `message_stop` came. */
+  #stopped = false;
   /** The usage counts, each as last given: a later event may give some of them and not others. */
   readonly #counts: Record<(typeof USAGE_COUNTS)[number], number> = {
     input_tokens: 0,
@@ -208,7 +231,7 @@ class MessageReader extends EventReader {
 
   finish(): ModelEvent | undefined {
     // A stream that ended with `message_stop` but named no reason finished for one it did not say.
-    const reason = this.#stopReason ?? (this.done ? "" : undefined);
+    const reason = this.#stopReason ?? (this.#stopped ? "" : undefined);
     if (reason === undefined) return undefined;
     // Own keys only: a reason named like an Object property (`constructor`) is one it does not know.
     const known = Object.hasOwn(FINISH_REASONS, reason) ? FINISH_REASONS[reason] : undefined;
@@ -240,6 +263,7 @@ class MessageReader extends EventReader {
         return;
       }
       case "message_stop":
+        this.#stopped = true;
         this.done = true;
         return;
       case "error":
