@@ -16,7 +16,9 @@
  * niceness, below the systems measured: a diagnosis of how much of a system's event-loop delay is
  * the machine's CPU going to the load rather than its own work. Not for the figures compared.
  *
- * Writes JSON and prints the tables of docs/benchmarks.md; exits 1 if any answer was not exact.
+ * Writes JSON and prints the tables of docs/benchmarks.md; exits 1 if any Lifeline answer was not
+ * exact or any answer of either system was broken (resumable-stream's answers cut at the deadline
+ * are its capacity: reported, not a failure).
  */
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { loadavg, setPriority, tmpdir } from "node:os";
@@ -345,13 +347,22 @@ async function main(): Promise<void> {
   console.log(formatMainTable(summary));
   console.log("");
   console.log(formatProcessTable(summary));
-  const answers = phases.reduce((n, p) => n + p.answers, 0);
-  const inexact = phases.reduce((n, p) => n + p.answers - p.readers.exact, 0);
+  // The bench fails on what Lifeline promises: each of its answers exact, and no system's answer
+  // broken (a gap, repeat or reordering). A peer's answers cut at the deadline are its capacity,
+  // reported here and in the tables, not a failure of the run.
+  const lifeline = phases.filter((p) => p.system !== "resumable-stream");
+  const answers = lifeline.reduce((n, p) => n + p.answers, 0);
+  const inexact = lifeline.reduce((n, p) => n + p.answers - p.readers.exact, 0);
+  const peer = phases.filter((p) => p.system === "resumable-stream");
+  const peerBroken = peer.reduce((n, p) => n + p.readers.broken, 0);
+  const peerCut = peer.reduce((n, p) => n + p.readers.incomplete, 0);
   console.log(
     `\nmedians of ${settings.reps} interleaved repetitions; ratios are medians of per-repetition ratios against resumable-stream; ` +
-      `${inexact === 0 ? `all ${answers} answers exact` : `${inexact} of ${answers} answers not exact`}; results in ${args.out} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
+      `${inexact === 0 ? `all ${answers} Lifeline answers exact` : `${inexact} of ${answers} Lifeline answers not exact`}` +
+      (peer.length > 0 ? `; resumable-stream: ${peerCut} answers cut at the deadline, ${peerBroken} broken` : "") +
+      `; results in ${args.out} (${((Date.now() - started) / 1000).toFixed(0)} s)`,
   );
-  if (inexact > 0) process.exitCode = 1;
+  if (inexact > 0 || peerBroken > 0) process.exitCode = 1;
 }
 
 await main();
