@@ -10,11 +10,16 @@
  *   npm run bench:peers -- [--workloads paced-100,paced-1000,fast-closed-100,fast-open-100]
  *        [--systems resumable-stream,distributed,embedded] [--reps 3] [--out bench/results/peers.json]
  *        [--paced-slack-s 25] [--paced-deadline-s 40] [--cpu-profile DIR]
- *        [--lifeline-node-options "--max-semi-space-size=64"] [--load-niceness 0]
+ *        [--lifeline-node-options "--max-semi-space-size=64"] [--load-niceness 0] [--tokens-per-write 1]
  *
  * `--load-niceness N` runs the load (the model and the readers, every thread of each) at that
  * niceness, below the systems measured: a diagnosis of how much of a system's event-loop delay is
  * the machine's CPU going to the load rather than its own work. Not for the figures compared.
+ *
+ * `--tokens-per-write N` makes the paced model write its tokens N at a time (at the same rate per
+ * answer, each write when the last of its tokens is due), so each read of a model's socket brings
+ * about N: a diagnosis of what a system pays per read rather than per token. Not for the figures
+ * compared.
  *
  * Writes JSON and prints the tables of docs/benchmarks.md; exits 1 if any Lifeline answer was not
  * exact or any answer of either system was broken (resumable-stream's answers cut at the deadline
@@ -54,6 +59,7 @@ const { values: args } = parseArgs({
     "cpu-profile": { type: "string" },
     "lifeline-node-options": { type: "string", default: "" },
     "load-niceness": { type: "string", default: "0" },
+    "tokens-per-write": { type: "string", default: "1" },
     out: { type: "string", default: "bench/results/peers.json" },
   },
 });
@@ -79,6 +85,7 @@ const settings = {
   reps: Number(args.reps),
   tokensPerSecond: Number(args["tokens-per-second"]),
   pacedTokens: Number(args["paced-tokens"]),
+  tokensPerWrite: Number(args["tokens-per-write"]),
   fastTokens: Number(args["fast-tokens"]),
   window: Number(args.window),
   firstTokenDelayMs: Number(args["first-token-delay-ms"]),
@@ -92,9 +99,17 @@ const settings = {
 };
 if (!(Number.isInteger(settings.loadNiceness) && settings.loadNiceness >= 0 && settings.loadNiceness <= 19))
   throw new Error("--load-niceness: an integer from 0 to 19");
-const numbers = [settings.reps, settings.tokensPerSecond, settings.pacedTokens, settings.fastTokens, settings.window];
+const numbers = [
+  settings.reps,
+  settings.tokensPerSecond,
+  settings.pacedTokens,
+  settings.fastTokens,
+  settings.window,
+  settings.tokensPerWrite,
+];
 if (!numbers.every((n) => Number.isInteger(n) || n > 0) || numbers.some((n) => !(n > 0)))
-  throw new Error("--reps, --tokens-per-second, --paced-tokens, --fast-tokens and --window must be positive numbers");
+  throw new Error("--reps, --tokens-per-second, --paced-tokens, --fast-tokens, --window and --tokens-per-write must be positive numbers");
+if (!Number.isInteger(settings.tokensPerWrite)) throw new Error("--tokens-per-write: a whole number of tokens");
 if (settings.workloads.some((w) => w.answers < 1 || w.answers > 10_000)) throw new Error("--workloads: S must be 1 to 10,000");
 // Lifeline takes max_tokens up to 32,768 (docs/http-api.md).
 if (Math.max(settings.pacedTokens, settings.fastTokens) > 32_768) throw new Error("--paced-tokens, --fast-tokens: at most 32,768");
@@ -104,7 +119,8 @@ const WARM_UP = { answers: 20, tokens: 30, firstAnswer: 90_000 };
 
 function paceOf(workload: Workload): ModelPace {
   const firstTokenDelayMs = settings.firstTokenDelayMs;
-  if (workload.kind === "paced") return { kind: "paced", tokensPerSecond: settings.tokensPerSecond, firstTokenDelayMs };
+  if (workload.kind === "paced")
+    return { kind: "paced", tokensPerSecond: settings.tokensPerSecond, firstTokenDelayMs, tokensPerWrite: settings.tokensPerWrite };
   if (workload.kind === "closed") return { kind: "closed", window: settings.window, firstTokenDelayMs };
   return { kind: "open", firstTokenDelayMs };
 }

@@ -13,8 +13,12 @@ import { TOKEN_BYTES, parseStampedPrompt, stampToken } from "./stamped-token.ts"
 
 /** How the model emits the tokens of every answer of a phase. */
 export type ModelPace =
-  /** `tokensPerSecond` per answer, on a fixed schedule from the first token. */
-  | { readonly kind: "paced"; readonly tokensPerSecond: number; readonly firstTokenDelayMs: number }
+  /**
+   * `tokensPerSecond` per answer, on a fixed schedule from the first token; `tokensPerWrite` frames
+   * (default 1) go out in one write, at the time the last of them is due: a model whose tokens
+   * come in bursts, so its reader's socket brings several per read.
+   */
+  | { readonly kind: "paced"; readonly tokensPerSecond: number; readonly firstTokenDelayMs: number; readonly tokensPerWrite?: number }
   /** Only while fewer than `window` tokens of the answer are unreceived by its reader. */
   | { readonly kind: "closed"; readonly window: number; readonly firstTokenDelayMs: number }
   /** As fast as the socket takes them. */
@@ -114,15 +118,24 @@ async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
   await write(`${head}{"role":"assistant","content":""},"finish_reason":null}]}\n\n`);
   await sleep(pace.firstTokenDelayMs);
   const startedAt = wallNow();
+  const perWrite = pace.kind === "paced" ? (pace.tokensPerWrite ?? 1) : 1;
+  let frames = ""; // the frames of the write under way
   for (let seq = first; seq < asked.tokens && !closed; seq++) {
+    const lastOfWrite = Math.min(seq - ((seq - first) % perWrite) + perWrite - 1, asked.tokens - 1);
     if (pace.kind === "paced") {
-      const due = startedAt + ((seq - first) * 1000) / pace.tokensPerSecond - wallNow();
-      if (due > 1) await sleep(due);
+      if (frames === "") {
+        const due = startedAt + ((lastOfWrite - first) * 1000) / pace.tokensPerSecond - wallNow();
+        if (due > 1) await sleep(due);
+      }
     } else if (pace.kind === "closed" && seq - (received.get(answer) ?? 0) >= pace.window) {
       await receivedMoreThan(answer, seq - pace.window, gone);
       if (closed) break;
     }
-    await write(`${head}{"content":"${stampToken(answer, seq, wallNow())}"},"finish_reason":null}]}\n\n`);
+    frames += `${head}{"content":"${stampToken(answer, seq, wallNow())}"},"finish_reason":null}]}\n\n`;
+    if (seq === lastOfWrite) {
+      await write(frames);
+      frames = "";
+    }
   }
   if (closed) return;
   let end = `${head}{},"finish_reason":"stop"}]}\n\n`;
