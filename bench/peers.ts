@@ -334,7 +334,7 @@ async function main(): Promise<void> {
       warmUp: WARM_UP,
       model:
         "bench/support/stamped-model.ts in its own process: OpenAI-compatible chat.completion.chunk SSE, one 40-byte stamped token per chunk, " +
-        "250 ms before the first token; paced: tokens-per-second per answer on a fixed schedule; fast-closed: a token only while fewer than `window` of the answer's tokens are unreceived by its reader (acks every 2 ms over IPC through the bench); fast-open: as fast as the socket takes them; every write waits for drain when the socket is full",
+        "250 ms before the first token; paced: tokens-per-second per answer on a fixed schedule, tokens-per-write frames in one write (when the last of them is due); fast-closed: a token only while fewer than `window` of the answer's tokens are unreceived by its reader (acks every 2 ms over IPC through the bench); fast-open: as fast as the socket takes them; every write waits for drain when the socket is full",
       readers:
         "bench/support/peer-readers-child.ts in its own process: one connection per answer on 127.0.0.1, arriving at arrivals-per-second; resumable-stream: POST /answers/:id then GET /answers/:id (resumeExistingStream); Lifeline: POST /v1/generations then GET /v1/generations/:id/events",
       resumableStream:
