@@ -10,7 +10,7 @@
  *   npm run bench:peers -- [--workloads paced-100,paced-1000,fast-closed-100,fast-open-100]
  *        [--systems resumable-stream,distributed,embedded] [--reps 3] [--out bench/results/peers.json]
  *        [--paced-slack-s 25] [--paced-deadline-s 40] [--cpu-profile DIR]
- *        [--lifeline-node-options "--max-semi-space-size=64"] [--load-niceness 0] [--tokens-per-write 1]
+ *        [--lifeline-node-options "--max-semi-space-size=64"] [--load-niceness 0] [--tokens-per-write 1] [--workers 1]
  *
  * `--load-niceness N` runs the load (the model and the readers, every thread of each) at that
  * niceness, below the systems measured: a diagnosis of how much of a system's event-loop delay is
@@ -20,6 +20,9 @@
  * answer, each write when the last of its tokens is due), so each read of a model's socket brings
  * about N: a diagnosis of what a system pays per read rather than per token. Not for the figures
  * compared.
+ *
+ * `--workers N` runs the distributed system with N workers, each taking its share of the answers
+ * (the issue's figures are with one).
  *
  * Writes JSON and prints the tables of docs/benchmarks.md; exits 1 if any Lifeline answer was not
  * exact or any answer of either system was broken (resumable-stream's answers cut at the deadline
@@ -60,6 +63,7 @@ const { values: args } = parseArgs({
     "lifeline-node-options": { type: "string", default: "" },
     "load-niceness": { type: "string", default: "0" },
     "tokens-per-write": { type: "string", default: "1" },
+    workers: { type: "string", default: "1" },
     out: { type: "string", default: "bench/results/peers.json" },
   },
 });
@@ -86,6 +90,7 @@ const settings = {
   tokensPerSecond: Number(args["tokens-per-second"]),
   pacedTokens: Number(args["paced-tokens"]),
   tokensPerWrite: Number(args["tokens-per-write"]),
+  workers: Number(args.workers),
   fastTokens: Number(args["fast-tokens"]),
   window: Number(args.window),
   firstTokenDelayMs: Number(args["first-token-delay-ms"]),
@@ -110,6 +115,7 @@ const numbers = [
 if (!numbers.every((n) => Number.isInteger(n) || n > 0) || numbers.some((n) => !(n > 0)))
   throw new Error("--reps, --tokens-per-second, --paced-tokens, --fast-tokens, --window and --tokens-per-write must be positive numbers");
 if (!Number.isInteger(settings.tokensPerWrite)) throw new Error("--tokens-per-write: a whole number of tokens");
+if (!(Number.isInteger(settings.workers) && settings.workers >= 1 && settings.workers <= 8)) throw new Error("--workers: 1 to 8");
 if (settings.workloads.some((w) => w.answers < 1 || w.answers > 10_000)) throw new Error("--workloads: S must be 1 to 10,000");
 // Lifeline takes max_tokens up to 32,768 (docs/http-api.md).
 if (Math.max(settings.pacedTokens, settings.fastTokens) > 32_768) throw new Error("--paced-tokens, --fast-tokens: at most 32,768");
@@ -176,6 +182,7 @@ async function runPhase(ctx: Context, workload: Workload, system: SystemName, re
       redis: ctx.redis,
       prefix: tag,
       concurrency: Math.max(workload.answers, WARM_UP.answers),
+      workers: settings.workers,
       profileName,
       nodeOptions: settings.lifelineNodeOptions,
       ...(settings.cpuProfileDir === undefined ? {} : { profileDir: settings.cpuProfileDir }),
@@ -340,7 +347,7 @@ async function main(): Promise<void> {
       resumableStream:
         "bench/support/rs-producer.ts: createNewResumableStream on POST (the POST's own copy dropped), resumeExistingStream on GET; ioredis publisher and subscriber (resumable-stream/ioredis) on the bench's Redis; the model read with fetch and the product's SseParser, one SSE frame per token",
       lifeline:
-        "bin/lifeline gateway + bin/lifeline worker (distributed, LIFELINE_ENGINE=redis) or bin/lifeline start (embedded, sqlite in a fresh data dir); LIFELINE_CONFIG names the stamped model through the openai-compatible provider; worker concurrency = S; every other option at its default (coalescing 20 ms, lease 10 s)",
+        "bin/lifeline gateway + bin/lifeline worker (distributed, LIFELINE_ENGINE=redis) or bin/lifeline start (embedded, sqlite in a fresh data dir); LIFELINE_CONFIG names the stamped model through the openai-compatible provider; worker concurrency = S shared by --workers workers (1 unless told); every other option at its default (coalescing 20 ms, lease 10 s)",
       lifelineNodeOptions: settings.lifelineNodeOptions.join(" "),
       latency:
         "model writes the token (its stamp) → the reader parsed the SSE frame holding it, clocks aligned over IPC; tokens written before the reader sent its follow request (GET) are catch-up, outside the percentiles",

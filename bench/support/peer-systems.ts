@@ -30,8 +30,10 @@ export interface SystemOptions {
   readonly redis: { readonly url: string; readonly pid: number };
   /** Prefix of every Redis key of the phase. */
   readonly prefix: string;
-  /** Answers at once: the worker's concurrency. */
+  /** Answers at once: the workers' concurrency, shared between them. */
   readonly concurrency: number;
+  /** Workers of the distributed system (each takes its share of `concurrency`). @defaultValue 1 */
+  readonly workers?: number;
   /** When set, the system's Node processes record a CPU profile of the measured window into this directory. */
   readonly profileDir?: string;
   /** Names the profiles of this phase. */
@@ -140,7 +142,12 @@ export async function startSystem(name: SystemName, options: SystemOptions): Pro
     models: { stamped: { provider: "bench" } },
   };
   writeFileSync(config, JSON.stringify(models));
-  const common = { LIFELINE_CONFIG: config, LIFELINE_WORKER_CONCURRENCY: String(options.concurrency), LIFELINE_LOG_LEVEL: "warn" };
+  const workers = options.workers ?? 1;
+  const common = {
+    LIFELINE_CONFIG: config,
+    LIFELINE_WORKER_CONCURRENCY: String(Math.ceil(options.concurrency / workers)),
+    LIFELINE_LOG_LEVEL: "warn",
+  };
   const lifeline = async (command: "start" | "gateway" | "worker", name: string, env: Record<string, string>): Promise<LifelineProcess> => {
     return startLifeline(
       command,
@@ -171,16 +178,22 @@ export async function startSystem(name: SystemName, options: SystemOptions): Pro
       LIFELINE_REDIS_PREFIX: options.prefix,
       LIFELINE_DATA_DIR: join(options.dir, "data"),
     };
-    const worker = await lifeline("worker", "worker", engine);
-    const gateway = await lifeline("gateway", "gateway", engine).catch(async (error: unknown) => {
-      await worker.kill();
+    // The first worker is "worker", as with one; the others "worker2", "worker3", ….
+    const names = Array.from({ length: workers }, (_, i) => (i === 0 ? "worker" : `worker${i + 1}`));
+    const started: LifelineProcess[] = [];
+    try {
+      for (const name of names) started.push(await lifeline("worker", name, engine));
+      started.unshift(await lifeline("gateway", "gateway", engine));
+    } catch (error) {
+      await Promise.all(started.map((p) => p.kill()));
       throw error;
-    });
+    }
+    const [gateway, ...workerProcesses] = started as [LifelineProcess, ...LifelineProcess[]];
     return {
       url: gateway.url,
       api: "lifeline",
-      processes: [measured("gateway", gateway), measured("worker", worker), redis],
-      stop: () => stopAll([gateway, worker]),
+      processes: [measured("gateway", gateway), ...workerProcesses.map((p, i) => measured(names[i]!, p)), redis],
+      stop: () => stopAll(started),
     };
   }
   const node = await lifeline("start", "node", { LIFELINE_ENGINE: "sqlite", LIFELINE_DATA_DIR: join(options.dir, "data") });
