@@ -180,20 +180,20 @@ export async function startSystem(name: SystemName, options: SystemOptions): Pro
     };
     // The first worker is "worker", as with one; the others "worker2", "worker3", ….
     const names = Array.from({ length: workers }, (_, i) => (i === 0 ? "worker" : `worker${i + 1}`));
-    const started: LifelineProcess[] = [];
+    const workerProcesses: LifelineProcess[] = [];
+    let gateway: LifelineProcess;
     try {
-      for (const name of names) started.push(await lifeline("worker", name, engine));
-      started.unshift(await lifeline("gateway", "gateway", engine));
+      for (const name of names) workerProcesses.push(await lifeline("worker", name, engine));
+      gateway = await lifeline("gateway", "gateway", engine);
     } catch (error) {
-      await Promise.all(started.map((p) => p.kill()));
+      await Promise.all(workerProcesses.map((p) => p.kill()));
       throw error;
     }
-    const [gateway, ...workerProcesses] = started as [LifelineProcess, ...LifelineProcess[]];
     return {
       url: gateway.url,
       api: "lifeline",
       processes: [measured("gateway", gateway), ...workerProcesses.map((p, i) => measured(names[i]!, p)), redis],
-      stop: () => stopAll(started),
+      stop: () => stopAll([gateway, ...workerProcesses]),
     };
   }
   const node = await lifeline("start", "node", { LIFELINE_ENGINE: "sqlite", LIFELINE_DATA_DIR: join(options.dir, "data") });

@@ -121,9 +121,10 @@ async function serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const perWrite = pace.kind === "paced" ? (pace.tokensPerWrite ?? 1) : 1;
   let frames = ""; // the frames of the write under way
   for (let seq = first; seq < asked.tokens && !closed; seq++) {
-    const lastOfWrite = Math.min(seq - ((seq - first) % perWrite) + perWrite - 1, asked.tokens - 1);
+    const firstOfWrite = seq - ((seq - first) % perWrite);
+    const lastOfWrite = Math.min(firstOfWrite + perWrite - 1, asked.tokens - 1);
     if (pace.kind === "paced") {
-      if (frames === "") {
+      if (seq === firstOfWrite) {
         const due = startedAt + ((lastOfWrite - first) * 1000) / pace.tokensPerSecond - wallNow();
         if (due > 1) await sleep(due);
       }
