@@ -1,5 +1,8 @@
 import { EventEmitter } from "node:events";
-import { createServer, type Socket } from "node:net";
+import { mkdtemp, rm } from "node:fs/promises";
+import type { Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { Cluster, Redis } from "ioredis";
 import { pino } from "pino";
 import { beforeEach, describe, expect, it } from "vitest";
@@ -171,23 +174,24 @@ describe("a connection's errors in the log", () => {
 
   it("a real client that cannot reach Redis for a while logs one line, not one per retry, and keeps the process up", async () => {
     const { logger, lines } = capturingLogger();
-    // A port nothing listens on: every connect is refused at once and ioredis tries again.
-    const port = await new Promise<number>((resolve) => {
-      const probe = createServer().listen(0, "127.0.0.1", () => {
-        const { port } = probe.address() as { port: number };
-        probe.close(() => resolve(port));
-      });
-    });
-    const client = connectRedis({ mode: "standalone", url: `redis://127.0.0.1:${port}` }, "lifeline-test", { logger });
+    // A socket path in a folder of our own, where nothing listens: every connect fails at once with
+    // the same error, and ioredis tries again. Not a probed TCP port: between the probe and the
+    // connects another test's server may take the port, and its answers are other errors.
+    const dir = await mkdtemp(join(tmpdir(), "lifeline-unreachable-"));
+    const client = connectRedis({ mode: "standalone", url: join(dir, "redis.sock") }, "lifeline-test", { logger });
     let errors = 0;
     client.on("error", () => (errors += 1));
     try {
       await new Promise((resolve) => setTimeout(resolve, 1500));
     } finally {
       client.disconnect();
+      await rm(dir, { recursive: true, force: true });
     }
     expect(errors).toBeGreaterThan(3);
-    expect(lines.filter((l) => l.msg === "redis connection error")).toHaveLength(1);
+    expect(
+      lines.filter((l) => l.msg === "redis connection error"),
+      JSON.stringify(lines),
+    ).toHaveLength(1);
     expect(lines[0]).toMatchObject({ connection: "lifeline-test", level: 40 });
   });
 });
