@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { expectExactAnswer } from "../support/invariants.ts";
 import { useLifelineProcesses } from "../support/lifeline-processes.ts";
 import { requireRedis } from "../support/redis-harness.ts";
+import { refusedPort } from "../support/refused-port.ts";
 import { runLifeline } from "../support/run-cli.ts";
 import { readAnswer, startGeneration } from "../support/sse-client.ts";
 import { tempDir } from "../support/temp-dir.ts";
@@ -97,11 +98,7 @@ describe("processes run until a signal, however long they sit idle", () => {
 
   it("an engine that never answers ends the start with status 1 once its retry budget is spent", async (ctx) => {
     requireRedis(ctx);
-    // A port nothing listens on: taken and released at once.
-    const probe = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, "127.0.0.1", resolve));
-    const { port } = probe.address() as { port: number };
-    await new Promise((resolve) => probe.close(resolve));
+    const port = await refusedPort();
     const run = await runLifeline(["worker", "--engine", "redis", "--redis-url", `redis://127.0.0.1:${port}`, "--engine-retry-ms", "1500"]);
     expect(run.status).toBe(1);
     expect(run.stderr).toMatch(/could not start: the redis engine has not answered for 1500 ms/);

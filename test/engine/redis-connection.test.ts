@@ -1,13 +1,11 @@
 import { EventEmitter } from "node:events";
-import { mkdtemp, rm } from "node:fs/promises";
 import type { Socket } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { Cluster, Redis } from "ioredis";
 import { pino } from "pino";
 import { beforeEach, describe, expect, it } from "vitest";
 import { connectRedis, ERROR_LOG_EVERY_MS, reportConnectionErrors, type RedisClient } from "../../src/engine/redis/connection.ts";
 import { requireRedis } from "../support/redis-harness.ts";
+import { refusedPort } from "../support/refused-port.ts";
 import { redisPerFile } from "../support/redis-per-file.ts";
 
 beforeEach((ctx) => requireRedis(ctx));
@@ -174,18 +172,14 @@ describe("a connection's errors in the log", () => {
 
   it("a real client that cannot reach Redis for a while logs one line, not one per retry, and keeps the process up", async () => {
     const { logger, lines } = capturingLogger();
-    // A socket path in a folder of our own, where nothing listens: every connect fails at once with
-    // the same error, and ioredis tries again. Not a probed TCP port: between the probe and the
-    // connects another test's server may take the port, and its answers are other errors.
-    const dir = await mkdtemp(join(tmpdir(), "lifeline-unreachable-"));
-    const client = connectRedis({ mode: "standalone", url: join(dir, "redis.sock") }, "lifeline-test", { logger });
+    // Every connect is refused at once, with the same error, and ioredis tries again.
+    const client = connectRedis({ mode: "standalone", url: `redis://127.0.0.1:${await refusedPort()}` }, "lifeline-test", { logger });
     let errors = 0;
     client.on("error", () => (errors += 1));
     try {
       await new Promise((resolve) => setTimeout(resolve, 1500));
     } finally {
       client.disconnect();
-      await rm(dir, { recursive: true, force: true });
     }
     expect(errors).toBeGreaterThan(3);
     expect(

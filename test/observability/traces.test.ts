@@ -1,6 +1,5 @@
 import { readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createServer, type AddressInfo } from "node:net";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
 import { checkFollow } from "../../src/chaos/follow-check.ts";
@@ -11,6 +10,7 @@ import { parseTraceparent } from "../../src/observability/trace-context.ts";
 import { useLifelineProcesses } from "../support/lifeline-processes.ts";
 import { startOtlpCollector, type OtlpCollector } from "../support/otlp-collector.ts";
 import { otelEnv, spansOf, theSpan, tracedEnv } from "../support/otel-env.ts";
+import { refusedPort } from "../support/refused-port.ts";
 import { runLifeline } from "../support/run-cli.ts";
 import { simRequest, simText } from "../support/sim-answer.ts";
 import { entriesOf, postJson, readEvents, startGeneration } from "../support/sse-client.ts";
@@ -117,7 +117,7 @@ describe("traces of an embedded node", () => {
       config,
       JSON.stringify({
         providers: {
-          down: { type: "openai-compatible", baseUrl: `http://127.0.0.1:${await closedPort()}/v1` },
+          down: { type: "openai-compatible", baseUrl: `http://127.0.0.1:${await refusedPort()}/v1` },
           "stand-in": { type: "sim" },
         },
         models: { primary: { provider: "down", model: "x", fallbacks: ["backup"] }, backup: { provider: "stand-in" } },
@@ -223,7 +223,7 @@ describe("traces of an embedded node", () => {
   });
 
   it("a collector that does not answer costs no answer: it runs exactly, the process says once that traces are not sent, and stops", async () => {
-    const closed = await closedPort();
+    const closed = await refusedPort();
     const node = await embedded(
       otelEnv({
         OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${closed}`,
@@ -254,15 +254,6 @@ describe("traces of an embedded node", () => {
     expect(run.stderr).not.toMatch(/ready at/);
   });
 });
-
-/** A loopback port nothing listens on: one the system gave out and took back. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /**
  * The TCP ports process `pid` listens on, from Linux's /proc: its socket inodes, matched against

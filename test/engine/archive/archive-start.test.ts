@@ -1,16 +1,6 @@
-import { createServer } from "node:net";
 import { describe, expect, test } from "vitest";
+import { refusedPort } from "../../support/refused-port.ts";
 import { runLifeline } from "../../support/run-cli.ts";
-
-/** A loopback port nothing listens on: bound, read, closed. */
-function deadPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const probe = createServer().listen(0, "127.0.0.1", () => {
-      const address = probe.address();
-      probe.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
 
 describe("starting with an archive that cannot be", () => {
   test("a LIFELINE_POSTGRES_URL that is not one is a configuration error that says why", async () => {
@@ -31,7 +21,7 @@ describe("starting with an archive that cannot be", () => {
   });
 
   test("PostgreSQL down at start: one clear error naming it (no password) once the retry budget is spent, and exit 1", async () => {
-    const port = await deadPort();
+    const port = await refusedPort();
     const run = await runLifeline(["start"], {
       LIFELINE_ENGINE: "memory",
       LIFELINE_PORT: "0",

@@ -11,6 +11,7 @@ import {
 import { migrate, MigrationError, type Migration } from "../../../src/engine/postgres/migrations.ts";
 import { openPostgresPart } from "../../../src/engine/postgres/open-part.ts";
 import { postgresAvailable, requirePostgres, startPostgres, type PostgresServer } from "../../support/postgres-harness.ts";
+import { refusedPort } from "../../support/refused-port.ts";
 import { until } from "../../support/waits.ts";
 
 describe("LIFELINE_POSTGRES_URL", () => {
@@ -166,14 +167,7 @@ describe("migrations on a real PostgreSQL", () => {
 
 describe("PostgreSQL down", () => {
   test("a start against a server that does not answer fails once its budget is spent, with the address and no password", async () => {
-    // A port nothing listens on: bound, read, closed.
-    const { createServer } = await import("node:net");
-    const port = await new Promise<number>((resolve) => {
-      const probe = createServer().listen(0, "127.0.0.1", () => {
-        const address = probe.address();
-        probe.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-      });
-    });
+    const port = await refusedPort();
     const url = `postgres://u:secret@127.0.0.1:${port}/lifeline`;
     const pool = connectPostgres(url, { application: "test" });
     const error = await awaitPostgres(pool, url, 300).catch((e: unknown) => e);
