@@ -7,7 +7,7 @@ import { connect } from "node:net";
  * and no connect can meet itself. A port taken with `listen(0)` and closed again could be either.
  * Checked once: where something does listen on it, the test says so instead of failing obscurely.
  */
-export const REFUSED_PORT = 1;
+const REFUSED_PORT = 1;
 
 let checked: Promise<number> | undefined;
 
