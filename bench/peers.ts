@@ -11,6 +11,7 @@
  *        [--systems resumable-stream,distributed,embedded] [--reps 3] [--out bench/results/peers.json]
  *        [--paced-slack-s 25] [--paced-deadline-s 40] [--cpu-profile DIR]
  *        [--lifeline-node-options "--max-semi-space-size=64"] [--load-niceness 0] [--tokens-per-write 1] [--workers 1]
+ *        [--control <busy-ms>:<rest-ms>]
  *
  * `--load-niceness N` runs the load (the model and the readers, every thread of each) at that
  * niceness, below the systems measured: a diagnosis of how much of a system's event-loop delay is
@@ -21,6 +22,11 @@
  * about N: a diagnosis of what a system pays per read rather than per token. Not for the figures
  * compared.
  *
+ * `--control B:R` runs one more measured process beside the systems, at their priority: it keeps a
+ * CPU busy B ms at a time, rests R ms (0: one turn of its loop) and makes no garbage
+ * (`support/control-child.ts`). No turn of its own is longer than B ms, so its event-loop delays
+ * past that are the machine's: a diagnosis, like `--load-niceness`, and a load of its own.
+ *
  * `--workers N` runs the distributed system with N workers, each taking its share of the answers
  * (the issue's figures are with one).
  *
@@ -28,6 +34,7 @@
  * exact or any answer of either system was broken (resumable-stream's answers cut at the deadline
  * are its capacity: reported, not a failure).
  */
+import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { loadavg, setPriority, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -36,7 +43,7 @@ import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { startStandalone } from "../test/support/redis-harness.ts";
-import { PROBE_NODE_ARGS, cpuOf, markProbes, probeEnv, probesReady, type MeasuredProcess } from "./support/loop-probes.ts";
+import { PROBE_NODE_ARGS, benchFile, cpuOf, markProbes, probeEnv, probesReady, type MeasuredProcess } from "./support/loop-probes.ts";
 import { PeerReaders, type ReaderPlan } from "./support/peer-readers.ts";
 import { SYSTEMS, StampedModel, startSystem, type SystemName } from "./support/peer-systems.ts";
 import { formatMainTable, formatProcessTable, ratiosOf, summarize, type PeerPhase, type ProcessRecord } from "./support/peers-report.ts";
@@ -64,6 +71,7 @@ const { values: args } = parseArgs({
     "load-niceness": { type: "string", default: "0" },
     "tokens-per-write": { type: "string", default: "1" },
     workers: { type: "string", default: "1" },
+    control: { type: "string" },
     out: { type: "string", default: "bench/results/peers.json" },
   },
 });
@@ -101,7 +109,10 @@ const settings = {
   lifelineNodeOptions: args["lifeline-node-options"].split(" ").filter((option) => option !== ""),
   cpuProfileDir: args["cpu-profile"] === undefined ? undefined : resolve(args["cpu-profile"]),
   loadNiceness: Number(args["load-niceness"]),
+  control: args.control,
 };
+if (settings.control !== undefined && !/^\d{1,4}:\d{1,4}$/.test(settings.control))
+  throw new Error("--control: <busy-ms>:<rest-ms>, each 0 to 9999 (e.g. 10:0)");
 if (!(Number.isInteger(settings.loadNiceness) && settings.loadNiceness >= 0 && settings.loadNiceness <= 19))
   throw new Error("--load-niceness: an integer from 0 to 19");
 const numbers = [
@@ -158,6 +169,23 @@ function lowerPriority(pid: number, niceness: number): void {
   for (const task of readdirSync(`/proc/${pid}/task`)) setPriority(Number(task), niceness);
 }
 
+/** The control process (`--control`, `support/control-child.ts`): measured like the others, at the systems' priority. */
+function startControl(dir: string, turns: string): { readonly process: MeasuredProcess; stop(): Promise<void> } {
+  const env = probeEnv(dir, "control");
+  const child = spawn(process.execPath, [...PROBE_NODE_ARGS, benchFile("control-child.ts")], {
+    env: { ...process.env, ...env, CONTROL_TURNS: turns },
+    stdio: "inherit",
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  return {
+    process: { name: "control", pid: child.pid ?? -1, probeFile: env.LOOP_PROBE_OUT },
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
 let phaseCount = 0;
 
 interface Context {
@@ -192,10 +220,13 @@ async function runPhase(ctx: Context, workload: Workload, system: SystemName, re
     const readers = await PeerReaders.start([...PROBE_NODE_ARGS], { ...process.env, ...readerEnv });
     stops.unshift(() => readers.stop());
     readers.onAcks = (acks) => model.acks(acks);
+    const control = settings.control === undefined ? undefined : startControl(dir, settings.control);
+    if (control) stops.unshift(control.stop);
     const processes: MeasuredProcess[] = [
       ...running.processes,
       { name: "readers", pid: readers.pid, probeFile: readerEnv.LOOP_PROBE_OUT },
       model.process,
+      ...(control ? [control.process] : []),
     ];
     await probesReady(processes);
     if (settings.loadNiceness > 0) for (const load of [readers.pid, model.process.pid]) lowerPriority(load, settings.loadNiceness);
@@ -245,6 +276,7 @@ async function runPhase(ctx: Context, workload: Workload, system: SystemName, re
                 meanMs: loop.meanMs,
                 stallsOver100Ms: loop.stallsOver100Ms,
                 ...(loop.stallsOnCpu === undefined ? {} : { stallsOnCpu: loop.stallsOnCpu }),
+                ...(loop.held === undefined ? {} : { held: loop.held }),
                 ...(loop.gc === undefined ? {} : { gc: loop.gc }),
                 ...(loop.profile === undefined ? {} : { profile: loop.profile }),
               },

@@ -12,6 +12,7 @@
  */
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
+import { Worker } from "node:worker_threads";
 import { PerformanceObserver, constants as perfConstants, monitorEventLoopDelay } from "node:perf_hooks";
 
 /** What one window of the event loop looked like; delays in ms, beyond the probe's 10 ms tick. */
@@ -37,6 +38,15 @@ export interface LoopReport {
     readonly maxOnCpuMs: number;
     readonly runQueueMs: number;
   };
+  /**
+   * What the main thread was doing while its loop was held past {@link HELD_MS}, sampled every
+   * {@link WATCH_MS} by a watchdog thread from `/proc/<pid>/task/<pid>/`: counts by its scheduler
+   * state (`R-on-cpu` when it ran most of the time since the last sample, `R-waiting` when it was
+   * runnable but mostly waited for a CPU, `S` asleep, `D` in uninterruptible I/O), the kernel
+   * function it sleeps in (`wchan`) and the system call it is in (`syscall`'s number, or
+   * `running`). Absent where those files are not.
+   */
+  readonly held?: Readonly<Record<string, number>>;
   /** Garbage collection in the window (`PerformanceObserver`, entry type `gc`): pauses, the longest, the full (mark-compact) ones. */
   readonly gc?: {
     readonly pauses: number;
@@ -53,6 +63,9 @@ const RESOLUTION_MS = 10;
 const STALL_TICK_MS = 20;
 const STALL_MS = 100;
 const MAX_STALL_WINDOWS = 200;
+/** How long the loop must be held before the watchdog samples the main thread, and how often it does. */
+const HELD_MS = 60;
+const WATCH_MS = 5;
 /**
  * A stall that was the process's own: it ran on a CPU longer than the 100 ms beyond the timer's
  * tick that make a stall (`profile-summary.ts --on-cpu` picks the same ones).
@@ -72,7 +85,10 @@ if (out !== undefined && out !== "") {
   let lastUs = hrMicros();
   let lastSched = schedStat();
   let onCpu = { over100Ms: 0, maxOnCpuMs: 0, runQueueMs: 0 };
+  const watchdog = startWatchdog(`${out}.held.json`);
+  let heldBefore = watchdog?.read() ?? {};
   setInterval(() => {
+    watchdog?.beat();
     const now = performance.now();
     const nowUs = hrMicros();
     const sched = schedStat();
@@ -124,6 +140,7 @@ if (out !== undefined && out !== "") {
       meanMs: histogram.count > 0 ? ns(histogram.mean) : 0,
       stallsOver100Ms: stalls,
       ...(lastSched === undefined ? {} : { stallsOnCpu: onCpu }),
+      ...(watchdog === undefined ? {} : { held: grownSince(watchdog.read(), heldBefore) }),
       gc,
       ...(profileWritten === undefined ? {} : { profile: profileWritten }),
     };
@@ -138,6 +155,7 @@ if (out !== undefined && out !== "") {
     onCpu = { over100Ms: 0, maxOnCpuMs: 0, runQueueMs: 0 };
     gc = { pauses: 0, totalMs: 0, maxMs: 0, fullPauses: 0, fullMaxMs: 0 };
     stallWindows = [];
+    heldBefore = watchdog?.read() ?? {};
     since = now;
   };
   /** Starts the profile at the first mark (true then) and writes it at the second. */
@@ -194,4 +212,84 @@ function schedStat(): { runNs: number; waitNs: number } | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A thread that watches the main one: the main thread's timer beats into shared memory, and when
+ * no beat came for {@link HELD_MS} the thread samples what the main thread is doing (see
+ * {@link LoopReport.held}), adding to counts it keeps in `file` since the start. `undefined` where
+ * `/proc` is not.
+ */
+function startWatchdog(file: string): { beat(): void; read(): Record<string, number> } | undefined {
+  try {
+    readFileSync(`/proc/${process.pid}/task/${process.pid}/wchan`, "utf8");
+  } catch {
+    return undefined;
+  }
+  const shared = new SharedArrayBuffer(8);
+  const beats = new Float64Array(shared);
+  beats[0] = Date.now();
+  const code = `
+    const { workerData } = require("node:worker_threads");
+    const { readFileSync, writeFileSync, renameSync, readdirSync, readlinkSync } = require("node:fs");
+    const { file, task, heldMs, watchMs } = workerData;
+    const procDir = task.slice(0, task.lastIndexOf("/"));
+    const mainTid = task.slice(task.lastIndexOf("/") + 1);
+    const selfTid = readlinkSync("/proc/thread-self").split("/").pop();
+    const beats = new Float64Array(workerData.shared);
+    const counts = {};
+    const read = (name) => { try { return readFileSync(task + name, "utf8").trim(); } catch { return "?"; } };
+    let ranNs = 0;
+    setInterval(() => {
+      const ran = Number(read("/schedstat").split(" ")[0]);
+      const ranSince = ran - ranNs;
+      ranNs = ran;
+      if (Date.now() - beats[0] < heldMs) return;
+      const stat = read("/stat");
+      let state = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[0];
+      // Runnable: on a CPU for most of the time since the last sample, or waiting for one.
+      if (state === "R") state = ranSince >= watchMs * 1e6 * 0.5 ? "R-on-cpu" : "R-waiting";
+      if (state === "R-waiting") {
+        // Which of the process's own threads were runnable meanwhile (its collector's helpers, say).
+        let own = 0;
+        for (const tid of readdirSync(procDir)) {
+          if (tid === mainTid || tid === selfTid) continue;
+          try {
+            const s = readFileSync(procDir + "/" + tid + "/stat", "utf8");
+            if (s.slice(s.lastIndexOf(")") + 2, s.lastIndexOf(")") + 3) === "R") own++;
+          } catch {}
+        }
+        state += "+" + own + "own";
+      }
+      const call = read("/syscall").split(" ")[0];
+      const key = state + " " + (read("/wchan") || "0") + " " + (call === "running" ? "running" : "syscall " + call);
+      counts[key] = (counts[key] || 0) + 1;
+      writeFileSync(file + ".tmp", JSON.stringify(counts));
+      renameSync(file + ".tmp", file);
+    }, watchMs);
+  `;
+  const thread = new Worker(code, {
+    eval: true,
+    workerData: { file, task: `/proc/${process.pid}/task/${process.pid}`, heldMs: HELD_MS, watchMs: WATCH_MS, shared },
+  });
+  thread.unref();
+  return {
+    beat: () => {
+      beats[0] = Date.now();
+    },
+    read: () => {
+      try {
+        return JSON.parse(readFileSync(file, "utf8")) as Record<string, number>;
+      } catch {
+        return {};
+      }
+    },
+  };
+}
+
+/** The counts of `now` less those of `before`, the ones that grew. */
+function grownSince(now: Record<string, number>, before: Record<string, number>): Record<string, number> {
+  const grown: Record<string, number> = {};
+  for (const [key, n] of Object.entries(now)) if (n > (before[key] ?? 0)) grown[key] = n - (before[key] ?? 0);
+  return grown;
 }
