@@ -261,8 +261,15 @@ function startWatchdog(file: string): { beat(): void; read(): Record<string, num
         }
         state += "+" + own + "own";
       }
-      const call = read("/syscall").split(" ")[0];
-      const key = state + " " + (read("/wchan") || "0") + " " + (call === "running" ? "running" : "syscall " + call);
+      const [call, arg] = read("/syscall").split(" ");
+      let what = call === "running" ? "running" : "syscall " + call;
+      // fsync, fdatasync: of which file.
+      if (call === "74" || call === "75") {
+        try {
+          what += " " + readlinkSync(procDir.slice(0, procDir.lastIndexOf("/")) + "/fd/" + Number(arg)).split("/").pop();
+        } catch {}
+      }
+      const key = state + " " + (read("/wchan") || "0") + " " + what;
       counts[key] = (counts[key] || 0) + 1;
       writeFileSync(file + ".tmp", JSON.stringify(counts));
       renameSync(file + ".tmp", file);
