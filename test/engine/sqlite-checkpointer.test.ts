@@ -3,6 +3,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
 import { Checkpointer } from "../../src/engine/sqlite/checkpointer.ts";
+import { readLog } from "../../src/engine/read-log.ts";
 import { SqliteEngine } from "../../src/engine/sqlite/sqlite-engine.ts";
 import { tempDirsPerTest } from "../support/temp-dirs-per-test.ts";
 import { never } from "../support/waits.ts";
@@ -58,6 +59,85 @@ describe("the sqlite checkpointer", () => {
     } finally {
       await checkpointer.stop();
       db.close();
+    }
+  });
+
+  it("with a restart statement, starts the log over itself with the commits held: bounded under a commit every 2 ms, with no backstop", async () => {
+    const path = dir();
+    const file = join(path, "restarts.db");
+    const db = new Database(file);
+    db.pragma("journal_mode = WAL");
+    db.exec("CREATE TABLE t (x TEXT); CREATE TABLE restarts (n INTEGER); INSERT INTO restarts VALUES (0)");
+    let held = false;
+    let holds = 0;
+    const checkpointer = new Checkpointer(db, file, {
+      backstopPages: 1_000_000, // no backstop: only the thread can let the log start over
+      restart: {
+        sql: "UPDATE restarts SET n = n + 1",
+        hold: () => {
+          held = true;
+          holds++;
+        },
+        release: () => (held = false),
+        catchUpPages: 1000,
+      },
+    });
+    try {
+      const insert = db.prepare("INSERT INTO t VALUES (?)");
+      const group = db.transaction(() => {
+        for (let i = 0; i < 20; i++) insert.run("y".repeat(2000));
+      });
+      let largest = 0;
+      let groups = 0;
+      // About 24 MB, a group commit every 2 ms while the commits are not held: without the thread's
+      // restarts the log would hold all of it.
+      for (let turn = 0; groups < 600; turn++) {
+        if (!held) {
+          group();
+          groups++;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        if (turn % 25 === 0) largest = Math.max(largest, statSync(`${file}-wal`).size);
+      }
+      expect(largest).toBeLessThan(12 << 20);
+      expect(holds).toBeGreaterThan(0);
+      expect(db.prepare("SELECT n FROM restarts").pluck().get()).toBeGreaterThan(0);
+      expect(db.prepare("SELECT count(*) FROM t").pluck().get()).toBe(600 * 20);
+    } finally {
+      await checkpointer.stop();
+      db.close();
+    }
+  });
+
+  it("holds the engine's appends while its thread starts the log over, and every append is committed once, in order", async () => {
+    const path = dir();
+    const engine = new SqliteEngine({ dataDir: path });
+    try {
+      const { id } = await engine.create({ model: "sim", messages: [{ role: "user", content: "restarted" }] });
+      const claim = await engine.claim("w", 60_000, never);
+      const fence = claim!.fence;
+      let offset = 2;
+      // Bursts with pauses between them: the thread finds the log copied whole and starts it over.
+      for (let burst = 0; burst < 20; burst++) {
+        const appends = Array.from({ length: 50 }, (_, i) =>
+          engine.append(id, fence, offset + i, [{ type: "delta", attempt: fence, text: `${offset + i};` }]),
+        );
+        for (const result of await Promise.all(appends)) expect(result.kind).toBe("appended");
+        offset += 50;
+        await new Promise((r) => setTimeout(r, 60));
+      }
+      const entries = await readLog(engine, id);
+      expect(entries.map((e) => e.offset)).toEqual(Array.from({ length: offset - 1 }, (_, i) => i + 1));
+      const texts = entries.flatMap((e) => (e.type === "delta" ? [e.text] : []));
+      expect(texts).toEqual(Array.from({ length: offset - 2 }, (_, i) => `${i + 2};`));
+      const check = new Database(join(path, "lifeline.db"), { readonly: true });
+      try {
+        expect(check.prepare("SELECT count FROM log_restarts").pluck().get()).toBeGreaterThan(0);
+      } finally {
+        check.close();
+      }
+    } finally {
+      await engine.close();
     }
   });
 

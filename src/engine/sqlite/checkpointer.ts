@@ -25,34 +25,97 @@ const JOURNAL_SIZE_LIMIT_BYTES = 64 << 20;
  * database with a PASSIVE checkpoint (it never waits for the writer or readers, and they never wait
  * for it): every `busyEveryMs` while the log grows, less and less often up to `everyMs` while it
  * does not. Plain JavaScript, evaluated: it needs no loader, whatever runs the product.
+ *
+ * With a `restartSql` it also starts the log over itself (decision 077). Once every frame is in the
+ * file, or the log has grown past `catchUpPages`, it asks the event loop to hold its appends
+ * ("hold"); once they are held ("held") it copies what is left and, with the log whole, commits
+ * `restartSql` first: that commit starts the log over and syncs its header here, not on the event
+ * loop. Then the appends go on ("resume"). Its own frame is left uncopied until another connection
+ * commits, so that commit finds the log in use and appends to it.
  */
 const THREAD = `
 const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.driver);
 const db = new Database(workerData.file, { fileMustExist: true });
 db.pragma("busy_timeout = 0");
+const restart = workerData.restartSql ? db.prepare(workerData.restartSql) : undefined;
 let timer;
 let lastLog = 0;
 let quiet = 0;
-const pass = () => {
-  let log = lastLog;
+let ownVersion = -1; // data_version after this thread's own restart: while it is the same, no one else committed
+const busy = (error) => error && (error.code === "SQLITE_BUSY" || error.code === "SQLITE_LOCKED");
+const checkpoint = () => {
   try {
-    [{ log }] = db.pragma("wal_checkpoint(PASSIVE)");
+    return db.pragma("wal_checkpoint(PASSIVE)")[0];
   } catch (error) {
-    if (!error || (error.code !== "SQLITE_BUSY" && error.code !== "SQLITE_LOCKED")) {
-      db.close();
-      throw error; // the thread ends, and the event loop's connection checkpoints again
-    }
+    if (busy(error)) return undefined;
+    db.close();
+    throw error; // the thread ends, and the event loop's connection checkpoints again
   }
-  // While the log moves, the next pass comes soon, so what a backstop has left to copy stays small;
-  // a quiet log is looked at less and less often (a pause of the writer is not the end of its work).
+};
+// While the log moves, the next pass comes soon, so what a backstop has left to copy stays small;
+// a quiet log is looked at less and less often (a pause of the writer is not the end of its work).
+const next = (log) => {
   quiet = log === lastLog ? quiet + 1 : 0;
   lastLog = log;
   timer = setTimeout(pass, Math.min(workerData.everyMs, workerData.busyEveryMs * 2 ** quiet));
 };
+const pass = () => {
+  if (restart && db.pragma("data_version", { simple: true }) === ownVersion) return next(lastLog);
+  const done = checkpoint();
+  if (!done) return next(lastLog);
+  if (restart && done.log > 0 && (done.checkpointed === done.log || done.log >= workerData.catchUpPages)) {
+    lastLog = done.log;
+    parentPort.postMessage("hold");
+    return; // the next pass is timed once the appends go on
+  }
+  next(done.log);
+};
+const restartHeld = () => {
+  const done = checkpoint();
+  if (!done || done.checkpointed !== done.log) return; // another process's commits: the backstop is there
+  try {
+    restart.run();
+    ownVersion = db.pragma("data_version", { simple: true });
+  } catch (error) {
+    if (!busy(error)) {
+      db.close();
+      throw error;
+    }
+  }
+};
+parentPort.on("message", (message) => {
+  if (message === "held") {
+    try {
+      restartHeld();
+    } finally {
+      parentPort.postMessage("resume");
+    }
+    quiet = 0;
+    timer = setTimeout(pass, workerData.busyEveryMs);
+    return;
+  }
+  clearTimeout(timer);
+  db.close();
+  parentPort.close();
+});
 timer = setTimeout(pass, workerData.busyEveryMs);
-parentPort.on("message", () => { clearTimeout(timer); db.close(); parentPort.close(); });
 `;
+
+/** How the thread starts the log over itself: the statement it commits first, and how the event loop's connection holds its appends meanwhile. */
+export interface LogRestart {
+  /** A statement that writes one small row (it must change a page: `UPDATE … SET n = n + 1`). */
+  readonly sql: string;
+  /** Stop committing appends until {@link release}; those asked meanwhile wait. */
+  hold(): void;
+  release(): void;
+  /** The log's size in pages past which the thread holds the appends to catch up (default: 8,000, 32 MB). */
+  readonly catchUpPages?: number;
+}
+
+/** The longest the appends are held, should the thread stop answering. */
+const MAX_HOLD_MS = 1000;
+const CATCH_UP_PAGES = 8000;
 
 /**
  * Checkpoints a WAL-mode database off the event loop (decision 047). sqlite checkpoints in the
@@ -66,20 +129,36 @@ export class Checkpointer {
   readonly #db: Database.Database;
   readonly #thread: Worker | undefined;
   readonly #exited: Promise<void>;
+  readonly #restart: LogRestart | undefined;
+  /** Set while the appends are held for the thread; it lets them go after {@link MAX_HOLD_MS} at most. */
+  #holdTimer: NodeJS.Timeout | undefined;
   #stopping = false;
 
   constructor(
     db: Database.Database,
     file: string,
-    { everyMs = CHECKPOINT_EVERY_MS, backstopPages = BACKSTOP_AUTOCHECKPOINT_PAGES }: { everyMs?: number; backstopPages?: number } = {},
+    {
+      everyMs = CHECKPOINT_EVERY_MS,
+      backstopPages = BACKSTOP_AUTOCHECKPOINT_PAGES,
+      restart,
+    }: { everyMs?: number; backstopPages?: number; restart?: LogRestart } = {},
   ) {
     this.#db = db;
+    this.#restart = restart;
     db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`);
     let thread: Worker | undefined;
     try {
       const driver = createRequire(import.meta.url).resolve("better-sqlite3");
       const busyEveryMs = Math.min(everyMs, BUSY_CHECKPOINT_EVERY_MS);
-      thread = new Worker(THREAD, { eval: true, execArgv: [], workerData: { driver, file, everyMs, busyEveryMs } });
+      const workerData = {
+        driver,
+        file,
+        everyMs,
+        busyEveryMs,
+        restartSql: restart?.sql,
+        catchUpPages: restart?.catchUpPages ?? CATCH_UP_PAGES,
+      };
+      thread = new Worker(THREAD, { eval: true, execArgv: [], workerData });
     } catch {
       // No thread to be had (a permission model without workers, say): sqlite's default stands.
     }
@@ -92,11 +171,31 @@ export class Checkpointer {
     thread.unref();
     this.#exited = new Promise<void>((resolve) => {
       thread.once("exit", () => {
+        this.#release();
         if (!this.#stopping) this.#fallBack();
         resolve();
       });
     });
     thread.on("error", () => undefined); // it exits next
+    thread.on("message", (message) => {
+      if (message === "hold") this.#hold(thread);
+      else if (message === "resume") this.#release();
+    });
+  }
+
+  /** The thread asks for the appends to be held while it starts the log over. */
+  #hold(thread: Worker): void {
+    if (!this.#restart || this.#stopping || this.#holdTimer) return;
+    this.#restart.hold();
+    this.#holdTimer = setTimeout(() => this.#release(), MAX_HOLD_MS);
+    thread.postMessage("held");
+  }
+
+  #release(): void {
+    if (!this.#holdTimer) return;
+    clearTimeout(this.#holdTimer);
+    this.#holdTimer = undefined;
+    this.#restart?.release();
   }
 
   /** The thread is gone: commits of the event loop's connection checkpoint again. */
@@ -107,6 +206,7 @@ export class Checkpointer {
   /** Stops the thread; the connection's own close checkpoints what is left. */
   async stop(): Promise<void> {
     this.#stopping = true;
+    this.#release();
     this.#thread?.ref(); // the process waits for the thread's exit, or a top-level await of close() would never settle
     this.#thread?.postMessage("stop");
     await this.#exited;

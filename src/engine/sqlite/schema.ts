@@ -26,9 +26,17 @@ CREATE TABLE IF NOT EXISTS chats (              -- a door's chat and the generat
   chat_id       TEXT PRIMARY KEY,
   generation_id TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS log_restarts (       -- one row: the checkpointer's thread commits it to start the log over (decision 077)
+  id            INTEGER PRIMARY KEY CHECK (id = 1),
+  count         INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO log_restarts (id, count) VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS changes (            -- the change feed (decision 036): never a delta
   seq           INTEGER PRIMARY KEY,
   generation_id TEXT NOT NULL,
   type          TEXT NOT NULL
 );
 `;
+
+/** What the checkpointer's thread commits to start the write-ahead log over itself (decision 077). */
+export const RESTART_LOG_SQL = "UPDATE log_restarts SET count = count + 1 WHERE id = 1";

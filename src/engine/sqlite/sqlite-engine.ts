@@ -23,7 +23,7 @@ import { Checkpointer } from "./checkpointer.ts";
 import { OtherProcesses } from "./other-processes.ts";
 import { positionOf, SqliteFeed } from "./feed.ts";
 import { Wakeups } from "../wakeups.ts";
-import { SCHEMA, SCHEMA_VERSION } from "./schema.ts";
+import { RESTART_LOG_SQL, SCHEMA, SCHEMA_VERSION } from "./schema.ts";
 import { RecentEntries, type CommittedEntry } from "./recent-entries.ts";
 
 export interface SqliteEngineOptions {
@@ -100,6 +100,8 @@ export class SqliteEngine implements Engine {
   readonly #recent = new RecentEntries();
   /** Appends waiting for this turn's group commit. */
   readonly #pendingAppends: PendingAppend[] = [];
+  /** The checkpointer's thread is starting the log over: appends wait (decision 077). */
+  #holding = false;
   readonly #stmt;
   /** Prepared on first use, as the chats: a data file opened read-only may predate the table. */
   #changeFeed: SqliteFeed | undefined;
@@ -123,7 +125,19 @@ export class SqliteEngine implements Engine {
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }
     this.#db = db;
-    this.#checkpointer = readOnly ? undefined : new Checkpointer(db, file);
+    // The thread starts the log over itself, with this connection's appends held for the moment,
+    // so the sync of the log's new header is never made on the event loop (decision 077).
+    const restart = {
+      sql: RESTART_LOG_SQL,
+      hold: () => {
+        this.#holding = true;
+      },
+      release: () => {
+        this.#holding = false;
+        if (this.#pendingAppends.length > 0 && !this.#closed) setImmediate(() => this.#commitAppends());
+      },
+    };
+    this.#checkpointer = readOnly ? undefined : new Checkpointer(db, file, { restart });
     this.#stmt = {
       generation: db.prepare<[string], GenerationRow>(
         "SELECT id, last_offset, terminal, fence, job, lease_until FROM generations WHERE id = ?",
@@ -219,6 +233,7 @@ export class SqliteEngine implements Engine {
 
   /** Commits the appends asked so far, a group of at most {@link APPENDS_PER_GROUP} now and the rest on later turns. */
   #commitAppends(): void {
+    if (this.#holding) return; // the release commits them
     const batch = this.#pendingAppends.splice(0, APPENDS_PER_GROUP);
     if (batch.length === 0) return;
     // The loop turns between groups: each group's commit wakes its readers, who read at once, and a
@@ -442,6 +457,7 @@ export class SqliteEngine implements Engine {
   }
 
   async #close(): Promise<void> {
+    this.#holding = false; // what is asked before close is committed now, held or not
     while (this.#pendingAppends.length > 0) this.#commitAppends(); // what was asked before close is committed
     this.#closed = true;
     this.#otherProcesses.stop();
