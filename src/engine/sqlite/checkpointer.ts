@@ -26,19 +26,24 @@ const JOURNAL_SIZE_LIMIT_BYTES = 64 << 20;
  * for it): every `busyEveryMs` while the log grows, less and less often up to `everyMs` while it
  * does not. Plain JavaScript, evaluated: it needs no loader, whatever runs the product.
  *
- * With a `restartSql` it also starts the log over itself (decision 077). Once every frame is in the
- * file, or the log has grown past `catchUpPages`, it asks the event loop to hold its appends
- * ("hold"); once they are held ("held") it copies what is left and, with the log whole, commits
- * `restartSql` first: that commit starts the log over and syncs its header here, not on the event
- * loop. Then the appends go on ("resume"). Its own frame is left uncopied until another connection
- * commits, so that commit finds the log in use and appends to it.
+ * With a `restartSql` it also starts the log over itself (decision 077). When a pass leaves every
+ * frame copied, or the log has grown past `catchUpPages`, it raises a flag the event loop reads
+ * before each write (shared memory: no message to wait for), copies what is left, and with
+ * the log whole commits `restartSql` first: that commit starts the log over and syncs the new
+ * header here, not on the event loop. Then it lowers the flag. Its own frame is left uncopied until
+ * another connection commits, so that commit finds the log in use and appends to it.
  */
 const THREAD = `
 const { parentPort, workerData } = require("node:worker_threads");
 const Database = require(workerData.driver);
 const db = new Database(workerData.file, { fileMustExist: true });
 db.pragma("busy_timeout = 0");
+// Its own commit (the restart's) neither syncs unless it starts the log over, nor checkpoints by
+// itself: left uncopied, a frame that did not start the log over keeps the next commit from doing it.
+db.pragma("synchronous = NORMAL");
+db.pragma("wal_autocheckpoint = 0");
 const restart = workerData.restartSql ? db.prepare(workerData.restartSql) : undefined;
+const hold = new Int32Array(workerData.hold);
 let timer;
 let lastLog = 0;
 let quiet = 0;
@@ -53,28 +58,20 @@ const checkpoint = () => {
     throw error; // the thread ends, and the event loop's connection checkpoints again
   }
 };
-// While the log moves, the next pass comes soon, so what a backstop has left to copy stays small;
-// a quiet log is looked at less and less often (a pause of the writer is not the end of its work).
-const next = (log) => {
-  quiet = log === lastLog ? quiet + 1 : 0;
-  lastLog = log;
-  timer = setTimeout(pass, Math.min(workerData.everyMs, workerData.busyEveryMs * 2 ** quiet));
-};
-const pass = () => {
-  if (restart && db.pragma("data_version", { simple: true }) === ownVersion) return next(lastLog);
-  const done = checkpoint();
-  if (!done) return next(lastLog);
-  if (restart && done.log > 0 && (done.checkpointed === done.log || done.log >= workerData.catchUpPages)) {
-    lastLog = done.log;
-    parentPort.postMessage("hold");
-    return; // the next pass is timed once the appends go on
-  }
-  next(done.log);
-};
+const pause = new Int32Array(new SharedArrayBuffer(4));
+// Under the flag: copy what is left (a write that began before the flag went up ends in a moment),
+// then, with the log whole, commit first.
 const restartHeld = () => {
-  const done = checkpoint();
-  if (!done || done.checkpointed !== done.log) return; // another process's commits: the backstop is there
+  for (let tries = 0; tries < 5; tries++) {
+    const done = checkpoint();
+    if (done && done.checkpointed === done.log) return restartWhole();
+    Atomics.wait(pause, 0, 0, 1);
+  }
+  // Still not whole: another process's commits. The backstop is there for that.
+};
+const restartWhole = () => {
   try {
+    db.pragma("busy_timeout = 20"); // a write of another connection, or process, ends in a moment
     restart.run();
     ownVersion = db.pragma("data_version", { simple: true });
   } catch (error) {
@@ -82,38 +79,45 @@ const restartHeld = () => {
       db.close();
       throw error;
     }
+  } finally {
+    if (db.open) db.pragma("busy_timeout = 0");
   }
 };
-parentPort.on("message", (message) => {
-  if (message === "held") {
-    try {
-      restartHeld();
-    } finally {
-      parentPort.postMessage("resume");
+const pass = () => {
+  let log = lastLog;
+  if (!restart || db.pragma("data_version", { simple: true }) !== ownVersion) {
+    const done = checkpoint();
+    if (done) {
+      log = done.log;
+      if (restart && log > 0 && (done.checkpointed === log || log >= workerData.catchUpPages)) {
+        Atomics.store(hold, 0, 1);
+        try {
+          restartHeld();
+        } finally {
+          Atomics.store(hold, 0, 0);
+        }
+      }
     }
-    quiet = 0;
-    timer = setTimeout(pass, workerData.busyEveryMs);
-    return;
   }
-  clearTimeout(timer);
-  db.close();
-  parentPort.close();
-});
+  // While the log moves, the next pass comes soon, so what a backstop has left to copy stays small;
+  // a quiet log is looked at less and less often (a pause of the writer is not the end of its work).
+  quiet = log === lastLog ? quiet + 1 : 0;
+  lastLog = log;
+  timer = setTimeout(pass, Math.min(workerData.everyMs, workerData.busyEveryMs * 2 ** quiet));
+};
 timer = setTimeout(pass, workerData.busyEveryMs);
+parentPort.on("message", () => { clearTimeout(timer); db.close(); parentPort.close(); });
 `;
 
-/** How the thread starts the log over itself: the statement it commits first, and how the event loop's connection holds its appends meanwhile. */
+/** How the thread starts the log over itself (decision 077). */
 export interface LogRestart {
   /** A statement that writes one small row (it must change a page: `UPDATE … SET n = n + 1`). */
   readonly sql: string;
-  /** Stop committing appends until {@link release}; those asked meanwhile wait. */
-  hold(): void;
-  release(): void;
-  /** The log's size in pages past which the thread holds the appends to catch up (default: 8,000, 32 MB). */
+  /** The log's size in pages past which the thread holds the writes to catch up (default: 8,000, 32 MB). */
   readonly catchUpPages?: number;
 }
 
-/** The longest the appends are held, should the thread stop answering. */
+/** The longest the writes are held, should the thread stop with its flag raised. */
 const MAX_HOLD_MS = 1000;
 const CATCH_UP_PAGES = 8000;
 
@@ -129,9 +133,10 @@ export class Checkpointer {
   readonly #db: Database.Database;
   readonly #thread: Worker | undefined;
   readonly #exited: Promise<void>;
-  readonly #restart: LogRestart | undefined;
-  /** Set while the appends are held for the thread; it lets them go after {@link MAX_HOLD_MS} at most. */
-  #holdTimer: NodeJS.Timeout | undefined;
+  /** The thread's flag: 1 while it starts the log over and the appends should wait. */
+  readonly #hold = new Int32Array(new SharedArrayBuffer(4));
+  /** When the event loop first found the flag raised ({@link holdsWrites}). */
+  #heldSince: number | undefined;
   #stopping = false;
 
   constructor(
@@ -144,7 +149,6 @@ export class Checkpointer {
     }: { everyMs?: number; backstopPages?: number; restart?: LogRestart } = {},
   ) {
     this.#db = db;
-    this.#restart = restart;
     db.pragma(`journal_size_limit = ${JOURNAL_SIZE_LIMIT_BYTES}`);
     let thread: Worker | undefined;
     try {
@@ -157,6 +161,7 @@ export class Checkpointer {
         busyEveryMs,
         restartSql: restart?.sql,
         catchUpPages: restart?.catchUpPages ?? CATCH_UP_PAGES,
+        hold: this.#hold.buffer,
       };
       thread = new Worker(THREAD, { eval: true, execArgv: [], workerData });
     } catch {
@@ -171,31 +176,27 @@ export class Checkpointer {
     thread.unref();
     this.#exited = new Promise<void>((resolve) => {
       thread.once("exit", () => {
-        this.#release();
+        Atomics.store(this.#hold, 0, 0); // a thread that ended holds nothing
         if (!this.#stopping) this.#fallBack();
         resolve();
       });
     });
     thread.on("error", () => undefined); // it exits next
-    thread.on("message", (message) => {
-      if (message === "hold") this.#hold(thread);
-      else if (message === "resume") this.#release();
-    });
   }
 
-  /** The thread asks for the appends to be held while it starts the log over. */
-  #hold(thread: Worker): void {
-    if (!this.#restart || this.#stopping || this.#holdTimer) return;
-    this.#restart.hold();
-    this.#holdTimer = setTimeout(() => this.#release(), MAX_HOLD_MS);
-    thread.postMessage("held");
-  }
-
-  #release(): void {
-    if (!this.#holdTimer) return;
-    clearTimeout(this.#holdTimer);
-    this.#holdTimer = undefined;
-    this.#restart?.release();
+  /**
+   * Whether the event loop's connection should hold its writes for now: the thread is starting
+   * the log over. A flag left up longer than {@link MAX_HOLD_MS} (a thread stuck in a sync) holds
+   * nothing.
+   */
+  holdsWrites(): boolean {
+    if (Atomics.load(this.#hold, 0) === 0) {
+      this.#heldSince = undefined;
+      return false;
+    }
+    const now = performance.now();
+    this.#heldSince ??= now;
+    return now - this.#heldSince < MAX_HOLD_MS;
   }
 
   /** The thread is gone: commits of the event loop's connection checkpoint again. */
@@ -206,7 +207,6 @@ export class Checkpointer {
   /** Stops the thread; the connection's own close checkpoints what is left. */
   async stop(): Promise<void> {
     this.#stopping = true;
-    this.#release();
     this.#thread?.ref(); // the process waits for the thread's exit, or a top-level await of close() would never settle
     this.#thread?.postMessage("stop");
     await this.#exited;

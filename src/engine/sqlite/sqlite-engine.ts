@@ -1,6 +1,7 @@
 import { createdEntry, idempotencyName } from "../created-entry.ts";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import Database from "better-sqlite3";
 import { canonicalJson } from "../../core/canonical.ts";
 import { stampEntry, type Entry, type EntryBody, type GenerationRequest } from "../../core/entries.ts";
@@ -100,8 +101,8 @@ export class SqliteEngine implements Engine {
   readonly #recent = new RecentEntries();
   /** Appends waiting for this turn's group commit. */
   readonly #pendingAppends: PendingAppend[] = [];
-  /** The checkpointer's thread is starting the log over: appends wait (decision 077). */
-  #holding = false;
+  /** Set by close: the appends left are committed at once, whatever the checkpointer holds. */
+  #draining = false;
   readonly #stmt;
   /** Prepared on first use, as the chats: a data file opened read-only may predate the table. */
   #changeFeed: SqliteFeed | undefined;
@@ -127,17 +128,7 @@ export class SqliteEngine implements Engine {
     this.#db = db;
     // The thread starts the log over itself, with this connection's appends held for the moment,
     // so the sync of the log's new header is never made on the event loop (decision 077).
-    const restart = {
-      sql: RESTART_LOG_SQL,
-      hold: () => {
-        this.#holding = true;
-      },
-      release: () => {
-        this.#holding = false;
-        if (this.#pendingAppends.length > 0 && !this.#closed) setImmediate(() => this.#commitAppends());
-      },
-    };
-    this.#checkpointer = readOnly ? undefined : new Checkpointer(db, file, { restart });
+    this.#checkpointer = readOnly ? undefined : new Checkpointer(db, file, { restart: { sql: RESTART_LOG_SQL } });
     this.#stmt = {
       generation: db.prepare<[string], GenerationRow>(
         "SELECT id, last_offset, terminal, fence, job, lease_until FROM generations WHERE id = ?",
@@ -191,6 +182,7 @@ export class SqliteEngine implements Engine {
   }
 
   async create(request: GenerationRequest, options: CreateOptions = {}): Promise<CreateResult> {
+    await this.#unheld();
     const requestJson = canonicalJson(request);
     const key = idempotencyName(options) ?? null;
     const result = this.#db
@@ -231,9 +223,26 @@ export class SqliteEngine implements Engine {
     });
   }
 
+  /**
+   * Whether this connection's writes wait: the checkpointer's thread is starting the log over, so
+   * that the new header's sync is its own, not the event loop's (decision 077). Never while closing.
+   */
+  #held(): boolean {
+    return !this.#draining && this.#checkpointer?.holdsWrites() === true;
+  }
+
+  /** Resolves once {@link #held} is over: at once nearly always, otherwise within a few milliseconds. */
+  async #unheld(): Promise<void> {
+    while (this.#held()) await sleep(1);
+  }
+
   /** Commits the appends asked so far, a group of at most {@link APPENDS_PER_GROUP} now and the rest on later turns. */
   #commitAppends(): void {
-    if (this.#holding) return; // the release commits them
+    if (this.#pendingAppends.length > 0 && this.#held()) {
+      // The checkpointer's thread is starting the log over (decision 077): a few milliseconds.
+      setTimeout(() => this.#commitAppends(), 1);
+      return;
+    }
     const batch = this.#pendingAppends.splice(0, APPENDS_PER_GROUP);
     if (batch.length === 0) return;
     // The loop turns between groups: each group's commit wakes its readers, who read at once, and a
@@ -333,6 +342,7 @@ export class SqliteEngine implements Engine {
 
   async claim(worker: string, leaseMs: number, signal: AbortSignal): Promise<Claim | undefined> {
     while (!signal.aborted && !this.#closed) {
+      await this.#unheld();
       const now = Date.now();
       const claim = this.#db
         .transaction((): Claim | undefined => {
@@ -360,6 +370,7 @@ export class SqliteEngine implements Engine {
   }
 
   async renewAll(leases: readonly Lease[], leaseMs: number): Promise<RenewResult[]> {
+    await this.#unheld();
     return this.#db
       .transaction((): RenewResult[] => {
         const until = Date.now() + leaseMs;
@@ -375,6 +386,7 @@ export class SqliteEngine implements Engine {
   }
 
   async release(id: string, fence: number): Promise<void> {
+    await this.#unheld();
     const released = this.#db
       .transaction((): boolean => {
         const row = this.#stmt.generation.get(id);
@@ -387,6 +399,7 @@ export class SqliteEngine implements Engine {
   }
 
   async cancel(id: string): Promise<CancelResult> {
+    await this.#unheld();
     let cancelled: CommittedEntry[] = [];
     const result = this.#db
       .transaction((): CancelResult => {
@@ -431,6 +444,7 @@ export class SqliteEngine implements Engine {
 
   /** Logs are kept for good here, and so are the chats that name them. */
   async setChatGeneration(chatId: string, generationId: string): Promise<void> {
+    await this.#unheld();
     this.#chatStatements().set.run(chatId, generationId);
   }
 
@@ -457,7 +471,7 @@ export class SqliteEngine implements Engine {
   }
 
   async #close(): Promise<void> {
-    this.#holding = false; // what is asked before close is committed now, held or not
+    this.#draining = true; // what was asked before close is committed now, held or not
     while (this.#pendingAppends.length > 0) this.#commitAppends(); // what was asked before close is committed
     this.#closed = true;
     this.#otherProcesses.stop();
