@@ -8,6 +8,7 @@
  * `LOOP_PROBE_HEAP=off` (the sampling slows a busy process down several times over). With
  * `LOOP_PROBE_HEAP=survivors` it leaves out what died young: where what the young generation's
  * collections copy comes from.
+ * With `LOOP_PROBE_WATCH=1` a watchdog thread samples what a held main thread is doing (`held`).
  * Without `LOOP_PROBE_OUT` it does nothing.
  */
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -44,7 +45,7 @@ export interface LoopReport {
    * state (`R-on-cpu` when it ran most of the time since the last sample, `R-waiting` when it was
    * runnable but mostly waited for a CPU, `S` asleep, `D` in uninterruptible I/O), the kernel
    * function it sleeps in (`wchan`) and the system call it is in (`syscall`'s number, or
-   * `running`). Absent where those files are not.
+   * `running`). Only with `LOOP_PROBE_WATCH=1`, and where those files are.
    */
   readonly held?: Readonly<Record<string, number>>;
   /** Garbage collection in the window (`PerformanceObserver`, entry type `gc`): pauses, the longest, the full (mark-compact) ones. */
@@ -85,7 +86,8 @@ if (out !== undefined && out !== "") {
   let lastUs = hrMicros();
   let lastSched = schedStat();
   let onCpu = { over100Ms: 0, maxOnCpuMs: 0, runQueueMs: 0 };
-  const watchdog = startWatchdog(`${out}.held.json`);
+  // Opt-in: its thread and its reads of /proc every few milliseconds are a load of their own.
+  const watchdog = process.env.LOOP_PROBE_WATCH === "1" ? startWatchdog(`${out}.held.json`) : undefined;
   let heldBefore = watchdog?.read() ?? {};
   setInterval(() => {
     watchdog?.beat();
