@@ -36,18 +36,10 @@ describe("the sqlite checkpointer", () => {
   });
 
   it("keeps the log bounded under commits that never pause: the backstop lets it restart when the thread cannot", async () => {
-    const path = dir();
-    const file = join(path, "steady.db");
-    const db = new Database(file);
-    db.pragma("journal_mode = WAL");
-    db.exec("CREATE TABLE t (x TEXT)");
+    const { file, db, group } = walDatabase(dir(), "steady.db");
     // A backstop of 1,000 pages (4 MB) rather than the engine's 64 MB, for a test of 24 MB.
     const checkpointer = new Checkpointer(db, file, { backstopPages: 1000 });
     try {
-      const insert = db.prepare("INSERT INTO t VALUES (?)");
-      const group = db.transaction(() => {
-        for (let i = 0; i < 20; i++) insert.run("y".repeat(2000));
-      });
       let largest = 0;
       // About 24 MB, a group commit every turn: the thread's passive checkpoints rarely end with every frame copied.
       for (let turn = 0; turn < 600; turn++) {
@@ -63,20 +55,12 @@ describe("the sqlite checkpointer", () => {
   });
 
   it("with a restart statement, starts the log over itself with the commits held: bounded under a commit every 2 ms, with no backstop", async () => {
-    const path = dir();
-    const file = join(path, "restarts.db");
-    const db = new Database(file);
-    db.pragma("journal_mode = WAL");
-    db.exec("CREATE TABLE t (x TEXT); CREATE TABLE restarts (n INTEGER); INSERT INTO restarts VALUES (0)");
+    const { file, db, group } = walDatabase(dir(), "restarts.db", "CREATE TABLE restarts (n INTEGER); INSERT INTO restarts VALUES (0)");
     const checkpointer = new Checkpointer(db, file, {
       backstopPages: 1_000_000, // no backstop: only the thread can let the log start over
       restart: { sql: "UPDATE restarts SET n = n + 1", catchUpPages: 1000 },
     });
     try {
-      const insert = db.prepare("INSERT INTO t VALUES (?)");
-      const group = db.transaction(() => {
-        for (let i = 0; i < 20; i++) insert.run("y".repeat(2000));
-      });
       let largest = 0;
       let groups = 0;
       // About 24 MB, a group commit every 2 ms while the commits are not held: without the thread's
@@ -149,3 +133,16 @@ describe("the sqlite checkpointer", () => {
     }
   });
 });
+
+/** A WAL-mode database `name` in `path` with a table `t` (and `sql` run), and a group commit of 20 rows of 2 KB into it. */
+function walDatabase(path: string, name: string, sql = ""): { file: string; db: Database.Database; group: () => void } {
+  const file = join(path, name);
+  const db = new Database(file);
+  db.pragma("journal_mode = WAL");
+  db.exec(`CREATE TABLE t (x TEXT); ${sql}`);
+  const insert = db.prepare("INSERT INTO t VALUES (?)");
+  const group = db.transaction(() => {
+    for (let i = 0; i < 20; i++) insert.run("y".repeat(2000));
+  });
+  return { file, db, group };
+}
