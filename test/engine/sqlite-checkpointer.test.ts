@@ -1,4 +1,4 @@
-import { statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
@@ -82,13 +82,18 @@ describe("the sqlite checkpointer", () => {
     }
   });
 
-  it("holds the engine's appends while its thread starts the log over, and every append is committed once, in order", async () => {
+  it("every append is committed once, in order, while the engine's thread starts the log over again and again", async () => {
     const path = dir();
     const engine = new SqliteEngine({ dataDir: path });
     try {
       const { id } = await engine.create({ model: "sim", messages: [{ role: "user", content: "restarted" }] });
       const claim = await engine.claim("w", 60_000, never);
       const fence = claim!.fence;
+      const check = new Database(join(path, "lifeline.db"), { readonly: true });
+      const restartsPage = check.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'log_restarts'").pluck().get();
+      const wal = join(path, "lifeline.db-wal");
+      const opened = walGeneration(wal).restarts;
+      const firstPages = new Set<number>();
       let offset = 2;
       // Bursts with pauses between them: the thread finds the log copied whole and starts it over.
       for (let burst = 0; burst < 20; burst++) {
@@ -98,17 +103,18 @@ describe("the sqlite checkpointer", () => {
         for (const result of await Promise.all(appends)) expect(result.kind).toBe("appended");
         offset += 50;
         await new Promise((r) => setTimeout(r, 60));
+        const generation = walGeneration(wal);
+        if (generation.restarts !== opened) firstPages.add(generation.firstPage);
       }
+      // Each log that started over since starts with the thread's frame (the page of its one row):
+      // the engine's commits never started it over themselves.
+      expect([...firstPages]).toEqual([restartsPage]);
       const entries = await readLog(engine, id);
       expect(entries.map((e) => e.offset)).toEqual(Array.from({ length: offset - 1 }, (_, i) => i + 1));
       const texts = entries.flatMap((e) => (e.type === "delta" ? [e.text] : []));
       expect(texts).toEqual(Array.from({ length: offset - 2 }, (_, i) => `${i + 2};`));
-      const check = new Database(join(path, "lifeline.db"), { readonly: true });
-      try {
-        expect(check.prepare("SELECT count FROM log_restarts").pluck().get()).toBeGreaterThan(0);
-      } finally {
-        check.close();
-      }
+      expect(check.prepare("SELECT count FROM log_restarts").pluck().get()).toBeGreaterThan(0);
+      check.close();
     } finally {
       await engine.close();
     }
@@ -145,4 +151,14 @@ function walDatabase(path: string, name: string, sql = ""): { file: string; db: 
     for (let i = 0; i < 20; i++) insert.run("y".repeat(2000));
   });
   return { file, db, group };
+}
+
+/**
+ * Which start of a write-ahead log the file holds: its header's checkpoint sequence number (one more
+ * at each start) and the database page of its first frame (after the 32-byte header, the frame's
+ * first 4 bytes).
+ */
+function walGeneration(wal: string): { restarts: number; firstPage: number } {
+  const bytes = readFileSync(wal);
+  return { restarts: bytes.readUInt32BE(12), firstPage: bytes.readUInt32BE(32) };
 }
