@@ -11,7 +11,7 @@
  *        [--systems resumable-stream,distributed,embedded] [--reps 3] [--out bench/results/peers.json]
  *        [--paced-slack-s 25] [--paced-deadline-s 40] [--cpu-profile DIR]
  *        [--lifeline-node-options "--max-semi-space-size=64"] [--load-niceness 0] [--tokens-per-write 1] [--workers 1]
- *        [--control <busy-ms>:<rest-ms>]
+ *        [--control <busy-ms>:<rest-ms>] [--own-cpu <process>]
  *
  * `--load-niceness N` runs the load (the model and the readers, every thread of each) at that
  * niceness, below the systems measured: a diagnosis of how much of a system's event-loop delay is
@@ -27,6 +27,12 @@
  * (`support/control-child.ts`). No turn of its own is longer than B ms, so its event-loop delays
  * past that are the machine's: a diagnosis, like `--load-niceness`, and a load of its own.
  *
+ * `--own-cpu P` gives the measured process named P (`worker`, `gateway`, `node`, `producer`, …) the
+ * second CPU to itself and puts every other process of the phase, the bench's own included, on the
+ * first (`taskset`, every thread; threads started later inherit it). A phase without such a process
+ * runs as usual. A diagnosis of how much of P's event-loop delay is the cores it shares, like
+ * `--load-niceness`; not for the figures compared.
+ *
  * `--workers N` runs the distributed system with N workers, each taking its share of the answers
  * (the issue's figures are with one).
  *
@@ -34,9 +40,9 @@
  * exact or any answer of either system was broken (resumable-stream's answers cut at the deadline
  * are its capacity: reported, not a failure).
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { loadavg, setPriority, tmpdir } from "node:os";
+import { availableParallelism, loadavg, setPriority, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { performance } from "node:perf_hooks";
@@ -72,6 +78,7 @@ const { values: args } = parseArgs({
     "tokens-per-write": { type: "string", default: "1" },
     workers: { type: "string", default: "1" },
     control: { type: "string" },
+    "own-cpu": { type: "string" },
     out: { type: "string", default: "bench/results/peers.json" },
   },
 });
@@ -110,9 +117,14 @@ const settings = {
   cpuProfileDir: args["cpu-profile"] === undefined ? undefined : resolve(args["cpu-profile"]),
   loadNiceness: Number(args["load-niceness"]),
   control: args.control,
+  ownCpu: args["own-cpu"],
 };
 if (settings.control !== undefined && !/^\d{1,4}:\d{1,4}$/.test(settings.control))
   throw new Error("--control: <busy-ms>:<rest-ms>, each 0 to 9999 (e.g. 10:0)");
+if (settings.ownCpu !== undefined && !/^[a-z-]{1,40}$/.test(settings.ownCpu))
+  throw new Error("--own-cpu: the name of a measured process (worker, gateway, node, producer, redis-server, readers, model)");
+if (settings.ownCpu !== undefined && (process.platform !== "linux" || availableParallelism() < 2))
+  throw new Error("--own-cpu: needs Linux (taskset) and at least two CPUs");
 if (!(Number.isInteger(settings.loadNiceness) && settings.loadNiceness >= 0 && settings.loadNiceness <= 19))
   throw new Error("--load-niceness: an integer from 0 to 19");
 const numbers = [
@@ -167,6 +179,31 @@ function planOf(workload: Workload, api: ReaderPlan["api"], baseUrl: string, tag
 /** Every thread of process `pid` at `niceness` (Linux keeps a niceness per thread). */
 function lowerPriority(pid: number, niceness: number): void {
   for (const task of readdirSync(`/proc/${pid}/task`)) setPriority(Number(task), niceness);
+}
+
+/**
+ * `--own-cpu`: the process named `name` on CPU 1 alone, every other one of `processes` and the
+ * bench on CPU 0, every thread of each. Nothing changes when no process has that name. Returns what
+ * gives the bench and the processes that outlive the phase (its Redis) every CPU again.
+ */
+function pinProcesses(processes: readonly MeasuredProcess[], name: string): () => Promise<void> {
+  if (!processes.some((p) => p.name === name)) return () => Promise.resolve();
+  const pin = (pid: number, cpus: string): void => {
+    execFileSync("taskset", ["--all-tasks", "--pid", "--cpu-list", cpus, String(pid)], { stdio: "ignore" });
+  };
+  const pids = [process.pid, ...processes.map((p) => p.pid)];
+  for (const pid of pids) pin(pid, processes.some((p) => p.pid === pid && p.name === name) ? "1" : "0");
+  return () => {
+    const every = `0-${availableParallelism() - 1}`;
+    for (const pid of pids) {
+      try {
+        pin(pid, every);
+      } catch {
+        // a process of the phase that has exited
+      }
+    }
+    return Promise.resolve();
+  };
 }
 
 /** The control process (`--control`, `support/control-child.ts`): measured like the others, at the systems' priority. */
@@ -230,6 +267,7 @@ async function runPhase(ctx: Context, workload: Workload, system: SystemName, re
     ];
     await probesReady(processes);
     if (settings.loadNiceness > 0) for (const load of [readers.pid, model.process.pid]) lowerPriority(load, settings.loadNiceness);
+    if (settings.ownCpu !== undefined) stops.push(pinProcesses(processes, settings.ownCpu));
 
     const modelClock = await model.clockOffset();
     const readersClock = await readers.clockOffset();
