@@ -93,7 +93,9 @@ describe("the sqlite checkpointer", () => {
       const restartsPage = check.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'log_restarts'").pluck().get();
       const wal = join(path, "lifeline.db-wal");
       const opened = walGeneration(wal).restarts;
-      const firstPages = new Set<number>();
+      // The page of each log started over since the engine opened, as the bursts find it.
+      const firstPages: number[] = [];
+      let seen = opened;
       let offset = 2;
       // Bursts with pauses between them: the thread finds the log copied whole and starts it over.
       for (let burst = 0; burst < 20; burst++) {
@@ -104,11 +106,16 @@ describe("the sqlite checkpointer", () => {
         offset += 50;
         await new Promise((r) => setTimeout(r, 60));
         const generation = walGeneration(wal);
-        if (generation.restarts !== opened) firstPages.add(generation.firstPage);
+        if (generation.restarts !== seen) firstPages.push(generation.firstPage);
+        seen = generation.restarts;
       }
-      // Each log that started over since starts with the thread's frame (the page of its one row):
-      // the engine's commits never started it over themselves.
-      expect([...firstPages]).toEqual([restartsPage]);
+      // The logs that started over begin with the thread's frame (the page of its one row), not
+      // with an engine's commit (page 1 first: its commits grow the file). On a machine busy enough
+      // to deschedule the thread between its steps, an engine's commit can still start one over
+      // (decision 077): nearly every one is the thread's.
+      const threads = firstPages.filter((page) => page === restartsPage).length;
+      expect(firstPages.length).toBeGreaterThanOrEqual(4);
+      expect(threads / firstPages.length).toBeGreaterThanOrEqual(0.75);
       const entries = await readLog(engine, id);
       expect(entries.map((e) => e.offset)).toEqual(Array.from({ length: offset - 1 }, (_, i) => i + 1));
       const texts = entries.flatMap((e) => (e.type === "delta" ? [e.text] : []));
