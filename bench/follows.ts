@@ -7,7 +7,7 @@
  * at most `--window` still waiting for their first entry, and holds them. The gateway's memory
  * after full collections, before and after, divided by N, is the cost of one idle follow; the time
  * from the first request to the last first entry is the time to open them all. Closing them all
- * and measuring again shows what stays behind.
+ * at once and measuring again shows what a close costs the gateway and what stays behind.
  *
  * Cases are `<transport>:<follows per generation>`: `sse:1` is one reader per answer, `sse:100`
  * a hundred readers of each answer, `ws:1` one subscription per answer with `--subs-per-socket`
@@ -85,6 +85,8 @@ interface Row {
   /** CPU per follow opened, µs: the gateway's and the clients'. */
   gatewayCpuUsPerOpen: number;
   clientCpuUsPerOpen: number;
+  /** The gateway's CPU per follow while the clients closed them all at once (and a settling second after), µs. */
+  gatewayCpuUsPerClose: number;
   /** Per open follow, bytes: heap used + external memory, and resident set, after full collections. */
   heapPerFollow: number;
   rssPerFollow: number;
@@ -243,8 +245,11 @@ async function runCase(
       : undefined;
     await sleep(SETTLE_MS);
     const held = await memory(gateway);
+    // Closing them all at once: every client ends its request together, as after a network cut.
+    const cpuBeforeClose = await cpuMs(gateway);
     await close();
     await sleep(SETTLE_MS);
+    const cpuAfterClose = await cpuMs(gateway);
     const closed = await memory(gateway);
     const n = Math.max(1, opened.follows);
     const redisCallsPerOpen =
@@ -264,6 +269,7 @@ async function runCase(
       failures: opened.failures,
       openMs: Math.round(opened.ms),
       gatewayCpuUsPerOpen: Math.round(((cpuAfter - cpuBefore) * 1000) / n),
+      gatewayCpuUsPerClose: Math.round(((cpuAfterClose - cpuBeforeClose) * 1000) / n),
       clientCpuUsPerOpen: Math.round((opened.cpuMs * 1000) / n),
       heapPerFollow: Math.round((heap(held) - heap(idle)) / n),
       rssPerFollow: Math.round((held.rss - idle.rss) / n),
@@ -283,7 +289,7 @@ async function runCase(
       : "";
     console.log(
       `${engine} ${row.case} trial ${trial}: ${row.follows} follows in ${row.openMs} ms ` +
-        `(CPU per open: gateway ${row.gatewayCpuUsPerOpen} µs, clients ${row.clientCpuUsPerOpen} µs); ` +
+        `(CPU per open: gateway ${row.gatewayCpuUsPerOpen} µs, clients ${row.clientCpuUsPerOpen} µs; per close: gateway ${row.gatewayCpuUsPerClose} µs); ` +
         `${kb(row.heapPerFollow)} KB heap and ${kb(row.rssPerFollow)} KB RSS each, ` +
         `${kb(row.heapLeftPerFollow)} KB left after closing; ${row.failures} failed${failed}${commands}`,
     );

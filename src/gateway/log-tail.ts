@@ -128,9 +128,15 @@ class Cohort {
   }
 
   #wakeWhenHalfIdle(): void {
-    if (this.idle > 0 && this.idle * 2 >= this.waiting) this.controller.abort();
+    // Once: every tail that leaves a woken cohort asks again. An `abort()` without a reason builds
+    // a DOMException with its stack each time, even on a signal already aborted: a thousand
+    // readers gone at once were a thousand of them.
+    if (this.idle > 0 && this.idle * 2 >= this.waiting && !this.controller.signal.aborted) this.controller.abort(COHORT_WOKEN);
   }
 }
+
+/** Why a cohort's signal aborts; nothing reads it, and one for all costs nothing to raise. */
+const COHORT_WOKEN = new Error("the cohort was woken");
 
 /** One generation's tail: a single wait-and-read loop for all members. */
 class LogTail {
