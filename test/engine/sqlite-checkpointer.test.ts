@@ -127,36 +127,6 @@ describe("the sqlite checkpointer", () => {
     }
   });
 
-  it("a read of the log held while it is copied whole keeps a commit from starting it over: what the thread's guard relies on", () => {
-    const path = dir();
-    const { file, db, group } = walDatabase(path, "g.db");
-    const other = new Database(file);
-    const reader = new Database(file);
-    try {
-      db.pragma("wal_autocheckpoint = 0");
-      const wal = `${file}-wal`;
-      const copyWholeThenCommit = (guarded: boolean): number => {
-        group(); // the log is in use
-        const before = walGeneration(wal).restarts;
-        if (guarded) {
-          reader.prepare("BEGIN").run();
-          reader.prepare("SELECT count(*) FROM t").pluck().get(); // a read of the log as it is now
-        }
-        const done = other.pragma("wal_checkpoint(PASSIVE)") as { log: number; checkpointed: number }[];
-        expect(done[0]!.checkpointed).toBe(done[0]!.log); // copied whole
-        group(); // the event loop's commit
-        if (reader.inTransaction) reader.prepare("COMMIT").run();
-        return walGeneration(wal).restarts - before;
-      };
-      expect(copyWholeThenCommit(false)).toBe(1); // sqlite's own way: that commit starts the log over
-      expect(copyWholeThenCommit(true)).toBe(0); // with the read held, it appends
-    } finally {
-      reader.close();
-      other.close();
-      db.close();
-    }
-  });
-
   it("turns the connection's own checkpoints down to a backstop while it runs, and back to sqlite's default if its thread fails", async () => {
     const path = dir();
     const db = new Database(join(path, "a.db"));

@@ -31,10 +31,7 @@ const JOURNAL_SIZE_LIMIT_BYTES = 64 << 20;
  * before each write (shared memory: no message to wait for), copies what is left, and with
  * the log whole commits `restartSql` first: that commit starts the log over and syncs the new
  * header here, not on the event loop. Then it lowers the flag. Its own frame is left uncopied until
- * another connection commits, so that commit finds the log in use and appends to it. A second
- * connection of the thread holds a read of the log while a pass copies it and until the flag is
- * up: sqlite starts a log over only when no reader uses it, so a commit that comes between a pass
- * that copied the log whole and the flag appends instead of starting the log over on the event loop.
+ * another connection commits, so that commit finds the log in use and appends to it.
  */
 const THREAD = `
 const { parentPort, workerData } = require("node:worker_threads");
@@ -46,14 +43,6 @@ db.pragma("busy_timeout = 0");
 db.pragma("synchronous = NORMAL");
 db.pragma("wal_autocheckpoint = 0");
 const restart = workerData.restartSql ? db.prepare(workerData.restartSql) : undefined;
-// The read that keeps the log from starting over in another connection while a pass runs.
-const guard = restart ? new Database(workerData.file, { fileMustExist: true }) : undefined;
-const guardBegin = guard?.prepare("BEGIN");
-const guardRead = guard?.prepare("SELECT count(*) FROM sqlite_master").pluck();
-const guardEnd = guard?.prepare("COMMIT");
-const unguard = () => {
-  if (guard?.inTransaction) guardEnd.run();
-};
 const hold = new Int32Array(workerData.hold);
 let timer;
 let lastLog = 0;
@@ -65,7 +54,6 @@ const checkpoint = () => {
     return db.pragma("wal_checkpoint(PASSIVE)")[0];
   } catch (error) {
     if (busy(error)) return undefined;
-    guard?.close();
     db.close();
     throw error; // the thread ends, and the event loop's connection checkpoints again
   }
@@ -88,7 +76,6 @@ const restartWhole = () => {
     ownVersion = db.pragma("data_version", { simple: true });
   } catch (error) {
     if (!busy(error)) {
-      guard?.close();
       db.close();
       throw error;
     }
@@ -99,29 +86,17 @@ const restartWhole = () => {
 const pass = () => {
   let log = lastLog;
   if (!restart || db.pragma("data_version", { simple: true }) !== ownVersion) {
-    try {
-      if (guard) {
-        guardBegin.run();
-        guardRead.get();
-      }
-      const done = checkpoint();
-      if (done) {
-        log = done.log;
-        if (restart && log > 0 && (done.checkpointed === log || log >= workerData.catchUpPages)) {
-          Atomics.store(hold, 0, 1);
-          try {
-            // A write the event loop began before the flag went up ends first, the guard still held
-            // (a process descheduled in the middle of one can take a while; the writes wait 1 s at most).
-            for (let waited = 0; waited < workerData.maxHoldMs && Atomics.load(hold, 1) !== 0; waited++) Atomics.wait(hold, 1, 1, 1);
-            unguard(); // the thread's own commit must find no reader to start the log over
-            restartHeld();
-          } finally {
-            Atomics.store(hold, 0, 0);
-          }
+    const done = checkpoint();
+    if (done) {
+      log = done.log;
+      if (restart && log > 0 && (done.checkpointed === log || log >= workerData.catchUpPages)) {
+        Atomics.store(hold, 0, 1);
+        try {
+          restartHeld();
+        } finally {
+          Atomics.store(hold, 0, 0);
         }
       }
-    } finally {
-      unguard();
     }
   }
   // While the log moves, the next pass comes soon, so what a backstop has left to copy stays small;
@@ -131,7 +106,7 @@ const pass = () => {
   timer = setTimeout(pass, Math.min(workerData.everyMs, workerData.busyEveryMs * 2 ** quiet));
 };
 timer = setTimeout(pass, workerData.busyEveryMs);
-parentPort.on("message", () => { clearTimeout(timer); guard?.close(); db.close(); parentPort.close(); });
+parentPort.on("message", () => { clearTimeout(timer); db.close(); parentPort.close(); });
 `;
 
 /** How the thread starts the log over itself (decision 077). */
@@ -158,11 +133,8 @@ export class Checkpointer {
   readonly #db: Database.Database;
   readonly #thread: Worker | undefined;
   readonly #exited: Promise<void>;
-  /**
-   * Shared with the thread: [0] is its flag, 1 while it starts the log over and the writes should
-   * wait; [1] is the event loop's, 1 while one of its writes runs ({@link beginWrite}).
-   */
-  readonly #hold = new Int32Array(new SharedArrayBuffer(8));
+  /** The thread's flag: 1 while it starts the log over and the appends should wait. */
+  readonly #hold = new Int32Array(new SharedArrayBuffer(4));
   /** When the event loop first found the flag raised ({@link holdsWrites}). */
   #heldSince: number | undefined;
   #stopping = false;
@@ -190,7 +162,6 @@ export class Checkpointer {
         restartSql: restart?.sql,
         catchUpPages: restart?.catchUpPages ?? CATCH_UP_PAGES,
         hold: this.#hold.buffer,
-        maxHoldMs: MAX_HOLD_MS,
       };
       thread = new Worker(THREAD, { eval: true, execArgv: [], workerData });
     } catch {
@@ -226,25 +197,6 @@ export class Checkpointer {
     const now = performance.now();
     this.#heldSince ??= now;
     return now - this.#heldSince < MAX_HOLD_MS;
-  }
-
-  /**
-   * Marks a write of the event loop's connection as begun, unless the thread holds the writes
-   * ({@link holdsWrites}): then nothing is marked and the answer is false. The mark goes up before
-   * the flag is read and the thread raises its flag before it reads the mark, so either the write
-   * waits or the thread waits for it to end ({@link endWrite}) before it lets the log start over.
-   */
-  beginWrite(): boolean {
-    Atomics.store(this.#hold, 1, 1);
-    if (!this.holdsWrites()) return true;
-    Atomics.store(this.#hold, 1, 0);
-    return false;
-  }
-
-  /** The write {@link beginWrite} marked has ended. */
-  endWrite(): void {
-    Atomics.store(this.#hold, 1, 0);
-    if (Atomics.load(this.#hold, 0) !== 0) Atomics.notify(this.#hold, 1); // the thread waits for it
   }
 
   /** The thread is gone: commits of the event loop's connection checkpoint again. */

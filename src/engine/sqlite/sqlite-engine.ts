@@ -182,22 +182,21 @@ export class SqliteEngine implements Engine {
   }
 
   async create(request: GenerationRequest, options: CreateOptions = {}): Promise<CreateResult> {
+    await this.#unheld();
     const requestJson = canonicalJson(request);
     const key = idempotencyName(options) ?? null;
-    const result = await this.#write(() =>
-      this.#db
-        .transaction((): CreateResult => {
-          const found = this.#found(key, requestJson);
-          if (found) return found;
-          const id = newGenerationId();
-          const body = createdEntry(request, options);
-          this.#stmt.insertGeneration.run(id, key, requestJson);
-          this.#stmt.insertEntry.run(id, 1, new Date().toISOString(), canonicalJson(body));
-          this.#feed().record(id, "created");
-          return { kind: "created", id };
-        })
-        .immediate(),
-    );
+    const result = this.#db
+      .transaction((): CreateResult => {
+        const found = this.#found(key, requestJson);
+        if (found) return found;
+        const id = newGenerationId();
+        const body = createdEntry(request, options);
+        this.#stmt.insertGeneration.run(id, key, requestJson);
+        this.#stmt.insertEntry.run(id, 1, new Date().toISOString(), canonicalJson(body));
+        this.#feed().record(id, "created");
+        return { kind: "created", id };
+      })
+      .immediate();
     if (result.kind === "created") {
       this.#wakeups.wake(JOBS);
       this.#wakeups.wake(FEED);
@@ -225,51 +224,27 @@ export class SqliteEngine implements Engine {
   }
 
   /**
-   * Marks a write of this connection as begun, unless the writes wait: the checkpointer's thread
-   * is starting the log over, so that the new header's sync is its own, not the event loop's
-   * (decision 077). Never while closing. A write let through ends with {@link #end}.
+   * Whether this connection's writes wait: the checkpointer's thread is starting the log over, so
+   * that the new header's sync is its own, not the event loop's (decision 077). Never while closing.
    */
-  #begin(): boolean {
-    if (this.#draining || !this.#checkpointer) return true;
-    return this.#checkpointer.beginWrite();
+  #held(): boolean {
+    return !this.#draining && this.#checkpointer?.holdsWrites() === true;
   }
 
-  /** The write {@link #begin} let through has ended. */
-  #end(): void {
-    this.#checkpointer?.endWrite();
-  }
-
-  /**
-   * Runs `write` (one transaction, synchronous) once the writes are not held: at once nearly
-   * always, otherwise within a few milliseconds.
-   */
-  async #write<T>(write: () => T): Promise<T> {
-    while (!this.#begin()) await sleep(1);
-    try {
-      return write();
-    } finally {
-      this.#end();
-    }
+  /** Resolves once {@link #held} is over: at once nearly always, otherwise within a few milliseconds. */
+  async #unheld(): Promise<void> {
+    while (this.#held()) await sleep(1);
   }
 
   /** Commits the appends asked so far, a group of at most {@link APPENDS_PER_GROUP} now and the rest on later turns. */
   #commitAppends(): void {
-    if (this.#pendingAppends.length === 0) return;
-    if (!this.#begin()) {
+    if (this.#pendingAppends.length > 0 && this.#held()) {
       // The checkpointer's thread is starting the log over (decision 077): a few milliseconds.
       setTimeout(() => this.#commitAppends(), 1);
       return;
     }
-    try {
-      this.#commitGroup();
-    } finally {
-      this.#end();
-    }
-  }
-
-  /** {@link #commitAppends}' group, once the writes are not held. */
-  #commitGroup(): void {
     const batch = this.#pendingAppends.splice(0, APPENDS_PER_GROUP);
+    if (batch.length === 0) return;
     // The loop turns between groups: each group's commit wakes its readers, who read at once, and a
     // thousand answers' windows closing in one turn were one step of 100-200 ms (decision 018).
     if (this.#pendingAppends.length > 0 && !this.#closed) setImmediate(() => this.#commitAppends());
@@ -367,19 +342,18 @@ export class SqliteEngine implements Engine {
 
   async claim(worker: string, leaseMs: number, signal: AbortSignal): Promise<Claim | undefined> {
     while (!signal.aborted && !this.#closed) {
+      await this.#unheld();
       const now = Date.now();
-      const claim = await this.#write(() =>
-        this.#db
-          .transaction((): Claim | undefined => {
-            const job = this.#stmt.nextJob.get(now);
-            if (!job) return undefined;
-            this.#stmt.lease.run(now + leaseMs, worker, job.id);
-            this.#feed().record(job.id, "started");
-            const row = this.#stmt.generation.get(job.id);
-            return row && { id: job.id, fence: row.fence, takeover: job.job === "leased" };
-          })
-          .immediate(),
-      );
+      const claim = this.#db
+        .transaction((): Claim | undefined => {
+          const job = this.#stmt.nextJob.get(now);
+          if (!job) return undefined;
+          this.#stmt.lease.run(now + leaseMs, worker, job.id);
+          this.#feed().record(job.id, "started");
+          const row = this.#stmt.generation.get(job.id);
+          return row && { id: job.id, fence: row.fence, takeover: job.job === "leased" };
+        })
+        .immediate();
       if (claim) {
         this.#wakeups.wake(FEED);
         return claim;
@@ -396,49 +370,46 @@ export class SqliteEngine implements Engine {
   }
 
   async renewAll(leases: readonly Lease[], leaseMs: number): Promise<RenewResult[]> {
-    return await this.#write(() =>
-      this.#db
-        .transaction((): RenewResult[] => {
-          const until = Date.now() + leaseMs;
-          return leases.map(({ id, fence }): RenewResult => {
-            const row = this.#stmt.generation.get(id);
-            if (!row || row.terminal === 1) return "closed";
-            if (row.fence !== fence || row.job !== "leased") return "lost";
-            this.#stmt.renew.run(until, id);
-            return "renewed";
-          });
-        })
-        .immediate(),
-    );
+    await this.#unheld();
+    return this.#db
+      .transaction((): RenewResult[] => {
+        const until = Date.now() + leaseMs;
+        return leases.map(({ id, fence }): RenewResult => {
+          const row = this.#stmt.generation.get(id);
+          if (!row || row.terminal === 1) return "closed";
+          if (row.fence !== fence || row.job !== "leased") return "lost";
+          this.#stmt.renew.run(until, id);
+          return "renewed";
+        });
+      })
+      .immediate();
   }
 
   async release(id: string, fence: number): Promise<void> {
-    const released = await this.#write(() =>
-      this.#db
-        .transaction((): boolean => {
-          const row = this.#stmt.generation.get(id);
-          if (!row || row.fence !== fence || row.job !== "leased") return false;
-          this.#stmt.release.run(id);
-          return true;
-        })
-        .immediate(),
-    );
+    await this.#unheld();
+    const released = this.#db
+      .transaction((): boolean => {
+        const row = this.#stmt.generation.get(id);
+        if (!row || row.fence !== fence || row.job !== "leased") return false;
+        this.#stmt.release.run(id);
+        return true;
+      })
+      .immediate();
     if (released) this.#wakeups.wake(JOBS);
   }
 
   async cancel(id: string): Promise<CancelResult> {
+    await this.#unheld();
     let cancelled: CommittedEntry[] = [];
-    const result = await this.#write(() =>
-      this.#db
-        .transaction((): CancelResult => {
-          const row = this.#stmt.generation.get(id);
-          if (!row) return "notFound";
-          if (row.terminal === 1) return "alreadyFinished";
-          cancelled = this.#insert(row, [{ type: "cancelled", attempt: row.fence }]);
-          return "cancelled";
-        })
-        .immediate(),
-    );
+    const result = this.#db
+      .transaction((): CancelResult => {
+        const row = this.#stmt.generation.get(id);
+        if (!row) return "notFound";
+        if (row.terminal === 1) return "alreadyFinished";
+        cancelled = this.#insert(row, [{ type: "cancelled", attempt: row.fence }]);
+        return "cancelled";
+      })
+      .immediate();
     if (result === "cancelled") {
       // Kept like an append's entries: a wait at the end of the log finds where it ends now.
       this.#recent.add(id, cancelled, this.#otherProcesses.moves);
@@ -473,7 +444,8 @@ export class SqliteEngine implements Engine {
 
   /** Logs are kept for good here, and so are the chats that name them. */
   async setChatGeneration(chatId: string, generationId: string): Promise<void> {
-    await this.#write(() => this.#chatStatements().set.run(chatId, generationId));
+    await this.#unheld();
+    this.#chatStatements().set.run(chatId, generationId);
   }
 
   async chatGeneration(chatId: string): Promise<string | undefined> {
