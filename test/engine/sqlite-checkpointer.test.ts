@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from "node:fs";
+import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
@@ -85,11 +85,12 @@ describe("the sqlite checkpointer", () => {
   it("every append is committed once, in order, while the engine's thread starts the log over again and again", async () => {
     const path = dir();
     const engine = new SqliteEngine({ dataDir: path });
+    let check: Database.Database | undefined;
     try {
       const { id } = await engine.create({ model: "sim", messages: [{ role: "user", content: "restarted" }] });
       const claim = await engine.claim("w", 60_000, never);
       const fence = claim!.fence;
-      const check = new Database(join(path, "lifeline.db"), { readonly: true });
+      check = new Database(join(path, "lifeline.db"), { readonly: true });
       const restartsPage = check.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'log_restarts'").pluck().get();
       const wal = join(path, "lifeline.db-wal");
       const opened = walGeneration(wal).restarts;
@@ -121,8 +122,8 @@ describe("the sqlite checkpointer", () => {
       const texts = entries.flatMap((e) => (e.type === "delta" ? [e.text] : []));
       expect(texts).toEqual(Array.from({ length: offset - 2 }, (_, i) => `${i + 2};`));
       expect(check.prepare("SELECT count FROM log_restarts").pluck().get()).toBeGreaterThan(0);
-      check.close();
     } finally {
+      check?.close();
       await engine.close();
     }
   });
@@ -166,6 +167,12 @@ function walDatabase(path: string, name: string, sql = ""): { file: string; db: 
  * first 4 bytes).
  */
 function walGeneration(wal: string): { restarts: number; firstPage: number } {
-  const bytes = readFileSync(wal);
+  const bytes = Buffer.alloc(36);
+  const fd = openSync(wal, "r");
+  try {
+    readSync(fd, bytes, 0, 36, 0);
+  } finally {
+    closeSync(fd);
+  }
   return { restarts: bytes.readUInt32BE(12), firstPage: bytes.readUInt32BE(32) };
 }
